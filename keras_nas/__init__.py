@@ -1,0 +1,49 @@
+"""keras-nas: Neural Architecture Search for Keras 3, built on keras-tuner.
+
+Every public name of the subpackages (`blocks`, `spaces`, `tuners`,
+`supernet`, `estimation`, `benchmarks`) is re-exported here. Imports are lazy:
+`import keras_nas` does not load TensorFlow until a name that needs it is used.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBPACKAGES = (
+    "blocks",
+    "spaces",
+    "tuners",
+    "supernet",
+    "estimation",
+    "benchmarks",
+)
+
+
+def _subpackage(name):
+    return importlib.import_module(f"keras_nas.{name}")
+
+
+def _exports():
+    out = {}
+    for sub in _SUBPACKAGES:
+        for name in _subpackage(sub).__all__:
+            out.setdefault(name, sub)
+    return out
+
+
+_EXPORTS = _exports()
+
+__all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
+
+
+def __getattr__(attr):
+    if attr in _SUBPACKAGES:
+        return _subpackage(attr)
+    sub = _EXPORTS.get(attr)
+    if sub is None:
+        raise AttributeError(f"module 'keras_nas' has no attribute {attr!r}")
+    return getattr(_subpackage(sub), attr)
+
+
+def __dir__():
+    return __all__

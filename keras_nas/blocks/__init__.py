@@ -1,0 +1,32 @@
+"""Cell blocks: candidate operations, genotypes and Keras cell layers.
+
+Everything here can be used in any Keras model without a search.
+"""
+
+from keras_nas._lazy import lazy_getattr
+
+_NAMES = {
+    # Pure Python (no TensorFlow import).
+    "Genotype": ".genotypes",
+    "NasBench201Genotype": ".genotypes",
+    "NB201_EDGES": ".genotypes",
+    "DARTS": ".genotypes",
+    "DARTS_V1": ".genotypes",
+    "DARTS_V2": ".genotypes",
+    "NASNET_A": ".genotypes",
+    "AMOEBANET_A": ".genotypes",
+    "DARTS_OPS": ".registry",
+    "NB201_OPS": ".registry",
+    "EXTRA_OPS": ".registry",
+    "known_ops": ".registry",
+    # Keras layers.
+    "get_op": ".ops",
+    "register_op": ".ops",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_getattr(__name__, _NAMES)
+
+
+def __dir__():
+    return __all__

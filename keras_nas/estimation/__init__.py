@@ -1,0 +1,14 @@
+"""Performance estimation: partial training, early stopping, shared weights, zero-cost proxies and hardware costs."""
+
+from keras_nas._lazy import lazy_getattr
+
+_NAMES = {
+    "SharedWeights": ".shared_weights",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_getattr(__name__, _NAMES)
+
+
+def __dir__():
+    return __all__

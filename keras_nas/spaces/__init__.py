@@ -1,0 +1,20 @@
+"""Search spaces as `keras_tuner.HyperModel`s."""
+
+from keras_nas._lazy import lazy_getattr
+
+_NAMES = {
+    "CellSearchSpace": ".cell_space",
+    "genotype_from_hyperparameters": ".cell_space",
+    "hyperparameters_from_genotype": ".cell_space",
+    "ChainSearchSpace": ".chain_space",
+    "NasBench201SearchSpace": ".nas_bench_201",
+    "nb201_genotype_from_hyperparameters": ".nas_bench_201",
+    "nb201_hyperparameters_from_genotype": ".nas_bench_201",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_getattr(__name__, _NAMES)
+
+
+def __dir__():
+    return __all__

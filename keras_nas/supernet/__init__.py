@@ -1,0 +1,15 @@
+"""One-shot supernets trained with `fit`: DARTS, SPOS and ENAS."""
+
+from keras_nas._lazy import lazy_getattr
+
+_NAMES = {
+    "DartsSupernet": ".darts",
+    "OneShotSupernet": ".one_shot",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_getattr(__name__, _NAMES)
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,21 @@
+"""Search strategies: keras-tuner `Oracle` and `Tuner` subclasses."""
+
+from keras_nas._lazy import lazy_getattr
+
+_NAMES = {
+    "AgingEvolution": ".evolution",
+    "AgingEvolutionOracle": ".evolution",
+    "Reinforce": ".reinforce",
+    "ReinforceOracle": ".reinforce",
+    "MonteCarloTreeSearch": ".mcts",
+    "MonteCarloTreeSearchOracle": ".mcts",
+    "Darts": ".darts",
+    "Enas": ".enas",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_getattr(__name__, _NAMES)
+
+
+def __dir__():
+    return __all__
