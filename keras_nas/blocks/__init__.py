@@ -22,6 +22,13 @@ _NAMES = {
     # Keras layers.
     "get_op": ".ops",
     "register_op": ".ops",
+    "ReLUConvBN": ".ops",
+    "SepConv": ".ops",
+    "DilConv": ".ops",
+    "FactorizedReduce": ".ops",
+    "Zero": ".ops",
+    "Identity": ".ops",
+    "Pool": ".ops",
 }
 
 __all__ = sorted(_NAMES)
