@@ -1,0 +1,310 @@
+"""A chain-structured ("macro") search space: a sequence of layers.
+
+The hyperparameters are `num_layers` and, for every layer `i`, its type
+`layer{i}/type` (active when the network has more than `i` layers) with
+conditional hyperparameters that are active only for that type:
+
+- `conv`, `sep_conv`: `layer{i}/filters`, `layer{i}/kernel_size`,
+  `layer{i}/strides`, `layer{i}/activation`, `layer{i}/dropout`,
+- `pool`: `layer{i}/pool_type` (`"max"` or `"avg"`, 2x2 with stride 2),
+- `dense`: `layer{i}/units`, `layer{i}/activation`, `layer{i}/dropout`.
+
+This is the chain-structured space of Elsken et al., "Neural Architecture
+Search: A Survey" (JMLR 2019), Section 2, declared with keras-tuner's
+conditional scopes so that every tuner sees only the active choices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import keras_tuner
+
+from keras_nas.spaces import _common
+
+__all__ = ["ChainSearchSpace", "LAYER_TYPES"]
+
+#: Layer types of the chain space.
+LAYER_TYPES: tuple[str, ...] = ("conv", "sep_conv", "pool", "dense")
+_CONVS = ("conv", "sep_conv")
+_POOLINGS = ("avg", "max", "flatten")
+
+
+def _check_rates(value: Any) -> tuple[float, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        values = ()
+    else:
+        values = tuple(value)
+    ok = values and all(
+        not isinstance(v, bool)
+        and isinstance(v, (int, float))
+        and 0.0 <= v < 1.0
+        for v in values
+    )
+    if not ok or len(set(values)) != len(values):
+        raise ValueError(
+            "Expected `dropout_rates` to be a non-empty sequence of distinct "
+            f"numbers in [0, 1). Received: dropout_rates={value!r}"
+        )
+    return tuple(float(v) for v in values)
+
+
+def _check_activations(value: Any) -> tuple[str, ...]:
+    values = _common.check_choices("activations", value)
+    for v in values:
+        try:
+            if not isinstance(v, str):
+                raise TypeError(v)
+            keras.activations.get(v)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                "Expected `activations` to hold names of Keras activations. "
+                f"Received: activations={value!r}"
+            ) from e
+    return values
+
+
+class ChainSearchSpace(keras_tuner.HyperModel):
+    """A chain of conv / separable conv / pooling / dense layers.
+
+    The network is `num_layers` layers in a row followed by a softmax
+    classifier. Convolutions use "same" padding (conv, batch norm,
+    activation, dropout). A stride or pooling that would shrink a spatial
+    axis below 1 pixel is not applied. The feature map is reduced to a
+    vector (`global_pooling`) before the first dense layer and before the
+    classifier; conv and pool layers that come after a dense layer are
+    skipped (their hyperparameters stay in the trial but have no effect).
+    For vector inputs (`input_shape=(features,)`) use
+    `layer_types=("dense",)`.
+
+    Args:
+        input_shape: shape of one input, `(height, width, channels)` or
+            `(features,)`.
+        num_classes: number of classes.
+        max_layers: the largest number of layers.
+        min_layers: the smallest number of layers.
+        layer_types: layer types to choose from (subset of `LAYER_TYPES`).
+        filters: choices of conv filters.
+        kernel_sizes: choices of conv kernel sizes.
+        strides: choices of conv strides.
+        pool_types: choices of pooling (`"max"`, `"avg"`).
+        units: choices of dense units.
+        activations: choices of activation names.
+        dropout_rates: choices of dropout rates after conv / dense layers.
+        global_pooling: how a feature map becomes a vector: `"avg"`,
+            `"max"` (global pooling) or `"flatten"`.
+        batch_norm: whether convolutions are followed by batch norm.
+        optimizer: name of a Keras optimizer or an optimizer instance
+            (copied for each model).
+        learning_rate: the optimizer's learning rate.
+        **kwargs: `name` and `tunable` of `keras_tuner.HyperModel`.
+
+    Example:
+
+    >>> space = ChainSearchSpace(input_shape=(8, 8, 1), num_classes=10,
+    ...                          max_layers=3)
+    >>> hp = keras_tuner.HyperParameters()
+    >>> layers = space.declare_hyperparameters(hp)
+    >>> layers[0]["type"]
+    'conv'
+    >>> tuner = keras_tuner.RandomSearch(space, max_trials=5)  # doctest: +SKIP
+    >>> tuner.search(x, y, epochs=3, validation_split=0.2)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...] = (8, 8, 1),
+        num_classes: int = 10,
+        max_layers: int = 4,
+        min_layers: int = 1,
+        layer_types: Sequence[str] = LAYER_TYPES,
+        filters: Sequence[int] = (16, 32, 64),
+        kernel_sizes: Sequence[int] = (3, 5),
+        strides: Sequence[int] = (1, 2),
+        pool_types: Sequence[str] = ("max", "avg"),
+        units: Sequence[int] = (32, 64, 128),
+        activations: Sequence[str] = ("relu", "elu"),
+        dropout_rates: Sequence[float] = (0.0, 0.25, 0.5),
+        global_pooling: str = "avg",
+        batch_norm: bool = True,
+        optimizer: str | keras.optimizers.Optimizer = "adam",
+        learning_rate: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.input_shape = _common.check_input_shape(input_shape)
+        if len(self.input_shape) not in (1, 3):
+            raise ValueError(
+                "Expected `input_shape` to be (height, width, channels) or "
+                f"(features,). Received: input_shape={input_shape!r}"
+            )
+        self.num_classes = _common.check_positive_int(
+            "num_classes", num_classes, minimum=2
+        )
+        self.max_layers = _common.check_positive_int("max_layers", max_layers)
+        self.min_layers = _common.check_positive_int("min_layers", min_layers)
+        if self.min_layers > self.max_layers:
+            raise ValueError(
+                "Expected `min_layers` <= `max_layers`. "
+                f"Received: min_layers={min_layers!r}, "
+                f"max_layers={max_layers!r}"
+            )
+        self.layer_types = _common.check_choices(
+            "layer_types", layer_types, LAYER_TYPES
+        )
+        if len(self.input_shape) == 1 and self.layer_types != ("dense",):
+            raise ValueError(
+                "Expected `layer_types=('dense',)` for vector inputs. "
+                f"Received: layer_types={layer_types!r} with "
+                f"input_shape={input_shape!r}"
+            )
+        self.filters = self._int_choices("filters", filters)
+        self.kernel_sizes = self._int_choices("kernel_sizes", kernel_sizes)
+        self.strides = self._int_choices("strides", strides)
+        self.pool_types = _common.check_choices(
+            "pool_types", pool_types, ("max", "avg")
+        )
+        self.units = self._int_choices("units", units)
+        self.activations = _check_activations(activations)
+        self.dropout_rates = _check_rates(dropout_rates)
+        if global_pooling not in _POOLINGS:
+            raise ValueError(
+                f"Expected `global_pooling` to be one of {list(_POOLINGS)}. "
+                f"Received: global_pooling={global_pooling!r}"
+            )
+        self.global_pooling = global_pooling
+        if not isinstance(batch_norm, bool):
+            raise ValueError(
+                "Expected `batch_norm` to be a bool. "
+                f"Received: batch_norm={batch_norm!r}"
+            )
+        self.batch_norm = batch_norm
+        _common.check_optimizer(optimizer, learning_rate)
+        self.optimizer = optimizer
+        self.learning_rate = float(learning_rate)
+
+    @staticmethod
+    def _int_choices(name: str, value: Any) -> tuple[int, ...]:
+        if _common.is_int(value):
+            # A sequence is required: a bare int is ambiguous here.
+            value = None
+        return _common.check_int_choices(name, value)
+
+    def declare_hyperparameters(
+        self, hp: keras_tuner.HyperParameters
+    ) -> list[dict[str, Any]]:
+        """Declares all hyperparameters of the space in `hp`.
+
+        Returns:
+            One dict per active layer (`{"type": ..., "filters": ...}`)
+            with `hp`'s current values.
+        """
+        if self.min_layers == self.max_layers:
+            num_layers = hp.Fixed("num_layers", self.max_layers)
+        else:
+            num_layers = hp.Int(
+                "num_layers", self.min_layers, self.max_layers
+            )
+        specs = []
+        for i in range(self.max_layers):
+            active = list(range(i + 1, self.max_layers + 1))
+            with hp.conditional_scope("num_layers", active):
+                spec = self._declare_layer(hp, i)
+            if i < num_layers:
+                specs.append(spec)
+        return specs
+
+    def _declare_layer(
+        self, hp: keras_tuner.HyperParameters, i: int
+    ) -> dict[str, Any]:
+        name = f"layer{i}/type"
+        spec = {"type": hp.Choice(name, list(self.layer_types))}
+        groups = {
+            _CONVS: {
+                "filters": self.filters,
+                "kernel_size": self.kernel_sizes,
+                "strides": self.strides,
+            },
+            ("pool",): {"pool_type": self.pool_types},
+            ("dense",): {"units": self.units},
+            _CONVS + ("dense",): {
+                "activation": self.activations,
+                "dropout": self.dropout_rates,
+            },
+        }
+        for types, params in groups.items():
+            types = [t for t in types if t in self.layer_types]
+            if not types:
+                continue
+            with hp.conditional_scope(name, types):
+                for key, values in params.items():
+                    value = hp.Choice(f"layer{i}/{key}", list(values))
+                    if spec["type"] in types:
+                        spec[key] = value
+        return spec
+
+    def _to_vector(self, x: Any) -> Any:
+        if self.global_pooling == "flatten":
+            return keras.layers.Flatten()(x)
+        if self.global_pooling == "max":
+            return keras.layers.GlobalMaxPooling2D()(x)
+        return keras.layers.GlobalAveragePooling2D()(x)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        """Builds and compiles the chain of `hp`'s layers."""
+        specs = self.declare_hyperparameters(hp)
+        inputs = keras.Input(shape=self.input_shape)
+        x = inputs
+        flat = len(self.input_shape) == 1
+        height, width = (1, 1) if flat else self.input_shape[:2]
+        for spec in specs:
+            kind = spec["type"]
+            if kind == "dense":
+                if not flat:
+                    x, flat = self._to_vector(x), True
+                x = keras.layers.Dense(
+                    spec["units"], activation=spec["activation"]
+                )(x)
+            elif flat or (kind == "pool" and min(height, width) < 2):
+                continue
+            elif kind == "pool":
+                pool = (
+                    keras.layers.MaxPooling2D
+                    if spec["pool_type"] == "max"
+                    else keras.layers.AveragePooling2D
+                )
+                x = pool(2, padding="same")(x)
+            else:
+                strides = spec["strides"] if min(height, width) > 1 else 1
+                conv = (
+                    keras.layers.Conv2D
+                    if kind == "conv"
+                    else keras.layers.SeparableConv2D
+                )
+                x = conv(
+                    spec["filters"],
+                    spec["kernel_size"],
+                    strides=strides,
+                    padding="same",
+                    use_bias=not self.batch_norm,
+                )(x)
+                if self.batch_norm:
+                    x = keras.layers.BatchNormalization()(x)
+                x = keras.layers.Activation(spec["activation"])(x)
+            if kind == "pool":
+                height, width = math.ceil(height / 2), math.ceil(width / 2)
+            elif kind in _CONVS:
+                height = math.ceil(height / strides)
+                width = math.ceil(width / strides)
+            if spec.get("dropout"):
+                x = keras.layers.Dropout(spec["dropout"])(x)
+        if not flat:
+            x = self._to_vector(x)
+        outputs = keras.layers.Dense(self.num_classes, activation="softmax")(x)
+        model = keras.Model(inputs, outputs, name="chain_network")
+        return _common.compile_classifier(
+            model, self.optimizer, self.learning_rate
+        )
