@@ -45,6 +45,8 @@ __all__ = [
     "is_duplicate",
     "is_valid_value",
     "make_rng",
+    "mutable_decisions",
+    "mutate_value",
     "mutate_values",
     "random_values",
     "rng_from_json",
@@ -252,7 +254,9 @@ def random_values(
     )
 
 
-def _mutate_one(hp: Any, value: Any, rng: RandomState) -> Any:
+def mutate_value(hp: Any, value: Any, rng: RandomState) -> Any:
+    """A different value of `hp` (uniform among finite candidates; a
+    Gaussian step in keras-tuner's probability scale when continuous)."""
     candidates = candidate_values(hp)
     if candidates is not None:
         others = [c for c in candidates if c != value]
@@ -312,7 +316,7 @@ def mutate_values(
         if not mutable:
             break
         hp = mutable[_randint(rng, len(mutable))]
-        child[hp.name] = _mutate_one(hp, child[hp.name], rng)
+        child[hp.name] = mutate_value(hp, child[hp.name], rng)
         child = random_values(hyperparameters, rng, child)
     return child
 
