@@ -159,7 +159,13 @@ def hyperparameters_from_genotype(
     True
     """
     if isinstance(genotype, str):
-        genotype = Genotype.from_json(genotype)
+        try:
+            genotype = Genotype.from_json(genotype)
+        except ValueError as e:
+            raise ValueError(
+                "Expected `genotype` to be a Genotype or its JSON. "
+                f"Received: genotype={genotype!r}"
+            ) from e
     if not isinstance(genotype, Genotype):
         raise ValueError(
             "Expected `genotype` to be a keras_nas Genotype. "
