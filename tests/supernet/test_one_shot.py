@@ -1,0 +1,253 @@
+"""Tests of the single-path one-shot supernet (SPOS / ENAS shared weights)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nas.blocks.genotypes import Genotype
+from keras_nas.spaces import CellSearchSpace, NasBench201SearchSpace
+from keras_nas.supernet.one_shot import OneShotSupernet
+
+NB201 = NasBench201SearchSpace(
+    input_shape=(8, 8, 1), num_classes=4, filters=4, cells_per_stage=1
+)
+CELLS = CellSearchSpace(
+    input_shape=(8, 8, 1),
+    num_classes=4,
+    ops=("skip_connect", "sep_conv_3x3", "max_pool_3x3"),
+    num_nodes=2,
+    num_cells=3,
+    filters=4,
+)
+
+
+def _data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8, 8, 1)).astype("float32")
+    y = (x[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int32") + 2 * (
+        x[:, :, :4].mean(axis=(1, 2, 3)) > 0
+    ).astype("int32")
+    return x, y
+
+
+def _values_nb201(ops):
+    names = [
+        "edge_1_0",
+        "edge_2_0",
+        "edge_2_1",
+        "edge_3_0",
+        "edge_3_1",
+        "edge_3_2",
+    ]
+    return dict(zip(names, ops, strict=False))
+
+
+@pytest.fixture(scope="module")
+def nb201_net():
+    x, y = _data()
+    net = OneShotSupernet(NB201, seed=1)
+    net.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    return net
+
+
+def test_same_op_same_edge_shares_variables_across_paths(nb201_net):
+    a = _values_nb201(["nor_conv_3x3"] * 6)
+    b = _values_nb201(
+        [
+            "nor_conv_3x3",
+            "skip_connect",
+            "nor_conv_1x1",
+            "nor_conv_3x3",
+            "avg_pool_3x3",
+            "skip_connect",
+        ]
+    )
+    ids_a = {id(v) for v in nb201_net.path_trainable_variables(a)}
+    ids_b = {id(v) for v in nb201_net.path_trainable_variables(b)}
+    layer = nb201_net.op_layer(0, 0, "nor_conv_3x3")  # cell 0, edge 1<-0
+    shared = {id(v) for v in layer.trainable_variables}
+    assert shared and shared <= ids_a and shared <= ids_b
+    other = nb201_net.op_layer(0, 1, "nor_conv_3x3")  # edge 2<-0, in a only
+    assert {id(v) for v in other.trainable_variables} <= ids_a - ids_b
+    # Different cells have their own weights.
+    assert nb201_net.op_layer(1, 0, "nor_conv_3x3") is not layer
+
+
+def test_cell_space_sharing_and_genotype_input():
+    net = OneShotSupernet(CELLS, seed=0)
+    g = Genotype(
+        normal=[
+            ("sep_conv_3x3", 0),
+            ("skip_connect", 1),
+            ("sep_conv_3x3", 2),
+            ("max_pool_3x3", 0),
+        ],
+        reduce=[
+            ("max_pool_3x3", 0),
+            ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0),
+            ("sep_conv_3x3", 2),
+        ],
+    )
+    values = CELLS.hyperparameters(g, num_cells=3, filters=4)
+    assert net._to_path(g) == net._to_path(values)
+    layer = net.op_layer(0, 0, 0, "sep_conv_3x3")
+    ids = {id(v) for v in net.path_trainable_variables(g)}
+    assert {id(v) for v in layer.trainable_variables} <= ids
+    with pytest.raises(ValueError, match="Expected a path"):
+        net._to_path(
+            Genotype(
+                normal=[("dil_conv_3x3", 0), ("none", 1)],
+                reduce=[("dil_conv_3x3", 0), ("none", 1)],
+            )
+        )
+
+
+@pytest.mark.parametrize("space", [NB201, CELLS], ids=["nb201", "cell"])
+def test_only_sampled_path_gets_gradients(space):
+    x, y = _data(32)
+    net = OneShotSupernet(space, seed=3)
+    net.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
+    )
+    net.fit(x, y, epochs=1, batch_size=32, verbose=0)  # builds everything
+    for seed in range(2):
+        values = net.sample_values(np.random.default_rng(seed))
+        path = net._to_path(values)
+        # Gradients over *all* variables: exactly the path's are connected.
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(
+                y, net(x, training=True, path=path)
+            )
+        grads = tape.gradient(loss, net.trainable_variables)
+        on_path = {id(v) for v in net.path_trainable_variables(path)}
+        connected = {
+            id(v)
+            for v, g in zip(net.trainable_variables, grads, strict=False)
+            if g is not None
+        }
+        assert connected == on_path
+        # One training step changes the path's variables and nothing else
+        # (no momentum or weight-decay drift, optimizer slots untouched).
+        before = [v.numpy().copy() for v in net.trainable_variables]
+        slots = [v.numpy().copy() for v in net.optimizer.variables]
+        net.sampler = lambda rng, values=values: values
+        net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        net.sampler = None
+        for v, old in zip(net.trainable_variables, before, strict=False):
+            assert (id(v) in on_path) == (not np.array_equal(v.numpy(), old))
+        changed_slots = sum(
+            not np.array_equal(v.numpy(), old)
+            for v, old in zip(net.optimizer.variables, slots, strict=False)
+        )
+        # iterations + one momentum slot per path variable.
+        assert changed_slots == 1 + len(on_path)
+
+
+@pytest.mark.parametrize("space", [NB201, CELLS], ids=["nb201", "cell"])
+def test_evaluate_path_equals_extracted_model(space):
+    x, y = _data(96)
+    net = OneShotSupernet(space, seed=0)
+    net.compile(optimizer=keras.optimizers.Adam(0.01))
+    net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    values = net.sample_values(np.random.default_rng(5))
+    for k in (0, 2):
+        kw = dict(bn_recalibration_batches=k, train_data=(x, y), batch_size=32)
+        score = net.evaluate_path(values, x[:48], y[:48], **kw)
+        model = net.extract(values, **kw)
+        probs = model.predict(x[:48], verbose=0)
+        acc = float(np.mean(np.argmax(probs, -1) == y[:48]))
+        assert acc == pytest.approx(score["accuracy"])
+        loss, keras_acc = model.evaluate(x[:48], y[:48], verbose=0)
+        assert loss == pytest.approx(score["loss"], rel=1e-4, abs=1e-5)
+    # Evaluating (with recalibration) leaves the supernet unchanged.
+    before = [v.numpy().copy() for v in net.variables]
+    net.evaluate_path(values, x, y, bn_recalibration_batches=2, train_data=x)
+    assert all(
+        np.array_equal(v.numpy(), b)
+        for v, b in zip(net.variables, before, strict=False)
+    )
+    # The extracted model owns copies: training it leaves the supernet.
+    model.fit(x, y, epochs=1, verbose=0)
+    assert all(
+        np.array_equal(v.numpy(), b)
+        for v, b in zip(net.variables, before, strict=False)
+    )
+
+
+def test_sampler_controls_training_paths_and_config_roundtrip(tmp_path):
+    x, y = _data(64)
+    fixed = _values_nb201(["skip_connect"] * 3 + ["nor_conv_1x1"] * 3)
+    calls = []
+
+    class Sampler:
+        def sample(self, rng):
+            calls.append(1)
+            return fixed, "trace"
+
+    net = OneShotSupernet(NB201, sampler=Sampler(), seed=0)
+    net.compile()
+    net.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert len(calls) == 4 and net.last_values == fixed
+    assert net.last_trace == "trace"
+    path = str(tmp_path / "w.weights.h5")
+    net.save_weights(path)
+    clone = OneShotSupernet.from_config(net.get_config())
+    clone.load_weights(path)
+    np.testing.assert_allclose(
+        clone.predict_path(fixed, x), net.predict_path(fixed, x), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="search_space"):
+        OneShotSupernet(
+            search_space="chain", input_shape=(8, 8, 1), num_classes=2
+        )
+
+
+def test_jax_backend_smoke():
+    code = textwrap.dedent(
+        """
+        import numpy as np, keras
+        assert keras.backend.backend() == "jax"
+        from keras_nas.spaces import NasBench201SearchSpace
+        from keras_nas.supernet import OneShotSupernet
+        space = NasBench201SearchSpace(input_shape=(8, 8, 1), num_classes=3,
+                                       filters=4, cells_per_stage=1)
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(32, 8, 8, 1)).astype("float32")
+        y = (x.mean(axis=(1, 2, 3)) > 0).astype("int32")
+        net = OneShotSupernet(space, seed=0)
+        net.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        values = net.sample_values(np.random.default_rng(1))
+        net.sampler = lambda rng: values
+        on_path = {id(v) for v in net.path_trainable_variables(values)}
+        before = [np.array(v.value) for v in net.trainable_variables]
+        hist = net.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        assert np.isfinite(hist.history["loss"]).all()
+        for v, old in zip(net.trainable_variables, before):
+            changed = not np.array_equal(np.array(v.value), old)
+            assert changed == (id(v) in on_path), v.path
+        s = net.evaluate_path(values, x, y, bn_recalibration_batches=1,
+                              train_data=x)
+        p = net.extract(values, bn_recalibration_batches=1,
+                        train_data=x).predict(x, verbose=0)
+        acc = float(np.mean(p.argmax(-1) == y))
+        assert abs(acc - s["accuracy"]) < 1e-9, (acc, s)
+        print("JAX_OK")
+        """
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "JAX_OK" in out.stdout, out.stderr[-3000:]
