@@ -1,0 +1,42 @@
+"""TensorFlow gradients of the `LSTMController` REINFORCE loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+
+def gradient_function(loss_fn: Callable) -> Callable:
+    """Compiles the gradient of `loss_fn` with `tf.function`.
+
+    Args:
+        loss_fn: `loss_fn(values, actions, advantage)`, built from
+            `keras.ops`, returning a scalar; `values` is a list of the
+            controller's variable values.
+
+    Returns:
+        `grad_fn(values, actions, advantage)` -> list of gradients w.r.t.
+        `values` (zeros for the variables the loss does not use).
+    """
+
+    @tf.function(reduce_retracing=True)
+    def grad_fn(values, actions, advantage):
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            loss = loss_fn(values, actions, advantage)
+        return tape.gradient(
+            loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+
+    return grad_fn
+
+
+def apply_function(optimizer, variables) -> Callable:
+    """Returns a compiled `apply(grads)` of a built Keras `optimizer`."""
+
+    @tf.function
+    def apply(grads):
+        optimizer.apply(grads, variables)
+
+    return apply

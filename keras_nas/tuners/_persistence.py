@@ -1,0 +1,94 @@
+"""Crash-safe persistence helpers for keras-tuner oracles.
+
+keras-tuner writes a trial's `trial.json` and then `oracle.json`, each with a
+plain `open(...).write`. A process killed with SIGKILL can therefore leave a
+truncated `oracle.json`, or a trial file that is newer than `oracle.json`:
+
+- a trial created (its file written) but not in the saved oracle state: it
+  would count towards `max_trials` but never run;
+- a trial completed (its file says `COMPLETED`) while the saved oracle still
+  lists it as running: keras-tuner would run it again.
+
+`save_json_atomic` removes the first problem and `reconcile_trials` repairs
+the other two after `Oracle.reload()`. They are generic (any oracle can use
+them); `ReinforceOracle` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from keras_tuner.engine import trial as trial_module
+
+__all__ = ["reconcile_trials", "save_json_atomic"]
+
+
+def save_json_atomic(path: str, obj: Any) -> None:
+    """Writes `obj` as JSON to `path` through a temporary file + rename."""
+    tmp = f"{path}.tmp"
+    text = json.dumps(obj)  # The C encoder (`json.dump` is pure Python).
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def reconcile_trials(
+    oracle: Any, on_completed: Callable[[Any], None] | None = None
+) -> list[str]:
+    """Makes a reloaded oracle agree with the trial files.
+
+    Call it at the end of `Oracle.reload()` (after keras-tuner moved the
+    saved running trials to the retry queue).
+
+    - A trial whose file says it ended (`COMPLETED` or `FAILED`) but that the
+      oracle still had queued for a retry is recorded as ended instead of
+      being run again; `on_completed(trial)` is then called for a completed
+      one so the algorithm can account for it as `end_trial` would have.
+    - A trial that has a file but is unknown to the saved state (created just
+      before the crash) is queued for a retry (and its values recorded as
+      tried), so it runs once and keeps its id.
+
+    Args:
+        oracle: A reloaded `keras_tuner.Oracle`.
+        on_completed: Optional callback for trials that completed.
+
+    Returns:
+        The ids of the trials that were repaired.
+    """
+    repaired = []
+    ended = (
+        trial_module.TrialStatus.COMPLETED,
+        trial_module.TrialStatus.FAILED,
+    )
+    for trial_id in list(oracle._retry_queue):
+        trial = oracle.trials[trial_id]
+        if trial.status in ended and trial_id not in oracle.end_order:
+            oracle._retry_queue.remove(trial_id)
+            oracle._run_times[trial_id] += 1
+            oracle.end_order.append(trial_id)
+            if trial.status == trial_module.TrialStatus.COMPLETED:
+                if on_completed is not None:
+                    on_completed(trial)
+            repaired.append(trial_id)
+    known = set(oracle.start_order)
+    for trial_id in sorted(oracle.trials):
+        trial = oracle.trials[trial_id]
+        if trial_id in known:
+            continue
+        oracle.start_order.append(trial_id)
+        oracle._record_values(trial)
+        if trial.status in ended:
+            oracle._run_times[trial_id] += 1
+            oracle.end_order.append(trial_id)
+            if (
+                trial.status == trial_module.TrialStatus.COMPLETED
+                and on_completed is not None
+            ):
+                on_completed(trial)
+        else:
+            oracle._retry_queue.append(trial_id)
+        repaired.append(trial_id)
+    return repaired
