@@ -1,0 +1,218 @@
+"""Trials land in TensorBoard's HParams dashboard, with their epoch curves."""
+
+import os
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_nas import tensorboard as tb
+
+EPOCHS = 2
+
+
+def _data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    return x, y
+
+
+def build_tiny(hp):
+    """A space with string, int and bool Choices and a conditional Int."""
+    activation = hp.Choice("activation", ["relu", "tanh"])
+    units = hp.Choice("units", [4, 8])
+    layers = [keras.Input((6,)), keras.layers.Dense(units, activation)]
+    # keras-tuner's pattern: the scope is entered on every build, so the
+    # tuner discovers `extra_units` before the first trial.
+    extra = hp.Boolean("extra")
+    with hp.conditional_scope("extra", [True]):
+        extra_units = hp.Int("extra_units", 2, 4)
+    if extra:
+        layers.append(keras.layers.Dense(extra_units))
+    layers.append(keras.layers.Dense(2, activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(
+        optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _search(tuner, logdir):
+    x, y = _data()
+    tuner.search(
+        x,
+        y,
+        validation_data=_data(seed=1),
+        epochs=EPOCHS,
+        batch_size=16,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=str(logdir))],
+    )
+
+
+def _check_logged(tuner, logdir):
+    """Every completed trial: an HParams session with its exact values, and
+    train/validation epoch curves beside it."""
+    sessions = tb.read_hparams(str(logdir))
+    scalars = tb.read_scalars(str(logdir))
+    trials = [
+        t
+        for t in tuner.oracle.trials.values()
+        if t.status == keras_tuner.engine.trial.TrialStatus.COMPLETED
+    ]
+    assert trials
+    for trial in trials:
+        session = os.path.join(str(trial.trial_id), "execution0")
+        assert session in sessions, sorted(sessions)
+        logged = dict(sessions[session])
+        assert logged.pop("_status") == "STATUS_SUCCESS"
+        expected = {
+            name: value
+            for name, value in trial.hyperparameters.values.items()
+            if trial.hyperparameters.is_active(name)
+        }
+        assert set(logged) == set(expected)
+        for name, value in expected.items():
+            if isinstance(value, str):
+                assert logged[name] == value
+            else:
+                assert logged[name] == pytest.approx(float(value))
+        for group in ("train", "validation"):
+            curves = scalars[os.path.join(session, group)]
+            assert len(curves["epoch_loss"]) == EPOCHS
+            assert len(curves["epoch_accuracy"]) == EPOCHS
+        best = trial.metrics.get_best_value("val_accuracy")
+        val_curve = scalars[os.path.join(session, "validation")]
+        assert max(val_curve["epoch_accuracy"]) == pytest.approx(best)
+    return sessions
+
+
+def test_keras_tuner_random_search_logs_hparams(tmp_path):
+    tuner = keras_tuner.RandomSearch(
+        build_tiny,
+        objective="val_accuracy",
+        max_trials=3,
+        seed=1,
+        directory=str(tmp_path / "search"),
+    )
+    _search(tuner, tmp_path / "logs")
+    sessions = _check_logged(tuner, tmp_path / "logs")
+    assert len(sessions) == 3
+    kinds = {type(v) for s in sessions.values() for v in s.values()}
+    assert str in kinds and float in kinds and bool in kinds
+
+
+@pytest.mark.parametrize(
+    "tuner_name", ["AgingEvolution", "Reinforce", "MonteCarloTreeSearch"]
+)
+def test_nas_tuners_log_hparams(tuner_name, tmp_path):
+    from keras_nas import tuners
+
+    cls = getattr(tuners, tuner_name)
+    tuner = cls(
+        build_tiny,
+        objective="val_accuracy",
+        max_trials=3,
+        seed=2,
+        directory=str(tmp_path / "search"),
+    )
+    _search(tuner, tmp_path / "logs")
+    sessions = _check_logged(tuner, tmp_path / "logs")
+    assert len(sessions) == 3
+
+
+def test_cell_space_choices_of_ints_and_op_names(tmp_path):
+    from keras_nas.spaces import CellSearchSpace
+
+    space = CellSearchSpace(
+        input_shape=(8, 8, 1),
+        num_classes=3,
+        ops=("skip_connect", "max_pool_3x3", "sep_conv_3x3"),
+        num_nodes=2,
+        num_cells=(1, 2),
+        filters=4,
+    )
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, 24)
+    tuner = keras_tuner.RandomSearch(
+        space,
+        objective="val_accuracy",
+        max_trials=2,
+        seed=3,
+        directory=str(tmp_path / "search"),
+    )
+    tuner.search(
+        x,
+        y,
+        validation_data=(x, y),
+        epochs=EPOCHS,
+        batch_size=12,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs"))],
+    )
+    sessions = _check_logged(tuner, tmp_path / "logs")
+    one = next(iter(sessions.values()))
+    assert isinstance(one["normal/node0/op0"], str)
+    assert one["normal/node1/input1"] in (0.0, 1.0, 2.0)
+    assert one["num_cells"] in (1.0, 2.0)
+
+
+class _FakeTuner(keras_tuner.Tuner):
+    """Estimates instead of training, and logs with `log_trial_metrics`."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        metrics = {
+            "val_accuracy": 0.5 + 0.1 * trial.hyperparameters["units"] / 8,
+            "accuracy": 0.25,
+        }
+        tb.log_trial_metrics(self, trial, kwargs.get("callbacks"), metrics)
+        return metrics
+
+
+def test_log_trial_metrics_for_estimated_trials(tmp_path):
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective="val_accuracy", max_trials=3, seed=4
+    )
+    tuner = _FakeTuner(
+        oracle, build_tiny, directory=str(tmp_path / "search")
+    )
+    callback = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
+    tuner.search(callbacks=[callback])
+    assert callback.log_dir == str(tmp_path / "logs")  # not modified
+    sessions = tb.read_hparams(str(tmp_path / "logs"))
+    scalars = tb.read_scalars(str(tmp_path / "logs"))
+    assert len(sessions) == len(tuner.oracle.trials) == 3
+    for trial in tuner.oracle.trials.values():
+        session = os.path.join(trial.trial_id, "execution0")
+        assert sessions[session]["_status"] == "STATUS_SUCCESS"
+        assert sessions[session]["units"] == trial.hyperparameters["units"]
+        val = scalars[os.path.join(session, "validation")]["epoch_accuracy"]
+        train = scalars[os.path.join(session, "train")]["epoch_accuracy"]
+        assert val == [
+            pytest.approx(trial.metrics.get_last_value("val_accuracy"))
+        ]
+        assert train == [pytest.approx(0.25)]
+
+
+def test_log_trial_metrics_without_tensorboard_callback_is_a_no_op(
+    tmp_path,
+):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("units", [4, 8])
+    trial = keras_tuner.engine.trial.Trial(hp, trial_id="7")
+    out = tb.log_trial_metrics(
+        None, trial, [keras.callbacks.History()], {"val_accuracy": 1.0}
+    )
+    assert out == []
+    callback = keras.callbacks.TensorBoard(str(tmp_path))
+    out = tb.log_trial_metrics(None, trial, [callback], 0.75)
+    assert out == [os.path.join(str(tmp_path), "7", "execution0")]
+    sessions = tb.read_hparams(str(tmp_path))
+    assert sessions["7/execution0"]["units"] == 4.0
+    scalars = tb.read_scalars(str(tmp_path))
+    assert scalars["7/execution0/train"]["epoch_objective"] == [0.75]
