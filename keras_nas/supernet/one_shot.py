@@ -451,6 +451,11 @@ class OneShotSupernet(keras.Model):
 
     def _to_path(self, values: Any) -> tuple:
         """Hyperparameters / genotype -> hashable internal path."""
+        if isinstance(values, tuple):  # Already a path (validated below).
+            if self.search_space == "nb201":
+                values = NasBench201Genotype(values)
+            else:
+                values = Genotype(normal=values[0], reduce=values[1])
         if self.search_space == "nb201":
             from keras_nas.spaces import nb201_genotype_from_hyperparameters
 
