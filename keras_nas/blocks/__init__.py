@@ -29,6 +29,15 @@ _NAMES = {
     "Zero": ".ops",
     "Identity": ".ops",
     "Pool": ".ops",
+    "Cell": ".cells",
+    "NormalCell": ".cells",
+    "ReductionCell": ".cells",
+    "NasBench201Cell": ".cells",
+    "build_network": ".network",
+    "build_nb201_network": ".network",
+    "NetworkFromGenotype": ".network",
+    "ResNetBasicBlock": ".network",
+    "AuxiliaryHead": ".network",
 }
 
 __all__ = sorted(_NAMES)

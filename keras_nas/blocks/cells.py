@@ -1,0 +1,405 @@
+"""Keras cell layers built from genotypes.
+
+`Cell` (and its fixed-kind variants `NormalCell`, `ReductionCell`) is the
+DARTS/NASNet cell (Zoph et al., "Learning Transferable Architectures for
+Scalable Image Recognition", CVPR 2018; Liu et al., "DARTS", ICLR 2019):
+two input states, intermediate nodes that sum operations on earlier states,
+and a channel concatenation of chosen nodes. `NasBench201Cell` is the 4-node,
+6-edge cell of NAS-Bench-201 (Dong & Yang, ICLR 2020).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_nas.blocks.genotypes import (
+    NB201_EDGES,
+    Genotype,
+    NasBench201Genotype,
+)
+from keras_nas.blocks.ops import (
+    FactorizedReduce,
+    Identity,
+    ReLUConvBN,
+    _check_int,
+    get_op,
+)
+
+__all__ = ["Cell", "NormalCell", "ReductionCell", "NasBench201Cell"]
+
+_PACKAGE = "keras_nas"
+
+
+def _as_genotype(genotype: Any) -> Genotype:
+    if isinstance(genotype, Genotype):
+        return genotype
+    if isinstance(genotype, Mapping):
+        return Genotype.from_dict(genotype)
+    if isinstance(genotype, str):
+        return Genotype.from_json(genotype)
+    raise ValueError(
+        "Expected `genotype` to be a Genotype, its dict form or its JSON. "
+        f"Received: genotype={genotype!r}"
+    )
+
+
+def _as_nb201_genotype(genotype: Any) -> NasBench201Genotype:
+    if isinstance(genotype, NasBench201Genotype):
+        return genotype
+    if isinstance(genotype, str):
+        return NasBench201Genotype.from_string(genotype)
+    if isinstance(genotype, Mapping):
+        return NasBench201Genotype.from_dict(genotype)
+    if isinstance(genotype, Sequence):
+        return NasBench201Genotype(tuple(genotype))
+    raise ValueError(
+        "Expected `genotype` to be a NasBench201Genotype, its cell string or "
+        f"a sequence of 6 op names. Received: genotype={genotype!r}"
+    )
+
+
+def _is_shape_list(shape: Any) -> bool:
+    return (
+        isinstance(shape, (list, tuple))
+        and len(shape) > 0
+        and isinstance(shape[0], (list, tuple))
+    )
+
+
+def _half(size: int | None) -> int | None:
+    return None if size is None else math.ceil(size / 2)
+
+
+def _with(shape: Sequence, hw: tuple | None = None, channels: Any = None):
+    b, h, w, c = tuple(shape)
+    if hw is not None:
+        h, w = hw
+    return (b, h, w, c if channels is None else channels)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Cell(keras.layers.Layer):
+    """A DARTS/NASNet cell built from a `Genotype`.
+
+    The layer is called on `[s0, s1]` (outputs of the cell before the previous
+    one and of the previous cell) or on one tensor (then `s0 = s1 = x`).
+    `s0` is preprocessed by a `FactorizedReduce` when it has twice the
+    resolution of `s1` (`reduction_prev=True`, or spatial sizes that differ),
+    otherwise by a 1x1 `ReLUConvBN`; `s1` by a 1x1 `ReLUConvBN`. Both then
+    have `filters` channels. Intermediate node `i` sums `arity` operations of
+    the genotype applied to earlier states; in a reduction cell, the
+    operations reading the cell inputs (0 and 1) use stride 2. The output
+    concatenates the genotype's `concat` nodes: `filters * len(concat)`
+    channels.
+
+    Drop-path (Zoph et al., 2018): during training only, each non-identity
+    operation's output is zeroed per sample with probability
+    `drop_path_rate` and rescaled by `1 / (1 - drop_path_rate)`.
+
+    Args:
+        genotype: a `Genotype` (or its dict / JSON form).
+        kind: `"normal"` or `"reduce"`, the genotype cell to build.
+        filters: channels of every node.
+        reduction_prev: whether the previous cell was a reduction cell, so
+            `s0` has twice the resolution of `s1`.
+        drop_path_rate: drop-path probability in `[0, 1)`.
+        seed: seed of the drop-path random generator.
+        **kwargs: base layer keyword arguments, such as `name`.
+
+    Example:
+
+    >>> from keras_nas.blocks import DARTS_V2
+    >>> x = keras.ops.ones((2, 8, 8, 16))
+    >>> Cell(DARTS_V2, "reduce", filters=8)([x, x]).shape
+    (2, 4, 4, 32)
+    """
+
+    def __init__(
+        self,
+        genotype: Genotype | Mapping | str,
+        kind: str = "normal",
+        filters: int = 16,
+        reduction_prev: bool = False,
+        drop_path_rate: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.genotype = _as_genotype(genotype)
+        if kind not in ("normal", "reduce"):
+            raise ValueError(
+                "Expected `kind` to be 'normal' or 'reduce'. "
+                f"Received: kind={kind!r}"
+            )
+        self.kind = kind
+        self.filters = _check_int(filters, "filters", minimum=2)
+        self.reduction_prev = bool(reduction_prev)
+        if not (
+            isinstance(drop_path_rate, (int, float))
+            and 0.0 <= drop_path_rate < 1.0
+        ):
+            raise ValueError(
+                "Expected `drop_path_rate` to be a float in [0, 1). "
+                f"Received: drop_path_rate={drop_path_rate!r}"
+            )
+        self.drop_path_rate = float(drop_path_rate)
+        self.seed = seed
+        self.pairs, self.concat = self.genotype.cell(kind)
+        self.arity = self.genotype.arity
+        self.num_nodes = len(self.pairs) // self.arity
+        if self.reduction and any(i < 2 for i in self.concat):
+            raise ValueError(
+                "A reduction cell cannot concatenate its input states 0 or 1 "
+                "(they are not reduced). "
+                f"Received: reduce_concat={self.concat!r}"
+            )
+        self.edge_ops = [
+            get_op(op, self.filters, 2 if (self.reduction and i < 2) else 1)
+            for op, i in self.pairs
+        ]
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed) if self.drop_path_rate else None
+        )
+
+    @property
+    def reduction(self) -> bool:
+        return self.kind == "reduce"
+
+    def _split(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 2:
+                raise ValueError(
+                    "Expected a cell to be called on one tensor or on "
+                    f"[s0, s1]. Received: {len(inputs)} inputs"
+                )
+            return inputs[0], inputs[1]
+        return inputs, inputs
+
+    def _split_shapes(self, input_shape):
+        if _is_shape_list(input_shape):
+            if len(input_shape) != 2:
+                raise ValueError(
+                    "Expected a cell to be called on one tensor or on "
+                    f"[s0, s1]. Received: input_shape={input_shape!r}"
+                )
+            return tuple(input_shape[0]), tuple(input_shape[1])
+        return tuple(input_shape), tuple(input_shape)
+
+    def build(self, input_shape):
+        s0, s1 = self._split_shapes(input_shape)
+        hw0, hw1 = s0[1:3], s1[1:3]
+        known = None not in hw0 and None not in hw1
+        reduce_s0 = self.reduction_prev or (known and hw0 != hw1)
+        if reduce_s0 and known and tuple(map(_half, hw0)) != tuple(hw1):
+            raise ValueError(
+                "Expected s0 to have the spatial size of s1, or twice it "
+                "(`reduction_prev=True`). Received: input_shape="
+                f"{[s0, s1]!r}, reduction_prev={self.reduction_prev}"
+            )
+        if reduce_s0:
+            self.preprocess0 = FactorizedReduce(self.filters)
+        else:
+            self.preprocess0 = ReLUConvBN(self.filters, 1)
+        self.preprocess1 = ReLUConvBN(self.filters, 1)
+        self.preprocess0.build(s0)
+        self.preprocess1.build(s1)
+        state = _with(s1, channels=self.filters)
+        shapes = [state, state]
+        for node in range(self.num_nodes):
+            out = None
+            for k in range(self.arity):
+                j = node * self.arity + k
+                op, index = self.edge_ops[j], self.pairs[j][1]
+                if not op.built:
+                    op.build(shapes[index])
+                out = op.compute_output_shape(shapes[index])
+            shapes.append(out)
+
+    def _drop_path(self, x):
+        batch = ops.shape(x)[0]
+        return keras.random.dropout(
+            x,
+            self.drop_path_rate,
+            noise_shape=(batch, 1, 1, 1),
+            seed=self.seed_generator,
+        )
+
+    def call(self, inputs, training=None):
+        s0, s1 = self._split(inputs)
+        states = [
+            self.preprocess0(s0, training=training),
+            self.preprocess1(s1, training=training),
+        ]
+        drop = bool(training) and self.drop_path_rate > 0.0
+        for node in range(self.num_nodes):
+            total = None
+            for k in range(self.arity):
+                j = node * self.arity + k
+                op, index = self.edge_ops[j], self.pairs[j][1]
+                h = op(states[index], training=training)
+                if drop and not isinstance(op, Identity):
+                    h = self._drop_path(h)
+                total = h if total is None else total + h
+            states.append(total)
+        outs = [states[i] for i in self.concat]
+        return outs[0] if len(outs) == 1 else ops.concatenate(outs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        _, s1 = self._split_shapes(input_shape)
+        hw = s1[1:3]
+        if self.reduction:
+            hw = tuple(map(_half, hw))
+        return _with(s1, hw, self.filters * len(self.concat))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            genotype=self.genotype.to_dict(),
+            kind=self.kind,
+            filters=self.filters,
+            reduction_prev=self.reduction_prev,
+            drop_path_rate=self.drop_path_rate,
+            seed=self.seed,
+        )
+        return config
+
+
+class _FixedKindCell(Cell):
+    KIND = "normal"
+
+    def __init__(
+        self,
+        genotype: Genotype | Mapping | str,
+        filters: int = 16,
+        reduction_prev: bool = False,
+        drop_path_rate: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        kind = kwargs.pop("kind", self.KIND)
+        if kind != self.KIND:
+            raise ValueError(
+                f"Expected `kind` to be {self.KIND!r} for "
+                f"{type(self).__name__}. Received: kind={kind!r}"
+            )
+        super().__init__(
+            genotype,
+            kind=self.KIND,
+            filters=filters,
+            reduction_prev=reduction_prev,
+            drop_path_rate=drop_path_rate,
+            seed=seed,
+            **kwargs,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("kind")
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class NormalCell(_FixedKindCell):
+    """The normal cell of a genotype: `Cell(genotype, "normal", ...)`.
+
+    Args:
+        genotype: a `Genotype` (or its dict / JSON form).
+        filters: channels of every node.
+        reduction_prev: whether `s0` has twice the resolution of `s1`.
+        drop_path_rate: drop-path probability in `[0, 1)`.
+        seed: seed of the drop-path random generator.
+        **kwargs: base layer keyword arguments, such as `name`.
+    """
+
+    KIND = "normal"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReductionCell(_FixedKindCell):
+    """The reduction cell of a genotype: `Cell(genotype, "reduce", ...)`.
+
+    Halves the spatial size (`ceil(n / 2)`).
+
+    Args:
+        genotype: a `Genotype` (or its dict / JSON form).
+        filters: channels of every node.
+        reduction_prev: whether `s0` has twice the resolution of `s1`.
+        drop_path_rate: drop-path probability in `[0, 1)`.
+        seed: seed of the drop-path random generator.
+        **kwargs: base layer keyword arguments, such as `name`.
+    """
+
+    KIND = "reduce"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class NasBench201Cell(keras.layers.Layer):
+    """The NAS-Bench-201 cell (Dong & Yang, ICLR 2020).
+
+    A DAG of 4 nodes: node 0 is the input, node `j` sums `op_{j,i}(node_i)`
+    over `i < j`, node 3 is the output. All ops use stride 1 and keep
+    `filters` channels, so the input must have `filters` channels (put a
+    stem convolution or a `ResNetBasicBlock` before the cell).
+
+    Args:
+        genotype: a `NasBench201Genotype`, its cell string
+            (`"|nor_conv_3x3~0|+|...~0|...~1|+|...~0|...~1|...~2|"`) or a
+            sequence of 6 op names in `NB201_EDGES` order.
+        filters: channels of the input and of every node.
+        **kwargs: base layer keyword arguments, such as `name`.
+
+    Example:
+
+    >>> cell = NasBench201Cell(("nor_conv_3x3",) * 6, filters=8)
+    >>> cell(keras.ops.ones((2, 8, 8, 8))).shape
+    (2, 8, 8, 8)
+    """
+
+    def __init__(
+        self,
+        genotype: NasBench201Genotype | str | Sequence[str],
+        filters: int = 16,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.genotype = _as_nb201_genotype(genotype)
+        self.filters = _check_int(filters, "filters", minimum=2)
+        self.edge_ops = [
+            get_op(op, self.filters, 1) for op in self.genotype.ops
+        ]
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        if shape[-1] != self.filters:
+            raise ValueError(
+                f"Expected the input of NasBench201Cell to have "
+                f"filters={self.filters} channels. Received: "
+                f"input_shape={shape!r}"
+            )
+        for op in self.edge_ops:
+            if not op.built:
+                op.build(shape)
+
+    def call(self, inputs, training=None):
+        nodes = [inputs]
+        for node in (1, 2, 3):
+            total = None
+            for (to, src), op in zip(NB201_EDGES, self.edge_ops, strict=True):
+                if to == node:
+                    h = op(nodes[src], training=training)
+                    total = h if total is None else total + h
+            nodes.append(total)
+        return nodes[3]
+
+    def compute_output_shape(self, input_shape):
+        return _with(input_shape, channels=self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(genotype=self.genotype.to_string(), filters=self.filters)
+        return config
