@@ -4,6 +4,8 @@ from keras_nas._lazy import lazy_getattr
 
 _NAMES = {
     "SharedWeights": ".shared_weights",
+    "retrain_top_k": ".shared_weights",
+    "RetrainResult": ".shared_weights",
 }
 
 __all__ = sorted(_NAMES)

@@ -11,6 +11,7 @@ _NAMES = {
     "MonteCarloTreeSearchOracle": ".mcts",
     "Darts": ".darts",
     "Enas": ".enas",
+    "EnasOracle": ".enas",
 }
 
 __all__ = sorted(_NAMES)
