@@ -41,6 +41,7 @@ __all__ = [
     "active_decisions",
     "candidate_values",
     "crossover_values",
+    "enumerate_values",
     "is_active_given",
     "is_duplicate",
     "is_valid_value",
@@ -55,6 +56,7 @@ __all__ = [
     "score_to_maximize",
     "sequential_values",
     "trial_reward",
+    "unique_random_values",
     "values_hash",
 ]
 
@@ -252,6 +254,68 @@ def random_values(
     return sequential_values(
         hyperparameters, lambda hp, _: sample_value(hp, rng), values
     )
+
+
+def enumerate_values(
+    hyperparameters: Any, limit: int = 100_000
+) -> list[dict[str, Any]] | None:
+    """Every point of a finite space (conditional scopes respected).
+
+    Args:
+        hyperparameters: A keras-tuner `HyperParameters`.
+        limit: Give up (return `None`) beyond this many points.
+
+    Returns:
+        The list of value dicts (active hyperparameters only), or `None` when
+        a range is continuous or the space holds more than `limit` points.
+    """
+    points: list[dict[str, Any]] = [{}]
+    done: list[dict[str, Any]] = []
+    while points:
+        partial = points.pop()
+        hp = next(
+            (
+                h
+                for h in hyperparameters.space
+                if h.name not in partial and is_active_given(h, partial)
+            ),
+            None,
+        )
+        if hp is None:
+            done.append(partial)
+            if len(done) > limit:
+                return None
+            continue
+        candidates = candidate_values(hp)
+        if candidates is None:
+            return None
+        points.extend({**partial, hp.name: c} for c in reversed(candidates))
+        if len(points) + len(done) > limit:
+            return None
+    return done
+
+
+def unique_random_values(
+    oracle: Any, rng: RandomState, max_collisions: int = 20
+) -> dict[str, Any] | None:
+    """Random values not proposed before, or `None` if the space is spent.
+
+    Draws up to `max_collisions + 1` random points; if all were proposed
+    before and the space is finite (and not huge), picks uniformly among the
+    points never proposed, so small spaces are searched exhaustively.
+    """
+    hps = oracle.hyperparameters
+    for _ in range(max_collisions + 1):
+        values = random_values(hps, rng)
+        if not is_duplicate(oracle, values):
+            return values
+    points = enumerate_values(hps)
+    if not points:
+        return None
+    fresh = [v for v in points if not is_duplicate(oracle, v)]
+    if not fresh:
+        return None
+    return fresh[_randint(rng, len(fresh))]
 
 
 def mutate_value(hp: Any, value: Any, rng: RandomState) -> Any:

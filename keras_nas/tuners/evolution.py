@@ -48,7 +48,8 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
         population_size: Number of trials in the population (the paper's P).
             Defaults to 10.
         sample_size: Members sampled for each tournament (the paper's S).
-            Defaults to 10, i.e. the best of the population is mutated.
+            Defaults to `population_size`: the best of the population is
+            mutated.
         num_mutations: Hyperparameters changed per mutation. Defaults to 1.
         crossover_rate: Probability of building the child by uniform
             crossover of the two best sampled members before mutating it.
@@ -80,7 +81,7 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
         objective: Any = None,
         max_trials: int = 100,
         population_size: int = 10,
-        sample_size: int = 10,
+        sample_size: int | None = None,
         num_mutations: int = 1,
         crossover_rate: float = 0.0,
         seed: int | None = None,
@@ -101,6 +102,8 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         _check_int("population_size", population_size, 1)
+        if sample_size is None:
+            sample_size = population_size
         _check_int("sample_size", sample_size, 1)
         _check_int("num_mutations", num_mutations, 1)
         if sample_size > population_size:
@@ -134,9 +137,11 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
         The `population_size` most recently completed trials with a finite
         score, in completion order (aging: the oldest leaves first).
         """
-        members = []
+        members, seen = [], set()
         for trial_id in reversed(self.end_order):
-            if self._reward(trial_id) is not None:
+            # A trial re-run after a reload appears twice in `end_order`.
+            if trial_id not in seen and self._reward(trial_id) is not None:
+                seen.add(trial_id)
                 members.append(trial_id)
                 if len(members) == self.population_size:
                     break
@@ -158,11 +163,9 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
     def _new_random(self) -> dict[str, Any] | None:
-        for _ in range(self._max_collisions + 1):
-            values = _base.random_values(self.hyperparameters, self._rng)
-            if not _base.is_duplicate(self, values):
-                return values
-        return None
+        return _base.unique_random_values(
+            self, self._rng, self._max_collisions
+        )
 
     def _tournament(self, population: list[str]) -> list[str]:
         size = min(self.sample_size, len(population))
@@ -310,7 +313,7 @@ class AgingEvolution(_base.NasTuner):
         objective: Any = None,
         max_trials: int = 100,
         population_size: int = 10,
-        sample_size: int = 10,
+        sample_size: int | None = None,
         num_mutations: int = 1,
         crossover_rate: float = 0.0,
         seed: int | None = None,

@@ -445,16 +445,17 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
             self._extra.append(extra)
             self._insert(extra, complete and len(extra) == len(path))
         # Fallback (e.g. continuous spaces crowded with collisions).
-        for _ in range(self._max_collisions + 1):
-            values = _base.random_values(self.hyperparameters, self._rng)
-            if not _base.is_duplicate(self, values):
-                self._depths[trial_id] = 0
-                self._root.pending += 1
-                self._pending_ids.add(trial_id)
-                return {
-                    "status": trial_module.TrialStatus.RUNNING,
-                    "values": values,
-                }
+        values = _base.unique_random_values(
+            self, self._rng, self._max_collisions
+        )
+        if values is not None:
+            self._depths[trial_id] = 0
+            self._root.pending += 1
+            self._pending_ids.add(trial_id)
+            return {
+                "status": trial_module.TrialStatus.RUNNING,
+                "values": values,
+            }
         return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
     def end_trial(self, trial) -> None:
