@@ -233,6 +233,9 @@ class CellSearchSpace(keras_tuner.HyperModel):
         optimizer: name of a Keras optimizer or an optimizer instance
             (copied for each model).
         learning_rate: the optimizer's learning rate.
+        bn_momentum: momentum set on every BatchNormalization layer (0.9 as
+            in DARTS/NAS-Bench-201; Keras' 0.99 is too slow for the few
+            steps of a trial); None keeps the layers' own.
         auxiliary: whether the network has an auxiliary head.
         drop_path_rate: drop-path rate of the cells.
         **kwargs: `name` and `tunable` of `keras_tuner.HyperModel`.
@@ -262,6 +265,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
         learning_rate: float = 1e-2,
         auxiliary: bool = False,
         drop_path_rate: float = 0.0,
+        bn_momentum: float | None = 0.9,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -287,6 +291,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
                 f"Received: search_reduction={search_reduction!r}"
             )
         self.search_reduction = search_reduction
+        self.bn_momentum = _common.check_momentum(bn_momentum)
         _common.check_optimizer(optimizer, learning_rate)
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
@@ -369,6 +374,19 @@ class CellSearchSpace(keras_tuner.HyperModel):
             auxiliary=self.auxiliary,
             drop_path_rate=self.drop_path_rate,
         )
+        _common.set_bn_momentum(model, self.bn_momentum)
         return _common.compile_classifier(
             model, self.optimizer, self.learning_rate
         )
+
+    def fit(
+        self,
+        hp: keras_tuner.HyperParameters,
+        model: keras.Model,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Fits `model`; with `auxiliary=True` the labels feed both heads."""
+        if isinstance(model.output, dict):
+            return _common.fit_auxiliary(model, *args, **kwargs)
+        return model.fit(*args, **kwargs)

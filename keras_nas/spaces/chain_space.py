@@ -100,6 +100,9 @@ class ChainSearchSpace(keras_tuner.HyperModel):
         optimizer: name of a Keras optimizer or an optimizer instance
             (copied for each model).
         learning_rate: the optimizer's learning rate.
+        bn_momentum: momentum set on every BatchNormalization layer (0.9 as
+            in DARTS/NAS-Bench-201; Keras' 0.99 is too slow for the few
+            steps of a trial); None keeps the layers' own.
         **kwargs: `name` and `tunable` of `keras_tuner.HyperModel`.
 
     Example:
@@ -132,6 +135,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
         batch_norm: bool = True,
         optimizer: str | keras.optimizers.Optimizer = "adam",
         learning_rate: float = 1e-3,
+        bn_momentum: float | None = 0.9,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -182,6 +186,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                 f"Received: batch_norm={batch_norm!r}"
             )
         self.batch_norm = batch_norm
+        self.bn_momentum = _common.check_momentum(bn_momentum)
         _common.check_optimizer(optimizer, learning_rate)
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
@@ -305,6 +310,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
             x = self._to_vector(x)
         outputs = keras.layers.Dense(self.num_classes, activation="softmax")(x)
         model = keras.Model(inputs, outputs, name="chain_network")
+        _common.set_bn_momentum(model, self.bn_momentum)
         return _common.compile_classifier(
             model, self.optimizer, self.learning_rate
         )

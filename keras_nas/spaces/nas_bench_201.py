@@ -131,6 +131,9 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
         optimizer: name of a Keras optimizer or an optimizer instance
             (copied for each model).
         learning_rate: the optimizer's learning rate.
+        bn_momentum: momentum set on every BatchNormalization layer (0.9 as
+            in DARTS/NAS-Bench-201; Keras' 0.99 is too slow for the few
+            steps of a trial); None keeps the layers' own.
         name: name of the hypermodel.
         tunable: whether the hyperparameters are tunable.
 
@@ -153,6 +156,7 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
         cells_per_stage: int = 5,
         optimizer: str | keras.optimizers.Optimizer = "adam",
         learning_rate: float = 1e-3,
+        bn_momentum: float | None = 0.9,
         name: str | None = None,
         tunable: bool = True,
     ) -> None:
@@ -171,6 +175,7 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
         self.cells_per_stage = _common.check_positive_int(
             "cells_per_stage", cells_per_stage
         )
+        self.bn_momentum = _common.check_momentum(bn_momentum)
         _common.check_optimizer(optimizer, learning_rate)
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
@@ -205,6 +210,7 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
             filters=self.filters,
             cells_per_stage=self.cells_per_stage,
         )
+        _common.set_bn_momentum(model, self.bn_momentum)
         return _common.compile_classifier(
             model, self.optimizer, self.learning_rate
         )
