@@ -7,7 +7,9 @@ truncated `oracle.json`, or a trial file that is newer than `oracle.json`:
 - a trial created (its file written) but not in the saved oracle state: it
   would count towards `max_trials` but never run;
 - a trial completed (its file says `COMPLETED`) while the saved oracle still
-  lists it as running: keras-tuner would run it again.
+  lists it as running: keras-tuner would run it again. (`Oracle.end_trial`
+  itself saves the state before it removes the trial from the running ones,
+  so the last trial ended before a crash is always in this case.)
 
 `save_json_atomic` removes the first problem and `reconcile_trials` repairs
 the other two after `Oracle.reload()`. They are generic (any oracle can use
@@ -65,14 +67,20 @@ def reconcile_trials(
     )
     for trial_id in list(oracle._retry_queue):
         trial = oracle.trials[trial_id]
-        if trial.status in ended and trial_id not in oracle.end_order:
-            oracle._retry_queue.remove(trial_id)
-            oracle._run_times[trial_id] += 1
-            oracle.end_order.append(trial_id)
-            if trial.status == trial_module.TrialStatus.COMPLETED:
-                if on_completed is not None:
-                    on_completed(trial)
-            repaired.append(trial_id)
+        if trial.status not in ended:
+            continue
+        oracle._retry_queue.remove(trial_id)
+        repaired.append(trial_id)
+        if trial_id in oracle.end_order:
+            # `Oracle.end_trial` saves before it pops the ongoing trial.
+            continue
+        oracle._run_times[trial_id] += 1
+        oracle.end_order.append(trial_id)
+        if (
+            trial.status == trial_module.TrialStatus.COMPLETED
+            and on_completed is not None
+        ):
+            on_completed(trial)
     known = set(oracle.start_order)
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]

@@ -43,6 +43,7 @@ import numpy as np
 from keras_nas.tuners import _base
 
 __all__ = [
+    "VisitedTree",
     "Controller",
     "FactorizedController",
     "LSTMController",
@@ -97,12 +98,39 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _draw(probs: np.ndarray, rng: np.random.Generator) -> int:
     cdf = np.cumsum(probs)
-    return int(
-        min(
-            np.searchsorted(cdf, rng.random() * cdf[-1], "right"),
-            len(probs) - 1,
-        )
-    )
+    index = int(np.searchsorted(cdf, rng.random() * cdf[-1], "right"))
+    if index >= len(probs) or probs[index] <= 0:
+        index = int(np.argmax(probs))
+    return index
+
+
+class VisitedTree:
+    """Prefix tree of the decision traces already proposed.
+
+    Lets a controller sample from its policy *restricted to unseen points*:
+    a branch is masked out once every complete trace below it was visited.
+    Only traces made of exact decisions (finite choices) can exhaust a
+    branch; with binned `Float`/`Int` decisions duplicates are left to the
+    caller's check.
+    """
+
+    def __init__(self):
+        self._exhausted: dict[tuple, set] = {}
+        self.full = False
+
+    def exhausted(self, prefix: tuple) -> set:
+        """Indices of the fully visited children of `prefix`."""
+        return self._exhausted.get(prefix, ())
+
+    def add(self, trace: Trace, sizes: list[int]) -> None:
+        """Marks `trace` visited; `sizes[i]` = options of decision `i`."""
+        keys = [tuple(step) for step in trace]
+        for depth in range(len(keys) - 1, -1, -1):
+            done = self._exhausted.setdefault(tuple(keys[:depth]), set())
+            done.add(keys[depth][1])
+            if len(done) < sizes[depth]:
+                return
+        self.full = True
 
 
 class Controller:
@@ -190,11 +218,15 @@ class Controller:
         raise NotImplementedError
 
     # ------------------------------------------------------------- sampling
-    def sample(self, rng: np.random.Generator) -> tuple[dict, Trace]:
+    def sample(
+        self, rng: np.random.Generator, visited: VisitedTree | None = None
+    ) -> tuple[dict, Trace]:
         """Samples one architecture.
 
         Args:
             rng: a `numpy.random.Generator`, the only source of randomness.
+            visited: optional `VisitedTree`; the policy is then restricted to
+                the branches that still hold an unvisited point.
 
         Returns:
             `(values, trace)`: the active hyperparameter values and the list
@@ -209,6 +241,11 @@ class Controller:
             if decision.size == 1:
                 return decision.value(0, rng)
             probs, state = self._step(state, hp.name, decision.size)
+            if visited is not None:
+                done = visited.exhausted(tuple(tuple(t) for t in trace))
+                if done and len(done) < len(probs):
+                    probs = probs.copy()
+                    probs[list(done)] = 0.0
             index = _draw(probs, rng)
             trace.append([hp.name, index])
             state = self._feed(state, hp.name, index)
@@ -225,6 +262,12 @@ class Controller:
             if decision.size > 1 and hp.name in values:
                 trace.append([hp.name, decision.index(values[hp.name])])
         return trace
+
+    def visit(self, tree: VisitedTree, values: dict) -> None:
+        """Marks the point `values` as visited in `tree`."""
+        trace = self.trace_from_values(values)
+        if all(self.decisions[name].exact for name, _ in trace):
+            tree.add(trace, [self.decisions[name].size for name, _ in trace])
 
     def probabilities(self, trace: Trace) -> list[np.ndarray]:
         """The policy's distribution at each decision of `trace`."""
@@ -313,36 +356,32 @@ class Controller:
         raise NotImplementedError
 
     def save(self, path: str) -> None:
-        """Writes weights, optimizer state and baseline to `path` (.npz).
+        """Writes weights, optimizer state and baseline to `path`.
 
-        All arrays are packed into one float64 buffer (with a JSON index),
-        written to a temporary name and renamed, so a crash never leaves a
-        partial file.
+        Format: one line of JSON (baseline statistics and an index of the
+        arrays: key, shape, dtype) followed by the arrays' values as one
+        little-endian float64 buffer. The file is written to a temporary name
+        and renamed, so a crash never leaves a partial file.
         """
-        arrays = self._arrays()
-        index = [
-            [key, list(np.shape(arr)), str(np.asarray(arr).dtype)]
-            for key, arr in arrays.items()
-        ]
-        flat = [
-            np.ravel(np.asarray(arr, dtype="float64"))
-            for arr in arrays.values()
-        ]
+        arrays = {k: np.asarray(v) for k, v in self._arrays().items()}
+        index = [[k, list(v.shape), v.dtype.str] for k, v in arrays.items()]
+        data = (
+            np.concatenate([v.ravel() for v in arrays.values()])
+            if arrays
+            else np.zeros(0)
+        ).astype("<f8")
         header = json.dumps({"stats": self._stats(), "index": index})
         tmp = f"{path}.tmp"
         with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                header=np.frombuffer(header.encode(), dtype="uint8"),
-                data=np.concatenate(flat) if flat else np.zeros(0),
-            )
+            f.write(header.encode() + b"\n")
+            f.write(data.tobytes())
         os.replace(tmp, path)
 
     def load(self, path: str) -> None:
         """Restores what `save` wrote."""
-        with np.load(path) as npz:
-            header = json.loads(npz["header"].tobytes().decode())
-            data = npz["data"]
+        with open(path, "rb") as f:
+            header = json.loads(f.readline().decode())
+            data = np.frombuffer(f.read(), dtype="<f8")
         arrays, offset = {}, 0
         for key, shape, dtype in header["index"]:
             size = int(np.prod(shape)) if shape else 1

@@ -38,13 +38,17 @@ class ReinforceOracle(keras_tuner.Oracle):
     updates are asynchronous: each trial updates the policy as it ends, so
     several workers never wait on each other and `IDLE` is never returned.
 
-    It never proposes a point already proposed: a duplicate sample is redrawn
-    from the policy up to `max_resamples` times, then a uniformly random
-    unseen point is used; the search stops when none can be found.
+    It never proposes a point already proposed: the policy is sampled
+    restricted to the branches of the decision tree that still hold an
+    unvisited point (a `VisitedTree` rebuilt from the trials), so a converged
+    policy proposes the most likely *new* point in one draw. Where binned
+    `Int`/`Float` decisions make that impossible, a duplicate is redrawn up to
+    `max_resamples` times, then a uniformly random unseen point is used; the
+    search stops when the space is exhausted.
 
     State: the oracle's JSON (`oracle.json`) holds the RNG, the counters and
     the name of the controller weights file, written beside it
-    (`reinforce_controller_<n>.npz`, weights + optimizer + baseline), so a
+    (`reinforce_controller_<n>.bin`, weights + optimizer + baseline), so a
     search killed at any moment resumes exactly where it was.
 
     Args:
@@ -141,6 +145,8 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._controller = None
         self._controller_version = 0
         self._saved_controller = None
+        self._visited = None
+        self._visited_size = 0
         # trial_id -> "policy" or "random" (fallback after duplicates).
         self._origins: dict[str, str] = {}
 
@@ -170,25 +176,41 @@ class ReinforceOracle(keras_tuner.Oracle):
 
     # -- oracle API ---------------------------------------------------------
 
+    def _visited_tree(self) -> controller_module.VisitedTree:
+        # Derived from the trials (so never saved); rebuilt when the space
+        # gained decisions.
+        controller = self.controller
+        if self._visited is None or self._visited_size != len(
+            controller.decisions
+        ):
+            self._visited = controller_module.VisitedTree()
+            self._visited_size = len(controller.decisions)
+            for trial in self.trials.values():
+                controller.visit(self._visited, trial.hyperparameters.values)
+        return self._visited
+
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         controller = self.controller
-        for _ in range(self.max_resamples):
-            values, _ = controller.sample(self._rng)
-            if not _base.is_duplicate(self, values):
-                self._origins[trial_id] = "policy"
-                return {
-                    "status": trial_module.TrialStatus.RUNNING,
-                    "values": values,
-                }
-        for _ in range(self._max_collisions + 1):
-            values = _base.random_values(self.hyperparameters, self._rng)
-            if not _base.is_duplicate(self, values):
-                self._origins[trial_id] = "random"
-                return {
-                    "status": trial_module.TrialStatus.RUNNING,
-                    "values": values,
-                }
-        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        visited = self._visited_tree()
+        proposal, origin = None, "policy"
+        if not visited.full:
+            for _ in range(self.max_resamples):
+                values, _ = controller.sample(self._rng, visited)
+                if not _base.is_duplicate(self, values):
+                    proposal = values
+                    break
+        if proposal is None and not visited.full:
+            origin = "random"
+            for _ in range(self._max_collisions + 1):
+                values = _base.random_values(self.hyperparameters, self._rng)
+                if not _base.is_duplicate(self, values):
+                    proposal = values
+                    break
+        if proposal is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        controller.visit(visited, proposal)
+        self._origins[trial_id] = origin
+        return {"status": trial_module.TrialStatus.RUNNING, "values": proposal}
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
@@ -205,7 +227,7 @@ class ReinforceOracle(keras_tuner.Oracle):
 
     def _controller_fname(self, version: int) -> str:
         return os.path.join(
-            self._project_dir, f"reinforce_controller_{version}.npz"
+            self._project_dir, f"reinforce_controller_{version}.bin"
         )
 
     def get_state(self) -> dict[str, Any]:
@@ -238,6 +260,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._controller_version = state["controller_version"]
         self._origins = dict(state["origins"])
         self._controller = None
+        self._visited = None
         if state["controller_file"] is not None:
             path = os.path.join(self._project_dir, state["controller_file"])
             self.controller.load(path)
@@ -265,7 +288,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         if _persistence.reconcile_trials(self, self._learn):
             self.save()
         # Weight files left by a crash between two saves.
-        pattern = os.path.join(self._project_dir, "reinforce_controller_*.npz")
+        pattern = os.path.join(self._project_dir, "reinforce_controller_*.bin")
         for path in glob.glob(pattern):
             if path != self._saved_controller:
                 os.remove(path)

@@ -1,0 +1,374 @@
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+from keras_tuner.engine import trial as trial_module
+
+from keras_nas.tuners import _base
+from keras_nas.tuners import controller as ctrl
+from keras_nas.tuners.reinforce import Reinforce, ReinforceOracle
+
+STATUS = trial_module.TrialStatus
+OBJ = keras_tuner.Objective("score", "max")
+
+
+def mixed_space():
+    hp = keras_tuner.HyperParameters()
+    for i in range(3):
+        hp.Choice(f"op{i}", ["a", "b", "c", "d"])
+    hp.Int("units", 8, 64, step=8)
+    hp.Int("width", 1, 1000)
+    hp.Float("lr", 1e-4, 1e-1, sampling="log")
+    hp.Boolean("bn")
+    hp.Fixed("fixed", 3)
+    return hp
+
+
+def conditional_space():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("model", ["linear", "mlp", "cnn"])
+    with hp.conditional_scope("model", ["mlp"]):
+        hp.Int("layers", 1, 3)
+        hp.Choice("units", [16, 32])
+    with hp.conditional_scope("model", ["cnn"]):
+        hp.Choice("kernel", [3, 5])
+    hp.Boolean("dropout")
+    return hp
+
+
+def small_space():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("x", [0, 1, 2])
+    hp.Choice("y", ["p", "q", "r"])
+    hp.Boolean("z")
+    return hp
+
+
+def mixed_score(v):
+    return (
+        sum("abcd".index(v[f"op{i}"]) for i in range(3))
+        + v["units"] / 64
+        - abs(math.log10(v["lr"]) + 2)
+        + v["bn"]
+    )
+
+
+def drive(oracle, fn, n, tuner_id="tuner0"):
+    out = []
+    for _ in range(n):
+        trial = oracle.create_trial(tuner_id)
+        assert trial.status != STATUS.IDLE
+        if trial.status == STATUS.STOPPED:
+            break
+        values = dict(trial.hyperparameters.values)
+        out.append(values)
+        oracle.update_trial(trial.trial_id, {"score": fn(values)})
+        trial.status = STATUS.COMPLETED
+        oracle.end_trial(trial)
+    return out
+
+
+def make_oracle(tmp_path, hp, name="p", **kwargs):
+    kwargs.setdefault("max_trials", 100)
+    oracle = ReinforceOracle(objective=OBJ, hyperparameters=hp, **kwargs)
+    oracle._set_project_dir(str(tmp_path), name)
+    oracle.verbose = 0
+    return oracle
+
+
+def test_same_seed_same_trials(tmp_path):
+    runs = [
+        drive(
+            make_oracle(tmp_path, mixed_space(), f"r{i}", seed=s),
+            mixed_score,
+            25,
+        )
+        for i, s in enumerate((3, 3, 4))
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_values_are_legal_and_active_only(tmp_path):
+    hp = mixed_space()
+    for values in drive(make_oracle(tmp_path, hp, seed=1), mixed_score, 30):
+        assert values["fixed"] == 3
+        assert values["units"] in range(8, 65, 8)
+        assert 1 <= values["width"] <= 1000
+        assert isinstance(values["width"], int)
+        assert 1e-4 <= values["lr"] <= 1e-1
+        assert set(values) == {h.name for h in hp.space}
+
+
+def test_conditional_space(tmp_path):
+    hp = conditional_space()
+    oracle = make_oracle(tmp_path, hp, seed=2)
+    seen = drive(oracle, lambda v: float(v["model"] == "mlp"), 40)
+    models = {v["model"] for v in seen}
+    assert models == {"linear", "mlp", "cnn"}
+    for v in seen:
+        active = {h.name for h in _base.active_decisions(hp, v)}
+        assert set(v) == active
+        assert ("layers" in v) == (v["model"] == "mlp")
+        assert ("kernel" in v) == (v["model"] == "cnn")
+        trace = oracle.controller.trace_from_values(v)
+        assert [name for name, _ in trace] == [
+            h.name for h in _base.active_decisions(hp, v)
+        ]
+
+
+def test_no_duplicates_and_stops_when_exhausted(tmp_path):
+    oracle = make_oracle(tmp_path, small_space(), seed=5, max_trials=40)
+    seen = drive(oracle, lambda v: float(v["x"] == 2), 40)
+    keys = [json.dumps(v, sort_keys=True) for v in seen]
+    assert len(seen) == 18  # 3 * 3 * 2 points, then STOPPED.
+    assert len(set(keys)) == 18
+
+
+def test_learns_on_toy_reward(tmp_path):
+    oracle = make_oracle(tmp_path, mixed_space(), seed=7, max_trials=200)
+    seen = drive(oracle, mixed_score, 120)
+    scores = [mixed_score(v) for v in seen]
+    assert np.mean(scores[-30:]) > np.mean(scores[:30]) + 1.0
+    # The best op became the most likely one.
+    probs = oracle.controller.probabilities(
+        oracle.controller.trace_from_values(seen[-1])
+    )[0]
+    assert int(np.argmax(probs)) == 3 and probs[3] > 0.5
+
+
+@pytest.mark.parametrize("kind", ["factorized", "lstm"])
+def test_controller_probability_of_best_choice_rises(kind):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("op", ["a", "b", "c", "d"])
+    hp.Boolean("flag")
+    c = ctrl.get_controller(kind, hp, learning_rate=0.05, seed=1)
+    rng = np.random.default_rng(0)
+    best = [["op", 2], ["flag", 1]]
+    before = c.probabilities(best)[0][2]
+    for _ in range(60):
+        values, trace = c.sample(rng)
+        c.update([trace], [1.0 if values["op"] == "c" else 0.0])
+    after = c.probabilities(best)[0][2]
+    assert before == pytest.approx(0.25, abs=0.05)
+    assert after > 0.6
+    assert c.baseline is not None and c.num_updates == 60
+
+
+def test_factorized_gradient_is_exact():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("op", ["a", "b", "c"])
+    c = ctrl.FactorizedController(
+        hp, entropy_weight=0.3, temperature=2.0, normalize_advantage=False
+    )
+    c.logits["op"] = np.array([0.3, -1.0, 0.5])
+    captured = {}
+    c._optimizer.step = lambda params, grads: captured.update(grads)
+    c._update([[["op", 1]]], np.array([1.7]))
+
+    def objective(z):
+        p = np.exp(z / 2.0) / np.exp(z / 2.0).sum()
+        return 1.7 * np.log(p[1]) - 0.3 * np.sum(p * np.log(p))
+
+    z, eps = c.logits["op"], 1e-6
+    numeric = [
+        (objective(z + eps * e) - objective(z - eps * e)) / (2 * eps)
+        for e in np.eye(3)
+    ]
+    np.testing.assert_allclose(captured["op"], numeric, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["factorized", "lstm"])
+def test_controller_save_load_round_trip(tmp_path, kind):
+    # The LSTM compiles one gradient function per decision structure.
+    hp = conditional_space() if kind == "factorized" else small_space()
+    a = ctrl.get_controller(kind, hp, seed=3)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        values, trace = a.sample(rng)
+        a.update([trace], [float(values.get("dropout", values.get("z")))])
+    path = str(tmp_path / "c.bin")
+    a.save(path)
+    b = ctrl.get_controller(kind, hp, seed=99)
+    b.load(path)
+    assert b.baseline == a.baseline and b.num_updates == a.num_updates
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(3):
+        (va, ta), (vb, tb) = a.sample(r1), b.sample(r2)
+        assert va == vb
+        a.update([ta], [0.5])
+        b.update([tb], [0.5])
+    trace = a.trace_from_values(va)
+    pairs = zip(a.probabilities(trace), b.probabilities(trace), strict=True)
+    for pa, pb in pairs:
+        np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+    assert a.get_config()["kind"] == kind
+
+
+def test_visited_tree_restricts_sampling():
+    hp = small_space()
+    c = ctrl.FactorizedController(hp)
+    tree = ctrl.VisitedTree()
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(18):
+        values, _ = c.sample(rng, tree)
+        key = json.dumps(values, sort_keys=True)
+        assert key not in seen
+        seen.add(key)
+        c.visit(tree, values)
+    assert tree.full
+
+
+def test_oracle_state_round_trip_resumes_exactly(tmp_path):
+    ref = make_oracle(tmp_path, mixed_space(), "ref", seed=11)
+    expected = drive(ref, mixed_score, 20)
+
+    first = make_oracle(tmp_path, mixed_space(), "run", seed=11)
+    assert drive(first, mixed_score, 12) == expected[:12]
+    files = os.listdir(os.path.join(tmp_path, "run"))
+    assert [f for f in files if f.startswith("reinforce_controller_")] == [
+        "reinforce_controller_12.bin"
+    ]
+    state = json.loads(json.dumps(first.get_state()))
+    assert state["controller_version"] == 12
+
+    second = make_oracle(tmp_path, mixed_space(), "run", seed=999)
+    second.reload()
+    assert second.get_state()["rng"] == state["rng"]
+    assert drive(second, mixed_score, 8) == expected[12:]
+
+
+def test_failed_and_nan_trials_do_not_update(tmp_path):
+    oracle = make_oracle(tmp_path, small_space(), seed=1)
+    trial = oracle.create_trial("tuner0")
+    trial.status = STATUS.FAILED
+    oracle.end_trial(trial)
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"score": float("nan")})
+    trial.status = STATUS.COMPLETED
+    oracle.end_trial(trial)
+    assert oracle._controller_version == 0
+    drive(oracle, lambda v: 1.0, 3)
+    assert oracle.controller.num_updates == 3
+
+
+def test_min_objective_maximizes_negative_score(tmp_path):
+    oracle = ReinforceOracle(
+        objective=keras_tuner.Objective("loss", "min"),
+        hyperparameters=mixed_space(),
+        max_trials=200,
+        seed=3,
+    )
+    oracle._set_project_dir(str(tmp_path), "min")
+    oracle.verbose = 0
+    seen = []
+    for _ in range(100):
+        trial = oracle.create_trial("t")
+        v = trial.hyperparameters.values
+        seen.append(mixed_score(v))
+        oracle.update_trial(trial.trial_id, {"loss": -mixed_score(v)})
+        trial.status = STATUS.COMPLETED
+        oracle.end_trial(trial)
+    assert np.mean(seen[-25:]) > np.mean(seen[:25]) + 1.0
+
+
+def test_argument_errors():
+    with pytest.raises(ValueError, match="controller"):
+        ReinforceOracle(objective=OBJ, controller="gru")
+    with pytest.raises(ValueError, match="baseline_decay"):
+        ReinforceOracle(objective=OBJ, baseline_decay=1.0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        ReinforceOracle(objective=OBJ, learning_rate=0.0)
+    with pytest.raises(ValueError, match="max_resamples"):
+        ReinforceOracle(objective=OBJ, max_resamples=0)
+
+
+def test_lstm_controller_rejects_other_backends(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    with pytest.raises(ValueError, match="backend='torch'"):
+        ctrl.LSTMController(small_space())
+
+
+def test_lstm_controller_on_jax_backend(tmp_path):
+    script = textwrap.dedent(
+        """
+        import keras, keras_tuner, numpy as np
+        from keras_nas.tuners import controller as ctrl
+        assert keras.backend.backend() == "jax"
+        hp = keras_tuner.HyperParameters()
+        hp.Choice("op", ["a", "b", "c", "d"])
+        hp.Boolean("flag")
+        c = ctrl.LSTMController(hp, learning_rate=0.05, seed=1)
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            v, t = c.sample(rng)
+            c.update([t], [1.0 if v["op"] == "c" else 0.0])
+        p = c.probabilities([["op", 2], ["flag", 0]])[0][2]
+        assert p > 0.5, p
+        c.save(PATH)
+        d = ctrl.LSTMController(hp, seed=2)
+        d.load(PATH)
+        q = d.probabilities([["op", 2], ["flag", 0]])[0][2]
+        assert abs(p - q) < 1e-6, (p, q)
+        print("OK")
+        """
+    ).replace("PATH", repr(str(tmp_path / "c.bin")))
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
+
+
+def test_tiny_real_search_on_digits(tmp_path):
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images[:300] / 16.0).reshape(-1, 8, 8, 1).astype("float32")
+    y = data.target[:300]
+
+    def build(hp):
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                keras.layers.Flatten(),
+                keras.layers.Dense(
+                    hp.Choice("units", [8, 16]), activation="relu"
+                ),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(hp.Choice("lr", [1e-3, 1e-2])),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    tuner = Reinforce(
+        build,
+        objective="val_accuracy",
+        max_trials=3,
+        seed=1,
+        directory=str(tmp_path),
+        project_name="digits",
+    )
+    tuner.search(x, y, epochs=1, validation_split=0.3, verbose=0)
+    trials = tuner.oracle.trials.values()
+    assert len(trials) == 3
+    assert all(t.status == STATUS.COMPLETED for t in trials)
+    assert tuner.oracle.controller.num_updates == 3
+    best = tuner.get_best_hyperparameters()[0]
+    assert best.values["units"] in (8, 16)
