@@ -4,6 +4,11 @@ from keras_nas._lazy import lazy_getattr
 
 _NAMES = {
     "DartsSupernet": ".darts",
+    "MixedOp": ".darts",
+    "SearchCell": ".darts",
+    "BilevelOptimizer": ".darts",
+    "search_data": ".darts",
+    "derive_genotype": ".darts",
     "OneShotSupernet": ".one_shot",
 }
 

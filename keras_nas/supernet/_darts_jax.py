@@ -1,0 +1,182 @@
+"""DARTS bilevel steps for the JAX backend (stateless, as Keras' JAX trainer).
+
+`train_step(model, state, data)` receives and returns Keras' JAX trainer
+state `(trainable, non_trainable, optimizer, metrics)` values. Gradients come
+from `jax.value_and_grad` of a pure loss built on `model.stateless_call`;
+the optimizers update through `stateless_apply`. The trainable values are
+split into the network weights and `alpha` by position.
+"""
+
+from __future__ import annotations
+
+import jax
+import keras
+
+from keras_nas.supernet import darts
+
+
+def _split_indices(model):
+    arch = [
+        i for i, v in enumerate(model.trainable_variables) if darts._is_arch(v)
+    ]
+    weights = [
+        i
+        for i, v in enumerate(model.trainable_variables)
+        if not darts._is_arch(v)
+    ]
+    return weights, arch
+
+
+def _split(model, values):
+    wi, ai = _split_indices(model)
+    return [values[i] for i in wi], [values[i] for i in ai]
+
+
+def _merge(model, w, a):
+    wi, ai = _split_indices(model)
+    out = [None] * (len(wi) + len(ai))
+    for i, v in zip(wi, w, strict=False):
+        out[i] = v
+    for i, v in zip(ai, a, strict=False):
+        out[i] = v
+    return out
+
+
+def _loss_fn(model):
+    def loss(w, a, ntv, x, y):
+        logits, ntv = model.stateless_call(
+            _merge(model, w, a), ntv, x, training=True
+        )
+        return darts.cross_entropy(y, logits), (logits, ntv)
+
+    return loss
+
+
+def _grads(model, argnums):
+    return jax.value_and_grad(_loss_fn(model), argnums=argnums, has_aux=True)
+
+
+def _lr_and_momentums(model, wov):
+    """The weights learning rate and SGD momentum values, from `wov`."""
+    opt = model.optimizer.weights_optimizer
+    mapping = list(zip(opt.variables, wov, strict=False))
+    with keras.StatelessScope(state_mapping=mapping):
+        lr = keras.ops.cast(opt.learning_rate, "float32")
+    momentums, momentum = darts.sgd_momentums(opt)
+    if momentums is None:
+        return lr, None, 0.0
+    index = {id(v): k for k, v in enumerate(opt.variables)}
+    return lr, [wov[index[id(m)]] for m in momentums], momentum
+
+
+def _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
+    """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
+    xi, moms, momentum = _lr_and_momentums(model, wov)
+    (_, (_, ntv)), gw = _grads(model, 0)(w, a, ntv, xt, yt)
+    w_virtual = darts.virtual_step(
+        w, gw, moms, xi, momentum, model.weight_decay
+    )
+    (loss_v, (logits_v, ntv)), (dw, grad_a) = _grads(model, (0, 1))(
+        w_virtual, a, ntv, xv, yv
+    )
+    eps = 0.01 / jax.numpy.maximum(darts.global_norm(dw), 1e-12)
+    w_pos = [v + eps * d for v, d in zip(w, dw, strict=False)]
+    w_neg = [v - eps * d for v, d in zip(w, dw, strict=False)]
+    (_, (_, ntv)), g_pos = _grads(model, 1)(w_pos, a, ntv, xt, yt)
+    (_, (_, ntv)), g_neg = _grads(model, 1)(w_neg, a, ntv, xt, yt)
+    grad_a = [
+        g - xi * (p - n) / (2.0 * eps)
+        for g, p, n in zip(grad_a, g_pos, g_neg, strict=False)
+    ]
+    return loss_v, logits_v, ntv, grad_a
+
+
+def _arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
+    if model.order == 2:
+        return _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv)
+    (loss_v, (logits_v, ntv)), grad_a = _grads(model, 1)(w, a, ntv, xv, yv)
+    return loss_v, logits_v, ntv, grad_a
+
+
+def _update_metrics(model, metrics_values, updates):
+    """Stateless `update_state` of `(metric, args)` pairs; returns logs."""
+    mapping = list(zip(model.metrics_variables, metrics_values, strict=False))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        for metric, args in updates:
+            metric.update_state(*args)
+        logs = {metric.name: metric.result() for metric, _ in updates}
+    new_values = []
+    for ref, value in zip(
+        model.metrics_variables, metrics_values, strict=False
+    ):
+        current = scope.get_current_value(ref)
+        new_values.append(value if current is None else current)
+    return logs, new_values
+
+
+def _unpack_search(data):
+    try:
+        (xt, yt), (xv, yv) = data
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            "Expected each DARTS training element to be "
+            "((x_train, y_train), (x_val, y_val)); see "
+            "keras_nas.supernet.search_data. Received: an element of "
+            f"structure {jax.tree_util.tree_structure(data)}"
+        ) from e
+    return xt, yt, xv, yv
+
+
+def train_step(model, state, data):
+    tv, ntv, ov, mv = state
+    xt, yt, xv, yv = _unpack_search(data)
+    w, a = _split(model, tv)
+    wov, aov = model.optimizer.split(ov)
+    updates = []
+    if model.order:
+        arch_loss, logits_v, ntv, grad_a = _arch_grads(
+            model, w, a, ntv, wov, xt, yt, xv, yv
+        )
+        grad_a = darts.clip_and_decay(grad_a, a, None, model.arch_weight_decay)
+        a, aov = model.optimizer.arch_optimizer.stateless_apply(aov, grad_a, a)
+        updates += [
+            (model.arch_loss_tracker, (arch_loss,)),
+            (model.arch_accuracy_tracker, (yv, logits_v)),
+        ]
+    (loss, (logits, ntv)), grad_w = _grads(model, 0)(w, a, ntv, xt, yt)
+    grad_w = darts.clip_and_decay(
+        grad_w, w, model.grad_clip, model.weight_decay
+    )
+    w, wov = model.optimizer.weights_optimizer.stateless_apply(wov, grad_w, w)
+    updates = [
+        (model.loss_tracker, (loss,)),
+        (model.accuracy_tracker, (yt, logits)),
+    ] + updates
+    logs, mv = _update_metrics(model, mv, updates)
+    return logs, (_merge(model, w, a), ntv, wov + aov, mv)
+
+
+def test_step(model, state, data):
+    tv, ntv, mv = state
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    logits, ntv = model.stateless_call(tv, ntv, x, training=False)
+    logs, mv = _update_metrics(
+        model,
+        mv,
+        [
+            (model.loss_tracker, (darts.cross_entropy(y, logits),)),
+            (model.accuracy_tracker, (y, logits)),
+        ],
+    )
+    return logs, (tv, ntv, mv)
+
+
+def arch_gradients(model, train_batch, val_batch):
+    (xt, yt), (xv, yv) = train_batch, val_batch
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    wov, _ = model.optimizer.split([v.value for v in model.optimizer.variables])
+    w, a = _split(model, tv)
+    xt, yt, xv, yv = (keras.ops.convert_to_tensor(t) for t in (xt, yt, xv, yv))
+    _, _, _, grads = _arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv)
+    return grads

@@ -1,0 +1,118 @@
+"""DARTS bilevel steps for the TensorFlow backend (GradientTape).
+
+Every gradient comes from its own non-persistent tape that watches only the
+variables it differentiates, so no tape or activation outlives its pass.
+The second-order step moves the weights in place (`w'`, `w + eps v`,
+`w - eps v`) and restores them from one saved copy of the weights.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_nas.supernet import darts
+
+
+def _loss_and_grads(model, x, y, variables):
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch([v.value for v in variables])
+        logits = model(x, training=True)
+        loss = darts.cross_entropy(y, logits)
+    grads = tape.gradient(loss, [v.value for v in variables])
+    return loss, logits, grads
+
+
+def _assign(variables, values):
+    for v, value in zip(variables, values, strict=False):
+        v.assign(tf.cast(value, v.dtype))
+
+
+def _unrolled_arch_grads(model, xt, yt, xv, yv):
+    """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
+    opt = model.optimizer.weights_optimizer
+    w, a = model.weight_variables, model.arch_variables
+    xi = tf.cast(opt.learning_rate, "float32")
+    momentums, momentum = darts.sgd_momentums(opt)
+    _, _, gw = _loss_and_grads(model, xt, yt, w)
+    backup = [tf.identity(v.value) for v in w]
+    moms = None if momentums is None else [m.value for m in momentums]
+    _assign(
+        w,
+        darts.virtual_step(backup, gw, moms, xi, momentum, model.weight_decay),
+    )
+    loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, a + w)
+    grad_a, dw = grads[: len(a)], grads[len(a) :]
+    eps = 0.01 / tf.maximum(darts.global_norm(dw), 1e-12)
+    _assign(w, [b + eps * d for b, d in zip(backup, dw, strict=False)])
+    _, _, g_pos = _loss_and_grads(model, xt, yt, a)
+    _assign(w, [b - eps * d for b, d in zip(backup, dw, strict=False)])
+    _, _, g_neg = _loss_and_grads(model, xt, yt, a)
+    _assign(w, backup)
+    grad_a = [
+        g - xi * (p - n) / (2.0 * eps)
+        for g, p, n in zip(grad_a, g_pos, g_neg, strict=False)
+    ]
+    return loss_v, logits_v, grad_a
+
+
+def _arch_grads(model, xt, yt, xv, yv):
+    if model.order == 2:
+        return _unrolled_arch_grads(model, xt, yt, xv, yv)
+    return _loss_and_grads(model, xv, yv, model.arch_variables)
+
+
+def _unpack_search(data):
+    try:
+        (xt, yt), (xv, yv) = data
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            "Expected each DARTS training element to be "
+            "((x_train, y_train), (x_val, y_val)); see "
+            "keras_nas.supernet.search_data. Received: an element of "
+            f"structure {tf.nest.map_structure(lambda t: 'T', data)}"
+        ) from e
+    return xt, yt, xv, yv
+
+
+def train_step(model, data):
+    xt, yt, xv, yv = _unpack_search(data)
+    logs = {}
+    if model.order:
+        a = model.arch_variables
+        arch_loss, logits_v, grad_a = _arch_grads(model, xt, yt, xv, yv)
+        grad_a = darts.clip_and_decay(grad_a, a, None, model.arch_weight_decay)
+        model.optimizer.arch_optimizer.apply(grad_a, a)
+        model.arch_loss_tracker.update_state(arch_loss)
+        model.arch_accuracy_tracker.update_state(yv, logits_v)
+    w = model.weight_variables
+    loss, logits, grad_w = _loss_and_grads(model, xt, yt, w)
+    grad_w = darts.clip_and_decay(
+        grad_w, w, model.grad_clip, model.weight_decay
+    )
+    model.optimizer.weights_optimizer.apply(grad_w, w)
+    model.loss_tracker.update_state(loss)
+    model.accuracy_tracker.update_state(yt, logits)
+    logs["loss"] = model.loss_tracker.result()
+    logs["accuracy"] = model.accuracy_tracker.result()
+    if model.order:
+        logs["arch_loss"] = model.arch_loss_tracker.result()
+        logs["arch_accuracy"] = model.arch_accuracy_tracker.result()
+    return logs
+
+
+def test_step(model, data):
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    logits = model(x, training=False)
+    model.loss_tracker.update_state(darts.cross_entropy(y, logits))
+    model.accuracy_tracker.update_state(y, logits)
+    return {
+        "loss": model.loss_tracker.result(),
+        "accuracy": model.accuracy_tracker.result(),
+    }
+
+
+def arch_gradients(model, train_batch, val_batch):
+    (xt, yt), (xv, yv) = train_batch, val_batch
+    _, _, grads = _arch_grads(model, xt, yt, xv, yv)
+    return grads
