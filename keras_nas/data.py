@@ -211,20 +211,22 @@ def load_npz_arrays(path: str) -> tuple[np.ndarray, np.ndarray]:
         )
     try:
         with np.load(path, allow_pickle=False) as data:
-            keys = set(data.files)
-            missing = sorted({"x", "y"} - keys)
-            if missing:
-                raise ValueError(
-                    f"Expected the .npz file to hold arrays 'x' and 'y'. "
-                    f"Received: dataset={path!r} with arrays {sorted(keys)} "
-                    f"(missing {missing})"
-                )
-            x, y = data["x"], data["y"]
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
+            arrays = {k: data[k] for k in data.files if k in ("x", "y")}
+            keys = sorted(data.files)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        # Not a zip of arrays (NumPy then refuses to unpickle it).
         raise ValueError(
             "Expected `dataset` to be a readable .npz file with arrays 'x' "
             f"and 'y'. Received: dataset={path!r} ({type(e).__name__})"
         ) from e
+    missing = sorted({"x", "y"} - set(arrays))
+    if missing:
+        raise ValueError(
+            "Expected the .npz file to hold arrays 'x' and 'y'. "
+            f"Received: dataset={path!r} with arrays {keys} "
+            f"(missing {missing})"
+        )
+    x, y = arrays["x"], arrays["y"]
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or len(x) != len(y) or y.ndim != 1:
