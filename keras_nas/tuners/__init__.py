@@ -10,6 +10,7 @@ _NAMES = {
     "MonteCarloTreeSearch": ".mcts",
     "MonteCarloTreeSearchOracle": ".mcts",
     "Darts": ".darts",
+    "DartsOracle": ".darts",
     "Enas": ".enas",
     "EnasOracle": ".enas",
 }
