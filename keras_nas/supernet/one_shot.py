@@ -37,6 +37,7 @@ from keras_nas.blocks.genotypes import (
     Genotype,
     NasBench201Genotype,
 )
+from keras_nas.blocks.network import ResNetBasicBlock
 from keras_nas.blocks.ops import FactorizedReduce, ReLUConvBN, get_op
 
 __all__ = ["OneShotSupernet"]
@@ -91,44 +92,6 @@ def _space_spec(space: Any) -> dict[str, Any]:
 def _reduction_indices(num_cells: int) -> tuple[int, ...]:
     """Cells that halve the resolution: at 1/3 and 2/3 of the depth."""
     return tuple(sorted({num_cells // 3, 2 * num_cells // 3}))
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class _ResidualReduction(keras.layers.Layer):
-    """NAS-Bench-201's residual block between stages (stride 2).
-
-    `ReLUConvBN(3x3, stride 2) -> ReLUConvBN(3x3)` plus a shortcut of 2x2
-    average pooling and a 1x1 convolution (Dong & Yang, ICLR 2020).
-    """
-
-    def __init__(self, filters: int, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.conv_a = ReLUConvBN(self.filters, 3, strides=2)
-        self.conv_b = ReLUConvBN(self.filters, 3)
-        self.shortcut = keras.layers.Conv2D(self.filters, 1, use_bias=False)
-
-    def build(self, input_shape):
-        shape = tuple(input_shape)
-        self.conv_a.build(shape)
-        shape = self.conv_a.compute_output_shape(shape)
-        self.conv_b.build(shape)
-        self.shortcut.build(shape[:3] + (input_shape[-1],))
-
-    def call(self, inputs, training=None):
-        x = self.conv_b(
-            self.conv_a(inputs, training=training), training=training
-        )
-        short = ops.average_pool(inputs, 2, strides=2, padding="same")
-        return x + self.shortcut(short)
-
-    def compute_output_shape(self, input_shape):
-        return self.conv_a.compute_output_shape(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters)
-        return config
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -384,7 +347,9 @@ class OneShotSupernet(keras.Model):
         size, cell = (h, w), 0
         for stage in range(3):
             if stage:
-                block = _ResidualReduction(2 * c, name=f"reduction{stage}")
+                block = ResNetBasicBlock(
+                    2 * c, strides=2, name=f"reduction{stage}"
+                )
                 self.cell_layers.append(block)
                 self._cell_shapes.append((None, *size, c))
                 c *= 2
