@@ -1,0 +1,770 @@
+"""The `keras-nas` command.
+
+`keras-nas search` runs an architecture search end to end: load a dataset,
+search a space with a tuner (one progress line per trial), retrain the best
+architecture from scratch on train + validation data and evaluate it on a
+held-out test split. Everything lands in `--directory`:
+
+- `best_model.keras`: the retrained best model,
+- `best_genotype.json` (cell spaces) and `best_hyperparameters.json`,
+- `results.json`: per-trial scores, the best trial, test accuracy, timings
+  and the arguments,
+- `history.png` (score per trial and best so far) and `best_cell.png` (the
+  best cell drawn as a graph, when the space has genotypes).
+
+A directory that already holds a search is resumed (finished trials are not
+run again) unless `--overwrite` is given. Bad input exits with status 2 and
+a one-line `error: ...` message.
+
+Example:
+
+```
+keras-nas search                      # digits, cell space, random search
+keras-nas search --tuner evolution --max-trials 20 --directory runs/evo
+keras-nas search --dataset tfds:fashion_mnist --subset 5000 --image-size 14
+python -m keras_nas search --dataset my_data.npz --space chain
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+PROG = "keras-nas"
+PROJECT_NAME = "search"
+
+#: `--space` name -> (module, class).
+SPACES: dict[str, tuple[str, str]] = {
+    "cell": ("keras_nas.spaces", "CellSearchSpace"),
+    "chain": ("keras_nas.spaces", "ChainSearchSpace"),
+    "nas-bench-201": ("keras_nas.spaces", "NasBench201SearchSpace"),
+}
+
+
+def _trial_budget(args: argparse.Namespace) -> dict[str, Any]:
+    return {"max_trials": args.max_trials}
+
+
+def _hyperband_budget(args: argparse.Namespace) -> dict[str, Any]:
+    # Hyperband sizes its brackets from the epoch budget, not a trial count.
+    return {"max_epochs": args.epochs, "factor": 3}
+
+
+#: Size options of the command -> {space: constructor argument}.
+SPACE_OPTIONS: dict[str, dict[str, str]] = {
+    "num_nodes": {"cell": "num_nodes"},
+    "num_cells": {
+        "cell": "num_cells",
+        "nas-bench-201": "cells_per_stage",
+        "chain": "max_layers",
+    },
+    "filters": {"cell": "filters", "nas-bench-201": "filters"},
+}
+
+#: `--tuner` name -> (module, class, budget arguments). The one table of
+#: every tuner the command offers.
+TUNERS: dict[str, tuple[str, str, Callable[..., dict[str, Any]]]] = {
+    "random": ("keras_tuner", "RandomSearch", _trial_budget),
+    "bayesian": ("keras_tuner", "BayesianOptimization", _trial_budget),
+    "hyperband": ("keras_tuner", "Hyperband", _hyperband_budget),
+    "grid": ("keras_tuner", "GridSearch", _trial_budget),
+    "evolution": ("keras_nas.tuners", "AgingEvolution", _trial_budget),
+    "reinforce": ("keras_nas.tuners", "Reinforce", _trial_budget),
+    "mcts": ("keras_nas.tuners", "MonteCarloTreeSearch", _trial_budget),
+    "darts": ("keras_nas.tuners", "Darts", _trial_budget),
+    "enas": ("keras_nas.tuners", "Enas", _trial_budget),
+}
+
+#: Files of a run; `--overwrite` removes exactly these (and the tuner's
+#: project folder), never anything else in the directory.
+ARTEFACTS = (
+    "best_model.keras",
+    "best_genotype.json",
+    "best_hyperparameters.json",
+    "results.json",
+    "history.png",
+    "best_cell.png",
+)
+
+#: Arguments that must match for a directory to be resumed.
+RESUME_KEYS = ("space", "tuner", "dataset", "seed", "epochs", "batch_size")
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported as one line, exit status 2."""
+
+
+# --- Argument parsing --------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line on stderr, status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}"
+        )
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}"
+        )
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}"
+        )
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `keras-nas` argument parser."""
+    from keras_nas import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="Neural Architecture Search for Keras 3.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} {__version__}"
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+    search = commands.add_parser(
+        "search",
+        help="search an architecture, retrain the best and test it",
+        description=(
+            "Search a space with a tuner, retrain the best architecture from "
+            "scratch on train+validation data and evaluate it on a held-out "
+            "test split. Resumes a search found in --directory."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    search.add_argument(
+        "--space",
+        default="cell",
+        choices=sorted(SPACES),
+        help="search space",
+    )
+    search.add_argument(
+        "--tuner",
+        default="random",
+        choices=sorted(TUNERS),
+        help="search strategy",
+    )
+    search.add_argument(
+        "--dataset",
+        default="digits",
+        help="'digits', 'tfds:NAME' or a .npz file with arrays x and y",
+    )
+    search.add_argument(
+        "--max-trials",
+        type=_positive_int,
+        default=5,
+        help="number of architectures to try",
+    )
+    search.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=6,
+        help="training epochs per trial",
+    )
+    search.add_argument(
+        "--retrain-epochs",
+        type=_positive_int,
+        default=30,
+        help="epochs to retrain the best architecture",
+    )
+    search.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="batch size"
+    )
+    search.add_argument(
+        "--directory",
+        default="keras_nas_results",
+        help="where the search and its results are written",
+    )
+    search.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="random seed"
+    )
+    search.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh instead of resuming the search in --directory",
+    )
+    search.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=0.2,
+        help="fraction of the data used to score architectures",
+    )
+    search.add_argument(
+        "--test-split",
+        type=_fraction,
+        default=0.2,
+        help="fraction of the data held out for the final test",
+    )
+    search.add_argument(
+        "--subset",
+        type=_positive_int,
+        default=None,
+        help="tfds only: at most this many examples per split",
+    )
+    search.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=None,
+        help="tfds only: resize images to this side (proxy search)",
+    )
+    search.add_argument(
+        "--num-nodes",
+        type=_positive_int,
+        default=None,
+        help="cell space: intermediate nodes per cell (None: the space's)",
+    )
+    search.add_argument(
+        "--num-cells",
+        type=_positive_int,
+        default=None,
+        help="fix the depth: cells (cell), cells per stage (nas-bench-201) "
+        "or most layers (chain); None: searched as the space defines",
+    )
+    search.add_argument(
+        "--filters",
+        type=_positive_int,
+        default=None,
+        help="fix the initial filters (cell, nas-bench-201); None: the space's",
+    )
+    search.add_argument(
+        "--xla",
+        action="store_true",
+        help="let Keras XLA-compile the models (worth it on GPUs; on CPUs "
+        "the compilation costs more than it saves)",
+    )
+    search.add_argument(
+        "--quiet", action="store_true", help="no per-trial progress lines"
+    )
+    return parser
+
+
+# --- Resolution of names ----------------------------------------------------
+
+
+def _resolve(table: dict[str, tuple], name: str, what: str) -> type:
+    if name not in table:
+        raise UsageError(
+            f"unknown {what} {name!r}; expected one of {sorted(table)}"
+        )
+    module, attr = table[name][:2]
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(
+            f"{what} {name!r} is not available in this installation "
+            f"({module}.{attr}: {e})"
+        ) from e
+
+
+def _space_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor arguments of the space from the size options."""
+    kwargs = {}
+    for option, argument in SPACE_OPTIONS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if args.space not in argument:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(
+                f"{flag} applies to --space {' or '.join(sorted(argument))}, "
+                f"not {args.space!r}"
+            )
+        kwargs[argument[args.space]] = value
+    return kwargs
+
+
+def _make_space(args: argparse.Namespace, data: Any) -> Any:
+    kwargs = _space_kwargs(args)
+    cls = _resolve(SPACES, args.space, "space")
+    try:
+        return cls(
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise UsageError(f"cannot build the {args.space!r} space: {e}") from e
+
+
+class _ProgressMixin:
+    """Reports each finished trial through `self._report(trial)`.
+
+    Also applies `--xla` to every model the tuner builds: XLA compilation
+    of a small cell network costs more CPU time than a whole short trial.
+    """
+
+    _report: Callable[[Any], None] | None = None
+    _jit_compile: bool | str = "auto"
+
+    def _try_build(self, hp):
+        # keras-tuner builds and compiles each trial's model here.
+        model = super()._try_build(hp)
+        _set_jit(model, self._jit_compile)
+        return model
+
+    def on_trial_begin(self, trial):
+        self._trial_started = time.perf_counter()
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        seconds = time.perf_counter() - getattr(
+            self, "_trial_started", time.perf_counter()
+        )
+        if self._report is not None:
+            self._report(trial, seconds)
+
+
+def _make_tuner(args: argparse.Namespace, space: Any, report: Callable) -> Any:
+    cls = _resolve(TUNERS, args.tuner, "tuner")
+    budget = TUNERS[args.tuner][2](args)
+    tuner_cls = type(f"Cli{cls.__name__}", (_ProgressMixin, cls), {})
+    try:
+        tuner = tuner_cls(
+            space,
+            objective="val_accuracy",
+            seed=args.seed,
+            directory=args.directory,
+            project_name=PROJECT_NAME,
+            overwrite=args.overwrite,
+            **budget,
+        )
+    except ValueError as e:
+        raise UsageError(f"cannot build the {args.tuner!r} tuner: {e}") from e
+    tuner._report = report
+    tuner._jit_compile = _jit_setting(args)
+    return tuner
+
+
+def _jit_setting(args: argparse.Namespace) -> bool | str:
+    return "auto" if args.xla else False
+
+
+def _set_jit(model: Any, jit_compile: bool | str) -> None:
+    if jit_compile != "auto" and hasattr(model, "jit_compile"):
+        model.jit_compile = jit_compile
+
+
+# --- The search command -----------------------------------------------------
+
+
+def _trial_number(trial_id: str) -> int | str:
+    return int(trial_id) + 1 if str(trial_id).isdigit() else trial_id
+
+
+def _genotype_of(space: Any, values: dict[str, Any]) -> Any:
+    to_genotype = getattr(space, "genotype", None)
+    if to_genotype is None:
+        return None
+    try:
+        return to_genotype(values)
+    except ValueError:
+        return None
+
+
+def _summary(space: Any, values: dict[str, Any], width: int = 160) -> str:
+    genotype = _genotype_of(space, values)
+    macro = [
+        f"{k}={values[k]}" for k in ("num_cells", "filters") if k in values
+    ]
+    if genotype is not None:
+        text = " ".join(macro + [str(genotype)])
+    else:
+        text = " ".join(
+            f"{k}={v}" for k, v in values.items() if not k.startswith("tuner/")
+        )
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: str, data: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # NumPy scalars.
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _prepare_directory(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Clears or checks `--directory`; returns previous results to resume."""
+    directory = args.directory
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(
+            f"--directory {directory!r} exists and is not a directory"
+        )
+    project = os.path.join(directory, PROJECT_NAME)
+    if args.overwrite:
+        for name in ARTEFACTS:
+            path = os.path.join(directory, name)
+            if os.path.isfile(path):
+                os.remove(path)
+        shutil.rmtree(project, ignore_errors=True)
+        return None
+    previous = _read_json(os.path.join(directory, "results.json"))
+    if previous is None:
+        if os.path.isdir(project):
+            raise UsageError(
+                f"--directory {directory!r} holds a search without "
+                "results.json; pass --overwrite to start afresh"
+            )
+        return None
+    old = previous.get("args", {})
+    for key in RESUME_KEYS:
+        if key in old and old[key] != getattr(args, key):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"--directory {directory!r} holds a search with {flag} "
+                f"{old[key]!r} (this run: {getattr(args, key)!r}); pass "
+                "--overwrite or another --directory"
+            )
+    return previous
+
+
+class _Run:
+    """State of one `keras-nas search` invocation."""
+
+    def __init__(self, args: argparse.Namespace, previous: dict | None):
+        self.args = args
+        self.previous = previous or {}
+        self.started = time.perf_counter()
+        self.trial_seconds: dict[str, float] = dict(
+            (t["trial_id"], t["seconds"])
+            for t in self.previous.get("trials", [])
+            if t.get("seconds") is not None
+        )
+        self.space = None
+        self.tuner = None
+
+    def say(self, text: str) -> None:
+        if not self.args.quiet:
+            print(text, flush=True)
+
+    def best_trial(self) -> Any:
+        best = self.tuner.oracle.get_best_trials(1)
+        return best[0] if best else None
+
+    def report(self, trial: Any, seconds: float) -> None:
+        self.trial_seconds[trial.trial_id] = round(seconds, 2)
+        best = self.best_trial()
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        best_text = "n/a" if best is None else f"{best.score:.4f}"
+        budget = self.args.max_trials if self.args.tuner != "hyperband" else "?"
+        elapsed = time.perf_counter() - self.started
+        self.say(
+            f"trial {_trial_number(trial.trial_id)}/{budget} "
+            f"score={score} best={best_text} "
+            f"time={seconds:.1f}s elapsed={elapsed:.1f}s | "
+            f"{_summary(self.space, trial.hyperparameters.values)}"
+        )
+        self.write_results(status="searching")
+
+    def trials(self) -> list[dict[str, Any]]:
+        out = []
+        trials = self.tuner.oracle.trials.values()
+        for trial in sorted(trials, key=lambda t: _order(t.trial_id)):
+            values = dict(trial.hyperparameters.values)
+            genotype = _genotype_of(self.space, values)
+            out.append(
+                {
+                    "trial_id": trial.trial_id,
+                    "status": str(trial.status),
+                    "score": trial.score,
+                    "seconds": self.trial_seconds.get(trial.trial_id),
+                    "hyperparameters": values,
+                    "genotype": None
+                    if genotype is None
+                    else genotype.to_dict(),
+                }
+            )
+        return out
+
+    def write_results(self, status: str, **extra: Any) -> dict[str, Any]:
+        best = self.best_trial()
+        results = {
+            "status": status,
+            "args": vars(self.args),
+            "objective": "val_accuracy",
+            "trials": self.trials(),
+            "best": None
+            if best is None
+            else {
+                "trial_id": best.trial_id,
+                "score": best.score,
+                "hyperparameters": dict(best.hyperparameters.values),
+            },
+        }
+        for key in ("test_accuracy", "test_loss", "timings", "retrained"):
+            if key in self.previous:
+                results[key] = self.previous[key]
+        results.update(extra)
+        _write_json(os.path.join(self.args.directory, "results.json"), results)
+        return results
+
+
+def _order(trial_id: str) -> tuple[int, str]:
+    return (int(trial_id), "") if str(trial_id).isdigit() else (0, trial_id)
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from keras_nas.data import load_dataset
+
+    try:
+        return load_dataset(
+            args.dataset,
+            validation_split=args.validation_split,
+            test_split=args.test_split,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            subset=args.subset,
+            image_size=args.image_size,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def _retrain(run: _Run, data: Any, best: Any) -> dict[str, Any]:
+    args = run.args
+    _seed_everything(args.seed)
+    model = run.tuner.hypermodel.build(best.hyperparameters.copy())
+    _set_jit(model, _jit_setting(args))
+    started = time.perf_counter()
+    model.fit(
+        epochs=args.retrain_epochs,
+        verbose=0,
+        **data.fit_kwargs("train+validation", args.batch_size),
+    )
+    train_seconds = time.perf_counter() - started
+    loss, accuracy = _evaluate(model, data, args.batch_size)
+    model.save(os.path.join(args.directory, "best_model.keras"))
+    return {
+        "test_accuracy": accuracy,
+        "test_loss": loss,
+        "retrain_seconds": round(train_seconds, 2),
+        "num_parameters": int(model.count_params()),
+    }
+
+
+def _evaluate(model: Any, data: Any, batch_size: int) -> tuple[float, float]:
+    metrics = model.evaluate(
+        verbose=0, return_dict=True, **data.fit_kwargs("test", batch_size)
+    )
+    accuracy = metrics.get("accuracy")
+    if accuracy is None:  # Auxiliary heads prefix the metric names.
+        accuracy = next(v for k, v in metrics.items() if "accuracy" in k)
+    return float(metrics["loss"]), float(accuracy)
+
+
+def _save_best(run: _Run, best: Any) -> Any:
+    directory = run.args.directory
+    values = dict(best.hyperparameters.values)
+    _write_json(os.path.join(directory, "best_hyperparameters.json"), values)
+    genotype = _genotype_of(run.space, values)
+    if genotype is not None:
+        _write_json(
+            os.path.join(directory, "best_genotype.json"), genotype.to_dict()
+        )
+    return genotype
+
+
+def _plots(run: _Run, genotype: Any) -> None:
+    from keras_nas.visualize import draw_genotype, plot_history
+
+    directory = run.args.directory
+    plot_history(
+        run.tuner,
+        path=os.path.join(directory, "history.png"),
+        title=f"{run.args.tuner} search on {run.args.dataset}",
+    )
+    if genotype is not None:
+        number = _trial_number(run.best_trial().trial_id)
+        draw_genotype(
+            genotype,
+            path=os.path.join(directory, "best_cell.png"),
+            title=f"Best cell (trial {number})",
+        )
+
+
+def search(args: argparse.Namespace) -> int:
+    """Runs `keras-nas search`; returns the exit status."""
+    previous = _prepare_directory(args)
+    os.makedirs(args.directory, exist_ok=True)
+    run = _Run(args, previous)
+    _space_kwargs(args)  # Bad options fail before any slow import.
+    data = _load(args)
+    run.space = _make_space(args, data)
+    _seed_everything(args.seed)
+    run.tuner = _make_tuner(args, run.space, run.report)
+    done = sum(
+        1 for t in run.tuner.oracle.trials.values() if t.score is not None
+    )
+    sizes = data.sizes()
+    run.say(
+        f"keras-nas search: {args.space} space, {args.tuner} tuner, "
+        f"dataset {args.dataset} {data.input_shape} "
+        f"({data.num_classes} classes"
+        + (
+            f"; train/val/test {sizes['train']}/{sizes['validation']}/"
+            f"{sizes['test']}"
+            if data.is_arrays
+            else ""
+        )
+        + f"), directory {args.directory}"
+    )
+    if done:
+        run.say(f"resuming: {done} trial(s) already done")
+    search_started = time.perf_counter()
+    run.tuner.search(
+        epochs=args.epochs,
+        validation_data=data.validation_data(),
+        verbose=0,
+        **_search_kwargs(data, args.batch_size),
+    )
+    search_seconds = time.perf_counter() - search_started
+    best = run.best_trial()
+    if best is None:
+        raise RuntimeError("every trial failed; no architecture to retrain")
+    genotype = _save_best(run, best)
+    prev = run.previous
+    reuse = (
+        prev.get("retrained", {}).get("trial_id") == best.trial_id
+        and prev.get("retrained", {}).get("retrain_epochs")
+        == args.retrain_epochs
+        and os.path.isfile(os.path.join(args.directory, "best_model.keras"))
+        and "test_accuracy" in prev
+    )
+    timings = dict(prev.get("timings", {}))
+    timings["search_seconds"] = round(
+        timings.get("search_seconds", 0.0) + search_seconds, 2
+    )
+    if reuse:
+        run.say(
+            f"best trial {_trial_number(best.trial_id)} unchanged: keeping "
+            "the retrained best_model.keras"
+        )
+        retrained = prev["retrained"]
+        test = {"test_accuracy": prev["test_accuracy"]}
+        test["test_loss"] = prev.get("test_loss")
+    else:
+        run.say(
+            f"retraining trial {_trial_number(best.trial_id)} from scratch "
+            f"on train+validation for {args.retrain_epochs} epochs..."
+        )
+        result = _retrain(run, data, best)
+        test = {k: result[k] for k in ("test_accuracy", "test_loss")}
+        retrained = {
+            "trial_id": best.trial_id,
+            "retrain_epochs": args.retrain_epochs,
+            "num_parameters": result["num_parameters"],
+        }
+        timings["retrain_seconds"] = result["retrain_seconds"]
+    timings["total_seconds"] = round(time.perf_counter() - run.started, 2)
+    run.write_results(
+        status="done", retrained=retrained, timings=timings, **test
+    )
+    _plots(run, genotype)
+    run.say(
+        f"best trial {_trial_number(best.trial_id)}: val_accuracy="
+        f"{best.score:.4f}, test_accuracy={test['test_accuracy']:.4f}; "
+        f"total {timings['total_seconds']:.1f}s; results in {args.directory}"
+    )
+    return 0
+
+
+def _search_kwargs(data: Any, batch_size: int) -> dict[str, Any]:
+    return data.fit_kwargs("train", batch_size)
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # A sampled cell may ignore one of its inputs; the input's unused
+    # preprocessing then has no gradient, which is expected here.
+    warnings.filterwarnings("ignore", message="Gradients do not exist")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `keras-nas` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("missing command (choose from 'search')")
+    args.directory = os.path.abspath(args.directory)
+    _quiet_tensorflow()
+    try:
+        return search(args)
+    except UsageError as e:
+        message = " ".join(str(e).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Tests of the `keras-nas` command (`keras_nas.cli`), run as subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# A tiny but real search: 200 digits in a .npz file, a one-node cell space.
+TINY = [
+    "--max-trials", "2", "--epochs", "1", "--retrain-epochs", "1",
+    "--num-nodes", "1", "--num-cells", "1", "--filters", "4",
+    "--batch-size", "32", "--seed", "1",
+]  # fmt: skip
+
+
+def _run(*args, cwd=None, timeout=300):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    return subprocess.run(
+        [sys.executable, "-m", "keras_nas", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    path = tmp_path_factory.mktemp("data") / "tiny_digits.npz"
+    # uint8 pixels without a channel axis, as users often store images.
+    x = (digits.images[:200] * 255 / 16).astype("uint8")
+    np.savez(path, x=x, y=digits.target[:200])
+    return str(path)
+
+
+def test_version():
+    out = _run("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == "keras-nas 0.1.0"
+
+
+@pytest.fixture()
+def bad_files(tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"\x00 definitely not numpy")
+    wrong_keys = tmp_path / "wrong_keys.npz"
+    np.savez(wrong_keys, images=np.zeros((4, 8, 8)), labels=np.zeros(4, int))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    other = tmp_path / "other_run"
+    other.mkdir()
+    (other / "results.json").write_text(
+        json.dumps({"args": {"space": "chain", "seed": 0}})
+    )
+    return {
+        "garbage": str(garbage),
+        "wrong_keys": str(wrong_keys),
+        "missing": str(tmp_path / "missing.npz"),
+        "a_file": str(a_file),
+        "other": str(other),
+    }
+
+
+BAD_INPUTS = {
+    "no command": ([], "missing command"),
+    "unknown dataset": (["search", "--dataset", "imagenet"], "imagenet"),
+    "unknown space": (["search", "--space", "nasnet"], "--space"),
+    "unknown tuner": (["search", "--tuner", "genetic"], "--tuner"),
+    "zero trials": (["search", "--max-trials", "0"], "--max-trials"),
+    "negative epochs": (["search", "--epochs", "-3"], "--epochs"),
+    "text batch size": (["search", "--batch-size", "many"], "--batch-size"),
+    "bad split": (["search", "--test-split", "1.5"], "--test-split"),
+    "negative seed": (["search", "--seed", "-1"], "--seed"),
+    "missing file": (["search", "--dataset", "{missing}"], "no such file"),
+    "unreadable file": (["search", "--dataset", "{garbage}"], "readable"),
+    "npz without x/y": (["search", "--dataset", "{wrong_keys}"], "'x'"),
+    "option of another space": (
+        ["search", "--space", "chain", "--num-nodes", "2"],
+        "--num-nodes",
+    ),
+    "directory is a file": (["search", "--directory", "{a_file}"], "a_file"),
+    "resume other search": (
+        ["search", "--directory", "{other}"],
+        "--overwrite",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_exits_2_with_one_line(case, bad_files, tmp_path):
+    args, expected = BAD_INPUTS[case]
+    args = [a.format(**bad_files) for a in args]
+    if "--directory" not in args and args:
+        args += ["--directory", str(tmp_path / "run")]
+    out = _run(*args, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def _is_png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == PNG_MAGIC
+
+
+def test_search_writes_everything_then_resumes(tiny_npz, tmp_path):
+    directory = str(tmp_path / "run")
+    args = ["search", "--dataset", tiny_npz, "--directory", directory, *TINY]
+    out = _run(*args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    lines = out.stdout.splitlines()
+    trial_lines = [ln for ln in lines if ln.startswith("trial ")]
+    assert [ln.split()[1] for ln in trial_lines] == ["1/2", "2/2"]
+    for ln in trial_lines:
+        assert "score=" in ln and "best=" in ln and "elapsed=" in ln
+        assert "normal:" in ln  # the architecture summary
+    for name in (
+        "best_model.keras",
+        "best_genotype.json",
+        "best_hyperparameters.json",
+        "results.json",
+        "history.png",
+        "best_cell.png",
+    ):
+        assert os.path.isfile(os.path.join(directory, name)), name
+    assert _is_png(os.path.join(directory, "history.png"))
+    assert _is_png(os.path.join(directory, "best_cell.png"))
+
+    with open(os.path.join(directory, "results.json")) as f:
+        results = json.load(f)
+    assert results["status"] == "done"
+    assert [t["trial_id"] for t in results["trials"]] == ["0", "1"]
+    scores = [t["score"] for t in results["trials"]]
+    assert results["best"]["score"] == max(scores)
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert results["args"]["max_trials"] == 2
+    assert results["args"]["dataset"] == tiny_npz
+    for key in ("search_seconds", "retrain_seconds", "total_seconds"):
+        assert results["timings"][key] > 0
+    assert all(t["seconds"] > 0 for t in results["trials"])
+
+    from keras_nas.blocks.genotypes import Genotype
+    from keras_nas.spaces import genotype_from_hyperparameters
+
+    with open(os.path.join(directory, "best_genotype.json")) as f:
+        genotype = Genotype.from_dict(json.load(f))
+    with open(os.path.join(directory, "best_hyperparameters.json")) as f:
+        hp = json.load(f)
+    assert genotype == genotype_from_hyperparameters(hp)
+    assert hp == results["best"]["hyperparameters"]
+    assert genotype.num_nodes == 1 and hp["num_cells"] == 1
+
+    import keras
+
+    import keras_nas.blocks.network  # noqa: F401  (registers the layers)
+
+    model = keras.saving.load_model(os.path.join(directory, "best_model.keras"))
+    probs = model.predict(np.zeros((3, 8, 8, 1), "float32"), verbose=0)
+    assert probs.shape == (3, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
+
+    # Same command again: nothing is searched or retrained.
+    model_mtime = os.path.getmtime(os.path.join(directory, "best_model.keras"))
+    again = _run(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming: 2 trial(s) already done" in again.stdout
+    assert not [
+        ln for ln in again.stdout.splitlines() if ln.startswith("trial")
+    ]
+    assert "unchanged" in again.stdout
+    assert (
+        os.path.getmtime(os.path.join(directory, "best_model.keras"))
+        == model_mtime
+    )
+    with open(os.path.join(directory, "results.json")) as f:
+        resumed = json.load(f)
+    assert resumed["trials"] == results["trials"]
+    assert resumed["test_accuracy"] == results["test_accuracy"]
+
+    # A larger budget continues the search: only the third trial runs.
+    more = [a if a != "2" else "3" for a in args]
+    assert more.count("3") == 1
+    third = _run(*more)
+    assert third.returncode == 0, third.stderr[-3000:]
+    new_lines = [
+        ln for ln in third.stdout.splitlines() if ln.startswith("trial")
+    ]
+    assert [ln.split()[1] for ln in new_lines] == ["3/3"]
+    with open(os.path.join(directory, "results.json")) as f:
+        assert len(json.load(f)["trials"]) == 3
