@@ -7,6 +7,8 @@ _NAMES = {
     "AgingEvolutionOracle": ".evolution",
     "Reinforce": ".reinforce",
     "ReinforceOracle": ".reinforce",
+    "FactorizedController": ".controller",
+    "LSTMController": ".controller",
     "MonteCarloTreeSearch": ".mcts",
     "MonteCarloTreeSearchOracle": ".mcts",
     "Darts": ".darts",
