@@ -22,7 +22,12 @@ from keras_nas.blocks.cells import (
     _as_nb201_genotype,
 )
 from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
-from keras_nas.blocks.ops import ReLUConvBN, _check_int, _check_strides
+from keras_nas.blocks.ops import (
+    ReLUConvBN,
+    _batch_norm,
+    _check_int,
+    _check_strides,
+)
 
 __all__ = [
     "AuxiliaryHead",
@@ -65,10 +70,10 @@ class AuxiliaryHead(keras.layers.Layer):
         after = ((h - pool[0]) // 3 + 1, (w - pool[1]) // 3 + 1)
         self.pool = keras.layers.AveragePooling2D(pool, strides=3)
         self.conv_1 = keras.layers.Conv2D(128, 1, use_bias=False)
-        self.bn_1 = keras.layers.BatchNormalization()
+        self.bn_1 = _batch_norm()
         kernel = (min(2, after[0]), min(2, after[1]))
         self.conv_2 = keras.layers.Conv2D(768, kernel, use_bias=False)
-        self.bn_2 = keras.layers.BatchNormalization()
+        self.bn_2 = _batch_norm()
         self.dense = keras.layers.Dense(self.num_classes, activation="softmax")
         shape = tuple(input_shape)
         for layer in (self.pool, self.conv_1, self.bn_1, self.conv_2):
@@ -180,7 +185,7 @@ def _stem(inputs, filters: int):
     x = keras.layers.Conv2D(
         filters, 3, padding="same", use_bias=False, name="stem_conv"
     )(inputs)
-    return keras.layers.BatchNormalization(name="stem_bn")(x)
+    return _batch_norm(name="stem_bn")(x)
 
 
 def build_network(
@@ -344,7 +349,7 @@ def build_nb201_network(
             )
         for j in range(cells_per_stage):
             x = NasBench201Cell(genotype, channels, name=f"cell_{stage}_{j}")(x)
-    x = keras.layers.BatchNormalization(name="last_bn")(x)
+    x = _batch_norm(name="last_bn")(x)
     x = keras.layers.ReLU(name="last_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
     outputs = keras.layers.Dense(

@@ -75,8 +75,17 @@ def _out_shape(input_shape: Sequence, strides: int, channels: int | None):
     )
 
 
-def _batch_norm(affine: bool) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(center=affine, scale=affine)
+#: Momentum of every batch normalization in the blocks: PyTorch's default
+#: (0.1 in its convention), as in the DARTS and NAS-Bench-201 code. Keras'
+#: default 0.99 makes the moving statistics lag far behind on small data sets
+#: and short runs, which breaks inference-mode predictions.
+BN_MOMENTUM = 0.9
+
+
+def _batch_norm(affine: bool = True, **kwargs) -> keras.layers.Layer:
+    return keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM, center=affine, scale=affine, **kwargs
+    )
 
 
 def _subsample(x):
