@@ -79,14 +79,25 @@ class _Decision:
             )
         self.exact = n <= max_bins
         self.size = int(n) if self.exact else int(max_bins)
+        # A small Int range without step: one bin per integer, whatever the
+        # sampling (keras-tuner's log scale would merge small integers).
+        self.offset = (
+            int(hp.min_value)
+            if self.exact and name == "Int" and hp.step is None
+            else None
+        )
 
     def value(self, index: int, rng: np.random.Generator):
+        if self.offset is not None:
+            return self.offset + index
         if self.exact:
             return self.hp.prob_to_value((index + 0.5) / self.size)
         prob = (index + rng.random()) / self.size
         return self.hp.prob_to_value(min(prob, 1.0 - 1e-12))
 
     def index(self, value) -> int:
+        if self.offset is not None:
+            return int(min(self.size - 1, max(0, int(value) - self.offset)))
         prob = self.hp.value_to_prob(value)
         return int(min(self.size - 1, max(0, math.floor(prob * self.size))))
 
@@ -247,9 +258,14 @@ class Controller:
                     probs = probs.copy()
                     probs[list(done)] = 0.0
             index = _draw(probs, rng)
+            value = decision.value(index, rng)
+            if not decision.exact:
+                # An integer can straddle two bins: credit the bin that
+                # `trace_from_values` finds, so both always agree.
+                index = decision.index(value)
             trace.append([hp.name, index])
             state = self._feed(state, hp.name, index)
-            return decision.value(index, rng)
+            return value
 
         values = _base.sequential_values(self.hyperparameters, choose)
         return values, trace

@@ -372,3 +372,32 @@ def test_tiny_real_search_on_digits(tmp_path):
     assert tuner.oracle.controller.num_updates == 3
     best = tuner.get_best_hyperparameters()[0]
     assert best.values["units"] in (8, 16)
+
+
+def test_decisions_encode_every_hyperparameter_type():
+    hp = keras_tuner.HyperParameters()
+    hp.Int("log_int", 1, 4, sampling="log")
+    hp.Int("step_int", 2, 64, step=2, sampling="log")
+    hp.Float("step_float", 0.1, 0.5, step=0.1)
+    hp.Int("big_int", 0, 10)
+    hp.Float("lr", 1e-4, 1e-1, sampling="log")
+    c = ctrl.FactorizedController(hp, max_bins=10)
+    sizes = {name: d.size for name, d in c.decisions.items()}
+    assert sizes == {
+        "log_int": 4,
+        "step_int": 6,
+        "step_float": 5,
+        "big_int": 10,
+        "lr": 10,
+    }
+    assert [c.decisions["log_int"].value(i, None) for i in range(4)] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        values, trace = c.sample(rng)
+        assert c.trace_from_values(values) == trace
+        assert 0 <= values["big_int"] <= 10
