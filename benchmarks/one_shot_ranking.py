@@ -58,6 +58,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--standalone-epochs", type=int, default=30)
     parser.add_argument("--supernet-epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=5e-3,
+        help="Adam learning rate of the stand-alone training",
+    )
+    parser.add_argument(
+        "--supernet-learning-rate",
+        type=float,
+        default=0.05,
+        help="SGD (Nesterov momentum 0.9) learning rate of the supernet",
+    )
     parser.add_argument("--filters", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
     parser.add_argument("--recalibration-batches", type=int, default=4)
@@ -80,6 +92,7 @@ def main(argv=None) -> dict:
         num_classes=10,
         filters=args.filters,
         cells_per_stage=args.cells_per_stage,
+        learning_rate=args.learning_rate,
     )
 
     # --- one-shot: train the supernet once, score every architecture ---
@@ -87,7 +100,9 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     supernet = OneShotSupernet(space, seed=args.seed)
     supernet.compile(
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)
+        optimizer=keras.optimizers.SGD(
+            args.supernet_learning_rate, momentum=0.9, nesterov=True
+        )
     )
     supernet.fit(
         *train,

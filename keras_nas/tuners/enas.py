@@ -96,7 +96,8 @@ class Enas(_base.NasTuner):
         max_trials: number of rounds (one trial each).
         controller: `"lstm"` (default) or `"factorized"`.
         controller_steps: controller updates per round.
-        controller_batch: architectures sampled per controller update.
+        controller_batch: architectures sampled per controller update
+            (ENAS: 1).
         reward_batch_size: validation examples per reward (one minibatch).
         learning_rate, baseline_decay, entropy_weight, controller_kwargs:
             see `EnasOracle`.
@@ -130,7 +131,7 @@ class Enas(_base.NasTuner):
         max_trials: int = 10,
         controller: str = "lstm",
         controller_steps: int = 20,
-        controller_batch: int = 4,
+        controller_batch: int = 1,
         reward_batch_size: int = 128,
         learning_rate: float | None = 5e-3,
         baseline_decay: float = 0.99,

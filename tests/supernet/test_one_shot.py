@@ -201,10 +201,10 @@ def test_sampler_controls_training_paths_and_config_roundtrip(tmp_path):
     net.fit(x, y, epochs=1, batch_size=16, verbose=0)
     assert len(calls) == 4 and net.last_values == fixed
     assert net.last_trace == "trace"
-    path = str(tmp_path / "w.weights.h5")
-    net.save_weights(path)
-    clone = OneShotSupernet.from_config(net.get_config())
-    clone.load_weights(path)
+    path = str(tmp_path / "supernet.keras")
+    net.save(path)
+    clone = keras.saving.load_model(path)
+    assert isinstance(clone, OneShotSupernet)
     np.testing.assert_allclose(
         clone.predict_path(fixed, x), net.predict_path(fixed, x), atol=1e-6
     )
