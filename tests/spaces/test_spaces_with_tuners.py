@@ -1,0 +1,90 @@
+"""keras-tuner's built-in tuners run unchanged on every search space."""
+
+import keras_tuner
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
+from keras_nas.spaces import (
+    CellSearchSpace,
+    ChainSearchSpace,
+    NasBench201SearchSpace,
+)
+
+SPACES = {
+    "cell": lambda: CellSearchSpace(
+        (8, 8, 1), 10, num_nodes=1, num_cells=(1, 2), filters=4
+    ),
+    "chain": lambda: ChainSearchSpace(
+        (8, 8, 1),
+        10,
+        max_layers=2,
+        layer_types=("conv", "pool", "dense"),
+        filters=(4, 8),
+        units=(8,),
+        kernel_sizes=(3,),
+        strides=(1, 2),
+        activations=("relu",),
+        dropout_rates=(0.0,),
+    ),
+    "nb201": lambda: NasBench201SearchSpace(
+        (8, 8, 1), 10, filters=4, cells_per_stage=1
+    ),
+}
+
+OBJ = "val_accuracy"
+TUNERS = {
+    "random": lambda space, d: keras_tuner.RandomSearch(
+        space, max_trials=2, seed=0, directory=d, objective=OBJ
+    ),
+    "bayesian": lambda space, d: keras_tuner.BayesianOptimization(
+        space,
+        max_trials=2,
+        num_initial_points=1,
+        seed=0,
+        directory=d,
+        objective=OBJ,
+    ),
+    "hyperband": lambda space, d: keras_tuner.Hyperband(
+        space,
+        max_epochs=1,
+        hyperband_iterations=2,
+        seed=0,
+        directory=d,
+        objective=OBJ,
+    ),
+    "grid": lambda space, d: keras_tuner.GridSearch(
+        space, max_trials=2, seed=0, directory=d, objective=OBJ
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    x = (data.images[:80] / 16.0).reshape(-1, 8, 8, 1).astype("float32")
+    return x, data.target[:80]
+
+
+@pytest.mark.parametrize("tuner_name", sorted(TUNERS))
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_tuner_runs_on_space(space_name, tuner_name, digits, tmp_path):
+    x, y = digits
+    space = SPACES[space_name]()
+    tuner = TUNERS[tuner_name](space, str(tmp_path))
+    tuner.search(
+        x, y, epochs=1, batch_size=64, validation_split=0.25, verbose=0
+    )
+    trials = tuner.oracle.get_best_trials(num_trials=10)
+    assert len(trials) == 2
+    for trial in trials:
+        assert np.isfinite(trial.score)
+        assert 0.0 <= trial.score <= 1.0
+    best = tuner.get_best_hyperparameters()[0]
+    if space_name == "cell":
+        assert isinstance(space.genotype(best), Genotype)
+    elif space_name == "nb201":
+        assert isinstance(space.genotype(best), NasBench201Genotype)
+    model = tuner.get_best_models()[0]
+    assert model.predict(x[:4], verbose=0).shape == (4, 10)
