@@ -156,3 +156,28 @@ def test_build_and_train_one_step():
     np.testing.assert_allclose(
         model.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5
     )
+
+
+def test_auxiliary_head_fits_with_plain_labels(tmp_path):
+    space = CellSearchSpace(
+        (8, 8, 1), 3, num_nodes=1, num_cells=3, filters=4, auxiliary=True
+    )
+    x = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    tuner = keras_tuner.RandomSearch(
+        space,
+        objective="val_accuracy",
+        max_trials=1,
+        directory=str(tmp_path),
+    )
+    tuner.search(x, y, epochs=1, validation_data=(x, y), verbose=0)
+    trial = tuner.oracle.get_best_trials()[0]
+    assert 0.0 <= trial.score <= 1.0
+    model = tuner.get_best_models()[0]
+    assert set(model.output) == {"predictions", "auxiliary"}
+    history = space.fit(
+        tuner.get_best_hyperparameters()[0], model, x, y=y,
+        validation_split=0.25, epochs=1, verbose=0,
+    )
+    assert "accuracy" in history.history
+    assert "val_accuracy" in history.history
