@@ -56,12 +56,12 @@ def _grads(model, argnums):
     return jax.value_and_grad(_loss_fn(model), argnums=argnums, has_aux=True)
 
 
-def _lr_and_momentums(model, wov):
+def _lr_and_momentums(model, wov, dtype):
     """The weights learning rate and SGD momentum values, from `wov`."""
     opt = model.optimizer.weights_optimizer
     mapping = list(zip(opt.variables, wov, strict=False))
     with keras.StatelessScope(state_mapping=mapping):
-        lr = keras.ops.cast(opt.learning_rate, "float32")
+        lr = keras.ops.cast(opt.learning_rate, dtype)
     momentums, momentum = darts.sgd_momentums(opt)
     if momentums is None:
         return lr, None, 0.0
@@ -71,7 +71,7 @@ def _lr_and_momentums(model, wov):
 
 def _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
     """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
-    xi, moms, momentum = _lr_and_momentums(model, wov)
+    xi, moms, momentum = _lr_and_momentums(model, wov, w[0].dtype)
     (_, (_, ntv)), gw = _grads(model, 0)(w, a, ntv, xt, yt)
     w_virtual = darts.virtual_step(
         w, gw, moms, xi, momentum, model.weight_decay

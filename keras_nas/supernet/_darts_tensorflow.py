@@ -19,7 +19,11 @@ def _loss_and_grads(model, x, y, variables):
         tape.watch([v.value for v in variables])
         logits = model(x, training=True)
         loss = darts.cross_entropy(y, logits)
-    grads = tape.gradient(loss, [v.value for v in variables])
+    grads = tape.gradient(
+        loss,
+        [v.value for v in variables],
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
     return loss, logits, grads
 
 
@@ -32,7 +36,7 @@ def _unrolled_arch_grads(model, xt, yt, xv, yv):
     """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
     opt = model.optimizer.weights_optimizer
     w, a = model.weight_variables, model.arch_variables
-    xi = tf.cast(opt.learning_rate, "float32")
+    xi = tf.cast(opt.learning_rate, w[0].dtype)
     momentums, momentum = darts.sgd_momentums(opt)
     _, _, gw = _loss_and_grads(model, xt, yt, w)
     backup = [tf.identity(v.value) for v in w]

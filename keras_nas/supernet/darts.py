@@ -484,9 +484,14 @@ def derive_genotype(
     )
 
 
+def _full_precision(x):
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    return ops.cast(x, "float32") if dtype in ("float16", "bfloat16") else x
+
+
 def cross_entropy(y, logits):
-    """Mean sparse categorical cross-entropy of logits, in float32."""
-    logits = ops.cast(logits, "float32")
+    """Mean sparse categorical cross-entropy of logits (at least float32)."""
+    logits = _full_precision(logits)
     return ops.mean(
         ops.sparse_categorical_crossentropy(y, logits, from_logits=True)
     )
@@ -498,7 +503,7 @@ def clip_and_decay(grads, values, clip: float | None, decay: float):
     The order of the DARTS code: `clip_grad_norm_`, then PyTorch SGD's
     coupled weight decay. `clip` of None or 0 disables clipping.
     """
-    grads = [ops.cast(g, "float32") for g in grads]
+    grads = [_full_precision(g) for g in grads]
     if clip:
         norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads))
         scale = ops.minimum(1.0, clip / ops.maximum(norm, 1e-12))
@@ -676,8 +681,12 @@ class DartsSupernet(keras.Model):
             )
             reduction_prev = reduction
         self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+        # Logits in full precision under mixed-precision policies.
+        mixed = self.dtype_policy.compute_dtype in ("float16", "bfloat16")
         self.classifier = keras.layers.Dense(
-            self.num_classes, dtype="float32", name="classifier"
+            self.num_classes,
+            dtype="float32" if mixed else self.dtype_policy,
+            name="classifier",
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
@@ -699,7 +708,11 @@ class DartsSupernet(keras.Model):
             seed = None if self.seed is None else self.seed + k
             init = keras.initializers.RandomNormal(stddev=1e-3, seed=seed)
             variable = self.add_weight(
-                shape=shape, initializer=init, name=name, dtype="float32"
+                shape=shape,
+                initializer=init,
+                name=name,
+                dtype=self.dtype_policy.variable_dtype,
+                autocast=False,
             )
             setattr(self, name, variable)
         shape = (None,) + self.image_shape
@@ -715,8 +728,8 @@ class DartsSupernet(keras.Model):
 
     def call(self, inputs, training=None):
         weights = {
-            False: ops.softmax(ops.cast(self.alpha_normal, "float32")),
-            True: ops.softmax(ops.cast(self.alpha_reduce, "float32")),
+            False: ops.softmax(self.alpha_normal),
+            True: ops.softmax(self.alpha_reduce),
         }
         x = self.stem_bn(self.stem_conv(inputs), training=training)
         s0 = s1 = x
