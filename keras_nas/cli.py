@@ -51,13 +51,40 @@ SPACES: dict[str, tuple[str, str]] = {
 }
 
 
-def _trial_budget(args: argparse.Namespace) -> dict[str, Any]:
-    return {"max_trials": args.max_trials}
+def _trial_budget(args: argparse.Namespace, space: Any, data: Any) -> tuple:
+    return [space], {"max_trials": args.max_trials}
 
 
-def _hyperband_budget(args: argparse.Namespace) -> dict[str, Any]:
+def _hyperband_budget(args: argparse.Namespace, space: Any, data: Any) -> tuple:
     # Hyperband sizes its brackets from the epoch budget, not a trial count.
-    return {"max_epochs": args.epochs, "factor": 3}
+    return [space], {"max_epochs": args.epochs, "factor": 3}
+
+
+def _darts_arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
+    # DARTS trains one supernet over the cell space (a single trial), then
+    # the derived cell is retrained at the space's largest size.
+    if args.space != "cell":
+        raise UsageError(
+            f"--tuner darts searches the cell space; got --space {args.space}"
+        )
+    if not data.is_arrays:
+        raise UsageError(
+            "--tuner darts needs array data (digits or a .npz file); got "
+            f"--dataset {args.dataset}"
+        )
+    ops = tuple(space.ops)
+    return [], {
+        "input_shape": space.input_shape,
+        "num_classes": space.num_classes,
+        "ops": ops if "none" in ops else ("none", *ops),
+        "filters": min(space.filters),
+        "num_cells": max(space.num_cells),
+        "num_nodes": space.num_nodes,
+        "retrain_num_cells": max(space.num_cells),
+        "retrain_filters": max(space.filters),
+        "batch_size": args.batch_size,
+        "jit_compile": _jit_setting(args),
+    }
 
 
 #: Size options of the command -> {space: constructor argument}.
@@ -71,9 +98,10 @@ SPACE_OPTIONS: dict[str, dict[str, str]] = {
     "filters": {"cell": "filters", "nas-bench-201": "filters"},
 }
 
-#: `--tuner` name -> (module, class, budget arguments). The one table of
-#: every tuner the command offers.
-TUNERS: dict[str, tuple[str, str, Callable[..., dict[str, Any]]]] = {
+#: `--tuner` name -> (module, class, arguments(args, space, data) ->
+#: (positional, keyword) constructor arguments besides objective, seed and
+#: directory). The one table of every tuner the command offers.
+TUNERS: dict[str, tuple[str, str, Callable[..., tuple]]] = {
     "random": ("keras_tuner", "RandomSearch", _trial_budget),
     "bayesian": ("keras_tuner", "BayesianOptimization", _trial_budget),
     "hyperband": ("keras_tuner", "Hyperband", _hyperband_budget),
@@ -81,7 +109,7 @@ TUNERS: dict[str, tuple[str, str, Callable[..., dict[str, Any]]]] = {
     "evolution": ("keras_nas.tuners", "AgingEvolution", _trial_budget),
     "reinforce": ("keras_nas.tuners", "Reinforce", _trial_budget),
     "mcts": ("keras_nas.tuners", "MonteCarloTreeSearch", _trial_budget),
-    "darts": ("keras_nas.tuners", "Darts", _trial_budget),
+    "darts": ("keras_nas.tuners", "Darts", _darts_arguments),
     "enas": ("keras_nas.tuners", "Enas", _trial_budget),
 }
 
@@ -357,19 +385,21 @@ class _ProgressMixin:
             self._report(trial, seconds)
 
 
-def _make_tuner(args: argparse.Namespace, space: Any, report: Callable) -> Any:
+def _make_tuner(
+    args: argparse.Namespace, space: Any, data: Any, report: Callable
+) -> Any:
     cls = _resolve(TUNERS, args.tuner, "tuner")
-    budget = TUNERS[args.tuner][2](args)
+    positional, keywords = TUNERS[args.tuner][2](args, space, data)
     tuner_cls = type(f"Cli{cls.__name__}", (_ProgressMixin, cls), {})
     try:
         tuner = tuner_cls(
-            space,
+            *positional,
             objective="val_accuracy",
             seed=args.seed,
             directory=args.directory,
             project_name=PROJECT_NAME,
             overwrite=args.overwrite,
-            **budget,
+            **keywords,
         )
     except ValueError as e:
         raise UsageError(f"cannot build the {args.tuner!r} tuner: {e}") from e
@@ -505,7 +535,7 @@ class _Run:
         best = self.best_trial()
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
         best_text = "n/a" if best is None else f"{best.score:.4f}"
-        budget = self.args.max_trials if self.args.tuner != "hyperband" else "?"
+        budget = getattr(self.tuner.oracle, "max_trials", None) or "?"
         elapsed = time.perf_counter() - self.started
         self.say(
             f"trial {_trial_number(trial.trial_id)}/{budget} "
@@ -656,7 +686,7 @@ def search(args: argparse.Namespace) -> int:
     data = _load(args)
     run.space = _make_space(args, data)
     _seed_everything(args.seed)
-    run.tuner = _make_tuner(args, run.space, run.report)
+    run.tuner = _make_tuner(args, run.space, data, run.report)
     done = sum(
         1 for t in run.tuner.oracle.trials.values() if t.score is not None
     )
