@@ -99,19 +99,13 @@ class SharedWeights:
                 "Expected `supernet` to be a keras_nas.supernet."
                 f"OneShotSupernet. Received: supernet={supernet!r}"
             )
+        from keras_nas.spaces._common import check_positive_int
+
         for name, value in (
             ("bn_recalibration_batches", bn_recalibration_batches),
             ("train_epochs", train_epochs),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 0)
-            ):
-                raise ValueError(
-                    f"Expected `{name}` to be an integer >= 0. "
-                    f"Received: {name}={value!r}"
-                )
+            check_positive_int(name, value, minimum=0)
         self.supernet = supernet
         self.bn_recalibration_batches = bn_recalibration_batches
         self.batch_size = int(batch_size)

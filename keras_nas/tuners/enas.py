@@ -155,20 +155,14 @@ class Enas(_base.NasTuner):
                 "Expected `supernet` to be a keras_nas.supernet."
                 f"OneShotSupernet. Received: supernet={supernet!r}"
             )
+        from keras_nas.spaces._common import check_positive_int
+
         for name, value in (
             ("controller_steps", controller_steps),
             ("controller_batch", controller_batch),
             ("reward_batch_size", reward_batch_size),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"Expected `{name}` to be an integer >= 1. "
-                    f"Received: {name}={value!r}"
-                )
+            check_positive_int(name, value)
         self.supernet = supernet
         self.controller_steps = controller_steps
         self.controller_batch = controller_batch
