@@ -196,3 +196,27 @@ def test_nb201_cell_errors():
         NasBench201Cell("|nor_conv_3x3~0|", 4)
     with pytest.raises(ValueError, match="Received: ops="):
         NasBench201Cell(("nor_conv_3x3",) * 5, 4)
+
+
+def test_cell_with_registered_custom_op_round_trip(tmp_path):
+    from keras_nas.blocks import registry
+    from keras_nas.blocks.ops import register_op
+
+    def factory(filters, strides, affine):
+        return keras.layers.Conv2D(filters, 3, strides=strides, padding="same")
+
+    name = "test_cell_conv_3x3"
+    register_op(name, factory)
+    try:
+        g = G.Genotype(
+            normal=[(name, 0), ("skip_connect", 1)],
+            reduce=[(name, 0), ("max_pool_3x3", 1)],
+        )
+        inputs = keras.Input((6, 6, 4))
+        x = NormalCell(g, 4)(inputs)
+        x = ReductionCell(g, 4)([inputs, x])
+        model = keras.Model(inputs, x)
+        assert model.output_shape == (None, 3, 3, 4)
+        _round_trip(model, tmp_path, _x(6, 4))
+    finally:
+        registry._FACTORIES.pop(name, None)
