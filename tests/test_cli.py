@@ -202,3 +202,48 @@ def test_search_writes_everything_then_resumes(tiny_npz, tmp_path):
     assert [ln.split()[1] for ln in new_lines] == ["3/3"]
     with open(os.path.join(directory, "results.json")) as f:
         assert len(json.load(f)["trials"]) == 3
+
+
+def test_search_on_mocked_tfds_dataset(tmp_path, capsys):
+    """`--dataset tfds:NAME` goes through `tfds_pipelines` (mocked data)."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_nas import cli
+
+    directory = str(tmp_path / "run")
+    common = ["search", "--dataset", "tfds:mnist", "--directory", directory]
+    with tfds.testing.mock_data(num_examples=24):
+        # DARTS needs arrays: a clear usage error, before any training.
+        assert cli.main([*common, "--tuner", "darts"]) == 2
+        assert "needs array data" in capsys.readouterr().err
+        status = cli.main(
+            [
+                *common,
+                "--subset",
+                "16",
+                "--image-size",
+                "8",
+                "--max-trials",
+                "1",
+                "--epochs",
+                "1",
+                "--retrain-epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--num-nodes",
+                "1",
+                "--num-cells",
+                "1",
+                "--filters",
+                "4",
+                "--overwrite",
+            ]  # fmt: skip
+        )
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "dataset tfds:mnist (8, 8, 1) (10 classes)" in out
+    with open(os.path.join(directory, "results.json")) as f:
+        results = json.load(f)
+    assert len(results["trials"]) == 1
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert os.path.isfile(os.path.join(directory, "best_model.keras"))
