@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-trials",
         type=_positive_int,
         default=5,
-        help="number of architectures to try",
+        help="number of architectures to try (hyperband sizes its brackets "
+        "from --epochs instead; darts trains one supernet: one trial)",
     )
     search.add_argument(
         "--epochs",
