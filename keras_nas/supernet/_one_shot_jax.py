@@ -16,6 +16,15 @@ import jax
 import keras
 
 
+def layer_caller(model):
+    """Returns `use(layer)`: layers run as they are (eager JAX)."""
+    return _identity
+
+
+def _identity(layer):
+    return layer
+
+
 def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
     """Trains one batch on `path`; returns `(loss, y_pred)`."""
     trainable = model.path_trainable_variables(path)

@@ -718,13 +718,14 @@ class OneShotSupernet(keras.Model):
             )
             for bn in bns
         ]
+        use = _backend_module().layer_caller(self)
         for t, xb in enumerate(
             _batches(train_data, num_batches, batch_size), start=1
         ):
             # Cumulative average: momentum (t - 1) / t.
             for bn in bns:
                 bn.momentum = (t - 1) / t
-            self._forward(xb, path, True, _identity)
+            self._forward(xb, path, True, use)
         for bn, momentum, *_ in saved:
             bn.momentum = momentum
         return saved
@@ -743,9 +744,10 @@ class OneShotSupernet(keras.Model):
 
     def _predict(self, path, x, batch_size):
         x = np.asarray(x)
+        use = _backend_module().layer_caller(self)
         out = [
             ops.convert_to_numpy(
-                self._forward(x[i : i + batch_size], path, False, _identity)
+                self._forward(x[i : i + batch_size], path, False, use)
             )
             for i in range(0, len(x), batch_size)
         ]
