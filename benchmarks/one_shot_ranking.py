@@ -52,6 +52,38 @@ def _sample_archs(supernet, n: int, seed: int) -> list[dict]:
     return archs
 
 
+def _train_standalone(space, archs, train, val, args, one_shot, supernet):
+    import keras
+    import keras_tuner
+
+    standalone = []
+    start = time.perf_counter()
+    for i, values in enumerate(archs):
+        keras.utils.set_random_seed(args.seed + i)
+        hp = keras_tuner.HyperParameters()
+        space.declare_hyperparameters(hp)
+        hp.values.update(values)
+        model = space.build(hp)
+        history = model.fit(
+            *train,
+            validation_data=val,
+            epochs=args.standalone_epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+        ).history
+        # Final accuracy, averaged over the last 3 epochs to damp noise.
+        standalone.append(float(np.mean(history["val_accuracy"][-3:])))
+        print(
+            f"[{i + 1:2d}/{len(archs)}] "
+            f"{supernet._to_path(values)} stand-alone "
+            f"{standalone[-1]:.4f} one-shot {one_shot[i]:.4f}",
+            flush=True,
+        )
+    standalone_time = time.perf_counter() - start
+
+    return standalone, standalone_time
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--archs", type=int, default=30)
@@ -78,6 +110,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-val", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write results here")
+    parser.add_argument(
+        "--standalone-json",
+        default=None,
+        help="reuse the stand-alone scores and time of an earlier run "
+        "(same arguments and seed, so the same architectures)",
+    )
     args = parser.parse_args(argv)
 
     import keras
@@ -132,32 +170,23 @@ def main(argv=None) -> dict:
     )
 
     # --- stand-alone: train every architecture from scratch ---
-    import keras_tuner
 
-    standalone = []
-    start = time.perf_counter()
-    for i, values in enumerate(archs):
-        keras.utils.set_random_seed(args.seed + i)
-        hp = keras_tuner.HyperParameters()
-        space.declare_hyperparameters(hp)
-        hp.values.update(values)
-        model = space.build(hp)
-        history = model.fit(
-            *train,
-            validation_data=val,
-            epochs=args.standalone_epochs,
-            batch_size=args.batch_size,
-            verbose=0,
-        ).history
-        # Final accuracy, averaged over the last 3 epochs to damp noise.
-        standalone.append(float(np.mean(history["val_accuracy"][-3:])))
-        print(
-            f"[{i + 1:2d}/{len(archs)}] "
-            f"{supernet._to_path(values)} stand-alone "
-            f"{standalone[-1]:.4f} one-shot {one_shot[i]:.4f}",
-            flush=True,
+    if args.standalone_json:
+        with open(args.standalone_json) as f:
+            previous = json.load(f)
+        ops_now = [list(supernet._to_path(v)) for v in archs]
+        if previous["archs_ops"] != ops_now:
+            raise ValueError(
+                "Expected the run in `--standalone-json` to have the same "
+                "architectures (same --archs and --seed). Received: "
+                f"standalone_json={args.standalone_json!r}"
+            )
+        standalone = previous["standalone"]
+        standalone_time = previous["standalone_seconds"]
+    else:
+        standalone, standalone_time = _train_standalone(
+            space, archs, train, val, args, one_shot, supernet
         )
-    standalone_time = time.perf_counter() - start
 
     tau = stats.kendalltau(standalone, one_shot).statistic
     rho = stats.spearmanr(standalone, one_shot).statistic
