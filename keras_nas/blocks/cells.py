@@ -115,7 +115,7 @@ class Cell(keras.layers.Layer):
 
     >>> from keras_nas.blocks import DARTS_V2
     >>> x = keras.ops.ones((2, 8, 8, 16))
-    >>> Cell(DARTS_V2, "reduce", filters=8)([x, x]).shape
+    >>> tuple(Cell(DARTS_V2, "reduce", filters=8)([x, x]).shape)
     (2, 4, 4, 32)
     """
 
@@ -356,7 +356,7 @@ class NasBench201Cell(keras.layers.Layer):
     Example:
 
     >>> cell = NasBench201Cell(("nor_conv_3x3",) * 6, filters=8)
-    >>> cell(keras.ops.ones((2, 8, 8, 8))).shape
+    >>> tuple(cell(keras.ops.ones((2, 8, 8, 8))).shape)
     (2, 8, 8, 8)
     """
 

@@ -114,7 +114,7 @@ class ResNetBasicBlock(keras.layers.Layer):
     Example:
 
     >>> block = ResNetBasicBlock(16, strides=2)
-    >>> block(keras.ops.ones((2, 7, 7, 8))).shape
+    >>> tuple(block(keras.ops.ones((2, 7, 7, 8))).shape)
     (2, 4, 4, 16)
     """
 

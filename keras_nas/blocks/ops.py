@@ -112,7 +112,7 @@ class ReLUConvBN(keras.layers.Layer):
     Example:
 
     >>> layer = ReLUConvBN(8, 3, strides=2)
-    >>> layer(keras.ops.ones((2, 7, 7, 8))).shape
+    >>> tuple(layer(keras.ops.ones((2, 7, 7, 8))).shape)
     (2, 4, 4, 8)
     """
 
@@ -207,7 +207,7 @@ class SepConv(keras.layers.Layer):
     Example:
 
     >>> layer = SepConv(8, 3)
-    >>> layer(keras.ops.ones((2, 8, 8, 8))).shape
+    >>> tuple(layer(keras.ops.ones((2, 8, 8, 8))).shape)
     (2, 8, 8, 8)
     """
 
@@ -342,7 +342,7 @@ class FactorizedReduce(keras.layers.Layer):
     Example:
 
     >>> layer = FactorizedReduce(8)
-    >>> layer(keras.ops.ones((2, 7, 7, 4))).shape
+    >>> tuple(layer(keras.ops.ones((2, 7, 7, 4))).shape)
     (2, 4, 4, 8)
     """
 
@@ -435,7 +435,7 @@ class Pool(keras.layers.Layer):
     Example:
 
     >>> layer = Pool("max", 3, strides=2)
-    >>> layer(keras.ops.ones((2, 5, 5, 4))).shape
+    >>> tuple(layer(keras.ops.ones((2, 5, 5, 4))).shape)
     (2, 3, 3, 4)
     """
 
@@ -556,7 +556,7 @@ def get_op(
     Example:
 
     >>> op = get_op("sep_conv_3x3", 8, strides=2)
-    >>> op(keras.ops.ones((1, 8, 8, 8))).shape
+    >>> tuple(op(keras.ops.ones((1, 8, 8, 8))).shape)
     (1, 4, 4, 8)
     """
     factory = registry._FACTORIES.get(name) if isinstance(name, str) else None
