@@ -204,3 +204,11 @@ def test_jax_backend_smoke():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "JAX-OK" in result.stdout
+
+
+def test_unknown_spatial_size():
+    model = build_network(
+        G.DARTS_V2, (None, None, 1), 3, filters=4, num_cells=2
+    )
+    for n in (9, 4):
+        assert _np(model(_x((n, n, 1), batch=2))).shape == (2, 3)
