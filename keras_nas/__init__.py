@@ -18,13 +18,27 @@ _SUBPACKAGES = (
     "benchmarks",
 )
 
+# Top-level helper modules: importable as `keras_nas.<name>`; their main
+# functions are re-exported below.
+_MODULES = ("data", "visualize", "tensorboard", "tutorial", "cli")
+
+_TOP_LEVEL = {
+    "DataSplits": "data",
+    "load_dataset": "data",
+    "tfds_pipelines": "data",
+    "plot_history": "visualize",
+    "draw_genotype": "visualize",
+    "pareto_front": "visualize",
+    "tutorial_settings": "tutorial",
+}
+
 
 def _subpackage(name):
     return importlib.import_module(f"keras_nas.{name}")
 
 
 def _exports():
-    out = {}
+    out = dict(_TOP_LEVEL)
     for sub in _SUBPACKAGES:
         for name in _subpackage(sub).__all__:
             out.setdefault(name, sub)
@@ -33,11 +47,13 @@ def _exports():
 
 _EXPORTS = _exports()
 
-__all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
+__all__ = (
+    sorted(_EXPORTS) + list(_SUBPACKAGES) + list(_MODULES) + ["__version__"]
+)
 
 
 def __getattr__(attr):
-    if attr in _SUBPACKAGES:
+    if attr in _SUBPACKAGES or attr in _MODULES:
         return _subpackage(attr)
     sub = _EXPORTS.get(attr)
     if sub is None:

@@ -275,7 +275,8 @@ class Genotype:
             data = json.loads(text)
         except (TypeError, json.JSONDecodeError) as e:
             raise ValueError(
-                f"Expected `text` to be a JSON genotype. Received: text={text!r}"
+                "Expected `text` to be a JSON genotype. "
+                f"Received: text={text!r}"
             ) from e
         return cls.from_dict(data)
 
@@ -305,7 +306,7 @@ class Genotype:
 
 @dataclasses.dataclass(frozen=True)
 class NasBench201Genotype:
-    """A NAS-Bench-201 cell: one operation on each of the 6 edges of a 4-node DAG.
+    """A NAS-Bench-201 cell: one operation on each edge of a 4-node DAG.
 
     `ops` follows the benchmark's edge order: `1<-0, 2<-0, 2<-1, 3<-0, 3<-1,
     3<-2` (see `NB201_EDGES`), matching its cell string
@@ -353,13 +354,15 @@ class NasBench201Genotype:
     @property
     def edges(self) -> list[tuple[int, int, str]]:
         """`(to_node, from_node, op)` for each edge."""
-        return [(i, j, op) for (i, j), op in zip(NB201_EDGES, self.ops)]
+        pairs = zip(NB201_EDGES, self.ops, strict=True)
+        return [(i, j, op) for (i, j), op in pairs]
 
     def to_string(self) -> str:
         groups = []
         for node in (1, 2, 3):
             parts = [
-                f"{op}~{j}" for (i, j), op in zip(NB201_EDGES, self.ops)
+                f"{op}~{j}"
+                for (i, j), op in zip(NB201_EDGES, self.ops, strict=True)
                 if i == node
             ]
             groups.append("|" + "|".join(parts) + "|")
@@ -412,7 +415,8 @@ class NasBench201Genotype:
             data = json.loads(text)
         except (TypeError, json.JSONDecodeError) as e:
             raise ValueError(
-                f"Expected `text` to be a JSON genotype. Received: text={text!r}"
+                "Expected `text` to be a JSON genotype. "
+                f"Received: text={text!r}"
             ) from e
         return cls.from_dict(data)
 

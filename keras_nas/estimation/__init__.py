@@ -1,4 +1,4 @@
-"""Performance estimation: partial training, early stopping, shared weights, zero-cost proxies and hardware costs."""
+"""Performance estimation: cheaper ways to score a candidate architecture."""
 
 from keras_nas._lazy import lazy_getattr
 

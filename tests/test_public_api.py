@@ -1,0 +1,143 @@
+"""Pins the public API: the names users import from `keras_nas`.
+
+Adding a public name means adding it here on purpose; removing or renaming
+one breaks users and must be a deliberate change too.
+"""
+
+import importlib
+import subprocess
+import sys
+
+import keras_nas
+
+SUBPACKAGES = (
+    "blocks",
+    "spaces",
+    "tuners",
+    "supernet",
+    "estimation",
+    "benchmarks",
+)
+MODULES = ("data", "visualize", "tensorboard", "tutorial", "cli")
+
+EXPECTED = {
+    "blocks": {
+        "AMOEBANET_A",
+        "AuxiliaryHead",
+        "Cell",
+        "DARTS",
+        "DARTS_OPS",
+        "DARTS_V1",
+        "DARTS_V2",
+        "DilConv",
+        "EXTRA_OPS",
+        "FactorizedReduce",
+        "Genotype",
+        "Identity",
+        "NASNET_A",
+        "NB201_EDGES",
+        "NB201_OPS",
+        "NasBench201Cell",
+        "NasBench201Genotype",
+        "NetworkFromGenotype",
+        "NormalCell",
+        "Pool",
+        "ReLUConvBN",
+        "ReductionCell",
+        "ResNetBasicBlock",
+        "SepConv",
+        "Zero",
+        "build_nb201_network",
+        "build_network",
+        "get_op",
+        "known_ops",
+        "register_op",
+    },
+    "spaces": {
+        "CellSearchSpace",
+        "ChainSearchSpace",
+        "NB201_HP_NAMES",
+        "NasBench201SearchSpace",
+        "genotype_from_hyperparameters",
+        "hyperparameters_from_genotype",
+        "nb201_genotype_from_hyperparameters",
+        "nb201_hyperparameters_from_genotype",
+    },
+    "tuners": {
+        "AgingEvolution",
+        "AgingEvolutionOracle",
+        "Darts",
+        "DartsOracle",
+        "Enas",
+        "EnasOracle",
+        "FactorizedController",
+        "LSTMController",
+        "MonteCarloTreeSearch",
+        "MonteCarloTreeSearchOracle",
+        "Reinforce",
+        "ReinforceOracle",
+    },
+    "supernet": {
+        "BilevelOptimizer",
+        "DartsSupernet",
+        "MixedOp",
+        "OneShotSupernet",
+        "SearchCell",
+        "derive_genotype",
+        "search_data",
+    },
+    "estimation": {"RetrainResult", "SharedWeights", "retrain_top_k"},
+    "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
+}
+TOP_LEVEL_ONLY = {
+    "DataSplits", "load_dataset", "tfds_pipelines", "draw_genotype",
+    "pareto_front", "plot_history", "tutorial_settings",
+}  # fmt: skip
+
+
+def test_subpackage_all_is_pinned():
+    for sub, names in EXPECTED.items():
+        module = importlib.import_module(f"keras_nas.{sub}")
+        assert set(module.__all__) == names, sub
+
+
+def test_top_level_reexports_everything():
+    expected = set().union(*EXPECTED.values()) | TOP_LEVEL_ONLY
+    expected |= set(SUBPACKAGES) | set(MODULES) | {"__version__"}
+    assert set(keras_nas.__all__) == expected
+
+
+def test_every_public_name_resolves_to_the_same_object():
+    for sub, names in EXPECTED.items():
+        module = importlib.import_module(f"keras_nas.{sub}")
+        for name in names:
+            assert getattr(keras_nas, name) is getattr(module, name), name
+    for name in TOP_LEVEL_ONLY:
+        assert getattr(keras_nas, name) is not None
+    for name in MODULES:
+        assert importlib.import_module(f"keras_nas.{name}")
+
+
+def test_unknown_attribute_raises_attribute_error():
+    for module in [keras_nas] + [
+        importlib.import_module(f"keras_nas.{s}") for s in SUBPACKAGES
+    ]:
+        try:
+            module.no_such_name  # noqa: B018
+        except AttributeError as error:
+            assert "no_such_name" in str(error)
+        else:
+            raise AssertionError(module.__name__)
+
+
+def test_import_is_lazy():
+    code = (
+        "import sys, keras_nas, keras_nas.tuners, keras_nas.blocks;"
+        "keras_nas.Genotype;"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    assert out.stdout.split() == ["False", "False"]
