@@ -403,11 +403,13 @@ def _draw_cell(ax, pairs, concat, arity, title):
     names.update({2 + i: str(i) for i in range(num_nodes)})
     for k, (op, src) in enumerate(pairs):
         dst = 2 + k // arity
-        same_src = [p for p in pairs[(dst - 2) * arity : (dst - 1) * arity]]
-        dup = sum(1 for p in same_src if p[1] == src) > 1
-        slot = k % arity
-        rad = 0.15 + (0.25 * slot if dup else 0.0)
-        rad = rad if (dst + src) % 2 else -rad
+        node = pairs[(dst - 2) * arity : (dst - 1) * arity]
+        twins = [j for j, p in enumerate(node) if p[1] == src]
+        if len(twins) > 1:
+            # Several ops between the same two nodes: fan them out.
+            rad = 0.6 * (twins.index(k % arity) - (len(twins) - 1) / 2)
+        else:
+            rad = 0.15 if (dst + src) % 2 else -0.15
         _draw_edge(
             ax,
             positions[src],
