@@ -22,7 +22,7 @@ from keras_nas.tuners import controller as controller_module
 
 __all__ = ["Reinforce", "ReinforceOracle"]
 
-_DEFAULT_LR = {"factorized": 0.1, "lstm": 0.01}
+_DEFAULT_LR = {"factorized": 0.2, "lstm": 0.01}
 
 
 class ReinforceOracle(keras_tuner.Oracle):
@@ -57,7 +57,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         controller: `"factorized"` (default; independent softmax per
             decision, NumPy, fast) or `"lstm"` (the Zoph & Le / ENAS LSTM
             controller in Keras; TensorFlow or JAX backend).
-        learning_rate: Adam step size of the controller. Defaults to 0.1 for
+        learning_rate: Adam step size of the controller. Defaults to 0.2 for
             `"factorized"` and 0.01 for `"lstm"`.
         baseline_decay: Decay of the moving-average baseline. Defaults to
             0.9.
