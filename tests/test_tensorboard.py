@@ -216,3 +216,63 @@ def test_log_trial_metrics_without_tensorboard_callback_is_a_no_op(
     assert sessions["7/execution0"]["units"] == 4.0
     scalars = tb.read_scalars(str(tmp_path))
     assert scalars["7/execution0/train"]["epoch_objective"] == [0.75]
+
+
+def _tags_by_plugin(logdir):
+    from tensorboard.backend.event_processing import event_file_loader
+
+    out = {}
+    for path in tb._event_files(str(logdir)):
+        for event in event_file_loader.EventFileLoader(path).Load():
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                out.setdefault(plugin, set()).add(value.tag)
+    return out
+
+
+def test_darts_logs_alpha_scalars_and_images(tmp_path):
+    from keras_nas.tuners import Darts
+
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    ops = ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3")
+    tuner = Darts(
+        input_shape=(8, 8, 1),
+        num_classes=3,
+        filters=4,
+        num_cells=2,
+        num_nodes=2,
+        ops=ops,
+        batch_size=16,
+        seed=0,
+        directory=str(tmp_path / "search"),
+    )
+    logdir = tmp_path / "logs"
+    tuner.search(
+        x,
+        y,
+        validation_data=(x, y),
+        epochs=EPOCHS,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(logdir))],
+    )
+    scalars = tb.read_scalars(str(logdir / "darts"))
+    alpha = {
+        tag: values
+        for run in scalars.values()
+        for tag, values in run.items()
+        if tag.startswith("alpha/")
+    }
+    num_edges = 2 + 3  # nodes with 2 and 3 possible inputs
+    for kind in ("normal", "reduce"):
+        for e in range(num_edges):
+            per_op = [alpha[f"alpha/{kind}/edge{e}/{op}"] for op in ops]
+            assert all(len(v) == EPOCHS for v in per_op)
+            # softmax weights of one edge sum to one, every epoch
+            np.testing.assert_allclose(np.sum(per_op, axis=0), 1.0, rtol=1e-5)
+    images = _tags_by_plugin(logdir / "darts").get("images", set())
+    assert {"alpha/normal", "alpha/reduce"} <= images
+    # the supernet's own epoch curves are there too
+    curves = tb.read_scalars(str(logdir))
+    assert len(curves[os.path.join("train")]["epoch_loss"]) == EPOCHS

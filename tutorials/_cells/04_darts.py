@@ -1,0 +1,178 @@
+"""Tutorial 4: DARTS."""
+
+TITLE = "DARTS: differentiable architecture search in one training run"
+
+INTRO = """
+DARTS (Liu, Simonyan and Yang, *DARTS: Differentiable Architecture Search*,
+ICLR 2019) relaxes the choice of an operation on each edge of the cell into a
+softmax over all candidates, weighted by architecture parameters `alpha`, and
+learns `alpha` by gradient descent on the validation loss while the weights
+learn on the training loss. keras-nas runs it as a keras-tuner tuner:
+`Darts(...).search(x, y, validation_data=..., epochs=...)`. This notebook
+searches a cell on Fashion-MNIST, plots `alpha` over the epochs, draws the
+derived cell and retrains it from scratch.
+"""
+
+CELLS = [
+    ("code", """
+        %matplotlib inline
+        import os
+
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+        import json
+
+        import keras
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        from keras_nas.tutorial import tutorial_settings
+
+        S = tutorial_settings(
+            dataset=("tfds:fashion_mnist", "digits"),
+            subset=(10000, None),
+            filters=(16, 4),
+            num_cells=(5, 2),
+            num_nodes=(4, 3),
+            epochs=(25, 3),
+            batch_size=(64, 32),
+            retrain_filters=(24, 8),
+            retrain_num_cells=(8, 3),
+            retrain_epochs=(20, 4),
+        )
+        keras.utils.set_random_seed(0)
+        print(S)
+    """),
+    ("md", """
+        ## Data
+
+        The DARTS tuner takes arrays: the tfds pipelines of
+        `load_dataset` are collected into NumPy arrays (fine at this size).
+    """),
+    ("code", """
+        from keras_nas.data import load_dataset
+
+        data = load_dataset(S.dataset, subset=S.subset, batch_size=256)
+
+
+        def arrays(split):
+            if isinstance(split, tuple):
+                return split
+            xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in split])
+            return np.concatenate(xs), np.concatenate(ys)
+
+
+        (x, y), (x_val, y_val), (x_test, y_test) = map(
+            arrays, (data.train, data.validation, data.test))
+        print(x.shape, x_val.shape, x_test.shape)
+    """),
+    ("md", """
+        ## Search
+
+        Each step takes a training batch and a validation batch: `alpha` is
+        updated on the validation loss (Adam, lr 3e-4), then the weights on
+        the training loss (SGD with momentum, cosine schedule), first-order
+        by default (`order=2` for the paper's second-order step). A
+        `keras.callbacks.TensorBoard` gets the supernet's curves and, under
+        `darts/`, one scalar per edge and op and an image of each softmax
+        matrix every epoch.
+    """),
+    ("code", """
+        from keras_nas.tuners import Darts
+
+        logdir = os.path.join(S.workdir, "logs")
+        tuner = Darts(
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            filters=S.filters,
+            num_cells=S.num_cells,
+            num_nodes=S.num_nodes,
+            batch_size=S.batch_size,
+            retrain_filters=S.retrain_filters,
+            retrain_num_cells=S.retrain_num_cells,
+            seed=0,
+            directory=S.workdir,
+            project_name="darts",
+            overwrite=True,
+        )
+        tuner.search(x, y, validation_data=(x_val, y_val), epochs=S.epochs,
+                     callbacks=[keras.callbacks.TensorBoard(logdir)],
+                     verbose=2)
+    """),
+    ("md", """
+        ## Alpha over the epochs
+
+        The tuner appends the softmax of `alpha` to a JSON file after every
+        epoch. Left: the weight of each operation, averaged over the edges,
+        per epoch. Right: the final weights per edge.
+    """),
+    ("code", """
+        with open(tuner.alpha_history_path) as f:
+            records = json.load(f)
+        ops = list(tuner.supernet.candidate_ops)
+
+        fig, axes = plt.subplots(2, 2, figsize=(10, 6),
+                                 gridspec_kw={"width_ratios": [1, 1.3]})
+        for row, kind in enumerate(("normal", "reduce")):
+            per_epoch = np.array([np.mean(r[kind], axis=0) for r in records])
+            ax = axes[row, 0]
+            im = ax.imshow(per_epoch.T, aspect="auto", cmap="viridis")
+            ax.set_yticks(range(len(ops)), ops)
+            ax.set_xticks(range(len(records)),
+                          [r["epoch"] for r in records])
+            ax.set_xlabel("epoch")
+            ax.set_title(f"{kind} cell: mean softmax(alpha) per op")
+            fig.colorbar(im, ax=ax)
+            final = np.array(records[-1][kind])
+            ax = axes[row, 1]
+            im = ax.imshow(final, aspect="auto", cmap="viridis")
+            ax.set_xticks(range(len(ops)), ops, rotation=45, ha="right")
+            ax.set_ylabel("edge")
+            ax.set_title(f"{kind} cell: final softmax(alpha) per edge")
+            fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        plt.show()
+    """),
+    ("code", """
+        from keras_nas.tensorboard import read_scalars
+
+        scalars = read_scalars(os.path.join(logdir, "darts"))
+        tags = sorted({t for run in scalars.values() for t in run})
+        print(len(tags), "alpha scalars in TensorBoard, e.g.", tags[:3])
+    """),
+    ("md", """
+        ## The derived cell
+
+        For each node, the two strongest incoming edges, each with its
+        strongest operation other than `none`. The result is the tuner's
+        only trial: its hyperparameters are values of `CellSearchSpace`.
+    """),
+    ("code", """
+        from keras_nas.spaces import genotype_from_hyperparameters
+        from keras_nas.visualize import draw_genotype
+
+        best_hp = tuner.get_best_hyperparameters()[0]
+        genotype = genotype_from_hyperparameters(best_hp)
+        print(genotype)
+        draw_genotype(genotype, title="cell derived by DARTS")
+    """),
+    ("md", """
+        ## Retrain from scratch, evaluate, save
+
+        `tuner.retrain` builds the discrete network of the derived cell
+        (`retrain_num_cells` cells, `retrain_filters` filters) with fresh
+        weights and trains it; afterwards `get_best_models()` returns it.
+    """),
+    ("code", """
+        model = tuner.retrain(
+            np.concatenate([x, x_val]), np.concatenate([y, y_val]),
+            epochs=S.retrain_epochs, batch_size=S.batch_size, verbose=2,
+        )
+        _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+        print(f"test accuracy of the retrained network: {test_accuracy:.3f}")
+        path = os.path.join(S.workdir, "darts_cell_network.keras")
+        model.save(path)
+        reloaded = keras.models.load_model(path)
+        print("reloaded:", reloaded.evaluate(x_test, y_test, verbose=0)[1])
+    """),
+]
