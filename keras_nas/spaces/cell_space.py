@@ -262,7 +262,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
         filters: int | Sequence[int] = (8, 16),
         search_reduction: bool = True,
         optimizer: str | keras.optimizers.Optimizer = "adam",
-        learning_rate: float = 1e-2,
+        learning_rate: float = 5e-3,
         auxiliary: bool = False,
         drop_path_rate: float = 0.0,
         bn_momentum: float | None = 0.9,
