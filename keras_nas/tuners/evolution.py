@@ -163,9 +163,7 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
     def _new_random(self) -> dict[str, Any] | None:
-        return _base.unique_random_values(
-            self, self._rng, self._max_collisions
-        )
+        return _base.unique_random_values(self, self._rng, self._max_collisions)
 
     def _tournament(self, population: list[str]) -> list[str]:
         size = min(self.sample_size, len(population))

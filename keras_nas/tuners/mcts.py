@@ -96,11 +96,14 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
     metric's scale and of a few very bad trials.
 
     Rollouts: `"best"` (default) completes the partial architecture with
-    the decisions of the best trial found so far in the deepest subtree that
-    has one (falling back to random values, each decision re-drawn at random
-    with probability `rollout_epsilon`), so an expansion tries a close
-    variant of a good architecture, a local-search move guided by the tree;
-    `"random"` draws the remaining decisions uniformly (plain UCT).
+    the decisions of the best trial found so far (each decision re-drawn at
+    random with probability `rollout_epsilon`; random values before any
+    trial completed), so an expansion tries a close variant of the best
+    architecture with the decisions the tree chose: a local-search move
+    whose position is guided by the tree statistics. Revisiting a branch
+    whose early trials were poor then tests it with a good completion, so
+    early decisions are not frozen by unlucky random rollouts. `"random"`
+    draws the remaining decisions uniformly (plain UCT).
 
     State: besides keras-tuner's own records, `get_state()` holds the RNG,
     the expansion depth of every trial and the few nodes added while
@@ -111,7 +114,7 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
         objective: A string, `keras_tuner.Objective` or list of them.
         max_trials: Maximum number of trials.
         exploration: UCT exploration constant on the [0, 1] value scale.
-            Defaults to 0.1.
+            Defaults to 0.3.
         max_weight: Weight of the subtree's best reward in a node's value
             (0: mean only, 1: best only). Defaults to 0.5.
         rollout: `"best"` or `"random"`. Defaults to `"best"`.
@@ -139,7 +142,7 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
         self,
         objective: Any = None,
         max_trials: int = 100,
-        exploration: float = 0.1,
+        exploration: float = 0.3,
         max_weight: float = 0.5,
         rollout: str = "best",
         rollout_epsilon: float = 0.1,
@@ -376,7 +379,10 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
                     self.widening_constant
                     * max(visits, 1) ** self.widening_exponent
                 )
-                if len(node.children) < allowed:
+                widen = len(node.children) < allowed or all(
+                    c.exhausted for c in node.children.values()
+                )
+                if widen:
                     value = _base.sample_value(hp, self._rng)
                     decided[hp.name] = value
                     if value not in node.children:
@@ -395,11 +401,8 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
 
     def _rollout(self, decided: dict[str, Any], nodes: list) -> dict:
         source = None
-        if self.rollout == "best":
-            for node in reversed(nodes):
-                if node is not None and node.best_id is not None:
-                    source = self.trials[node.best_id].hyperparameters.values
-                    break
+        if self.rollout == "best" and self._root.best_id is not None:
+            source = self.trials[self._root.best_id].hyperparameters.values
         if source is None:
             return _base.random_values(self.hyperparameters, self._rng, decided)
         fixed = set(decided)
@@ -544,7 +547,7 @@ class MonteCarloTreeSearch(_base.NasTuner):
         hypermodel: Any = None,
         objective: Any = None,
         max_trials: int = 100,
-        exploration: float = 0.1,
+        exploration: float = 0.3,
         max_weight: float = 0.5,
         rollout: str = "best",
         rollout_epsilon: float = 0.1,

@@ -1,0 +1,197 @@
+"""Search strategies on the NAS-Bench-201 CIFAR-10 table.
+
+Runs keras-tuner oracles (ours and keras-tuner's random search and Bayesian
+optimization) against the NAS-Bench-201 lookup table through the oracle API
+only, for many seeds and a budget of unique queries, and prints per oracle:
+the mean +- std of the best test accuracy after 25/50/100/150/200 unique
+queries, the share of seeds that reach the table's optimum, and the median
+decision time per trial (`create_trial` + `end_trial`, keras-tuner's own
+bookkeeping included). A second measurement runs one search of
+`--decision-trials` trials per oracle and reports the median decision time.
+
+Example:
+
+```
+python benchmarks/nas_bench_201_search.py \
+    --table ../shared/benchmarks/nas-bench-201/cifar10.csv \
+    --seeds 100 --budget 200 --jobs 2 --out nb201_search.png
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import time
+
+# One BLAS thread per process: seeds run in `--jobs` processes, and
+# keras-tuner's Bayesian optimization is several times slower when its small
+# matrix operations fight over threads.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import keras_tuner  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_nas import tuners  # noqa: E402
+from keras_nas.benchmarks.tabular import (  # noqa: E402
+    TabularBenchmark,
+    run_oracle_on_table,
+)
+
+CHECKPOINTS = (25, 50, 100, 150, 200)
+
+ORACLES = {
+    "random": keras_tuner.oracles.RandomSearchOracle,
+    "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
+    "evolution": tuners.AgingEvolutionOracle,
+    # Real et al. (2019)'s textbook setting, for reference.
+    "evolution-p20-s5": functools.partial(
+        tuners.AgingEvolutionOracle, population_size=20, sample_size=5
+    ),
+    "mcts": tuners.MonteCarloTreeSearchOracle,
+    "mcts-random-rollout": functools.partial(
+        tuners.MonteCarloTreeSearchOracle, rollout="random"
+    ),
+}
+if "ReinforceOracle" in tuners.__all__:
+    ORACLES["reinforce"] = tuners.ReinforceOracle
+
+DEFAULT_ORACLES = (
+    "random",
+    "evolution",
+    "evolution-p20-s5",
+    "mcts",
+    "reinforce",
+)
+# Oracles whose decision time grows quickly with the number of trials.
+SLOW = ("bayesian",)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", required=True, help="NAS-Bench-201 CSV.")
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument(
+        "--slow-seeds",
+        type=int,
+        default=10,
+        help="Seeds for slow oracles (keras-tuner's Bayesian optimization).",
+    )
+    parser.add_argument("--budget", type=int, default=200)
+    parser.add_argument(
+        "--slow-budget",
+        type=int,
+        default=40,
+        help="Budget for slow oracles (seconds per decision on a CPU).",
+    )
+    parser.add_argument(
+        "--oracles",
+        nargs="+",
+        default=[o for o in DEFAULT_ORACLES if o in ORACLES],
+        choices=sorted(ORACLES),
+    )
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default="nas_bench_201_search.png")
+    parser.add_argument(
+        "--decision-trials",
+        type=int,
+        default=1000,
+        help="Trials of the decision-time run (0 to skip).",
+    )
+    return parser.parse_args(argv)
+
+
+def summarize(name, run, budget, seconds):
+    cells = []
+    for q in CHECKPOINTS:
+        if q <= budget:
+            best = run.best_at(q)
+            cells.append(f"{np.nanmean(best):.2f} ± {np.nanstd(best):.2f}")
+    share = 100 * run.share_reaching_optimum()
+    times = run.decision_times()
+    return (
+        f"| {name} | {len(run.seeds)} | "
+        + " | ".join(cells)
+        + f" | {share:.0f}% | {1e3 * np.median(times):.2f} | {seconds:.0f} |"
+    )
+
+
+def plot(runs, table, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, run in runs.items():
+        mean = np.nanmean(run.curves, axis=0)
+        std = np.nanstd(run.curves, axis=0)
+        x = np.arange(1, len(mean) + 1)
+        ax.plot(x, mean, label=f"{name} ({len(run.seeds)} seeds)")
+        ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+    ax.axhline(table.optimum, color="k", ls="--", lw=0.8, label="optimum")
+    ax.set_xlabel("unique queries")
+    ax.set_ylabel("best test accuracy so far (%)")
+    ax.set_ylim(table.optimum - 1.5, table.optimum + 0.1)
+    ax.set_title("NAS-Bench-201 CIFAR-10: best-so-far (mean ± std)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    table = TabularBenchmark.from_nas_bench_201_csv(args.table)
+    print(
+        f"table {args.table}: {len(table)} cells, optimum {table.optimum}, "
+        f"budget {args.budget} unique queries",
+        flush=True,
+    )
+    cols = [f"@{q}" for q in CHECKPOINTS if q <= args.budget]
+    print(
+        "| oracle | seeds | "
+        + " | ".join(cols)
+        + f" | optimum within {args.budget} | median decision ms | wall s |",
+        flush=True,
+    )
+    print("|" + "---|" * (len(cols) + 5))
+    runs = {}
+    for name in args.oracles:
+        slow = name in SLOW
+        seeds = args.slow_seeds if slow else args.seeds
+        budget = min(args.slow_budget, args.budget) if slow else args.budget
+        start = time.perf_counter()
+        run = run_oracle_on_table(
+            ORACLES[name], table, budget, seeds, jobs=args.jobs
+        )
+        runs[name] = run
+        print(
+            summarize(name, run, budget, time.perf_counter() - start),
+            flush=True,
+        )
+    plot(runs, table, args.out)
+    print(f"saved {args.out}")
+
+    if args.decision_trials:
+        n = args.decision_trials
+        print(f"\ndecision time over one search of {n} trials (seed 1):")
+        print("| oracle | median ms (all) | median ms (last 100) | p95 ms |")
+        print("|---|---|---|---|")
+        for name in args.oracles:
+            if name in SLOW:
+                continue
+            run = run_oracle_on_table(ORACLES[name], table, n, [1])
+            times = run.decision_times()
+            print(
+                f"| {name} | {1e3 * np.median(times):.2f} | "
+                f"{1e3 * np.median(times[-100:]):.2f} | "
+                f"{1e3 * np.percentile(times, 95):.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
