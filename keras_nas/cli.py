@@ -300,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--xla",
         action="store_true",
-        help="let Keras XLA-compile the models (worth it on GPUs; on CPUs "
-        "the compilation costs more than it saves)",
+        help="TensorFlow backend: let Keras XLA-compile the models (worth it "
+        "on GPUs; on CPUs compiling costs more than it saves). JAX always "
+        "compiles",
     )
     search.add_argument(
         "--quiet", action="store_true", help="no per-trial progress lines"
@@ -410,7 +411,13 @@ def _make_tuner(
 
 
 def _jit_setting(args: argparse.Namespace) -> bool | str:
-    return "auto" if args.xla else False
+    # Only TensorFlow can run compiled without XLA; on JAX, jit is the
+    # compiled path, so it stays on.
+    import keras
+
+    if args.xla or keras.backend.backend() != "tensorflow":
+        return "auto"
+    return False
 
 
 def _set_jit(model: Any, jit_compile: bool | str) -> None:
