@@ -327,7 +327,7 @@ def test_lstm_controller_on_jax_backend(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
 
