@@ -522,6 +522,18 @@ class FactorizedController(Controller):
                 opt.t[name] = int(arr)
 
 
+class _NumpyOps:
+    """The few `keras.ops` the LSTM controller needs, in NumPy."""
+
+    matmul = staticmethod(np.matmul)
+    split = staticmethod(np.split)
+    tanh = staticmethod(np.tanh)
+
+    @staticmethod
+    def sigmoid(x):
+        return 0.5 * (np.tanh(0.5 * x) + 1.0)
+
+
 def _backend_module():
     import keras
 
@@ -583,6 +595,7 @@ class LSTMController(Controller):
         self.vars: dict[str, Any] = {}
         self._optimizer = None
         self._grad_fns: dict[tuple, Any] = {}
+        self._np_params = None
         kwargs.setdefault("learning_rate", 5e-3)
         seed = int(kwargs.get("seed", 0))
         rng = np.random.default_rng(seed)
@@ -621,11 +634,12 @@ class LSTMController(Controller):
         # and the compiled gradient functions.
         self._optimizer = None
         self._grad_fns = {}
+        self._np_params = None
 
-    # Pure functions of a dict of tensors, shared by sampling and the loss.
-    def _cell(self, params, x, h, c):
-        from keras import ops
-
+    # Pure functions of a dict of arrays, written against an `ops` namespace:
+    # `keras.ops` in the differentiable loss, `_NumpyOps` when sampling (on a
+    # NumPy copy of the weights: fast, no framework dispatch per step).
+    def _cell(self, params, x, h, c, ops):
         z = (
             ops.matmul(x, params["kernel"])
             + ops.matmul(h, params["recurrent_kernel"])
@@ -636,31 +650,32 @@ class LSTMController(Controller):
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, c
 
-    def _logits(self, params, h, name):
-        from keras import ops
-
+    def _logits(self, params, h, name, ops):
         logits = ops.matmul(h, params[f"head/{name}"]) / self.temperature
         if self.tanh_constant:
             logits = self.tanh_constant * ops.tanh(logits)
         return logits[0]
 
-    def _params(self):
-        return {k: v.value for k, v in self.vars.items()}
+    def _numpy_params(self):
+        if self._np_params is None:
+            from keras import ops
+
+            self._np_params = {
+                k: ops.convert_to_numpy(v).astype("float64")
+                for k, v in self.vars.items()
+            }
+        return self._np_params
 
     def _start(self):
-        from keras import ops
-
-        params = self._params()
-        zeros = ops.zeros((1, self.units))
+        params = self._numpy_params()
+        zeros = np.zeros((1, self.units))
         return params, params["start"], zeros, zeros
 
     def _step(self, state, name, size):
-        from keras import ops
-
         params, x, h, c = state
-        h, c = self._cell(params, x, h, c)
-        logits = ops.convert_to_numpy(self._logits(params, h, name))
-        return _softmax(logits.astype("float64")), (params, x, h, c)
+        h, c = self._cell(params, x, h, c, _NumpyOps)
+        logits = self._logits(params, h, name, _NumpyOps)
+        return _softmax(logits), (params, x, h, c)
 
     def _feed(self, state, name, index):
         params, _, h, c = state
@@ -679,8 +694,8 @@ class LSTMController(Controller):
             logp = 0.0
             entropy = 0.0
             for i, name in enumerate(names):
-                h, c = self._cell(params, x, h, c)
-                log_probs = ops.log_softmax(self._logits(params, h, name))
+                h, c = self._cell(params, x, h, c, ops)
+                log_probs = ops.log_softmax(self._logits(params, h, name, ops))
                 logp = logp + ops.take(log_probs, actions[i])
                 entropy = entropy - ops.sum(ops.exp(log_probs) * log_probs)
                 x = ops.take(
@@ -723,6 +738,7 @@ class LSTMController(Controller):
             else:
                 total = [a + b for a, b in zip(total, grads, strict=True)]
         self._apply(total)
+        self._np_params = None
 
     def _arrays(self):
         from keras import ops
@@ -739,6 +755,7 @@ class LSTMController(Controller):
         for key, arr in arrays.items():
             if key.startswith("var/"):
                 self.vars[key[4:]].assign(arr)
+        self._np_params = None
         opt_keys = sorted(
             (k for k in arrays if k.startswith("opt/")),
             key=lambda k: int(k[4:]),

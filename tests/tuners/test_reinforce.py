@@ -401,3 +401,19 @@ def test_decisions_encode_every_hyperparameter_type():
         values, trace = c.sample(rng)
         assert c.trace_from_values(values) == trace
         assert 0 <= values["big_int"] <= 10
+
+
+def test_lstm_numpy_sampling_matches_keras_loss():
+    from keras import ops
+
+    hp = conditional_space()
+    c = ctrl.LSTMController(hp, entropy_weight=0.0, seed=4)
+    values, trace = c.sample(np.random.default_rng(2))
+    probs = c.probabilities(trace)
+    logp = sum(np.log(p[i]) for p, (_, i) in zip(probs, trace, strict=True))
+    loss = c._loss_fn(tuple(name for name, _ in trace))(
+        [v.value for v in c.vars.values()],
+        np.asarray([i for _, i in trace], dtype="int32"),
+        1.0,
+    )
+    assert float(ops.convert_to_numpy(loss)) == pytest.approx(-logp, abs=1e-4)
