@@ -742,6 +742,15 @@ class DartsSupernet(keras.Model):
         return (input_shape[0], self.num_classes)
 
     @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.accuracy_tracker,
+            self.arch_loss_tracker,
+            self.arch_accuracy_tracker,
+        ]
+
+    @property
     def arch_variables(self) -> list:
         """`[alpha_normal, alpha_reduce]`."""
         return [self.alpha_normal, self.alpha_reduce]

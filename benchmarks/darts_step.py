@@ -1,0 +1,161 @@
+"""Times one DARTS search step against a plain training step.
+
+For a `DartsSupernet` (Liu et al., ICLR 2019) this measures the time of one
+training step with `alpha` frozen (`order=0`: forward + backward on the
+training batch and an SGD update, the baseline), one first-order search step
+and one second-order search step, each in its own subprocess so that the
+peak resident memory (`ru_maxrss`) belongs to that step alone.
+
+Configurations (from the issue):
+- micro: 8 filters, 5 cells, batch 16, 16x16x3 inputs, 10 classes;
+- paper: 16 filters, 8 cells, batch 64, 32x32x3 inputs, 10 classes.
+
+Usage:
+
+    python benchmarks/darts_step.py --backend tensorflow --config micro
+    python benchmarks/darts_step.py --backend jax --config micro --steps 5
+
+`--jit` compiles the TensorFlow steps with XLA; JAX steps are always
+jit-compiled (Keras' JAX trainer runs eagerly otherwise). Targets: first
+order <= 2.3x and second order <= 5x the plain step; the verdict uses CPU
+time per step (`time.process_time`), which a shared machine disturbs less
+than wall time (both are printed).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+CONFIGS = {
+    "micro": dict(filters=8, num_cells=5, batch=16, shape=(16, 16, 3)),
+    "paper": dict(filters=16, num_cells=8, batch=64, shape=(32, 32, 3)),
+}
+TARGETS = {1: 2.3, 2: 5.0}
+
+
+def _rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def measure(args):
+    """Runs in a subprocess: builds, compiles, warms up, times one mode."""
+    import keras
+    import numpy as np
+
+    from keras_nas.supernet.darts import DartsSupernet, SearchData
+
+    cfg = CONFIGS[args.config]
+    keras.utils.set_random_seed(0)
+    n = cfg["batch"] * (args.steps + args.warmup)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2 * n,) + cfg["shape"]).astype("float32")
+    y = rng.integers(0, 10, size=2 * n).astype("int32")
+    data = SearchData(
+        (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
+    )
+    t0 = time.perf_counter()
+    model = DartsSupernet(
+        cfg["shape"],
+        10,
+        filters=cfg["filters"],
+        num_cells=cfg["num_cells"],
+        order=args.mode,
+        dtype=args.dtype,
+    )
+    jit = True if keras.backend.backend() == "jax" else args.jit
+    model.compile(decay_steps=1000, jit_compile=jit)
+    build_s = time.perf_counter() - t0
+    rss_built = _rss_mib()
+    t0 = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=args.warmup, verbose=0)
+    compile_s = time.perf_counter() - t0
+    times, cpu_times = [], []
+    for _ in range(args.repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0)
+        times.append((time.perf_counter() - t0) / args.steps)
+        cpu_times.append((time.process_time() - c0) / args.steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {
+        "backend": keras.backend.backend(),
+        "jit": bool(jit),
+        "config": args.config,
+        "order": args.mode,
+        "params": int(model.count_params()),
+        "build_s": build_s,
+        "first_call_s": compile_s,
+        "step_s": min(times),
+        "step_cpu_s": min(cpu_times),
+        "rss_after_build_mib": rss_built,
+        "peak_rss_mib": peak,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", choices=["tensorflow", "jax"], default=None)
+    p.add_argument("--jit", action="store_true", help="XLA on TensorFlow")
+    p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    p.add_argument("--steps", type=int, default=3, help="timed steps")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--dtype", default=None, help="e.g. mixed_bfloat16")
+    p.add_argument("--orders", default="0,1,2")
+    p.add_argument("--mode", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    if args.mode is not None:
+        print("RESULT " + json.dumps(measure(args)), flush=True)
+        return
+    results = {}
+    for order in [int(o) for o in args.orders.split(",")]:
+        cmd = [sys.executable, __file__, "--mode", str(order)]
+        cmd += ["--config", args.config, "--steps", str(args.steps)]
+        cmd += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+        if args.jit:
+            cmd.append("--jit")
+        if args.dtype:
+            cmd += ["--dtype", args.dtype]
+        proc = subprocess.run(
+            cmd, env=dict(os.environ), capture_output=True, text=True
+        )
+        lines = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")]
+        if proc.returncode or not lines:
+            sys.exit(f"order {order} failed:\n{proc.stderr[-3000:]}")
+        results[order] = json.loads(lines[-1][len("RESULT ") :])
+        print(json.dumps(results[order]), flush=True)
+    base = results.get(0)
+    print()
+    print(
+        "| step | wall/step (ms) | CPU/step (ms) | x plain (wall) "
+        "| x plain (CPU) | target | peak RSS (MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    names = {0: "plain (alpha frozen)", 1: "first order", 2: "second order"}
+    for order, r in results.items():
+        ratio = r["step_s"] / base["step_s"] if base else float("nan")
+        cpu = r["step_cpu_s"] / base["step_cpu_s"] if base else float("nan")
+        target = TARGETS.get(order)
+        verdict = (
+            "-"
+            if target is None
+            else f"<= {target}x: {'met' if cpu <= target else 'NOT met'}"
+        )
+        print(
+            f"| {names[order]} | {1000 * r['step_s']:.1f} "
+            f"| {1000 * r['step_cpu_s']:.1f} | {ratio:.2f} | {cpu:.2f} "
+            f"| {verdict} | {r['peak_rss_mib']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
