@@ -97,10 +97,13 @@ def main(argv=None) -> dict:
         help="Adam learning rate of the stand-alone training",
     )
     parser.add_argument(
+        "--supernet-optimizer", choices=("sgd", "adam"), default="sgd"
+    )
+    parser.add_argument(
         "--supernet-learning-rate",
         type=float,
         default=0.05,
-        help="SGD (Nesterov momentum 0.9) learning rate of the supernet",
+        help="learning rate of the supernet's optimizer",
     )
     parser.add_argument("--filters", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
@@ -137,11 +140,13 @@ def main(argv=None) -> dict:
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     supernet = OneShotSupernet(space, seed=args.seed)
-    supernet.compile(
-        optimizer=keras.optimizers.SGD(
+    if args.supernet_optimizer == "adam":
+        optimizer = keras.optimizers.Adam(args.supernet_learning_rate)
+    else:
+        optimizer = keras.optimizers.SGD(
             args.supernet_learning_rate, momentum=0.9, nesterov=True
         )
-    )
+    supernet.compile(optimizer=optimizer)
     supernet.fit(
         *train,
         epochs=args.supernet_epochs,
