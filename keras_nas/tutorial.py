@@ -77,7 +77,7 @@ def tutorial_settings(**choices: tuple[Any, Any]) -> types.SimpleNamespace:
 #: Where a checkout keeps the NAS-Bench-201 table: `../shared/...` next to
 #: the repository root.
 DEFAULT_NB201_TABLE = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     "..",
     "shared",
     "benchmarks",

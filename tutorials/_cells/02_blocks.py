@@ -80,9 +80,10 @@ CELLS = [
             stem = keras.layers.BatchNormalization()(x)
             c1 = NormalCell(genotype, filters)([stem, stem])
             c2 = ReductionCell(genotype, 2 * filters)([stem, c1])
-            c3 = NormalCell(genotype, 2 * filters, reduction_prev=True)([c1, c2])
+            c3 = NormalCell(genotype, 2 * filters, reduction_prev=True)(
+                [c1, c2])
             x = keras.layers.GlobalAveragePooling2D()(c3)
-            outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+            outputs = keras.layers.Dense(num_classes, "softmax")(x)
             return keras.Model(inputs, outputs, name="my_darts_model")
 
 

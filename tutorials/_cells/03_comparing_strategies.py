@@ -21,7 +21,6 @@ CELLS = [
 
         import functools
 
-        import keras
         import keras_tuner
         import matplotlib.pyplot as plt
         import numpy as np
@@ -61,7 +60,8 @@ CELLS = [
         oracle API only (`create_trial`, `update_trial`, `end_trial`), for
         several seeds, and records the best accuracy after each unique
         query. Bayesian optimization is much slower per decision, so it gets
-        a smaller budget.
+        a smaller budget (in the fast setting that budget is below its
+        number of initial random points, so there it is random search).
     """),
     ("code", """
         from keras_nas.benchmarks import run_oracle_on_table

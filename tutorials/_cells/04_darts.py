@@ -58,7 +58,8 @@ CELLS = [
         def arrays(split):
             if isinstance(split, tuple):
                 return split
-            xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in split])
+            xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in split],
+                         strict=True)
             return np.concatenate(xs), np.concatenate(ys)
 
 

@@ -1,6 +1,9 @@
 """Tutorial 5: one-shot search with shared weights."""
 
-TITLE = "One-shot search: a SPOS supernet, evolution with shared weights, top-k retrained"
+TITLE = (
+    "One-shot search: a SPOS supernet, evolution with shared weights, "
+    "top-k retrained"
+)
 
 INTRO = """
 Training every candidate is what makes architecture search expensive. A
@@ -22,7 +25,6 @@ CELLS = [
 
         import keras
         import matplotlib.pyplot as plt
-        import numpy as np
 
         from keras_nas.tutorial import tutorial_settings
 
@@ -100,9 +102,9 @@ CELLS = [
         start = time.perf_counter()
         tuner.search(x, y, validation_data=(x_val, y_val))
         seconds = time.perf_counter() - start
-        print(f"{len(tuner.oracle.trials)} candidates scored in "
-              f"{seconds:.0f} s ({1e3 * seconds / len(tuner.oracle.trials):.0f} "
-              "ms each)")
+        n = len(tuner.oracle.trials)
+        print(f"{n} candidates scored in {seconds:.0f} s "
+              f"({1e3 * seconds / n:.0f} ms each)")
         tuner.results_summary(num_trials=3)
     """),
     ("code", """

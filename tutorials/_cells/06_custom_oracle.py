@@ -19,7 +19,6 @@ CELLS = [
 
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-        import keras
         import keras_tuner
         import numpy as np
 
