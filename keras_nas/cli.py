@@ -695,6 +695,8 @@ def search(args: argparse.Namespace) -> int:
     run.space = _make_space(args, data)
     _seed_everything(args.seed)
     run.tuner = _make_tuner(args, run.space, data, run.report)
+    # Records the arguments now, so an interrupted search can be resumed.
+    run.write_results(status="searching")
     done = sum(
         1 for t in run.tuner.oracle.trials.values() if t.score is not None
     )
