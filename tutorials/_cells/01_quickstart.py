@@ -32,8 +32,8 @@ CELLS = [
             filters=((16, 24), (4, 8)),
             max_trials=(24, 4),
             population_size=(8, 2),
-            epochs=(3, 1),
-            final_epochs=(15, 4),
+            epochs=(3, 2),
+            final_epochs=(15, 6),
             batch_size=(128, 32),
         )
         keras.utils.set_random_seed(0)
