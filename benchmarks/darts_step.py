@@ -8,14 +8,16 @@ peak resident memory (`ru_maxrss`) belongs to that step alone.
 
 Configurations (from the issue):
 - micro: 8 filters, 5 cells, batch 16, 16x16x3 inputs, 10 classes;
-- paper: 16 filters, 8 cells, batch 64, 32x32x3 inputs, 10 classes.
+- paper: 16 filters, 8 cells, batch 64, 32x32x3 inputs, 10 classes;
+- tiny (not from the issue): 4 filters, 2 cells, batch 16, 8x8x3 inputs.
 
 Usage:
 
     python benchmarks/darts_step.py --backend tensorflow --config micro
     python benchmarks/darts_step.py --backend jax --config micro --steps 5
 
-`--jit` compiles the TensorFlow steps with XLA; JAX steps are always
+`--jit` compiles the TensorFlow steps with XLA, `--eager` runs them
+eagerly (no graph tracing: cheap to start on a busy CPU); JAX steps are always
 jit-compiled (Keras' JAX trainer runs eagerly otherwise). Targets: first
 order <= 2.3x and second order <= 5x the plain step; the verdict uses CPU
 time per step (`time.process_time`), which a shared machine disturbs less
@@ -33,6 +35,8 @@ import time
 CONFIGS = {
     "micro": dict(filters=8, num_cells=5, batch=16, shape=(16, 16, 3)),
     "paper": dict(filters=16, num_cells=8, batch=64, shape=(32, 32, 3)),
+    # Not from the issue: a smoke configuration for a busy CPU.
+    "tiny": dict(filters=4, num_cells=2, batch=16, shape=(8, 8, 3)),
 }
 TARGETS = {1: 2.3, 2: 5.0}
 
@@ -71,7 +75,7 @@ def measure(args):
         dtype=args.dtype,
     )
     jit = True if keras.backend.backend() == "jax" else args.jit
-    model.compile(decay_steps=1000, jit_compile=jit)
+    model.compile(decay_steps=1000, jit_compile=jit, run_eagerly=args.eager)
     build_s = time.perf_counter() - t0
     rss_built = _rss_mib()
     t0 = time.perf_counter()
@@ -87,6 +91,7 @@ def measure(args):
     return {
         "backend": keras.backend.backend(),
         "jit": bool(jit),
+        "eager": bool(args.eager),
         "config": args.config,
         "order": args.mode,
         "params": int(model.count_params()),
@@ -103,6 +108,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", choices=["tensorflow", "jax"], default=None)
     p.add_argument("--jit", action="store_true", help="XLA on TensorFlow")
+    p.add_argument(
+        "--eager", action="store_true", help="TensorFlow eager (no tracing)"
+    )
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     p.add_argument("--steps", type=int, default=3, help="timed steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps")
@@ -123,6 +131,8 @@ def main():
         cmd += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
         if args.jit:
             cmd.append("--jit")
+        if args.eager:
+            cmd.append("--eager")
         if args.dtype:
             cmd += ["--dtype", args.dtype]
         proc = subprocess.run(
