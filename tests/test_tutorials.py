@@ -58,3 +58,22 @@ def test_notebook_runs_in_fast_mode(name, tmp_path, monkeypatch):
     assert not errors
     # Nothing is written into the repository.
     assert not os.path.exists(os.path.join(TUTORIALS, "keras_nas_work"))
+
+
+def test_notebooks_match_their_generator():
+    """The committed notebooks are what `tutorials/_build.py` writes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_build", os.path.join(TUTORIALS, "_build.py")
+    )
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    for name in build.notebook_names():
+        fresh = build.build(name)
+        stored = nbformat.read(
+            os.path.join(TUTORIALS, f"{name}.ipynb"), as_version=4
+        )
+        assert [c.source for c in stored.cells] == [
+            c.source for c in fresh.cells
+        ], f"{name}.ipynb is stale: run python tutorials/_build.py"

@@ -33,12 +33,12 @@ CELLS = [
             subset=(10000, None),
             filters=(16, 4),
             num_cells=(5, 2),
-            num_nodes=(4, 3),
-            epochs=(25, 3),
+            num_nodes=(4, 2),
+            epochs=(25, 2),
             batch_size=(64, 32),
             retrain_filters=(24, 8),
             retrain_num_cells=(8, 3),
-            retrain_epochs=(20, 4),
+            retrain_epochs=(20, 3),
         )
         keras.utils.set_random_seed(0)
         print(S)
