@@ -572,6 +572,15 @@ class DartsSupernet(keras.Model):
     2. the weights take one step on the training loss (gradient clipped at
        global norm `grad_clip`, then L2 weight decay `weight_decay`).
 
+    Memory: every op of every edge is evaluated, as in the DARTS code
+    (`none` is skipped: it adds zeros). The passes of a step run one after
+    another with one non-persistent tape (TensorFlow) or one `jax.grad`
+    each, so the peak is that of one forward/backward pass plus at most
+    three copies of the weights (`w'`, `w +- eps v`) for `order=2`. Measured
+    (benchmarks/RESULTS.md, TensorFlow eager, CPU): micro configuration (8
+    filters, 5 cells, batch 16, 16x16x3) peak RSS 1.29 GB for the plain step
+    and for the first-order step alike.
+
     `order=0` freezes `alpha` and only trains the weights (a baseline or a
     warm-up). Logs: `loss`, `accuracy` (training batch), `arch_loss`,
     `arch_accuracy` (validation batch). `evaluate` takes plain `(x, y)`.
