@@ -42,6 +42,12 @@ from keras_nas.benchmarks.tabular import (  # noqa: E402
 
 CHECKPOINTS = (25, 50, 100, 150, 200)
 
+# Seed k is 1 + k * SEED_STRIDE. keras-tuner's own oracles draw trial t's
+# values from `random.Random(seed + offset)` with an offset growing by one
+# per sampled hyperparameter, so consecutive seeds replay the same stream
+# shifted by a trial; spacing the seeds keeps the runs independent.
+SEED_STRIDE = 10007
+
 ORACLES = {
     "random": keras_tuner.oracles.RandomSearchOracle,
     "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
@@ -161,7 +167,8 @@ def main(argv=None):
     runs = {}
     for name in args.oracles:
         slow = name in SLOW
-        seeds = args.slow_seeds if slow else args.seeds
+        num_seeds = args.slow_seeds if slow else args.seeds
+        seeds = [1 + k * SEED_STRIDE for k in range(num_seeds)]
         budget = min(args.slow_budget, args.budget) if slow else args.budget
         start = time.perf_counter()
         run = run_oracle_on_table(
