@@ -285,11 +285,6 @@ class _HalfEstimator:
         return {"val_accuracy": 0.5, "val_loss": 1.0}
 
 
-@pytest.mark.xfail(
-    reason="needs `log_trial_metrics` in NasTuner.run_trial's estimator "
-    "path (reported to the coordinator)",
-    strict=False,
-)
 def test_estimated_trials_of_nas_tuners_log_hparams(tmp_path):
     from keras_nas.tuners import AgingEvolution
 

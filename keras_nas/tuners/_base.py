@@ -35,6 +35,8 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
+from keras_nas.tensorboard import log_trial_metrics
+
 __all__ = [
     "MAX_FINITE_CANDIDATES",
     "NasTuner",
@@ -504,4 +506,6 @@ class NasTuner(keras_tuner.Tuner):
     def run_trial(self, trial, *args, **kwargs):
         if self.estimator is None:
             return super().run_trial(trial, *args, **kwargs)
-        return self.estimator.estimate(self, trial, *args, **kwargs)
+        metrics = self.estimator.estimate(self, trial, *args, **kwargs)
+        log_trial_metrics(self, trial, kwargs.get("callbacks"), metrics)
+        return metrics

@@ -32,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_nas.tensorboard import log_trial_metrics
 from keras_nas.tuners import _base
 from keras_nas.tuners.reinforce import ReinforceOracle
 
@@ -309,11 +310,13 @@ class Enas(_base.NasTuner):
             y_val,
         )
         self._save_supernet()
-        return {
+        metrics = {
             "val_accuracy": score["accuracy"],
             "val_loss": score["loss"],
             "mean_reward": float(np.mean(rewards)),
         }
+        log_trial_metrics(self, trial, fit_kwargs.get("callbacks"), metrics)
+        return metrics
 
     def load_model(self, trial) -> keras.Model:
         """The trial's architecture with the supernet's current weights."""
