@@ -25,9 +25,12 @@ def gradient_function(loss_fn: Callable) -> Callable:
         with tf.GradientTape() as tape:
             tape.watch(values)
             loss = loss_fn(values, actions, advantage)
-        return tape.gradient(
+        grads = tape.gradient(
             loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
+        # Embedding lookups give `IndexedSlices`; dense tensors can be summed
+        # over the traces of one update.
+        return [tf.convert_to_tensor(g) for g in grads]
 
     return grad_fn
 

@@ -162,6 +162,25 @@ def test_controller_probability_of_best_choice_rises(kind):
     assert c.baseline is not None and c.num_updates == 60
 
 
+@pytest.mark.parametrize("kind", ["factorized", "lstm"])
+def test_controller_batched_update(kind):
+    # Several traces in one update (ENAS' `controller_batch > 1`): the
+    # embedding gradients of the LSTM are summed over the traces.
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("op", ["a", "b", "c"])
+    hp.Int("units", 1, 3)
+    c = ctrl.get_controller(kind, hp, learning_rate=0.1, seed=3)
+    rng = np.random.default_rng(1)
+    best = [["op", 1], ["units", 0]]
+    before = c.probabilities(best)[0][1]
+    for _ in range(15):
+        batch = [c.sample(rng) for _ in range(4)]
+        rewards = [1.0 if v["op"] == "b" else 0.0 for v, _ in batch]
+        c.update([t for _, t in batch], rewards)
+    assert c.num_updates == 15
+    assert c.probabilities(best)[0][1] > before
+
+
 def test_factorized_gradient_is_exact():
     hp = keras_tuner.HyperParameters()
     hp.Choice("op", ["a", "b", "c"])
