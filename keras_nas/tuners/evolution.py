@@ -14,7 +14,7 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.tuners import _base
+from keras_nas.tuners import _base, _persistence
 
 __all__ = ["AgingEvolution", "AgingEvolutionOracle"]
 
@@ -266,6 +266,13 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
             }
         )
         return state
+
+    def reload(self) -> None:
+        super().reload()
+        # Trials that ended after the last saved state (see
+        # `_persistence.reconcile_trials`) are not run again.
+        if _persistence.reconcile_trials(self):
+            self.save()
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)

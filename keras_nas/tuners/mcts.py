@@ -19,7 +19,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.tuners import _base
+from keras_nas.tuners import _base, _persistence
 
 __all__ = ["MonteCarloTreeSearch", "MonteCarloTreeSearchOracle"]
 
@@ -491,6 +491,14 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
             }
         )
         return state
+
+    def reload(self) -> None:
+        super().reload()
+        # Trials that ended after the last saved state (see
+        # `_persistence.reconcile_trials`) are not run again.
+        if _persistence.reconcile_trials(self):
+            self._rebuild()
+            self.save()
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
