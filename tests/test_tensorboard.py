@@ -276,6 +276,9 @@ def test_darts_logs_alpha_scalars_and_images(tmp_path):
     # the supernet's own epoch curves are there too
     curves = tb.read_scalars(str(logdir))
     assert len(curves[os.path.join("train")]["epoch_loss"]) == EPOCHS
+    # the derived architecture is an HParams session with its score
+    sessions = tb.read_hparams(str(logdir))
+    assert len(sessions) == 1
 
 
 class _HalfEstimator:

@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
+from keras_nas.tensorboard import log_trial_metrics
 from keras_nas.tuners._base import NasTuner
 
 __all__ = ["Darts", "DartsOracle", "AlphaHistory"]
@@ -317,10 +318,13 @@ class Darts(NasTuner):
             )
         )
         self.oracle.update_space(hp)
-        return {
+        result = {
             "val_accuracy": float(metrics["accuracy"]),
             "val_loss": float(metrics["loss"]),
         }
+        # The derived architecture as an HParams session (TensorBoard).
+        log_trial_metrics(self, trial, callbacks, result)
+        return result
 
     def _retrained_path(self, trial) -> str:
         return os.path.join(self.get_trial_dir(trial.trial_id), _WEIGHTS_FILE)
