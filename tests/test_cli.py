@@ -206,7 +206,8 @@ def test_search_writes_everything_then_resumes(tiny_npz, tmp_path):
 
 def test_search_on_mocked_tfds_dataset(tmp_path, capsys):
     """`--dataset tfds:NAME` goes through `tfds_pipelines` (mocked data)."""
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
+
     from keras_nas import cli
 
     directory = str(tmp_path / "run")

@@ -4,10 +4,9 @@ import os
 import resource
 import time
 
+import nbclient  # the `test` extra; a missing one must fail, not skip
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 TUTORIALS = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tutorials"
