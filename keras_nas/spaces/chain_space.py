@@ -251,27 +251,36 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                         spec[key] = value
         return spec
 
-    def _to_vector(self, x: Any) -> Any:
+    def _to_vector(self, x: Any, name: str) -> Any:
         if self.global_pooling == "flatten":
-            return keras.layers.Flatten()(x)
+            return keras.layers.Flatten(name=name)(x)
         if self.global_pooling == "max":
-            return keras.layers.GlobalMaxPooling2D()(x)
-        return keras.layers.GlobalAveragePooling2D()(x)
+            return keras.layers.GlobalMaxPooling2D(name=name)(x)
+        return keras.layers.GlobalAveragePooling2D(name=name)(x)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        """Builds and compiles the chain of `hp`'s layers."""
+        """Builds and compiles the chain of `hp`'s layers.
+
+        Layers are named by position (`layer{i}_conv`, `layer{i}_bn`,
+        `layer{i}_act`, `layer{i}_dropout`, `layer{i}_pool`,
+        `layer{i}_dense`, ..., `predictions`), so the same position has the
+        same name in every architecture (weight inheritance matches layers
+        by name, see `keras_nas.estimation.inherit_weights`).
+        """
         specs = self.declare_hyperparameters(hp)
         inputs = keras.Input(shape=self.input_shape)
         x = inputs
         flat = len(self.input_shape) == 1
         height, width = (1, 1) if flat else self.input_shape[:2]
-        for spec in specs:
+        for i, spec in enumerate(specs):
             kind = spec["type"]
             if kind == "dense":
                 if not flat:
-                    x, flat = self._to_vector(x), True
+                    x, flat = self._to_vector(x, f"layer{i}_to_vector"), True
                 x = keras.layers.Dense(
-                    spec["units"], activation=spec["activation"]
+                    spec["units"],
+                    activation=spec["activation"],
+                    name=f"layer{i}_dense",
                 )(x)
             elif flat or (kind == "pool" and min(height, width) < 2):
                 continue
@@ -281,7 +290,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                     if spec["pool_type"] == "max"
                     else keras.layers.AveragePooling2D
                 )
-                x = pool(2, padding="same")(x)
+                x = pool(2, padding="same", name=f"layer{i}_pool")(x)
             else:
                 strides = spec["strides"] if min(height, width) > 1 else 1
                 conv = (
@@ -295,20 +304,29 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                     strides=strides,
                     padding="same",
                     use_bias=not self.batch_norm,
+                    name=f"layer{i}_{kind}",
                 )(x)
                 if self.batch_norm:
-                    x = keras.layers.BatchNormalization()(x)
-                x = keras.layers.Activation(spec["activation"])(x)
+                    x = keras.layers.BatchNormalization(name=f"layer{i}_bn")(
+                        x
+                    )
+                x = keras.layers.Activation(
+                    spec["activation"], name=f"layer{i}_act"
+                )(x)
             if kind == "pool":
                 height, width = math.ceil(height / 2), math.ceil(width / 2)
             elif kind in _CONVS:
                 height = math.ceil(height / strides)
                 width = math.ceil(width / strides)
             if spec.get("dropout"):
-                x = keras.layers.Dropout(spec["dropout"])(x)
+                x = keras.layers.Dropout(
+                    spec["dropout"], name=f"layer{i}_dropout"
+                )(x)
         if not flat:
-            x = self._to_vector(x)
-        outputs = keras.layers.Dense(self.num_classes, activation="softmax")(x)
+            x = self._to_vector(x, "to_vector")
+        outputs = keras.layers.Dense(
+            self.num_classes, activation="softmax", name="predictions"
+        )(x)
         model = keras.Model(inputs, outputs, name="chain_network")
         _common.set_bn_momentum(model, self.bn_momentum)
         return _common.compile_classifier(
