@@ -6,6 +6,16 @@ _NAMES = {
     "SharedWeights": ".shared_weights",
     "retrain_top_k": ".shared_weights",
     "RetrainResult": ".shared_weights",
+    "WeightInheritance": ".weight_inheritance",
+    "inherit_weights": ".inheritance",
+    "InheritanceReport": ".inheritance",
+    "structural_weights": ".inheritance",
+    "trial_parents": ".inheritance",
+    "net2wider": ".morphisms",
+    "net2deeper": ".morphisms",
+    "ZeroCost": ".zero_cost",
+    "zero_cost_score": ".zero_cost",
+    "ZERO_COST_PROXIES": ".zero_cost",
 }
 
 __all__ = sorted(_NAMES)

@@ -19,26 +19,14 @@ candidates from scratch and picks the final one by its real score.
 from __future__ import annotations
 
 import dataclasses
-import types
 from typing import Any
 
 import numpy as np
 
+from keras_nas.estimation._protocol import fit_data as _fit_data
+from keras_nas.estimation._protocol import wrap_tuner
+
 __all__ = ["RetrainResult", "SharedWeights", "retrain_top_k"]
-
-
-def _fit_data(fit_args: tuple, fit_kwargs: dict) -> tuple[Any, Any, Any]:
-    """`(x, y, validation_data)` from `search(...)` arguments."""
-    args = list(fit_args)
-    x = fit_kwargs.get("x", args[0] if args else None)
-    y = fit_kwargs.get("y", args[1] if len(args) > 1 else None)
-    val = fit_kwargs.get("validation_data")
-    split = fit_kwargs.get("validation_split")
-    if val is None and split and x is not None:
-        n = int(len(x) * (1.0 - float(split)))
-        x, val = x[:n], (x[n:], y[n:])
-        y = y[:n]
-    return x, y, val
 
 
 class SharedWeights:
@@ -207,14 +195,7 @@ class SharedWeights:
         tuner.search(x, y, validation_data=(x_val, y_val))
         ```
         """
-        estimator = self
-
-        def run_trial(self, trial, *fit_args, **fit_kwargs):
-            return estimator.estimate(self, trial, *fit_args, **fit_kwargs)
-
-        tuner.run_trial = types.MethodType(run_trial, tuner)
-        tuner.estimator = self
-        return tuner
+        return wrap_tuner(self, tuner)
 
     def retrain_top_k(
         self,

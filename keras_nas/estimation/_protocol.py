@@ -1,0 +1,52 @@
+"""Shared plumbing of the performance estimators (`estimator=` protocol).
+
+An estimator has `estimate(tuner, trial, *fit_args, **fit_kwargs) -> dict`
+(see `keras_nas.tuners._base.NasTuner`). `fit_data` recovers the data of a
+`tuner.search(...)` call from those arguments and `wrap_tuner` makes a
+keras-tuner tuner call an estimator instead of building and fitting.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+__all__ = ["fit_data", "wrap_tuner"]
+
+
+def fit_data(fit_args: tuple, fit_kwargs: dict) -> tuple[Any, Any, Any]:
+    """`(x, y, validation_data)` from `search(...)` arguments.
+
+    A `validation_split` is applied as `fit` would (the last fraction of
+    `x, y` becomes the validation data).
+    """
+    args = list(fit_args)
+    x = fit_kwargs.get("x", args[0] if args else None)
+    y = fit_kwargs.get("y", args[1] if len(args) > 1 else None)
+    val = fit_kwargs.get("validation_data")
+    split = fit_kwargs.get("validation_split")
+    if val is None and split and x is not None:
+        n = int(len(x) * (1.0 - float(split)))
+        x, val = x[:n], (x[n:], y[n:])
+        y = y[:n]
+    return x, y, val
+
+
+def wrap_tuner(estimator: Any, tuner: Any) -> Any:
+    """Makes `tuner` (any keras-tuner tuner) score trials with `estimator`.
+
+    Replaces `tuner.run_trial` on this instance only by
+    `estimator.estimate`, and sets `tuner.estimator`. Returns the tuner.
+    """
+    if not callable(getattr(estimator, "estimate", None)):
+        raise ValueError(
+            "Expected `estimator` to have an `estimate(tuner, trial, *args, "
+            f"**kwargs)` method. Received: estimator={estimator!r}"
+        )
+
+    def run_trial(self, trial, *fit_args, **fit_kwargs):
+        return estimator.estimate(self, trial, *fit_args, **fit_kwargs)
+
+    tuner.run_trial = types.MethodType(run_trial, tuner)
+    tuner.estimator = estimator
+    return tuner
