@@ -13,7 +13,9 @@ truncated `oracle.json`, or a trial file that is newer than `oracle.json`:
 
 `save_json_atomic` removes the first problem and `reconcile_trials` repairs
 the other two after `Oracle.reload()`. They are generic (any oracle can use
-them); `ReinforceOracle` does.
+them); `ResumableOracle` is the mixin that applies both, with hooks for the
+oracle's own accounting (`AgingEvolutionOracle`,
+`MonteCarloTreeSearchOracle` and `ReinforceOracle` use it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from keras_tuner.engine import trial as trial_module
 
-__all__ = ["reconcile_trials", "save_json_atomic"]
+__all__ = ["ResumableOracle", "reconcile_trials", "save_json_atomic"]
 
 
 def save_json_atomic(path: str, obj: Any) -> None:
@@ -100,3 +102,37 @@ def reconcile_trials(
             oracle._retry_queue.append(trial_id)
         repaired.append(trial_id)
     return repaired
+
+
+class ResumableOracle:
+    """Mixin making a `keras_tuner.Oracle` subclass crash-safe.
+
+    `save()` writes `oracle.json` atomically (`save_json_atomic`) and
+    `reload()` repairs the state with `reconcile_trials`, then saves it
+    again if anything was repaired. Put it before the oracle class in the
+    bases: `class MyOracle(ResumableOracle, keras_tuner.Oracle)`.
+
+    Subclasses override the two hooks rather than `reload()`:
+
+    - `_account_reconciled_trial(trial)`: a trial completed after the last
+      saved state; update the algorithm as `end_trial` would have (e.g.
+      learn from its score). Default: nothing (state derived from the
+      trials needs no accounting).
+    - `_after_reconcile()`: called once after any repair, before the
+      state is saved (e.g. rebuild structures derived from the trials).
+    """
+
+    def save(self) -> None:
+        save_json_atomic(self._get_oracle_fname(), self.get_state())
+
+    def reload(self) -> None:
+        super().reload()
+        if reconcile_trials(self, self._account_reconciled_trial):
+            self._after_reconcile()
+            self.save()
+
+    def _account_reconciled_trial(self, trial: Any) -> None:
+        pass
+
+    def _after_reconcile(self) -> None:
+        pass

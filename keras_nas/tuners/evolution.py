@@ -19,7 +19,7 @@ from keras_nas.tuners import _base, _persistence
 __all__ = ["AgingEvolution", "AgingEvolutionOracle"]
 
 
-class AgingEvolutionOracle(keras_tuner.Oracle):
+class AgingEvolutionOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
     """Regularized evolution (Real et al., 2019, Algorithm 1).
 
     Works on any keras-tuner space. A mutation changes one active
@@ -266,13 +266,6 @@ class AgingEvolutionOracle(keras_tuner.Oracle):
             }
         )
         return state
-
-    def reload(self) -> None:
-        super().reload()
-        # Trials that ended after the last saved state (see
-        # `_persistence.reconcile_trials`) are not run again.
-        if _persistence.reconcile_trials(self):
-            self.save()
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)

@@ -75,7 +75,9 @@ def _sort_key(value: Any) -> tuple[str, str]:
     return (type(value).__name__, repr(value))
 
 
-class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
+class MonteCarloTreeSearchOracle(
+    _persistence.ResumableOracle, keras_tuner.Oracle
+):
     """UCT over the ordered decisions of any keras-tuner space.
 
     The tree has one level per active hyperparameter, in the order of
@@ -492,13 +494,10 @@ class MonteCarloTreeSearchOracle(keras_tuner.Oracle):
         )
         return state
 
-    def reload(self) -> None:
-        super().reload()
+    def _after_reconcile(self) -> None:
         # Trials that ended after the last saved state (see
-        # `_persistence.reconcile_trials`) are not run again.
-        if _persistence.reconcile_trials(self):
-            self._rebuild()
-            self.save()
+        # `_persistence.ResumableOracle`): the tree is derived from them.
+        self._rebuild()
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)

@@ -25,7 +25,7 @@ __all__ = ["Reinforce", "ReinforceOracle"]
 _DEFAULT_LR = {"factorized": 0.2, "lstm": 0.01}
 
 
-class ReinforceOracle(keras_tuner.Oracle):
+class ReinforceOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
     """Policy-gradient (REINFORCE) architecture search.
 
     Each trial is sampled from a controller policy that decides the active
@@ -261,9 +261,11 @@ class ReinforceOracle(keras_tuner.Oracle):
         self._origins = dict(state["origins"])
         self._controller = None
         self._visited = None
+        self._saved_controller = None
         if state["controller_file"] is not None:
             path = os.path.join(self._project_dir, state["controller_file"])
             self.controller.load(path)
+            self._saved_controller = path
 
     def save(self) -> None:
         current = None
@@ -271,22 +273,19 @@ class ReinforceOracle(keras_tuner.Oracle):
             current = self._controller_fname(self._controller_version)
             if current != self._saved_controller:
                 self._controller.save(current)
-        state = self.get_state()
-        _persistence.save_json_atomic(self._get_oracle_fname(), state)
+        super().save()  # `oracle.json`, atomically.
         # The previous weights file is no longer referenced by `oracle.json`.
         if self._saved_controller not in (None, current):
             if os.path.exists(self._saved_controller):
                 os.remove(self._saved_controller)
         self._saved_controller = current
 
+    def _account_reconciled_trial(self, trial) -> None:
+        # A trial that completed after the last saved state.
+        self._learn(trial)
+
     def reload(self) -> None:
-        super().reload()
-        if self._controller is not None:
-            self._saved_controller = self._controller_fname(
-                self._controller_version
-            )
-        if _persistence.reconcile_trials(self, self._learn):
-            self.save()
+        super().reload()  # Reconciles the trials (`ResumableOracle`).
         # Weight files left by a crash between two saves.
         pattern = os.path.join(self._project_dir, "reinforce_controller_*.bin")
         for path in glob.glob(pattern):
