@@ -13,6 +13,9 @@ _NAMES = {
     "trial_parents": ".inheritance",
     "net2wider": ".morphisms",
     "net2deeper": ".morphisms",
+    "ZeroCost": ".zero_cost",
+    "zero_cost_score": ".zero_cost",
+    "ZERO_COST_PROXIES": ".zero_cost",
 }
 
 __all__ = sorted(_NAMES)
