@@ -4,6 +4,13 @@ from keras_nas._lazy import lazy_getattr
 
 _NAMES = {
     "SharedWeights": ".shared_weights",
+    "HardwareAware": ".hardware_aware",
+    "mnas_reward": ".hardware_aware",
+    "count_params": ".hardware",
+    "count_macs": ".hardware",
+    "count_flops": ".hardware",
+    "measure_latency": ".hardware",
+    "profile_model": ".hardware",
     "retrain_top_k": ".shared_weights",
     "RetrainResult": ".shared_weights",
     "WeightInheritance": ".weight_inheritance",

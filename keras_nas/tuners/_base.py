@@ -455,7 +455,9 @@ class NasTuner(keras_tuner.Tuner):
     Without an `estimator` a trial is run as in keras-tuner (build the
     hypermodel, `fit`, report the objective). With one, `run_trial` returns
     `estimator.estimate(tuner, trial, *fit_args, **fit_kwargs)`, a dict of
-    metrics (e.g. from a weight-sharing supernet or a lookup table).
+    metrics (e.g. from a weight-sharing supernet or a lookup table), which
+    is logged to the search's TensorBoard callbacks unless the estimator's
+    `logs_to_tensorboard` attribute is true (it trained with `fit`).
 
     Args:
         oracle: A `keras_tuner.Oracle`.
@@ -507,5 +509,8 @@ class NasTuner(keras_tuner.Tuner):
         if self.estimator is None:
             return super().run_trial(trial, *args, **kwargs)
         metrics = self.estimator.estimate(self, trial, *args, **kwargs)
-        log_trial_metrics(self, trial, kwargs.get("callbacks"), metrics)
+        # An estimator that trains with `fit` and the search's callbacks
+        # (e.g. `HardwareAware` without an inner estimator) already logged.
+        if not getattr(self.estimator, "logs_to_tensorboard", False):
+            log_trial_metrics(self, trial, kwargs.get("callbacks"), metrics)
         return metrics
