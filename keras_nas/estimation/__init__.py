@@ -4,6 +4,10 @@ from keras_nas._lazy import lazy_getattr
 
 _NAMES = {
     "SharedWeights": ".shared_weights",
+    "MedianStopping": ".early_stopping",
+    "LearningCurveStopping": ".early_stopping",
+    "PartialTraining": ".partial_training",
+    "fit_learning_curve": ".learning_curves",
     "HardwareAware": ".hardware_aware",
     "mnas_reward": ".hardware_aware",
     "count_params": ".hardware",
