@@ -1,102 +1,24 @@
+import functools
 import json
-import math
 
-import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine import trial as trial_module
+from _oracle_testing import (
+    OBJ,
+    STATUS,
+    conditional_space,
+    drive,
+    make_oracle,
+    mixed_score,
+    mixed_space,
+    small_space,
+    tiny_digits_search,
+)
 
 from keras_nas.tuners import _base
 from keras_nas.tuners.evolution import AgingEvolution, AgingEvolutionOracle
 
-OBJ = keras_tuner.Objective("score", "max")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = (data.images[:400] / 16.0).reshape(-1, 8, 8, 1).astype("float32")
-    return x, data.target[:400]
-
-
-STATUS = trial_module.TrialStatus
-
-
-def mixed_space():
-    hp = keras_tuner.HyperParameters()
-    for i in range(4):
-        hp.Choice(f"op{i}", ["a", "b", "c", "d"])
-    hp.Int("units", 8, 64, step=8)
-    hp.Float("lr", 1e-4, 1e-1, sampling="log")
-    hp.Boolean("bn")
-    return hp
-
-
-def conditional_space():
-    hp = keras_tuner.HyperParameters()
-    hp.Choice("model", ["linear", "mlp", "cnn"])
-    with hp.conditional_scope("model", ["mlp"]):
-        hp.Int("layers", 1, 3)
-        hp.Choice("units", [16, 32])
-    with hp.conditional_scope("model", ["cnn"]):
-        hp.Choice("kernel", [3, 5])
-    hp.Boolean("dropout")
-    return hp
-
-
-def small_space():
-    hp = keras_tuner.HyperParameters()
-    hp.Choice("x", [0, 1, 2])
-    hp.Choice("y", ["p", "q", "r"])
-    hp.Boolean("z")
-    return hp
-
-
-def mixed_score(v):
-    return (
-        sum("abcd".index(v[f"op{i}"]) for i in range(4))
-        + v["units"] / 64
-        - abs(math.log10(v["lr"]) + 2)
-        + v["bn"]
-    )
-
-
-def drive(oracle, fn, n, tuner_id="tuner0"):
-    """Runs `n` trials through the oracle API; returns the values."""
-    out = []
-    for _ in range(n):
-        trial = oracle.create_trial(tuner_id)
-        assert trial.status != STATUS.IDLE
-        if trial.status == STATUS.STOPPED:
-            break
-        values = dict(trial.hyperparameters.values)
-        out.append(values)
-        try:
-            score = fn(values)
-        except RuntimeError as e:
-            trial.status = STATUS.FAILED
-            trial.message = str(e)
-            oracle.end_trial(trial)
-            continue
-        oracle.update_trial(trial.trial_id, {"score": score})
-        trial.status = STATUS.COMPLETED
-        oracle.end_trial(trial)
-        oracle.save()  # as `Tuner.on_trial_end` does
-    return out
-
-
-def make(tmp_path, name="p", space=None, **kwargs):
-    kwargs.setdefault("max_trials", 200)
-    oracle = AgingEvolutionOracle(
-        objective=OBJ,
-        hyperparameters=space if space is not None else mixed_space(),
-        **kwargs,
-    )
-    oracle._set_project_dir(str(tmp_path), name)
-    oracle.verbose = 0
-    return oracle
+make = functools.partial(make_oracle, AgingEvolutionOracle, max_trials=200)
 
 
 def test_same_seed_same_trials(tmp_path):
@@ -266,48 +188,11 @@ def test_tuner_with_estimator(tmp_path):
 
 
 def test_tiny_digits_search(tmp_path, digits):
-    import keras
-
-    x, y = digits
-
-    def build(hp):
-        model = keras.Sequential(
-            [
-                keras.Input((8, 8, 1)),
-                keras.layers.Flatten(),
-                keras.layers.Dense(
-                    hp.Choice("units", [8, 16]),
-                    activation=hp.Choice("act", ["relu", "tanh"]),
-                ),
-                keras.layers.Dense(10, activation="softmax"),
-            ]
-        )
-        model.compile(
-            "adam", "sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        return model
-
-    tuner = AgingEvolution(
-        build,
-        objective="val_accuracy",
-        max_trials=3,
-        population_size=2,
-        sample_size=2,
-        seed=1,
-        directory=str(tmp_path),
-        project_name="digits",
+    tuner = tiny_digits_search(
+        AgingEvolution, tmp_path, digits, population_size=2, sample_size=2
     )
-    tuner.search(x, y, epochs=1, validation_split=0.3, verbose=0)
     assert len(tuner.oracle.trials) == 3
     assert tuner.get_best_models(1)[0].output_shape == (None, 10)
     # overwrite=False: the project is reloaded, nothing re-run.
-    again = AgingEvolution(
-        build,
-        objective="val_accuracy",
-        max_trials=3,
-        seed=1,
-        directory=str(tmp_path),
-        project_name="digits",
-    )
-    again.search(x, y, epochs=1, validation_split=0.3, verbose=0)
+    again = tiny_digits_search(AgingEvolution, tmp_path, digits)
     assert len(again.oracle.trials) == 3

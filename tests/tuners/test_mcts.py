@@ -1,53 +1,27 @@
+import functools
 import json
 import math
 
 import keras_tuner
 import pytest
-from keras_tuner.engine import trial as trial_module
+from _oracle_testing import (
+    STATUS,
+    choice_space,
+    conditional_space,
+    drive,
+    make_oracle,
+    tiny_digits_search,
+    tiny_digits_tuner,
+)
 
 from keras_nas.tuners.mcts import (
     MonteCarloTreeSearch,
     MonteCarloTreeSearchOracle,
 )
 
-OBJ = keras_tuner.Objective("score", "max")
-STATUS = trial_module.TrialStatus
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = (data.images[:400] / 16.0).reshape(-1, 8, 8, 1).astype("float32")
-    return x, data.target[:400]
-
-
-def choice_space(num=4):
-    hp = keras_tuner.HyperParameters()
-    for i in range(num):
-        hp.Choice(f"op{i}", ["a", "b", "c", "d"])
-    return hp
-
-
-def mixed_space():
-    hp = choice_space()
-    hp.Int("units", 8, 64, step=8)
-    hp.Float("lr", 1e-4, 1e-1, sampling="log")
-    hp.Boolean("bn")
-    return hp
-
-
-def conditional_space():
-    hp = keras_tuner.HyperParameters()
-    hp.Choice("model", ["linear", "mlp", "cnn"])
-    with hp.conditional_scope("model", ["mlp"]):
-        hp.Int("layers", 1, 3)
-        hp.Choice("units", [16, 32])
-    with hp.conditional_scope("model", ["cnn"]):
-        hp.Choice("kernel", [3, 5])
-    hp.Boolean("dropout")
-    return hp
+make = functools.partial(
+    make_oracle, MonteCarloTreeSearchOracle, max_trials=300
+)
 
 
 def choice_score(v):
@@ -57,41 +31,6 @@ def choice_score(v):
 
 def mixed_score(v):
     return choice_score(v) - abs(math.log10(v["lr"]) + 2) + v["bn"]
-
-
-def drive(oracle, fn, n, tuner_id="tuner0"):
-    out = []
-    for _ in range(n):
-        trial = oracle.create_trial(tuner_id)
-        assert trial.status != STATUS.IDLE
-        if trial.status == STATUS.STOPPED:
-            break
-        values = dict(trial.hyperparameters.values)
-        out.append(values)
-        try:
-            score = fn(values)
-        except RuntimeError as e:
-            trial.status = STATUS.FAILED
-            trial.message = str(e)
-            oracle.end_trial(trial)
-            continue
-        oracle.update_trial(trial.trial_id, {"score": score})
-        trial.status = STATUS.COMPLETED
-        oracle.end_trial(trial)
-        oracle.save()  # as `Tuner.on_trial_end` does
-    return out
-
-
-def make(tmp_path, name="p", space=None, **kwargs):
-    kwargs.setdefault("max_trials", 300)
-    oracle = MonteCarloTreeSearchOracle(
-        objective=OBJ,
-        hyperparameters=space if space is not None else mixed_space(),
-        **kwargs,
-    )
-    oracle._set_project_dir(str(tmp_path), name)
-    oracle.verbose = 0
-    return oracle
 
 
 def keys(seen):
@@ -202,46 +141,11 @@ def test_invalid_arguments():
 
 
 def test_tiny_digits_search(tmp_path, digits):
-    import keras
-
-    x, y = digits
-
-    def build(hp):
-        model = keras.Sequential(
-            [
-                keras.Input((8, 8, 1)),
-                keras.layers.Flatten(),
-                keras.layers.Dense(
-                    hp.Choice("units", [8, 16]),
-                    activation=hp.Choice("act", ["relu", "tanh"]),
-                ),
-                keras.layers.Dense(10, activation="softmax"),
-            ]
-        )
-        model.compile(
-            "adam", "sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        return model
-
-    tuner = MonteCarloTreeSearch(
-        build,
-        objective="val_accuracy",
-        max_trials=3,
-        seed=1,
-        directory=str(tmp_path),
-        project_name="digits",
-    )
-    tuner.search(x, y, epochs=1, validation_split=0.3, verbose=0)
+    tuner = tiny_digits_search(MonteCarloTreeSearch, tmp_path, digits)
     assert len(tuner.oracle.trials) == 3
     assert tuner.oracle._root.n == 3
-    again = MonteCarloTreeSearch(
-        build,
-        objective="val_accuracy",
-        max_trials=3,
-        seed=1,
-        directory=str(tmp_path),
-        project_name="digits",
-    )
+    again = tiny_digits_tuner(MonteCarloTreeSearch, tmp_path)
     assert again.oracle.tree_to_json() == tuner.oracle.tree_to_json()
+    x, y = digits
     again.search(x, y, epochs=1, validation_split=0.3, verbose=0)
     assert len(again.oracle.trials) == 3

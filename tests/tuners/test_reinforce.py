@@ -1,28 +1,33 @@
+import functools
 import json
-import math
 import os
 import subprocess
 import sys
 import textwrap
 
+import _oracle_testing
 import keras
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine import trial as trial_module
+from _oracle_testing import (
+    OBJ,
+    STATUS,
+    choice_space,
+    conditional_space,
+    make_oracle,
+    mixed_score,
+    small_space,
+    tiny_digits_search,
+)
 
 from keras_nas.tuners import _base
 from keras_nas.tuners import controller as ctrl
 from keras_nas.tuners.reinforce import Reinforce, ReinforceOracle
 
-STATUS = trial_module.TrialStatus
-OBJ = keras_tuner.Objective("score", "max")
-
 
 def mixed_space():
-    hp = keras_tuner.HyperParameters()
-    for i in range(3):
-        hp.Choice(f"op{i}", ["a", "b", "c", "d"])
+    hp = choice_space(3)
     hp.Int("units", 8, 64, step=8)
     hp.Int("width", 1, 1000)
     hp.Float("lr", 1e-4, 1e-1, sampling="log")
@@ -31,62 +36,15 @@ def mixed_space():
     return hp
 
 
-def conditional_space():
-    hp = keras_tuner.HyperParameters()
-    hp.Choice("model", ["linear", "mlp", "cnn"])
-    with hp.conditional_scope("model", ["mlp"]):
-        hp.Int("layers", 1, 3)
-        hp.Choice("units", [16, 32])
-    with hp.conditional_scope("model", ["cnn"]):
-        hp.Choice("kernel", [3, 5])
-    hp.Boolean("dropout")
-    return hp
-
-
-def small_space():
-    hp = keras_tuner.HyperParameters()
-    hp.Choice("x", [0, 1, 2])
-    hp.Choice("y", ["p", "q", "r"])
-    hp.Boolean("z")
-    return hp
-
-
-def mixed_score(v):
-    return (
-        sum("abcd".index(v[f"op{i}"]) for i in range(3))
-        + v["units"] / 64
-        - abs(math.log10(v["lr"]) + 2)
-        + v["bn"]
-    )
-
-
-def drive(oracle, fn, n, tuner_id="tuner0"):
-    out = []
-    for _ in range(n):
-        trial = oracle.create_trial(tuner_id)
-        assert trial.status != STATUS.IDLE
-        if trial.status == STATUS.STOPPED:
-            break
-        values = dict(trial.hyperparameters.values)
-        out.append(values)
-        oracle.update_trial(trial.trial_id, {"score": fn(values)})
-        trial.status = STATUS.COMPLETED
-        oracle.end_trial(trial)
-    return out
-
-
-def make_oracle(tmp_path, hp, name="p", **kwargs):
-    kwargs.setdefault("max_trials", 100)
-    oracle = ReinforceOracle(objective=OBJ, hyperparameters=hp, **kwargs)
-    oracle._set_project_dir(str(tmp_path), name)
-    oracle.verbose = 0
-    return oracle
+make = functools.partial(make_oracle, ReinforceOracle, max_trials=100)
+# Only `end_trial` saves (it learns before keras-tuner saves the state).
+drive = functools.partial(_oracle_testing.drive, save=False)
 
 
 def test_same_seed_same_trials(tmp_path):
     runs = [
         drive(
-            make_oracle(tmp_path, mixed_space(), f"r{i}", seed=s),
+            make(tmp_path, f"r{i}", mixed_space(), seed=s),
             mixed_score,
             25,
         )
@@ -98,7 +56,7 @@ def test_same_seed_same_trials(tmp_path):
 
 def test_values_are_legal_and_active_only(tmp_path):
     hp = mixed_space()
-    for values in drive(make_oracle(tmp_path, hp, seed=1), mixed_score, 30):
+    for values in drive(make(tmp_path, space=hp, seed=1), mixed_score, 30):
         assert values["fixed"] == 3
         assert values["units"] in range(8, 65, 8)
         assert 1 <= values["width"] <= 1000
@@ -109,7 +67,7 @@ def test_values_are_legal_and_active_only(tmp_path):
 
 def test_conditional_space(tmp_path):
     hp = conditional_space()
-    oracle = make_oracle(tmp_path, hp, seed=2)
+    oracle = make(tmp_path, space=hp, seed=2)
     seen = drive(oracle, lambda v: float(v["model"] == "mlp"), 40)
     models = {v["model"] for v in seen}
     assert models == {"linear", "mlp", "cnn"}
@@ -125,7 +83,7 @@ def test_conditional_space(tmp_path):
 
 
 def test_no_duplicates_and_stops_when_exhausted(tmp_path):
-    oracle = make_oracle(tmp_path, small_space(), seed=5, max_trials=40)
+    oracle = make(tmp_path, space=small_space(), seed=5, max_trials=40)
     seen = drive(oracle, lambda v: float(v["x"] == 2), 40)
     keys = [json.dumps(v, sort_keys=True) for v in seen]
     assert len(seen) == 18  # 3 * 3 * 2 points, then STOPPED.
@@ -133,7 +91,7 @@ def test_no_duplicates_and_stops_when_exhausted(tmp_path):
 
 
 def test_learns_on_toy_reward(tmp_path):
-    oracle = make_oracle(tmp_path, mixed_space(), seed=7, max_trials=200)
+    oracle = make(tmp_path, space=mixed_space(), seed=7, max_trials=200)
     seen = drive(oracle, mixed_score, 120)
     scores = [mixed_score(v) for v in seen]
     assert np.mean(scores[-30:]) > np.mean(scores[:30]) + 1.0
@@ -247,10 +205,10 @@ def test_visited_tree_restricts_sampling():
 
 
 def test_oracle_state_round_trip_resumes_exactly(tmp_path):
-    ref = make_oracle(tmp_path, mixed_space(), "ref", seed=11)
+    ref = make(tmp_path, "ref", mixed_space(), seed=11)
     expected = drive(ref, mixed_score, 20)
 
-    first = make_oracle(tmp_path, mixed_space(), "run", seed=11)
+    first = make(tmp_path, "run", mixed_space(), seed=11)
     assert drive(first, mixed_score, 12) == expected[:12]
     files = os.listdir(os.path.join(tmp_path, "run"))
     assert [f for f in files if f.startswith("reinforce_controller_")] == [
@@ -259,14 +217,14 @@ def test_oracle_state_round_trip_resumes_exactly(tmp_path):
     state = json.loads(json.dumps(first.get_state()))
     assert state["controller_version"] == 12
 
-    second = make_oracle(tmp_path, mixed_space(), "run", seed=999)
+    second = make(tmp_path, "run", mixed_space(), seed=999)
     second.reload()
     assert second.get_state()["rng"] == state["rng"]
     assert drive(second, mixed_score, 8) == expected[12:]
 
 
 def test_failed_and_nan_trials_do_not_update(tmp_path):
-    oracle = make_oracle(tmp_path, small_space(), seed=1)
+    oracle = make(tmp_path, space=small_space(), seed=1)
     trial = oracle.create_trial("tuner0")
     trial.status = STATUS.FAILED
     oracle.end_trial(trial)
@@ -280,14 +238,14 @@ def test_failed_and_nan_trials_do_not_update(tmp_path):
 
 
 def test_min_objective_maximizes_negative_score(tmp_path):
-    oracle = ReinforceOracle(
+    oracle = make(
+        tmp_path,
+        "min",
+        mixed_space(),
         objective=keras_tuner.Objective("loss", "min"),
-        hyperparameters=mixed_space(),
         max_trials=200,
         seed=3,
     )
-    oracle._set_project_dir(str(tmp_path), "min")
-    oracle.verbose = 0
     seen = []
     for _ in range(100):
         trial = oracle.create_trial("t")
@@ -351,40 +309,8 @@ def test_lstm_controller_on_jax_backend(tmp_path):
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
 
 
-def test_tiny_real_search_on_digits(tmp_path):
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = (data.images[:300] / 16.0).reshape(-1, 8, 8, 1).astype("float32")
-    y = data.target[:300]
-
-    def build(hp):
-        model = keras.Sequential(
-            [
-                keras.Input((8, 8, 1)),
-                keras.layers.Flatten(),
-                keras.layers.Dense(
-                    hp.Choice("units", [8, 16]), activation="relu"
-                ),
-                keras.layers.Dense(10, activation="softmax"),
-            ]
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(hp.Choice("lr", [1e-3, 1e-2])),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
-
-    tuner = Reinforce(
-        build,
-        objective="val_accuracy",
-        max_trials=3,
-        seed=1,
-        directory=str(tmp_path),
-        project_name="digits",
-    )
-    tuner.search(x, y, epochs=1, validation_split=0.3, verbose=0)
+def test_tiny_real_search_on_digits(tmp_path, digits):
+    tuner = tiny_digits_search(Reinforce, tmp_path, digits)
     trials = tuner.oracle.trials.values()
     assert len(trials) == 3
     assert all(t.status == STATUS.COMPLETED for t in trials)
