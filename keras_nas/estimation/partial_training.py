@@ -18,7 +18,7 @@ from typing import Any
 import keras_tuner
 import numpy as np
 
-from keras_nas.estimation.shared_weights import _fit_data
+from keras_nas.estimation._protocol import fit_data, wrap_tuner
 from keras_nas.spaces._common import check_positive_int
 
 __all__ = ["PartialTraining"]
@@ -28,7 +28,8 @@ class PartialTraining:
     """Scores a trial by training it briefly and/or on a subset of the data.
 
     Follows the estimator contract of `keras_nas.tuners` (`estimator=` of
-    any keras-nas tuner): `estimate` builds the trial's model with the
+    any keras-nas tuner; `wrap` plugs it into keras-tuner's own tuners,
+    e.g. `RandomSearch`): `estimate` builds the trial's model with the
     tuner's hypermodel and fits it exactly as keras-tuner does (same
     callbacks, checkpoint of the best epoch so `get_best_models` works,
     `executions_per_trial`), but for `epochs` epochs (overriding the
@@ -58,6 +59,9 @@ class PartialTraining:
     ```
     """
 
+    #: It trains with `fit` and the search's callbacks (TensorBoard included).
+    logs_to_tensorboard = True
+
     def __init__(self, epochs: int = 1, fraction: float = 1.0, seed: int = 0):
         self.epochs = check_positive_int("epochs", epochs)
         if isinstance(fraction, bool) or not (
@@ -76,7 +80,7 @@ class PartialTraining:
         kwargs["epochs"] = self.epochs
         if self.fraction >= 1.0:
             return tuple(fit_args), kwargs
-        x, y, val = _fit_data(fit_args, kwargs)
+        x, y, val = fit_data(fit_args, kwargs)
         if not hasattr(x, "__len__") or not hasattr(y, "__len__"):
             raise ValueError(
                 "Expected array training data `x, y` when `fraction` < 1. "
@@ -105,16 +109,39 @@ class PartialTraining:
         args, kwargs = self.subset(fit_args, fit_kwargs)
         results = keras_tuner.Tuner.run_trial(tuner, trial, *args, **kwargs)
         objective = tuner.oracle.objective
-        best = [_best_epoch(h.history, objective) for h in results]
+        if not isinstance(results, list):
+            results = [results]
+        best = [_result_metrics(r, objective) for r in results]
         return {
             key: float(np.mean([metrics[key] for metrics in best]))
             for key in set.intersection(*(set(m) for m in best))
         }
 
+    def wrap(self, tuner: Any) -> Any:
+        """Makes a keras-tuner tuner (e.g. `RandomSearch`) train its trials
+        partially; returns the same tuner.
 
-def _best_epoch(history: dict, objective: Any) -> dict[str, float]:
-    """The metrics of the epoch with the best objective (keras-tuner's)."""
+        Example:
+
+        ```python
+        tuner = PartialTraining(epochs=2, fraction=0.5).wrap(
+            keras_tuner.RandomSearch(space, objective="val_accuracy",
+                                     max_trials=50))
+        tuner.search(x, y, validation_split=0.2)
+        ```
+        """
+        return wrap_tuner(self, tuner)
+
+
+def _result_metrics(result: Any, objective: Any) -> dict[str, float]:
+    """A `fit` result as metrics: for a `History`, those of the epoch with
+    the best objective (as keras-tuner reports them)."""
     name = objective.name
+    if isinstance(result, dict):
+        return {key: float(value) for key, value in result.items()}
+    if isinstance(result, (int, float, np.floating)):
+        return {name: float(result)}
+    history = result.history
     if name not in history:
         raise ValueError(
             f"Expected the objective {name!r} among the metrics of `fit`. "
