@@ -30,6 +30,7 @@ EXPECTED = {
         "DARTS_V1",
         "DARTS_V2",
         "DilConv",
+        "DropPathSchedule",
         "EXTRA_OPS",
         "FactorizedReduce",
         "Genotype",

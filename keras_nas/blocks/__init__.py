@@ -38,6 +38,7 @@ _NAMES = {
     "NetworkFromGenotype": ".network",
     "ResNetBasicBlock": ".network",
     "AuxiliaryHead": ".network",
+    "DropPathSchedule": ".schedules",
 }
 
 __all__ = sorted(_NAMES)

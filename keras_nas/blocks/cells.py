@@ -99,7 +99,11 @@ class Cell(keras.layers.Layer):
 
     Drop-path (Zoph et al., 2018): during training only, each non-identity
     operation's output is zeroed per sample with probability
-    `drop_path_rate` and rescaled by `1 / (1 - drop_path_rate)`.
+    `drop_path_rate` and rescaled by `1 / (1 - drop_path_rate)`. With
+    `drop_path_rate > 0` the rate in use is the non-trainable scalar weight
+    `drop_path_rate_variable` (initially `drop_path_rate`), read by the
+    compiled train step, so it can change during training (see
+    `keras_nas.blocks.DropPathSchedule`).
 
     Args:
         genotype: a `Genotype` (or its dict / JSON form).
@@ -165,6 +169,7 @@ class Cell(keras.layers.Layer):
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if self.drop_path_rate else None
         )
+        self.drop_path_rate_variable = None
 
     @property
     def reduction(self) -> bool:
@@ -208,6 +213,13 @@ class Cell(keras.layers.Layer):
         self.preprocess1 = ReLUConvBN(self.filters, 1)
         self.preprocess0.build(s0)
         self.preprocess1.build(s1)
+        if self.drop_path_rate:
+            self.drop_path_rate_variable = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(self.drop_path_rate),
+                trainable=False,
+                name="drop_path_rate",
+            )
         state = _with(s1, channels=self.filters)
         shapes = [state, state]
         for node in range(self.num_nodes):
@@ -221,13 +233,14 @@ class Cell(keras.layers.Layer):
             shapes.append(out)
 
     def _drop_path(self, x):
-        batch = ops.shape(x)[0]
-        return keras.random.dropout(
-            x,
-            self.drop_path_rate,
-            noise_shape=(batch, 1, 1, 1),
-            seed=self.seed_generator,
+        # The rate is read from the variable, not the float, so that a
+        # schedule can change it between steps of a compiled train step
+        # (hence no `keras.random.dropout`, which needs a Python rate).
+        keep = 1.0 - ops.cast(self.drop_path_rate_variable, x.dtype)
+        noise = keras.random.uniform(
+            (ops.shape(x)[0], 1, 1, 1), seed=self.seed_generator, dtype=x.dtype
         )
+        return x * (ops.cast(noise < keep, x.dtype) / keep)
 
     def call(self, inputs, training=None):
         s0, s1 = self._split(inputs)
