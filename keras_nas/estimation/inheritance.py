@@ -269,11 +269,6 @@ def trial_parents(oracle: Any, trial_id: str) -> list[str]:
     ```
     """
     method = getattr(oracle, "trial_parents", None)
-    if callable(method):
-        return [str(p) for p in (method(trial_id) or [])]
-    # AgingEvolutionOracle's lineage record (trial id -> origin, parents).
-    lineage = getattr(oracle, "_lineage", None)
-    if isinstance(lineage, Mapping):
-        record = lineage.get(trial_id) or {}
-        return [str(p) for p in record.get("parents", [])]
-    return []
+    if not callable(method):
+        return []
+    return [str(p) for p in (method(trial_id) or [])]

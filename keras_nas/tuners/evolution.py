@@ -249,6 +249,14 @@ class AgingEvolutionOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
                 return child
         return None
 
+    def trial_parents(self, trial_id: str) -> list[str]:
+        """Ids of the trials `trial_id` was bred from (empty if random).
+
+        The mutated parent first (a crossover's second parent after it).
+        `keras_nas.estimation.WeightInheritance` inherits their weights.
+        """
+        return list(self._lineage.get(trial_id, {}).get("parents", []))
+
     # -- state --------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:

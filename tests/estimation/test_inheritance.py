@@ -217,10 +217,10 @@ def test_aging_evolution_with_weight_inheritance(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
     y = (x[:, 2:6, 2:6].mean(axis=(1, 2, 3)) > 0).astype("int32")
+    # Every mutation (kernel size, activation, depth) leaves layers intact.
     space = ChainSearchSpace(
-        (8, 8, 1), 2, max_layers=2, filters=(4, 8), units=(8,),
-        kernel_sizes=(3,), strides=(1,), dropout_rates=(0.0,),
-        layer_types=("conv", "dense"),
+        (8, 8, 1), 2, max_layers=2, filters=(4,), kernel_sizes=(3, 5),
+        strides=(1,), dropout_rates=(0.0,), layer_types=("conv",),
     )
     estimator = WeightInheritance(epochs=1, full_epochs=2)
     tuner = AgingEvolution(
@@ -237,6 +237,10 @@ def test_aging_evolution_with_weight_inheritance(tmp_path):
         tid for tid in trials if trial_parents(tuner.oracle, tid)
     ]
     assert children, "AgingEvolution proposed no mutation"
+    for tid in trials:
+        assert trial_parents(tuner.oracle, tid) == (
+            tuner.oracle.get_state()["lineage"][tid]["parents"]
+        )
     for tid, trial in trials.items():
         record = estimator.reports[tid]
         inherited = trial.metrics.get_last_value("inherited_layers")
