@@ -137,9 +137,12 @@ class HardwareAware:
     model being trained, and the reward of each epoch, to the epoch logs,
     so the best epoch and the checkpoint follow the objective even when it
     is the reward. With an inner estimator (e.g. `SharedWeights`,
-    `PartialTraining`), its metrics dict is returned with the costs added;
-    the costs are those of the stand-alone model that the tuner's
-    hypermodel builds for the trial (built once more for that).
+    `PartialTraining`), its metrics dict is returned with the costs (and
+    the reward) added. An inner estimator that trains with `fit` and the
+    search's callbacks (`PartialTraining`) gets them in its epoch logs too,
+    so it can pick its best epoch by the reward; for the others the costs
+    are those of the stand-alone model that the tuner's hypermodel builds
+    for the trial (built once more for that).
 
     Costs are cached per set of hyperparameter values (`cache=True`), so
     a repeated architecture is not measured twice.
@@ -368,9 +371,11 @@ class HardwareAware:
             carry the hardware metrics and the reward.
         """
         key = _values_key(trial)
+        # Any `fit` of the trial (ours, or an inner estimator's such as
+        # `PartialTraining`) gets the costs and the reward in its logs.
+        callbacks = list(fit_kwargs.get("callbacks") or [])
+        fit_kwargs["callbacks"] = [_HardwareCallback(self, key), *callbacks]
         if self.estimator is None:
-            callbacks = list(fit_kwargs.get("callbacks") or [])
-            fit_kwargs["callbacks"] = [_HardwareCallback(self, key), *callbacks]
             return _plain_run_trial(tuner, trial, *fit_args, **fit_kwargs)
         metrics = self.estimator.estimate(tuner, trial, *fit_args, **fit_kwargs)
         if not isinstance(metrics, Mapping):

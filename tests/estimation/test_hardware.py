@@ -23,6 +23,7 @@ from keras_nas.estimation.hardware import (
     register_layer_cost,
 )
 from keras_nas.estimation.hardware_aware import HardwareAware, mnas_reward
+from keras_nas.estimation.partial_training import PartialTraining
 from keras_nas.spaces import (
     CellSearchSpace,
     ChainSearchSpace,
@@ -396,6 +397,31 @@ def test_fit_path_is_keras_tuners_run_trial(tmp_path):
         assert (logdir / "train").is_dir() and (logdir / "validation").is_dir()
     assert len(tuner.get_best_models(1)) == 1
     assert estimator.logs_to_tensorboard
+
+
+def test_inner_estimator_that_fits_sees_the_reward(tmp_path):
+    estimator = HardwareAware(
+        ("params",),
+        PartialTraining(epochs=1, fraction=0.5),
+        target=500.0,
+        target_metric="params",
+    )
+    tuner = AgingEvolution(
+        SPACE,
+        objective=estimator.objective,
+        max_trials=2,
+        population_size=2,
+        seed=0,
+        estimator=estimator,
+        directory=str(tmp_path),
+    )
+    x, y = _data()
+    tuner.search(x, y, validation_data=(x, y), verbose=0)
+    for trial in tuner.oracle.trials.values():
+        assert trial.status == "COMPLETED"
+        params = trial.metrics.get_last_value("params")
+        accuracy = trial.metrics.get_last_value("val_accuracy")
+        assert trial.score == pytest.approx(mnas_reward(accuracy, params, 500))
 
 
 def test_wrap_keras_tuner_tuner(tmp_path):
