@@ -113,8 +113,8 @@ def _validate_cell(
             raise ValueError(
                 f"Unknown op {op!r} in `{kind}[{k}]`. Expected one of "
                 f"{list(registry.known_ops())} (register custom ops with "
-                f"`keras_nas.blocks.register_op`). Received: {kind}[{k}]="
-                f"{(op, index)!r}"
+                "`keras_nas.blocks.register_op`, also before loading a saved "
+                f"model that uses them). Received: {kind}[{k}]={(op, index)!r}"
             )
         if not 0 <= index < node:
             raise ValueError(

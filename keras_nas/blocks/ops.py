@@ -563,7 +563,8 @@ def get_op(
     if factory is None:
         raise ValueError(
             f"Unknown op. Expected one of {list(registry.known_ops())} "
-            "(register custom ops with `keras_nas.blocks.register_op`). "
+            "(register custom ops with `keras_nas.blocks.register_op`, also "
+            "before loading a saved model that uses them). "
             f"Received: name={name!r}"
         )
     _check_int(filters, "filters")
@@ -588,9 +589,19 @@ def register_op(
     Once registered, `name` is valid in a `Genotype` and can be used by
     cells, search spaces and supernets. The returned layer must map
     `(B, H, W, filters)` to `(B, ceil(H / strides), ceil(W / strides),
-    filters)`. To reload a saved model that uses the op, register it (and
-    its layer class with `keras.saving.register_keras_serializable`) before
-    loading.
+    filters)`.
+
+    The registry lives in the Python process and is not saved: a saved
+    model (`.keras` file) or genotype stores only the op's *name*, and the
+    cells rebuild their ops from the registry when they are loaded. So in
+    every new process, call `register_op` (e.g. by importing the module
+    that does) *before* `keras.saving.load_model`, `Genotype.from_json` or
+    resuming a search that uses the op; otherwise loading fails with
+    "Unknown op". (The file cannot hold the factory itself: only as Python
+    code, which Keras' safe mode refuses to load, or as a registered name,
+    which needs the same import.) The layers a factory returns need no
+    `keras.saving.register_keras_serializable` inside the cells of
+    `keras_nas.blocks` (the factory rebuilds them), only when saved alone.
 
     Args:
         name: the op's name.

@@ -218,5 +218,13 @@ def test_cell_with_registered_custom_op_round_trip(tmp_path):
         model = keras.Model(inputs, x)
         assert model.output_shape == (None, 3, 3, 4)
         _round_trip(model, tmp_path, _x(6, 4))
+        # The file holds the op's name only: a new process must register
+        # the op again before loading.
+        path = os.path.join(tmp_path, "model.keras")
+        registry._FACTORIES.pop(name)
+        with pytest.raises(Exception, match="also before loading a saved"):
+            keras.saving.load_model(path)
+        register_op(name, factory)
+        assert keras.saving.load_model(path).output_shape == (None, 3, 3, 4)
     finally:
         registry._FACTORIES.pop(name, None)
