@@ -23,6 +23,7 @@ keras-nas search                      # digits, cell space, random search
 keras-nas search --tuner evolution --max-trials 20 --directory runs/evo
 keras-nas search --dataset tfds:fashion_mnist --subset 5000 --image-size 14
 python -m keras_nas search --dataset my_data.npz --space chain
+keras-nas search --tuner evolution --max-flops 2000000  # FLOPs per example
 ```
 """
 
@@ -298,6 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="fix the initial filters (cell, nas-bench-201); None: the space's",
     )
     search.add_argument(
+        "--max-params",
+        type=_positive_int,
+        default=None,
+        help="reject architectures with more weights than this (built, not "
+        "trained; they count as failed trials)",
+    )
+    search.add_argument(
+        "--max-flops",
+        type=_positive_int,
+        default=None,
+        help="reject architectures needing more FLOPs per example than this "
+        "(2 x MACs + the rest, keras_nas.estimation.count_flops; built, not "
+        "trained; they count as failed trials)",
+    )
+    search.add_argument(
         "--xla",
         action="store_true",
         help="TensorFlow backend: let Keras XLA-compile the models (worth it "
@@ -362,16 +378,21 @@ class _ProgressMixin:
     """Reports each finished trial through `self._report(trial)`.
 
     Also applies `--xla` to every model the tuner builds: XLA compilation
-    of a small cell network costs more CPU time than a whole short trial.
+    of a small cell network costs more CPU time than a whole short trial;
+    and rejects models over the `--max-params` / `--max-flops` budget
+    before they are trained.
     """
 
     _report: Callable[[Any], None] | None = None
     _jit_compile: bool | str = "auto"
+    _max_params: int | None = None
+    _max_flops: int | None = None
 
     def _try_build(self, hp):
         # keras-tuner builds and compiles each trial's model here.
         model = super()._try_build(hp)
         _set_jit(model, self._jit_compile)
+        _check_budget(model, self._max_params, self._max_flops)
         return model
 
     def on_trial_begin(self, trial):
@@ -387,9 +408,42 @@ class _ProgressMixin:
             self._report(trial, seconds)
 
 
+def _check_budget(
+    model: Any, max_params: int | None, max_flops: int | None
+) -> None:
+    """Fails the trial of a model over the `--max-params/--max-flops` budget
+    (as keras-tuner's `max_model_size` does)."""
+    if max_params is None and max_flops is None:
+        return
+    from keras_tuner import errors
+
+    from keras_nas.estimation.hardware import count_flops, count_params
+
+    for flag, limit, count in (
+        ("--max-params", max_params, count_params),
+        ("--max-flops", max_flops, count_flops),
+    ):
+        value = None if limit is None else count(model)
+        if value is not None and value > limit:
+            raise errors.FailedTrialError(
+                f"Over budget: {value} > {flag} {limit}. Skip model."
+            )
+
+
+#: Tuners that build every trial's model with `_try_build` (the budget
+#: options apply to them).
+_BUILDS_TRIALS = frozenset(TUNERS) - {"darts", "enas"}
+
+
 def _make_tuner(
     args: argparse.Namespace, space: Any, data: Any, report: Callable
 ) -> Any:
+    budget = args.max_params is not None or args.max_flops is not None
+    if budget and args.tuner not in _BUILDS_TRIALS:
+        raise UsageError(
+            "--max-params/--max-flops need a tuner that builds every trial "
+            f"({', '.join(sorted(_BUILDS_TRIALS))}); got --tuner {args.tuner}"
+        )
     cls = _resolve(TUNERS, args.tuner, "tuner")
     positional, keywords = TUNERS[args.tuner][2](args, space, data)
     tuner_cls = type(f"Cli{cls.__name__}", (_ProgressMixin, cls), {})
@@ -407,6 +461,15 @@ def _make_tuner(
         raise UsageError(f"cannot build the {args.tuner!r} tuner: {e}") from e
     tuner._report = report
     tuner._jit_compile = _jit_setting(args)
+    tuner._max_params = args.max_params
+    tuner._max_flops = args.max_flops
+    if budget:
+        # Rejected architectures are failed trials: they must not stop the
+        # search (keras-tuner stops after 3 consecutive failures).
+        oracle = tuner.oracle
+        oracle.max_consecutive_failed_trials = max(
+            oracle.max_consecutive_failed_trials, args.max_trials
+        )
     return tuner
 
 

@@ -248,3 +248,38 @@ def test_search_on_mocked_tfds_dataset(tmp_path, capsys):
     assert len(results["trials"]) == 1
     assert 0.0 <= results["test_accuracy"] <= 1.0
     assert os.path.isfile(os.path.join(directory, "best_model.keras"))
+
+
+def test_budget_options_fail_architectures_over_budget(tmp_path):
+    import keras_tuner
+
+    from keras_nas import cli
+    from keras_nas.estimation import count_flops, count_params
+    from keras_nas.spaces import ChainSearchSpace
+
+    space = ChainSearchSpace()
+    model = space.build(keras_tuner.HyperParameters())
+    flops, params = count_flops(model), count_params(model)
+
+    def try_build(*options):
+        args = cli.build_parser().parse_args(
+            ["search", "--tuner", "evolution", "--max-trials", "7",
+             "--directory", str(tmp_path), *options]
+        )  # fmt: skip
+        tuner = cli._make_tuner(args, space, None, report=None)
+        return tuner, tuner._try_build(keras_tuner.HyperParameters())
+
+    tuner, built = try_build("--max-flops", str(flops))
+    assert count_flops(built) == flops
+    assert tuner.oracle.max_consecutive_failed_trials == 7
+    for options in (
+        ("--max-flops", str(flops - 1)),
+        ("--max-params", str(params - 1)),
+    ):
+        with pytest.raises(keras_tuner.errors.FailedTrialError, match="budget"):
+            try_build(*options)
+    args = cli.build_parser().parse_args(
+        ["search", "--tuner", "darts", "--max-params", "9"]
+    )
+    with pytest.raises(cli.UsageError, match="--max-params"):
+        cli._make_tuner(args, space, None, report=None)
