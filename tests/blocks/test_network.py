@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -177,7 +175,7 @@ def test_network_argument_errors():
         build_nb201_network(NB201, (8, 8, 1), 10, cells_per_stage=0)
 
 
-def test_jax_backend_smoke():
+def test_jax_backend_smoke(run_on_backend):
     code = textwrap.dedent(
         """
         import numpy as np, keras
@@ -194,16 +192,7 @@ def test_jax_backend_smoke():
         print("JAX-OK")
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "JAX-OK" in result.stdout
+    assert "JAX-OK" in run_on_backend(code)
 
 
 def test_unknown_spatial_size():

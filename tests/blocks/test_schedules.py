@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -66,7 +64,7 @@ def test_schedule_changes_the_rate_inside_a_compiled_fit():
     assert float(keras.ops.convert_to_numpy(variable)) == pytest.approx(0.6)
 
 
-def test_schedule_inside_a_compiled_fit_on_jax():
+def test_schedule_inside_a_compiled_fit_on_jax(run_on_backend):
     # JAX's trainer passes the variables into its jitted step as state: the
     # same test in a JAX process.
     code = (
@@ -78,16 +76,7 @@ def test_schedule_inside_a_compiled_fit_on_jax():
         "t.test_schedule_changes_the_rate_inside_a_compiled_fit()\n"
         "print('JAX-OK')\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "JAX-OK" in result.stdout
+    assert "JAX-OK" in run_on_backend(code)
 
 
 def test_rates_round_trip_and_errors(tmp_path):

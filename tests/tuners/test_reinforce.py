@@ -1,8 +1,6 @@
 import functools
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import _oracle_testing
@@ -274,7 +272,7 @@ def test_lstm_controller_rejects_other_backends(monkeypatch):
         ctrl.LSTMController(small_space())
 
 
-def test_lstm_controller_on_jax_backend(tmp_path):
+def test_lstm_controller_on_jax_backend(tmp_path, run_on_backend):
     script = textwrap.dedent(
         """
         import keras, keras_tuner, numpy as np
@@ -298,15 +296,7 @@ def test_lstm_controller_on_jax_backend(tmp_path):
         print("OK")
         """
     ).replace("PATH", repr(str(tmp_path / "c.bin")))
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
+    assert "OK" in run_on_backend(script, timeout=600)
 
 
 def test_tiny_real_search_on_digits(tmp_path, digits):
