@@ -86,6 +86,33 @@ def test_every_counted_layer_by_hand():
     assert count_params(model, trainable_only=True) == trainable
 
 
+def test_flops_agree_with_tensorflow_profiler():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's profiler needs the TensorFlow backend")
+    import tensorflow as tf
+    from tensorflow.python.framework import convert_to_constants
+
+    model = _seq(
+        (8, 8, 3),
+        L.Conv2D(16, 3, padding="same"),
+        L.DepthwiseConv2D(3),
+        L.Conv2D(8, 1, use_bias=False),
+        L.Flatten(),
+        L.Dense(10),
+    )
+    forward = tf.function(lambda x: model(x, training=False))
+    concrete = forward.get_concrete_function(
+        tf.TensorSpec((1, 8, 8, 3), tf.float32)
+    )
+    graph = convert_to_constants.convert_variables_to_constants_v2(
+        concrete
+    ).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profile = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    assert profile.total_float_ops == count_flops(model) == 82250
+
+
 def test_nested_keras_nas_layers():
     # A SepConv op: two (depthwise 3x3 + pointwise 1x1 + BN) repeats.
     x = keras.Input((6, 6, 4))
