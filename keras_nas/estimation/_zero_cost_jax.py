@@ -1,7 +1,10 @@
 """JAX gradients of the zero-cost proxies (`zero_cost.py`).
 
 Uses `model.stateless_call`, so a `training=True` pass leaves the model's
-non-trainable state (batch-norm statistics) untouched.
+non-trainable state (batch-norm statistics) untouched. The functions are
+not jitted: a network is scored once, and op-by-op execution reuses the
+compiled primitives across the candidates of a search, where a `jax.jit`
+would compile every candidate anew (measured slower here).
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ def gradients(
     """`fn(model(x))` and its gradients w.r.t. `model.trainable_variables`."""
     trainable, non_trainable = _values(model)
 
-    def f(values):
+    def f(values, non_trainable, x):
         out, _ = model.stateless_call(
             values, non_trainable, x, training=training
         )
         return fn(out)
 
-    value, grads = jax.value_and_grad(f)(trainable)
+    step = jax.value_and_grad(f)
+    value, grads = step(trainable, non_trainable, jax.numpy.asarray(x))
     return float(value), [np.asarray(g) for g in grads]
 
 
@@ -42,13 +46,14 @@ def input_gradient(
     """The gradient of `fn(model(x))` w.r.t. the input batch `x`."""
     trainable, non_trainable = _values(model)
 
-    def f(inputs):
+    def f(inputs, trainable, non_trainable):
         out, _ = model.stateless_call(
             trainable, non_trainable, inputs, training=training
         )
         return fn(out)
 
-    return np.asarray(jax.grad(f)(jax.numpy.asarray(x)))
+    step = jax.grad(f)
+    return np.asarray(step(jax.numpy.asarray(x), trainable, non_trainable))
 
 
 def activation_gradients(
@@ -61,16 +66,23 @@ def activation_gradients(
     is the gradient w.r.t. the outputs.
     """
     trainable, non_trainable = _values(model)
-    with tap.active() as outputs:  # Shapes of the tapped outputs.
-        model.stateless_call(trainable, non_trainable, x, training=training)
-    zeros = [jax.numpy.zeros(o.shape, o.dtype) for o in outputs]
+    x = jax.numpy.asarray(x)
 
-    def f(perturbations):
+    def shapes(trainable, non_trainable, x):
+        with tap.active() as outputs:
+            model.stateless_call(trainable, non_trainable, x, training=training)
+        return list(outputs)
+
+    specs = jax.eval_shape(shapes, trainable, non_trainable, x)
+    zeros = [jax.numpy.zeros(s.shape, s.dtype) for s in specs]
+
+    def f(perturbations, trainable, non_trainable, x):
         with tap.active(perturbations) as recorded:
             out, _ = model.stateless_call(
                 trainable, non_trainable, x, training=training
             )
         return fn(out), list(recorded)
 
-    (_, acts), grads = jax.value_and_grad(f, has_aux=True)(zeros)
+    step = jax.value_and_grad(f, has_aux=True)
+    (_, acts), grads = step(zeros, trainable, non_trainable, x)
     return [np.asarray(a) for a in acts], [np.asarray(g) for g in grads]
