@@ -11,6 +11,9 @@ stopped:
   incoming weights of every replicated unit by its number of copies.
 - `net2deeper` (Net2DeeperNet) inserts an identity-initialized layer of the
   same kind after a conv / separable conv / dense block.
+- `inherit_by_morphism` initializes a child architecture from its parent,
+  widening the parent first where the child has more units, so that a
+  "more filters" mutation starts from the parent's function.
 
 Both work on chain-structured functional models (every layer fed by the
 previous one), such as those of `keras_nas.spaces.ChainSearchSpace`, and
@@ -29,7 +32,9 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["net2deeper", "net2wider"]
+from keras_nas.estimation.inheritance import InheritanceReport, inherit_weights
+
+__all__ = ["inherit_by_morphism", "net2deeper", "net2wider"]
 
 _WIDTH = {"Conv2D": "filters", "SeparableConv2D": "filters", "Dense": "units"}
 # Layers without weights that keep the channels (one to one).
@@ -413,3 +418,77 @@ def _init_identity(inserted, width, kernel_size) -> None:
             variable.assign(
                 np.full(variable.shape, values[variable.name], variable.dtype)
             )
+
+
+# -- Inheritance through morphisms -------------------------------------------
+
+
+def _width_only_change(old: Any, new: Any) -> bool:
+    """Same layer but for more units (filters)."""
+    if type(old) is not type(new) or type(old).__name__ not in _WIDTH:
+        return False
+    key = _WIDTH[type(old).__name__]
+    a, b = dict(old.get_config()), dict(new.get_config())
+    if a.pop(key) >= b.pop(key):
+        return False
+    skip = ("name", "kernel_initializer", "bias_initializer")
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in skip)
+
+
+def inherit_by_morphism(
+    child_model: keras.Model,
+    parent_model: keras.Model,
+    noise_std: float = 0.0,
+    seed: int | None = None,
+) -> InheritanceReport:
+    """Weight inheritance that widens the parent first (Net2WiderNet).
+
+    For every top-level conv / separable conv / dense layer that the child
+    has with the same name and configuration as the parent but more units,
+    the parent is widened to that width with `net2wider` (a function-
+    preserving morphism, Chen et al., ICLR 2016); then `inherit_weights`
+    copies every corresponding layer of the widened parent into the child.
+    A child that differs from its parent only by wider layers therefore
+    starts with exactly the parent's function (Wei et al., "Network
+    Morphism", ICML 2016), where plain inheritance would leave the widened
+    layer and the layer reading it freshly initialized. Layers that cannot
+    be widened (not a chain model, unsupported layers in between) fall back
+    to plain inheritance.
+
+    Args:
+        child_model: the built `keras.Model` to initialize (in place).
+        parent_model: the trained parent (not modified).
+        noise_std: see `net2wider`.
+        seed: seed of the replicated units.
+
+    Returns:
+        The `InheritanceReport` of the final copy.
+
+    Example:
+
+    ```python
+    # The child's mutation: layer1/filters 16 -> 32.
+    report = inherit_by_morphism(child, parent)
+    report.fraction  # 1.0: child(x) == parent(x) in inference mode
+    ```
+    """
+    source = parent_model
+    for layer in child_model.layers:
+        try:
+            old = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        if not _width_only_change(old, layer):
+            continue
+        key = _WIDTH[type(layer).__name__]
+        try:
+            source = net2wider(
+                source,
+                layer.name,
+                int(getattr(layer, key)),
+                noise_std=noise_std,
+                seed=seed,
+            )
+        except ValueError:
+            continue
+    return inherit_weights(child_model, source)

@@ -24,9 +24,9 @@ from typing import Any
 from keras_nas.estimation.inheritance import (
     InheritanceReport,
     inherit_weights,
-    structural_weights,
     trial_parents,
 )
+from keras_nas.estimation.morphisms import inherit_by_morphism
 
 __all__ = ["WeightInheritance"]
 
@@ -53,7 +53,8 @@ class WeightInheritance:
        hyperparameters and its trained weights are loaded;
     2. the child is built by the tuner's hypermodel and `inherit_weights`
        copies every parent layer that the mutation left unchanged (same
-       structural position, class and weight shapes);
+       structural position, class and weight shapes; with
+       `morphisms=True`, after widening the parent to the child's widths);
     3. a child that inherited at least `min_fraction` of its weights (and
        at least one layer) trains for `epochs` epochs, every other trial
        for `full_epochs` (default: the `epochs` given to `search`);
@@ -76,8 +77,12 @@ class WeightInheritance:
             `epochs` argument of `search` (keras' default 1 if absent).
         min_fraction: smallest share of the child's weights (scalars) that
             must be inherited for the short schedule, in `[0, 1]`.
-        cache_size: how many parents' weights to keep in memory (a parent
-            is often mutated several times).
+        morphisms: initialize children with `inherit_by_morphism`: where
+            the child has more units than the parent in a layer, the parent
+            is first widened by Net2WiderNet (function-preserving), so the
+            widened layer and the layer reading it are inherited too.
+        cache_size: how many parent models to keep in memory (a parent is
+            often mutated several times).
 
     Example:
 
@@ -95,6 +100,7 @@ class WeightInheritance:
         epochs: int = 2,
         full_epochs: int | None = None,
         min_fraction: float = 0.0,
+        morphisms: bool = False,
         cache_size: int = 4,
     ):
         self.epochs = _check_epochs("epochs", epochs)
@@ -111,14 +117,20 @@ class WeightInheritance:
                 f"Received: min_fraction={min_fraction!r}"
             )
         self.min_fraction = float(min_fraction)
+        if not isinstance(morphisms, bool):
+            raise ValueError(
+                "Expected `morphisms` to be a bool. "
+                f"Received: morphisms={morphisms!r}"
+            )
+        self.morphisms = morphisms
         self.cache_size = _check_epochs("cache_size", cache_size)
         self.reports: dict[str, dict[str, Any]] = {}
         self._cache: collections.OrderedDict = collections.OrderedDict()
 
     # -- parents --------------------------------------------------------------
 
-    def parent_weights(self, tuner: Any, trial_id: str) -> dict | None:
-        """Structural weights of a finished trial, or None if not saved."""
+    def parent_model(self, tuner: Any, trial_id: str) -> Any:
+        """A finished trial's model with its saved weights, or None."""
         if trial_id in self._cache:
             self._cache.move_to_end(trial_id)
             return self._cache[trial_id]
@@ -134,18 +146,19 @@ class WeightInheritance:
             # The checkpoint's optimizer state is not needed.
             warnings.simplefilter("ignore", UserWarning)
             model.load_weights(path)
-        weights = structural_weights(model)
-        del model
-        self._cache[trial_id] = weights
+        self._cache[trial_id] = model
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return weights
+        return model
 
     def _inherit(self, tuner, trial, model) -> tuple[str | None, Any]:
         for parent in trial_parents(tuner.oracle, trial.trial_id)[:1]:
-            weights = self.parent_weights(tuner, parent)
-            if weights is not None:
-                return parent, inherit_weights(model, weights)
+            source = self.parent_model(tuner, parent)
+            if source is None:
+                continue
+            if self.morphisms:
+                return parent, inherit_by_morphism(model, source)
+            return parent, inherit_weights(model, source)
         return None, None
 
     # -- estimator protocol ---------------------------------------------------

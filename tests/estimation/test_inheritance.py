@@ -13,7 +13,11 @@ from keras_nas.estimation.inheritance import (
     structural_weights,
     trial_parents,
 )
-from keras_nas.estimation.morphisms import net2deeper, net2wider
+from keras_nas.estimation.morphisms import (
+    inherit_by_morphism,
+    net2deeper,
+    net2wider,
+)
 from keras_nas.estimation.weight_inheritance import WeightInheritance
 from keras_nas.spaces import CellSearchSpace, ChainSearchSpace
 from keras_nas.tuners.evolution import AgingEvolution
@@ -184,6 +188,26 @@ def test_morphisms_preserve_the_function(global_pooling):
     )
 
 
+def test_inherit_by_morphism_starts_a_wider_child_at_its_parent():
+    parent = _build(CHAIN, CHAIN_VALUES)
+    _randomize(parent, seed=5)
+    # Mutations "layer0/filters 4 -> 8" and "layer2/units 8 -> 16".
+    values = {**CHAIN_VALUES, "layer0/filters": 8, "layer2/units": 16}
+    x = np.random.default_rng(6).normal(size=(4, 8, 8, 1)).astype("float32")
+    expected = keras.ops.convert_to_numpy(parent(x, training=False))
+    plain = _build(CHAIN, values)
+    assert inherit_weights(plain, parent).fraction < 0.5
+    child = _build(CHAIN, values)
+    report = inherit_by_morphism(child, parent, seed=0)
+    assert report.fresh == [] and report.fraction == 1.0
+    got = keras.ops.convert_to_numpy(child(x, training=False))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # A narrower child cannot preserve the function: plain inheritance.
+    narrow = _build(CHAIN, {**CHAIN_VALUES, "layer2/units": 16})
+    report = inherit_by_morphism(parent, narrow)
+    assert "layer2_dense:Dense" in report.fresh
+
+
 def test_morphism_argument_errors():
     parent = _morph_parent("avg")
     with pytest.raises(ValueError, match="Received: width=4"):
@@ -206,6 +230,8 @@ def test_morphism_argument_errors():
         WeightInheritance(epochs=0)
     with pytest.raises(ValueError, match="Received: min_fraction=2"):
         WeightInheritance(min_fraction=2)
+    with pytest.raises(ValueError, match="Received: morphisms=1"):
+        WeightInheritance(morphisms=1)
 
 
 def test_trial_parents_without_a_record():
@@ -224,14 +250,14 @@ def test_aging_evolution_with_weight_inheritance(tmp_path):
     )
     estimator = WeightInheritance(epochs=1, full_epochs=2)
     tuner = AgingEvolution(
-        space, objective="val_accuracy", max_trials=4, population_size=2,
+        space, objective="val_accuracy", max_trials=3, population_size=2,
         seed=0, estimator=estimator, directory=str(tmp_path),
         project_name="wi",
     )
     tuner.search(x, y, validation_split=0.25, epochs=3, batch_size=32,
                  verbose=0)
     trials = tuner.oracle.trials
-    assert len(trials) == 4
+    assert len(trials) == 3
     assert all(t.status == "COMPLETED" for t in trials.values())
     children = [
         tid for tid in trials if trial_parents(tuner.oracle, tid)
