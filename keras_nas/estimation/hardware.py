@@ -78,6 +78,7 @@ __all__ = [
 ]
 
 Shape = tuple[int, ...]
+_UNSET = object()
 #: `cost(layer, input_shapes, output_shapes) -> (macs, flops)`.
 CostFunction = Callable[[Any, list[Shape], list[Shape]], tuple[int, int]]
 
@@ -434,8 +435,12 @@ def profile_model(model: Any, input_shape: Any = None) -> list[LayerCost]:
     """
     _check_model(model)
     example = _example_inputs(model, input_shape)
+    if not model.built:
+        # Layers may create sublayers in `build` (a `Cell` does): build
+        # first, so that the walk below sees all of them.
+        model(example, training=False)
     records: list[LayerCost] = []
-    patched: list[Any] = []
+    patched: list[tuple[Any, Any]] = []
 
     def hook(layer, path, cost):
         original = layer.call
@@ -458,8 +463,8 @@ def profile_model(model: Any, input_shape: Any = None) -> list[LayerCost]:
             )
             return outputs
 
+        patched.append((layer, layer.__dict__.get("call", _UNSET)))
         object.__setattr__(layer, "call", call)
-        patched.append(layer)
 
     seen: set[int] = set()
 
@@ -477,12 +482,16 @@ def profile_model(model: Any, input_shape: Any = None) -> list[LayerCost]:
 
     try:
         walk(model, "")
-        if not patched and _cost_function(model) is not None:
-            hook(model, model.name, _cost_function(model))
+        own = _cost_function(model)
+        if own is not None or not _children(model):
+            hook(model, model.name, own)
         model(example, training=False)
     finally:
-        for layer in patched:
-            layer.__dict__.pop("call", None)
+        for layer, previous in reversed(patched):
+            if previous is _UNSET:
+                layer.__dict__.pop("call", None)
+            else:
+                object.__setattr__(layer, "call", previous)
     return records
 
 

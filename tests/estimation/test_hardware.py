@@ -139,6 +139,11 @@ def test_nested_keras_nas_layers():
         {"sep_conv_3x3": sep3, "dil_conv_3x3": dil3}.get(op, 0) for op in ops
     )
     assert count_macs(model) == expected
+    # The same cell, unbuilt and profiled on its own (it creates its
+    # preprocessing layers in `build`).
+    alone = Cell(DARTS_V2, "normal", filters=8)
+    assert count_macs(alone, input_shape=(4, 4, 8)) == expected
+    assert count_flops(alone, input_shape=(4, 4, 8)) == count_flops(model)
 
 
 def test_registered_cost_of_a_custom_layer():
