@@ -87,7 +87,7 @@ EXPECTED = {
         "derive_genotype",
         "search_data",
     },
-    "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model"},  # noqa: E501
+    "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model"},  # noqa: E501
     "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
 }
 TOP_LEVEL_ONLY = {

@@ -24,6 +24,7 @@ _NAMES = {
     "trial_parents": ".inheritance",
     "net2wider": ".morphisms",
     "net2deeper": ".morphisms",
+    "inherit_by_morphism": ".morphisms",
     "ZeroCost": ".zero_cost",
     "zero_cost_score": ".zero_cost",
     "ZERO_COST_PROXIES": ".zero_cost",
