@@ -24,6 +24,7 @@ from keras_nas.estimation.hardware import (
 )
 from keras_nas.estimation.hardware_aware import HardwareAware, mnas_reward
 from keras_nas.estimation.partial_training import PartialTraining
+from keras_nas.estimation.zero_cost import ZeroCost
 from keras_nas.spaces import (
     CellSearchSpace,
     ChainSearchSpace,
@@ -454,6 +455,27 @@ def test_inner_estimator_that_fits_sees_the_reward(tmp_path):
         params = trial.metrics.get_last_value("params")
         accuracy = trial.metrics.get_last_value("val_accuracy")
         assert trial.score == pytest.approx(mnas_reward(accuracy, params, 500))
+
+
+def test_composes_with_zero_cost(tmp_path):
+    inner = ZeroCost("synflow", batch_size=16)
+    estimator = HardwareAware(("params", "flops"), inner)
+    tuner = AgingEvolution(
+        SPACE,
+        objective=inner.objective,
+        max_trials=3,
+        population_size=2,
+        seed=0,
+        estimator=estimator,
+        directory=str(tmp_path),
+    )
+    x, y = _data(32)
+    tuner.search(x, y, validation_data=(x, y))
+    for trial in tuner.oracle.trials.values():
+        model = SPACE.build(trial.hyperparameters.copy())
+        assert trial.metrics.get_last_value("flops") == count_flops(model)
+        assert trial.score == trial.metrics.get_last_value("zero_cost_synflow")
+    assert inner.num_estimates == 3
 
 
 def test_wrap_keras_tuner_tuner(tmp_path):
