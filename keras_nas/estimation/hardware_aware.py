@@ -144,6 +144,10 @@ class HardwareAware:
     are those of the stand-alone model that the tuner's hypermodel builds
     for the trial (built once more for that).
 
+    An inner estimator that requires the tuner's objective to be one of its
+    own metrics (`ZeroCost`) composes with the costs recorded but not with
+    the reward or a multi-objective: use its metric as the objective.
+
     Costs are cached per set of hyperparameter values (`cache=True`), so
     a repeated architecture is not measured twice.
 
