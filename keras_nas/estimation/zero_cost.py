@@ -699,14 +699,16 @@ class ZeroCost:
 
     def _check_objective(self, tuner: Any) -> None:
         objective = getattr(getattr(tuner, "oracle", None), "objective", None)
-        name = getattr(objective, "name", None)
-        if isinstance(name, str) and name not in self.metric_names:
-            raise ValueError(
-                "Expected the tuner's objective to be one of the metrics "
-                f"{list(self.metric_names)}, e.g. keras_tuner.Objective("
-                f"{self.metric_names[0]!r}, 'max'). Received: objective="
-                f"{name!r}"
-            )
+        parts = getattr(objective, "objectives", None) or [objective]
+        names = [getattr(o, "name", None) for o in parts]
+        for name in names:
+            if isinstance(name, str) and name not in self.metric_names:
+                raise ValueError(
+                    "Expected the tuner's objective to be among the metrics "
+                    f"{list(self.metric_names)}, e.g. keras_tuner.Objective("
+                    f"{self.metric_names[0]!r}, 'max'). Received: objective="
+                    f"{name!r}"
+                )
 
     def wrap(self, tuner: Any) -> Any:
         """Makes a keras-tuner tuner score its trials with zero-cost proxies.

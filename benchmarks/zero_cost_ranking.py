@@ -1,0 +1,235 @@
+"""How well do zero-cost proxies rank architectures? (digits, NAS-Bench-201)
+
+Same protocol as `benchmarks/one_shot_ranking.py`: `--archs` distinct
+architectures of the NAS-Bench-201 cell space (8 filters, 1 cell per stage),
+each trained from scratch on scikit-learn digits (1,100 train / 400
+validation images; Adam 5e-3, batch 64) and scored by its validation
+accuracy averaged over the last 3 epochs. Each architecture is then scored
+at initialization by every zero-cost proxy (`keras_nas.estimation.
+zero_cost_score`, one minibatch of the training split, the network's own
+initialization with a fixed seed) and the script prints Kendall's tau and
+Spearman's rho between each proxy's ranking and the stand-alone one, the
+time of one proxy evaluation, and the same figures for the parameter count
+as a reference.
+
+`--standalone-json` reuses the architectures and stand-alone scores of an
+earlier run of this script or of `one_shot_ranking.py --json` (its
+`archs_ops`, `standalone`, `standalone_seconds` fields), so no network is
+trained.
+
+Usage:
+
+    python benchmarks/zero_cost_ranking.py --archs 30 \
+        --standalone-epochs 15 --json /tmp/zero_cost.json
+    python benchmarks/zero_cost_ranking.py \
+        --standalone-json /tmp/h7_bench2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+
+def _digits(seed: int, num_train: int, num_val: int):
+    """The digits split of `one_shot_ranking.py` (same seed, same split)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype("float32")[..., None]
+    y = digits.target.astype("int32")
+    order = np.random.default_rng(seed).permutation(len(x))
+    x, y = x[order], y[order]
+    train = (x[:num_train], y[:num_train])
+    val = (
+        x[num_train : num_train + num_val],
+        y[num_train : num_train + num_val],
+    )
+    return train, val
+
+
+def _sample_archs(n: int, seed: int) -> list[tuple[str, ...]]:
+    from keras_nas.blocks.registry import NB201_OPS
+
+    rng = np.random.default_rng(seed)
+    seen: list[tuple[str, ...]] = []
+    while len(seen) < n:
+        ops = tuple(str(o) for o in rng.choice(NB201_OPS, size=6))
+        if ops not in seen:
+            seen.append(ops)
+    return seen
+
+
+def _hp(space, ops):
+    import keras_tuner
+
+    from keras_nas.blocks.genotypes import NasBench201Genotype
+    from keras_nas.spaces import nb201_hyperparameters_from_genotype
+
+    hp = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(hp)
+    hp.values.update(
+        nb201_hyperparameters_from_genotype(NasBench201Genotype(tuple(ops)))
+    )
+    return hp
+
+
+def _train_standalone(space, archs, train, val, args):
+    import keras
+
+    scores = []
+    start = time.perf_counter()
+    for i, ops in enumerate(archs):
+        keras.utils.set_random_seed(args.seed + i)
+        model = space.build(_hp(space, ops))
+        history = model.fit(
+            *train,
+            validation_data=val,
+            epochs=args.standalone_epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+        ).history
+        scores.append(float(np.mean(history["val_accuracy"][-3:])))
+        print(f"[{i + 1:2d}/{len(archs)}] {ops} {scores[-1]:.4f}", flush=True)
+    return scores, time.perf_counter() - start
+
+
+def _rankable(values):
+    """-inf (degenerate network) -> the lowest finite value, for ranking."""
+    v = np.asarray(values, dtype="float64")
+    return np.where(np.isfinite(v), v, -1e300)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--archs", type=int, default=30)
+    parser.add_argument("--standalone-epochs", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--filters", type=int, default=8)
+    parser.add_argument("--cells-per-stage", type=int, default=1)
+    parser.add_argument("--num-train", type=int, default=1100)
+    parser.add_argument("--num-val", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--proxy-batch-size",
+        type=int,
+        default=64,
+        help="examples in the minibatch the proxies see",
+    )
+    parser.add_argument("--proxies", default=None, help="comma-separated")
+    parser.add_argument("--json", default=None, help="write results here")
+    parser.add_argument(
+        "--standalone-json",
+        default=None,
+        help="reuse the architectures, stand-alone scores and time of an "
+        "earlier run (this script or one_shot_ranking.py --json)",
+    )
+    args = parser.parse_args(argv)
+
+    import keras
+    from scipy import stats
+
+    from keras_nas.estimation.zero_cost import (
+        ZERO_COST_PROXIES,
+        zero_cost_score,
+    )
+    from keras_nas.spaces import NasBench201SearchSpace
+
+    proxies = (
+        tuple(args.proxies.split(",")) if args.proxies else ZERO_COST_PROXIES
+    )
+    train, val = _digits(args.seed, args.num_train, args.num_val)
+    space = NasBench201SearchSpace(
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        filters=args.filters,
+        cells_per_stage=args.cells_per_stage,
+        learning_rate=args.learning_rate,
+    )
+    if args.standalone_json:
+        with open(args.standalone_json) as f:
+            previous = json.load(f)
+        archs = [tuple(ops) for ops in previous["archs_ops"]]
+        standalone = previous["standalone"]
+        standalone_time = previous["standalone_seconds"]
+    else:
+        archs = _sample_archs(args.archs, args.seed + 1)
+        standalone, standalone_time = _train_standalone(
+            space, archs, train, val, args
+        )
+
+    rng = np.random.default_rng(args.seed)
+    idx = np.sort(rng.permutation(len(train[0]))[: args.proxy_batch_size])
+    bx, by = train[0][idx], train[1][idx]
+    scores = {p: [] for p in proxies}
+    seconds = {p: [] for p in proxies}
+    scores["params"] = []
+    build_seconds = []
+    for i, ops in enumerate(archs):
+        keras.utils.set_random_seed(args.seed)
+        start = time.perf_counter()
+        model = space.build(_hp(space, ops))
+        build_seconds.append(time.perf_counter() - start)
+        scores["params"].append(float(model.count_params()))
+        for proxy in proxies:
+            start = time.perf_counter()
+            scores[proxy].append(zero_cost_score(model, bx, by, proxy))
+            seconds[proxy].append(time.perf_counter() - start)
+        print(
+            f"[{i + 1:2d}/{len(archs)}] acc {standalone[i]:.4f} "
+            + " ".join(f"{p} {scores[p][-1]:.4g}" for p in proxies),
+            flush=True,
+        )
+
+    table = {}
+    for name in (*proxies, "params"):
+        values = _rankable(scores[name])
+        table[name] = {
+            "kendall_tau": float(stats.kendalltau(standalone, values)[0]),
+            "spearman_rho": float(stats.spearmanr(standalone, values)[0]),
+        }
+        if name in seconds:
+            t = np.asarray(seconds[name])
+            table[name]["median_seconds"] = float(np.median(t))
+            table[name]["mean_seconds"] = float(t.mean())
+    result = {
+        "backend": keras.backend.backend(),
+        "archs": len(archs),
+        "proxy_batch_size": args.proxy_batch_size,
+        "table": table,
+        "build_median_seconds": float(np.median(build_seconds)),
+        "proxy_total_seconds": float(
+            sum(sum(v) for v in seconds.values()) + sum(build_seconds)
+        ),
+        "standalone_seconds": standalone_time,
+        "standalone_acc_range": [min(standalone), max(standalone)],
+        "load_average": os.getloadavg(),
+        "args": vars(args),
+        "standalone": standalone,
+        "scores": scores,
+        "archs_ops": [list(ops) for ops in archs],
+    }
+    print(f"{'proxy':10s} {'tau':>7s} {'rho':>7s} {'median s':>9s}")
+    for name, row in table.items():
+        print(
+            f"{name:10s} {row['kendall_tau']:7.3f} {row['spearman_rho']:7.3f}"
+            f" {row.get('median_seconds', float('nan')):9.3f}"
+        )
+    print(
+        f"all proxies on {len(archs)} archs (incl. builds): "
+        f"{result['proxy_total_seconds']:.1f} s; stand-alone training "
+        f"{standalone_time:.1f} s; load average {result['load_average']}"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
