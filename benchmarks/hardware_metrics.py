@@ -9,9 +9,17 @@ inference latency at batch sizes 1 and 32. Reference lines, not measured
 here: the paper's 3.3M parameters and the ~530M multiply-adds commonly
 reported for DARTS on CIFAR-10.
 
+Then, as a check of the counter on plain Keras convolutional networks, the
+same counts for three `keras.applications` models at 224x224x3 (random
+weights, nothing downloaded) next to their papers' figures: MobileNet
+(Howard et al., 2017: 569M mult-adds, 4.2M parameters), MobileNetV2
+(Sandler et al., CVPR 2018: 300M, 3.4M) and ResNet-50 (He et al., CVPR
+2016: 3.8 x 10^9 multiply-adds, reported as FLOPs).
+
 Usage:
 
     python benchmarks/hardware_metrics.py
+    python benchmarks/hardware_metrics.py --no-latency   # counts only
     KERAS_BACKEND=jax python benchmarks/hardware_metrics.py --runs 20
 """
 
@@ -21,6 +29,37 @@ import os
 
 PAPER_PARAMS = 3.3e6
 REPORTED_MACS = 530e6
+#: keras.applications name -> (paper MACs, paper parameters or None).
+APPLICATIONS = {
+    "MobileNet": (569e6, 4.2e6),
+    "MobileNetV2": (300e6, 3.4e6),
+    "ResNet50": (3.8e9, None),
+}
+
+
+def applications():
+    """Counts of keras.applications models against their papers."""
+    import keras
+
+    from keras_nas.estimation import hardware
+
+    for name, (paper_macs, paper_params) in APPLICATIONS.items():
+        model = getattr(keras.applications, name)(
+            weights=None, input_shape=(224, 224, 3)
+        )
+        costs = hardware.profile_model(model)
+        macs = sum(c.macs for c in costs)
+        params = hardware.count_params(model, trainable_only=True)
+        uncounted = sorted({c.class_name for c in costs if not c.counted})
+        reference = f"paper {paper_macs / 1e6:,.0f}M"
+        if paper_params:
+            reference += f", {paper_params / 1e6:.1f}M params"
+        print(
+            f"{name:<12} MACs {macs / 1e6:>8,.1f}M "
+            f"({100 * (macs / paper_macs - 1):+.1f}% vs {reference}); "
+            f"trainable params {params / 1e6:.2f}M; "
+            f"uncounted: {uncounted or 'none'}"
+        )
 
 
 def main():
@@ -32,6 +71,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument("--no-latency", action="store_true", help="counts only")
     args = parser.parse_args()
 
     import keras
@@ -75,7 +115,7 @@ def main():
         "largest MAC shares: "
         + ", ".join(f"{k} {100 * v / macs:.1f}%" for k, v in parts)
     )
-    for batch in args.batch_sizes:
+    for batch in [] if args.no_latency else args.batch_sizes:
         stats = hardware.measure_latency(
             model,
             batch_size=batch,
@@ -91,6 +131,7 @@ def main():
             f"jit_compile={stats['jit_compile']})"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    applications()
 
 
 if __name__ == "__main__":

@@ -217,6 +217,17 @@ def test_spaces_and_nb201_network_are_fully_counted():
         assert count_params(model) == model.count_params()
 
 
+def test_keras_applications_mobilenet_matches_its_paper():
+    # Howard et al., 2017: 1.0 MobileNet-224 has 569M mult-adds, 4.2M params.
+    model = keras.applications.MobileNet(
+        weights=None, input_shape=(224, 224, 3)
+    )
+    costs = profile_model(model)
+    assert all(c.counted for c in costs)
+    assert abs(sum(c.macs for c in costs) / 569e6 - 1) < 0.002
+    assert round(count_params(model, trainable_only=True) / 1e6, 1) == 4.2
+
+
 def test_nb201_cell_and_resnet_block_own_flops():
     model = build_nb201_network(
         ("skip_connect",) * 6, (8, 8, 1), 10, filters=4, cells_per_stage=1
