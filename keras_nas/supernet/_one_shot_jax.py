@@ -1,19 +1,39 @@
-"""JAX gradient step of `OneShotSupernet`.
+"""JAX training steps of `OneShotSupernet`.
 
 Keras' JAX trainer calls `train_step(state, data)` with the model's
-variables held in `state`. The one-shot step picks its path in Python, so it
-runs eagerly: it loads `state` into the variables, differentiates the loss
-with `jax.value_and_grad` over the sampled path's trainable variables only
-(the others are read, not differentiated), applies the optimizer to those
-variables, and returns the updated state.
+variables held in `state`. Two steps:
+
+- compiled (default without a Python `sampler`): Keras' own stateless,
+  jitted JAX step, with the model's forward pass drawing the path inside
+  the step (`keras.random` with the supernet's `SeedGenerator`, whose state
+  travels in `state`) and dispatching every decision slot with
+  `jax.lax.switch`, so one compiled step serves every path and only the
+  taken branch runs. Layers inside a branch run in their own
+  `StatelessScope` and the branch returns their batch-norm statistics, so
+  the moving-average updates of the taken branch leave the branch as
+  values (no tracer leaks). The optimizer runs on all variables and the
+  new values of every variable off the path, and of its optimizer slots,
+  are then replaced by the old ones: the eager step's semantics.
+- eager (a Python `sampler`, or `step="eager"`): loads `state` into the
+  variables, differentiates the loss with `jax.value_and_grad` over the
+  sampled path's trainable variables only (the others are read, not
+  differentiated), applies the optimizer to those variables and returns
+  the updated state.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import keras
+from keras.src.backend.jax.trainer import JAXTrainer
+
+from keras_nas.supernet import _one_shot_indexed as indexed
+
+_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_caller(model):
@@ -25,8 +45,51 @@ def _identity(layer):
     return layer
 
 
+def switch(index, branches, operands, training):
+    """Runs `branches[index]` (a `(layer, operand_position)`) only.
+
+    Every branch reads the current values of all the branches' variables
+    (from the enclosing stateless scope) and returns, besides its output,
+    the non-trainable variables of all branches (updated for the taken
+    layer, unchanged for the others); they are assigned after the switch.
+    """
+    layers = [layer for layer, _ in branches]
+    variables = [list(layer.variables) for layer in layers]
+    current = [[v.value for v in vs] for vs in variables]
+    states = [
+        (j, i, v)
+        for j, vs in enumerate(variables)
+        for i, v in enumerate(vs)
+        if not v.trainable
+    ]
+
+    def make(k):
+        layer, pos = branches[k]
+
+        def run(*xs):
+            mapping = list(zip(variables[k], current[k], strict=True))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                y = layer(xs[pos], training=training)
+            new = []
+            for j, i, v in states:
+                value = scope.get_current_value(v) if j == k else None
+                new.append(current[j][i] if value is None else value)
+            return y, new
+
+        return run
+
+    y, new = jax.lax.switch(
+        jnp.asarray(index, "int32"),
+        [make(k) for k in range(len(branches))],
+        *operands,
+    )
+    for (_, _, v), value in zip(states, new, strict=True):
+        v.assign(value)
+    return y
+
+
 def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
-    """Trains one batch on `path`; returns `(loss, y_pred)`."""
+    """Eager step: trains one batch on `path`; returns `(loss, y_pred)`."""
     trainable = model.path_trainable_variables(path)
     non_trainable = model.non_trainable_variables
 
@@ -62,8 +125,7 @@ def _assign(variables, values) -> None:
         variable.assign(value)
 
 
-def train_step(model, state, data) -> tuple:
-    """`Model.train_step(state, data)` of the JAX trainer, run eagerly."""
+def _eager_train_step(model, state, data) -> tuple:
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     _assign(model.trainable_variables, trainable)
     _assign(model.non_trainable_variables, non_trainable)
@@ -77,3 +139,82 @@ def train_step(model, state, data) -> tuple:
         [v.value for v in model.metrics_variables],
     )
     return logs, state
+
+
+def compiled_call(model, inputs, training):
+    """`call` of the compiled step: samples the path, dispatches."""
+    idx = model._sample_indices()
+    return indexed.forward(model, inputs, idx, training, switch)
+
+
+def _compiled_train_step(model, state, data) -> tuple:
+    old_trainable, _, old_optimizer, _ = state
+    model._sampling_call = True
+    try:
+        logs, state = JAXTrainer.train_step(model, state, data)
+    finally:
+        model._sampling_call = False
+    trainable, non_trainable, optimizer_vars, metrics_vars = state
+    position = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    idx = non_trainable[position[id(model._last_indices)]]
+    variables = model.trainable_variables
+    masks = indexed.variable_masks(model, idx)
+    slots = indexed.optimizer_slots(model.optimizer, variables)
+    opt_position = {id(v): i for i, v in enumerate(model.optimizer.variables)}
+    trainable, optimizer_vars = list(trainable), list(optimizer_vars)
+    for i, (mask, v_slots) in enumerate(zip(masks, slots, strict=True)):
+        if mask is True:
+            continue
+        trainable[i] = jnp.where(mask, trainable[i], old_trainable[i])
+        for slot in v_slots:
+            p = opt_position[id(slot)]
+            optimizer_vars[p] = jnp.where(
+                mask, optimizer_vars[p], old_optimizer[p]
+            )
+    return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+
+def train_step(model, state, data) -> tuple:
+    """`Model.train_step(state, data)` of the JAX trainer."""
+    if model._train_mode == "compiled":
+        return _compiled_train_step(model, state, data)
+    return _eager_train_step(model, state, data)
+
+
+def indexed_function(model, training: bool):
+    """`fn(x, idx)`: the output on path `idx`, jitted once for all paths.
+
+    With `training=True` the batch-norm layers use the batch statistics
+    and their moving statistics are updated (assigned after the call).
+    """
+    cache = _FUNCTIONS.get(model)
+    if cache is None:
+        cache = _FUNCTIONS[model] = {}
+    fn = cache.get(training)
+    if fn is not None:
+        return fn
+
+    def pure(values, x, idx):
+        variables = model.variables
+        mapping = list(zip(variables, values, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            y = indexed.forward(model, x, idx, training, switch)
+        new = []
+        for v, old in zip(variables, values, strict=True):
+            value = scope.get_current_value(v)
+            new.append(old if value is None else value)
+        return y, new
+
+    jitted = jax.jit(pure)
+
+    def fn(x, idx):
+        variables = model.variables
+        y, new = jitted([v.value for v in variables], x, idx)
+        if training:
+            for v, value in zip(variables, new, strict=True):
+                if not v.trainable:
+                    v.assign(value)
+        return y
+
+    cache[training] = fn
+    return fn

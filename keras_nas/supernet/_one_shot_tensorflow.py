@@ -1,8 +1,18 @@
-"""TensorFlow gradient step of `OneShotSupernet` (eager `GradientTape`).
+"""TensorFlow training steps of `OneShotSupernet`.
 
-The path is a Python choice, so the step runs eagerly; to keep the per-op
-overhead of eager execution low, every layer call runs as its own traced
-`tf.function` (traced once per layer, reused by every path through it).
+Two steps:
+
+- compiled (default without a Python `sampler`): the path is an int32
+  tensor drawn inside the step, every decision slot dispatches with
+  `tf.switch_case`, and Keras traces `train_step` once (`tf.function`).
+  In graph mode only the taken branch runs, forward and backward, so a
+  step costs about one path. The gradients of the other ops are zeros;
+  so that momentum and weight decay do not move them, the update of every
+  variable (and of its optimizer slots) is masked with the path's mask:
+  exactly the eager step's semantics.
+- eager (a Python `sampler`, e.g. the ENAS controller, or `step="eager"`):
+  the path is a Python choice and only its variables are handed to the
+  optimizer; every layer call runs as its own cached `tf.function`.
 """
 
 from __future__ import annotations
@@ -10,9 +20,13 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import keras
 import tensorflow as tf
 
+from keras_nas.supernet import _one_shot_indexed as indexed
+
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_caller(model):
@@ -34,8 +48,19 @@ def layer_caller(model):
     return use
 
 
+def switch(index, branches, operands, training):
+    """Runs `branches[index]` (a `(layer, operand_position)`) only."""
+
+    def make(layer, pos):
+        return lambda: layer(operands[pos], training=training)
+
+    return tf.switch_case(
+        tf.cast(index, tf.int32), [make(*b) for b in branches]
+    )
+
+
 def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
-    """Trains one batch on `path`; returns `(loss, y_pred)`.
+    """Eager step: trains one batch on the Python `path`.
 
     Only the path's trainable variables are differentiated and
     handed to the optimizer, so the other ops get no update at all (no
@@ -57,6 +82,71 @@ def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
     return loss, y_pred
 
 
+def apply_indexed_gradients(model, x, y, sample_weight, idx) -> Any:
+    """Compiled step: trains one batch on the path tensor `idx`.
+
+    All variables are differentiated (those off the path get zeros from
+    `tf.switch_case`), the optimizer is applied to all of them, and then
+    every variable off the path, with its optimizer slots, is put back: the
+    result equals `apply_path_gradients` on the same path.
+    """
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        y_pred = indexed.forward(model, x, idx, True, switch)
+        loss = model._compute_loss(
+            x=x,
+            y=y,
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            training=True,
+        )
+        scaled = model.optimizer.scale_loss(loss)
+    grads = tape.gradient(scaled, variables)
+    grads = [
+        tf.zeros_like(v.value) if g is None else g
+        for v, g in zip(variables, grads, strict=True)
+    ]
+    masks = indexed.variable_masks(model, idx)
+    slots = indexed.optimizer_slots(model.optimizer, variables)
+    saved = []
+    for v, mask, v_slots in zip(variables, masks, slots, strict=True):
+        if mask is True:
+            continue
+        for w in (v, *v_slots):
+            saved.append((w, tf.identity(w.value), mask))
+    model.optimizer.apply(grads, variables)
+    for w, old, mask in saved:
+        w.assign(tf.where(tf.cast(mask, tf.bool), w.value, old))
+    return loss, y_pred
+
+
 def train_step(model, data) -> dict:
-    """`Model.train_step(data)` of the TensorFlow trainer (run eagerly)."""
-    return model._train_on_path(data)
+    """`Model.train_step(data)` of the TensorFlow trainer."""
+    if model._train_mode != "compiled":
+        return model._train_on_path(data)
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    idx = model._sample_indices()
+    loss, y_pred = apply_indexed_gradients(model, x, y, sample_weight, idx)
+    model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def indexed_function(model, training: bool):
+    """`fn(x, idx)`: the output on path `idx`, traced once for all paths.
+
+    With `training=True` the batch-norm layers use (and update their
+    moving statistics with) the batch statistics.
+    """
+    cache = _FUNCTIONS.get(model)
+    if cache is None:
+        cache = _FUNCTIONS[model] = {}
+    fn = cache.get(training)
+    if fn is None:
+
+        def run(x, idx):
+            return indexed.forward(model, x, idx, training, switch)
+
+        fn = cache[training] = tf.function(
+            run, reduce_retracing=True, autograph=False
+        )
+    return fn

@@ -195,6 +195,10 @@ class OneShotSupernet(keras.Model):
         self.seed = seed
         self.sampler = sampler
         self._rng = np.random.default_rng(seed)
+        self._path_seed = keras.random.SeedGenerator(seed)
+        self._step = "auto"
+        self._jit = None
+        self._train_mode: str | None = None
         self.space = self._make_space()
         self.hyperparameters = keras_tuner.HyperParameters()
         self.space.declare_hyperparameters(self.hyperparameters)
@@ -206,6 +210,14 @@ class OneShotSupernet(keras.Model):
         else:
             self._make_nb201_network()
         self._build_all()
+        # The compiled step records its sampled path here.
+        self._last_indices = self.add_weight(
+            shape=(len(_indexed().slot_sizes(self)),),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="last_path_indices",
+        )
         self.last_values: dict[str, Any] | None = None
         self.last_trace: Any = None
         self._active = self._to_path(
@@ -557,6 +569,36 @@ class OneShotSupernet(keras.Model):
     def set_active_path(self, values: Any) -> None:
         """Sets the path `call`, `evaluate` and `predict` use by default."""
         self._active = self._to_path(values)
+        # Traced test/predict functions hold the old path.
+        self.test_function = self.predict_function = None
+
+    def path_indices(self, values: Any) -> np.ndarray:
+        """The path as the int32 vector the compiled step dispatches on.
+
+        One entry per decision slot: for NAS-Bench-201 the index of each
+        edge's op in `space_ops`; for the cell space, for each node input
+        of the normal then the reduction cell, `source * len(ops) + op`.
+        """
+        path = values if isinstance(values, tuple) else self._to_path(values)
+        return _indexed().path_indices(self, self._to_path(path))
+
+    def _sample_indices(self):
+        """A uniform (SPOS) path tensor drawn from the seeded generator;
+        recorded in `last_path` (for the compiled step)."""
+        idx = _indexed().sample_indices(self, self._path_seed)
+        self._last_indices.assign(idx)
+        return idx
+
+    @property
+    def last_path(self) -> tuple | None:
+        """The path of the last training step (both steps), as `_to_path`
+        gives it (NB201: the 6 ops; cell space: normal and reduce pairs)."""
+        if self._train_mode == "compiled":
+            idx = ops.convert_to_numpy(self._last_indices)
+            return _indexed().indices_path(self, idx)
+        if self.last_values is None:
+            return None
+        return self._to_path(self.last_values)
 
     def _next_training_values(self) -> dict[str, Any]:
         sampler = self.sampler
@@ -637,6 +679,9 @@ class OneShotSupernet(keras.Model):
         return x
 
     def call(self, inputs, training=None, path=None):
+        if path is None and getattr(self, "_sampling_call", False):
+            # Inside the compiled JAX step (see `_one_shot_jax`).
+            return _backend_module().compiled_call(self, inputs, training)
         path = self._active if path is None else path
         if not isinstance(path, tuple):
             path = self._to_path(path)
@@ -654,14 +699,45 @@ class OneShotSupernet(keras.Model):
         optimizer: Any = "adam",
         loss: Any = None,
         metrics: Any = None,
+        step: str = "auto",
         **kwargs: Any,
     ) -> None:
-        """Like `keras.Model.compile`; runs eagerly (paths are Python).
+        """Like `keras.Model.compile`, plus the choice of training step.
 
         Defaults: loss `"sparse_categorical_crossentropy"`, metrics
-        `["accuracy"]`. `run_eagerly` and `jit_compile` are forced to
-        eager: one trace per path would cost more than it saves.
+        `["accuracy"]`.
+
+        Args:
+            optimizer: as in `keras.Model.compile`.
+            loss: as in `keras.Model.compile`.
+            metrics: as in `keras.Model.compile`.
+            step: `"compiled"`: the path is an integer tensor drawn
+                uniformly inside the step (SPOS) and every edge dispatches
+                with a real branch (`keras.ops.switch`), so `fit` runs one
+                traced (TensorFlow) or jitted (JAX) step for all paths and
+                each step costs about one path. `"eager"`: the path is a
+                Python choice (required by a Python `sampler`, e.g. the
+                ENAS controller), the step runs eagerly. `"auto"`
+                (default): compiled when `sampler` is None, else eager;
+                decided again at every `fit`. Both update exactly the
+                sampled path's variables and optimizer slots.
+            **kwargs: other `keras.Model.compile` arguments.
+                `run_eagerly=True` means `step="eager"`; `jit_compile`
+                (XLA) applies to the compiled step (default: False on
+                TensorFlow, True on JAX).
         """
+        if step not in ("auto", "compiled", "eager"):
+            raise ValueError(
+                "Expected `step` to be 'auto', 'compiled' or 'eager'. "
+                f"Received: step={step!r}"
+            )
+        if kwargs.pop("run_eagerly", False):
+            step = "eager"
+        self._step = step
+        self._jit = kwargs.pop("jit_compile", None)
+        if self._jit == "auto":
+            self._jit = None
+        self._train_mode = None
         kwargs["run_eagerly"] = True
         kwargs["jit_compile"] = False
         super().compile(
@@ -671,7 +747,38 @@ class OneShotSupernet(keras.Model):
             **kwargs,
         )
 
+    def _wanted_mode(self) -> str:
+        if self._step == "compiled" and self.sampler is not None:
+            raise ValueError(
+                "Expected `sampler=None` with step='compiled' (a Python "
+                "sampler needs step='eager' or 'auto'). "
+                f"Received: sampler={self.sampler!r}"
+            )
+        if self._step == "eager" or self.sampler is not None:
+            return "eager"
+        return "compiled"
+
+    def make_train_function(self, force: bool = False):
+        """Picks the compiled or eager step (see `compile`), then builds
+        Keras' train function."""
+        mode = self._wanted_mode()
+        if mode != self._train_mode:
+            self._train_mode = mode
+            self.train_function = None
+            self.run_eagerly = mode == "eager"
+            jit = keras.backend.backend() == "jax"
+            if self._jit is not None:
+                jit = bool(self._jit)
+            self.jit_compile = mode == "compiled" and jit
+            # Keras' test/predict functions follow run_eagerly too.
+            self.test_function = self.predict_function = None
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.trainable_variables)
+        return super().make_train_function(force=force)
+
     def _train_on_path(self, data) -> dict[str, Any]:
+        """The eager step: one batch on a Python-sampled path."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         values = self._next_training_values()
         path = self._to_path(values)
@@ -685,30 +792,43 @@ class OneShotSupernet(keras.Model):
 
     def train_step(self, *args):
         """One batch on one sampled path (`(data)` on TF, `(state, data)` on
-        JAX)."""
+        JAX), with the compiled or the eager step (see `compile`)."""
         return _backend_module().train_step(self, *args)
 
     # ------------------------------------------------------------------
     # Evaluation with inherited weights.
     # ------------------------------------------------------------------
 
-    def _path_batch_norms(self, path: tuple) -> list:
-        out = []
-        for layer in self._path_layers(path):
-            for sub in layer._flatten_layers(include_self=True):
-                if isinstance(sub, keras.layers.BatchNormalization):
-                    out.append(sub)
-        return out
+    def _batch_norms(self) -> list:
+        """Every batch-norm layer of the supernet."""
+        return [
+            sub
+            for sub in self._flatten_layers(include_self=False)
+            if isinstance(sub, keras.layers.BatchNormalization)
+        ]
 
     def _recalibrate(self, path, train_data, num_batches, batch_size):
-        """Re-estimates the path's BN statistics; returns what to restore."""
+        """Re-estimates the path's BN statistics; returns what to restore.
+
+        The statistics become the exact mean and (biased) variance of the
+        `num_batches * batch_size` training images, computed in one
+        training-mode pass with momentum 0. All batch norms are saved, so
+        `_restore` undoes every change (also of layers off the path).
+        """
         if train_data is None:
             raise ValueError(
                 "Expected `train_data` (x or (x, y) arrays, or an iterable "
                 "of batches) when `bn_recalibration_batches` > 0. "
                 "Received: train_data=None"
             )
-        bns = self._path_batch_norms(path)
+        x = np.concatenate(
+            [
+                ops.convert_to_numpy(b)
+                for b in _batches(train_data, num_batches, batch_size)
+            ],
+            axis=0,
+        )
+        bns = self._batch_norms()
         saved = [
             (
                 bn,
@@ -718,17 +838,25 @@ class OneShotSupernet(keras.Model):
             )
             for bn in bns
         ]
-        use = _backend_module().layer_caller(self)
-        for t, xb in enumerate(
-            _batches(train_data, num_batches, batch_size), start=1
-        ):
-            # Cumulative average: momentum (t - 1) / t.
-            for bn in bns:
-                bn.momentum = (t - 1) / t
-            self._forward(xb, path, True, use)
-        for bn, momentum, *_ in saved:
-            bn.momentum = momentum
+        for bn in bns:
+            bn.momentum = 0.0
+        try:
+            run = self._indexed_function(True)
+            if run is None:
+                self._forward(x, path, True, _identity)
+            else:
+                run(x, self.path_indices(path))
+        finally:
+            for bn, momentum, *_ in saved:
+                bn.momentum = momentum
         return saved
+
+    def _indexed_function(self, training: bool):
+        """The backend's compiled `fn(x, idx)`; None with `step="eager"`."""
+        if self._step == "eager":
+            return None
+        make = getattr(_backend_module(), "indexed_function", None)
+        return None if make is None else make(self, training)
 
     @staticmethod
     def _restore(saved) -> None:
@@ -744,11 +872,18 @@ class OneShotSupernet(keras.Model):
 
     def _predict(self, path, x, batch_size):
         x = np.asarray(x)
-        use = _backend_module().layer_caller(self)
+        run = self._indexed_function(False)
+        if run is None:
+            use = _backend_module().layer_caller(self)
+
+            def run(xb, _):
+                return self._forward(xb, path, False, use)
+
+            idx = None
+        else:
+            idx = self.path_indices(path)
         out = [
-            ops.convert_to_numpy(
-                self._forward(x[i : i + batch_size], path, False, use)
-            )
+            ops.convert_to_numpy(run(x[i : i + batch_size], idx))
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(out, axis=0)
@@ -766,9 +901,14 @@ class OneShotSupernet(keras.Model):
 
         Only the path's layers run; nothing is rebuilt. With
         `bn_recalibration_batches=k`, the path's batch-norm statistics are
-        first re-estimated (exact average) on `k` batches of `train_data`,
-        as in SPOS; they are restored afterwards, so evaluating a path has no
-        side effect on the supernet.
+        first re-estimated (exact mean and variance of `k * batch_size`
+        images of `train_data`, in one pass) as in SPOS; they are restored
+        afterwards, so evaluating a path has no side effect on the
+        supernet. Unless the supernet was compiled with `step="eager"`,
+        the path runs in one traced (TensorFlow) or jitted (JAX) function
+        shared by all paths (branch dispatch on `path_indices`): scoring
+        many architectures costs one trace, then about one forward pass
+        each.
 
         Args:
             values: hyperparameter values, `HyperParameters`, `Genotype`,
@@ -877,6 +1017,10 @@ class OneShotSupernet(keras.Model):
 
 def _identity(layer):
     return layer
+
+
+def _indexed():
+    return importlib.import_module("keras_nas.supernet._one_shot_indexed")
 
 
 def _batches(data: Any, num_batches: int, batch_size: int) -> Iterable:

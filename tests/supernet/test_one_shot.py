@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from keras_nas.blocks.genotypes import Genotype
 from keras_nas.spaces import CellSearchSpace, NasBench201SearchSpace
+from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet import _one_shot_tensorflow as tf_step
 from keras_nas.supernet.one_shot import OneShotSupernet
 
 NB201 = NasBench201SearchSpace(
@@ -22,6 +24,24 @@ CELLS = CellSearchSpace(
     num_classes=4,
     ops=("skip_connect", "sep_conv_3x3", "max_pool_3x3"),
     num_nodes=2,
+    num_cells=3,
+    filters=4,
+)
+# With `none` (liveness) and several inputs per node.
+CELLS_NONE = CellSearchSpace(
+    input_shape=(8, 8, 1),
+    num_classes=4,
+    ops=("none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"),
+    num_nodes=2,
+    num_cells=3,
+    filters=4,
+)
+# Small enough to trace the compiled step quickly (1 normal, 2 reduce cells).
+TINY = CellSearchSpace(
+    input_shape=(8, 8, 1),
+    num_classes=4,
+    ops=("none", "skip_connect", "sep_conv_3x3"),
+    num_nodes=1,
     num_cells=3,
     filters=4,
 )
@@ -52,7 +72,9 @@ def _values_nb201(ops):
 def nb201_net():
     x, y = _data()
     net = OneShotSupernet(NB201, seed=1)
-    net.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    net.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9), step="eager"
+    )
     net.fit(x, y, epochs=1, batch_size=32, verbose=0)
     return net
 
@@ -115,7 +137,8 @@ def test_only_sampled_path_gets_gradients(space):
     x, y = _data(32)
     net = OneShotSupernet(space, seed=3)
     net.compile(
-        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3),
+        step="eager",
     )
     net.fit(x, y, epochs=1, batch_size=32, verbose=0)  # builds everything
     for seed in range(2):
@@ -155,7 +178,7 @@ def test_only_sampled_path_gets_gradients(space):
 def test_evaluate_path_equals_extracted_model(space):
     x, y = _data(96)
     net = OneShotSupernet(space, seed=0)
-    net.compile(optimizer=keras.optimizers.Adam(0.01))
+    net.compile(optimizer=keras.optimizers.Adam(0.01), step="eager")
     net.fit(x, y, epochs=1, batch_size=48, verbose=0)
     values = net.sample_values(np.random.default_rng(5))
     for k in (0, 2):
@@ -243,6 +266,43 @@ def test_jax_backend_smoke():
         p = np.asarray(child(x, training=False))
         acc = float(np.mean(p.argmax(-1) == y))
         assert abs(acc - s["accuracy"]) < 1e-9, (acc, s)
+
+        # The compiled (jitted, lax.switch) step on a small cell space.
+        from keras_nas.spaces import CellSearchSpace
+        from keras_nas.supernet import _one_shot_indexed as indexed
+        tiny = CellSearchSpace(
+            input_shape=(8, 8, 1), num_classes=3, num_nodes=1, num_cells=3,
+            ops=("none", "skip_connect", "sep_conv_3x3"), filters=4)
+        net = OneShotSupernet(tiny, seed=0)
+        net.compile(optimizer=keras.optimizers.SGD(
+            0.1, momentum=0.9, weight_decay=1e-3))
+        moving = [v for v in net.non_trainable_variables if "moving" in v.path]
+        before = [np.array(v.value) for v in net.trainable_variables + moving]
+        net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        assert net._train_mode == "compiled" and net.jit_compile
+        path = net.last_path
+        on_path = {id(v) for v in net.path_trainable_variables(path)}
+        for v, old in zip(net.trainable_variables, before):
+            changed = not np.array_equal(np.array(v.value), old)
+            assert changed == (id(v) in on_path), (v.path, path)
+        # Batch-norm statistics updated inside the taken branches.
+        stats = [not np.array_equal(np.array(v.value), old)
+                 for v, old in zip(moving, before[-len(moving):])]
+        assert any(stats) and not all(stats), path
+        slots = indexed.optimizer_slots(net.optimizer, net.trainable_variables)
+        for v, v_slots in zip(net.trainable_variables, slots):
+            for slot in v_slots:
+                moved = bool(np.any(np.array(slot.value) != 0))
+                assert moved == (id(v) in on_path), (slot.path, path)
+        hist = net.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        assert np.isfinite(hist.history["loss"]).all()
+        values = net.sample_values(np.random.default_rng(3))
+        s = net.evaluate_path(values, x, y, bn_recalibration_batches=1,
+                              train_data=x)
+        child = net.extract(values, bn_recalibration_batches=1, train_data=x)
+        p = np.asarray(child(x, training=False))
+        acc = float(np.mean(p.argmax(-1) == y))
+        assert abs(acc - s["accuracy"]) < 1e-9, (acc, s)
         print("JAX_OK")
         """
     )
@@ -255,3 +315,101 @@ def test_jax_backend_smoke():
         timeout=300,
     )
     assert "JAX_OK" in out.stdout, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("space", [NB201, CELLS_NONE], ids=["nb201", "cell"])
+def test_path_tensors_match_python_paths(space):
+    """The integer encoding, the in-graph liveness masks and the branch
+    dispatch agree with the Python paths."""
+    net = OneShotSupernet(space, seed=0)
+    x, _ = _data(8)
+    for seed in range(25):
+        values = net.sample_values(np.random.default_rng(seed))
+        path = net._to_path(values)
+        idx = net.path_indices(values)
+        assert indexed.indices_path(net, idx) == path
+        masks = indexed.variable_masks(net, idx)
+        trained = {
+            id(v)
+            for v, m in zip(net.trainable_variables, masks, strict=True)
+            if bool(np.asarray(m))
+        }
+        assert trained == {id(v) for v in net.path_trainable_variables(path)}
+        if seed < 2:  # Branch dispatch (run eagerly) == the Python path.
+            out = indexed.forward(net, x, idx, False, tf_step.switch)
+            np.testing.assert_allclose(
+                out, net(x, training=False, path=path), atol=1e-6
+            )
+    # In-graph SPOS sampling covers every candidate of every slot.
+    draws = np.stack([net._sample_indices().numpy() for _ in range(300)])
+    sizes = indexed.slot_sizes(net)
+    half = len(sizes) // 2
+    for slot, size in enumerate(sizes):
+        if space is NB201 or slot < half:  # (reduce slots: searched too)
+            assert set(draws[:, slot]) == set(range(size))
+
+
+def test_compiled_step_equals_eager_step_on_the_sampled_path(tmp_path):
+    """`fit` (compiled, graph mode) samples a path in the step and updates
+    exactly what the eager step updates on that path: same variables, same
+    batch-norm statistics, same optimizer slots; nothing off the path moves
+    (momentum and weight decay included)."""
+    x, y = _data(32)
+
+    def optimizer():
+        return keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
+
+    net = OneShotSupernet(TINY, seed=0)
+    net.compile(optimizer=optimizer())
+    ref = OneShotSupernet(TINY, seed=0)
+    ref.compile(optimizer=optimizer(), step="eager")
+    ref.set_weights(net.get_weights())
+
+    def state(model):
+        stats = [v for v in model.non_trainable_variables if "moving" in v.path]
+        return model.trainable_variables + stats + model.optimizer.variables
+
+    paths = []
+    for _ in range(3):
+        before = [v.numpy().copy() for v in net.trainable_variables]
+        net.fit(x, y, epochs=1, batch_size=32, verbose=0)  # one step
+        assert net._train_mode == "compiled"
+        path = net.last_path
+        paths.append(path)
+        on_path = {id(v) for v in net.path_trainable_variables(path)}
+        for v, old in zip(net.trainable_variables, before, strict=True):
+            assert (id(v) in on_path) == (not np.array_equal(v.numpy(), old))
+        values = TINY.hyperparameters(
+            Genotype(normal=path[0], reduce=path[1]), num_cells=3, filters=4
+        )
+        ref.sampler = lambda rng, values=values: values
+        ref.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        assert ref._train_mode == "eager"
+        for a, b in zip(state(net), state(ref), strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5)
+    assert len(set(paths)) > 1  # the step draws a new path every batch
+    # Compiled evaluation (one trace for all paths) == the extracted model.
+    values = net.sample_values(np.random.default_rng(1))
+    kw = dict(bn_recalibration_batches=2, train_data=x, batch_size=16)
+    score = net.evaluate_path(values, x, y, **kw)
+    probs = keras.ops.convert_to_numpy(net.extract(values, **kw)(x))
+    assert score["accuracy"] == pytest.approx(
+        float(np.mean(np.argmax(probs, -1) == y))
+    )
+    np.testing.assert_allclose(
+        net.predict_path(values, x),
+        net(x, training=False, path=net._to_path(values)),
+        atol=1e-6,
+    )
+    # A compiled-trained supernet still saves and loads.
+    file = str(tmp_path / "compiled.keras")
+    net.save(file)
+    clone = keras.saving.load_model(file)
+    values = net.sample_values(np.random.default_rng(0))
+    np.testing.assert_allclose(
+        clone.predict_path(values, x), net.predict_path(values, x), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="sampler"):
+        net.compile(step="compiled")
+        net.sampler = lambda rng: values
+        net.fit(x, y, epochs=1, batch_size=32, verbose=0)
