@@ -30,6 +30,7 @@ from keras_nas.spaces import (
     ChainSearchSpace,
     NasBench201SearchSpace,
 )
+from keras_nas.tensorboard import read_scalars
 from keras_nas.tuners.evolution import AgingEvolution
 from keras_nas.visualize import pareto_front, plot_history
 
@@ -404,6 +405,24 @@ def test_multi_objective_pareto_front(tmp_path):
     assert sorted(line.get_xdata()) == sorted(points[i][0] for i in front)
 
 
+def _hparams_sessions(logdir):
+    """HParams session starts written directly in `logdir`."""
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    count = 0
+    for path in logdir.glob("*tfevents*"):
+        for event in event_file_loader.EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data
+                if plugin.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(
+                        plugin.content
+                    )
+                    count += data.HasField("session_start_info")
+    return count
+
+
 def test_fit_path_is_keras_tuners_run_trial(tmp_path):
     estimator = HardwareAware(
         ("params", "flops", "latency"), target=1.0, latency_runs=3
@@ -437,8 +456,14 @@ def test_fit_path_is_keras_tuners_run_trial(tmp_path):
         model = tuner.hypermodel.build(trial.hyperparameters)
         assert metrics.get_last_value("params") == count_params(model)
         # keras-tuner's per-trial TensorBoard directories and checkpoint.
-        logdir = tmp_path / "logs" / trial.trial_id / "execution0"
-        assert (logdir / "train").is_dir() and (logdir / "validation").is_dir()
+        run = f"{trial.trial_id}/execution0"
+        scalars = read_scalars(str(tmp_path / "logs"))
+        # The costs and the reward are epoch curves; nothing is logged twice
+        # (`NasTuner` leaves the logging to `fit`).
+        assert len(scalars[f"{run}/train"]["epoch_params"]) == 2
+        assert len(scalars[f"{run}/train"]["epoch_hardware_reward"]) == 2
+        assert len(scalars[f"{run}/validation"]["epoch_accuracy"]) == 2
+        assert _hparams_sessions(tmp_path / "logs" / run) == 1
     assert len(tuner.get_best_models(1)) == 1
     assert estimator.logs_to_tensorboard
 
