@@ -76,13 +76,7 @@ def reconcile_trials(
         if trial_id in oracle.end_order:
             # `Oracle.end_trial` saves before it pops the ongoing trial.
             continue
-        oracle._run_times[trial_id] += 1
-        oracle.end_order.append(trial_id)
-        if (
-            trial.status == trial_module.TrialStatus.COMPLETED
-            and on_completed is not None
-        ):
-            on_completed(trial)
+        _record_end(oracle, trial, on_completed)
     known = set(oracle.start_order)
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
@@ -91,17 +85,24 @@ def reconcile_trials(
         oracle.start_order.append(trial_id)
         oracle._record_values(trial)
         if trial.status in ended:
-            oracle._run_times[trial_id] += 1
-            oracle.end_order.append(trial_id)
-            if (
-                trial.status == trial_module.TrialStatus.COMPLETED
-                and on_completed is not None
-            ):
-                on_completed(trial)
+            _record_end(oracle, trial, on_completed)
         else:
             oracle._retry_queue.append(trial_id)
         repaired.append(trial_id)
     return repaired
+
+
+def _record_end(
+    oracle: Any, trial: Any, on_completed: Callable[[Any], None] | None
+) -> None:
+    # What `Oracle.end_trial` records, plus the algorithm's accounting.
+    oracle._run_times[trial.trial_id] += 1
+    oracle.end_order.append(trial.trial_id)
+    if (
+        trial.status == trial_module.TrialStatus.COMPLETED
+        and on_completed is not None
+    ):
+        on_completed(trial)
 
 
 class ResumableOracle:
