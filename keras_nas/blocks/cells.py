@@ -232,6 +232,12 @@ class Cell(keras.layers.Layer):
                 out = op.compute_output_shape(shapes[index])
             shapes.append(out)
 
+    def load_own_variables(self, store):
+        if self.drop_path_rate_variable is not None and not len(store.keys()):
+            # Saved before the rate was a variable: keep `drop_path_rate`.
+            return
+        super().load_own_variables(store)
+
     def _drop_path(self, x):
         # The rate is read from the variable, not the float, so that a
         # schedule can change it between steps of a compiled train step

@@ -92,6 +92,12 @@ def test_rates_round_trip_and_errors(tmp_path):
     model.save(path)
     (loaded,) = drop_path_variables(keras.saving.load_model(path))
     assert float(keras.ops.convert_to_numpy(loaded)) == pytest.approx(0.05)
+    # A file saved before the rate was a variable: the configured rate.
+    cell = _model(0.3).layers[1]
+    cell.load_own_variables({})
+    assert float(keras.ops.convert_to_numpy(cell.drop_path_rate_variable)) == (
+        pytest.approx(0.3)
+    )
 
     schedule.set_model(_model(0.0))
     with pytest.raises(ValueError, match="drop_path_rate > 0"):
