@@ -27,6 +27,7 @@ from keras_nas.blocks.ops import (
     Identity,
     ReLUConvBN,
     _check_int,
+    _check_rate,
     get_op,
 )
 
@@ -143,15 +144,7 @@ class Cell(keras.layers.Layer):
         self.kind = kind
         self.filters = _check_int(filters, "filters", minimum=2)
         self.reduction_prev = bool(reduction_prev)
-        if not (
-            isinstance(drop_path_rate, (int, float))
-            and 0.0 <= drop_path_rate < 1.0
-        ):
-            raise ValueError(
-                "Expected `drop_path_rate` to be a float in [0, 1). "
-                f"Received: drop_path_rate={drop_path_rate!r}"
-            )
-        self.drop_path_rate = float(drop_path_rate)
+        self.drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
         self.seed = seed
         self.pairs, self.concat = self.genotype.cell(kind)
         self.arity = self.genotype.arity

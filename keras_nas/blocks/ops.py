@@ -52,6 +52,20 @@ def _check_int(value: Any, name: str, minimum: int = 1) -> int:
     return value
 
 
+def _check_rate(value: Any, name: str) -> float:
+    """A probability in `[0, 1)` (e.g. a drop-path rate), as a float."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0.0 <= value < 1.0
+    ):
+        raise ValueError(
+            f"Expected `{name}` to be a number in [0, 1). "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def _check_strides(strides: Any) -> int:
     if isinstance(strides, bool) or strides not in (1, 2):
         raise ValueError(

@@ -13,6 +13,8 @@ from typing import Any
 
 import keras
 
+from keras_nas.blocks.ops import _check_int, _check_rate
+
 __all__ = ["DropPathSchedule", "drop_path_variables"]
 
 
@@ -59,26 +61,8 @@ class DropPathSchedule(keras.callbacks.Callback):
 
     def __init__(self, final_rate: float, epochs: int):
         super().__init__()
-        if (
-            isinstance(final_rate, bool)
-            or not isinstance(final_rate, (int, float))
-            or not 0.0 <= final_rate < 1.0
-        ):
-            raise ValueError(
-                "Expected `final_rate` to be a number in [0, 1). "
-                f"Received: final_rate={final_rate!r}"
-            )
-        if (
-            isinstance(epochs, bool)
-            or not isinstance(epochs, int)
-            or epochs < 1
-        ):
-            raise ValueError(
-                "Expected `epochs` to be an integer >= 1. "
-                f"Received: epochs={epochs!r}"
-            )
-        self.final_rate = float(final_rate)
-        self.epochs = epochs
+        self.final_rate = _check_rate(final_rate, "final_rate")
+        self.epochs = _check_int(epochs, "epochs")
         self.current_rate: float | None = None
 
     def rate(self, epoch: int) -> float:
