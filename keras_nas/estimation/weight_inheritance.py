@@ -131,10 +131,10 @@ class WeightInheritance:
 
     def parent_model(self, tuner: Any, trial_id: str) -> Any:
         """A finished trial's model with its saved weights, or None."""
-        if trial_id in self._cache:
-            self._cache.move_to_end(trial_id)
-            return self._cache[trial_id]
         path = tuner._get_checkpoint_fname(trial_id)
+        if path in self._cache:  # Keyed by path: tuners may share ids.
+            self._cache.move_to_end(path)
+            return self._cache[path]
         try:
             trial = tuner.oracle.get_trial(trial_id)
         except (KeyError, ValueError):
@@ -146,7 +146,7 @@ class WeightInheritance:
             # The checkpoint's optimizer state is not needed.
             warnings.simplefilter("ignore", UserWarning)
             model.load_weights(path)
-        self._cache[trial_id] = model
+        self._cache[path] = model
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return model
