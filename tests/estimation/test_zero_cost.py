@@ -49,7 +49,7 @@ def _data(n=16, seed=0):
     return x, rng.integers(0, 3, size=n).astype("int32")
 
 
-def test_grad_norm_and_snip_match_the_analytic_gradient():
+def test_grad_norm_snip_fisher_match_the_analytic_gradient():
     rng = np.random.default_rng(0)
     model = keras.Sequential(
         [keras.Input((3,)), keras.layers.Dense(4, activation="softmax")]
@@ -70,6 +70,14 @@ def test_grad_norm_and_snip_match_the_analytic_gradient():
     np.testing.assert_allclose(
         zero_cost_score(model, x, np.eye(4)[y], "snip"),  # one-hot labels
         np.abs(w * grad).sum(),
+        rtol=1e-4,
+    )
+    # fisher: per output unit, 0.5 * mean_n (a * dL/da)^2, a = the logits.
+    z = x @ w + b
+    dz = (p - np.eye(4)[y]) / len(x)
+    np.testing.assert_allclose(
+        zero_cost_score(model, x, y, "fisher"),
+        (0.5 * np.mean((z * dz) ** 2, axis=0)).sum(),
         rtol=1e-4,
     )
 
