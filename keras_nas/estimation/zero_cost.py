@@ -34,7 +34,8 @@ normalization parameters excluded, as Abdelfattah et al. use the weights
 of `Conv2d` and `Linear` layers). Models that end in a softmax (the output
 layer's `activation="softmax"`, or a `Softmax` layer) are scored on their
 logits: the softmax is bypassed during scoring; any other output is taken
-as logits. Data-dependent proxies run the network in training mode (batch
+as logits; of several outputs, the first (or `"predictions"`) is scored.
+Data-dependent proxies run the network in training mode (batch
 statistics), as the reference implementations do; the model's state
 (weights, batch-norm statistics) is left as it was.
 """
@@ -323,13 +324,26 @@ def _labels(y: Any) -> np.ndarray:
     return y.reshape(len(y)).astype("int32")
 
 
+def _main_output(out: Any) -> Any:
+    """The main output of a multi-output model (e.g. DARTS' auxiliary)."""
+    if isinstance(out, dict):
+        return (
+            out["predictions"]
+            if "predictions" in out
+            else (next(iter(out.values())))
+        )
+    if isinstance(out, (list, tuple)):
+        return out[0]
+    return out
+
+
 def _cross_entropy(y: np.ndarray) -> Callable:
     import keras
 
-    def loss(logits):
+    def loss(out):
         return keras.ops.mean(
             keras.losses.sparse_categorical_crossentropy(
-                y, logits, from_logits=True
+                y, _main_output(out), from_logits=True
             )
         )
 
@@ -339,7 +353,7 @@ def _cross_entropy(y: np.ndarray) -> Callable:
 def _sum(out):
     import keras
 
-    return keras.ops.sum(out)
+    return keras.ops.sum(_main_output(out))
 
 
 def _weights(model: Any) -> list[np.ndarray]:
