@@ -22,6 +22,11 @@ jit-compiled (Keras' JAX trainer runs eagerly otherwise). Targets: first
 order <= 2.3x and second order <= 5x the plain step; the verdict uses CPU
 time per step (`time.process_time`), which a shared machine disturbs less
 than wall time (both are printed).
+
+Peak memory: `ru_maxrss` of the measuring subprocess (one process per step
+kind, so each peak covers building, tracing or compiling, and running that
+step kind only). `--max-rss-gib` stops a measurement whose resident memory
+passes the limit and reports the phase it was in (for shared machines).
 """
 
 import argparse
@@ -30,6 +35,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 CONFIGS = {
@@ -49,8 +55,31 @@ def _rss_mib():
     return float("nan")
 
 
+def _watch_memory(limit_mib, phase):
+    """Ends the process when its resident memory passes `limit_mib`.
+
+    The box is shared: a configuration that does not fit is reported
+    (phase and memory reached) instead of being left to the OOM killer.
+    """
+
+    def watch():
+        while True:
+            rss = _rss_mib()
+            if rss > limit_mib:
+                result = {"exceeded_mib": limit_mib, "rss_mib": rss}
+                result["phase"] = phase[0]
+                print("RESULT " + json.dumps(result), flush=True)
+                os._exit(3)
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def measure(args):
     """Runs in a subprocess: builds, compiles, warms up, times one mode."""
+    phase = ["build"]
+    if args.max_rss_gib:
+        _watch_memory(1024.0 * args.max_rss_gib, phase)
     import keras
     import numpy as np
 
@@ -78,9 +107,12 @@ def measure(args):
     model.compile(decay_steps=1000, jit_compile=jit, run_eagerly=args.eager)
     build_s = time.perf_counter() - t0
     rss_built = _rss_mib()
+    phase[0] = "first call (tracing/compilation) and warm-up"
     t0 = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=args.warmup, verbose=0)
     compile_s = time.perf_counter() - t0
+    rss_warm = _rss_mib()
+    phase[0] = "timed steps"
     times, cpu_times = [], []
     for _ in range(args.repeats):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -100,7 +132,9 @@ def measure(args):
         "step_s": min(times),
         "step_cpu_s": min(cpu_times),
         "rss_after_build_mib": rss_built,
+        "rss_after_warmup_mib": rss_warm,
         "peak_rss_mib": peak,
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
     }
 
 
@@ -117,6 +151,12 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--dtype", default=None, help="e.g. mixed_bfloat16")
     p.add_argument("--orders", default="0,1,2")
+    p.add_argument(
+        "--max-rss-gib",
+        type=float,
+        default=None,
+        help="stop a measurement whose resident memory passes this",
+    )
     p.add_argument("--mode", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.backend:
@@ -135,14 +175,23 @@ def main():
             cmd.append("--eager")
         if args.dtype:
             cmd += ["--dtype", args.dtype]
+        if args.max_rss_gib:
+            cmd += ["--max-rss-gib", str(args.max_rss_gib)]
         proc = subprocess.run(
             cmd, env=dict(os.environ), capture_output=True, text=True
         )
         lines = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")]
-        if proc.returncode or not lines:
+        if (proc.returncode and proc.returncode != 3) or not lines:
             sys.exit(f"order {order} failed:\n{proc.stderr[-3000:]}")
         results[order] = json.loads(lines[-1][len("RESULT ") :])
         print(json.dumps(results[order]), flush=True)
+    exceeded = {o: r for o, r in results.items() if "exceeded_mib" in r}
+    for order, r in exceeded.items():
+        print(
+            f"order {order}: stopped at {r['rss_mib']:.0f} MiB resident "
+            f"(limit {r['exceeded_mib']:.0f} MiB) during {r['phase']}"
+        )
+        del results[order]
     base = results.get(0)
     print()
     print(

@@ -4,27 +4,70 @@ Every gradient comes from its own non-persistent tape that watches only the
 variables it differentiates, so no tape or activation outlives its pass.
 The second-order step moves the weights in place (`w'`, `w + eps v`,
 `w - eps v`) and restores them from one saved copy of the weights.
+
+In graph mode (`fit` without `run_eagerly`) each kind of pass (gradients of
+the weights, of `alpha`, or of both) is traced once into its own
+`tf.function`, marked not to be inlined, and called from the step: the
+second-order step calls five passes but holds three pass graphs, and
+Grappler optimizes each pass graph on its own instead of one graph of all
+five passes. Eagerly, the passes run directly.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import keras
 import tensorflow as tf
 
 from keras_nas.supernet import darts
 
+# model -> {groups: tf.function}; weak so that models can be collected.
+_TRACED_PASSES = weakref.WeakKeyDictionary()
 
-def _loss_and_grads(model, x, y, variables):
+
+def _variables(model, groups):
+    """The variables a pass differentiates: "w", "a" or "aw" (alpha first)."""
+    return {
+        "w": model.weight_variables,
+        "a": model.arch_variables,
+        "aw": model.arch_variables + model.weight_variables,
+    }[groups]
+
+
+def _pass(model, x, y, groups):
+    variables = [v.value for v in _variables(model, groups)]
     with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch([v.value for v in variables])
+        tape.watch(variables)
         logits = model(x, training=True)
         loss = darts.cross_entropy(y, logits)
     grads = tape.gradient(
-        loss,
-        [v.value for v in variables],
-        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
     return loss, logits, grads
+
+
+def _loss_and_grads(model, x, y, groups):
+    """Loss, logits and gradients of one forward/backward pass.
+
+    Inside a `tf.function` the pass is a call of a per-model, per-`groups`
+    `tf.function` traced once (`_noinline`: it stays one function in the
+    step's graph, however often the step calls it).
+    """
+    if not tf.inside_function():
+        return _pass(model, x, y, groups)
+    passes = _TRACED_PASSES.setdefault(model, {})
+    if groups not in passes:
+
+        def traced(x, y):
+            return _pass(model, x, y, groups)
+
+        passes[groups] = tf.function(
+            traced,
+            reduce_retracing=True,
+            experimental_attributes={"_noinline": True},
+        )
+    return passes[groups](x, y)
 
 
 def _assign(variables, values):
@@ -38,20 +81,20 @@ def _unrolled_arch_grads(model, xt, yt, xv, yv):
     w, a = model.weight_variables, model.arch_variables
     xi = tf.cast(opt.learning_rate, w[0].dtype)
     momentums, momentum = darts.sgd_momentums(opt)
-    _, _, gw = _loss_and_grads(model, xt, yt, w)
+    _, _, gw = _loss_and_grads(model, xt, yt, "w")
     backup = [tf.identity(v.value) for v in w]
     moms = None if momentums is None else [m.value for m in momentums]
     _assign(
         w,
         darts.virtual_step(backup, gw, moms, xi, momentum, model.weight_decay),
     )
-    loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, a + w)
+    loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, "aw")
     grad_a, dw = grads[: len(a)], grads[len(a) :]
     eps = 0.01 / tf.maximum(darts.global_norm(dw), 1e-12)
     _assign(w, [b + eps * d for b, d in zip(backup, dw, strict=False)])
-    _, _, g_pos = _loss_and_grads(model, xt, yt, a)
+    _, _, g_pos = _loss_and_grads(model, xt, yt, "a")
     _assign(w, [b - eps * d for b, d in zip(backup, dw, strict=False)])
-    _, _, g_neg = _loss_and_grads(model, xt, yt, a)
+    _, _, g_neg = _loss_and_grads(model, xt, yt, "a")
     _assign(w, backup)
     grad_a = [
         g - xi * (p - n) / (2.0 * eps)
@@ -63,7 +106,7 @@ def _unrolled_arch_grads(model, xt, yt, xv, yv):
 def _arch_grads(model, xt, yt, xv, yv):
     if model.order == 2:
         return _unrolled_arch_grads(model, xt, yt, xv, yv)
-    return _loss_and_grads(model, xv, yv, model.arch_variables)
+    return _loss_and_grads(model, xv, yv, "a")
 
 
 def _unpack_search(data):
@@ -90,7 +133,7 @@ def train_step(model, data):
         model.arch_loss_tracker.update_state(arch_loss)
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables
-    loss, logits, grad_w = _loss_and_grads(model, xt, yt, w)
+    loss, logits, grad_w = _loss_and_grads(model, xt, yt, "w")
     grad_w = darts.clip_and_decay(
         grad_w, w, model.grad_clip, model.weight_decay
     )

@@ -598,7 +598,11 @@ class DartsSupernet(keras.Model):
         grad_clip: global-norm clipping of the weight gradients (None: off).
         stem_multiplier: the stem has `stem_multiplier * filters` channels.
         seed: seed of the initialization of `alpha`.
-        **kwargs: `keras.Model` keyword arguments, such as `name`.
+        **kwargs: `keras.Model` keyword arguments, such as `name`, or
+            `dtype`: a mixed-precision policy ("mixed_bfloat16",
+            "mixed_float16") applies to every layer but the classifier,
+            which returns float32 logits; variables stay float32 (no
+            loss scaling: prefer "mixed_bfloat16").
 
     Example:
 
@@ -660,6 +664,25 @@ class DartsSupernet(keras.Model):
         self.stem_multiplier = _check_int("stem_multiplier", stem_multiplier)
         self.seed = seed
 
+        # Sublayers take the model's dtype policy (e.g. `dtype=
+        # "mixed_bfloat16"`): Keras passes it to no sublayer itself.
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.dtype_policy)
+        try:
+            self._make_layers()
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy"
+        )
+        self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
+        self.arch_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
+            name="arch_accuracy"
+        )
+        self.build((None,) + self.image_shape)
+
+    def _make_layers(self):
         self.stem_conv = keras.layers.Conv2D(
             self.stem_multiplier * self.filters,
             3,
@@ -697,15 +720,6 @@ class DartsSupernet(keras.Model):
             dtype="float32" if mixed else self.dtype_policy,
             name="classifier",
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy"
-        )
-        self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
-        self.arch_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="arch_accuracy"
-        )
-        self.build((None,) + self.image_shape)
 
     # ----------------------------------------------------------- building
 

@@ -215,6 +215,40 @@ def test_fit_save_and_load(tmp_path, order=2):
     assert hp["normal/node1/input1"] in (0, 1, 2)
 
 
+def test_mixed_float16_second_order_with_xla():
+    # Every layer computes in float16 (the model's policy reaches its
+    # sublayers), logits and variables stay float32, and the XLA-compiled
+    # second-order step trains both alpha and the weights.
+    x, y = _data(32, (4, 4, 2), classes=2, seed=6)
+    model = DartsSupernet(
+        (4, 4, 2),
+        2,
+        filters=2,
+        num_cells=1,
+        num_nodes=1,
+        ops=("none", "skip_connect", "avg_pool_3x3"),
+        order=2,
+        seed=0,
+        dtype="mixed_float16",
+    )
+    assert model.stem_conv.compute_dtype == "float16"
+    assert model.cells[0].edges[0].candidates[1].compute_dtype == "float16"
+    assert model.classifier.compute_dtype == "float32"
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=True
+    )
+    assert model(x[:2]).dtype == "float32"
+    data = search_data((x[:16], y[:16]), (x[16:], y[16:]), 16, False)
+    before = model.evaluate(x[:16], y[:16], verbose=0, return_dict=True)
+    alpha = model.alpha_normal.numpy().copy()
+    history = model.fit(data, epochs=6, verbose=0).history
+    after = model.evaluate(x[:16], y[:16], verbose=0, return_dict=True)
+    assert all(np.isfinite(v).all() for v in history.values())
+    assert after["loss"] < before["loss"]
+    assert np.abs(model.alpha_normal.numpy() - alpha).max() > 0
+
+
 JAX_SCRIPT = textwrap.dedent(
     """
     import json
@@ -225,7 +259,7 @@ JAX_SCRIPT = textwrap.dedent(
     y = (x.mean(axis=(1, 2)).argmax(-1)).astype("int32")
     out = {}
     for order, dtype in ((1, "float32"), (2, "float32"),
-                         (2, "mixed_bfloat16")):
+                         (2, "mixed_bfloat16"), (1, "mixed_float16")):
         m = DartsSupernet((4, 4, 2), 2, filters=2, num_cells=1,
                           num_nodes=2, ops=("none", "skip_connect",
                           "avg_pool_3x3"), order=order, seed=0,
@@ -240,6 +274,8 @@ JAX_SCRIPT = textwrap.dedent(
         a1 = keras.ops.convert_to_numpy(m.alpha_normal)
         out[f"{order}-{dtype}"] = [before["loss"], after["loss"],
                       float(np.abs(a1 - a0).max())]
+        out[f"dtype-{dtype}"] = [m.cells[0].compute_dtype,
+                                 str(m(x[:2]).dtype)]
     print("RESULT", json.dumps(out))
     """
 )
@@ -257,7 +293,11 @@ def test_jax_backend_first_and_second_order_and_mixed_precision():
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")][-1]
     result = json.loads(line.split(" ", 1)[1])
-    assert len(result) == 3
+    dtypes = {k: result.pop(k) for k in list(result) if k[:6] == "dtype-"}
+    # Mixed policies reach every layer; the logits stay float32.
+    assert dtypes["dtype-mixed_bfloat16"] == ["bfloat16", "float32"]
+    assert dtypes["dtype-mixed_float16"] == ["float16", "float32"]
+    assert len(result) == 4
     for before, after, moved in result.values():
         assert after < before
         assert moved > 0
