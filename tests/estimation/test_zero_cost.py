@@ -82,6 +82,26 @@ def test_grad_norm_snip_fisher_match_the_analytic_gradient():
     )
 
 
+def test_multi_output_models_score_their_main_output():
+    rng = np.random.default_rng(2)
+    inputs = keras.Input((3,))
+    main = keras.layers.Dense(4, activation="softmax")
+    aux = keras.layers.Dense(4, activation="softmax")
+    model = keras.Model(
+        inputs, {"predictions": main(inputs), "auxiliary": aux(inputs)}
+    )
+    single = keras.Model(inputs, main(inputs))
+    x = rng.normal(size=(6, 3)).astype("float32")
+    y = rng.integers(0, 4, size=6)
+    for proxy in ("grad_norm", "fisher", "jacob_cov", "synflow"):
+        np.testing.assert_allclose(
+            zero_cost_score(model, x, y, proxy),
+            zero_cost_score(single, x, y, proxy),
+            rtol=1e-6,
+            err_msg=proxy,
+        )
+
+
 def test_synflow_of_a_two_layer_net_is_the_analytic_path_sum():
     rng = np.random.default_rng(1)
     model = keras.Sequential(
