@@ -73,7 +73,9 @@ class _TrialStopping(keras.callbacks.Callback):
                 f"`oracle`). Received: tuner={tuner!r}"
             )
         objective = tuner.oracle.objective
-        if getattr(objective, "direction", None) not in ("min", "max"):
+        if hasattr(objective, "objectives") or getattr(
+            objective, "direction", None
+        ) not in ("min", "max"):
             raise ValueError(
                 "Expected a single objective with a direction 'min' or "
                 f"'max'. Received: objective={objective!r}"

@@ -298,7 +298,7 @@ def test_partial_training_reports_low_fidelity_metrics(tmp_path, frozen_gc):
         epochs=50,
         batch_size=8,
         verbose=0,
-        callbacks=[_CountEpochs()],
+        callbacks=[_CountEpochs(), MedianStopping(tuner)],
     )
     # One epoch on 32 of the 64 examples: 4 steps of 8, not 50 epochs.
     assert [(p["epochs"], p["steps"]) for p in _CountEpochs.seen] == [
@@ -309,6 +309,8 @@ def test_partial_training_reports_low_fidelity_metrics(tmp_path, frozen_gc):
         assert trial.status == "COMPLETED"
         assert 0.0 <= trial.score <= 1.0
         assert trial.metrics.exists("val_loss")
+        # Composes with the stopping callbacks: the curve is recorded.
+        assert len(trial_curve(trial, "val_accuracy")[0]) == 1
     assert tuner.get_best_models(1)[0] is not None
 
 
