@@ -206,13 +206,13 @@ class _ScriptedModel(keras_tuner.HyperModel):
         return model.fit(*args, **kwargs)
 
 
-def _search(directory, hypermodel, max_trials, overwrite):
+def _search(directory, hypermodel, max_trials, overwrite, tuner_class=None):
     (x, y), val = _data()
-    tuner = keras_tuner.RandomSearch(
+    tuner = (tuner_class or keras_tuner.RandomSearch)(
         hypermodel,
         objective="val_accuracy",
         max_trials=max_trials,
-        seed=0,
+        seed=1,
         directory=directory,
         project_name="p",
         overwrite=overwrite,
@@ -263,6 +263,33 @@ def test_random_search_stops_bad_trials_and_resumes(tmp_path, frozen_gc):
     assert lengths == [EPOCHS] * 3 + [2, 2, EPOCHS]
     assert list(stopping.stopped_trials) == [trials[4].trial_id]
     assert all(t.status == "COMPLETED" for t in trials)
+
+
+def test_keras_nas_tuner_with_median_stopping(tmp_path, frozen_gc):
+    from keras_nas.tuners import AgingEvolution
+
+    script = ["good", "good", "good", "bad"]
+    hypermodel = _ScriptedModel(script)
+    tuner, stopping = _search(tmp_path, hypermodel, 4, True, AgingEvolution)
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
+    lengths = [len(trial_curve(t, "val_accuracy")[0]) for t in trials]
+    assert hypermodel.kinds == script
+    assert lengths == [EPOCHS, EPOCHS, EPOCHS, 2]
+    assert list(stopping.stopped_trials) == [trials[3].trial_id]
+    assert [t.status for t in trials] == ["COMPLETED"] * 4
+    assert trials[3].score == pytest.approx(0.5)
+
+
+def test_multi_objective_is_rejected():
+    tuner = _FakeTuner([])
+    # keras-tuner's MultiObjective: a "min" objective holding `objectives`.
+    tuner.oracle.objective = type(
+        "MultiObjective",
+        (),
+        {"name": "multi_objective", "direction": "min", "objectives": []},
+    )()
+    with pytest.raises(ValueError, match="single objective"):
+        MedianStopping(tuner)
 
 
 # --------------------------------------------------------------------------
