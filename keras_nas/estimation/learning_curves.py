@@ -197,7 +197,7 @@ def fit_learning_curve(
     ```python
     epochs = np.arange(1, 11)
     fits = fit_learning_curve(0.9 - 0.5 * epochs**-1.2, epochs)
-    fits[0].family, fits[0].predict([50])  # 'pow3', ~[0.897]
+    fits[0].family, fits[0].predict([50])  # 'pow3', ~[0.8954]
     ```
     """
     y = np.asarray(values, dtype="float64").reshape(-1)
