@@ -4,14 +4,39 @@ An estimator has `estimate(tuner, trial, *fit_args, **fit_kwargs) -> dict`
 (see `keras_nas.tuners._base.NasTuner`). `fit_data` recovers the data of a
 `tuner.search(...)` call from those arguments and `wrap_tuner` makes a
 keras-tuner tuner call an estimator instead of building and fitting.
+`provides_metrics` lets an estimator that wraps another (`HardwareAware`)
+declare the metrics it adds, so that the inner one accepts an objective
+named after them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import types
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["fit_data", "wrap_tuner"]
+__all__ = ["fit_data", "provided_metrics", "provides_metrics", "wrap_tuner"]
+
+_PROVIDED: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "keras_nas_provided_metrics", default=frozenset()
+)
+
+
+@contextlib.contextmanager
+def provides_metrics(names: Iterable[str]) -> Iterator[None]:
+    """Declares metrics an enclosing estimator adds to the inner one's."""
+    token = _PROVIDED.set(_PROVIDED.get() | frozenset(names))
+    try:
+        yield
+    finally:
+        _PROVIDED.reset(token)
+
+
+def provided_metrics() -> frozenset:
+    """The metrics enclosing estimators add (see `provides_metrics`)."""
+    return _PROVIDED.get()
 
 
 def fit_data(fit_args: tuple, fit_kwargs: dict) -> tuple[Any, Any, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 import keras
 
 from keras_nas.estimation import hardware
-from keras_nas.estimation._protocol import wrap_tuner
+from keras_nas.estimation._protocol import provides_metrics, wrap_tuner
 
 __all__ = ["HARDWARE_METRICS", "HardwareAware", "mnas_reward"]
 
@@ -144,9 +144,11 @@ class HardwareAware:
     are those of the stand-alone model that the tuner's hypermodel builds
     for the trial (built once more for that).
 
-    An inner estimator that requires the tuner's objective to be one of its
-    own metrics (`ZeroCost`) composes with the costs recorded but not with
-    the reward or a multi-objective: use its metric as the objective.
+    An inner estimator that checks the tuner's objective against its own
+    metrics (`ZeroCost`) also accepts the costs and the reward added here,
+    so e.g. `HardwareAware(estimator=ZeroCost("synflow"), target=...,
+    accuracy_metric="zero_cost_synflow")` searches on the reward of the
+    proxy and the cost.
 
     Costs are cached per set of hyperparameter values (`cache=True`), so
     a repeated architecture is not measured twice.
@@ -381,7 +383,11 @@ class HardwareAware:
         fit_kwargs["callbacks"] = [_HardwareCallback(self, key), *callbacks]
         if self.estimator is None:
             return _plain_run_trial(tuner, trial, *fit_args, **fit_kwargs)
-        metrics = self.estimator.estimate(tuner, trial, *fit_args, **fit_kwargs)
+        added = self.metrics + ((self.reward_name,) if self.target else ())
+        with provides_metrics(added):
+            metrics = self.estimator.estimate(
+                tuner, trial, *fit_args, **fit_kwargs
+            )
         if not isinstance(metrics, Mapping):
             raise ValueError(
                 "Expected the inner estimator to return a dict of metrics. "

@@ -50,7 +50,11 @@ from typing import Any
 
 import numpy as np
 
-from keras_nas.estimation._protocol import fit_data, wrap_tuner
+from keras_nas.estimation._protocol import (
+    fit_data,
+    provided_metrics,
+    wrap_tuner,
+)
 
 __all__ = ["ZERO_COST_PROXIES", "ZeroCost", "zero_cost_score"]
 
@@ -715,8 +719,9 @@ class ZeroCost:
         objective = getattr(getattr(tuner, "oracle", None), "objective", None)
         parts = getattr(objective, "objectives", None) or [objective]
         names = [getattr(o, "name", None) for o in parts]
+        known = set(self.metric_names) | provided_metrics()
         for name in names:
-            if isinstance(name, str) and name not in self.metric_names:
+            if isinstance(name, str) and name not in known:
                 raise ValueError(
                     "Expected the tuner's objective to be among the metrics "
                     f"{list(self.metric_names)}, e.g. keras_tuner.Objective("

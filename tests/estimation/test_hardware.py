@@ -514,6 +514,31 @@ def test_composes_with_zero_cost(tmp_path):
     assert inner.num_estimates == 3
 
 
+def test_zero_cost_accepts_the_reward_objective(tmp_path):
+    inner = ZeroCost("synflow", batch_size=16)
+    estimator = HardwareAware(
+        ("params",), inner, target=500, accuracy_metric="zero_cost_synflow"
+    )
+    tuner = AgingEvolution(
+        SPACE,
+        objective=estimator.objective,
+        max_trials=2,
+        population_size=2,
+        seed=0,
+        estimator=estimator,
+        directory=str(tmp_path),
+    )
+    x, y = _data(32)
+    tuner.search(x, y, validation_data=(x, y))
+    for trial in tuner.oracle.trials.values():
+        proxy = trial.metrics.get_last_value("zero_cost_synflow")
+        params = trial.metrics.get_last_value("params")
+        assert trial.score == pytest.approx(mnas_reward(proxy, params, 500))
+    # Alone, ZeroCost still refuses an objective it does not report.
+    with pytest.raises(ValueError, match="hardware_reward"):
+        inner.estimate(tuner, next(iter(tuner.oracle.trials.values())), x, y)
+
+
 def test_wrap_keras_tuner_tuner(tmp_path):
     estimator = HardwareAware(("macs",), _FixedAccuracy())
     tuner = estimator.wrap(
