@@ -579,7 +579,9 @@ class DartsSupernet(keras.Model):
     three copies of the weights (`w'`, `w +- eps v`) for `order=2`. Measured
     (benchmarks/RESULTS.md, TensorFlow eager, CPU): micro configuration (8
     filters, 5 cells, batch 16, 16x16x3) peak RSS 1.29 GB for the plain step
-    and for the first-order step alike.
+    and for the first-order step alike. Paper configuration (16 filters,
+    8 cells, batch 64, 32x32x3): more than 12 GiB resident already in
+    the plain step (TensorFlow eager, CPU; run stopped there).
 
     `order=0` freezes `alpha` and only trains the weights (a baseline or a
     warm-up). Logs: `loss`, `accuracy` (training batch), `arch_loss`,
