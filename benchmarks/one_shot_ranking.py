@@ -1,24 +1,34 @@
 """How well do shared weights rank architectures? (digits, NAS-Bench-201 space)
 
 Samples `--archs` distinct architectures of the NAS-Bench-201 cell space,
-trains each from scratch (the space's own network, `fit`) and scores it on a
-validation split; trains one `OneShotSupernet` with uniform single-path
-sampling (SPOS) and scores the same architectures with inherited weights
-(after batch-norm recalibration). Prints Kendall's tau and Spearman's rho
-between the two rankings and the wall time of both procedures.
+trains each from scratch (the space's own network, `fit`; `--seeds` times,
+scores averaged) and scores it on a validation split; trains one
+`OneShotSupernet` with uniform single-path sampling (SPOS) and scores the
+same architectures with inherited weights (after batch-norm recalibration,
+for every value of `--recalibration-batches`). Prints Kendall's tau and
+Spearman's rho between the two rankings and the wall time of both
+procedures. The time ratio divides the one-shot time by the stand-alone
+time of ONE training per architecture (the mean over seeds), not by the
+time of all seeds.
 
 Issue 5's aim: tau >= 0.5 with less than a tenth of the stand-alone time.
 
 Usage:
 
-    python benchmarks/one_shot_ranking.py --archs 30 \
-        --standalone-epochs 30 --supernet-epochs 10
+    # stand-alone scores only (written to JSON, reused below)
+    python benchmarks/one_shot_ranking.py --archs 30 --num-train 500 \
+        --num-val 0 --standalone-epochs 30 --seeds 2 --no-one-shot \
+        --json /tmp/standalone.json
+    # one-shot against them
+    python benchmarks/one_shot_ranking.py --archs 30 --num-train 500 \
+        --num-val 0 --supernet-epochs 40 --standalone-json /tmp/standalone.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -33,10 +43,8 @@ def _digits(seed: int, num_train: int, num_val: int):
     order = np.random.default_rng(seed).permutation(len(x))
     x, y = x[order], y[order]
     train = (x[:num_train], y[:num_train])
-    val = (
-        x[num_train : num_train + num_val],
-        y[num_train : num_train + num_val],
-    )
+    end = len(x) if num_val <= 0 else num_train + num_val
+    val = (x[num_train:end], y[num_train:end])
     return train, val
 
 
@@ -52,36 +60,53 @@ def _sample_archs(supernet, n: int, seed: int) -> list[dict]:
     return archs
 
 
-def _train_standalone(space, archs, train, val, args, one_shot, supernet):
+def _train_standalone(space, archs, train, val, args, supernet):
+    """Trains every architecture from scratch once per seed.
+
+    Returns (scores averaged over seeds, per-seed scores, per-seed seconds).
+    A score is the validation accuracy averaged over the last
+    `--standalone-last` epochs.
+    """
     import keras
     import keras_tuner
 
-    standalone = []
-    start = time.perf_counter()
-    for i, values in enumerate(archs):
-        keras.utils.set_random_seed(args.seed + i)
-        hp = keras_tuner.HyperParameters()
-        space.declare_hyperparameters(hp)
-        hp.values.update(values)
-        model = space.build(hp)
-        history = model.fit(
-            *train,
-            validation_data=val,
-            epochs=args.standalone_epochs,
-            batch_size=args.batch_size,
-            verbose=0,
-        ).history
-        # Final accuracy, averaged over the last 3 epochs to damp noise.
-        standalone.append(float(np.mean(history["val_accuracy"][-3:])))
-        print(
-            f"[{i + 1:2d}/{len(archs)}] "
-            f"{supernet._to_path(values)} stand-alone "
-            f"{standalone[-1]:.4f} one-shot {one_shot[i]:.4f}",
-            flush=True,
-        )
-    standalone_time = time.perf_counter() - start
+    per_seed, seconds = [], []
+    for s in range(args.seeds):
+        scores = []
+        start = time.perf_counter()
+        for i, values in enumerate(archs):
+            keras.utils.set_random_seed(1000 * s + args.seed + i)
+            hp = keras_tuner.HyperParameters()
+            space.declare_hyperparameters(hp)
+            hp.values.update(values)
+            model = space.build(hp)
+            history = model.fit(
+                *train,
+                validation_data=val,
+                epochs=args.standalone_epochs,
+                batch_size=args.batch_size,
+                verbose=0,
+            ).history
+            last = history["val_accuracy"][-args.standalone_last :]
+            scores.append(float(np.mean(last)))
+            print(
+                f"seed {s} [{i + 1:2d}/{len(archs)}] "
+                f"{supernet._to_path(values)} stand-alone {scores[-1]:.4f} "
+                f"({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
+        per_seed.append(scores)
+        seconds.append(time.perf_counter() - start)
+    return list(np.mean(per_seed, axis=0)), per_seed, seconds
 
-    return standalone, standalone_time
+
+def _rank(standalone, one_shot):
+    from scipy import stats
+
+    return (
+        float(stats.kendalltau(standalone, one_shot).statistic),
+        float(stats.spearmanr(standalone, one_shot).statistic),
+    )
 
 
 def main(argv=None) -> dict:
@@ -107,10 +132,45 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--filters", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
-    parser.add_argument("--recalibration-batches", type=int, default=4)
+    parser.add_argument(
+        "--recalibration-batches",
+        type=int,
+        nargs="+",
+        default=[4],
+        help="BN recalibration settings to score (the first is the "
+        "headline figure; the others are reported too)",
+    )
+    parser.add_argument(
+        "--step",
+        choices=("compiled", "eager"),
+        default="compiled",
+        help="OneShotSupernet training step",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="stand-alone trainings per architecture (scores averaged)",
+    )
+    parser.add_argument(
+        "--standalone-last",
+        type=int,
+        default=3,
+        help="epochs averaged into a stand-alone score",
+    )
+    parser.add_argument(
+        "--no-one-shot",
+        action="store_true",
+        help="only train the architectures stand-alone (write --json)",
+    )
     parser.add_argument("--eval-batch-size", type=int, default=512)
     parser.add_argument("--num-train", type=int, default=1100)
-    parser.add_argument("--num-val", type=int, default=400)
+    parser.add_argument(
+        "--num-val",
+        type=int,
+        default=400,
+        help="validation images (0: all images not used for training)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write results here")
     parser.add_argument(
@@ -119,10 +179,31 @@ def main(argv=None) -> dict:
         help="reuse the stand-alone scores and time of an earlier run "
         "(same arguments and seed, so the same architectures)",
     )
+    parser.add_argument(
+        "--supernet-seed",
+        type=int,
+        default=None,
+        help="seed of the supernet (weights, path sampling); default --seed",
+    )
+    parser.add_argument(
+        "--no-standalone",
+        action="store_true",
+        help="only train and score the supernet (write --json)",
+    )
+    parser.add_argument(
+        "--one-shot-json",
+        default=None,
+        help="reuse the one-shot scores and times of a --no-standalone run",
+    )
+    parser.add_argument(
+        "--one-shot-first",
+        action="store_true",
+        help="(without --standalone-json) run the one-shot part first",
+    )
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()
 
     import keras
-    from scipy import stats
 
     from keras_nas.spaces import NasBench201SearchSpace
     from keras_nas.supernet import OneShotSupernet
@@ -135,99 +216,200 @@ def main(argv=None) -> dict:
         cells_per_stage=args.cells_per_stage,
         learning_rate=args.learning_rate,
     )
-
-    # --- one-shot: train the supernet once, score every architecture ---
     keras.utils.set_random_seed(args.seed)
-    start = time.perf_counter()
     supernet = OneShotSupernet(space, seed=args.seed)
-    if args.supernet_optimizer == "adam":
-        optimizer = keras.optimizers.Adam(args.supernet_learning_rate)
-    else:
-        optimizer = keras.optimizers.SGD(
-            args.supernet_learning_rate, momentum=0.9, nesterov=True
-        )
-    supernet.compile(optimizer=optimizer)
-    supernet.fit(
-        *train,
-        epochs=args.supernet_epochs,
-        batch_size=args.batch_size,
-        verbose=0,
-    )
-    train_time = time.perf_counter() - start
     archs = _sample_archs(supernet, args.archs, args.seed + 1)
-    start = time.perf_counter()
-    one_shot = [
-        supernet.evaluate_path(
-            values,
-            *val,
-            bn_recalibration_batches=args.recalibration_batches,
-            train_data=train[0],
-            batch_size=args.eval_batch_size,
-        )["accuracy"]
-        for values in archs
-    ]
-    eval_time = time.perf_counter() - start
-    one_shot_time = train_time + eval_time
-    print(
-        f"one-shot: supernet {train_time:.1f} s, {len(archs)} evaluations "
-        f"{eval_time:.1f} s",
-        flush=True,
-    )
+    archs_ops = [list(supernet._to_path(v)) for v in archs]
+    result = {
+        "backend": keras.backend.backend(),
+        "archs": len(archs),
+        "num_train": len(train[0]),
+        "num_val": len(val[0]),
+        "args": vars(args),
+        "archs_ops": archs_ops,
+    }
 
     # --- stand-alone: train every architecture from scratch ---
-
     if args.standalone_json:
         with open(args.standalone_json) as f:
             previous = json.load(f)
-        ops_now = [list(supernet._to_path(v)) for v in archs]
-        if previous["archs_ops"] != ops_now:
+        if previous["archs_ops"] != archs_ops:
             raise ValueError(
                 "Expected the run in `--standalone-json` to have the same "
                 "architectures (same --archs and --seed). Received: "
                 f"standalone_json={args.standalone_json!r}"
             )
+        for key in ("num_train", "num_val"):
+            if previous.get(key, result[key]) != result[key]:
+                raise ValueError(
+                    f"Expected the same {key} as the run in "
+                    f"`--standalone-json` ({previous[key]}). Received: "
+                    f"{key}={result[key]}"
+                )
         standalone = previous["standalone"]
-        standalone_time = previous["standalone_seconds"]
-    else:
-        standalone, standalone_time = _train_standalone(
-            space, archs, train, val, args, one_shot, supernet
+        per_seed = previous.get("standalone_per_seed", [standalone])
+        seconds = previous.get(
+            "standalone_seconds_per_seed", [previous["standalone_seconds"]]
         )
+    elif not (args.one_shot_first or args.no_standalone):
+        standalone, per_seed, seconds = _train_standalone(
+            space, archs, train, val, args, supernet
+        )
+    standalone_time = None
+    if args.standalone_json or not (args.one_shot_first or args.no_standalone):
+        standalone_time = float(np.mean(seconds))
+        result.update(
+            standalone=standalone,
+            standalone_per_seed=per_seed,
+            standalone_seconds_per_seed=seconds,
+            standalone_seconds=standalone_time,
+            standalone_acc_range=[min(standalone), max(standalone)],
+        )
+        if len(per_seed) > 1:
+            tau, rho = _rank(per_seed[0], per_seed[1])
+            result["seed_vs_seed_tau_rho"] = [tau, rho]
+    if args.no_one_shot:
+        result["loadavg"] = [load_start, os.getloadavg()]
+        _dump(result, args.json)
+        return result
 
-    tau = stats.kendalltau(standalone, one_shot).statistic
-    rho = stats.spearmanr(standalone, one_shot).statistic
-    result = {
-        "backend": keras.backend.backend(),
-        "archs": len(archs),
-        "kendall_tau": float(tau),
-        "spearman_rho": float(rho),
-        "standalone_seconds": standalone_time,
-        "one_shot_seconds": one_shot_time,
-        "supernet_train_seconds": train_time,
-        "one_shot_eval_seconds": eval_time,
-        "time_ratio": one_shot_time / standalone_time,
-        "standalone_acc_range": [min(standalone), max(standalone)],
-        "one_shot_acc_range": [min(one_shot), max(one_shot)],
-        "args": vars(args),
-        "standalone": standalone,
-        "one_shot": one_shot,
-        "archs_ops": [list(supernet._to_path(v)) for v in archs],
-    }
+    # --- one-shot: train the supernet once, score every architecture ---
+    if args.one_shot_json:
+        with open(args.one_shot_json) as f:
+            previous = json.load(f)
+        if previous["archs_ops"] != archs_ops:
+            raise ValueError(
+                "Expected the run in `--one-shot-json` to have the same "
+                "architectures. Received: "
+                f"one_shot_json={args.one_shot_json!r}"
+            )
+        one_shot = {int(k): v for k, v in previous["one_shot_all"].items()}
+        eval_times = {
+            int(k): v for k, v in previous["eval_seconds_all"].items()
+        }
+        train_time = previous["supernet_train_seconds"]
+        steps = previous["supernet_steps"]
+        head = int(previous["head"])
+        one_shot_time = train_time + eval_times[head]
+        result["one_shot_args"] = previous["args"]
+        result["one_shot_loadavg"] = previous.get("loadavg")
+    else:
+        seed = args.seed if args.supernet_seed is None else args.supernet_seed
+        keras.utils.set_random_seed(seed)
+        start = time.perf_counter()
+        supernet = OneShotSupernet(space, seed=seed)
+        if args.supernet_optimizer == "adam":
+            optimizer = keras.optimizers.Adam(args.supernet_learning_rate)
+        else:
+            optimizer = keras.optimizers.SGD(
+                args.supernet_learning_rate, momentum=0.9, nesterov=True
+            )
+        supernet.compile(optimizer=optimizer, step=args.step)
+        supernet.fit(
+            *train,
+            epochs=args.supernet_epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+        )
+        train_time = time.perf_counter() - start
+        steps = args.supernet_epochs * -(-len(train[0]) // args.batch_size)
+        one_shot, eval_times, losses = {}, {}, {}
+        for k in args.recalibration_batches:
+            start = time.perf_counter()
+            scores = [
+                supernet.evaluate_path(
+                    values,
+                    *val,
+                    bn_recalibration_batches=k,
+                    train_data=train[0],
+                    batch_size=args.eval_batch_size,
+                )
+                for values in archs
+            ]
+            eval_times[k] = time.perf_counter() - start
+            one_shot[k] = [score["accuracy"] for score in scores]
+            losses[k] = [score["loss"] for score in scores]
+        head = args.recalibration_batches[0]
+        one_shot_time = train_time + eval_times[head]
+        print(
+            f"one-shot: supernet {train_time:.1f} s ({steps} steps), "
+            f"{len(archs)} evaluations {eval_times}",
+            flush=True,
+        )
+    if args.no_standalone:
+        result.update(
+            one_shot_all=one_shot,
+            one_shot_loss_all=losses,
+            eval_seconds_all=eval_times,
+            supernet_train_seconds=train_time,
+            supernet_steps=steps,
+            head=head,
+            loadavg=[load_start, os.getloadavg()],
+        )
+        _dump(result, args.json)
+        return result
+    if args.one_shot_first:
+        standalone, per_seed, seconds = _train_standalone(
+            space, archs, train, val, args, supernet
+        )
+        standalone_time = float(np.mean(seconds))
+        result.update(
+            standalone=standalone,
+            standalone_per_seed=per_seed,
+            standalone_seconds_per_seed=seconds,
+            standalone_seconds=standalone_time,
+            standalone_acc_range=[min(standalone), max(standalone)],
+        )
+    tau, rho = _rank(standalone, one_shot[head])
+    by_recalibration = {}
+    for k, scores in one_shot.items():
+        tau_k, rho_k = _rank(standalone, scores)
+        row = {"kendall_tau": tau_k, "spearman_rho": rho_k}
+        row["eval_seconds"] = eval_times[k]
+        row["one_shot_acc_range"] = [min(scores), max(scores)]
+        if len(per_seed) > 1:
+            row["tau_per_seed"] = [_rank(p, scores)[0] for p in per_seed]
+        by_recalibration[k] = row
+    result.update(
+        kendall_tau=tau,
+        spearman_rho=rho,
+        one_shot_seconds=one_shot_time,
+        supernet_train_seconds=train_time,
+        supernet_steps=steps,
+        one_shot_eval_seconds=eval_times[head],
+        time_ratio=one_shot_time / standalone_time,
+        loadavg=[load_start, os.getloadavg()],
+        by_recalibration=by_recalibration,
+        one_shot=one_shot[head],
+        one_shot_all=one_shot,
+    )
     print(
         json.dumps(
             {
                 k: v
                 for k, v in result.items()
-                if k not in ("standalone", "one_shot", "archs_ops")
+                if k
+                not in (
+                    "standalone",
+                    "one_shot",
+                    "archs_ops",
+                    "one_shot_all",
+                    "standalone_per_seed",
+                )
             },
             indent=1,
         )
     )
     target = tau >= 0.5 and result["time_ratio"] < 0.1
     print(f"target (tau >= 0.5, time < 1/10): {'met' if target else 'NOT met'}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    _dump(result, args.json)
     return result
+
+
+def _dump(result, path) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -104,9 +104,20 @@ class OneShotSupernet(keras.Model):
     Neural Architecture Search with Uniform Sampling", ECCV 2020) or from
     `sampler` (e.g. the ENAS controller, Pham et al., ICML 2018), and updates
     only that path's variables (the others get no gradient, no weight decay
-    and no optimizer-slot update). The step runs eagerly (the path is a
-    Python choice), with backend code in `_one_shot_tensorflow` and
-    `_one_shot_jax`.
+    and no optimizer-slot update).
+
+    Two training steps (`compile(step=...)`): without a Python `sampler`
+    the step is compiled by default: the path is an integer tensor drawn in
+    the step from a seeded `keras.random.SeedGenerator` and every edge
+    dispatches with a real branch (`keras.ops.switch`), so one traced
+    (TensorFlow graph) or jitted (JAX) step serves every path and each step
+    costs about one path; the updates of variables off the path are masked
+    so the semantics equal the eager step's. With a Python `sampler` (or
+    `step="eager"`) the path is a Python choice and the step runs eagerly.
+    Tracing the compiled step is a one-time cost that grows with the number
+    of candidate ops (tens of seconds on a CPU for a small NAS-Bench-201
+    supernet). Backend code: `_one_shot_tensorflow`, `_one_shot_jax`; the
+    path encoding and branch dispatch: `_one_shot_indexed`.
 
     The network: for the cell space a DARTS-style search network (3x3 conv
     stem with `3 * filters` channels, `num_cells` cells with reduction cells

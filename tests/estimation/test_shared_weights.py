@@ -28,6 +28,10 @@ def _data(n, seed=0):
 def trained():
     x, y = _data(128)
     net = OneShotSupernet(SPACE, seed=0)
+    # Eager step: 8 steps would not repay tracing the compiled one.
+    net.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9), step="eager"
+    )
     estimator = SharedWeights(net, bn_recalibration_batches=1, batch_size=64)
     estimator.train(x, y, epochs=2, batch_size=32)
     return estimator, x, y
@@ -98,6 +102,9 @@ def test_wrap_keras_tuner_random_search_and_retrain_top_k(trained, tmp_path):
 def test_lazy_training_and_cache(tmp_path):
     x, y = _data(64)
     net = OneShotSupernet(SPACE, seed=2)
+    net.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9), step="eager"
+    )
     estimator = SharedWeights(net, bn_recalibration_batches=0, train_epochs=1)
 
     class Trial:
