@@ -206,7 +206,7 @@ def main():
         target = TARGETS.get(order)
         verdict = (
             "-"
-            if target is None
+            if target is None or base is None
             else f"<= {target}x: {'met' if cpu <= target else 'NOT met'}"
         )
         print(
