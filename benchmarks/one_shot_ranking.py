@@ -71,7 +71,7 @@ def _train_standalone(space, archs, train, val, args, supernet):
     import keras_tuner
 
     per_seed, seconds = [], []
-    for s in range(args.seeds):
+    for s in range(args.first_seed, args.first_seed + args.seeds):
         scores = []
         start = time.perf_counter()
         for i, values in enumerate(archs):
@@ -98,6 +98,26 @@ def _train_standalone(space, archs, train, val, args, supernet):
         per_seed.append(scores)
         seconds.append(time.perf_counter() - start)
     return list(np.mean(per_seed, axis=0)), per_seed, seconds
+
+
+def _load_standalone(path: str, result: dict) -> dict:
+    """An earlier run's JSON, checked against this run's set-up."""
+    with open(path) as f:
+        previous = json.load(f)
+    if previous["archs_ops"] != result["archs_ops"]:
+        raise ValueError(
+            "Expected the run in `--standalone-json` to have the same "
+            "architectures (same --archs and --seed). Received: "
+            f"standalone_json={path!r}"
+        )
+    for key in ("num_train", "num_val"):
+        if previous.get(key, result[key]) != result[key]:
+            raise ValueError(
+                f"Expected the same {key} as the run in "
+                f"`--standalone-json` ({previous[key]}). Received: "
+                f"{key}={result[key]}"
+            )
+    return previous
 
 
 def _rank(standalone, one_shot):
@@ -153,6 +173,13 @@ def main(argv=None) -> dict:
         help="stand-alone trainings per architecture (scores averaged)",
     )
     parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="index of the first stand-alone seed (to add seeds to an "
+        "earlier run; merge them with several --standalone-json files)",
+    )
+    parser.add_argument(
         "--standalone-last",
         type=int,
         default=3,
@@ -175,9 +202,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", default=None, help="write results here")
     parser.add_argument(
         "--standalone-json",
+        nargs="+",
         default=None,
-        help="reuse the stand-alone scores and time of an earlier run "
-        "(same arguments and seed, so the same architectures)",
+        help="reuse the stand-alone scores and time of earlier runs "
+        "(same arguments and seed, so the same architectures); several "
+        "files (different --first-seed) are merged seed by seed",
     )
     parser.add_argument(
         "--supernet-seed",
@@ -231,26 +260,16 @@ def main(argv=None) -> dict:
 
     # --- stand-alone: train every architecture from scratch ---
     if args.standalone_json:
-        with open(args.standalone_json) as f:
-            previous = json.load(f)
-        if previous["archs_ops"] != archs_ops:
-            raise ValueError(
-                "Expected the run in `--standalone-json` to have the same "
-                "architectures (same --archs and --seed). Received: "
-                f"standalone_json={args.standalone_json!r}"
+        per_seed, seconds = [], []
+        for path in args.standalone_json:
+            previous = _load_standalone(path, result)
+            per_seed += previous.get(
+                "standalone_per_seed", [previous["standalone"]]
             )
-        for key in ("num_train", "num_val"):
-            if previous.get(key, result[key]) != result[key]:
-                raise ValueError(
-                    f"Expected the same {key} as the run in "
-                    f"`--standalone-json` ({previous[key]}). Received: "
-                    f"{key}={result[key]}"
-                )
-        standalone = previous["standalone"]
-        per_seed = previous.get("standalone_per_seed", [standalone])
-        seconds = previous.get(
-            "standalone_seconds_per_seed", [previous["standalone_seconds"]]
-        )
+            seconds += previous.get(
+                "standalone_seconds_per_seed", [previous["standalone_seconds"]]
+            )
+        standalone = list(np.mean(per_seed, axis=0))
     elif not (args.one_shot_first or args.no_standalone):
         standalone, per_seed, seconds = _train_standalone(
             space, archs, train, val, args, supernet
@@ -268,6 +287,12 @@ def main(argv=None) -> dict:
         if len(per_seed) > 1:
             tau, rho = _rank(per_seed[0], per_seed[1])
             result["seed_vs_seed_tau_rho"] = [tau, rho]
+            pairs = [
+                _rank(a, b)
+                for k, a in enumerate(per_seed)
+                for b in per_seed[k + 1 :]
+            ]
+            result["seed_pairs_mean_tau_rho"] = list(np.mean(pairs, axis=0))
     if args.no_one_shot:
         result["loadavg"] = [load_start, os.getloadavg()]
         _dump(result, args.json)
