@@ -5,12 +5,12 @@ variables it differentiates, so no tape or activation outlives its pass.
 The second-order step moves the weights in place (`w'`, `w + eps v`,
 `w - eps v`) and restores them from one saved copy of the weights.
 
-In graph mode (`fit` without `run_eagerly`) each kind of pass (gradients of
-the weights, of `alpha`, or of both) is traced once into its own
-`tf.function`, marked not to be inlined, and called from the step: the
-second-order step calls five passes but holds three pass graphs, and
-Grappler optimizes each pass graph on its own instead of one graph of all
-five passes. Eagerly, the passes run directly.
+In graph mode (`fit` without `run_eagerly`) the second-order step traces
+each kind of pass (gradients of the weights, of `alpha`, or of both) once
+into its own `tf.function`, marked not to be inlined, and calls it: it
+runs five passes but holds three pass graphs (micro configuration: peak
+memory 10.8 -> 7.6 GB, benchmarks/RESULTS.md). The other steps run each
+kind of pass once and trace it inline; eagerly, the passes run directly.
 """
 
 from __future__ import annotations
@@ -50,11 +50,12 @@ def _pass(model, x, y, groups):
 def _loss_and_grads(model, x, y, groups):
     """Loss, logits and gradients of one forward/backward pass.
 
-    Inside a `tf.function` the pass is a call of a per-model, per-`groups`
-    `tf.function` traced once (`_noinline`: it stays one function in the
-    step's graph, however often the step calls it).
+    Inside a `tf.function` of a second-order step (the only step that runs
+    a kind of pass more than once) the pass is a call of a per-model,
+    per-`groups` `tf.function` traced once (`_noinline`: it stays one
+    function in the step's graph, however often the step calls it).
     """
-    if not tf.inside_function():
+    if model.order != 2 or not tf.inside_function():
         return _pass(model, x, y, groups)
     passes = _TRACED_PASSES.setdefault(model, {})
     if groups not in passes:
