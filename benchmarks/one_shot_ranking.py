@@ -32,20 +32,7 @@ import os
 import time
 
 import numpy as np
-
-
-def _digits(seed: int, num_train: int, num_val: int):
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    y = digits.target.astype("int32")
-    order = np.random.default_rng(seed).permutation(len(x))
-    x, y = x[order], y[order]
-    train = (x[:num_train], y[:num_train])
-    end = len(x) if num_val <= 0 else num_train + num_val
-    val = (x[num_train:end], y[num_train:end])
-    return train, val
+from _common import digits_split, fit_score
 
 
 def _sample_archs(supernet, n: int, seed: int) -> list[dict]:
@@ -67,7 +54,6 @@ def _train_standalone(space, archs, train, val, args, supernet):
     A score is the validation accuracy averaged over the last
     `--standalone-last` epochs.
     """
-    import keras
     import keras_tuner
 
     per_seed, seconds = [], []
@@ -75,20 +61,20 @@ def _train_standalone(space, archs, train, val, args, supernet):
         scores = []
         start = time.perf_counter()
         for i, values in enumerate(archs):
-            keras.utils.set_random_seed(1000 * s + args.seed + i)
             hp = keras_tuner.HyperParameters()
             space.declare_hyperparameters(hp)
             hp.values.update(values)
-            model = space.build(hp)
-            history = model.fit(
-                *train,
-                validation_data=val,
+            score = fit_score(
+                space,
+                hp,
+                train,
+                val,
+                seed=1000 * s + args.seed + i,
                 epochs=args.standalone_epochs,
                 batch_size=args.batch_size,
-                verbose=0,
-            ).history
-            last = history["val_accuracy"][-args.standalone_last :]
-            scores.append(float(np.mean(last)))
+                last=args.standalone_last,
+            )
+            scores.append(score)
             print(
                 f"seed {s} [{i + 1:2d}/{len(archs)}] "
                 f"{supernet._to_path(values)} stand-alone {scores[-1]:.4f} "
@@ -237,7 +223,7 @@ def main(argv=None) -> dict:
     from keras_nas.spaces import NasBench201SearchSpace
     from keras_nas.supernet import OneShotSupernet
 
-    train, val = _digits(args.seed, args.num_train, args.num_val)
+    train, val = digits_split(args.seed, args.num_train, args.num_val)
     space = NasBench201SearchSpace(
         input_shape=(8, 8, 1),
         num_classes=10,

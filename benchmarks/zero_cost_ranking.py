@@ -42,23 +42,7 @@ import os
 import time
 
 import numpy as np
-
-
-def _digits(seed: int, num_train: int, num_val: int):
-    """The digits split of `one_shot_ranking.py` (same seed, same split)."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    y = digits.target.astype("int32")
-    order = np.random.default_rng(seed).permutation(len(x))
-    x, y = x[order], y[order]
-    train = (x[:num_train], y[:num_train])
-    val = (
-        x[num_train : num_train + num_val],
-        y[num_train : num_train + num_val],
-    )
-    return train, val
+from _common import digits_split, fit_score
 
 
 def _sample_archs(n: int, seed: int) -> list[tuple[str, ...]]:
@@ -88,21 +72,20 @@ def _hp(space, ops):
 
 
 def _train_standalone(space, archs, train, val, args):
-    import keras
-
     scores = []
     start = time.perf_counter()
     for i, ops in enumerate(archs):
-        keras.utils.set_random_seed(args.seed + i)
-        model = space.build(_hp(space, ops))
-        history = model.fit(
-            *train,
-            validation_data=val,
+        score = fit_score(
+            space,
+            _hp(space, ops),
+            train,
+            val,
+            seed=args.seed + i,
             epochs=args.standalone_epochs,
             batch_size=args.batch_size,
-            verbose=0,
-        ).history
-        scores.append(float(np.mean(history["val_accuracy"][-3:])))
+            last=3,
+        )
+        scores.append(score)
         print(f"[{i + 1:2d}/{len(archs)}] {ops} {scores[-1]:.4f}", flush=True)
     return scores, time.perf_counter() - start
 
@@ -230,7 +213,7 @@ def main(argv=None) -> dict:
     proxies = (
         tuple(args.proxies.split(",")) if args.proxies else ZERO_COST_PROXIES
     )
-    train, val = _digits(args.seed, args.num_train, args.num_val)
+    train, val = digits_split(args.seed, args.num_train, args.num_val)
     space = NasBench201SearchSpace(
         input_shape=(8, 8, 1),
         num_classes=10,
