@@ -20,6 +20,21 @@ from keras import ops
 from keras_nas.blocks.genotypes import NB201_EDGES
 
 
+def training_loss(model, x, y, y_pred, sample_weight) -> tuple[Any, Any]:
+    """The model's training loss on one batch, and the optimizer's scaled one.
+
+    Shared by the backend gradient steps; returns `(loss, scaled_loss)`.
+    """
+    loss = model._compute_loss(
+        x=x,
+        y=y,
+        y_pred=y_pred,
+        sample_weight=sample_weight,
+        training=True,
+    )
+    return loss, model.optimizer.scale_loss(loss)
+
+
 def slot_sizes(model) -> list[int]:
     """Number of candidates of each decision slot."""
     if model.search_space == "nb201":

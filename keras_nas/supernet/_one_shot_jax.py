@@ -97,14 +97,9 @@ def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
         mapping = list(zip(trainable, values, strict=False))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             y_pred = model(x, training=True, path=path)
-            loss = model._compute_loss(
-                x=x,
-                y=y,
-                y_pred=y_pred,
-                sample_weight=sample_weight,
-                training=True,
+            loss, scaled = indexed.training_loss(
+                model, x, y, y_pred, sample_weight
             )
-            scaled = model.optimizer.scale_loss(loss)
         updates = {}
         for i, v in enumerate(non_trainable):
             new = scope.get_current_value(v)

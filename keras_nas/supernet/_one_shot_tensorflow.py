@@ -69,14 +69,7 @@ def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
     variables = model.path_trainable_variables(path)
     with tf.GradientTape() as tape:
         y_pred = model._forward(x, path, True, layer_caller(model))
-        loss = model._compute_loss(
-            x=x,
-            y=y,
-            y_pred=y_pred,
-            sample_weight=sample_weight,
-            training=True,
-        )
-        scaled = model.optimizer.scale_loss(loss)
+        loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
     grads = tape.gradient(scaled, variables)
     model.optimizer.apply(grads, variables)
     return loss, y_pred
@@ -93,14 +86,7 @@ def apply_indexed_gradients(model, x, y, sample_weight, idx) -> Any:
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
         y_pred = indexed.forward(model, x, idx, True, switch)
-        loss = model._compute_loss(
-            x=x,
-            y=y,
-            y_pred=y_pred,
-            sample_weight=sample_weight,
-            training=True,
-        )
-        scaled = model.optimizer.scale_loss(loss)
+        loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
     grads = tape.gradient(scaled, variables)
     grads = [
         tf.zeros_like(v.value) if g is None else g
