@@ -2,9 +2,6 @@
 `HardwareAware` estimator."""
 
 import math
-import os
-import subprocess
-import sys
 
 import keras
 import keras_tuner
@@ -252,7 +249,7 @@ def test_measure_latency():
         measure_latency(model, runs=0)
 
 
-def test_jax_backend_counts_and_latency():
+def test_jax_backend_counts_and_latency(run_on_backend):
     code = (
         "import keras\n"
         "from keras_nas.blocks.ops import SepConv\n"
@@ -263,17 +260,9 @@ def test_jax_backend_counts_and_latency():
         "print(keras.backend.backend(), count_macs(m), "
         "measure_latency(m, runs=2, warmup=1)['median_ms'] > 0)\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    stdout = run_on_backend(code, "jax", timeout=120)
     macs = 2 * (6 * 6 * 4 * 9 + 6 * 6 * 4 * 4)
-    assert out.stdout.split() == ["jax", str(macs), "True"]
+    assert stdout.split() == ["jax", str(macs), "True"]
 
 
 # --- HardwareAware ----------------------------------------------------------
@@ -333,6 +322,21 @@ def _data(n=64):
     return x, (x.mean(axis=(1, 2, 3)) > 0).astype("int32")
 
 
+def _evolution(
+    tmp_path, estimator, objective, max_trials=2, population_size=2, seed=0
+):
+    """An `AgingEvolution` over `SPACE` that scores with `estimator`."""
+    return AgingEvolution(
+        SPACE,
+        objective=objective,
+        max_trials=max_trials,
+        population_size=population_size,
+        seed=seed,
+        estimator=estimator,
+        directory=str(tmp_path),
+    )
+
+
 def test_reward_objective_ranks_by_cost(tmp_path):
     estimator = HardwareAware(
         ("params", "flops"),
@@ -340,14 +344,12 @@ def test_reward_objective_ranks_by_cost(tmp_path):
         target=1000.0,
         target_metric="params",
     )
-    tuner = AgingEvolution(
-        SPACE,
-        objective=estimator.objective,
+    tuner = _evolution(
+        tmp_path,
+        estimator,
+        estimator.objective,
         max_trials=8,
         population_size=4,
-        seed=0,
-        estimator=estimator,
-        directory=str(tmp_path),
     )
     x, y = _data()
     tuner.search(x, y, validation_data=(x, y))
@@ -371,14 +373,13 @@ def test_reward_objective_ranks_by_cost(tmp_path):
 
 def test_multi_objective_pareto_front(tmp_path):
     estimator = HardwareAware(("params",), _FixedAccuracy())
-    tuner = AgingEvolution(
-        SPACE,
-        objective=estimator.pareto_objectives(),
+    tuner = _evolution(
+        tmp_path,
+        estimator,
+        estimator.pareto_objectives(),
         max_trials=10,
         population_size=4,
         seed=1,
-        estimator=estimator,
-        directory=str(tmp_path),
     )
     x, y = _data()
     tuner.search(x, y, validation_data=(x, y))
@@ -427,15 +428,7 @@ def test_fit_path_is_keras_tuners_run_trial(tmp_path):
     estimator = HardwareAware(
         ("params", "flops", "latency"), target=1.0, latency_runs=3
     )
-    tuner = AgingEvolution(
-        SPACE,
-        objective=estimator.objective,
-        max_trials=2,
-        population_size=2,
-        seed=0,
-        estimator=estimator,
-        directory=str(tmp_path),
-    )
+    tuner = _evolution(tmp_path, estimator, estimator.objective)
     x, y = _data()
     board = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
     tuner.search(
@@ -475,15 +468,7 @@ def test_inner_estimator_that_fits_sees_the_reward(tmp_path):
         target=500.0,
         target_metric="params",
     )
-    tuner = AgingEvolution(
-        SPACE,
-        objective=estimator.objective,
-        max_trials=2,
-        population_size=2,
-        seed=0,
-        estimator=estimator,
-        directory=str(tmp_path),
-    )
+    tuner = _evolution(tmp_path, estimator, estimator.objective)
     x, y = _data()
     tuner.search(x, y, validation_data=(x, y), verbose=0)
     for trial in tuner.oracle.trials.values():
@@ -496,15 +481,7 @@ def test_inner_estimator_that_fits_sees_the_reward(tmp_path):
 def test_composes_with_zero_cost(tmp_path):
     inner = ZeroCost("synflow", batch_size=16)
     estimator = HardwareAware(("params", "flops"), inner)
-    tuner = AgingEvolution(
-        SPACE,
-        objective=inner.objective,
-        max_trials=3,
-        population_size=2,
-        seed=0,
-        estimator=estimator,
-        directory=str(tmp_path),
-    )
+    tuner = _evolution(tmp_path, estimator, inner.objective, max_trials=3)
     x, y = _data(32)
     tuner.search(x, y, validation_data=(x, y))
     for trial in tuner.oracle.trials.values():
@@ -519,15 +496,7 @@ def test_zero_cost_accepts_the_reward_objective(tmp_path):
     estimator = HardwareAware(
         ("params",), inner, target=500, accuracy_metric="zero_cost_synflow"
     )
-    tuner = AgingEvolution(
-        SPACE,
-        objective=estimator.objective,
-        max_trials=2,
-        population_size=2,
-        seed=0,
-        estimator=estimator,
-        directory=str(tmp_path),
-    )
+    tuner = _evolution(tmp_path, estimator, estimator.objective)
     x, y = _data(32)
     tuner.search(x, y, validation_data=(x, y))
     for trial in tuner.oracle.trials.values():
