@@ -29,3 +29,24 @@ def run_on_backend():
         return result.stdout
 
     return run
+
+
+@pytest.fixture
+def eager_functions():
+    """Runs Keras train/predict steps eagerly (TensorFlow backend).
+
+    For tests whose models train for one or two batches: tracing the step
+    functions would cost far more than running them. Use it with
+    `pytestmark = pytest.mark.usefixtures("eager_functions")`.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    previous = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(previous)

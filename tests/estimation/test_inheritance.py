@@ -23,19 +23,8 @@ from keras_nas.spaces import CellSearchSpace, ChainSearchSpace
 from keras_nas.tuners.evolution import AgingEvolution
 from keras_nas.tuners.reinforce import ReinforceOracle
 
-
-@pytest.fixture(autouse=True)
-def _eager_functions():
-    """Tiny models and few batches: tracing costs more than running."""
-    if keras.backend.backend() != "tensorflow":
-        yield
-        return
-    import tensorflow as tf
-
-    previous = tf.config.functions_run_eagerly()
-    tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(previous)
+# Tiny models and few batches: tracing costs more than running.
+pytestmark = pytest.mark.usefixtures("eager_functions")
 
 
 def _build(space, values):
