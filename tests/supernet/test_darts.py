@@ -4,9 +4,6 @@ The JAX backend's steps run in a subprocess (`KERAS_BACKEND=jax`).
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -281,17 +278,11 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
-def test_jax_backend_first_and_second_order_and_mixed_precision():
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")][-1]
+def test_jax_backend_first_and_second_order_and_mixed_precision(
+    run_on_backend,
+):
+    stdout = run_on_backend(JAX_SCRIPT, "jax", timeout=600)
+    line = [s for s in stdout.splitlines() if s.startswith("RESULT")][-1]
     result = json.loads(line.split(" ", 1)[1])
     dtypes = {k: result.pop(k) for k in list(result) if k[:6] == "dtype-"}
     # Mixed policies reach every layer; the logits stay float32.

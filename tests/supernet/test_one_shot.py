@@ -1,8 +1,5 @@
 """Tests of the single-path one-shot supernet (SPOS / ENAS shared weights)."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -237,7 +234,7 @@ def test_sampler_controls_training_paths_and_config_roundtrip(tmp_path):
         )
 
 
-def test_jax_backend_smoke():
+def test_jax_backend_smoke(run_on_backend):
     code = textwrap.dedent(
         """
         import numpy as np, keras
@@ -299,15 +296,7 @@ def test_jax_backend_smoke():
         print("JAX_OK")
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert "JAX_OK" in out.stdout, out.stderr[-3000:]
+    assert "JAX_OK" in run_on_backend(code, "jax", timeout=600)
 
 
 @pytest.mark.parametrize("space", [NB201, CELLS_NONE], ids=["nb201", "cell"])
