@@ -81,7 +81,8 @@ CELLS = [
         def as_arrays(split):
             if isinstance(split, tuple):
                 return split
-            xs, ys = zip(*((np.asarray(a), np.asarray(b)) for a, b in split))
+            pairs = [(np.asarray(a), np.asarray(b)) for a, b in split]
+            xs, ys = zip(*pairs, strict=True)
             return np.concatenate(xs), np.concatenate(ys)
 
 
