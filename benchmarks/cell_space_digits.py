@@ -16,8 +16,7 @@ import argparse
 import time
 
 import keras_tuner
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+from _common import digits_train_test
 
 from keras_nas.spaces import CellSearchSpace
 
@@ -33,11 +32,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    data = load_digits()
-    x = (data.images / 16.0).reshape(-1, 8, 8, 1).astype("float32")
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, data.target, test_size=0.2, random_state=0, stratify=data.target
-    )
+    x_train, x_test, y_train, y_test = digits_train_test()
     space = CellSearchSpace(
         num_nodes=args.num_nodes,
         num_cells=args.num_cells,

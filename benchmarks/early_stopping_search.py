@@ -39,7 +39,7 @@ import zlib
 
 import keras
 import keras_tuner
-from sklearn.datasets import load_digits
+from _common import digits_train_test
 from sklearn.model_selection import train_test_split
 
 from keras_nas.estimation import LearningCurveStopping, MedianStopping
@@ -196,11 +196,7 @@ def main() -> None:
             f"Received: modes={args.modes}"
         )
 
-    digits = load_digits()
-    x = (digits.images / 16.0).reshape(-1, 8, 8, 1).astype("float32")
-    x_rest, _, y_rest, _ = train_test_split(
-        x, digits.target, test_size=0.2, random_state=0, stratify=digits.target
-    )
+    x_rest, _, y_rest, _ = digits_train_test()
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=0.25, random_state=0, stratify=y_rest
     )

@@ -106,6 +106,28 @@ def _load_standalone(path: str, result: dict) -> dict:
     return previous
 
 
+def _record_standalone(result: dict, standalone, per_seed, seconds) -> float:
+    """Stores the stand-alone scores and times (and, with several seeds,
+    how well the seeds agree) in `result`; returns the time of one seed."""
+    standalone_time = float(np.mean(seconds))
+    result.update(
+        standalone=standalone,
+        standalone_per_seed=per_seed,
+        standalone_seconds_per_seed=seconds,
+        standalone_seconds=standalone_time,
+        standalone_acc_range=[min(standalone), max(standalone)],
+    )
+    if len(per_seed) > 1:
+        result["seed_vs_seed_tau_rho"] = list(_rank(per_seed[0], per_seed[1]))
+        pairs = [
+            _rank(a, b)
+            for k, a in enumerate(per_seed)
+            for b in per_seed[k + 1 :]
+        ]
+        result["seed_pairs_mean_tau_rho"] = list(np.mean(pairs, axis=0))
+    return standalone_time
+
+
 def _rank(standalone, one_shot):
     from scipy import stats
 
@@ -262,23 +284,9 @@ def main(argv=None) -> dict:
         )
     standalone_time = None
     if args.standalone_json or not (args.one_shot_first or args.no_standalone):
-        standalone_time = float(np.mean(seconds))
-        result.update(
-            standalone=standalone,
-            standalone_per_seed=per_seed,
-            standalone_seconds_per_seed=seconds,
-            standalone_seconds=standalone_time,
-            standalone_acc_range=[min(standalone), max(standalone)],
+        standalone_time = _record_standalone(
+            result, standalone, per_seed, seconds
         )
-        if len(per_seed) > 1:
-            tau, rho = _rank(per_seed[0], per_seed[1])
-            result["seed_vs_seed_tau_rho"] = [tau, rho]
-            pairs = [
-                _rank(a, b)
-                for k, a in enumerate(per_seed)
-                for b in per_seed[k + 1 :]
-            ]
-            result["seed_pairs_mean_tau_rho"] = list(np.mean(pairs, axis=0))
     if args.no_one_shot:
         result["loadavg"] = [load_start, os.getloadavg()]
         _dump(result, args.json)
@@ -363,13 +371,8 @@ def main(argv=None) -> dict:
         standalone, per_seed, seconds = _train_standalone(
             space, archs, train, val, args, supernet
         )
-        standalone_time = float(np.mean(seconds))
-        result.update(
-            standalone=standalone,
-            standalone_per_seed=per_seed,
-            standalone_seconds_per_seed=seconds,
-            standalone_seconds=standalone_time,
-            standalone_acc_range=[min(standalone), max(standalone)],
+        standalone_time = _record_standalone(
+            result, standalone, per_seed, seconds
         )
     tau, rho = _rank(standalone, one_shot[head])
     by_recalibration = {}

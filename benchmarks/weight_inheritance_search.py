@@ -24,7 +24,7 @@ import time
 
 import keras
 import numpy as np
-from sklearn.datasets import load_digits
+from _common import digits_train_test
 from sklearn.model_selection import train_test_split
 
 from keras_nas.estimation import WeightInheritance, retrain_top_k
@@ -169,11 +169,7 @@ def main() -> None:
         # Same seed, same random trials in every mode.
         tf.config.experimental.enable_op_determinism()
 
-    digits = load_digits()
-    x = (digits.images / 16.0).reshape(-1, 8, 8, 1).astype("float32")
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, digits.target, test_size=0.2, random_state=0, stratify=digits.target
-    )
+    x_train, x_test, y_train, y_test = digits_train_test()
     x_train, x_val, y_train, y_val = train_test_split(
         x_train, y_train, test_size=0.2, random_state=0, stratify=y_train
     )
