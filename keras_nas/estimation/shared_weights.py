@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_nas.estimation._protocol import fit_data as _fit_data
-from keras_nas.estimation._protocol import wrap_tuner
+from keras_nas.estimation._protocol import fit_data, wrap_tuner
 
 __all__ = ["RetrainResult", "SharedWeights", "retrain_top_k"]
 
@@ -166,7 +165,7 @@ class SharedWeights:
         self, tuner: Any, trial: Any, *fit_args: Any, **fit_kwargs: Any
     ) -> dict[str, float]:
         """The `estimator` protocol of `keras_nas.tuners`: a metrics dict."""
-        x, y, val = _fit_data(fit_args, fit_kwargs)
+        x, y, val = fit_data(fit_args, fit_kwargs)
         if not self.trained and self.train_epochs:
             if x is None or y is None:
                 raise ValueError(

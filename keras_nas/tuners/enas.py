@@ -281,10 +281,10 @@ class Enas(_base.NasTuner):
     def run_trial(self, trial, *fit_args, **fit_kwargs) -> dict[str, float]:
         """One ENAS round; returns the trial architecture's shared-weight
         validation metrics."""
-        from keras_nas.estimation.shared_weights import _fit_data
+        from keras_nas.estimation._protocol import fit_data
 
         self._load_supernet()
-        x, y, val = _fit_data(fit_args, fit_kwargs)
+        x, y, val = fit_data(fit_args, fit_kwargs)
         if x is None or y is None or val is None:
             raise ValueError(
                 "Expected `search(x, y, validation_data=(x_val, y_val), "
