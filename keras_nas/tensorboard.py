@@ -22,10 +22,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "SEARCH_RUN",
+    "SearchViews",
+    "SearchViewsMixin",
+    "add_search_views",
     "tensorboard_log_dirs",
     "log_trial_metrics",
     "read_hparams",
+    "read_images",
     "read_scalars",
+    "read_text",
 ]
 
 
@@ -51,20 +57,10 @@ def tensorboard_log_dirs(
     Returns:
         One directory per `keras.callbacks.TensorBoard` in `callbacks`.
     """
-    out = []
-    for callback in callbacks or ():
-        if _is_tensorboard(callback):
-            logdir = str(callback.log_dir)
-            getter = getattr(tuner, "_get_tensorboard_dir", None)
-            if getter is not None:
-                out.append(getter(logdir, trial.trial_id, execution))
-            else:
-                out.append(
-                    os.path.join(
-                        logdir, str(trial.trial_id), f"execution{execution}"
-                    )
-                )
-    return out
+    return [
+        _trial_log_dir(tuner, logdir, trial.trial_id, execution)
+        for logdir in _callback_log_dirs(callbacks)
+    ]
 
 
 def _split_metric(name: str) -> tuple[str, str]:
@@ -239,3 +235,431 @@ def read_scalars(logdir: str) -> dict[str, dict[str, list[float]]]:
         run: {tag: [v for _, v in sorted(vals)] for tag, vals in tags.items()}
         for run, tags in out.items()
     }
+
+
+def _read_plugin(logdir: str, plugin_name: str, decode) -> dict:
+    """Run -> tag -> decoded values in step order, for one plugin's tags."""
+    from tensorboard.util import tensor_util
+
+    out: dict[str, dict[str, list]] = {}
+    for path in _event_files(logdir):
+        run = os.path.relpath(os.path.dirname(path), str(logdir))
+        plugins: dict[str, str] = {}  # tag -> plugin (metadata may be once)
+        for event in _load(path):
+            for value in event.summary.value:
+                name = value.metadata.plugin_data.plugin_name
+                if name:
+                    plugins[value.tag] = name
+                if plugins.get(value.tag) != plugin_name:
+                    continue
+                item = decode(tensor_util.make_ndarray(value.tensor))
+                tags = out.setdefault(run, {})
+                tags.setdefault(value.tag, []).append((event.step, item))
+    return {
+        run: {
+            tag: [v for _, v in sorted(vals, key=lambda sv: sv[0])]
+            for tag, vals in tags.items()
+        }
+        for run, tags in out.items()
+    }
+
+
+def _decode_image(array) -> Any:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    # An image summary holds [width, height, png, ...]; keep the first.
+    return np.asarray(Image.open(io.BytesIO(array.reshape(-1)[2])))
+
+
+def read_images(logdir: str) -> dict[str, dict[str, list[Any]]]:
+    """Reads every image summary written under `logdir`.
+
+    Args:
+        logdir: A directory holding event files (searched recursively).
+
+    Returns:
+        Directory relative to `logdir` -> tag -> list of images (NumPy
+        arrays of shape `(height, width, channels)`, uint8; the first image
+        of each summary) in step order.
+    """
+    return _read_plugin(logdir, "images", _decode_image)
+
+
+def read_text(logdir: str) -> dict[str, dict[str, list[str]]]:
+    """Reads every text summary written under `logdir`.
+
+    Args:
+        logdir: A directory holding event files (searched recursively).
+
+    Returns:
+        Directory relative to `logdir` -> tag -> list of strings in step
+        order.
+    """
+    return _read_plugin(
+        logdir, "text", lambda a: a.reshape(-1)[0].decode("utf-8")
+    )
+
+
+# --- The search itself as TensorBoard views ----------------------------------
+
+#: Run (directory under the callback's `log_dir`) of the search-level views.
+SEARCH_RUN = "search"
+
+
+def _trial_log_dir(tuner: Any, log_dir: str, trial_id: str, execution=0):
+    getter = getattr(tuner, "_get_tensorboard_dir", None)
+    if getter is not None:
+        return getter(log_dir, trial_id, execution)
+    return os.path.join(log_dir, str(trial_id), f"execution{execution}")
+
+
+def _callback_log_dirs(callbacks: Iterable[Any] | None) -> list[str]:
+    return [str(c.log_dir) for c in callbacks or () if _is_tensorboard(c)]
+
+
+def _active_values(trial: Any) -> dict[str, Any]:
+    hps = trial.hyperparameters
+    return {k: v for k, v in hps.values.items() if hps.is_active(k)}
+
+
+def _genotype_of(hypermodel: Any, values: Mapping[str, Any]) -> Any:
+    """The genotype of `values` if the space has one (cell, NB201)."""
+    to_genotype = getattr(hypermodel, "genotype", None)
+    if not callable(to_genotype):
+        return None
+    try:
+        return to_genotype(dict(values))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _figure_pixels(fig) -> Any:
+    """A matplotlib figure as a `(1, height, width, 3)` uint8 array."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[None, :, :, :3].copy()
+
+
+def _values_figure(values: Mapping[str, Any], title: str):
+    """A picture of hyperparameter values (spaces without genotypes)."""
+    from matplotlib.figure import Figure
+
+    lines = [f"{name} = {value}" for name, value in values.items()]
+    lines = lines or ["(no hyperparameters)"]
+    per_column = 24
+    columns = [
+        lines[i : i + per_column] for i in range(0, len(lines), per_column)
+    ]
+    widths = [0.3 + 0.075 * max(len(line) for line in c) for c in columns]
+    rows = min(len(lines), per_column)
+    fig = Figure(figsize=(max(4.0, sum(widths)), 0.7 + 0.2 * rows))
+    total = max(4.0, sum(widths))
+    x = 0.15 / total
+    for column, width in zip(columns, widths, strict=True):
+        fig.text(
+            x,
+            1.0 - 0.55 / (0.7 + 0.2 * rows),
+            "\n".join(column),
+            family="monospace",
+            fontsize=9,
+            va="top",
+            linespacing=1.3,
+        )
+        x += width / total
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _architecture_text(
+    trial: Any, values: Mapping[str, Any], genotype: Any, step: int
+) -> str:
+    import json
+
+    status = getattr(trial.status, "name", None) or str(trial.status)
+    head = f"**trial {step}** (id {trial.trial_id}, {status})"
+    if trial.score is not None:
+        head += f", score {float(trial.score):.6g}"
+    parts = [head]
+    if genotype is not None:
+        parts.append(f"genotype: `{genotype}`")
+    dumped = json.dumps(dict(values), indent=2, sort_keys=True, default=str)
+    # Indented lines are a code block in TensorBoard's markdown.
+    parts.append("\n".join("    " + line for line in dumped.splitlines()))
+    return "\n\n".join(parts)
+
+
+def _metric_value(trial: Any, name: str) -> float | None:
+    import math
+
+    if not trial.metrics.exists(name):
+        return None
+    value = trial.metrics.get_best_value(name)
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def _check_every(history_every: Any) -> int:
+    if (
+        isinstance(history_every, bool)
+        or not isinstance(history_every, int)
+        or history_every < 1
+    ):
+        raise ValueError(
+            "Expected `history_every` to be a positive int. "
+            f"Received: history_every={history_every!r}"
+        )
+    return history_every
+
+
+def _hardware_metrics() -> tuple[str, ...]:
+    from keras_nas.estimation.hardware_aware import HARDWARE_METRICS
+
+    return HARDWARE_METRICS
+
+
+class SearchViews:
+    """Writes a search (not only its trials) to one TensorBoard `log_dir`.
+
+    For every finished trial:
+
+    - in the trial's run (`<log_dir>/<trial_id>/execution0`, beside its
+      epoch curves and HParams session): the architecture as an image
+      (`architecture`; the cells drawn by `keras_nas.visualize.
+      draw_genotype` for spaces with genotypes, the hyperparameter values
+      otherwise) and as text (`architecture`: genotype string and the
+      values as JSON);
+    - in the search run (`<log_dir>/search`), at step = trial number
+      (from 1, as in `plot_history`; trial id + 1 for keras-tuner ids):
+      `objective/<name>` (the trial's best value of each objective) and
+      `best/<name>` (best so far), `pareto/front_size` for multi-objective
+      searches, and `hardware/<metric>` for the cost metrics of
+      `keras_nas.estimation.HardwareAware` that the trial holds.
+
+    Every `history_every` trials, and at the end of the search, the image
+    `history` of the search run is `keras_nas.visualize.plot_history` of the
+    tuner (best-so-far line, or the Pareto front).
+
+    Tuners normally do not use this class directly: `SearchViewsMixin`
+    (part of every keras-nas tuner) creates one per
+    `keras.callbacks.TensorBoard` passed to `search`. Writing needs
+    TensorFlow (as Keras' TensorBoard callback does), on any backend.
+
+    Args:
+        log_dir: the `log_dir` of a TensorBoard callback.
+        history_every: trials between two refreshes of the history image.
+    """
+
+    def __init__(self, log_dir: str, history_every: int = 5):
+        self.log_dir = str(log_dir)
+        self.history_every = _check_every(history_every)
+        self.search_dir = os.path.join(self.log_dir, SEARCH_RUN)
+        self.num_logged = 0
+        self._last_step = 0
+        self._writer = None
+
+    def _search_writer(self):
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.search_dir)
+        return self._writer
+
+    def close(self) -> None:
+        """Flushes and closes the search run's event file."""
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
+
+    def log_trial(self, tuner: Any, trial: Any) -> None:
+        """Writes the views of a finished `trial` of `tuner`."""
+        # Trial numbers count from 1, as keras-tuner's progress lines and
+        # `plot_history` do (run directories keep the 0-based trial ids).
+        step = (
+            int(trial.trial_id) + 1
+            if str(trial.trial_id).isdigit()
+            else self.num_logged + 1
+        )
+        self._log_architecture(tuner, trial, step)
+        self._log_scores(tuner, trial, step)
+        self.num_logged += 1
+        self._last_step = max(self._last_step, step)
+        if self.num_logged % self.history_every == 0:
+            self.log_history(tuner)
+        else:
+            self._search_writer().flush()
+
+    def _log_architecture(self, tuner: Any, trial: Any, step: int) -> None:
+        import tensorflow as tf
+
+        from keras_nas.visualize import draw_genotype
+
+        values = _active_values(trial)
+        genotype = _genotype_of(getattr(tuner, "hypermodel", None), values)
+        score = "failed" if trial.score is None else f"{trial.score:.4g}"
+        title = f"trial {step}: {score}"
+        if genotype is not None:
+            fig = draw_genotype(genotype, title=title)
+        else:
+            fig = _values_figure(values, title)
+        pixels = _figure_pixels(fig)
+        text = _architecture_text(trial, values, genotype, step)
+        logdir = _trial_log_dir(tuner, self.log_dir, trial.trial_id)
+        writer = tf.summary.create_file_writer(logdir)
+        with writer.as_default():
+            tf.summary.image("architecture", pixels, step=0)
+            tf.summary.text("architecture", text, step=0)
+        writer.flush()
+        writer.close()
+
+    def _log_scores(self, tuner: Any, trial: Any, step: int) -> None:
+        import tensorflow as tf
+        from keras_tuner.engine import trial as trial_module
+
+        from keras_nas.visualize import _objectives_of, pareto_front
+
+        oracle = tuner.oracle
+        done = trial_module.TrialStatus.COMPLETED
+        trials = [
+            t
+            for t in getattr(oracle, "trials", {}).values()
+            if t.status == done and t.trial_id != trial.trial_id
+        ]
+        if trial.status == done:
+            trials.append(trial)
+        objectives = _objectives_of(oracle)
+        with self._search_writer().as_default():
+            for name, direction in objectives:
+                value = _metric_value(trial, name)
+                if value is not None and trial.status == done:
+                    tf.summary.scalar(f"objective/{name}", value, step=step)
+                seen = [_metric_value(t, name) for t in trials]
+                seen = [v for v in seen if v is not None]
+                if seen:
+                    best = max(seen) if direction == "max" else min(seen)
+                    tf.summary.scalar(f"best/{name}", best, step=step)
+            if len(objectives) > 1:
+                points = [
+                    [_metric_value(t, name) for name, _ in objectives]
+                    for t in trials
+                ]
+                points = [p for p in points if None not in p]
+                directions = [d for _, d in objectives]
+                front = pareto_front(points, directions) if points else []
+                tf.summary.scalar("pareto/front_size", len(front), step=step)
+            for name in _hardware_metrics():
+                value = _metric_value(trial, name)
+                if value is not None:
+                    tf.summary.scalar(f"hardware/{name}", value, step=step)
+
+    def log_history(self, tuner: Any) -> None:
+        """Writes `plot_history(tuner)` as the search run's `history`."""
+        import tensorflow as tf
+
+        from keras_nas.visualize import plot_history
+
+        oracle = getattr(tuner, "oracle", None)
+        if not getattr(oracle, "trials", None):
+            return
+        fig = plot_history(tuner, title=f"{type(tuner).__name__} search")
+        with self._search_writer().as_default():
+            tf.summary.image(
+                "history", _figure_pixels(fig), step=self._last_step
+            )
+        self._search_writer().flush()
+
+
+def _tensorflow_available() -> bool:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:  # pragma: no cover - TensorFlow is a dependency.
+        return False
+    return True
+
+
+class SearchViewsMixin:
+    """Tuner mixin: the search's TensorBoard views (see `SearchViews`).
+
+    Part of every keras-nas tuner (`keras_nas.tuners`); keras-tuner's own
+    tuners get it with `add_search_views(tuner)`. When `search` is given
+    `keras.callbacks.TensorBoard` callbacks, each finished trial's
+    architecture and scores are written next to what keras-tuner logs (the
+    epoch curves and the HParams session), and the history is drawn every
+    `tensorboard_history_every` trials and at the end of the search.
+    """
+
+    #: Trials between two refreshes of the history image.
+    tensorboard_history_every: int = 5
+    _search_views: list[SearchViews] = []
+
+    def search(self, *fit_args, **fit_kwargs):
+        log_dirs = _callback_log_dirs(fit_kwargs.get("callbacks"))
+        if log_dirs and _tensorflow_available():
+            every = self.tensorboard_history_every
+            self._search_views = [SearchViews(d, every) for d in log_dirs]
+        try:
+            return super().search(*fit_args, **fit_kwargs)
+        finally:
+            for views in self._search_views:
+                views.close()
+            self._search_views = []
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        for views in self._search_views:
+            views.log_trial(self, trial)
+
+    def on_search_end(self):
+        super().on_search_end()
+        for views in self._search_views:
+            views.log_history(self)
+
+
+_MIXED: dict[type, type] = {}
+
+
+def add_search_views(tuner: Any, history_every: int | None = None) -> Any:
+    """Makes a keras-tuner tuner write the search views of `SearchViews`.
+
+    keras-nas tuners already do. For keras-tuner's own tuners (e.g.
+    `RandomSearch`), this gives the instance the `SearchViewsMixin`
+    behaviour; nothing else changes.
+
+    Args:
+        tuner: a `keras_tuner.Tuner`.
+        history_every: trials between two refreshes of the history image
+            (default: keep the tuner's, 5).
+
+    Returns:
+        The same tuner.
+
+    Example:
+
+    ```python
+    tuner = add_search_views(keras_tuner.RandomSearch(space, max_trials=9))
+    tuner.search(x, y, validation_split=0.2,
+                 callbacks=[keras.callbacks.TensorBoard("logs")])
+    # logs/search: objective/val_accuracy, best/val_accuracy, history
+    ```
+    """
+    if not callable(getattr(tuner, "on_trial_end", None)) or not hasattr(
+        tuner, "oracle"
+    ):
+        raise ValueError(
+            f"Expected a keras-tuner tuner. Received: tuner={tuner!r}"
+        )
+    cls = type(tuner)
+    if not isinstance(tuner, SearchViewsMixin):
+        if cls not in _MIXED:
+            _MIXED[cls] = type(cls.__name__, (SearchViewsMixin, cls), {})
+        tuner.__class__ = _MIXED[cls]
+    if history_every is not None:
+        tuner.tensorboard_history_every = _check_every(history_every)
+    return tuner

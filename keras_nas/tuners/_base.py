@@ -35,7 +35,7 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.tensorboard import log_trial_metrics
+from keras_nas.tensorboard import SearchViewsMixin, log_trial_metrics
 
 __all__ = [
     "MAX_FINITE_CANDIDATES",
@@ -448,7 +448,7 @@ def trial_reward(oracle: Any, trial: Any) -> float | None:
 # ---------------------------------------------------------------------------
 
 
-class NasTuner(keras_tuner.Tuner):
+class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
     """A `keras_tuner.Tuner` that can delegate trials to an estimator.
 
     The keras-nas tuners are thin subclasses that only build their oracle.
@@ -458,6 +458,11 @@ class NasTuner(keras_tuner.Tuner):
     metrics (e.g. from a weight-sharing supernet or a lookup table), which
     is logged to the search's TensorBoard callbacks unless the estimator's
     `logs_to_tensorboard` attribute is true (it trained with `fit`).
+
+    With a `keras.callbacks.TensorBoard` among the `search` callbacks, the
+    search itself is logged too (`keras_nas.tensorboard.SearchViews`): each
+    trial's architecture as an image and text, and a `search` run with the
+    objective per trial, the best so far and the history plot.
 
     Args:
         oracle: A `keras_tuner.Oracle`.
