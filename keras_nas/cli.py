@@ -12,6 +12,11 @@ held-out test split. Everything lands in `--directory`:
 - `history.png` (score per trial and best so far) and `best_cell.png` (the
   best cell drawn as a graph, when the space has genotypes).
 
+With `--tensorboard DIR`, the search is logged to TensorBoard in `DIR`: each
+trial's curves, HParams session and architecture (image and text), and a
+`search` run with the score per trial, the best so far and the history plot
+(`keras_nas.tensorboard.SearchViews`).
+
 A directory that already holds a search is resumed (finished trials are not
 run again) unless `--overwrite` is given. Bad input exits with status 2 and
 a one-line `error: ...` message.
@@ -24,6 +29,7 @@ keras-nas search --tuner evolution --max-trials 20 --directory runs/evo
 keras-nas search --dataset tfds:fashion_mnist --subset 5000 --image-size 14
 python -m keras_nas search --dataset my_data.npz --space chain
 keras-nas search --tuner evolution --max-flops 2000000  # FLOPs per example
+keras-nas search --tensorboard logs  # then: tensorboard --logdir logs
 ```
 """
 
@@ -321,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
         "compiles",
     )
     search.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        default=None,
+        help="log the search to TensorBoard in DIR: trial curves, HParams, "
+        "each architecture (image, text), score per trial, best so far and "
+        "the history plot (run 'search')",
+    )
+    search.add_argument(
         "--quiet", action="store_true", help="no per-trial progress lines"
     )
     return parser
@@ -446,7 +460,11 @@ def _make_tuner(
         )
     cls = _resolve(TUNERS, args.tuner, "tuner")
     positional, keywords = TUNERS[args.tuner][2](args, space, data)
-    tuner_cls = type(f"Cli{cls.__name__}", (_ProgressMixin, cls), {})
+    from keras_nas.tensorboard import SearchViewsMixin
+
+    # keras-tuner's own tuners get the search views of the keras-nas ones.
+    views = () if issubclass(cls, SearchViewsMixin) else (SearchViewsMixin,)
+    tuner_cls = type(f"Cli{cls.__name__}", (_ProgressMixin, *views, cls), {})
     try:
         tuner = tuner_cls(
             *positional,
@@ -783,6 +801,7 @@ def search(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         validation_data=data.validation_data(),
         verbose=0,
+        callbacks=_callbacks(args),
         **_search_kwargs(data, args.batch_size),
     )
     search_seconds = time.perf_counter() - search_started
@@ -836,6 +855,14 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _callbacks(args: argparse.Namespace) -> list[Any]:
+    if getattr(args, "tensorboard", None) is None:
+        return []
+    import keras
+
+    return [keras.callbacks.TensorBoard(args.tensorboard)]
+
+
 def _search_kwargs(data: Any, batch_size: int) -> dict[str, Any]:
     return data.fit_kwargs("train", batch_size)
 
@@ -860,6 +887,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.error("missing command (choose from 'search')")
     args.directory = os.path.abspath(args.directory)
+    if args.command == "search" and args.tensorboard is not None:
+        args.tensorboard = os.path.abspath(args.tensorboard)
     _quiet_tensorflow()
     try:
         return search(args)

@@ -232,3 +232,38 @@ def test_no_tensorboard_callback_writes_nothing(tmp_path):
     tuner.search(callbacks=[keras.callbacks.History()])
     assert tuner._search_views == []
     assert not tb._event_files(str(tmp_path))
+
+
+def test_cli_tensorboard_option(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    from keras_nas import cli
+
+    digits = load_digits()
+    data = tmp_path / "digits.npz"
+    np.savez(data, x=digits.images[:120] / 16.0, y=digits.target[:120])
+    logdir = tmp_path / "tb"
+    directory = tmp_path / "run"
+    status = cli.main(
+        ["search", "--dataset", str(data), "--directory", str(directory)]
+        + ["--tensorboard", str(logdir), "--quiet", "--max-trials", "2"]
+        + ["--epochs", "1", "--retrain-epochs", "1", "--num-nodes", "1"]
+        + ["--num-cells", "1", "--filters", "4", "--seed", "1"]
+    )
+    assert status == 0, capsys.readouterr().err
+    with open(directory / "results.json") as f:
+        results = json.load(f)
+    assert results["args"]["tensorboard"] == str(logdir)
+    scores = [t["score"] for t in results["trials"]]
+    search = tb.read_scalars(str(logdir / tb.SEARCH_RUN))["."]
+    np.testing.assert_allclose(search["objective/val_accuracy"], scores)
+    assert search["best/val_accuracy"][-1] == pytest.approx(
+        results["best"]["score"]
+    )
+    texts = tb.read_text(str(logdir))
+    sessions = tb.read_hparams(str(logdir))
+    for trial in results["trials"]:
+        run = os.path.join(trial["trial_id"], "execution0")
+        assert sessions[run]["_status"] == "STATUS_SUCCESS"
+        assert "genotype: `normal:" in texts[run]["architecture"][0]
+    assert tb.read_images(str(logdir))[tb.SEARCH_RUN]["history"]
