@@ -1,0 +1,59 @@
+"""GAN steps for the TensorFlow backend (one GradientTape per network)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from keras import ops
+
+from keras_nas.blocks import gan_model
+
+
+def _gradients(loss_fn, variables):
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    grads = tape.gradient(
+        loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    return loss, grads
+
+
+def train_step(model, data):
+    x = gan_model.real_images(data)
+    n = ops.shape(x)[0]
+    generator, discriminator = model.generator, model.discriminator
+    z_d, z_g = model.sample_latent(n), model.sample_latent(n)
+
+    def d_loss_fn():
+        fake = generator(z_d, training=True)
+        scores = discriminator(ops.concatenate([x, fake], 0), training=True)
+        return gan_model.discriminator_hinge_loss(scores[:n], scores[n:])
+
+    def g_loss_fn():
+        fake = generator(z_g, training=True)
+        return gan_model.generator_hinge_loss(
+            discriminator(fake, training=True)
+        )
+
+    pair = model.optimizer
+    d_vars = discriminator.trainable_variables
+    d_loss, grads = _gradients(d_loss_fn, d_vars)
+    pair.discriminator_optimizer.apply(grads, d_vars)
+    g_vars = generator.trainable_variables
+    g_loss, grads = _gradients(g_loss_fn, g_vars)
+    pair.generator_optimizer.apply(grads, g_vars)
+    model.d_loss_tracker.update_state(d_loss)
+    model.g_loss_tracker.update_state(g_loss)
+    return {
+        "d_loss": model.d_loss_tracker.result(),
+        "g_loss": model.g_loss_tracker.result(),
+    }
+
+
+def test_step(model, data):
+    x = gan_model.real_images(data)
+    fake = model.generator(model.sample_latent(ops.shape(x)[0]), training=False)
+    extractor = model.feature_extractor
+    model.fid_metric.update_state(
+        extractor(x, training=False), extractor(fake, training=False)
+    )
+    return {"fid": model.fid_metric.result()}
