@@ -267,3 +267,37 @@ def test_cli_tensorboard_option(tmp_path, capsys):
         assert sessions[run]["_status"] == "STATUS_SUCCESS"
         assert "genotype: `normal:" in texts[run]["architecture"][0]
     assert tb.read_images(str(logdir))[tb.SEARCH_RUN]["history"]
+
+
+_JAX_SEARCH = """
+import json, sys, keras
+from keras_nas import tensorboard as tb
+from keras_nas.spaces import CellSearchSpace
+from keras_nas.tuners import AgingEvolution
+
+class Est:
+    def estimate(self, tuner, trial, *args, **kwargs):
+        return {"val_accuracy": 0.25 * int(trial.trial_id)}
+
+space = CellSearchSpace(input_shape=(8, 8, 1), num_classes=3,
+    ops=("skip_connect", "sep_conv_3x3"), num_nodes=1, num_cells=(1,),
+    filters=4)
+tuner = AgingEvolution(space, objective="val_accuracy", max_trials=3,
+    population_size=2, seed=0, estimator=Est(), directory=sys.argv[1])
+logdir = sys.argv[1] + "/logs"
+tuner.search(callbacks=[keras.callbacks.TensorBoard(logdir)], verbose=0)
+print(json.dumps([keras.backend.backend(),
+    tb.read_scalars(logdir + "/search")["."],
+    sorted(tb.read_text(logdir))]))
+"""
+
+
+def test_search_views_on_jax(run_on_backend, tmp_path):
+    code = f"import sys; sys.argv[1:] = [{str(tmp_path)!r}]\n" + _JAX_SEARCH
+    backend, search, text_runs = json.loads(
+        run_on_backend(code).strip().splitlines()[-1]
+    )
+    assert backend == "jax"
+    assert search["objective/val_accuracy"] == [0.0, 0.25, 0.5]
+    assert search["best/val_accuracy"] == [0.0, 0.25, 0.5]
+    assert text_runs == ["0/execution0", "1/execution0", "2/execution0"]
