@@ -31,6 +31,7 @@ EXPECTED = {
         "DARTS_V2",
         "DilConv",
         "DropPathSchedule",
+        "GAN", "GanOptimizer", "GeneratorCell", "build_discriminator", "build_generator",  # noqa: E501
         "EXTRA_OPS",
         "FactorizedReduce",
         "Genotype",
@@ -57,6 +58,7 @@ EXPECTED = {
     "spaces": {
         "CellSearchSpace",
         "ChainSearchSpace",
+        "FID_OBJECTIVE", "GanSearchSpace", "gan_cells_from_hyperparameters",  # noqa: E501
         "NB201_HP_NAMES",
         "NasBench201SearchSpace",
         "genotype_from_hyperparameters",
@@ -87,7 +89,7 @@ EXPECTED = {
         "derive_genotype",
         "search_data",
     },
-    "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model"},  # noqa: E501
+    "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model"},  # noqa: E501
     "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
 }
 TOP_LEVEL_ONLY = {

@@ -39,6 +39,7 @@ _NAMES = {
     "ResNetBasicBlock": ".network",
     "AuxiliaryHead": ".network",
     "DropPathSchedule": ".schedules",
+    "GeneratorCell": ".gan", "build_generator": ".gan", "build_discriminator": ".gan", "GAN": ".gan_model", "GanOptimizer": ".gan_model",  # noqa: E501
 }
 
 __all__ = sorted(_NAMES)

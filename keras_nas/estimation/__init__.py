@@ -28,6 +28,7 @@ _NAMES = {
     "ZeroCost": ".zero_cost",
     "zero_cost_score": ".zero_cost",
     "ZERO_COST_PROXIES": ".zero_cost",
+    "FrechetDistance": ".fid", "frechet_distance": ".fid", "train_feature_extractor": ".fid",  # noqa: E501
 }
 
 __all__ = sorted(_NAMES)

@@ -7,6 +7,7 @@ _NAMES = {
     "genotype_from_hyperparameters": ".cell_space",
     "hyperparameters_from_genotype": ".cell_space",
     "ChainSearchSpace": ".chain_space",
+    "GanSearchSpace": ".gan_space", "FID_OBJECTIVE": ".gan_space", "gan_cells_from_hyperparameters": ".gan_space",  # noqa: E501
     "NasBench201SearchSpace": ".nas_bench_201",
     "NB201_HP_NAMES": ".nas_bench_201",
     "nb201_genotype_from_hyperparameters": ".nas_bench_201",
