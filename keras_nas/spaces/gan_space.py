@@ -30,13 +30,13 @@ from keras_nas.blocks import gan
 from keras_nas.blocks.gan_model import GAN, default_optimizer
 from keras_nas.spaces import _common
 
-__all__ = ["FID_OBJECTIVE", "GanSearchSpace", "cells_from_hyperparameters"]
+__all__ = ["FID_OBJECTIVE", "GanSearchSpace", "gan_cells_from_hyperparameters"]
 
 #: The objective of a GAN search: the validation Fréchet distance, minimized.
 FID_OBJECTIVE = keras_tuner.Objective("val_fid", direction="min")
 
 
-def cells_from_hyperparameters(values: Any) -> list[dict[str, Any]]:
+def gan_cells_from_hyperparameters(values: Any) -> list[dict[str, Any]]:
     """The `build_generator` cell specs of a trial's hyperparameters.
 
     Args:
@@ -48,7 +48,7 @@ def cells_from_hyperparameters(values: Any) -> list[dict[str, Any]]:
 
     Example:
 
-    >>> cells_from_hyperparameters({
+    >>> gan_cells_from_hyperparameters({
     ...     "num_cells": 1, "cell0/upsample": "nearest",
     ...     "cell0/norm": "batch", "cell0/conv": "post",
     ...     "cell0/shortcut": True})
@@ -215,7 +215,7 @@ class GanSearchSpace(keras_tuner.HyperModel):
             name: hp.get(name) for name in hp.values if hp.is_active(name)
         }
         values["num_cells"] = num_cells
-        return cells_from_hyperparameters(values)
+        return gan_cells_from_hyperparameters(values)
 
     def _copy_extractor(self) -> keras.Model:
         extractor = keras.models.clone_model(self.feature_extractor)
