@@ -160,6 +160,24 @@ CELLS = [
             print(f"  {name} = {first[name]}")
     """),
     ("md", """
+        Besides each trial, the search itself is logged: every trial's run
+        holds its cell as an image and as text (IMAGES and TEXT tabs), and
+        the run `search` holds the score per trial, the best so far (step =
+        trial number) and the history plot, refreshed every 5 trials.
+    """),
+    ("code", """
+        from keras_nas.tensorboard import read_images, read_scalars
+
+        search = read_scalars(os.path.join(logdir, "search"))["."]
+        for tag in ("objective/val_accuracy", "best/val_accuracy"):
+            print(f"{tag:<23}", [round(v, 3) for v in search[tag]])
+        images = read_images(logdir)
+        print("history images:", len(images["search"]["history"]))
+        first_run = sorted(run for run in images if run != "search")[0]
+        print(f"architecture image in run {first_run}:",
+              images[first_run]["architecture"][0].shape)
+    """),
+    ("md", """
         ## The cell found
     """),
     ("code", """
