@@ -1,4 +1,4 @@
-"""TensorBoard HParams logging for trials, and readers for the event files.
+"""TensorBoard views of trials and searches, and readers for the event files.
 
 keras-tuner's `Tuner.run_trial` already logs a trial trained with `fit` when
 the user passes a `keras.callbacks.TensorBoard`: the callback's `log_dir` is
@@ -10,8 +10,14 @@ missing; `log_trial_metrics` writes them in the same layout: the session's
 hyperparameters plus the metrics as step-0 scalars named like the epoch
 curves Keras writes (`validation/epoch_accuracy` for `val_accuracy`).
 
-`read_hparams` and `read_scalars` read the event files back (used by the
-tests and handy in notebooks).
+The search itself is logged too (`SearchViews`, through `SearchViewsMixin`,
+which every keras-nas tuner has; `add_search_views(tuner)` gives it to
+keras-tuner's own tuners): each trial's architecture as an image and as
+text in its run, and a `search` run with the objective per trial, the best
+so far, hardware costs, the Pareto front size and the history plot.
+
+`read_hparams`, `read_scalars`, `read_images` and `read_text` read the event
+files back (used by the tests and handy in notebooks).
 """
 
 from __future__ import annotations
@@ -337,13 +343,21 @@ def _genotype_of(hypermodel: Any, values: Mapping[str, Any]) -> Any:
 
 
 def _figure_pixels(fig) -> Any:
-    """A matplotlib figure as a `(1, height, width, 3)` uint8 array."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    """A matplotlib figure as a `(1, height, width, 3)` uint8 array.
 
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[None, :, :, :3].copy()
+    Rendered as a PNG with a tight bounding box, as `savefig` would.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(
+        buffer, format="png", dpi=100, bbox_inches="tight", pad_inches=0.15
+    )
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"))[None].copy()
 
 
 def _values_figure(values: Mapping[str, Any], title: str):
@@ -356,22 +370,22 @@ def _values_figure(values: Mapping[str, Any], title: str):
     columns = [
         lines[i : i + per_column] for i in range(0, len(lines), per_column)
     ]
-    widths = [0.3 + 0.075 * max(len(line) for line in c) for c in columns]
+    # Monospace at 9 points: about 0.08 inch per character.
+    widths = [0.08 * (3 + max(len(line) for line in c)) for c in columns]
     rows = min(len(lines), per_column)
-    fig = Figure(figsize=(max(4.0, sum(widths)), 0.7 + 0.2 * rows))
-    total = max(4.0, sum(widths))
-    x = 0.15 / total
+    height = 0.5 + 0.17 * rows
+    fig = Figure(figsize=(max(3.0, sum(widths)), height))
+    x = 0.0
     for column, width in zip(columns, widths, strict=True):
         fig.text(
-            x,
-            1.0 - 0.55 / (0.7 + 0.2 * rows),
+            x / fig.get_figwidth(),
+            1.0 - 0.45 / height,
             "\n".join(column),
             family="monospace",
             fontsize=9,
             va="top",
-            linespacing=1.3,
         )
-        x += width / total
+        x += width
     fig.suptitle(title, fontsize=11)
     return fig
 

@@ -301,3 +301,38 @@ def test_search_views_on_jax(run_on_backend, tmp_path):
     assert search["objective/val_accuracy"] == [0.0, 0.25, 0.5]
     assert search["best/val_accuracy"] == [0.0, 0.25, 0.5]
     assert text_runs == ["0/execution0", "1/execution0", "2/execution0"]
+
+
+class _FailsTrialOne(_OpCount):
+    def estimate(self, tuner, trial, *args, **kwargs):
+        if trial.trial_id == "1":
+            raise keras_tuner.errors.FailedTrialError("over budget")
+        return super().estimate(tuner, trial, *args, **kwargs)
+
+
+def test_failed_trials_are_shown_without_a_score(tmp_path):
+    from keras_nas.tuners import AgingEvolution
+
+    tuner = AgingEvolution(
+        _cell_space(),
+        objective="val_accuracy",
+        max_trials=3,
+        seed=0,
+        estimator=_FailsTrialOne(),
+        directory=str(tmp_path / "search"),
+    )
+    logdir = str(tmp_path / "logs")
+    tuner.search(callbacks=[keras.callbacks.TensorBoard(logdir)])
+    scores = [t.score for t in _ordered(tuner)]
+    assert scores[1] is None and None not in (scores[0], scores[2])
+    search = tb.read_scalars(os.path.join(logdir, tb.SEARCH_RUN))["."]
+    np.testing.assert_allclose(
+        search["objective/val_accuracy"], [scores[0], scores[2]]
+    )
+    # The best so far is there at every trial, failed ones included.
+    np.testing.assert_allclose(
+        search["best/val_accuracy"],
+        [scores[0], scores[0], max(scores[0], scores[2])],
+    )
+    (text,) = tb.read_text(logdir)["1/execution0"]["architecture"]
+    assert "FAILED" in text and "score" not in text
