@@ -12,6 +12,11 @@
 `tfds_pipelines` is the one helper that turns a tfds name into normalized,
 batched and prefetched `tf.data` pipelines, with an optional subset and a
 downscaled resolution for cheap proxy searches.
+
+Synthetic graph data (NumPy, no download) for `GraphSearchSpace`:
+`make_graph_classification` (padded graphs labelled by their random-graph
+family) and `make_node_classification` (a stochastic block model graph
+with train/validation/test node masks); see `keras_nas._graph_data`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataSplits", "load_dataset", "split_arrays", "tfds_pipelines"]
+from keras_nas._graph_data import (
+    GRAPH_FAMILIES,
+    NodeClassificationData,
+    make_graph_classification,
+    make_node_classification,
+)
+
+__all__ = [
+    "DataSplits",
+    "GRAPH_FAMILIES",
+    "NodeClassificationData",
+    "load_dataset",
+    "make_graph_classification",
+    "make_node_classification",
+    "split_arrays",
+    "tfds_pipelines",
+]
 
 TFDS_PREFIX = "tfds:"
 

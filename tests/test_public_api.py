@@ -32,6 +32,7 @@ EXPECTED = {
         "DilConv",
         "DropPathSchedule",
         "GAN", "GanOptimizer", "GeneratorCell", "build_discriminator", "build_generator",  # noqa: E501
+        "GCNConv", "GraphSAGEConv", "GINConv", "GATConv", "GraphReadout", "NodeMask", "GRAPH_CONVS", "get_graph_conv", "node_mask",  # noqa: E501
         "EXTRA_OPS",
         "FactorizedReduce",
         "Genotype",
@@ -59,6 +60,7 @@ EXPECTED = {
         "CellSearchSpace",
         "ChainSearchSpace",
         "FID_OBJECTIVE", "GanSearchSpace", "gan_cells_from_hyperparameters",  # noqa: E501
+        "GraphSearchSpace",
         "NB201_HP_NAMES",
         "NasBench201SearchSpace",
         "genotype_from_hyperparameters",
