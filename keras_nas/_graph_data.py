@@ -117,7 +117,7 @@ def make_graph_classification(
     Three balanced classes (`GRAPH_FAMILIES`): 0, Erdos-Renyi graphs
     `G(n, mean_degree / (n - 1))`; 1, Watts-Strogatz small worlds (a ring
     lattice with `mean_degree` neighbours, each edge rewired with
-    probability 0.2: near-regular degrees, many triangles); 2,
+    probability 0.2: near-regular degrees); 2,
     Barabasi-Albert scale-free graphs (preferential attachment of
     `mean_degree / 2` edges per node: a few hubs). Every graph has a node
     count drawn uniformly from `[min_nodes, max_nodes]` independently of its
