@@ -513,15 +513,16 @@ class SearchViews:
     def _log_architecture(self, tuner: Any, trial: Any, step: int) -> None:
         import tensorflow as tf
 
+        from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
         from keras_nas.visualize import draw_genotype
 
         values = _active_values(trial)
         genotype = _genotype_of(getattr(tuner, "hypermodel", None), values)
         score = "failed" if trial.score is None else f"{trial.score:.4g}"
         title = f"trial {step}: {score}"
-        if genotype is not None:
+        if isinstance(genotype, (Genotype, NasBench201Genotype)):
             fig = draw_genotype(genotype, title=title)
-        else:
+        else:  # No genotype, or one `draw_genotype` cannot draw.
             fig = _values_figure(values, title)
         pixels = _figure_pixels(fig)
         text = _architecture_text(trial, values, genotype, step)

@@ -336,3 +336,32 @@ def test_failed_trials_are_shown_without_a_score(tmp_path):
     )
     (text,) = tb.read_text(logdir)["1/execution0"]["architecture"]
     assert "FAILED" in text and "score" not in text
+
+
+def test_wrapped_keras_tuner_logs_estimated_trials(tmp_path):
+    """`Estimator.wrap(keras_tuner_tuner)` logs like a keras-nas tuner."""
+    from keras_nas.estimation._protocol import wrap_tuner
+
+    space = _cell_space()
+    tuner = keras_tuner.RandomSearch(
+        space,
+        objective="val_accuracy",
+        max_trials=2,
+        seed=2,
+        directory=str(tmp_path / "search"),
+    )
+    tb.add_search_views(wrap_tuner(_OpCount(), tuner))
+    logdir = str(tmp_path / "logs")
+    tuner.search(callbacks=[keras.callbacks.TensorBoard(logdir)])
+    sessions = tb.read_hparams(logdir)
+    scalars = tb.read_scalars(logdir)
+    texts = tb.read_text(logdir)
+    for trial in _ordered(tuner):
+        run = os.path.join(trial.trial_id, "execution0")
+        assert sessions[run]["_status"] == "STATUS_SUCCESS"
+        validation = scalars[os.path.join(run, "validation")]
+        assert validation["epoch_accuracy"] == [pytest.approx(trial.score)]
+        genotype = space.genotype(trial.hyperparameters.values)
+        assert f"genotype: `{genotype}`" in texts[run]["architecture"][0]
+    search = scalars[tb.SEARCH_RUN]
+    assert len(search["objective/val_accuracy"]) == 2

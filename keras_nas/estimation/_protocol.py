@@ -17,7 +17,13 @@ import types
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["fit_data", "provided_metrics", "provides_metrics", "wrap_tuner"]
+__all__ = [
+    "fit_data",
+    "provided_metrics",
+    "provides_metrics",
+    "run_estimator",
+    "wrap_tuner",
+]
 
 _PROVIDED: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
     "keras_nas_provided_metrics", default=frozenset()
@@ -57,11 +63,31 @@ def fit_data(fit_args: tuple, fit_kwargs: dict) -> tuple[Any, Any, Any]:
     return x, y, val
 
 
+def run_estimator(
+    estimator: Any, tuner: Any, trial: Any, fit_args: tuple, fit_kwargs: dict
+) -> Any:
+    """`estimator.estimate(...)` for a trial, logged to TensorBoard.
+
+    The metrics go to the search's TensorBoard callbacks as the trial's
+    HParams session and scalars (`keras_nas.tensorboard.log_trial_metrics`)
+    unless the estimator's `logs_to_tensorboard` attribute is true (it
+    trained with `fit` and the callbacks, which logged already).
+    """
+    from keras_nas.tensorboard import log_trial_metrics
+
+    metrics = estimator.estimate(tuner, trial, *fit_args, **fit_kwargs)
+    if not getattr(estimator, "logs_to_tensorboard", False):
+        log_trial_metrics(tuner, trial, fit_kwargs.get("callbacks"), metrics)
+    return metrics
+
+
 def wrap_tuner(estimator: Any, tuner: Any) -> Any:
     """Makes `tuner` (any keras-tuner tuner) score trials with `estimator`.
 
     Replaces `tuner.run_trial` on this instance only by
-    `estimator.estimate`, and sets `tuner.estimator`. Returns the tuner.
+    `estimator.estimate` (through `run_estimator`, which logs estimated
+    trials to TensorBoard as `NasTuner` does), and sets `tuner.estimator`.
+    Returns the tuner.
     """
     if not callable(getattr(estimator, "estimate", None)):
         raise ValueError(
@@ -70,7 +96,7 @@ def wrap_tuner(estimator: Any, tuner: Any) -> Any:
         )
 
     def run_trial(self, trial, *fit_args, **fit_kwargs):
-        return estimator.estimate(self, trial, *fit_args, **fit_kwargs)
+        return run_estimator(estimator, self, trial, fit_args, fit_kwargs)
 
     tuner.run_trial = types.MethodType(run_trial, tuner)
     tuner.estimator = estimator

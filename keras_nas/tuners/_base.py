@@ -35,7 +35,8 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.tensorboard import SearchViewsMixin, log_trial_metrics
+from keras_nas.estimation._protocol import run_estimator
+from keras_nas.tensorboard import SearchViewsMixin
 
 __all__ = [
     "MAX_FINITE_CANDIDATES",
@@ -513,9 +514,7 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
     def run_trial(self, trial, *args, **kwargs):
         if self.estimator is None:
             return super().run_trial(trial, *args, **kwargs)
-        metrics = self.estimator.estimate(self, trial, *args, **kwargs)
-        # An estimator that trains with `fit` and the search's callbacks
-        # (e.g. `HardwareAware` without an inner estimator) already logged.
-        if not getattr(self.estimator, "logs_to_tensorboard", False):
-            log_trial_metrics(self, trial, kwargs.get("callbacks"), metrics)
-        return metrics
+        # Logged to TensorBoard unless the estimator trained with `fit` and
+        # the search's callbacks (e.g. `HardwareAware` without an inner
+        # estimator), which logged already.
+        return run_estimator(self.estimator, self, trial, args, kwargs)
