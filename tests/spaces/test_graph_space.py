@@ -181,3 +181,29 @@ def test_every_tuner_runs_on_the_space(name, node_data, tmp_path):
     trials = tuner.oracle.get_best_trials(10)
     assert len(trials) >= 2
     assert all(0.0 <= t.score <= 1.0 for t in trials)
+
+
+def test_space_trains_on_jax(run_on_backend):
+    code = """
+import keras_tuner, numpy as np
+from keras_nas.data import make_graph_classification
+from keras_nas.spaces import GraphSearchSpace
+x, a, y = make_graph_classification(12, min_nodes=5, max_nodes=8, seed=0)
+space = GraphSearchSpace(1, 3, num_nodes=8, max_layers=3)
+hp = keras_tuner.HyperParameters()
+hp.values.update({"num_layers": 3, "layer0/conv": "gat", "layer0/heads": 2,
+                  "layer1/conv": "gin", "layer1/residual": True,
+                  "layer2/conv": "sage", "readout": "max"})
+model = space.build(hp)
+history = model.fit([x, a], y, epochs=2, batch_size=6, verbose=0)
+assert np.isfinite(history.history["loss"]).all()
+xp = np.pad(x, ((0, 0), (0, 2), (0, 0)))
+ap = np.pad(a, ((0, 0), (0, 2), (0, 2)))
+space = GraphSearchSpace(1, 3, max_layers=3)
+other = space.build(hp)
+other.set_weights(model.get_weights())
+assert np.allclose(other.predict([xp, ap], verbose=0),
+                   model.predict([x, a], verbose=0), atol=1e-5)
+print("ok")
+"""
+    assert run_on_backend(code).strip().endswith("ok")
