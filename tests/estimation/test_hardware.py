@@ -7,6 +7,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+from _estimation_testing import evolution, wrapped_random_search
 
 from keras_nas.blocks import DARTS_V2, build_nb201_network, build_network
 from keras_nas.blocks.cells import Cell
@@ -28,7 +29,6 @@ from keras_nas.spaces import (
     NasBench201SearchSpace,
 )
 from keras_nas.tensorboard import read_scalars
-from keras_nas.tuners.evolution import AgingEvolution
 from keras_nas.visualize import pareto_front, plot_history
 
 L = keras.layers
@@ -326,14 +326,14 @@ def _evolution(
     tmp_path, estimator, objective, max_trials=2, population_size=2, seed=0
 ):
     """An `AgingEvolution` over `SPACE` that scores with `estimator`."""
-    return AgingEvolution(
+    return evolution(
         SPACE,
+        tmp_path,
+        estimator,
         objective=objective,
         max_trials=max_trials,
         population_size=population_size,
         seed=seed,
-        estimator=estimator,
-        directory=str(tmp_path),
     )
 
 
@@ -510,14 +510,13 @@ def test_zero_cost_accepts_the_reward_objective(tmp_path):
 
 def test_wrap_keras_tuner_tuner(tmp_path):
     estimator = HardwareAware(("macs",), _FixedAccuracy())
-    tuner = estimator.wrap(
-        keras_tuner.RandomSearch(
-            SPACE,
-            objective="val_accuracy",
-            max_trials=3,
-            seed=0,
-            directory=str(tmp_path),
-        )
+    tuner = wrapped_random_search(
+        estimator,
+        SPACE,
+        tmp_path,
+        objective="val_accuracy",
+        max_trials=3,
+        seed=0,
     )
     x, y = _data()
     tuner.search(x, y, validation_data=(x, y))

@@ -7,6 +7,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+from _estimation_testing import evolution
 
 from keras_nas.estimation.inheritance import (
     inherit_weights,
@@ -20,7 +21,6 @@ from keras_nas.estimation.morphisms import (
 )
 from keras_nas.estimation.weight_inheritance import WeightInheritance
 from keras_nas.spaces import CellSearchSpace, ChainSearchSpace
-from keras_nas.tuners.evolution import AgingEvolution
 from keras_nas.tuners.reinforce import ReinforceOracle
 
 # Tiny models and few batches: tracing costs more than running.
@@ -238,10 +238,9 @@ def test_aging_evolution_with_weight_inheritance(tmp_path):
         strides=(1,), dropout_rates=(0.0,), layer_types=("conv",),
     )
     estimator = WeightInheritance(epochs=1, full_epochs=2)
-    tuner = AgingEvolution(
-        space, objective="val_accuracy", max_trials=3, population_size=2,
-        seed=0, estimator=estimator, directory=str(tmp_path),
-        project_name="wi",
+    tuner = evolution(
+        space, tmp_path, estimator, objective="val_accuracy", max_trials=3,
+        population_size=2, seed=0, project_name="wi",
     )
     tuner.search(x, y, validation_split=0.25, epochs=3, batch_size=32,
                  verbose=0)

@@ -6,15 +6,11 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+from _estimation_testing import NB201 as SPACE
+from _estimation_testing import evolution, wrapped_random_search
 
 from keras_nas.estimation.shared_weights import SharedWeights, retrain_top_k
-from keras_nas.spaces import NasBench201SearchSpace
 from keras_nas.supernet.one_shot import OneShotSupernet
-from keras_nas.tuners.evolution import AgingEvolution
-
-SPACE = NasBench201SearchSpace(
-    input_shape=(8, 8, 1), num_classes=3, filters=4, cells_per_stage=1
-)
 
 
 def _data(n, seed=0):
@@ -42,15 +38,15 @@ def test_aging_evolution_with_shared_weights_runs_many_trials(
 ):
     estimator, x, y = trained
     xv, yv = _data(48, seed=1)
-    tuner = AgingEvolution(
+    tuner = evolution(
         SPACE,
+        tmp_path,
+        estimator,
         objective="val_accuracy",
         max_trials=60,
         population_size=10,
         sample_size=3,
         seed=0,
-        estimator=estimator,
-        directory=str(tmp_path),
         project_name="ae",
     )
     start = time.perf_counter()
@@ -75,15 +71,14 @@ def test_aging_evolution_with_shared_weights_runs_many_trials(
 def test_wrap_keras_tuner_random_search_and_retrain_top_k(trained, tmp_path):
     estimator, x, y = trained
     xv, yv = _data(48, seed=1)
-    tuner = estimator.wrap(
-        keras_tuner.RandomSearch(
-            SPACE,
-            objective="val_accuracy",
-            max_trials=8,
-            seed=1,
-            directory=str(tmp_path),
-            project_name="rs",
-        )
+    tuner = wrapped_random_search(
+        estimator,
+        SPACE,
+        tmp_path,
+        objective="val_accuracy",
+        max_trials=8,
+        seed=1,
+        project_name="rs",
     )
     tuner.search(x, y, validation_split=0.25)
     assert len(tuner.oracle.trials) == 8

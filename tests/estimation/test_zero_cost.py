@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 import keras
-import keras_tuner
 import numpy as np
 import pytest
+from _estimation_testing import NB201, evolution, wrapped_random_search
 
 from keras_nas.blocks.genotypes import NasBench201Genotype
 from keras_nas.blocks.network import build_nb201_network
@@ -19,8 +19,6 @@ from keras_nas.estimation.zero_cost import (
     naswot_kernel,
     zero_cost_score,
 )
-from keras_nas.spaces import NasBench201SearchSpace
-from keras_nas.tuners.evolution import AgingEvolution
 
 CONV = ("nor_conv_3x3",) * 6
 SKIP = ("skip_connect",) * 6
@@ -210,21 +208,19 @@ def test_tuner_search_with_zero_cost_trains_nothing(tmp_path, monkeypatch):
         raise AssertionError("a zero-cost search must not train")
 
     monkeypatch.setattr(keras.Model, "fit", no_fit)
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 1), num_classes=3, filters=4, cells_per_stage=1
-    )
+    space = NB201
     x, y = _data(48)
     estimator = ZeroCost(proxy=("naswot", "grad_norm"), batch_size=16)
     assert estimator.objective.name == "zero_cost_naswot"
-    tuner = AgingEvolution(
+    tuner = evolution(
         space,
+        tmp_path,
+        estimator,
         objective=estimator.objective,
         max_trials=6,
         population_size=3,
         sample_size=2,
         seed=0,
-        estimator=estimator,
-        directory=str(tmp_path),
         project_name="zc",
     )
     tuner.search(x, y)
@@ -246,28 +242,22 @@ def test_tuner_search_with_zero_cost_trains_nothing(tmp_path, monkeypatch):
 
     # keras-tuner's own tuners through `wrap`.
     synflow = ZeroCost("synflow")
-    wrapped = synflow.wrap(
-        keras_tuner.RandomSearch(
-            space,
-            objective=synflow.objective,
-            max_trials=2,
-            seed=0,
-            directory=str(tmp_path),
-            project_name="rs",
-        )
+    wrapped = wrapped_random_search(
+        synflow,
+        space,
+        tmp_path,
+        objective=synflow.objective,
+        max_trials=2,
+        seed=0,
+        project_name="rs",
     )
     wrapped.search(x, y)
     assert len(wrapped.oracle.trials) == 2
     assert wrapped.oracle.get_best_trials(1)[0].score > 0
 
     # The default objective is not a zero-cost metric: a clear error.
-    bad = AgingEvolution(
-        space,
-        max_trials=1,
-        seed=0,
-        estimator=ZeroCost(),
-        directory=str(tmp_path),
-        project_name="bad",
+    bad = evolution(
+        space, tmp_path, ZeroCost(), max_trials=1, seed=0, project_name="bad"
     )
     with pytest.raises(ValueError, match="zero_cost_synflow"):
         bad.run_trial(bad.oracle.create_trial("t"), x, y)
