@@ -44,6 +44,8 @@ __all__ = ["OneShotSupernet"]
 
 _PACKAGE = "keras_nas"
 _SPACES = ("cell", "nb201")
+# The key of the path sampler's seed state among the saved variables.
+_SEED_KEY = "path_seed_state"
 
 
 def _backend_module():
@@ -757,6 +759,10 @@ class OneShotSupernet(keras.Model):
             metrics=["accuracy"] if metrics is None else metrics,
             **kwargs,
         )
+        # Built now (the supernet always is), so that `load_weights` also
+        # restores the optimizer's state.
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     def _wanted_mode(self) -> str:
         if self._step == "compiled" and self.sampler is not None:
@@ -1024,6 +1030,40 @@ class OneShotSupernet(keras.Model):
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> OneShotSupernet:
         return cls(**dict(config))
+
+    def save_own_variables(self, store) -> None:
+        """Saves the supernet's variables and its path sampler's state.
+
+        Keras saves no `SeedGenerator` state, so without it a supernet
+        loaded from a `.keras` or `.weights.h5` file would restart the
+        compiled step's path sequence; with it, training resumed from the
+        file draws the paths uninterrupted training would have drawn.
+        """
+        super().save_own_variables(store)
+        store[_SEED_KEY] = self._path_seed.state
+
+    def load_own_variables(self, store) -> None:
+        # Files written before the sampler state was saved lack the key.
+        keys = [k for k in store.keys() if k != _SEED_KEY]
+        super().load_own_variables({k: store[k] for k in keys})
+        if _SEED_KEY in store:
+            self._path_seed.state.assign(store[_SEED_KEY])
+
+    def get_compile_config(self) -> dict[str, Any]:
+        """`compile`'s arguments as given (with `step`), for saving."""
+        config = super().get_compile_config()
+        if config:
+            # `compile` hands Keras run_eagerly=True, jit_compile=False.
+            config.update(
+                run_eagerly=False, step=self._step, jit_compile=self._jit
+            )
+        return config
+
+    def compile_from_config(self, config: Mapping[str, Any]) -> None:
+        """Compiles a loaded supernet as it was saved, so that the file's
+        optimizer state is loaded too."""
+        config = keras.saving.deserialize_keras_object(dict(config))
+        self.compile(**config)
 
 
 def _identity(layer):
