@@ -13,6 +13,7 @@ from keras_nas.spaces.gan_space import (
     GanSearchSpace,
     gan_cells_from_hyperparameters,
 )
+from keras_nas.tuners import AgingEvolution
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +138,38 @@ def test_random_search_scores_val_fid(digits, tmp_path):
     images = best.generate(4)
     assert images.shape == (4, 8, 8, 1)
     assert np.all(np.abs(images) <= 1.0)
+
+
+TUNERS = {
+    "evolution": lambda space, d: AgingEvolution(
+        space,
+        objective=FID_OBJECTIVE,
+        max_trials=3,
+        population_size=2,
+        seed=0,
+        directory=d,
+    ),
+    "hyperband": lambda space, d: keras_tuner.Hyperband(
+        space,
+        objective=FID_OBJECTIVE,
+        max_epochs=1,
+        hyperband_iterations=1,
+        seed=0,
+        directory=d,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TUNERS))
+def test_other_tuners_run_on_the_space(name, tmp_path):
+    # One training step per trial: only that every strategy can sample,
+    # build, fit and score the space's (conditional, boolean) choices.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(32, 8, 8, 1)).astype("float32")
+    space = GanSearchSpace(
+        _tiny_extractor(), num_cells=(1, 2), filters=(4,), latent_dim=4
+    )
+    tuner = TUNERS[name](space, str(tmp_path))
+    tuner.search(x, validation_data=x, epochs=1, batch_size=32, verbose=0)
+    scores = [t.score for t in tuner.oracle.trials.values()]
+    assert scores and all(np.isfinite(s) for s in scores)
