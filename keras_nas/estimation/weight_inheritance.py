@@ -167,6 +167,16 @@ class WeightInheritance:
         self, tuner: Any, trial: Any, *fit_args: Any, **fit_kwargs: Any
     ) -> dict[str, float]:
         """The `estimator` protocol of `keras_nas.tuners`: a metrics dict."""
+        # Private keras-tuner API, on purpose: this repeats the steps of
+        # `Tuner.run_trial` with the inherited weights put in between build
+        # and `fit` (and the child's own epochs), and keras-tuner has no
+        # public API for those steps: `_try_build` (the tuner's compile
+        # overrides and `max_model_size`), `_deepcopy_callbacks`,
+        # `_configure_tensorboard_dir` (per-trial TensorBoard dirs),
+        # `_get_checkpoint_fname` with `SaveBestEpoch` (the file
+        # `load_model`/`get_best_models` read) and `convert_to_metrics_dict`
+        # (the best epoch's metrics). What is assumed of them is pinned in
+        # tests/estimation/test_weight_inheritance_keras_tuner.py.
         from keras_tuner.src.engine import tuner_utils
 
         if tuner.hypermodel is None:
