@@ -58,7 +58,7 @@ def frechet_distance(mean1, cov1, mean2, cov2):
     Example:
 
     >>> m, c = np.zeros(3, "float32"), np.eye(3, dtype="float32")
-    >>> float(frechet_distance(m, c, m + 1.0, c))
+    >>> round(float(frechet_distance(m, c, m + 1.0, c)), 4)
     3.0
     """
     mean1, mean2 = ops.convert_to_tensor(mean1), ops.convert_to_tensor(mean2)
