@@ -6,16 +6,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _one_shot_testing import NB201, TINY
+from _one_shot_testing import data as _data
 
 from keras_nas.blocks.genotypes import Genotype
-from keras_nas.spaces import CellSearchSpace, NasBench201SearchSpace
+from keras_nas.spaces import CellSearchSpace
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
 from keras_nas.supernet.one_shot import OneShotSupernet
 
-NB201 = NasBench201SearchSpace(
-    input_shape=(8, 8, 1), num_classes=4, filters=4, cells_per_stage=1
-)
 CELLS = CellSearchSpace(
     input_shape=(8, 8, 1),
     num_classes=4,
@@ -33,24 +32,6 @@ CELLS_NONE = CellSearchSpace(
     num_cells=3,
     filters=4,
 )
-# Small enough to trace the compiled step quickly (1 normal, 2 reduce cells).
-TINY = CellSearchSpace(
-    input_shape=(8, 8, 1),
-    num_classes=4,
-    ops=("none", "skip_connect", "dil_conv_3x3"),
-    num_nodes=1,
-    num_cells=3,
-    filters=4,
-)
-
-
-def _data(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8, 8, 1)).astype("float32")
-    y = (x[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int32") + 2 * (
-        x[:, :, :4].mean(axis=(1, 2, 3)) > 0
-    ).astype("int32")
-    return x, y
 
 
 def _values_nb201(ops):

@@ -10,34 +10,18 @@ import textwrap
 
 import keras
 import numpy as np
+from _one_shot_testing import TINY, data
 
-from keras_nas.spaces import CellSearchSpace
 from keras_nas.supernet.one_shot import OneShotSupernet
-
-# Small enough to trace the compiled step quickly.
-TINY = CellSearchSpace(
-    input_shape=(8, 8, 1),
-    num_classes=4,
-    ops=("none", "skip_connect", "dil_conv_3x3"),
-    num_nodes=1,
-    num_cells=3,
-    filters=4,
-)
 
 
 def _optimizer():
     return keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
 
 
-def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(32, 8, 8, 1)).astype("float32")
-    return x, rng.integers(0, 4, size=32).astype("int32")
-
-
 def _train(net, steps):
     """Trains `steps` batches (one batch an epoch); returns their paths."""
-    x, y = _data()
+    x, y = data(32)
     paths = []
     record = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: paths.append(net.last_path)
