@@ -24,6 +24,7 @@ space: each node chooses its inputs and ops) and
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -44,8 +45,10 @@ __all__ = ["OneShotSupernet"]
 
 _PACKAGE = "keras_nas"
 _SPACES = ("cell", "nb201")
-# The key of the path sampler's seed state among the saved variables.
+# The keys of the path samplers' states among the saved variables: the
+# compiled step's seed and the eager step's NumPy generator (JSON bytes).
 _SEED_KEY = "path_seed_state"
+_RNG_KEY = "path_rng_state"
 
 
 def _backend_module():
@@ -1032,22 +1035,33 @@ class OneShotSupernet(keras.Model):
         return cls(**dict(config))
 
     def save_own_variables(self, store) -> None:
-        """Saves the supernet's variables and its path sampler's state.
+        """Saves the supernet's variables and its path samplers' states.
 
-        Keras saves no `SeedGenerator` state, so without it a supernet
-        loaded from a `.keras` or `.weights.h5` file would restart the
-        compiled step's path sequence; with it, training resumed from the
-        file draws the paths uninterrupted training would have drawn.
+        Keras saves no `SeedGenerator` state (nor, of course, the NumPy
+        generator of the eager step), so without them a supernet loaded
+        from a `.keras` or `.weights.h5` file would restart its path
+        sequence; with them, training resumed from the file draws the
+        paths uninterrupted training would have drawn.
         """
+        from keras_nas.tuners._base import rng_to_json
+
         super().save_own_variables(store)
         store[_SEED_KEY] = self._path_seed.state
+        state = json.dumps(rng_to_json(self._rng)).encode()
+        store[_RNG_KEY] = np.frombuffer(state, dtype="uint8")
 
     def load_own_variables(self, store) -> None:
-        # Files written before the sampler state was saved lack the key.
-        keys = [k for k in store.keys() if k != _SEED_KEY]
+        from keras_nas.tuners._base import rng_from_json
+
+        # Files written before the sampler states were saved lack the keys.
+        own = (_SEED_KEY, _RNG_KEY)
+        keys = [k for k in store.keys() if k not in own]
         super().load_own_variables({k: store[k] for k in keys})
         if _SEED_KEY in store:
             self._path_seed.state.assign(store[_SEED_KEY])
+        if _RNG_KEY in store:
+            state = np.asarray(store[_RNG_KEY], dtype="uint8").tobytes()
+            self._rng = rng_from_json(json.loads(state))
 
     def get_compile_config(self) -> dict[str, Any]:
         """`compile`'s arguments as given (with `step`), for saving."""

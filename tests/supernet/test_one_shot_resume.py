@@ -1,9 +1,9 @@
 """Training of a `OneShotSupernet` resumes exactly from a saved file.
 
 The compiled step draws its paths from a seeded `SeedGenerator`, whose
-state Keras does not save by itself; the supernet saves it with its
-variables, and a `.keras` file also restores how it was compiled (so the
-optimizer's state is loaded too).
+state Keras does not save by itself, the eager step from a NumPy generator;
+the supernet saves both with its variables, and a `.keras` file also
+restores how it was compiled (so the optimizer's state is loaded too).
 """
 
 import textwrap
@@ -73,18 +73,37 @@ def test_training_resumed_from_a_file_continues_the_path_sequence(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_eager_training_resumes_too(tmp_path):
+    """The eager step's paths (NumPy generator) continue after a load."""
+    net = OneShotSupernet(TINY, seed=0)
+    net.compile(optimizer=_optimizer(), step="eager")
+    first = _train(net, 2)
+    net.save(tmp_path / "eager.keras")
+    uninterrupted = _train(net, 2)
+    assert uninterrupted != first
+    clone = keras.saving.load_model(tmp_path / "eager.keras")
+    assert clone._step == "eager"
+    assert _train(clone, 2) == uninterrupted
+    for a, b in zip(_state(clone), _state(net), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_files_without_the_sampler_state_still_load():
-    """Files written before the sampler state was saved: the variables
-    load, the sampler keeps its seeded initial state."""
+    """Files written before the sampler states were saved: the variables
+    load, the samplers keep their seeded initial states."""
     net = OneShotSupernet(TINY, seed=0)
     net._path_seed.state.assign(np.asarray([0, 7], dtype="uint32"))
+    net.sample_values()
     store = {}
     net.save_own_variables(store)
     store.pop("path_seed_state")
+    store.pop("path_rng_state")
     other = OneShotSupernet(TINY, seed=0)
     initial = other._path_seed.state.numpy().copy()
+    rng = other._rng.bit_generator.state
     other.load_own_variables(store)
     np.testing.assert_array_equal(other._path_seed.state.numpy(), initial)
+    assert other._rng.bit_generator.state == rng
     np.testing.assert_array_equal(
         other._last_indices.numpy(), net._last_indices.numpy()
     )
