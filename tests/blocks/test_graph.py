@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_nas.blocks import graph
-from keras_nas.estimation import count_macs, count_params
+from keras_nas.estimation import count_flops, count_macs, count_params
 
 RNG = np.random.default_rng(0)
 N, F, U = 5, 3, 4
@@ -199,6 +199,16 @@ def test_hardware_costs_are_counted():
     model = keras.Model([x_in, a_in], graph.GCNConv(U)([x_in, a_in]))
     assert count_macs(model) == N * F * U + N * N * U
     assert count_params(model) == F * U + U
+    expected = {
+        "sage": N * N * F + 2 * N * F * U,
+        "gin": N * N * F + N * F * U + N * U * U,
+        "gat": N * F * U + 2 * N * U + N * N * U,  # 2 heads of U // 2
+    }
+    for conv, macs in expected.items():
+        layer = graph.get_graph_conv(conv, U, heads=2)
+        model = keras.Model([x_in, a_in], layer([x_in, a_in]))
+        assert count_macs(model) == macs, conv
+        assert count_flops(model) > 2 * macs, conv
 
 
 def test_errors_name_the_argument():
