@@ -51,15 +51,16 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_nas.blocks import graph
 from keras_nas.spaces import _common
 
 __all__ = ["GraphSearchSpace", "GRAPH_CONV_TYPES", "GRAPH_TASKS"]
 
-#: Graph layers of the space (see `keras_nas.blocks.graph.GRAPH_CONVS`).
-GRAPH_CONV_TYPES: tuple[str, ...] = ("gcn", "sage", "gin", "gat")
+#: Graph layers of the space: `keras_nas.blocks.graph.GRAPH_CONVS`.
+GRAPH_CONV_TYPES: tuple[str, ...] = graph.GRAPH_CONVS
 #: Tasks of the space.
 GRAPH_TASKS: tuple[str, ...] = ("graph", "node")
-_READOUTS = ("mean", "max", "sum")
+_READOUTS = graph.READOUTS
 
 
 def _check_rates(value: Any) -> tuple[float, ...]:
@@ -274,8 +275,6 @@ class GraphSearchSpace(keras_tuner.HyperModel):
         `layer{i}_residual`, `layer{i}_dropout`, `readout`,
         `predictions`).
         """
-        from keras_nas.blocks import graph
-
         specs = self.declare_hyperparameters(hp)
         nodes = self.num_nodes
         x_in = keras.Input(shape=(nodes, self.num_features), name="x")
