@@ -168,12 +168,17 @@ class MixedOp(keras.layers.Layer):
             op.build(tuple(input_shape))
 
     def call(self, inputs, op_weights, training=None):
-        op_weights = ops.cast(op_weights, inputs.dtype)
-        out = None
-        for k, op in zip(self._active, self.candidates, strict=False):
-            y = op_weights[k] * op(inputs, training=training)
-            out = y if out is None else out + y
-        return out
+        # One stack and one contraction rather than a running sum of
+        # `w_k * op_k(x)`: TensorFlow's eager tape keeps the inputs of
+        # every multiply and add for the backward pass (each op's output,
+        # its weighted copy and each partial sum, ~3 tensors per op);
+        # here it keeps the stack alone (1 per op), as graph mode and
+        # XLA do for either form (benchmarks/RESULTS.md, issue 4).
+        weights = ops.take(ops.cast(op_weights, inputs.dtype), self._active)
+        outputs = ops.stack(
+            [op(inputs, training=training) for op in self.candidates]
+        )
+        return ops.tensordot(weights, outputs, axes=1)
 
     def compute_output_shape(self, input_shape, op_weights_shape=None):
         return self.candidates[0].compute_output_shape(tuple(input_shape))
