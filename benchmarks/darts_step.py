@@ -27,6 +27,8 @@ Peak memory: `ru_maxrss` of the measuring subprocess (one process per step
 kind, so each peak covers building, tracing or compiling, and running that
 step kind only). `--max-rss-gib` stops a measurement whose resident memory
 passes the limit and reports the phase it was in (for shared machines).
+`--batch` overrides the configuration's batch size (e.g. to compare memory
+where the full batch does not fit).
 """
 
 import argparse
@@ -85,7 +87,9 @@ def measure(args):
 
     from keras_nas.supernet.darts import DartsSupernet, SearchData
 
-    cfg = CONFIGS[args.config]
+    cfg = dict(CONFIGS[args.config])
+    if args.batch:
+        cfg["batch"] = args.batch
     keras.utils.set_random_seed(0)
     n = cfg["batch"] * (args.steps + args.warmup)
     rng = np.random.default_rng(0)
@@ -125,6 +129,7 @@ def measure(args):
         "jit": bool(jit),
         "eager": bool(args.eager),
         "config": args.config,
+        "batch": cfg["batch"],
         "order": args.mode,
         "params": int(model.count_params()),
         "build_s": build_s,
@@ -146,6 +151,9 @@ def main():
         "--eager", action="store_true", help="TensorFlow eager (no tracing)"
     )
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    p.add_argument(
+        "--batch", type=int, default=None, help="overrides the batch size"
+    )
     p.add_argument("--steps", type=int, default=3, help="timed steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps")
     p.add_argument("--repeats", type=int, default=2)
@@ -169,6 +177,8 @@ def main():
         cmd = [sys.executable, __file__, "--mode", str(order)]
         cmd += ["--config", args.config, "--steps", str(args.steps)]
         cmd += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+        if args.batch:
+            cmd += ["--batch", str(args.batch)]
         if args.jit:
             cmd.append("--jit")
         if args.eager:
