@@ -45,7 +45,8 @@ def train_step(model, state, data):
     tv, ntv, ov, mv = state
     x = gan_model.real_images(data)
     n = x.shape[0]
-    (z_d, z_g), ntv = _latents(model, ntv, n, 2)
+    steps = model.discriminator_steps
+    (*z_ds, z_g), ntv = _latents(model, ntv, n, steps + 1)
     g, d = model.generator, model.discriminator
     all_t, all_nt = model.trainable_variables, model.non_trainable_variables
     g_tv = _take(tv, all_t, g.trainable_variables)
@@ -54,7 +55,7 @@ def train_step(model, state, data):
     d_ntv = _take(ntv, all_nt, d.non_trainable_variables)
     gov, dov = model.optimizer.split(ov)
 
-    def d_loss_fn(d_tv, d_ntv, g_ntv):
+    def d_loss_fn(d_tv, d_ntv, g_ntv, z_d):
         fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_d, training=True)
         scores, d_ntv = d.stateless_call(
             d_tv, d_ntv, ops.concatenate([x, fake], 0), training=True
@@ -62,12 +63,12 @@ def train_step(model, state, data):
         loss = gan_model.discriminator_hinge_loss(scores[:n], scores[n:])
         return loss, (d_ntv, g_ntv)
 
-    (d_loss, (d_ntv, g_ntv)), grads = jax.value_and_grad(
-        d_loss_fn, has_aux=True
-    )(d_tv, d_ntv, g_ntv)
-    d_tv, dov = model.optimizer.discriminator_optimizer.stateless_apply(
-        dov, grads, d_tv
-    )
+    d_grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
+    for z_d in z_ds:
+        (d_loss, (d_ntv, g_ntv)), grads = d_grad_fn(d_tv, d_ntv, g_ntv, z_d)
+        d_tv, dov = model.optimizer.discriminator_optimizer.stateless_apply(
+            dov, grads, d_tv
+        )
 
     def g_loss_fn(g_tv, g_ntv, d_ntv):
         fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_g, training=True)

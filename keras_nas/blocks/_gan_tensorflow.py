@@ -8,9 +8,9 @@ from keras import ops
 from keras_nas.blocks import gan_model
 
 
-def _gradients(loss_fn, variables):
+def _gradients(loss_fn, z, variables):
     with tf.GradientTape() as tape:
-        loss = loss_fn()
+        loss = loss_fn(z)
     grads = tape.gradient(
         loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
@@ -21,14 +21,13 @@ def train_step(model, data):
     x = gan_model.real_images(data)
     n = ops.shape(x)[0]
     generator, discriminator = model.generator, model.discriminator
-    z_d, z_g = model.sample_latent(n), model.sample_latent(n)
 
-    def d_loss_fn():
+    def d_loss_fn(z_d):
         fake = generator(z_d, training=True)
         scores = discriminator(ops.concatenate([x, fake], 0), training=True)
         return gan_model.discriminator_hinge_loss(scores[:n], scores[n:])
 
-    def g_loss_fn():
+    def g_loss_fn(z_g):
         fake = generator(z_g, training=True)
         return gan_model.generator_hinge_loss(
             discriminator(fake, training=True)
@@ -36,10 +35,12 @@ def train_step(model, data):
 
     pair = model.optimizer
     d_vars = discriminator.trainable_variables
-    d_loss, grads = _gradients(d_loss_fn, d_vars)
-    pair.discriminator_optimizer.apply(grads, d_vars)
+    for _ in range(model.discriminator_steps):
+        z_d = model.sample_latent(n)
+        d_loss, grads = _gradients(d_loss_fn, z_d, d_vars)
+        pair.discriminator_optimizer.apply(grads, d_vars)
     g_vars = generator.trainable_variables
-    g_loss, grads = _gradients(g_loss_fn, g_vars)
+    g_loss, grads = _gradients(g_loss_fn, model.sample_latent(n), g_vars)
     pair.generator_optimizer.apply(grads, g_vars)
     model.d_loss_tracker.update_state(d_loss)
     model.g_loss_tracker.update_state(g_loss)

@@ -177,12 +177,13 @@ def _check_model(name: str, value: Any, optional: bool = False):
 class GAN(keras.Model):
     """A generator and a discriminator trained together by `fit(x)`.
 
-    Each training step draws two latent batches `z ~ N(0, I)` of the size of
-    the real batch `x`, takes one Adam step of the discriminator on the
-    hinge loss `mean(relu(1 - D(x))) + mean(relu(1 + D(G(z1))))` and then
-    one of the generator on `-mean(D(G(z2)))`, as AutoGAN (Gong et al.,
-    ICCV 2019) with one discriminator step per generator step. Logs:
-    `d_loss`, `g_loss`. Labels given to `fit` are ignored.
+    Each training step takes `discriminator_steps` Adam steps of the
+    discriminator on the hinge loss `mean(relu(1 - D(x))) +
+    mean(relu(1 + D(G(z))))` (the same real batch `x`, a fresh latent batch
+    `z ~ N(0, I)` each) and then one of the generator on `-mean(D(G(z)))`,
+    as AutoGAN (Gong et al., ICCV 2019; its CIFAR-10 search uses 5
+    discriminator steps, `n_critic`). Logs: `d_loss` (of the last
+    discriminator step), `g_loss`. Labels given to `fit` are ignored.
 
     With a `feature_extractor`, `evaluate(x)` (and the validation of
     `fit(..., validation_data=x_val)`) generates one image per real image
@@ -199,6 +200,7 @@ class GAN(keras.Model):
             for the `fid` metric (see
             `keras_nas.estimation.train_feature_extractor`), or None.
         seed: seed of the latent samples.
+        discriminator_steps: discriminator steps per generator step.
         **kwargs: `keras.Model` keyword arguments, such as `name`.
 
     Example:
@@ -216,10 +218,21 @@ class GAN(keras.Model):
         discriminator: keras.Model,
         feature_extractor: keras.Model | None = None,
         seed: int | None = None,
+        discriminator_steps: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._steps = step_module()
+        if (
+            isinstance(discriminator_steps, bool)
+            or not isinstance(discriminator_steps, int)
+            or discriminator_steps < 1
+        ):
+            raise ValueError(
+                "Expected `discriminator_steps` to be an integer >= 1. "
+                f"Received: discriminator_steps={discriminator_steps!r}"
+            )
+        self.discriminator_steps = discriminator_steps
         self.generator = _check_model("generator", generator)
         self.discriminator = _check_model("discriminator", discriminator)
         self.feature_extractor = _check_model(
@@ -355,6 +368,7 @@ class GAN(keras.Model):
             if self.feature_extractor is None
             else keras.saving.serialize_keras_object(self.feature_extractor),
             seed=self.seed,
+            discriminator_steps=self.discriminator_steps,
         )
         return config
 

@@ -109,6 +109,8 @@ class GanSearchSpace(keras_tuner.HyperModel):
             `("batch", "instance", "none")`).
         conv_types: conv block choices (subset of `("post", "pre")`).
         discriminator_filters: channels of the discriminator's first conv.
+        discriminator_steps: discriminator steps per generator step
+            (`n_critic`; AutoGAN's CIFAR-10 search uses 5).
         learning_rate: Adam learning rate of both networks (AutoGAN:
             2e-4 with betas (0.0, 0.9); larger helps short trials).
         seed: seed of the latent samples of every model.
@@ -140,6 +142,7 @@ class GanSearchSpace(keras_tuner.HyperModel):
         norms: Sequence[str] = gan.NORMS,
         conv_types: Sequence[str] = gan.CONV_TYPES,
         discriminator_filters: int = 32,
+        discriminator_steps: int = 1,
         learning_rate: float = 1e-3,
         seed: int | None = None,
         **kwargs: Any,
@@ -183,6 +186,9 @@ class GanSearchSpace(keras_tuner.HyperModel):
         )
         self.discriminator_filters = _common.check_positive_int(
             "discriminator_filters", discriminator_filters
+        )
+        self.discriminator_steps = _common.check_positive_int(
+            "discriminator_steps", discriminator_steps
         )
         _common.check_optimizer("adam", learning_rate)
         self.learning_rate = float(learning_rate)
@@ -240,6 +246,7 @@ class GanSearchSpace(keras_tuner.HyperModel):
             discriminator,
             self._copy_extractor(),
             seed=self.seed,
+            discriminator_steps=self.discriminator_steps,
             name="gan",
         )
         model.compile(

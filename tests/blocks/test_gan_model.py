@@ -62,6 +62,18 @@ def test_one_step_updates_both_networks():
     assert int(gan.optimizer.discriminator_optimizer.iterations) == 1
 
 
+def test_discriminator_steps():
+    gan = _gan()
+    gan.discriminator_steps = 3
+    gan.compile()
+    gan.fit(_images(32), epochs=1, batch_size=16, verbose=0)
+    assert int(gan.optimizer.generator_optimizer.iterations) == 2
+    assert int(gan.optimizer.discriminator_optimizer.iterations) == 6
+    assert GAN.from_config(gan.get_config()).discriminator_steps == 3
+    with pytest.raises(ValueError, match="discriminator_steps"):
+        GAN(gan.generator, gan.discriminator, discriminator_steps=0)
+
+
 def test_validation_logs_val_fid():
     gan = _gan()
     gan.compile()
@@ -124,7 +136,8 @@ keras.utils.set_random_seed(0)
 inputs = keras.Input((4, 4, 1))
 ext = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
 g = build_generator((4, 4, 1), [{}, {"skips": [True]}], 4, latent_dim=8)
-gan = GAN(g, build_discriminator((4, 4, 1), filters=4), ext, seed=0)
+gan = GAN(g, build_discriminator((4, 4, 1), filters=4), ext, seed=0,
+          discriminator_steps=2)
 gan.compile()
 x = np.random.default_rng(0).uniform(-1, 1, (32, 4, 4, 1)).astype("float32")
 snap = lambda m: [np.array(v) for v in m.trainable_weights]
@@ -137,10 +150,12 @@ moved = [[not np.allclose(u, np.array(v))
 # inside the margin (-1 + 1): "any" weight of D, "all" weights of G.
 print(keras.backend.backend(), all(moved[0]), any(moved[1]),
       int(gan.optimizer.discriminator_optimizer.iterations),
+      int(gan.optimizer.generator_optimizer.iterations),
       np.isfinite(h.history["val_fid"][0]) and h.history["val_fid"][0] > 0)
 """
 
 
 def test_jax_train_step(run_on_backend):
     out = run_on_backend(JAX_CODE, backend="jax")
-    assert out.split() == ["jax", "True", "True", "2", "True"]
+    # 2 batches, 2 discriminator steps per generator step.
+    assert out.split() == ["jax", "True", "True", "4", "2", "True"]

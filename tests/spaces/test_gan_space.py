@@ -53,7 +53,9 @@ def test_declares_autogan_choices_per_cell():
 
 
 def test_build_follows_the_hyperparameters():
-    space = GanSearchSpace(_tiny_extractor(), filters=(4, 8), latent_dim=8)
+    space = GanSearchSpace(
+        _tiny_extractor(), filters=(4, 8), latent_dim=8, discriminator_steps=5
+    )
     hp = keras_tuner.HyperParameters()
     space.declare_hyperparameters(hp)
     values = {
@@ -67,6 +69,7 @@ def test_build_follows_the_hyperparameters():
     hp.values.update(values)
     model = space.build(hp)
     assert isinstance(model, GAN) and model.compiled
+    assert model.discriminator_steps == 5
     g = model.generator
     assert g.output.shape[1:] == (8, 8, 1)
     assert g.get_layer("cell0").upsample == "deconv"
