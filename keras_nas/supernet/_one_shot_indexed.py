@@ -73,6 +73,26 @@ def indices_path(model, indices) -> tuple:
     return tuple(cells)
 
 
+def _drawn_sizes(model) -> tuple[list[int], bool]:
+    """The sizes of the slots drawn independently, and whether the
+    reduction slots mirror the normal ones (cell space, no searched
+    reduction cell)."""
+    sizes = slot_sizes(model)
+    mirror = model.search_space == "cell"
+    mirror = mirror and not model._spec["search_reduction"]
+    return (sizes[: len(sizes) // 2] if mirror else sizes), mirror
+
+
+def _uniform_below(shape, sizes, seed_generator):
+    """Integers uniform in `[0, sizes[j])` along the last axis."""
+    import keras
+
+    u = keras.random.uniform(shape, seed=seed_generator)
+    n = ops.convert_to_tensor(np.asarray(sizes, dtype="float32"))
+    idx = ops.cast(ops.floor(u * n), "int32")
+    return ops.minimum(idx, ops.cast(n, "int32") - 1)
+
+
 def sample_indices(model, seed_generator):
     """A uniformly random path (SPOS) as an int32 tensor, in-graph.
 
@@ -80,18 +100,39 @@ def sample_indices(model, seed_generator):
     draws every hyperparameter; without a searched reduction cell the
     reduction slots repeat the normal ones.
     """
+    sizes, mirror = _drawn_sizes(model)
+    idx = _uniform_below((len(sizes),), sizes, seed_generator)
+    return ops.concatenate([idx, idx], axis=0) if mirror else idx
+
+
+def num_fair_paths(model) -> int:
+    """The number of paths of one strictly fair step: the number of
+    candidate ops of every edge."""
+    return len(model.space_ops)
+
+
+def sample_fair_indices(model, seed_generator):
+    """`m` paths with strict fairness (FairNAS) as an `(m, slots)` tensor.
+
+    Chu et al., "FairNAS: Rethinking Evaluation Fairness of Weight Sharing
+    Neural Architecture Search", ICCV 2021: for every slot an independent
+    uniformly random permutation of its `m` candidate ops is dealt to the
+    `m` paths, so every op of every slot is on exactly one path. For the
+    cell space a slot also chooses its input node; that is drawn uniformly
+    and independently for every path (fairness is over the ops of every
+    slot). Without a searched reduction cell the reduction slots repeat
+    the normal ones.
+    """
     import keras
 
-    sizes = slot_sizes(model)
-    if model.search_space == "cell" and not model._spec["search_reduction"]:
-        sizes = sizes[: len(sizes) // 2]
-    u = keras.random.uniform((len(sizes),), seed=seed_generator)
-    n = ops.convert_to_tensor(np.asarray(sizes, dtype="float32"))
-    idx = ops.cast(ops.floor(u * n), "int32")
-    idx = ops.minimum(idx, ops.cast(n, "int32") - 1)
-    if model.search_space == "cell" and not model._spec["search_reduction"]:
-        idx = ops.concatenate([idx, idx], axis=0)
-    return idx
+    sizes, mirror = _drawn_sizes(model)
+    m = num_fair_paths(model)
+    keys = keras.random.uniform((len(sizes), m), seed=seed_generator)
+    op = ops.transpose(ops.cast(ops.argsort(keys, axis=-1), "int32"))
+    sources = [size // m for size in sizes]
+    src = _uniform_below((m, len(sizes)), sources, seed_generator)
+    idx = src * m + op
+    return ops.concatenate([idx, idx], axis=1) if mirror else idx
 
 
 # ----------------------------------------------------------------------
@@ -303,6 +344,16 @@ def variable_masks(model, idx) -> list[Any]:
     """Per trainable variable: whether the path `idx` trains it."""
     live = liveness(model, idx)
     return [live[key] for key in variable_owners(model)]
+
+
+def union_masks(model, paths, num_paths: int) -> list[Any]:
+    """Per trainable variable: whether any of the `num_paths` rows of
+    `paths` trains it (the variables a strictly fair step updates)."""
+    out = variable_masks(model, paths[0])
+    for k in range(1, num_paths):
+        masks = variable_masks(model, paths[k])
+        out = [_or(a, b) for a, b in zip(out, masks, strict=True)]
+    return out
 
 
 def optimizer_slots(optimizer, variables) -> list[list]:

@@ -1,7 +1,7 @@
 """JAX training steps of `OneShotSupernet`.
 
 Keras' JAX trainer calls `train_step(state, data)` with the model's
-variables held in `state`. Two steps:
+variables held in `state`. Three steps:
 
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
@@ -14,6 +14,10 @@ variables held in `state`. Two steps:
   values (no tracer leaks). The optimizer runs on all variables and the
   new values of every variable off the path, and of its optimizer slots,
   are then replaced by the old ones: the eager step's semantics.
+- strictly fair (`sampler="fair"`, FairNAS): the `m` paths drawn in the
+  step run one after the other on the batch in a `jax.lax.scan` (traced
+  once) of Keras' stateless loss-and-gradient function, their gradients
+  are summed, one optimizer update, masked to the union of the paths.
 - eager (a Python `sampler`, or `step="eager"`): loads `state` into the
   variables, differentiates the loss with `jax.value_and_grad` over the
   sampled path's trainable variables only (the others are read, not
@@ -137,9 +141,31 @@ def _eager_train_step(model, state, data) -> tuple:
 
 
 def compiled_call(model, inputs, training):
-    """`call` of the compiled step: samples the path, dispatches."""
-    idx = model._sample_indices()
+    """`call` of the compiled step: samples the path (or takes the path
+    of the strictly fair step's loop), dispatches."""
+    idx = getattr(model, "_fair_path", None)
+    if idx is None:
+        idx = model._sample_indices()
     return indexed.forward(model, inputs, idx, training, switch)
+
+
+def _masked(model, masks, old_state, new_state) -> tuple:
+    """`(trainable, optimizer_vars)` of `new_state` with the old values put
+    back for every variable whose mask is False, and its optimizer slots."""
+    old_trainable, old_optimizer = old_state
+    trainable, optimizer_vars = list(new_state[0]), list(new_state[1])
+    slots = indexed.optimizer_slots(model.optimizer, model.trainable_variables)
+    opt_position = {id(v): i for i, v in enumerate(model.optimizer.variables)}
+    for i, (mask, v_slots) in enumerate(zip(masks, slots, strict=True)):
+        if mask is True:
+            continue
+        trainable[i] = jnp.where(mask, trainable[i], old_trainable[i])
+        for slot in v_slots:
+            p = opt_position[id(slot)]
+            optimizer_vars[p] = jnp.where(
+                mask, optimizer_vars[p], old_optimizer[p]
+            )
+    return trainable, optimizer_vars
 
 
 def _compiled_train_step(model, state, data) -> tuple:
@@ -152,25 +178,106 @@ def _compiled_train_step(model, state, data) -> tuple:
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     position = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     idx = non_trainable[position[id(model._last_indices)]]
-    variables = model.trainable_variables
     masks = indexed.variable_masks(model, idx)
-    slots = indexed.optimizer_slots(model.optimizer, variables)
-    opt_position = {id(v): i for i, v in enumerate(model.optimizer.variables)}
-    trainable, optimizer_vars = list(trainable), list(optimizer_vars)
-    for i, (mask, v_slots) in enumerate(zip(masks, slots, strict=True)):
-        if mask is True:
-            continue
-        trainable[i] = jnp.where(mask, trainable[i], old_trainable[i])
-        for slot in v_slots:
-            p = opt_position[id(slot)]
-            optimizer_vars[p] = jnp.where(
-                mask, optimizer_vars[p], old_optimizer[p]
-            )
+    trainable, optimizer_vars = _masked(
+        model,
+        masks,
+        (old_trainable, old_optimizer),
+        (trainable, optimizer_vars),
+    )
     return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+
+def fair_gradients(model, state, x, y, sample_weight, paths) -> tuple:
+    """The summed gradients of the `m` paths of a strictly fair step.
+
+    The `m` rows of `paths` run one after the other on the same batch in a
+    `jax.lax.scan` (traced once), each with its own forward pass; the
+    batch-norm statistics carry from one path to the next. Returns
+    `(mean loss, last path's predictions, summed gradients,
+    non-trainable values)`.
+    """
+    trainable, non_trainable, optimizer_vars, metrics_vars = state
+    grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+
+    def body(carry, idx):
+        non_trainable, grads_sum, loss_sum = carry
+        model._fair_path = idx
+        try:
+            (_, aux), grads = grad_fn(
+                trainable,
+                non_trainable,
+                metrics_vars,
+                x,
+                y,
+                sample_weight,
+                training=True,
+                optimizer_variables=optimizer_vars,
+            )
+        finally:
+            model._fair_path = None
+        loss, y_pred, non_trainable, _ = aux
+        grads_sum = [a + g for a, g in zip(grads_sum, grads, strict=True)]
+        loss_sum = loss_sum + jnp.asarray(loss, "float32")
+        return (list(non_trainable), grads_sum, loss_sum), y_pred
+
+    start = (
+        list(non_trainable),
+        [jnp.zeros_like(v) for v in trainable],
+        jnp.zeros((), "float32"),
+    )
+    model._sampling_call = True
+    try:
+        (non_trainable, grads, loss_sum), y_preds = jax.lax.scan(
+            body, start, paths
+        )
+    finally:
+        model._sampling_call = False
+    return loss_sum / paths.shape[0], y_preds[-1], grads, non_trainable
+
+
+def _current(scope, variable, old):
+    value = scope.get_current_value(variable)
+    return old if value is None else value
+
+
+def _fair_train_step(model, state, data) -> tuple:
+    """Strictly fair step (FairNAS, Chu et al., ICCV 2021): the summed
+    gradients of the `m` paths, one optimizer update masked to the
+    variables of at least one path."""
+    trainable, non_trainable, optimizer_vars, metrics_vars = state
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    variables = model.non_trainable_variables
+    mapping = list(zip(variables, non_trainable, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        paths = model._sample_indices()
+    non_trainable = [
+        _current(scope, v, old)
+        for v, old in zip(variables, non_trainable, strict=True)
+    ]
+    loss, y_pred, grads, non_trainable = fair_gradients(
+        model,
+        (trainable, non_trainable, optimizer_vars, metrics_vars),
+        x,
+        y,
+        sample_weight,
+        paths,
+    )
+    new = model.optimizer.stateless_apply(optimizer_vars, grads, trainable)
+    masks = indexed.union_masks(model, paths, paths.shape[0])
+    new_trainable, new_optimizer = _masked(
+        model, masks, (trainable, optimizer_vars), new
+    )
+    logs, metrics_vars = model._update_metrics_variables(
+        metrics_vars, loss, x, y, y_pred, sample_weight
+    )
+    return logs, (new_trainable, non_trainable, new_optimizer, metrics_vars)
 
 
 def train_step(model, state, data) -> tuple:
     """`Model.train_step(state, data)` of the JAX trainer."""
+    if model._train_mode == "compiled" and model._fair:
+        return _fair_train_step(model, state, data)
     if model._train_mode == "compiled":
         return _compiled_train_step(model, state, data)
     return _eager_train_step(model, state, data)

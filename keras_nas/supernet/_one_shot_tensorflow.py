@@ -1,6 +1,6 @@
 """TensorFlow training steps of `OneShotSupernet`.
 
-Two steps:
+Three steps:
 
 - compiled (default without a Python `sampler`): the path is an int32
   tensor drawn inside the step, every decision slot dispatches with
@@ -10,6 +10,9 @@ Two steps:
   so that momentum and weight decay do not move them, the update of every
   variable (and of its optimizer slots) is masked with the path's mask:
   exactly the eager step's semantics.
+- strictly fair (`sampler="fair"`, FairNAS): the compiled step with `m`
+  paths per batch, run in a `tf.while_loop` with their gradients summed,
+  one optimizer update masked to the union of the paths' variables.
 - eager (a Python `sampler`, e.g. the ENAS controller, or `step="eager"`):
   the path is a Python choice and only its variables are handed to the
   optimizer; every layer call runs as its own cached `tf.function`.
@@ -75,6 +78,26 @@ def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
     return loss, y_pred
 
 
+def _masked_apply(model, grads, masks) -> None:
+    """Applies the optimizer to all trainable variables, then puts back
+    every variable whose mask is False, with its optimizer slots."""
+    variables = model.trainable_variables
+    grads = [
+        tf.zeros_like(v.value) if g is None else g
+        for v, g in zip(variables, grads, strict=True)
+    ]
+    slots = indexed.optimizer_slots(model.optimizer, variables)
+    saved = []
+    for v, mask, v_slots in zip(variables, masks, slots, strict=True):
+        if mask is True:
+            continue
+        for w in (v, *v_slots):
+            saved.append((w, tf.identity(w.value), mask))
+    model.optimizer.apply(grads, variables)
+    for w, old, mask in saved:
+        w.assign(tf.where(tf.cast(mask, tf.bool), w.value, old))
+
+
 def apply_indexed_gradients(model, x, y, sample_weight, idx) -> Any:
     """Compiled step: trains one batch on the path tensor `idx`.
 
@@ -88,21 +111,61 @@ def apply_indexed_gradients(model, x, y, sample_weight, idx) -> Any:
         y_pred = indexed.forward(model, x, idx, True, switch)
         loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
     grads = tape.gradient(scaled, variables)
-    grads = [
-        tf.zeros_like(v.value) if g is None else g
-        for v, g in zip(variables, grads, strict=True)
-    ]
-    masks = indexed.variable_masks(model, idx)
-    slots = indexed.optimizer_slots(model.optimizer, variables)
-    saved = []
-    for v, mask, v_slots in zip(variables, masks, slots, strict=True):
-        if mask is True:
-            continue
-        for w in (v, *v_slots):
-            saved.append((w, tf.identity(w.value), mask))
-    model.optimizer.apply(grads, variables)
-    for w, old, mask in saved:
-        w.assign(tf.where(tf.cast(mask, tf.bool), w.value, old))
+    _masked_apply(model, grads, indexed.variable_masks(model, idx))
+    return loss, y_pred
+
+
+def fair_gradients(model, x, y, sample_weight, paths) -> tuple:
+    """The summed gradients of the `m` paths of a strictly fair step.
+
+    `paths` is an `(m, slots)` int tensor. The paths run one after the
+    other on the same batch in a `tf.while_loop` (traced once, whatever
+    `m`), each with its own forward pass and batch-norm statistics.
+    Returns `(mean loss over the paths, last path's predictions, summed
+    gradients of model.trainable_variables)`.
+    """
+    variables = model.trainable_variables
+    m = indexed.num_fair_paths(model)
+
+    def body(k, loss_sum, y_pred, grads):
+        with tf.GradientTape() as tape:
+            y_pred = indexed.forward(model, x, paths[k], True, switch)
+            loss, scaled = indexed.training_loss(
+                model, x, y, y_pred, sample_weight
+            )
+        new = tape.gradient(scaled, variables)
+        grads = [
+            a if g is None else a + g for a, g in zip(grads, new, strict=True)
+        ]
+        return k + 1, loss_sum + tf.cast(loss, "float32"), y_pred, grads
+
+    y_pred = tf.zeros(
+        (tf.shape(x)[0], model._spec["num_classes"]), model.compute_dtype
+    )
+    start = (
+        tf.constant(0),
+        tf.zeros((), "float32"),
+        y_pred,
+        [tf.zeros_like(v.value) for v in variables],
+    )
+    _, loss_sum, y_pred, grads = tf.while_loop(
+        lambda k, *_: k < m, body, start, maximum_iterations=m
+    )
+    return loss_sum / m, y_pred, grads
+
+
+def apply_fair_gradients(model, x, y, sample_weight, paths) -> Any:
+    """Strictly fair step (FairNAS, Chu et al., ICCV 2021): trains one
+    batch on the `m` paths of `paths`.
+
+    The summed gradients (`fair_gradients`) are applied in one optimizer
+    update; every variable on none of the paths, with its optimizer
+    slots, is put back. Returns the mean loss and the last path's
+    predictions.
+    """
+    m = indexed.num_fair_paths(model)
+    loss, y_pred, grads = fair_gradients(model, x, y, sample_weight, paths)
+    _masked_apply(model, grads, indexed.union_masks(model, paths, m))
     return loss, y_pred
 
 
@@ -112,7 +175,8 @@ def train_step(model, data) -> dict:
         return model._train_on_path(data)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     idx = model._sample_indices()
-    loss, y_pred = apply_indexed_gradients(model, x, y, sample_weight, idx)
+    apply = apply_fair_gradients if model._fair else apply_indexed_gradients
+    loss, y_pred = apply(model, x, y, sample_weight, idx)
     model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 

@@ -45,6 +45,7 @@ __all__ = ["OneShotSupernet"]
 
 _PACKAGE = "keras_nas"
 _SPACES = ("cell", "nb201")
+_SAMPLINGS = ("uniform", "fair")
 # The keys of the path samplers' states among the saved variables: the
 # compiled step's seed and the eager step's NumPy generator (JSON bytes).
 _SEED_KEY = "path_seed_state"
@@ -109,7 +110,13 @@ class OneShotSupernet(keras.Model):
     Neural Architecture Search with Uniform Sampling", ECCV 2020) or from
     `sampler` (e.g. the ENAS controller, Pham et al., ICML 2018), and updates
     only that path's variables (the others get no gradient, no weight decay
-    and no optimizer-slot update).
+    and no optimizer-slot update). With `sampler="fair"` every step trains
+    `m` paths instead (strict fairness, FairNAS: Chu et al., "FairNAS:
+    Rethinking Evaluation Fairness of Weight Sharing Neural Architecture
+    Search", ICCV 2021): every edge deals a random permutation of its `m`
+    candidate ops to the `m` paths, the gradients of the `m` paths on the
+    same batch are summed and applied in one optimizer update, so every op
+    of every edge is trained exactly once per step.
 
     Two training steps (`compile(step=...)`): without a Python `sampler`
     the step is compiled by default: the path is an integer tensor drawn in
@@ -150,10 +157,14 @@ class OneShotSupernet(keras.Model):
         filters: channels of the first cell / stage.
         cells_per_stage: cells per stage (NAS-Bench-201).
         affine: whether the ops' batch normalizations learn scale/offset.
-        sampler: how training paths are drawn. `None`: uniform (SPOS). A
+        sampler: how training paths are drawn. `None` or `"uniform"`: one
+            uniformly random path per step (SPOS). `"fair"`: `m` paths per
+            step with strict fairness (FairNAS; compiled step only; for
+            the cell space fairness is over the ops of every node input,
+            the input itself is drawn uniformly for every path). A
             callable `sampler(rng) -> values` (or `(values, anything)`), or
             an object with `sample(rng) -> (values, trace)` such as a
-            `keras_nas.tuners.controller.Controller`.
+            `keras_nas.tuners.controller.Controller` (eager step).
         seed: seed of the path sampling and of the default active path.
         **kwargs: `keras.Model` arguments such as `name`.
 
@@ -209,6 +220,12 @@ class OneShotSupernet(keras.Model):
         self._spec = self._check_spec(spec)
         self.affine = bool(affine)
         self.seed = seed
+        if isinstance(sampler, str) and sampler not in _SAMPLINGS:
+            raise ValueError(
+                f"Expected `sampler` to be one of {list(_SAMPLINGS)}, a "
+                "callable or an object with `sample(rng)`. "
+                f"Received: sampler={sampler!r}"
+            )
         self.sampler = sampler
         self._rng = np.random.default_rng(seed)
         self._path_seed = keras.random.SeedGenerator(seed)
@@ -234,6 +251,17 @@ class OneShotSupernet(keras.Model):
             trainable=False,
             name="last_path_indices",
         )
+        if sampler == "fair":  # The m paths of the last strictly fair step.
+            self._fair_indices = self.add_weight(
+                shape=(
+                    _indexed().num_fair_paths(self),
+                    len(_indexed().slot_sizes(self)),
+                ),
+                dtype="int32",
+                initializer="zeros",
+                trainable=False,
+                name="last_fair_path_indices",
+            )
         self.last_values: dict[str, Any] | None = None
         self.last_trace: Any = None
         self._active = self._to_path(
@@ -598,17 +626,30 @@ class OneShotSupernet(keras.Model):
         path = values if isinstance(values, tuple) else self._to_path(values)
         return _indexed().path_indices(self, self._to_path(path))
 
+    @property
+    def _fair(self) -> bool:
+        """Whether training is strictly fair (`sampler="fair"`)."""
+        return isinstance(self.sampler, str) and self.sampler == "fair"
+
     def _sample_indices(self):
-        """A uniform (SPOS) path tensor drawn from the seeded generator;
-        recorded in `last_path` (for the compiled step)."""
-        idx = _indexed().sample_indices(self, self._path_seed)
-        self._last_indices.assign(idx)
+        """The compiled step's path tensor, drawn from the seeded generator
+        and recorded for `last_paths`: one uniform (SPOS) path of shape
+        `(slots,)`, or with `sampler="fair"` the `(m, slots)` paths of a
+        strictly fair step."""
+        if not self._fair:
+            idx = _indexed().sample_indices(self, self._path_seed)
+            self._last_indices.assign(idx)
+            return idx
+        idx = _indexed().sample_fair_indices(self, self._path_seed)
+        self._fair_indices.assign(idx)
+        self._last_indices.assign(idx[-1])
         return idx
 
     @property
     def last_path(self) -> tuple | None:
         """The path of the last training step (both steps), as `_to_path`
-        gives it (NB201: the 6 ops; cell space: normal and reduce pairs)."""
+        gives it (NB201: the 6 ops; cell space: normal and reduce pairs).
+        After a strictly fair step: the last of its `m` paths."""
         if self._train_mode == "compiled":
             idx = ops.convert_to_numpy(self._last_indices)
             return _indexed().indices_path(self, idx)
@@ -616,10 +657,21 @@ class OneShotSupernet(keras.Model):
             return None
         return self._to_path(self.last_values)
 
+    @property
+    def last_paths(self) -> list[tuple]:
+        """The paths of the last training step: the `m` paths of a strictly
+        fair step (`sampler="fair"`), else `[last_path]` (empty before
+        training)."""
+        if self._train_mode == "compiled" and self._fair:
+            idx = ops.convert_to_numpy(self._fair_indices)
+            return [_indexed().indices_path(self, row) for row in idx]
+        path = self.last_path
+        return [] if path is None else [path]
+
     def _next_training_values(self) -> dict[str, Any]:
         sampler = self.sampler
         trace = None
-        if sampler is None:
+        if sampler is None or sampler == "uniform":
             values = self.sample_values()
         elif callable(getattr(sampler, "sample", None)):
             values, trace = sampler.sample(self._rng)
@@ -731,12 +783,14 @@ class OneShotSupernet(keras.Model):
                 uniformly inside the step (SPOS) and every edge dispatches
                 with a real branch (`keras.ops.switch`), so `fit` runs one
                 traced (TensorFlow) or jitted (JAX) step for all paths and
-                each step costs about one path. `"eager"`: the path is a
-                Python choice (required by a Python `sampler`, e.g. the
-                ENAS controller), the step runs eagerly. `"auto"`
-                (default): compiled when `sampler` is None, else eager;
-                decided again at every `fit`. Both update exactly the
-                sampled path's variables and optimizer slots.
+                each step costs about one path (`m` paths, run one after
+                the other in a loop traced once, with `sampler="fair"`).
+                `"eager"`: the path is a Python choice (required by a
+                Python `sampler`, e.g. the ENAS controller), the step runs
+                eagerly. `"auto"` (default): compiled when `sampler` is
+                None, "uniform" or "fair", else eager; decided again at
+                every `fit`. Both update exactly the sampled paths'
+                variables and optimizer slots.
             **kwargs: other `keras.Model.compile` arguments.
                 `run_eagerly=True` means `step="eager"`; `jit_compile`
                 (XLA) applies to the compiled step (default: False on
@@ -768,13 +822,28 @@ class OneShotSupernet(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def _wanted_mode(self) -> str:
-        if self._step == "compiled" and self.sampler is not None:
+        python_sampler = not (
+            self.sampler is None or isinstance(self.sampler, str)
+        )
+        if self._step == "compiled" and python_sampler:
             raise ValueError(
-                "Expected `sampler=None` with step='compiled' (a Python "
-                "sampler needs step='eager' or 'auto'). "
-                f"Received: sampler={self.sampler!r}"
+                "Expected `sampler=None`, 'uniform' or 'fair' with "
+                "step='compiled' (a Python sampler needs step='eager' or "
+                f"'auto'). Received: sampler={self.sampler!r}"
             )
-        if self._step == "eager" or self.sampler is not None:
+        if self._fair and self._step == "eager":
+            raise ValueError(
+                "Expected step='compiled' or 'auto' with sampler='fair' "
+                "(strict fairness is a compiled step). Received: "
+                "step='eager'"
+            )
+        if self._fair and not hasattr(self, "_fair_indices"):
+            raise ValueError(
+                "Expected sampler='fair' to be given when the supernet is "
+                "created (`OneShotSupernet(..., sampler='fair')`). "
+                "Received: sampler='fair' set afterwards"
+            )
+        if self._step == "eager" or python_sampler:
             return "eager"
         return "compiled"
 
@@ -1028,6 +1097,8 @@ class OneShotSupernet(keras.Model):
         config = {"name": self.name, "trainable": self.trainable}
         config.update(self._spec)
         config.update(affine=self.affine, seed=self.seed)
+        if isinstance(self.sampler, str):
+            config["sampler"] = self.sampler
         return config
 
     @classmethod
