@@ -11,6 +11,10 @@ procedures. The time ratio divides the one-shot time by the stand-alone
 time of ONE training per architecture (the mean over seeds), not by the
 time of all seeds.
 
+Supernet training options: `--sampler fair` (FairNAS strict fairness, Chu
+et al., ICCV 2021), `--supernet-schedule cosine` (learning rate decayed to
+0), `--snapshot-epochs` (scores averaged over several late epochs).
+
 Issue 5's aim: tau >= 0.5 with less than a tenth of the stand-alone time.
 
 Usage:
@@ -137,6 +141,92 @@ def _rank(standalone, one_shot):
     )
 
 
+def _supernet_optimizer(args, steps: int):
+    """The supernet's optimizer; `--supernet-schedule cosine` decays the
+    learning rate to 0 over the `steps` training steps (as SPOS, Guo et
+    al. 2020, and FairNAS, Chu et al. 2021, train their supernets)."""
+    import keras
+
+    lr = args.supernet_learning_rate
+    if args.supernet_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
+    if args.supernet_optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+
+
+def _score_all(supernet, archs, train, val, args):
+    """Shared-weight scores of every architecture, per recalibration
+    setting: (accuracies, losses, seconds), each a dict keyed by it."""
+    accuracy, loss, seconds = {}, {}, {}
+    for k in args.recalibration_batches:
+        start = time.perf_counter()
+        scores = [
+            supernet.evaluate_path(
+                values,
+                *val,
+                bn_recalibration_batches=k,
+                train_data=train[0],
+                batch_size=args.eval_batch_size,
+            )
+            for values in archs
+        ]
+        seconds[k] = time.perf_counter() - start
+        accuracy[k] = [score["accuracy"] for score in scores]
+        loss[k] = [score["loss"] for score in scores]
+    return accuracy, loss, seconds
+
+
+def _run_one_shot(args, space, archs, train, val):
+    """Trains one supernet and scores every architecture with it.
+
+    With `--snapshot-epochs`, the architectures are also scored after those
+    epochs (in a callback; training is unchanged) and every score is the
+    mean over the snapshots and the final weights (snapshot averaging, in
+    the spirit of Huang et al., "Snapshot Ensembles", ICLR 2017); the
+    evaluation time then counts all snapshots. Returns (scores, losses,
+    evaluation seconds, training seconds, steps); the training seconds
+    exclude the snapshot evaluations.
+    """
+    import keras
+
+    from keras_nas.supernet import OneShotSupernet
+
+    seed = args.seed if args.supernet_seed is None else args.supernet_seed
+    steps = args.supernet_epochs * -(-len(train[0]) // args.batch_size)
+    snapshots = []
+
+    class Snapshots(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 in args.snapshot_epochs:
+                snapshots.append(_score_all(supernet, archs, train, val, args))
+
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    supernet = OneShotSupernet(space, sampler=args.sampler, seed=seed)
+    supernet.compile(optimizer=_supernet_optimizer(args, steps), step=args.step)
+    supernet.fit(
+        *train,
+        epochs=args.supernet_epochs,
+        batch_size=args.batch_size,
+        verbose=0,
+        callbacks=[Snapshots()] if args.snapshot_epochs else None,
+    )
+    snapshot_time = sum(sum(s[2].values()) for s in snapshots)
+    train_time = time.perf_counter() - start - snapshot_time
+    snapshots.append(_score_all(supernet, archs, train, val, args))
+    ks = args.recalibration_batches
+    one_shot = {k: list(np.mean([s[0][k] for s in snapshots], 0)) for k in ks}
+    losses = {k: list(np.mean([s[1][k] for s in snapshots], 0)) for k in ks}
+    eval_times = {k: sum(s[2][k] for s in snapshots) for k in ks}
+    print(
+        f"one-shot: supernet {train_time:.1f} s ({steps} steps), "
+        f"{len(archs)} evaluations x {len(snapshots)} snapshots {eval_times}",
+        flush=True,
+    )
+    return one_shot, losses, eval_times, train_time, steps
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--archs", type=int, default=30)
@@ -157,6 +247,27 @@ def main(argv=None) -> dict:
         type=float,
         default=0.05,
         help="learning rate of the supernet's optimizer",
+    )
+    parser.add_argument(
+        "--supernet-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="supernet learning rate: constant, or cosine decay to 0",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("uniform", "fair"),
+        default="uniform",
+        help="supernet path sampling: uniform single path (SPOS) or "
+        "FairNAS strict fairness (OneShotSupernet(sampler=...))",
+    )
+    parser.add_argument(
+        "--snapshot-epochs",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also score after these supernet epochs and average the "
+        "scores with the final ones (snapshot averaging)",
     )
     parser.add_argument("--filters", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
@@ -313,48 +424,11 @@ def main(argv=None) -> dict:
         result["one_shot_args"] = previous["args"]
         result["one_shot_loadavg"] = previous.get("loadavg")
     else:
-        seed = args.seed if args.supernet_seed is None else args.supernet_seed
-        keras.utils.set_random_seed(seed)
-        start = time.perf_counter()
-        supernet = OneShotSupernet(space, seed=seed)
-        if args.supernet_optimizer == "adam":
-            optimizer = keras.optimizers.Adam(args.supernet_learning_rate)
-        else:
-            optimizer = keras.optimizers.SGD(
-                args.supernet_learning_rate, momentum=0.9, nesterov=True
-            )
-        supernet.compile(optimizer=optimizer, step=args.step)
-        supernet.fit(
-            *train,
-            epochs=args.supernet_epochs,
-            batch_size=args.batch_size,
-            verbose=0,
+        one_shot, losses, eval_times, train_time, steps = _run_one_shot(
+            args, space, archs, train, val
         )
-        train_time = time.perf_counter() - start
-        steps = args.supernet_epochs * -(-len(train[0]) // args.batch_size)
-        one_shot, eval_times, losses = {}, {}, {}
-        for k in args.recalibration_batches:
-            start = time.perf_counter()
-            scores = [
-                supernet.evaluate_path(
-                    values,
-                    *val,
-                    bn_recalibration_batches=k,
-                    train_data=train[0],
-                    batch_size=args.eval_batch_size,
-                )
-                for values in archs
-            ]
-            eval_times[k] = time.perf_counter() - start
-            one_shot[k] = [score["accuracy"] for score in scores]
-            losses[k] = [score["loss"] for score in scores]
         head = args.recalibration_batches[0]
         one_shot_time = train_time + eval_times[head]
-        print(
-            f"one-shot: supernet {train_time:.1f} s ({steps} steps), "
-            f"{len(archs)} evaluations {eval_times}",
-            flush=True,
-        )
     if args.no_standalone:
         result.update(
             one_shot_all=one_shot,
