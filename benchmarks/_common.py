@@ -1,7 +1,8 @@
 """Helpers shared by the benchmark scripts: the digits splits (from
 `keras_nas.data.load_digits_arrays`) and, for the ranking benchmarks
-(`one_shot_ranking.py`, `zero_cost_ranking.py`), the same stand-alone
-training of one architecture, so both scripts score architectures alike.
+(`one_shot_ranking.py`, `zero_cost_ranking.py`), the arguments of their
+common task and the same stand-alone training of one architecture, so both
+scripts score architectures alike.
 
 The scripts run as `python benchmarks/<script>.py`, which puts this folder
 on `sys.path`; they import this module as `_common`.
@@ -29,6 +30,45 @@ def digits_split(seed: int, num_train: int, num_val: int):
     end = len(x) if num_val <= 0 else num_train + num_val
     val = (x[num_train:end], y[num_train:end])
     return train, val
+
+
+def add_ranking_task_arguments(parser, *, standalone_epochs: int) -> None:
+    """Adds the arguments of the digits ranking task to an argparse parser.
+
+    Shared by `one_shot_ranking.py` and `zero_cost_ranking.py`: which
+    NAS-Bench-201 architectures (`--archs`, drawn with `--seed`), the
+    digits split (`--num-train`, `--num-val`), the networks (`--filters`,
+    `--cells-per-stage`), the training batch size (`--batch-size`), the
+    stand-alone training (`--standalone-epochs`, `--learning-rate`) and
+    `--json`. The same values give both scripts the same architectures and
+    stand-alone scores.
+
+    Args:
+        parser: an `argparse.ArgumentParser`.
+        standalone_epochs: the script's default of `--standalone-epochs`.
+    """
+    parser.add_argument("--archs", type=int, default=30)
+    parser.add_argument(
+        "--standalone-epochs", type=int, default=standalone_epochs
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=5e-3,
+        help="Adam learning rate of the stand-alone training",
+    )
+    parser.add_argument("--filters", type=int, default=8)
+    parser.add_argument("--cells-per-stage", type=int, default=1)
+    parser.add_argument("--num-train", type=int, default=1100)
+    parser.add_argument(
+        "--num-val",
+        type=int,
+        default=400,
+        help="validation images (0: all images not used for training)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="write results here")
 
 
 def digits_train_test(test_size: float = 0.2, random_state: int = 0):

@@ -36,7 +36,7 @@ import os
 import time
 
 import numpy as np
-from _common import digits_split, fit_score
+from _common import add_ranking_task_arguments, digits_split, fit_score
 
 
 def _sample_archs(supernet, n: int, seed: int) -> list[dict]:
@@ -229,16 +229,8 @@ def _run_one_shot(args, space, archs, train, val):
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--archs", type=int, default=30)
-    parser.add_argument("--standalone-epochs", type=int, default=30)
+    add_ranking_task_arguments(parser, standalone_epochs=30)
     parser.add_argument("--supernet-epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument(
-        "--learning-rate",
-        type=float,
-        default=5e-3,
-        help="Adam learning rate of the stand-alone training",
-    )
     parser.add_argument(
         "--supernet-optimizer", choices=("sgd", "adam"), default="sgd"
     )
@@ -269,8 +261,6 @@ def main(argv=None) -> dict:
         help="also score after these supernet epochs and average the "
         "scores with the final ones (snapshot averaging)",
     )
-    parser.add_argument("--filters", type=int, default=8)
-    parser.add_argument("--cells-per-stage", type=int, default=1)
     parser.add_argument(
         "--recalibration-batches",
         type=int,
@@ -310,15 +300,6 @@ def main(argv=None) -> dict:
         help="only train the architectures stand-alone (write --json)",
     )
     parser.add_argument("--eval-batch-size", type=int, default=512)
-    parser.add_argument("--num-train", type=int, default=1100)
-    parser.add_argument(
-        "--num-val",
-        type=int,
-        default=400,
-        help="validation images (0: all images not used for training)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None, help="write results here")
     parser.add_argument(
         "--standalone-json",
         nargs="+",

@@ -42,7 +42,7 @@ import os
 import time
 
 import numpy as np
-from _common import digits_split, fit_score
+from _common import add_ranking_task_arguments, digits_split, fit_score
 
 
 def _sample_archs(n: int, seed: int) -> list[tuple[str, ...]]:
@@ -168,15 +168,7 @@ def _table_mode(args) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--archs", type=int, default=30)
-    parser.add_argument("--standalone-epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=5e-3)
-    parser.add_argument("--filters", type=int, default=8)
-    parser.add_argument("--cells-per-stage", type=int, default=1)
-    parser.add_argument("--num-train", type=int, default=1100)
-    parser.add_argument("--num-val", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
+    add_ranking_task_arguments(parser, standalone_epochs=15)
     parser.add_argument(
         "--proxy-batch-size",
         type=int,
@@ -184,7 +176,6 @@ def main(argv=None) -> dict:
         help="examples in the minibatch the proxies see",
     )
     parser.add_argument("--proxies", default=None, help="comma-separated")
-    parser.add_argument("--json", default=None, help="write results here")
     parser.add_argument(
         "--standalone-json",
         default=None,
