@@ -118,6 +118,30 @@ def num_edges(num_nodes: int) -> int:
     return sum(i + 2 for i in range(num_nodes))
 
 
+@ops.custom_gradient
+def _weighted_sum(weights, *outputs):
+    """`sum_k weights[k] * outputs[k]`, keeping only `outputs` for backward.
+
+    The backward pass needs the op outputs (for the gradient of `weights`)
+    and nothing else. Written as a running sum under autodiff, TensorFlow's
+    eager tape would also keep every weighted copy and partial sum (the
+    inputs of each multiply and add: ~3 tensors per op instead of 1);
+    graph mode and XLA drop them either way (benchmarks/RESULTS.md).
+    """
+    total = weights[0] * outputs[0]
+    for k in range(1, len(outputs)):
+        total = total + weights[k] * outputs[k]
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        d_weights = ops.stack([ops.sum(y * upstream) for y in outputs])
+        d_outputs = [weights[k] * upstream for k in range(len(outputs))]
+        return (d_weights, *d_outputs)
+
+    return total, grad
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MixedOp(keras.layers.Layer):
     """A DARTS edge: the softmax-weighted sum of every candidate op.
@@ -168,17 +192,9 @@ class MixedOp(keras.layers.Layer):
             op.build(tuple(input_shape))
 
     def call(self, inputs, op_weights, training=None):
-        # One stack and one contraction rather than a running sum of
-        # `w_k * op_k(x)`: TensorFlow's eager tape keeps the inputs of
-        # every multiply and add for the backward pass (each op's output,
-        # its weighted copy and each partial sum, ~3 tensors per op);
-        # here it keeps the stack alone (1 per op), as graph mode and
-        # XLA do for either form (benchmarks/RESULTS.md, issue 4).
         weights = ops.take(ops.cast(op_weights, inputs.dtype), self._active)
-        outputs = ops.stack(
-            [op(inputs, training=training) for op in self.candidates]
-        )
-        return ops.tensordot(weights, outputs, axes=1)
+        outputs = [op(inputs, training=training) for op in self.candidates]
+        return _weighted_sum(weights, *outputs)
 
     def compute_output_shape(self, input_shape, op_weights_shape=None):
         return self.candidates[0].compute_output_shape(tuple(input_shape))
@@ -581,12 +597,16 @@ class DartsSupernet(keras.Model):
     (`none` is skipped: it adds zeros). The passes of a step run one after
     another with one non-persistent tape (TensorFlow) or one `jax.grad`
     each, so the peak is that of one forward/backward pass plus at most
-    three copies of the weights (`w'`, `w +- eps v`) for `order=2`. Measured
-    (benchmarks/RESULTS.md, TensorFlow eager, CPU): micro configuration (8
-    filters, 5 cells, batch 16, 16x16x3) peak RSS 1.29 GB for the plain step
-    and for the first-order step alike. Paper configuration (16 filters,
-    8 cells, batch 64, 32x32x3): more than 12 GiB resident already in
-    the plain step (TensorFlow eager, CPU; run stopped there).
+    three copies of the weights (`w'`, `w +- eps v`) for `order=2`. Each
+    edge keeps its op outputs for the backward pass, not their weighted
+    copies or partial sums (a custom gradient; TensorFlow's eager tape kept
+    those too). Paper configuration (16 filters, 8 cells, batch 64,
+    32x32x3), one forward/backward pass: ~6.7 GiB of activations by a hand
+    count of what the backward pass needs (the DARTS code, which saves about
+    the same, searched at this size on one 11 GB GTX 1080 Ti); measured
+    peak RSS on CPU (benchmarks/RESULTS.md): TensorFlow graph mode 9.2 /
+    11.3 GiB (plain / first-order step), JAX 11.9 / 13.7 GiB, TensorFlow
+    eager about 13.2 GiB.
 
     `order=0` freezes `alpha` and only trains the weights (a baseline or a
     warm-up). Logs: `loss`, `accuracy` (training batch), `arch_loss`,
