@@ -128,9 +128,14 @@ def _weighted_sum(weights, *outputs):
     inputs of each multiply and add: ~3 tensors per op instead of 1);
     graph mode and XLA drop them either way (benchmarks/RESULTS.md).
     """
-    total = weights[0] * outputs[0]
-    for k in range(1, len(outputs)):
-        total = total + weights[k] * outputs[k]
+    # The forward ops read stopped copies: TensorFlow's eager tape records
+    # the ops of a custom gradient's forward too, and would keep their
+    # inputs (`grad` below is the whole derivative anyway).
+    w = ops.stop_gradient(weights)
+    ys = [ops.stop_gradient(y) for y in outputs]
+    total = w[0] * ys[0]
+    for k in range(1, len(ys)):
+        total = total + w[k] * ys[k]
 
     def grad(*args, upstream=None):
         if upstream is None:
