@@ -292,6 +292,7 @@ class Enas(_base.NasTuner):
             )
         x_val, y_val = np.asarray(val[0]), np.asarray(val[1])
         net = self.supernet
+        own_sampler = net.sampler  # e.g. "fair": restored after the round
         net.sampler = self.oracle.controller
         try:
             net.fit(
@@ -302,7 +303,7 @@ class Enas(_base.NasTuner):
                 verbose=0,
             )
         finally:
-            net.sampler = None
+            net.sampler = own_sampler
         rewards = self._train_controller(x_val, y_val)
         score = net.evaluate_path(
             trial.hyperparameters.values,

@@ -37,7 +37,11 @@ def test_enas_search_best_models_and_resume(tmp_path):
     x, y = _data(64)
     val = _data(32, seed=1)
     tuner = _tuner(tmp_path, 2, True)
+    tuner._load_supernet()
+    tuner.supernet.sampler = "uniform"
     tuner.search(x, y, validation_data=val, epochs=1, batch_size=32)
+    # The controller drives the rounds; the supernet's own sampler is back.
+    assert tuner.supernet.sampler == "uniform"
     trials = list(tuner.oracle.trials.values())
     assert [t.status for t in trials] == ["COMPLETED"] * 2
     assert tuner.oracle.controller.num_updates == 4
