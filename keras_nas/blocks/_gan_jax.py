@@ -14,8 +14,8 @@ import jax
 import keras
 from keras import ops
 
+from keras_nas._jax_state import update_metrics
 from keras_nas.blocks import gan_model
-from keras_nas.supernet._darts_jax import _update_metrics
 
 
 def _take(values, variables, subset):
@@ -85,7 +85,7 @@ def train_step(model, state, data):
     tv = _put(tv, all_t, d.trainable_variables, d_tv)
     ntv = _put(ntv, all_nt, g.non_trainable_variables, g_ntv)
     ntv = _put(ntv, all_nt, d.non_trainable_variables, d_ntv)
-    logs, mv = _update_metrics(
+    logs, mv = update_metrics(
         model,
         mv,
         [(model.d_loss_tracker, (d_loss,)), (model.g_loss_tracker, (g_loss,))],
@@ -108,7 +108,7 @@ def test_step(model, state, data):
     fe_ntv = _take(ntv, all_nt, fe.non_trainable_variables)
     real_features, _ = fe.stateless_call([], fe_ntv, x, training=False)
     fake_features, _ = fe.stateless_call([], fe_ntv, fake, training=False)
-    logs, mv = _update_metrics(
+    logs, mv = update_metrics(
         model, mv, [(model.fid_metric, (real_features, fake_features))]
     )
     return logs, (tv, ntv, mv)

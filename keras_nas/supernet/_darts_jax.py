@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import keras
 
+from keras_nas._jax_state import update_metrics
 from keras_nas.supernet import darts
 
 
@@ -98,22 +99,6 @@ def _arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
     return loss_v, logits_v, ntv, grad_a
 
 
-def _update_metrics(model, metrics_values, updates):
-    """Stateless `update_state` of `(metric, args)` pairs; returns logs."""
-    mapping = list(zip(model.metrics_variables, metrics_values, strict=False))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        for metric, args in updates:
-            metric.update_state(*args)
-        logs = {metric.name: metric.result() for metric, _ in updates}
-    new_values = []
-    for ref, value in zip(
-        model.metrics_variables, metrics_values, strict=False
-    ):
-        current = scope.get_current_value(ref)
-        new_values.append(value if current is None else current)
-    return logs, new_values
-
-
 def _unpack_search(data):
     try:
         (xt, yt), (xv, yv) = data
@@ -152,7 +137,7 @@ def train_step(model, state, data):
         (model.loss_tracker, (loss,)),
         (model.accuracy_tracker, (yt, logits)),
     ] + updates
-    logs, mv = _update_metrics(model, mv, updates)
+    logs, mv = update_metrics(model, mv, updates)
     return logs, (_merge(model, w, a), ntv, wov + aov, mv)
 
 
@@ -160,7 +145,7 @@ def test_step(model, state, data):
     tv, ntv, mv = state
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     logits, ntv = model.stateless_call(tv, ntv, x, training=False)
-    logs, mv = _update_metrics(
+    logs, mv = update_metrics(
         model,
         mv,
         [
