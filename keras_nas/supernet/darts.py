@@ -611,7 +611,7 @@ class DartsSupernet(keras.Model):
     the same, searched at this size on one 11 GB GTX 1080 Ti); measured
     peak RSS on CPU (benchmarks/RESULTS.md): TensorFlow graph mode 9.2 /
     11.3 GiB (plain / first-order step), JAX 11.9 / 13.7 GiB, TensorFlow
-    eager about 13.2 GiB.
+    eager 12.8 GiB (all three steps).
 
     `order=0` freezes `alpha` and only trains the weights (a baseline or a
     warm-up). Logs: `loss`, `accuracy` (training batch), `arch_loss`,
