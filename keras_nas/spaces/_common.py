@@ -24,9 +24,7 @@ def hp_values(values: Any, name: str = "values") -> dict[str, Any]:
 
 def is_int(value: Any) -> bool:
     """True for Python and NumPy integers, False for booleans."""
-    return isinstance(value, numbers.Integral) and not isinstance(
-        value, bool
-    )
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -39,9 +37,7 @@ def check_input_shape(input_shape: Any) -> tuple[int, ...]:
         input_shape, Sequence
     ):
         raise fail
-    if not input_shape or not all(
-        is_int(v) and v > 0 for v in input_shape
-    ):
+    if not input_shape or not all(is_int(v) and v > 0 for v in input_shape):
         raise fail
     return tuple(int(v) for v in input_shape)
 
@@ -91,6 +87,42 @@ def check_choices(
     return values
 
 
+def check_rates(value: Any) -> tuple[float, ...]:
+    """`dropout_rates`: a non-empty sequence of distinct numbers in [0, 1)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        values = ()
+    else:
+        values = tuple(value)
+    ok = values and all(
+        not isinstance(v, bool)
+        and isinstance(v, (int, float))
+        and 0.0 <= v < 1.0
+        for v in values
+    )
+    if not ok or len(set(values)) != len(values):
+        raise ValueError(
+            "Expected `dropout_rates` to be a non-empty sequence of distinct "
+            f"numbers in [0, 1). Received: dropout_rates={value!r}"
+        )
+    return tuple(float(v) for v in values)
+
+
+def check_activations(value: Any) -> tuple[str, ...]:
+    """`activations`: distinct names of Keras activations."""
+    values = check_choices("activations", value)
+    for v in values:
+        try:
+            if not isinstance(v, str):
+                raise TypeError(v)
+            keras.activations.get(v)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                "Expected `activations` to hold names of Keras activations. "
+                f"Received: activations={value!r}"
+            ) from e
+    return values
+
+
 def declare_int(
     hp: keras_tuner.HyperParameters, name: str, values: tuple[int, ...]
 ) -> int:
@@ -101,9 +133,11 @@ def declare_int(
 
 
 def check_optimizer(optimizer: Any, learning_rate: Any) -> None:
-    if isinstance(learning_rate, bool) or not isinstance(
-        learning_rate, (int, float)
-    ) or not learning_rate > 0:
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, (int, float))
+        or not learning_rate > 0
+    ):
         raise ValueError(
             "Expected `learning_rate` to be a positive number. "
             f"Received: learning_rate={learning_rate!r}"
@@ -238,10 +272,6 @@ def fit_auxiliary(model: keras.Model, *args: Any, **kwargs: Any) -> Any:
     elif "x" in kwargs:
         kwargs["x"] = _duplicate_labels(kwargs["x"])
     if kwargs.get("validation_data") is not None:
-        kwargs["validation_data"] = _duplicate_labels(
-            kwargs["validation_data"]
-        )
-    kwargs["callbacks"] = [_RenameLogs()] + list(
-        kwargs.get("callbacks") or []
-    )
+        kwargs["validation_data"] = _duplicate_labels(kwargs["validation_data"])
+    kwargs["callbacks"] = [_RenameLogs()] + list(kwargs.get("callbacks") or [])
     return model.fit(*args, **kwargs)

@@ -33,40 +33,6 @@ _CONVS = ("conv", "sep_conv")
 _POOLINGS = ("avg", "max", "flatten")
 
 
-def _check_rates(value: Any) -> tuple[float, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        values = ()
-    else:
-        values = tuple(value)
-    ok = values and all(
-        not isinstance(v, bool)
-        and isinstance(v, (int, float))
-        and 0.0 <= v < 1.0
-        for v in values
-    )
-    if not ok or len(set(values)) != len(values):
-        raise ValueError(
-            "Expected `dropout_rates` to be a non-empty sequence of distinct "
-            f"numbers in [0, 1). Received: dropout_rates={value!r}"
-        )
-    return tuple(float(v) for v in values)
-
-
-def _check_activations(value: Any) -> tuple[str, ...]:
-    values = _common.check_choices("activations", value)
-    for v in values:
-        try:
-            if not isinstance(v, str):
-                raise TypeError(v)
-            keras.activations.get(v)
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                "Expected `activations` to hold names of Keras activations. "
-                f"Received: activations={value!r}"
-            ) from e
-    return values
-
-
 class ChainSearchSpace(keras_tuner.HyperModel):
     """A chain of conv / separable conv / pooling / dense layers.
 
@@ -172,8 +138,8 @@ class ChainSearchSpace(keras_tuner.HyperModel):
             "pool_types", pool_types, ("max", "avg")
         )
         self.units = self._int_choices("units", units)
-        self.activations = _check_activations(activations)
-        self.dropout_rates = _check_rates(dropout_rates)
+        self.activations = _common.check_activations(activations)
+        self.dropout_rates = _common.check_rates(dropout_rates)
         if global_pooling not in _POOLINGS:
             raise ValueError(
                 f"Expected `global_pooling` to be one of {list(_POOLINGS)}. "
@@ -210,9 +176,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
         if self.min_layers == self.max_layers:
             num_layers = hp.Fixed("num_layers", self.max_layers)
         else:
-            num_layers = hp.Int(
-                "num_layers", self.min_layers, self.max_layers
-            )
+            num_layers = hp.Int("num_layers", self.min_layers, self.max_layers)
         specs = []
         for i in range(self.max_layers):
             active = list(range(i + 1, self.max_layers + 1))
@@ -307,9 +271,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                     name=f"layer{i}_{kind}",
                 )(x)
                 if self.batch_norm:
-                    x = keras.layers.BatchNormalization(name=f"layer{i}_bn")(
-                        x
-                    )
+                    x = keras.layers.BatchNormalization(name=f"layer{i}_bn")(x)
                 x = keras.layers.Activation(
                     spec["activation"], name=f"layer{i}_act"
                 )(x)

@@ -63,34 +63,6 @@ GRAPH_TASKS: tuple[str, ...] = ("graph", "node")
 _READOUTS = graph.READOUTS
 
 
-def _check_rates(value: Any) -> tuple[float, ...]:
-    values = _common.check_choices("dropout_rates", value)
-    if not all(
-        not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v < 1
-        for v in values
-    ):
-        raise ValueError(
-            "Expected `dropout_rates` to be a non-empty sequence of distinct "
-            f"numbers in [0, 1). Received: dropout_rates={value!r}"
-        )
-    return tuple(float(v) for v in values)
-
-
-def _check_activations(value: Any) -> tuple[str, ...]:
-    values = _common.check_choices("activations", value)
-    for v in values:
-        try:
-            if not isinstance(v, str):
-                raise TypeError(v)
-            keras.activations.get(v)
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                "Expected `activations` to hold names of Keras activations. "
-                f"Received: activations={value!r}"
-            ) from e
-    return values
-
-
 def _check_residual(value: Any) -> tuple[bool, ...]:
     values = _common.check_choices("residual", value)
     if not all(isinstance(v, bool) for v in values):
@@ -198,8 +170,8 @@ class GraphSearchSpace(keras_tuner.HyperModel):
         )
         self.units = self._int_choices("units", units)
         self.heads = self._int_choices("heads", heads)
-        self.activations = _check_activations(activations)
-        self.dropout_rates = _check_rates(dropout_rates)
+        self.activations = _common.check_activations(activations)
+        self.dropout_rates = _common.check_rates(dropout_rates)
         self.residual = _check_residual(residual)
         self.readouts = _common.check_choices("readouts", readouts, _READOUTS)
         _common.check_optimizer(optimizer, learning_rate)

@@ -6,24 +6,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _one_shot_testing import NB201, TINY
+from _one_shot_testing import data as _data
 
-from keras_nas.spaces import CellSearchSpace, NasBench201SearchSpace
+from keras_nas.spaces import CellSearchSpace
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
 from keras_nas.supernet.one_shot import OneShotSupernet
 
-NB201 = NasBench201SearchSpace(
-    input_shape=(8, 8, 1), num_classes=4, filters=4, cells_per_stage=1
-)
-# Small enough to trace the compiled step quickly (1 normal, 2 reduce cells).
-TINY = CellSearchSpace(
-    input_shape=(8, 8, 1),
-    num_classes=4,
-    ops=("none", "skip_connect", "dil_conv_3x3"),
-    num_nodes=1,
-    num_cells=3,
-    filters=4,
-)
 MIRRORED = CellSearchSpace(
     input_shape=(8, 8, 1),
     num_classes=4,
@@ -33,15 +23,6 @@ MIRRORED = CellSearchSpace(
     filters=4,
     search_reduction=False,
 )
-
-
-def _data(n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8, 8, 1)).astype("float32")
-    y = (x[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int32") + 2 * (
-        x[:, :, :4].mean(axis=(1, 2, 3)) > 0
-    ).astype("int32")
-    return x, y
 
 
 @pytest.mark.parametrize(
@@ -77,7 +58,7 @@ def test_fair_gradient_is_the_sum_of_the_single_path_gradients():
     m single-path gradients (and averages the losses)."""
     net = OneShotSupernet(NB201, sampler="fair", seed=0)
     net.compile(optimizer="sgd")
-    x, y = _data()
+    x, y = _data(32)
     paths = net._sample_indices()
     loss, _, grads = tf_step.fair_gradients(net, x, y, None, paths)
     losses, total = [], None
@@ -119,7 +100,7 @@ def test_compiled_fair_step_updates_exactly_the_union_of_the_paths():
     """`fit` (graph mode, one while loop over the paths): one optimizer
     update with the summed gradients; variables on none of the m paths
     (cut off by `none` ops) keep their values and optimizer slots."""
-    x, y = _data()
+    x, y = _data(32)
 
     def optimizer():
         return keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
