@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -52,19 +52,25 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def check_int_choices(
-    name: str, value: Any, minimum: int = 1
+    name: str, value: Any, minimum: int = 1, allow_int: bool = True
 ) -> tuple[int, ...]:
-    """An int (fixed) or a non-empty sequence of ints (searched)."""
-    if is_int(value):
+    """An int (fixed) or a non-empty sequence of ints (searched).
+
+    With `allow_int=False` only a sequence is accepted (where a bare int
+    would be ambiguous, e.g. per-layer units).
+    """
+    if is_int(value) and allow_int:
         values = (value,)
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         values = tuple(value)
     else:
         values = ()
     if not values or not all(is_int(v) and v >= minimum for v in values):
+        what = f"an integer >= {minimum} or a " if allow_int else "a "
+        such = "such integers" if allow_int else f"integers >= {minimum}"
         raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum} or a non-empty "
-            f"sequence of such integers. Received: {name}={value!r}"
+            f"Expected `{name}` to be {what}non-empty sequence of {such}. "
+            f"Received: {name}={value!r}"
         )
     return tuple(dict.fromkeys(int(v) for v in values))
 
@@ -130,6 +136,32 @@ def declare_int(
     if len(values) == 1:
         return hp.Fixed(name, values[0])
     return hp.Choice(name, list(values), ordered=True)
+
+
+def declare_layers(
+    hp: keras_tuner.HyperParameters,
+    min_layers: int,
+    max_layers: int,
+    declare_layer: Callable[[keras_tuner.HyperParameters, int], Any],
+) -> list[Any]:
+    """Declares `num_layers` and every layer's hyperparameters in `hp`.
+
+    Layer `i`'s hyperparameters, declared by `declare_layer(hp, i)`, are
+    conditional on `num_layers > i`, so all of them exist in `hp` whatever
+    its current depth. Returns the specs of the active layers.
+    """
+    if min_layers == max_layers:
+        num_layers = hp.Fixed("num_layers", max_layers)
+    else:
+        num_layers = hp.Int("num_layers", min_layers, max_layers)
+    specs = []
+    for i in range(max_layers):
+        active = list(range(i + 1, max_layers + 1))
+        with hp.conditional_scope("num_layers", active):
+            spec = declare_layer(hp, i)
+        if i < num_layers:
+            specs.append(spec)
+    return specs
 
 
 def check_optimizer(optimizer: Any, learning_rate: Any) -> None:

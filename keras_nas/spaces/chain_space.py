@@ -131,13 +131,19 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                 f"Received: layer_types={layer_types!r} with "
                 f"input_shape={input_shape!r}"
             )
-        self.filters = self._int_choices("filters", filters)
-        self.kernel_sizes = self._int_choices("kernel_sizes", kernel_sizes)
-        self.strides = self._int_choices("strides", strides)
+        self.filters = _common.check_int_choices(
+            "filters", filters, allow_int=False
+        )
+        self.kernel_sizes = _common.check_int_choices(
+            "kernel_sizes", kernel_sizes, allow_int=False
+        )
+        self.strides = _common.check_int_choices(
+            "strides", strides, allow_int=False
+        )
         self.pool_types = _common.check_choices(
             "pool_types", pool_types, ("max", "avg")
         )
-        self.units = self._int_choices("units", units)
+        self.units = _common.check_int_choices("units", units, allow_int=False)
         self.activations = _common.check_activations(activations)
         self.dropout_rates = _common.check_rates(dropout_rates)
         if global_pooling not in _POOLINGS:
@@ -157,13 +163,6 @@ class ChainSearchSpace(keras_tuner.HyperModel):
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
 
-    @staticmethod
-    def _int_choices(name: str, value: Any) -> tuple[int, ...]:
-        if _common.is_int(value):
-            # A sequence is required: a bare int is ambiguous here.
-            value = None
-        return _common.check_int_choices(name, value)
-
     def declare_hyperparameters(
         self, hp: keras_tuner.HyperParameters
     ) -> list[dict[str, Any]]:
@@ -173,18 +172,9 @@ class ChainSearchSpace(keras_tuner.HyperModel):
             One dict per active layer (`{"type": ..., "filters": ...}`)
             with `hp`'s current values.
         """
-        if self.min_layers == self.max_layers:
-            num_layers = hp.Fixed("num_layers", self.max_layers)
-        else:
-            num_layers = hp.Int("num_layers", self.min_layers, self.max_layers)
-        specs = []
-        for i in range(self.max_layers):
-            active = list(range(i + 1, self.max_layers + 1))
-            with hp.conditional_scope("num_layers", active):
-                spec = self._declare_layer(hp, i)
-            if i < num_layers:
-                specs.append(spec)
-        return specs
+        return _common.declare_layers(
+            hp, self.min_layers, self.max_layers, self._declare_layer
+        )
 
     def _declare_layer(
         self, hp: keras_tuner.HyperParameters, i: int

@@ -168,8 +168,8 @@ class GraphSearchSpace(keras_tuner.HyperModel):
         self.conv_types = _common.check_choices(
             "conv_types", conv_types, GRAPH_CONV_TYPES
         )
-        self.units = self._int_choices("units", units)
-        self.heads = self._int_choices("heads", heads)
+        self.units = _common.check_int_choices("units", units, allow_int=False)
+        self.heads = _common.check_int_choices("heads", heads, allow_int=False)
         self.activations = _common.check_activations(activations)
         self.dropout_rates = _common.check_rates(dropout_rates)
         self.residual = _check_residual(residual)
@@ -177,12 +177,6 @@ class GraphSearchSpace(keras_tuner.HyperModel):
         _common.check_optimizer(optimizer, learning_rate)
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
-
-    @staticmethod
-    def _int_choices(name: str, value: Any) -> tuple[int, ...]:
-        if _common.is_int(value):
-            value = None  # A sequence is required, as in ChainSearchSpace.
-        return _common.check_int_choices(name, value)
 
     def _choice(
         self, hp: keras_tuner.HyperParameters, name: str, values: tuple
@@ -206,17 +200,9 @@ class GraphSearchSpace(keras_tuner.HyperModel):
             "dropout": ...}`, `heads` for `"gat"` only) with `hp`'s current
             values. The readout is `hp.get("readout")` (graph task).
         """
-        if self.min_layers == self.max_layers:
-            num_layers = hp.Fixed("num_layers", self.max_layers)
-        else:
-            num_layers = hp.Int("num_layers", self.min_layers, self.max_layers)
-        specs = []
-        for i in range(self.max_layers):
-            active = list(range(i + 1, self.max_layers + 1))
-            with hp.conditional_scope("num_layers", active):
-                spec = self._declare_layer(hp, i)
-            if i < num_layers:
-                specs.append(spec)
+        specs = _common.declare_layers(
+            hp, self.min_layers, self.max_layers, self._declare_layer
+        )
         if self.task == "graph":
             self._choice(hp, "readout", self.readouts)
         return specs
