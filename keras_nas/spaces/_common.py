@@ -138,6 +138,19 @@ def declare_int(
     return hp.Choice(name, list(values), ordered=True)
 
 
+def check_layer_range(min_layers: Any, max_layers: Any) -> tuple[int, int]:
+    """`(min_layers, max_layers)`: positive ints, `min_layers <= max_layers`."""
+    max_layers_ = check_positive_int("max_layers", max_layers)
+    min_layers_ = check_positive_int("min_layers", min_layers)
+    if min_layers_ > max_layers_:
+        raise ValueError(
+            "Expected `min_layers` <= `max_layers`. "
+            f"Received: min_layers={min_layers!r}, "
+            f"max_layers={max_layers!r}"
+        )
+    return min_layers_, max_layers_
+
+
 def declare_layers(
     hp: keras_tuner.HyperParameters,
     min_layers: int,

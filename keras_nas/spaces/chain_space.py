@@ -114,14 +114,9 @@ class ChainSearchSpace(keras_tuner.HyperModel):
         self.num_classes = _common.check_positive_int(
             "num_classes", num_classes, minimum=2
         )
-        self.max_layers = _common.check_positive_int("max_layers", max_layers)
-        self.min_layers = _common.check_positive_int("min_layers", min_layers)
-        if self.min_layers > self.max_layers:
-            raise ValueError(
-                "Expected `min_layers` <= `max_layers`. "
-                f"Received: min_layers={min_layers!r}, "
-                f"max_layers={max_layers!r}"
-            )
+        self.min_layers, self.max_layers = _common.check_layer_range(
+            min_layers, max_layers
+        )
         self.layer_types = _common.check_choices(
             "layer_types", layer_types, LAYER_TYPES
         )

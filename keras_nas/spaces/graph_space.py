@@ -157,14 +157,9 @@ class GraphSearchSpace(keras_tuner.HyperModel):
                 f"Received: task={task!r}"
             )
         self.task = task
-        self.max_layers = _common.check_positive_int("max_layers", max_layers)
-        self.min_layers = _common.check_positive_int("min_layers", min_layers)
-        if self.min_layers > self.max_layers:
-            raise ValueError(
-                "Expected `min_layers` <= `max_layers`. "
-                f"Received: min_layers={min_layers!r}, "
-                f"max_layers={max_layers!r}"
-            )
+        self.min_layers, self.max_layers = _common.check_layer_range(
+            min_layers, max_layers
+        )
         self.conv_types = _common.check_choices(
             "conv_types", conv_types, GRAPH_CONV_TYPES
         )
