@@ -39,7 +39,6 @@ from keras_nas.tuners.reinforce import ReinforceOracle
 __all__ = ["Enas", "EnasOracle"]
 
 _WEIGHTS = "enas_supernet.weights.h5"
-_OPTIMIZER = "enas_supernet_optimizer.npz"
 
 
 class EnasOracle(ReinforceOracle):
@@ -206,47 +205,14 @@ class Enas(_base.NasTuner):
         self._supernet_loaded = True
         if not os.path.exists(self._path(_WEIGHTS)):
             return
+        # The weights file holds the optimizer's state and the path
+        # samplers' states too (`OneShotSupernet.save_own_variables`).
         self.supernet.load_weights(self._path(_WEIGHTS))
-        with np.load(self._path(_OPTIMIZER)) as npz:
-            arrays = [npz[f"v{i}"] for i in range(len(npz.files))]
-        for variable, value in zip(
-            self.supernet.optimizer.variables, arrays, strict=True
-        ):
-            variable.assign(value)
-        with np.load(self._path("enas_supernet_rng.npz")) as npz:
-            state = npz["state"].tobytes().decode()
-        import json
-
-        self.supernet._rng = _base.rng_from_json(json.loads(state))
 
     def _save_supernet(self) -> None:
-        import json
-
         tmp = self._path("tmp_" + _WEIGHTS)
         self.supernet.save_weights(tmp)
         os.replace(tmp, self._path(_WEIGHTS))
-        arrays = {
-            f"v{i}": keras.ops.convert_to_numpy(v.value)
-            for i, v in enumerate(self.supernet.optimizer.variables)
-        }
-        for name, data in (
-            (_OPTIMIZER, arrays),
-            (
-                "enas_supernet_rng.npz",
-                {
-                    "state": np.frombuffer(
-                        json.dumps(
-                            _base.rng_to_json(self.supernet._rng)
-                        ).encode(),
-                        dtype="uint8",
-                    ),
-                },
-            ),
-        ):
-            tmp = self._path("tmp_" + name)
-            with open(tmp, "wb") as f:
-                np.savez(f, **data)
-            os.replace(tmp, self._path(name))
 
     # -- the search ------------------------------------------------------------
 

@@ -74,6 +74,16 @@ def test_enas_search_best_models_and_resume(tmp_path):
     for a, b in zip(resumed.supernet.get_weights(), weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(resumed.supernet.optimizer.iterations.numpy()) == step
+    for a, b in zip(
+        resumed.supernet.optimizer.variables,
+        tuner.supernet.optimizer.variables,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert (
+        resumed.supernet._rng.bit_generator.state
+        == tuner.supernet._rng.bit_generator.state
+    )
     probs_after = resumed.oracle.controller.probabilities(
         resumed.oracle.controller.trace_from_values(best_hp.values)
     )
