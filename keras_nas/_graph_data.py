@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_nas._validation import check_positive_int
+
 __all__ = [
     "GRAPH_FAMILIES",
     "NodeClassificationData",
@@ -31,19 +33,6 @@ __all__ = [
 
 #: Class names of `make_graph_classification`, in label order.
 GRAPH_FAMILIES: tuple[str, ...] = ("erdos_renyi", "small_world", "scale_free")
-
-
-def _int_arg(name: str, value: object, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _float_arg(name: str, value: object, low: float, high: float) -> float:
@@ -149,10 +138,10 @@ def make_graph_classification(
     >>> x.shape, a.shape, y.shape
     ((30, 20, 1), (30, 20, 20), (30,))
     """
-    num_graphs = _int_arg("num_graphs", num_graphs, 1)
-    min_nodes = _int_arg("min_nodes", min_nodes, 4)
-    max_nodes = _int_arg("max_nodes", max_nodes, min_nodes)
-    num_features = _int_arg("num_features", num_features, 1)
+    num_graphs = check_positive_int("num_graphs", num_graphs, 1)
+    min_nodes = check_positive_int("min_nodes", min_nodes, 4)
+    max_nodes = check_positive_int("max_nodes", max_nodes, min_nodes)
+    num_features = check_positive_int("num_features", num_features, 1)
     mean_degree = _float_arg("mean_degree", mean_degree, 2.0, min_nodes - 1)
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(num_graphs) % len(_GENERATORS))
@@ -241,9 +230,9 @@ def make_node_classification(
     >>> d.x.shape, d.a.shape, d.y.shape, int(d.train_mask.sum())
     ((1, 60, 8), (1, 60, 60), (1, 60), 12)
     """
-    num_classes = _int_arg("num_classes", num_classes, 2)
-    num_nodes = _int_arg("num_nodes", num_nodes, num_classes * 3)
-    num_features = _int_arg("num_features", num_features, 1)
+    num_classes = check_positive_int("num_classes", num_classes, 2)
+    num_nodes = check_positive_int("num_nodes", num_nodes, num_classes * 3)
+    num_features = check_positive_int("num_features", num_features, 1)
     p_in = _float_arg("p_in", p_in, 0.0, 1.0)
     p_out = _float_arg("p_out", p_out, 0.0, 1.0)
     feature_noise = _float_arg("feature_noise", feature_noise, 0.0, np.inf)

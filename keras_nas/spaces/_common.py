@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
 import keras_tuner
+
+from keras_nas._validation import check_positive_int, is_int
 
 
 def hp_values(values: Any, name: str = "values") -> dict[str, Any]:
@@ -20,11 +21,6 @@ def hp_values(values: Any, name: str = "values") -> dict[str, Any]:
         f"Expected `{name}` to be a dict or a keras_tuner.HyperParameters. "
         f"Received: {name}={values!r}"
     )
-
-
-def is_int(value: Any) -> bool:
-    """True for Python and NumPy integers, False for booleans."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -40,15 +36,6 @@ def check_input_shape(input_shape: Any) -> tuple[int, ...]:
     if not input_shape or not all(is_int(v) and v > 0 for v in input_shape):
         raise fail
     return tuple(int(v) for v in input_shape)
-
-
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if not is_int(value) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def check_int_choices(

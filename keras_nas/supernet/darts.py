@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_nas._validation import check_positive_int
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
@@ -62,20 +63,6 @@ def step_module():
             "(set KERAS_BACKEND)."
         )
     return importlib.import_module(_BACKENDS[backend])
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    if value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _check_float(name: str, value: Any) -> float:
@@ -178,7 +165,7 @@ class MixedOp(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int("filters", filters)
+        self.filters = check_positive_int("filters", filters)
         if strides not in (1, 2):
             raise ValueError(
                 "Expected `strides` to be 1 or 2. "
@@ -244,10 +231,10 @@ class SearchCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int("filters", filters, minimum=2)
+        self.filters = check_positive_int("filters", filters, minimum=2)
         self.reduction = bool(reduction)
         self.reduction_prev = bool(reduction_prev)
-        self.num_nodes = _check_int("num_nodes", num_nodes)
+        self.num_nodes = check_positive_int("num_nodes", num_nodes)
         self.ops = _check_ops(ops)
         if self.reduction_prev:
             self.preprocess0 = nas_ops.FactorizedReduce(
@@ -328,7 +315,7 @@ def default_weights_optimizer(
     """
     lr: Any = float(learning_rate)
     if decay_steps is not None:
-        decay_steps = _check_int("decay_steps", decay_steps)
+        decay_steps = check_positive_int("decay_steps", decay_steps)
         lr = keras.optimizers.schedules.CosineDecay(
             float(learning_rate),
             decay_steps,
@@ -490,7 +477,7 @@ def derive_genotype(
     (4, False)
     """
     candidates = _check_ops(ops)
-    num_nodes = _check_int("num_nodes", num_nodes)
+    num_nodes = check_positive_int("num_nodes", num_nodes)
     cells = {}
     for kind, alpha in (("normal", alpha_normal), ("reduce", alpha_reduce)):
         a = np.asarray(keras.ops.convert_to_numpy(alpha), dtype=np.float64)
@@ -676,10 +663,12 @@ class DartsSupernet(keras.Model):
                 f"positive ints. Received: input_shape={input_shape!r}"
             )
         self.image_shape = tuple(int(d) for d in input_shape)
-        self.num_classes = _check_int("num_classes", num_classes, minimum=2)
-        self.filters = _check_int("filters", filters, minimum=2)
-        self.num_cells = _check_int("num_cells", num_cells)
-        self.num_nodes = _check_int("num_nodes", num_nodes)
+        self.num_classes = check_positive_int(
+            "num_classes", num_classes, minimum=2
+        )
+        self.filters = check_positive_int("filters", filters, minimum=2)
+        self.num_cells = check_positive_int("num_cells", num_cells)
+        self.num_nodes = check_positive_int("num_nodes", num_nodes)
         self.candidate_ops = _check_ops(ops)
         if order not in (0, 1, 2) or isinstance(order, bool):
             raise ValueError(
@@ -693,7 +682,9 @@ class DartsSupernet(keras.Model):
         self.grad_clip = (
             None if grad_clip is None else _check_float("grad_clip", grad_clip)
         )
-        self.stem_multiplier = _check_int("stem_multiplier", stem_multiplier)
+        self.stem_multiplier = check_positive_int(
+            "stem_multiplier", stem_multiplier
+        )
         self.seed = seed
 
         # Sublayers take the model's dtype policy (e.g. `dtype=
@@ -991,7 +982,7 @@ class SearchData(keras.utils.PyDataset):
         super().__init__(**kwargs)
         self.x_train, self.y_train = (np.asarray(a) for a in train)
         self.x_val, self.y_val = (np.asarray(a) for a in val)
-        self.batch_size = _check_int("batch_size", batch_size)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         n = min(len(self.x_train), len(self.x_val))
         if n < self.batch_size:
             raise ValueError(
