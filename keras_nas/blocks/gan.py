@@ -34,6 +34,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_nas.blocks.ops import _check_int
+
 __all__ = [
     "CONV_TYPES",
     "NORMS",
@@ -69,15 +71,6 @@ def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(
             f"Expected `{name}` to be a bool. Received: {name}={value!r}"
-        )
-    return value
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
         )
     return value
 
@@ -149,7 +142,7 @@ class GeneratorCell(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.filters = _check_int("filters", filters)
+        self.filters = _check_int(filters, "filters")
         self.upsample = _check_choice("upsample", upsample, UPSAMPLE_MODES)
         self.norm = _check_choice("norm", norm, NORMS)
         self.conv_type = _check_choice("conv_type", conv_type, CONV_TYPES)
@@ -404,8 +397,8 @@ def build_generator(
             f"{h}x{w} (each cell doubles the size). Received: "
             f"{n} cells"
         )
-    filters = _check_int("filters", filters)
-    latent_dim = _check_int("latent_dim", latent_dim)
+    filters = _check_int(filters, "filters")
+    latent_dim = _check_int(latent_dim, "latent_dim")
     bh, bw = h // 2**n, w // 2**n
     z = keras.Input((latent_dim,), name="latent")
     x = keras.layers.Dense(bh * bw * filters, name="linear")(z)
@@ -461,7 +454,7 @@ def build_discriminator(
         An uncompiled functional `keras.Model` with output `(batch, 1)`.
     """
     h, w, _ = _check_image_shape(image_shape)
-    filters = _check_int("filters", filters)
+    filters = _check_int(filters, "filters")
     _check_bool("spectral_norm", spectral_norm)
 
     def wrap(layer):
