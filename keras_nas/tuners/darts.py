@@ -19,6 +19,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_nas._validation import check_positive_int
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
 from keras_nas.tensorboard import log_trial_metrics
@@ -244,7 +245,7 @@ class Darts(NasTuner):
             optimizer=retrain_optimizer,
             learning_rate=retrain_learning_rate,
         )
-        self.batch_size = darts_lib._check_int("batch_size", batch_size)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         self.train_portion = float(train_portion)
         self.jit_compile = jit_compile
         self.seed = seed
