@@ -7,6 +7,8 @@ Every public name of the subpackages (`blocks`, `spaces`, `tuners`,
 
 import importlib
 
+from keras_nas import _serializable
+
 __version__ = "0.1.0"
 
 _SUBPACKAGES = (
@@ -46,6 +48,9 @@ def _exports():
 
 
 _EXPORTS = _exports()
+
+# Saved models load after `import keras_nas` alone (see `_serializable`).
+_serializable.install()
 
 __all__ = (
     sorted(_EXPORTS) + list(_SUBPACKAGES) + list(_MODULES) + ["__version__"]

@@ -1,0 +1,131 @@
+"""Makes every saved keras-nas object loadable after `import keras_nas`.
+
+The layers, models, optimizers and metrics of keras-nas are registered with
+`keras.saving.register_keras_serializable` where they are defined, but the
+package imports its modules lazily (see `keras_nas._lazy`), so in a new
+process a `.keras` file would name classes that no code has registered yet
+("Could not locate class 'Cell'").
+
+Importing every module that defines such a class on `import keras_nas` would
+load Keras and TensorFlow there (0.1 s -> 6 s) and could not work at all when
+Keras itself is being imported by one of those modules (a circular import).
+Instead, once the `keras` module is imported (at once if it already is), each
+name in `REGISTERED` is registered to a small placeholder class whose
+`from_config` imports the defining module and hands over to the real class.
+The real class's own decorator then replaces the placeholder, so the
+placeholder is used at most once per name and process. The hook that waits
+for `keras` is a `sys.meta_path` finder that only answers for `keras` and
+removes itself once Keras is imported (`wrapt.register_post_import_hook`
+does the same but imports `importlib.metadata`, 20-100 ms, while
+`import keras_nas` takes ~3 ms).
+
+This module imports neither Keras nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from types import ModuleType
+from typing import Any
+
+PACKAGE = "keras_nas"
+
+# Registered class name -> module defining it. `tests/test_load_saved.py`
+# checks this table against the names the modules actually register.
+REGISTERED = {
+    "ReLUConvBN": "keras_nas.blocks.ops",
+    "SepConv": "keras_nas.blocks.ops",
+    "DilConv": "keras_nas.blocks.ops",
+    "FactorizedReduce": "keras_nas.blocks.ops",
+    "Zero": "keras_nas.blocks.ops",
+    "Identity": "keras_nas.blocks.ops",
+    "Pool": "keras_nas.blocks.ops",
+    "Cell": "keras_nas.blocks.cells",
+    "NormalCell": "keras_nas.blocks.cells",
+    "ReductionCell": "keras_nas.blocks.cells",
+    "NasBench201Cell": "keras_nas.blocks.cells",
+    "AuxiliaryHead": "keras_nas.blocks.network",
+    "ResNetBasicBlock": "keras_nas.blocks.network",
+    "GeneratorCell": "keras_nas.blocks.gan",
+    "GAN": "keras_nas.blocks.gan_model",
+    "GanOptimizer": "keras_nas.blocks.gan_model",
+    "GCNConv": "keras_nas.blocks.graph",
+    "GraphSAGEConv": "keras_nas.blocks.graph",
+    "GINConv": "keras_nas.blocks.graph",
+    "GATConv": "keras_nas.blocks.graph",
+    "NodeMask": "keras_nas.blocks.graph",
+    "GraphReadout": "keras_nas.blocks.graph",
+    "FrechetDistance": "keras_nas.estimation.fid",
+    "MixedOp": "keras_nas.supernet.darts",
+    "SearchCell": "keras_nas.supernet.darts",
+    "BilevelOptimizer": "keras_nas.supernet.darts",
+    "DartsSupernet": "keras_nas.supernet.darts",
+    "OneShotSupernet": "keras_nas.supernet.one_shot",
+}
+
+
+def _placeholder(name: str, module: str) -> type:
+    """A class that loads `module` and builds `module.name` from a config."""
+
+    def from_config(cls, config: dict, *args: Any, **kwargs: Any) -> Any:
+        real = getattr(importlib.import_module(module), name)
+        return real.from_config(config, *args, **kwargs)
+
+    def get_config(self) -> dict:  # required by register_keras_serializable
+        raise NotImplementedError(f"Placeholder for {module}.{name}.")
+
+    return type(
+        name,
+        (),
+        {
+            "__module__": __name__,
+            "__doc__": f"Loads `{module}.{name}` when a file needs it.",
+            "from_config": classmethod(from_config),
+            "get_config": get_config,
+        },
+    )
+
+
+def register_placeholders(keras: ModuleType) -> None:
+    """Registers a placeholder for each name not registered yet."""
+    saving = keras.saving
+    for name, module in REGISTERED.items():
+        if saving.get_registered_object(f"{PACKAGE}>{name}") is None:
+            saving.register_keras_serializable(PACKAGE, name)(
+                _placeholder(name, module)
+            )
+
+
+class _AfterKerasImport:
+    """`sys.meta_path` finder: registers the placeholders after `keras`."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)  # once; and the real finders do the work
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module: ModuleType) -> None:
+            try:
+                exec_module(module)
+            except BaseException:
+                install()  # the import failed: wait for the next one
+                raise
+            register_placeholders(module)
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+def install() -> None:
+    """Registers the placeholders once `keras` is imported (now if it is)."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        register_placeholders(keras)
+    elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterKerasImport())
