@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import numbers
+import reprlib
 from typing import Any
 
-__all__ = ["check_positive_int", "is_int"]
+__all__ = ["check_positive_int", "is_int", "short_repr"]
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxstring = 120
+_REPR.maxother = 120
+for _attr in ("maxlist", "maxtuple", "maxdict", "maxset"):
+    setattr(_REPR, _attr, 8)
+
+
+def short_repr(value: Any) -> str:
+    """`repr(value)` for an error message: nesting and length are capped.
+
+    A deeply nested or huge value (a corrupt JSON file, say) would make
+    `repr` raise `RecursionError` or flood the message.
+    """
+    return _REPR.repr(value)
 
 
 def is_int(value: Any) -> bool:

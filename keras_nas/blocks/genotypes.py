@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from keras_nas._validation import short_repr
 from keras_nas.blocks import registry
 
 __all__ = [
@@ -45,11 +46,23 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _loads(text: Any) -> Any:
+    """`json.loads(text)`; bad or too deeply nested JSON -> ValueError."""
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise ValueError(
+            f"Expected `text` to be a JSON genotype ({why}). "
+            f"Received: text={short_repr(text)}"
+        ) from e
+
+
 def _as_pairs(value: Any, name: str) -> tuple[Pair, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ValueError(
             f"Expected `{name}` to be a sequence of (op, input) pairs. "
-            f"Received: {name}={value!r}"
+            f"Received: {name}={short_repr(value)}"
         )
     pairs = []
     for k, item in enumerate(value):
@@ -60,18 +73,18 @@ def _as_pairs(value: Any, name: str) -> tuple[Pair, ...]:
         ):
             raise ValueError(
                 f"Expected each entry of `{name}` to be an (op, input) pair. "
-                f"Received: {name}[{k}]={item!r}"
+                f"Received: {name}[{k}]={short_repr(item)}"
             )
         op, index = item
         if not isinstance(op, str):
             raise ValueError(
                 f"Expected the op of `{name}[{k}]` to be a string. "
-                f"Received: {name}[{k}]={item!r}"
+                f"Received: {name}[{k}]={short_repr(item)}"
             )
         if isinstance(index, bool) or not isinstance(index, int):
             raise ValueError(
                 f"Expected the input of `{name}[{k}]` to be an integer. "
-                f"Received: {name}[{k}]={item!r}"
+                f"Received: {name}[{k}]={short_repr(item)}"
             )
         pairs.append((op, int(index)))
     return tuple(pairs)
@@ -81,14 +94,14 @@ def _as_concat(value: Any, name: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ValueError(
             f"Expected `{name}` to be a sequence of node indices. "
-            f"Received: {name}={value!r}"
+            f"Received: {name}={short_repr(value)}"
         )
     out = tuple(value)
     for v in out:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(
                 f"Expected `{name}` to hold integer node indices. "
-                f"Received: {name}={value!r}"
+                f"Received: {name}={short_repr(value)}"
             )
     return tuple(int(v) for v in out)
 
@@ -187,12 +200,12 @@ class Genotype:
         if isinstance(self.arity, bool) or not isinstance(self.arity, int):
             raise ValueError(
                 "Expected `arity` to be a positive integer. "
-                f"Received: arity={self.arity!r}"
+                f"Received: arity={short_repr(self.arity)}"
             )
         if self.arity < 1:
             raise ValueError(
                 "Expected `arity` to be a positive integer. "
-                f"Received: arity={self.arity!r}"
+                f"Received: arity={short_repr(self.arity)}"
             )
         for kind in ("normal", "reduce"):
             pairs = _as_pairs(getattr(self, kind), kind)
@@ -243,7 +256,7 @@ class Genotype:
         if not isinstance(data, Mapping):
             raise ValueError(
                 "Expected `data` to be a mapping with keys 'normal' and "
-                f"'reduce'. Received: data={data!r}"
+                f"'reduce'. Received: data={short_repr(data)}"
             )
         unknown = set(data) - {
             "normal",
@@ -256,12 +269,13 @@ class Genotype:
             raise ValueError(
                 "Expected `data` to have keys 'normal', 'reduce' and "
                 "optionally 'normal_concat', 'reduce_concat', 'arity'. "
-                f"Received: data keys={sorted(data)}"
+                f"Received: data keys={short_repr(sorted(map(str, data)))}"
             )
+        # The constructor checks each field's type and names it.
         return cls(
-            normal=[tuple(p) for p in data["normal"]],
+            normal=data["normal"],
             normal_concat=data.get("normal_concat"),
-            reduce=[tuple(p) for p in data["reduce"]],
+            reduce=data["reduce"],
             reduce_concat=data.get("reduce_concat"),
             arity=data.get("arity", 2),
         )
@@ -271,14 +285,7 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> Genotype:
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as e:
-            raise ValueError(
-                "Expected `text` to be a JSON genotype. "
-                f"Received: text={text!r}"
-            ) from e
-        return cls.from_dict(data)
+        return cls.from_dict(_loads(text))
 
     def canonical(self) -> dict[str, Any]:
         """The genotype with each node's inputs in sorted order."""
@@ -335,19 +342,20 @@ class NasBench201Genotype:
         if isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
             raise ValueError(
                 f"Expected `ops` to be a sequence of 6 op names. "
-                f"Received: ops={ops!r}"
+                f"Received: ops={short_repr(ops)}"
             )
         ops = tuple(ops)
         if len(ops) != len(NB201_EDGES):
             raise ValueError(
                 f"Expected `ops` to hold {len(NB201_EDGES)} op names, one per "
-                f"edge. Received: ops={ops!r}"
+                f"edge. Received: ops={short_repr(ops)}"
             )
         for k, op in enumerate(ops):
             if not isinstance(op, str) or not registry.is_known_op(op):
                 raise ValueError(
-                    f"Unknown op {op!r} on edge {k}. Expected one of "
-                    f"{list(registry.NB201_OPS)}. Received: ops={ops!r}"
+                    f"Unknown op {short_repr(op)} on edge {k}. Expected one "
+                    f"of {list(registry.NB201_OPS)}. "
+                    f"Received: ops={short_repr(ops)}"
                 )
         object.__setattr__(self, "ops", ops)
 
@@ -374,7 +382,7 @@ class NasBench201Genotype:
             return ValueError(
                 "Expected `text` to be a NAS-Bench-201 cell string like "
                 "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'. "
-                f"Received: text={text!r}"
+                f"Received: text={short_repr(text)}"
             )
 
         if not isinstance(text, str):
@@ -402,23 +410,16 @@ class NasBench201Genotype:
         if not isinstance(data, Mapping) or set(data) != {"ops"}:
             raise ValueError(
                 "Expected `data` to be a mapping with the single key 'ops'. "
-                f"Received: data={data!r}"
+                f"Received: data={short_repr(data)}"
             )
-        return cls(tuple(data["ops"]))
+        return cls(data["ops"])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> NasBench201Genotype:
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as e:
-            raise ValueError(
-                "Expected `text` to be a JSON genotype. "
-                f"Received: text={text!r}"
-            ) from e
-        return cls.from_dict(data)
+        return cls.from_dict(_loads(text))
 
     @property
     def hash(self) -> str:

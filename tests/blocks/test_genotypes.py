@@ -183,3 +183,45 @@ def test_nb201_bad_ops():
         NasBench201Genotype("none")
     with pytest.raises(ValueError, match="Received: data="):
         NasBench201Genotype.from_dict({"ops": [], "x": 1})
+
+
+PAIRS = [["skip_connect", 0], ["skip_connect", 1]]
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"normal": 5, "reduce": PAIRS}, "normal=5"),
+        ({"normal": [5, 6], "reduce": PAIRS}, r"normal\[0\]=5"),
+        ({"normal": PAIRS, "reduce": 7}, "reduce=7"),
+        ({"normal": PAIRS, "reduce": PAIRS, "arity": "2"}, "arity='2'"),
+        ({"normal": PAIRS, "reduce": PAIRS, "reduce_concat": 3}, "reduce_concat=3"),
+        ({"normal": PAIRS, 1: 2}, r"data keys=\['1', 'normal'\]"),
+    ],
+)
+def test_from_dict_wrong_types_name_the_field(data, field):
+    with pytest.raises(ValueError, match=f"Received: {field}"):
+        Genotype.from_dict(data)
+
+
+def test_nb201_from_dict_wrong_type_names_the_field():
+    with pytest.raises(ValueError, match="Received: ops=5"):
+        NasBench201Genotype.from_dict({"ops": 5})
+    with pytest.raises(ValueError, match=r"Received: ops=\(3, "):
+        NasBench201Genotype.from_dict({"ops": [3] * 6})
+
+
+def test_deeply_nested_json_is_a_value_error_with_a_short_message():
+    deep = "[" * 100_000 + "]" * 100_000
+    for cls, text in [
+        (Genotype, deep),
+        (NasBench201Genotype, '{"ops": ' + deep + "}"),
+    ]:
+        with pytest.raises(ValueError, match="nested too deeply") as info:
+            cls.from_json(text)
+        assert len(str(info.value)) < 500
+    # Nested, but within the JSON parser's limit: the field is named.
+    nested = json.loads("[" * 500 + "]" * 500)
+    with pytest.raises(ValueError, match=r"Received: normal\[0\]=\[\[") as e:
+        Genotype.from_dict({"normal": nested, "reduce": PAIRS})
+    assert len(str(e.value)) < 500
