@@ -195,7 +195,10 @@ PAIRS = [["skip_connect", 0], ["skip_connect", 1]]
         ({"normal": [5, 6], "reduce": PAIRS}, r"normal\[0\]=5"),
         ({"normal": PAIRS, "reduce": 7}, "reduce=7"),
         ({"normal": PAIRS, "reduce": PAIRS, "arity": "2"}, "arity='2'"),
-        ({"normal": PAIRS, "reduce": PAIRS, "reduce_concat": 3}, "reduce_concat=3"),
+        (
+            {"normal": PAIRS, "reduce": PAIRS, "reduce_concat": 3},
+            "reduce_concat=3",
+        ),
         ({"normal": PAIRS, 1: 2}, r"data keys=\['1', 'normal'\]"),
     ],
 )
