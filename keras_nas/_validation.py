@@ -6,7 +6,7 @@ import numbers
 import reprlib
 from typing import Any
 
-__all__ = ["check_positive_int", "is_int", "short_repr"]
+__all__ = ["check_objective", "check_positive_int", "is_int", "short_repr"]
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel = 4
@@ -38,3 +38,39 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
             f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def _is_objective(value: Any) -> bool:
+    # A metric name or a `keras_tuner.Objective` (duck-typed: no Keras here).
+    if isinstance(value, str):
+        return bool(value)
+    return isinstance(getattr(value, "name", None), str) and getattr(
+        value, "direction", None
+    ) in ("min", "max")
+
+
+def check_objective(objective: Any, reported: Any = None) -> Any:
+    """`objective` if keras-tuner accepts it: None, a metric name, a
+    `keras_tuner.Objective`, or a non-empty list of names and Objectives.
+
+    With `reported` (the metric names a tuner reports, fixed in advance),
+    each objective must also be one of them.
+    """
+    items = objective if isinstance(objective, list) else [objective]
+    if objective is not None and (
+        not items or not all(_is_objective(o) for o in items)
+    ):
+        raise ValueError(
+            "Expected `objective` to be a metric name (e.g. 'val_accuracy'), "
+            "a `keras_tuner.Objective`, or a non-empty list of these. "
+            f"Received: objective={short_repr(objective)}"
+        )
+    if reported is not None:
+        names = [o if isinstance(o, str) else o.name for o in items]
+        if objective is None or any(n not in reported for n in names):
+            raise ValueError(
+                f"Expected `objective` to be one of the metrics this tuner "
+                f"reports: {sorted(reported)}. "
+                f"Received: objective={short_repr(objective)}"
+            )
+    return objective

@@ -37,6 +37,7 @@ from keras_tuner.engine import trial as trial_module
 
 from keras_nas.estimation._protocol import run_estimator
 from keras_nas.tensorboard import SearchViewsMixin
+from keras_nas.tuners import _results
 
 __all__ = [
     "MAX_FINITE_CANDIDATES",
@@ -513,8 +514,27 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
 
     def run_trial(self, trial, *args, **kwargs):
         if self.estimator is None:
-            return super().run_trial(trial, *args, **kwargs)
-        # Logged to TensorBoard unless the estimator trained with `fit` and
-        # the search's callbacks (e.g. `HardwareAware` without an inner
-        # estimator), which logged already.
-        return run_estimator(self.estimator, self, trial, args, kwargs)
+            results = super().run_trial(trial, *args, **kwargs)
+        else:
+            # Logged to TensorBoard unless the estimator trained with `fit`
+            # and the search's callbacks (e.g. `HardwareAware` without an
+            # inner estimator), which logged already.
+            results = run_estimator(self.estimator, self, trial, args, kwargs)
+        # A missing objective stops the search here, at the first trial.
+        _results.check_objective_reported(self.oracle.objective, results, trial)
+        return results
+
+    def get_best_models(self, num_models: int = 1) -> list[Any]:
+        """The models of the best trials, best first.
+
+        Only completed trials whose score and losses are finite count: a
+        diverged trial (NaN or infinite) never ranks as best. Returns fewer
+        than `num_models` models when fewer trials qualify.
+
+        Raises:
+            RuntimeError: trials ran but none has a finite score.
+        """
+        trials = _results.finite_best_trials(self.oracle, num_models)
+        if not trials and self.oracle.trials:
+            raise RuntimeError(_results.no_finite_trial_message(self.oracle))
+        return [self.load_model(trial) for trial in trials]

@@ -19,19 +19,22 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_nas._validation import check_positive_int
+from keras_nas._validation import check_objective, check_positive_int
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
 from keras_nas.tensorboard import log_trial_metrics
+from keras_nas.tuners import _results
 from keras_nas.tuners._base import NasTuner
 
 __all__ = ["Darts", "DartsOracle", "AlphaHistory"]
 
 _WEIGHTS_FILE = "retrained.weights.h5"
 _HISTORY_FILE = "darts_alpha_history.json"
+# The metrics `Darts.run_trial` reports: the possible objectives.
+_REPORTED = ("val_accuracy", "val_loss")
 
 
-class DartsOracle(keras_tuner.Oracle):
+class DartsOracle(_results.FiniteBestTrials, keras_tuner.Oracle):
     """Proposes the single trial of a DARTS search, then stops.
 
     The trial starts with no values; `Darts.run_trial` fills in the derived
@@ -52,6 +55,7 @@ class DartsOracle(keras_tuner.Oracle):
         **kwargs,
     ):
         kwargs.pop("max_trials", None)
+        objective = check_objective(objective)
         super().__init__(objective=objective, max_trials=1, seed=seed, **kwargs)
 
     def populate_space(self, trial_id):
@@ -183,7 +187,8 @@ class Darts(NasTuner):
         retrain_learning_rate: its learning rate.
         jit_compile: passed to `DartsSupernet.compile`.
         seed: seed of the supernet initialization and the data order.
-        objective: the trial's objective (default "val_accuracy").
+        objective: the trial's objective: "val_accuracy" (default) or
+            "val_loss", the metrics `run_trial` reports.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`,
             `project_name`, `overwrite`, ...).
 
@@ -217,6 +222,7 @@ class Darts(NasTuner):
     ):
         from keras_nas.spaces.cell_space import CellSearchSpace
 
+        check_objective(objective, reported=_REPORTED)
         if not 0.0 < float(train_portion) < 1.0:
             raise ValueError(
                 "Expected `train_portion` in (0, 1). "
@@ -322,7 +328,7 @@ class Darts(NasTuner):
         result = {
             "val_accuracy": float(metrics["accuracy"]),
             "val_loss": float(metrics["loss"]),
-        }
+        }  # = _REPORTED
         # The derived architecture as an HParams session (TensorBoard).
         log_trial_metrics(self, trial, callbacks, result)
         return result

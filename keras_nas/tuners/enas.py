@@ -32,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_nas._validation import check_objective
 from keras_nas.tensorboard import log_trial_metrics
 from keras_nas.tuners import _base
 from keras_nas.tuners.reinforce import ReinforceOracle
@@ -39,6 +40,10 @@ from keras_nas.tuners.reinforce import ReinforceOracle
 __all__ = ["Enas", "EnasOracle"]
 
 _WEIGHTS = "enas_supernet.weights.h5"
+
+
+# The metrics `Enas.run_trial` reports: the possible objectives.
+_REPORTED = ("val_accuracy", "val_loss", "mean_reward")
 
 
 class EnasOracle(ReinforceOracle):
@@ -92,7 +97,8 @@ class Enas(_base.NasTuner):
         hypermodel: a `CellSearchSpace` or `NasBench201SearchSpace` (used to
             build the supernet when `supernet` is not given).
         supernet: optional `OneShotSupernet` (compiled or not).
-        objective: the objective; shared-weight `"val_accuracy"`.
+        objective: the objective: shared-weight `"val_accuracy"` (default),
+            `"val_loss"` or the controller's `"mean_reward"`.
         max_trials: number of rounds (one trial each).
         controller: `"lstm"` (default) or `"factorized"`.
         controller_steps: controller updates per round.
@@ -143,6 +149,7 @@ class Enas(_base.NasTuner):
     ):
         from keras_nas.supernet.one_shot import OneShotSupernet
 
+        check_objective(objective, reported=_REPORTED)
         if supernet is None:
             if hypermodel is None:
                 raise ValueError(
@@ -281,7 +288,7 @@ class Enas(_base.NasTuner):
             "val_accuracy": score["accuracy"],
             "val_loss": score["loss"],
             "mean_reward": float(np.mean(rewards)),
-        }
+        }  # = _REPORTED
         log_trial_metrics(self, trial, fit_kwargs.get("callbacks"), metrics)
         return metrics
 

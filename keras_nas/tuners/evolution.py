@@ -14,12 +14,15 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.tuners import _base, _persistence
+from keras_nas._validation import check_objective, check_positive_int
+from keras_nas.tuners import _base, _persistence, _results
 
 __all__ = ["AgingEvolution", "AgingEvolutionOracle"]
 
 
-class AgingEvolutionOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
+class AgingEvolutionOracle(
+    _results.FiniteBestTrials, _persistence.ResumableOracle, keras_tuner.Oracle
+):
     """Regularized evolution (Real et al., 2019, Algorithm 1).
 
     Works on any keras-tuner space. A mutation changes one active
@@ -101,8 +104,8 @@ class AgingEvolutionOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         max_consecutive_failed_trials: int = 3,
     ):
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
+            objective=check_objective(objective),
+            max_trials=check_positive_int("max_trials", max_trials),
             hyperparameters=hyperparameters,
             allow_new_entries=allow_new_entries,
             tune_new_entries=tune_new_entries,

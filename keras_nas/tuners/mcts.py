@@ -19,7 +19,8 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.tuners import _base, _persistence
+from keras_nas._validation import check_objective, check_positive_int
+from keras_nas.tuners import _base, _persistence, _results
 
 __all__ = ["MonteCarloTreeSearch", "MonteCarloTreeSearchOracle"]
 
@@ -76,7 +77,7 @@ def _sort_key(value: Any) -> tuple[str, str]:
 
 
 class MonteCarloTreeSearchOracle(
-    _persistence.ResumableOracle, keras_tuner.Oracle
+    _results.FiniteBestTrials, _persistence.ResumableOracle, keras_tuner.Oracle
 ):
     """UCT over the ordered decisions of any keras-tuner space.
 
@@ -159,8 +160,8 @@ class MonteCarloTreeSearchOracle(
         max_consecutive_failed_trials: int = 3,
     ):
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
+            objective=check_objective(objective),
+            max_trials=check_positive_int("max_trials", max_trials),
             hyperparameters=hyperparameters,
             allow_new_entries=allow_new_entries,
             tune_new_entries=tune_new_entries,

@@ -17,7 +17,8 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.tuners import _base, _persistence
+from keras_nas._validation import check_objective, check_positive_int
+from keras_nas.tuners import _base, _persistence, _results
 from keras_nas.tuners import controller as controller_module
 
 __all__ = ["Reinforce", "ReinforceOracle"]
@@ -25,7 +26,9 @@ __all__ = ["Reinforce", "ReinforceOracle"]
 _DEFAULT_LR = {"factorized": 0.2, "lstm": 0.01}
 
 
-class ReinforceOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
+class ReinforceOracle(
+    _results.FiniteBestTrials, _persistence.ResumableOracle, keras_tuner.Oracle
+):
     """Policy-gradient (REINFORCE) architecture search.
 
     Each trial is sampled from a controller policy that decides the active
@@ -104,8 +107,8 @@ class ReinforceOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         max_consecutive_failed_trials: int = 3,
     ):
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
+            objective=check_objective(objective),
+            max_trials=check_positive_int("max_trials", max_trials),
             hyperparameters=hyperparameters,
             allow_new_entries=allow_new_entries,
             tune_new_entries=tune_new_entries,
