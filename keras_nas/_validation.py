@@ -6,7 +6,25 @@ import numbers
 import reprlib
 from typing import Any
 
-__all__ = ["check_objective", "check_positive_int", "is_int", "short_repr"]
+__all__ = [
+    "MAX_CELLS",
+    "MAX_FILTERS",
+    "MAX_NODES",
+    "check_objective",
+    "check_positive_int",
+    "is_int",
+    "short_repr",
+]
+
+#: The largest channel count (`filters`) a keras-nas layer, cell, network,
+#: supernet or search space accepts: 2**16, far above any published CNN
+#: (<= 4096), so that a typo (10**9) fails at once instead of in the
+#: allocator or after minutes of building.
+MAX_FILTERS = 65_536
+#: The most intermediate nodes per cell (DARTS uses 4, NASNet/AmoebaNet 5).
+MAX_NODES = 64
+#: The most cells in a network (DARTS: 20 on CIFAR-10, 14 on ImageNet).
+MAX_CELLS = 1024
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel = 4
@@ -30,12 +48,21 @@ def is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """`value` as an int, if it is an integer >= `minimum`."""
-    if not is_int(value) or value < minimum:
+def check_positive_int(
+    name: str, value: Any, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """`value` as an int, if it is an integer in [`minimum`, `maximum`]."""
+    if (
+        not is_int(value)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        expected = (
+            f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        )
         raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
+            f"Expected `{name}` to be an integer {expected}. "
+            f"Received: {name}={short_repr(value)}"
         )
     return int(value)
 

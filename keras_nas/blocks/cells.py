@@ -17,6 +17,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_nas._validation import MAX_FILTERS
 from keras_nas.blocks.genotypes import (
     NB201_EDGES,
     Genotype,
@@ -142,7 +143,7 @@ class Cell(keras.layers.Layer):
                 f"Received: kind={kind!r}"
             )
         self.kind = kind
-        self.filters = _check_int(filters, "filters", minimum=2)
+        self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
         self.reduction_prev = bool(reduction_prev)
         self.drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
         self.seed = seed
@@ -380,7 +381,7 @@ class NasBench201Cell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.genotype = _as_nb201_genotype(genotype)
-        self.filters = _check_int(filters, "filters", minimum=2)
+        self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
         self.edge_ops = [
             get_op(op, self.filters, 1) for op in self.genotype.ops
         ]

@@ -34,6 +34,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_nas._validation import MAX_FILTERS
 from keras_nas.blocks.ops import _check_int
 
 __all__ = [
@@ -142,7 +143,7 @@ class GeneratorCell(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters")
+        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
         self.upsample = _check_choice("upsample", upsample, UPSAMPLE_MODES)
         self.norm = _check_choice("norm", norm, NORMS)
         self.conv_type = _check_choice("conv_type", conv_type, CONV_TYPES)
@@ -397,7 +398,7 @@ def build_generator(
             f"{h}x{w} (each cell doubles the size). Received: "
             f"{n} cells"
         )
-    filters = _check_int(filters, "filters")
+    filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
     latent_dim = _check_int(latent_dim, "latent_dim")
     bh, bw = h // 2**n, w // 2**n
     z = keras.Input((latent_dim,), name="latent")
@@ -454,7 +455,7 @@ def build_discriminator(
         An uncompiled functional `keras.Model` with output `(batch, 1)`.
     """
     h, w, _ = _check_image_shape(image_shape)
-    filters = _check_int(filters, "filters")
+    filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
     _check_bool("spectral_norm", spectral_norm)
 
     def wrap(layer):

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_nas._validation import MAX_CELLS, MAX_FILTERS
 from keras_nas.blocks.cells import (
     Cell,
     NasBench201Cell,
@@ -120,7 +121,7 @@ class ResNetBasicBlock(keras.layers.Layer):
 
     def __init__(self, filters: int, strides: int = 2, **kwargs):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters")
+        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
         self.strides = _check_strides(strides)
         self.conv_a = ReLUConvBN(self.filters, 3, strides=self.strides)
         self.conv_b = ReLUConvBN(self.filters, 3)
@@ -252,8 +253,8 @@ def build_network(
     genotype = _as_genotype(genotype)
     input_shape = _check_input_shape(input_shape)
     num_classes = _check_classes(num_classes)
-    filters = _check_int(filters, "filters", minimum=2)
-    num_cells = _check_int(num_cells, "num_cells")
+    filters = _check_int(filters, "filters", 2, MAX_FILTERS)
+    num_cells = _check_int(num_cells, "num_cells", maximum=MAX_CELLS)
     stem_multiplier = _check_int(stem_multiplier, "stem_multiplier")
     if auxiliary and None in input_shape[:2]:
         raise ValueError(
@@ -336,7 +337,7 @@ def build_nb201_network(
     genotype = _as_nb201_genotype(genotype)
     input_shape = _check_input_shape(input_shape)
     num_classes = _check_classes(num_classes)
-    filters = _check_int(filters, "filters", minimum=2)
+    filters = _check_int(filters, "filters", 2, MAX_FILTERS)
     cells_per_stage = _check_int(cells_per_stage, "cells_per_stage")
 
     inputs = keras.Input(input_shape)

@@ -21,6 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_nas._validation import MAX_FILTERS, check_positive_int
 from keras_nas.blocks import registry
 
 __all__ = [
@@ -38,18 +39,11 @@ __all__ = [
 _PACKAGE = "keras_nas"
 
 
-def _check_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    if value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    return value
+def _check_int(
+    value: Any, name: str, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """`value` as an int in [`minimum`, `maximum`] (no bools)."""
+    return check_positive_int(name, value, minimum, maximum)
 
 
 def _check_rate(value: Any, name: str) -> float:
@@ -141,7 +135,7 @@ class ReLUConvBN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters")
+        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
         self.kernel_size = _check_int(kernel_size, "kernel_size")
         self.strides = _check_strides(strides)
         self.dilation_rate = _check_int(dilation_rate, "dilation_rate")
@@ -236,7 +230,7 @@ class SepConv(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters")
+        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
         self.kernel_size = _check_int(kernel_size, "kernel_size")
         self.strides = _check_strides(strides)
         self.dilation_rate = _check_int(dilation_rate, "dilation_rate")
@@ -362,7 +356,7 @@ class FactorizedReduce(keras.layers.Layer):
 
     def __init__(self, filters: int, affine: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters", minimum=2)
+        self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
         self.affine = bool(affine)
         half = self.filters // 2
         self.conv_1 = keras.layers.Conv2D(half, 1, strides=2, use_bias=False)
@@ -581,7 +575,7 @@ def get_op(
             "before loading a saved model that uses them). "
             f"Received: name={name!r}"
         )
-    _check_int(filters, "filters")
+    _check_int(filters, "filters", maximum=MAX_FILTERS)
     strides = _check_strides(strides)
     layer = factory(filters, strides, bool(affine))
     if not isinstance(layer, keras.layers.Layer):

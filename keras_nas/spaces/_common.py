@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,9 +40,14 @@ def check_input_shape(input_shape: Any) -> tuple[int, ...]:
 
 
 def check_int_choices(
-    name: str, value: Any, minimum: int = 1, allow_int: bool = True
+    name: str,
+    value: Any,
+    minimum: int = 1,
+    allow_int: bool = True,
+    maximum: int | None = None,
 ) -> tuple[int, ...]:
-    """An int (fixed) or a non-empty sequence of ints (searched).
+    """An int (fixed) or a non-empty sequence of ints (searched), each in
+    [`minimum`, `maximum`].
 
     With `allow_int=False` only a sequence is accepted (where a bare int
     would be ambiguous, e.g. per-layer units).
@@ -52,9 +58,11 @@ def check_int_choices(
         values = tuple(value)
     else:
         values = ()
-    if not values or not all(is_int(v) and v >= minimum for v in values):
-        what = f"an integer >= {minimum} or a " if allow_int else "a "
-        such = "such integers" if allow_int else f"integers >= {minimum}"
+    top = math.inf if maximum is None else maximum
+    if not values or not all(is_int(v) and minimum <= v <= top for v in values):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {top}]"
+        what = f"an integer {bound} or a " if allow_int else "a "
+        such = "such integers" if allow_int else f"integers {bound}"
         raise ValueError(
             f"Expected `{name}` to be {what}non-empty sequence of {such}. "
             f"Received: {name}={value!r}"
@@ -168,10 +176,10 @@ def check_optimizer(optimizer: Any, learning_rate: Any) -> None:
     if (
         isinstance(learning_rate, bool)
         or not isinstance(learning_rate, (int, float))
-        or not learning_rate > 0
+        or not 0 < learning_rate < math.inf
     ):
         raise ValueError(
-            "Expected `learning_rate` to be a positive number. "
+            "Expected `learning_rate` to be a positive finite number. "
             f"Received: learning_rate={learning_rate!r}"
         )
     make_optimizer(optimizer, learning_rate)

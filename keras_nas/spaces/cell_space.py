@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_nas._validation import MAX_CELLS, MAX_FILTERS, MAX_NODES
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
 from keras_nas.spaces import _common
@@ -282,9 +283,16 @@ class CellSearchSpace(keras_tuner.HyperModel):
         self.ops = _common.check_choices(
             "ops", DEFAULT_OPS if ops is None else ops, registry.known_ops()
         )
-        self.num_nodes = _common.check_positive_int("num_nodes", num_nodes)
-        self.num_cells = _common.check_int_choices("num_cells", num_cells)
-        self.filters = _common.check_int_choices("filters", filters)
+        self.num_nodes = _common.check_positive_int(
+            "num_nodes", num_nodes, 1, MAX_NODES
+        )
+        self.num_cells = _common.check_int_choices(
+            "num_cells", num_cells, maximum=MAX_CELLS
+        )
+        # A cell splits its filters in two when it reduces: at least 2.
+        self.filters = _common.check_int_choices(
+            "filters", filters, minimum=2, maximum=MAX_FILTERS
+        )
         if not isinstance(search_reduction, bool):
             raise ValueError(
                 "Expected `search_reduction` to be a bool. "

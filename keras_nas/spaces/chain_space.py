@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_nas._validation import MAX_FILTERS
 from keras_nas.spaces import _common
 
 __all__ = ["ChainSearchSpace", "LAYER_TYPES"]
@@ -127,7 +128,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                 f"input_shape={input_shape!r}"
             )
         self.filters = _common.check_int_choices(
-            "filters", filters, allow_int=False
+            "filters", filters, allow_int=False, maximum=MAX_FILTERS
         )
         self.kernel_sizes = _common.check_int_choices(
             "kernel_sizes", kernel_sizes, allow_int=False

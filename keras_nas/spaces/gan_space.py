@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_nas._validation import MAX_FILTERS
 from keras_nas.blocks import gan
 from keras_nas.blocks.gan_model import GAN, default_optimizer
 from keras_nas.spaces import _common
@@ -175,7 +176,9 @@ class GanSearchSpace(keras_tuner.HyperModel):
                 f"{self.image_shape[:2]} (each cell doubles the size). "
                 f"Received: num_cells={num_cells!r}"
             )
-        self.filters = _common.check_int_choices("filters", filters)
+        self.filters = _common.check_int_choices(
+            "filters", filters, maximum=MAX_FILTERS
+        )
         self.latent_dim = _common.check_positive_int("latent_dim", latent_dim)
         self.upsample_modes = _common.check_choices(
             "upsample_modes", upsample_modes, gan.UPSAMPLE_MODES

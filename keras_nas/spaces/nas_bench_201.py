@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_nas._validation import MAX_FILTERS
 from keras_nas.blocks.genotypes import NB201_EDGES, NasBench201Genotype
 from keras_nas.blocks.registry import NB201_OPS
 from keras_nas.spaces import _common
@@ -171,7 +172,9 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
         self.num_classes = _common.check_positive_int(
             "num_classes", num_classes, minimum=2
         )
-        self.filters = _common.check_positive_int("filters", filters)
+        self.filters = _common.check_positive_int(
+            "filters", filters, 2, MAX_FILTERS
+        )
         self.cells_per_stage = _common.check_positive_int(
             "cells_per_stage", cells_per_stage
         )

@@ -27,7 +27,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_nas._validation import check_positive_int
+from keras_nas._validation import (
+    MAX_CELLS,
+    MAX_FILTERS,
+    MAX_NODES,
+    check_positive_int,
+)
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
@@ -165,7 +170,7 @@ class MixedOp(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = check_positive_int("filters", filters)
+        self.filters = check_positive_int("filters", filters, 1, MAX_FILTERS)
         if strides not in (1, 2):
             raise ValueError(
                 "Expected `strides` to be 1 or 2. "
@@ -231,10 +236,12 @@ class SearchCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = check_positive_int("filters", filters, minimum=2)
+        self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
         self.reduction = bool(reduction)
         self.reduction_prev = bool(reduction_prev)
-        self.num_nodes = check_positive_int("num_nodes", num_nodes)
+        self.num_nodes = check_positive_int(
+            "num_nodes", num_nodes, 1, MAX_NODES
+        )
         self.ops = _check_ops(ops)
         if self.reduction_prev:
             self.preprocess0 = nas_ops.FactorizedReduce(
@@ -477,7 +484,7 @@ def derive_genotype(
     (4, False)
     """
     candidates = _check_ops(ops)
-    num_nodes = check_positive_int("num_nodes", num_nodes)
+    num_nodes = check_positive_int("num_nodes", num_nodes, 1, MAX_NODES)
     cells = {}
     for kind, alpha in (("normal", alpha_normal), ("reduce", alpha_reduce)):
         a = np.asarray(keras.ops.convert_to_numpy(alpha), dtype=np.float64)
@@ -666,9 +673,13 @@ class DartsSupernet(keras.Model):
         self.num_classes = check_positive_int(
             "num_classes", num_classes, minimum=2
         )
-        self.filters = check_positive_int("filters", filters, minimum=2)
-        self.num_cells = check_positive_int("num_cells", num_cells)
-        self.num_nodes = check_positive_int("num_nodes", num_nodes)
+        self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
+        self.num_cells = check_positive_int(
+            "num_cells", num_cells, 1, MAX_CELLS
+        )
+        self.num_nodes = check_positive_int(
+            "num_nodes", num_nodes, 1, MAX_NODES
+        )
         self.candidate_ops = _check_ops(ops)
         if order not in (0, 1, 2) or isinstance(order, bool):
             raise ValueError(
