@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -99,23 +100,32 @@ def register_placeholders(keras: ModuleType) -> None:
 
 
 class _AfterKerasImport:
-    """`sys.meta_path` finder: registers the placeholders after `keras`."""
+    """`sys.meta_path` finder: registers the placeholders after `keras`.
+
+    It stays in `sys.meta_path` until an import of `keras` has run, since
+    `importlib.util.find_spec("keras")` (TensorFlow calls it to check that
+    Keras is installed) also asks the finders without importing.
+    """
+
+    def __init__(self) -> None:
+        self._busy = threading.local()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None):
-        if fullname != "keras":
+        if fullname != "keras" or getattr(self._busy, "on", False):
             return None
-        sys.meta_path.remove(self)  # once; and the real finders do the work
-        spec = importlib.util.find_spec("keras")
+        self._busy.on = True  # the real finders locate keras
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self._busy.on = False
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_then_register(module: ModuleType) -> None:
-            try:
-                exec_module(module)
-            except BaseException:
-                install()  # the import failed: wait for the next one
-                raise
+            exec_module(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             register_placeholders(module)
 
         spec.loader.exec_module = exec_then_register

@@ -1,9 +1,9 @@
 """Every kind of saved keras-nas object loads after `import keras_nas` alone.
 
 The files are saved here (TensorFlow backend) and loaded in new processes
-that import only `keras_nas` (or `keras_nas.blocks`) and Keras, on
-TensorFlow and on JAX, in both import orders; the loaded objects must be
-of the real classes and hold the saved weights.
+that import only `keras_nas` (or `keras_nas.blocks`) and Keras (and
+TensorFlow), on TensorFlow and on JAX, in both import orders; the loaded
+objects must be of the real classes and hold the saved weights.
 """
 
 import os
@@ -152,7 +152,8 @@ def saved(tmp_path_factory):
 @pytest.mark.parametrize(
     "backend, imports",
     [
-        ("tensorflow", "import keras_nas\nimport keras"),
+        # TensorFlow asks `importlib.util.find_spec("keras")` first.
+        ("tensorflow", "import keras_nas\nimport tensorflow\nimport keras"),
         ("jax", "import keras\nimport keras_nas.blocks"),
     ],
 )
