@@ -23,7 +23,7 @@ from keras_nas._validation import check_positive_int
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
 from keras_nas.tensorboard import log_trial_metrics
-from keras_nas.tuners._base import NasTuner
+from keras_nas.tuners._base import NasTuner, check_seed, set_seed
 
 __all__ = ["Darts", "DartsOracle", "AlphaHistory"]
 
@@ -53,6 +53,7 @@ class DartsOracle(keras_tuner.Oracle):
     ):
         kwargs.pop("max_trials", None)
         super().__init__(objective=objective, max_trials=1, seed=seed, **kwargs)
+        set_seed(self, seed)
 
     def populate_space(self, trial_id):
         if self.trials:
@@ -217,6 +218,7 @@ class Darts(NasTuner):
     ):
         from keras_nas.spaces.cell_space import CellSearchSpace
 
+        seed = check_seed(seed)
         if not 0.0 < float(train_portion) < 1.0:
             raise ValueError(
                 "Expected `train_portion` in (0, 1). "

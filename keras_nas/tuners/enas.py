@@ -143,6 +143,7 @@ class Enas(_base.NasTuner):
     ):
         from keras_nas.supernet.one_shot import OneShotSupernet
 
+        seed = _base.check_seed(seed)
         if supernet is None:
             if hypermodel is None:
                 raise ValueError(

@@ -168,6 +168,7 @@ class MonteCarloTreeSearchOracle(
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        _base.set_seed(self, seed)
         if rollout not in _ROLLOUTS:
             raise ValueError(
                 f"Expected `rollout` to be one of {list(_ROLLOUTS)}. "
