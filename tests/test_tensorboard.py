@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_nas import tensorboard as tb
+from keras_nas._tensorboard_read import _event_files
 
 EPOCHS = 2
 
@@ -222,7 +223,7 @@ def _tags_by_plugin(logdir):
     from tensorboard.backend.event_processing import event_file_loader
 
     out = {}
-    for path in tb._event_files(str(logdir)):
+    for path in _event_files(str(logdir)):
         for event in event_file_loader.EventFileLoader(path).Load():
             for value in event.summary.value:
                 plugin = value.metadata.plugin_data.plugin_name

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from keras_nas import tensorboard as tb
+from keras_nas._tensorboard_read import _event_files
 from keras_nas.visualize import draw_genotype, pareto_front
 
 
@@ -233,7 +234,7 @@ def test_no_tensorboard_callback_writes_nothing(tmp_path):
     )
     tuner.search(callbacks=[keras.callbacks.History()])
     assert tuner._search_views == []
-    assert not tb._event_files(str(tmp_path))
+    assert not _event_files(str(tmp_path))
 
 
 def test_cli_tensorboard_option(tmp_path, capsys):
