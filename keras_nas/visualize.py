@@ -582,13 +582,14 @@ def draw_genotype(
     `NasBench201Genotype` gives one panel with nodes 0-3 and its six edges.
 
     With pydot and graphviz installed (optional, as for
-    `keras.utils.plot_model`; `pip install pydot` and the `graphviz`
-    system package), graphviz's `dot` lays each cell out left to right
-    and places the labels; each panel is then its picture (an image with
-    the `gid` `"graphviz-cell"`). Otherwise matplotlib draws it: arrows
-    carry the `gid` `"op-edge"`, `"none-edge"` or `"concat-edge"`, and each
-    label sits on its arrow where it overlaps no other label and no node
-    (moved along the arrow, then just off it, when arrows cross).
+    `keras.utils.plot_model`: `pip install keras-nas[graphviz]` and the
+    `graphviz` system package), graphviz's `dot` lays each cell out left
+    to right and places the labels; each panel is then its picture (an
+    image with the `gid` `"graphviz-cell"`). Otherwise matplotlib draws
+    it: arrows carry the `gid` `"op-edge"`, `"none-edge"` or
+    `"concat-edge"`, and each label sits on its arrow where it overlaps no
+    other label and no node (moved along the arrow, then just off it,
+    when arrows cross).
 
     Args:
         genotype: a `keras_nas.blocks.Genotype` or `NasBench201Genotype`.
