@@ -16,18 +16,28 @@ keras-tuner's own tuners): each trial's architecture as an image and as
 text in its run, and a `search` run with the objective per trial, the best
 so far, hardware costs, the Pareto front size and the history plot.
 
-`read_hparams`, `read_scalars`, `read_images` and `read_text` read the event
-files back (used by the tests and handy in notebooks).
+`read_hparams`, `read_scalars`, `read_images` and `read_text` (from
+`keras_nas._tensorboard_read`) read the event files back (used by the
+tests and handy in notebooks).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from keras_nas._tensorboard_read import (
+    read_hparams,
+    read_images,
+    read_scalars,
+    read_text,
+)
+
 __all__ = [
+    "ARCHITECTURE_IMAGE",
+    "ARCHITECTURE_TEXT",
+    "GENOTYPE_HPARAM",
     "SEARCH_RUN",
     "SearchViews",
     "SearchViewsMixin",
@@ -38,6 +48,7 @@ __all__ = [
     "read_images",
     "read_scalars",
     "read_text",
+    "session_hparams",
 ]
 
 
@@ -128,6 +139,7 @@ def log_trial_metrics(
     hparams = tuner_utils.convert_hyperparams_to_hparams(
         trial.hyperparameters, hparams_api
     )
+    hparams.update(session_hparams(tuner, trial))
     for logdir in logdirs:
         writer = tf.summary.create_file_writer(logdir)
         with writer.as_default():
@@ -147,13 +159,24 @@ def log_trial_metrics(
                 tf.summary.scalar(tag, value, step=step)
         with writer.as_default():
             pb = hparams_summary.session_end_pb(api_pb2.STATUS_SUCCESS)
-            tf.summary.experimental.write_raw_pb(
-                pb.SerializeToString(), step=0
-            )
+            tf.summary.experimental.write_raw_pb(pb.SerializeToString(), step=0)
         for w in (writer, *writers.values()):
             w.flush()
             w.close()
     return logdirs
+
+
+def session_hparams(tuner: Any, trial: Any) -> dict[str, Any]:
+    """HParams that keras-nas adds to a trial's session.
+
+    `{"genotype": "<the genotype string>"}` when the tuner's space has
+    genotypes (the cell and NAS-Bench-201 spaces), else `{}`. With it the
+    HParams table can show one compact `genotype` column instead of a
+    column per edge (see `SearchViews`).
+    """
+    values = _active_values(trial)
+    genotype = _genotype_of(getattr(tuner, "hypermodel", None), values)
+    return {} if genotype is None else {GENOTYPE_HPARAM: str(genotype)}
 
 
 def _objective_name(tuner: Any) -> str:
@@ -162,157 +185,18 @@ def _objective_name(tuner: Any) -> str:
     return name if isinstance(name, str) else "objective"
 
 
-def _event_files(logdir: str) -> list[str]:
-    pattern = os.path.join(str(logdir), "**", "*tfevents*")
-    return sorted(glob.glob(pattern, recursive=True))
-
-
-def _load(path: str):
-    from tensorboard.backend.event_processing import event_file_loader
-
-    return event_file_loader.EventFileLoader(path).Load()
-
-
-def read_hparams(logdir: str) -> dict[str, dict[str, Any]]:
-    """Reads the HParams sessions written under `logdir`.
-
-    Args:
-        logdir: The `log_dir` of the TensorBoard callback given to the search.
-
-    Returns:
-        Session (trial) directory relative to `logdir` -> dict of
-        hyperparameter name -> value, plus the key `"_status"` holding the
-        session's end status name (e.g. `"STATUS_SUCCESS"`) once it ended.
-    """
-    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-
-    sessions: dict[str, dict[str, Any]] = {}
-    for path in _event_files(logdir):
-        session = os.path.relpath(os.path.dirname(path), str(logdir))
-        for event in _load(path):
-            for value in event.summary.value:
-                plugin = value.metadata.plugin_data
-                if plugin.plugin_name != "hparams":
-                    continue
-                data = plugin_data_pb2.HParamsPluginData.FromString(
-                    plugin.content
-                )
-                entry = sessions.setdefault(session, {})
-                if data.HasField("session_start_info"):
-                    for name, v in data.session_start_info.hparams.items():
-                        kind = v.WhichOneof("kind")
-                        entry[name] = getattr(v, kind) if kind else None
-                if data.HasField("session_end_info"):
-                    entry["_status"] = api_pb2.Status.Name(
-                        data.session_end_info.status
-                    )
-    return sessions
-
-
-def read_scalars(logdir: str) -> dict[str, dict[str, list[float]]]:
-    """Reads every scalar summary written under `logdir`.
-
-    Args:
-        logdir: A directory holding event files (searched recursively).
-
-    Returns:
-        Directory relative to `logdir` (e.g. `"0/execution0/validation"`) ->
-        tag -> list of values in step order.
-    """
-    import numpy as np
-    from tensorboard.util import tensor_util
-
-    out: dict[str, dict[str, list]] = {}
-    for path in _event_files(logdir):
-        run = os.path.relpath(os.path.dirname(path), str(logdir))
-        for event in _load(path):
-            for value in event.summary.value:
-                plugin = value.metadata.plugin_data.plugin_name
-                if value.HasField("simple_value"):
-                    number = float(value.simple_value)
-                elif plugin == "scalars" and value.HasField("tensor"):
-                    array = tensor_util.make_ndarray(value.tensor)
-                    number = float(np.asarray(array).reshape(()))
-                else:
-                    continue
-                tags = out.setdefault(run, {})
-                tags.setdefault(value.tag, []).append((event.step, number))
-    return {
-        run: {tag: [v for _, v in sorted(vals)] for tag, vals in tags.items()}
-        for run, tags in out.items()
-    }
-
-
-def _read_plugin(logdir: str, plugin_name: str, decode) -> dict:
-    """Run -> tag -> decoded values in step order, for one plugin's tags."""
-    from tensorboard.util import tensor_util
-
-    out: dict[str, dict[str, list]] = {}
-    for path in _event_files(logdir):
-        run = os.path.relpath(os.path.dirname(path), str(logdir))
-        plugins: dict[str, str] = {}  # tag -> plugin (metadata may be once)
-        for event in _load(path):
-            for value in event.summary.value:
-                name = value.metadata.plugin_data.plugin_name
-                if name:
-                    plugins[value.tag] = name
-                if plugins.get(value.tag) != plugin_name:
-                    continue
-                item = decode(tensor_util.make_ndarray(value.tensor))
-                tags = out.setdefault(run, {})
-                tags.setdefault(value.tag, []).append((event.step, item))
-    return {
-        run: {
-            tag: [v for _, v in sorted(vals, key=lambda sv: sv[0])]
-            for tag, vals in tags.items()
-        }
-        for run, tags in out.items()
-    }
-
-
-def _decode_image(array) -> Any:
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    # An image summary holds [width, height, png, ...]; keep the first.
-    return np.asarray(Image.open(io.BytesIO(array.reshape(-1)[2])))
-
-
-def read_images(logdir: str) -> dict[str, dict[str, list[Any]]]:
-    """Reads every image summary written under `logdir`.
-
-    Args:
-        logdir: A directory holding event files (searched recursively).
-
-    Returns:
-        Directory relative to `logdir` -> tag -> list of images (NumPy
-        arrays of shape `(height, width, channels)`, uint8; the first image
-        of each summary) in step order.
-    """
-    return _read_plugin(logdir, "images", _decode_image)
-
-
-def read_text(logdir: str) -> dict[str, dict[str, list[str]]]:
-    """Reads every text summary written under `logdir`.
-
-    Args:
-        logdir: A directory holding event files (searched recursively).
-
-    Returns:
-        Directory relative to `logdir` -> tag -> list of strings in step
-        order.
-    """
-    return _read_plugin(
-        logdir, "text", lambda a: a.reshape(-1)[0].decode("utf-8")
-    )
-
-
 # --- The search itself as TensorBoard views ----------------------------------
 
 #: Run (directory under the callback's `log_dir`) of the search-level views.
 SEARCH_RUN = "search"
+#: Tag of each trial's architecture image, in the trial's run.
+ARCHITECTURE_IMAGE = "architecture/image"
+#: Tag of each trial's architecture text, in the trial's run. (Image and
+#: text need distinct tags: TensorBoard keeps one plugin per tag and run,
+#: and its default loader drops both when they share one.)
+ARCHITECTURE_TEXT = "architecture/text"
+#: Name of the compact HParams column holding a trial's genotype.
+GENOTYPE_HPARAM = "genotype"
 
 
 def _trial_log_dir(tuner: Any, log_dir: str, trial_id: str, execution=0):
@@ -340,6 +224,32 @@ def _genotype_of(hypermodel: Any, values: Mapping[str, Any]) -> Any:
         return to_genotype(dict(values))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _genotype_keys(hypermodel: Any, values: Mapping[str, Any]) -> set[str]:
+    """The hyperparameters the genotype is made of: those without which
+    the genotype cannot be built."""
+    return {
+        name
+        for name in values
+        if _genotype_of(
+            hypermodel, {k: v for k, v in values.items() if k != name}
+        )
+        is None
+    }
+
+
+def _varies(hp: Any) -> bool:
+    """Whether a keras-tuner hyperparameter can take several values."""
+    from keras_tuner.engine import hyperparameters as hp_module
+
+    if isinstance(hp, hp_module.Fixed):
+        return False
+    if isinstance(hp, hp_module.Choice):
+        return len(hp.values) > 1
+    if isinstance(hp, (hp_module.Int, hp_module.Float)):
+        return hp.max_value > hp.min_value
+    return True
 
 
 def _figure_pixels(fig) -> Any:
@@ -445,9 +355,9 @@ class SearchViews:
 
     - in the trial's run (`<log_dir>/<trial_id>/execution0`, beside its
       epoch curves and HParams session): the architecture as an image
-      (`architecture`; the cells drawn by `keras_nas.visualize.
+      (`ARCHITECTURE_IMAGE`; the cells drawn by `keras_nas.visualize.
       draw_genotype` for spaces with genotypes, the hyperparameter values
-      otherwise) and as text (`architecture`: genotype string and the
+      otherwise) and as text (`ARCHITECTURE_TEXT`: genotype string and the
       values as JSON);
     - in the search run (`<log_dir>/search`), at step = trial number
       (from 1, as in `plot_history`; trial id + 1 for keras-tuner ids):
@@ -455,6 +365,13 @@ class SearchViews:
       `best/<name>` (best so far), `pareto/front_size` for multi-objective
       searches, and `hardware/<metric>` for the cost metrics of
       `keras_nas.estimation.HardwareAware` that the trial holds.
+
+    For spaces with genotypes, the first completed trial also writes the
+    HParams experiment (in the search run): its columns are `genotype` (the
+    genotype string each session holds, see `session_hparams`) and the
+    hyperparameters the genotype does not hold (e.g. `filters`), then the
+    trial's metrics, the objective first; the per-edge hyperparameters stay
+    in the sessions but get no column.
 
     Every `history_every` trials, and at the end of the search, the image
     `history` of the search run is `keras_nas.visualize.plot_history` of the
@@ -477,6 +394,7 @@ class SearchViews:
         self.num_logged = 0
         self._last_step = 0
         self._writer = None
+        self._experiment_written = False
 
     def _search_writer(self):
         import tensorflow as tf
@@ -502,6 +420,7 @@ class SearchViews:
             else self.num_logged + 1
         )
         self._log_architecture(tuner, trial, step)
+        self._log_experiment(tuner, trial)
         self._log_scores(tuner, trial, step)
         self.num_logged += 1
         self._last_step = max(self._last_step, step)
@@ -529,10 +448,64 @@ class SearchViews:
         logdir = _trial_log_dir(tuner, self.log_dir, trial.trial_id)
         writer = tf.summary.create_file_writer(logdir)
         with writer.as_default():
-            tf.summary.image("architecture", pixels, step=0)
-            tf.summary.text("architecture", text, step=0)
+            tf.summary.image(ARCHITECTURE_IMAGE, pixels, step=0)
+            tf.summary.text(ARCHITECTURE_TEXT, text, step=0)
         writer.flush()
         writer.close()
+
+    def _log_experiment(self, tuner: Any, trial: Any) -> None:
+        """The HParams experiment (once, at the first completed trial of a
+        space with genotypes; TensorBoard reads only the first one)."""
+        from keras_tuner.engine import trial as trial_module
+
+        done = trial_module.TrialStatus.COMPLETED
+        if self._experiment_written or trial.status != done:
+            return
+        hypermodel = getattr(tuner, "hypermodel", None)
+        values = _active_values(trial)
+        if _genotype_of(hypermodel, values) is None:
+            return
+        import tensorflow as tf
+        from keras_tuner.src.engine import tuner_utils
+        from tensorboard.plugins.hparams import api as hparams_api
+        from tensorboard.plugins.hparams import api_pb2
+        from tensorboard.plugins.hparams import summary as hparams_summary
+
+        in_genotype = _genotype_keys(hypermodel, values)
+        domains = {
+            hp.name: hp.domain
+            for hp in tuner_utils.convert_hyperparams_to_hparams(
+                trial.hyperparameters, hparams_api
+            )
+        }
+        # TensorBoard sorts the columns by `differs` (true first) and shows
+        # the first five: the genotype, then what the search varies.
+        infos = [
+            api_pb2.HParamInfo(
+                name=GENOTYPE_HPARAM,
+                type=api_pb2.DATA_TYPE_STRING,
+                differs=True,
+            )
+        ]
+        for hp in tuner.oracle.hyperparameters.space:
+            if hp.name in in_genotype:
+                continue
+            info = api_pb2.HParamInfo(name=hp.name)
+            if domains.get(hp.name) is not None:
+                domains[hp.name].update_hparam_info(info)
+            info.differs = _varies(hp)
+            infos.append(info)
+        objective = _objective_name(tuner)
+        names = sorted(trial.metrics.metrics, key=lambda n: n != objective)
+        metrics = [
+            hparams_api.Metric(tag, group=group, display_name=name).as_proto()
+            for name in names
+            for group, tag in [_split_metric(name)]
+        ]
+        pb = hparams_summary.experiment_pb(infos, metrics)
+        with self._search_writer().as_default():
+            tf.summary.experimental.write_raw_pb(pb.SerializeToString(), 0)
+        self._experiment_written = True
 
     def _log_scores(self, tuner: Any, trial: Any, step: int) -> None:
         import tensorflow as tf
@@ -625,6 +598,17 @@ class SearchViewsMixin:
             for views in self._search_views:
                 views.close()
             self._search_views = []
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        # keras-tuner appends an HParams callback per TensorBoard callback;
+        # its session gets the compact `genotype` hyperparameter too.
+        count = len(callbacks)
+        super()._configure_tensorboard_dir(callbacks, trial, execution)
+        extra = session_hparams(self, trial)
+        for callback in callbacks[count:]:
+            hparams = getattr(callback, "_hparams", None)
+            if extra and isinstance(hparams, dict):
+                hparams.update(extra)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)

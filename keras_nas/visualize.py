@@ -1,7 +1,10 @@
 """Pictures of a search: its history and the cells it found.
 
-Both functions use matplotlib only (no pyplot state, no graphviz): they
-return a `matplotlib.figure.Figure` and optionally save it as a PNG.
+Both functions return a `matplotlib.figure.Figure` (no pyplot state) and
+optionally save it as a PNG. `draw_genotype` lets graphviz lay the cells out
+when pydot and graphviz are installed (optional, as for
+`keras.utils.plot_model`), else draws them with matplotlib, placing each
+edge label where it overlaps no other label and no node.
 
 - `plot_history`: score per trial with the best-so-far line; for
   multi-objective runs, the Pareto front.
@@ -16,6 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from keras_nas import _graphviz
 
 __all__ = ["plot_history", "draw_genotype", "pareto_front"]
 
@@ -364,7 +369,7 @@ def _draw_edge(ax, start, end, label, rad, gid, dashed=False, label_t=0.5):
         t = label_t
         mx = (1 - t) ** 2 * x1 + 2 * t * (1 - t) * cx + t**2 * x2
         my = (1 - t) ** 2 * y1 + 2 * t * (1 - t) * cy + t**2 * y2
-        ax.text(
+        text = ax.text(
             mx,
             my,
             label,
@@ -380,7 +385,94 @@ def _draw_edge(ax, start, end, label, rad, gid, dashed=False, label_t=0.5):
                 "alpha": 0.85,
             },
             gid=f"label-{gid}",
+            in_layout=False,
         )
+        # The curve, for `_place_labels` to move the label along it.
+        text._keras_nas_curve = (a, (cx, cy), b, label_t)
+
+
+_LABEL_TS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85)
+_LABEL_SHIFTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # label heights off the edge
+_PAD = 2.0  # pixels kept free around a label
+
+
+def _bezier(curve, t):
+    (x1, y1), (cx, cy), (x2, y2), _ = curve
+    return (
+        (1 - t) ** 2 * x1 + 2 * t * (1 - t) * cx + t**2 * x2,
+        (1 - t) ** 2 * y1 + 2 * t * (1 - t) * cy + t**2 * y2,
+    )
+
+
+def _overlap(a, b) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _label_boxes(fig) -> list[tuple[Any, Any]]:
+    """(text, display bbox padded by `_PAD`) of every edge label drawn."""
+    renderer = fig.canvas.get_renderer()
+    return [
+        (text, text.get_window_extent(renderer).padded(_PAD))
+        for ax in fig.axes
+        for text in ax.texts
+        if hasattr(text, "_keras_nas_curve")
+    ]
+
+
+def _node_boxes(fig) -> list[Any]:
+    """Display bboxes of the node circles of a matplotlib cell drawing."""
+    renderer = fig.canvas.get_renderer()
+    return [
+        patch.get_window_extent(renderer)
+        for ax in fig.axes
+        for patch in ax.patches
+        if str(patch.get_gid()).startswith("node-")
+    ]
+
+
+def _place_labels(fig) -> None:
+    """Moves each edge label along its edge (then a little off it) to the
+    first spot that overlaps no node and no label placed before; if there is
+    none, to the spot of least overlap. Freezes the layout afterwards so
+    the saved picture keeps these positions."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        taken = [
+            patch.get_window_extent(renderer)
+            for patch in ax.patches
+            if str(patch.get_gid()).startswith("node-")
+        ]
+        texts = [t for t in ax.texts if hasattr(t, "_keras_nas_curve")]
+        for text in texts:
+            curve = text._keras_nas_curve
+            first = curve[3]
+            ts = (first,) + tuple(t for t in _LABEL_TS if t != first)
+            best, best_cost = None, math.inf
+            height = text.get_window_extent(renderer).height + 2 * _PAD
+            for shift in _LABEL_SHIFTS:
+                for t in ts:
+                    x, y = ax.transData.transform(_bezier(curve, t))
+                    xy = ax.transData.inverted().transform(
+                        (x, y + shift * height)
+                    )
+                    text.set_position(xy)
+                    box = text.get_window_extent(renderer).padded(_PAD)
+                    cost = sum(_overlap(box, other) for other in taken)
+                    if cost < best_cost:
+                        best, best_cost = (xy, box), cost
+                    if cost == 0:
+                        break
+                if best_cost == 0:
+                    break
+            text.set_position(best[0])
+            taken.append(best[1])
 
 
 def _finish_axes(ax, positions, title):
@@ -449,7 +541,37 @@ def _draw_nb201(ax, genotype, title):
     _finish_axes(ax, positions, title)
 
 
-def draw_genotype(genotype: Any, path: str | None = None, *, title=None):
+_ENGINES = ("auto", "graphviz", "matplotlib")
+
+
+def _graphviz_figure(genotype: Any):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    panels = [
+        (name, np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
+        for name, png in _graphviz.cell_pngs(genotype)
+    ]
+    width = max(image.shape[1] for _, image in panels) / 100 + 0.4
+    heights = [image.shape[0] / 100 + 0.45 for _, image in panels]
+    fig = _figure((max(width, 4.0), sum(heights) + 0.4))
+    axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)
+    for ax, (name, image) in zip(axes[:, 0], panels, strict=True):
+        ax.imshow(image, interpolation="antialiased", gid="graphviz-cell")
+        ax.axis("off")
+        ax.set_title(name)
+    return fig
+
+
+def draw_genotype(
+    genotype: Any,
+    path: str | None = None,
+    *,
+    title: str | None = None,
+    engine: str = "auto",
+):
     """Draws a genotype's cells as graphs.
 
     A `Genotype` gives two panels, the normal and the reduction cell: input
@@ -459,13 +581,22 @@ def draw_genotype(genotype: Any, path: str | None = None, *, title=None):
     arrows go from the concatenated nodes to `c_{k}`. A
     `NasBench201Genotype` gives one panel with nodes 0-3 and its six edges.
 
-    Arrows carry the `gid` `"op-edge"`, `"none-edge"` or `"concat-edge"`, so
-    the figure can be inspected.
+    With pydot and graphviz installed (optional, as for
+    `keras.utils.plot_model`: `pip install keras-nas[graphviz]` and the
+    `graphviz` system package), graphviz's `dot` lays each cell out left
+    to right and places the labels; each panel is then its picture (an
+    image with the `gid` `"graphviz-cell"`). Otherwise matplotlib draws
+    it: arrows carry the `gid` `"op-edge"`, `"none-edge"` or
+    `"concat-edge"`, and each label sits on its arrow where it overlaps no
+    other label and no node (moved along the arrow, then just off it,
+    when arrows cross).
 
     Args:
         genotype: a `keras_nas.blocks.Genotype` or `NasBench201Genotype`.
         path: if given, the figure is saved there as a PNG.
         title: figure title.
+        engine: `"auto"` (graphviz if available, else matplotlib),
+            `"graphviz"` or `"matplotlib"`.
 
     Returns:
         The `matplotlib.figure.Figure`.
@@ -479,7 +610,27 @@ def draw_genotype(genotype: Any, path: str | None = None, *, title=None):
     """
     from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
 
-    if isinstance(genotype, NasBench201Genotype):
+    if engine not in _ENGINES:
+        raise ValueError(
+            f"Expected `engine` to be one of {list(_ENGINES)}. "
+            f"Received: engine={engine!r}"
+        )
+    if not isinstance(genotype, (Genotype, NasBench201Genotype)):
+        raise ValueError(
+            "Expected `genotype` to be a Genotype or NasBench201Genotype. "
+            f"Received: genotype={genotype!r}"
+        )
+    if engine != "matplotlib" and _graphviz.available():
+        engine = "graphviz"
+    elif engine == "graphviz":
+        raise ImportError(
+            "draw_genotype(engine='graphviz') needs pydot (`pip install "
+            "pydot`) and graphviz (https://graphviz.org/download/). "
+            "Received: engine='graphviz'"
+        )
+    if engine == "graphviz":
+        fig = _graphviz_figure(genotype)
+    elif isinstance(genotype, NasBench201Genotype):
         fig = _figure((7.0, 3.6))
         _draw_nb201(fig.add_subplot(), genotype, "NAS-Bench-201 cell")
     elif isinstance(genotype, Genotype):
@@ -490,11 +641,8 @@ def draw_genotype(genotype: Any, path: str | None = None, *, title=None):
             pairs, concat = genotype.cell(kind)
             name = "Normal cell" if kind == "normal" else "Reduction cell"
             _draw_cell(ax, pairs, concat, genotype.arity, name)
-    else:
-        raise ValueError(
-            "Expected `genotype` to be a Genotype or NasBench201Genotype. "
-            f"Received: genotype={genotype!r}"
-        )
     if title:
         fig.suptitle(title)
+    if engine != "graphviz":
+        _place_labels(fig)
     return _save(fig, path)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_nas import tensorboard as tb
+from keras_nas._tensorboard_read import _event_files
 
 EPOCHS = 2
 
@@ -222,7 +223,7 @@ def _tags_by_plugin(logdir):
     from tensorboard.backend.event_processing import event_file_loader
 
     out = {}
-    for path in tb._event_files(str(logdir)):
+    for path in _event_files(str(logdir)):
         for event in event_file_loader.EventFileLoader(path).Load():
             for value in event.summary.value:
                 plugin = value.metadata.plugin_data.plugin_name
@@ -281,12 +282,12 @@ def test_darts_logs_alpha_scalars_and_images(tmp_path):
     assert len(sessions) == 1
     # ... with the derived cell as text and image (`SearchViews`)
     (run,) = sessions
-    (text,) = tb.read_text(str(logdir))[run]["architecture"]
+    (text,) = tb.read_text(str(logdir))[run][tb.ARCHITECTURE_TEXT]
     genotype = tuner.hypermodel.genotype(
         tuner.get_best_hyperparameters()[0].values
     )
     assert f"genotype: `{genotype}`" in text
-    assert tb.read_images(str(logdir))[run]["architecture"]
+    assert tb.read_images(str(logdir))[run][tb.ARCHITECTURE_IMAGE]
     search = tb.read_scalars(str(logdir / tb.SEARCH_RUN))["."]
     score = tuner.oracle.get_best_trials(1)[0].score
     assert search["best/val_accuracy"] == [pytest.approx(score)]

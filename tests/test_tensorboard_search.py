@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from keras_nas import tensorboard as tb
+from keras_nas._tensorboard_read import _event_files
 from keras_nas.visualize import draw_genotype, pareto_front
 
 
@@ -83,14 +84,16 @@ def test_nas_tuner_logs_architectures_scores_and_history(tmp_path):
         run = os.path.join(trial.trial_id, "execution0")
         assert sessions[run]["_status"] == "STATUS_SUCCESS"
         genotype = space.genotype(trial.hyperparameters.values)
-        (text,) = texts[run]["architecture"]
+        # The compact HParams column (see test_tensorboard_server.py).
+        assert sessions[run][tb.GENOTYPE_HPARAM] == str(genotype)
+        (text,) = texts[run][tb.ARCHITECTURE_TEXT]
         assert f"**trial {number}**" in text
         assert f"genotype: `{genotype}`" in text
         code = "\n".join(
             line[4:] for line in text.splitlines() if line.startswith("    ")
         )
         assert json.loads(code) == trial.hyperparameters.values
-        (image,) = images[run]["architecture"]
+        (image,) = images[run][tb.ARCHITECTURE_IMAGE]
         expected = tb._figure_pixels(
             draw_genotype(genotype, title=f"trial {number}: {trial.score:.4g}")
         )[0]
@@ -153,10 +156,10 @@ def test_keras_tuner_tuner_with_add_search_views(tmp_path):
         run = os.path.join(trial.trial_id, "execution0")
         # keras-tuner's own epoch curves are still there.
         assert tb.read_scalars(logdir)[os.path.join(run, "validation")]
-        (text,) = texts[run]["architecture"]
+        (text,) = texts[run][tb.ARCHITECTURE_TEXT]
         assert "genotype" not in text  # no genotype: the values
         assert f'"units": {trial.hyperparameters["units"]}' in text
-        (image,) = images[run]["architecture"]
+        (image,) = images[run][tb.ARCHITECTURE_IMAGE]
         assert image.shape[2] == 3 and image.shape[0] > 50
 
 
@@ -209,7 +212,7 @@ def test_hardware_aware_pareto_search(tmp_path):
     assert len(images[tb.SEARCH_RUN]["history"]) == 1  # 4 < 5: the end
     trial = trials[0]
     (image,) = images[os.path.join(trial.trial_id, "execution0")][
-        "architecture"
+        tb.ARCHITECTURE_IMAGE
     ]
     genotype = space.genotype(trial.hyperparameters.values)
     title = f"trial 1: {trial.score:.4g}"
@@ -231,7 +234,7 @@ def test_no_tensorboard_callback_writes_nothing(tmp_path):
     )
     tuner.search(callbacks=[keras.callbacks.History()])
     assert tuner._search_views == []
-    assert not tb._event_files(str(tmp_path))
+    assert not _event_files(str(tmp_path))
 
 
 def test_cli_tensorboard_option(tmp_path, capsys):
@@ -265,7 +268,7 @@ def test_cli_tensorboard_option(tmp_path, capsys):
     for trial in results["trials"]:
         run = os.path.join(trial["trial_id"], "execution0")
         assert sessions[run]["_status"] == "STATUS_SUCCESS"
-        assert "genotype: `normal:" in texts[run]["architecture"][0]
+        assert "genotype: `normal:" in texts[run][tb.ARCHITECTURE_TEXT][0]
     assert tb.read_images(str(logdir))[tb.SEARCH_RUN]["history"]
 
 
@@ -334,7 +337,7 @@ def test_failed_trials_are_shown_without_a_score(tmp_path):
         search["best/val_accuracy"],
         [scores[0], scores[0], max(scores[0], scores[2])],
     )
-    (text,) = tb.read_text(logdir)["1/execution0"]["architecture"]
+    (text,) = tb.read_text(logdir)["1/execution0"][tb.ARCHITECTURE_TEXT]
     assert "FAILED" in text and "score" not in text
 
 
@@ -362,6 +365,6 @@ def test_wrapped_keras_tuner_logs_estimated_trials(tmp_path):
         validation = scalars[os.path.join(run, "validation")]
         assert validation["epoch_accuracy"] == [pytest.approx(trial.score)]
         genotype = space.genotype(trial.hyperparameters.values)
-        assert f"genotype: `{genotype}`" in texts[run]["architecture"][0]
+        assert f"genotype: `{genotype}`" in texts[run][tb.ARCHITECTURE_TEXT][0]
     search = scalars[tb.SEARCH_RUN]
     assert len(search["objective/val_accuracy"]) == 2

@@ -29,7 +29,9 @@ def _texts(ax):
 
 def test_draw_genotype_darts_v2(tmp_path):
     path = tmp_path / "cell.png"
-    fig = visualize.draw_genotype(DARTS_V2, str(path), title="DARTS V2")
+    fig = visualize.draw_genotype(
+        DARTS_V2, str(path), title="DARTS V2", engine="matplotlib"
+    )
     assert _is_png(path)
     assert len(fig.axes) == 2
     for ax, kind in zip(fig.axes, ("normal", "reduce"), strict=True):
@@ -46,7 +48,7 @@ def test_draw_genotype_darts_v2(tmp_path):
 
 def test_draw_genotype_other_shapes():
     # NASNet-A: 5 nodes, reduction cell concatenates only 3 of them.
-    fig = visualize.draw_genotype(NASNET_A)
+    fig = visualize.draw_genotype(NASNET_A, engine="matplotlib")
     reduce_ax = fig.axes[1]
     assert len(_edges(reduce_ax, "op-edge")) == 10
     assert len(_edges(reduce_ax, "concat-edge")) == 3
@@ -56,7 +58,7 @@ def test_draw_genotype_other_shapes():
         reduce=[("max_pool_3x3", 1)],
         arity=1,
     )
-    fig = visualize.draw_genotype(g)
+    fig = visualize.draw_genotype(g, engine="matplotlib")
     assert len(_edges(fig.axes[0], "none-edge")) == 1
     assert len(_edges(fig.axes[0], "op-edge")) == 1
     assert len(_edges(fig.axes[1], "op-edge")) == 1
@@ -68,7 +70,7 @@ def test_draw_nas_bench_201(tmp_path):
         "+|skip_connect~0|none~1|skip_connect~2|"
     )
     path = tmp_path / "nb201.png"
-    fig = visualize.draw_genotype(g, str(path))
+    fig = visualize.draw_genotype(g, str(path), engine="matplotlib")
     assert _is_png(path)
     (ax,) = fig.axes
     assert len(_edges(ax, "op-edge")) == 5
@@ -79,6 +81,75 @@ def test_draw_nas_bench_201(tmp_path):
 def test_draw_genotype_rejects_other_objects():
     with pytest.raises(ValueError, match="genotype"):
         visualize.draw_genotype({"normal": []})
+    with pytest.raises(ValueError, match="Received: engine='dot'"):
+        visualize.draw_genotype(DARTS_V2, engine="dot")
+
+
+NB201 = NasBench201Genotype.from_string(
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+    "+|skip_connect~0|none~1|skip_connect~2|"
+)
+
+
+def _cli_default_cells():
+    """Random cells of the CLI's default space (4 nodes, 8 ops)."""
+    import numpy as np
+
+    from keras_nas.spaces import CellSearchSpace
+
+    space = CellSearchSpace(input_shape=(8, 8, 1), num_classes=10)
+    hp = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(hp)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        values = {
+            h.name: h.values[rng.integers(len(h.values))]
+            for h in hp.space
+            if hasattr(h, "values") and h.name != "num_cells"
+        }
+        values.update(num_cells=hp.get("num_cells"), filters=hp.get("filters"))
+        yield space.genotype(values)
+
+
+@pytest.mark.parametrize(
+    "genotype", [DARTS_V2, NASNET_A, NB201, *_cli_default_cells()]
+)
+def test_matplotlib_labels_never_overlap(genotype, tmp_path):
+    fig = visualize.draw_genotype(
+        genotype, str(tmp_path / "cell.png"), engine="matplotlib"
+    )
+    labels = visualize._label_boxes(fig)
+    nodes = visualize._node_boxes(fig)
+    assert len(labels) == sum(
+        len(_edges(ax, "op-edge")) + len(_edges(ax, "none-edge"))
+        for ax in fig.axes
+    )
+    for i, (text, box) in enumerate(labels):
+        for other, other_box in labels[i + 1 :]:
+            assert not box.overlaps(other_box), (
+                text.get_text(),
+                other.get_text(),
+            )
+        for node in nodes:
+            assert not box.overlaps(node), text.get_text()
+
+
+def test_draw_genotype_engines(monkeypatch):
+    from keras_nas import _graphviz
+
+    # graphviz is optional: whichever is installed, "auto" draws.
+    fig = visualize.draw_genotype(DARTS_V2)
+    images = [im.get_gid() for ax in fig.axes for im in ax.images]
+    if _graphviz.available():
+        assert images == ["graphviz-cell", "graphviz-cell"]
+        assert not _edges(fig.axes[0], "op-edge")
+    else:
+        assert not images and _edges(fig.axes[0], "op-edge")
+    monkeypatch.setattr(_graphviz, "available", lambda: False)
+    fig = visualize.draw_genotype(NB201)
+    assert len(_edges(fig.axes[0], "op-edge")) == 5
+    with pytest.raises(ImportError, match="pydot"):
+        visualize.draw_genotype(NB201, engine="graphviz")
 
 
 def test_plot_history_single_objective(tmp_path):

@@ -26,6 +26,7 @@ share:
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "NasTuner",
     "active_decisions",
     "candidate_values",
+    "check_seed",
     "crossover_values",
     "enumerate_values",
     "is_active_given",
@@ -59,6 +61,7 @@ __all__ = [
     "sample_value",
     "score_to_maximize",
     "sequential_values",
+    "set_seed",
     "trial_reward",
     "unique_random_values",
     "values_hash",
@@ -74,6 +77,34 @@ RandomState = np.random.Generator | random.Random
 # ---------------------------------------------------------------------------
 # Random number generators <-> JSON.
 # ---------------------------------------------------------------------------
+
+
+def check_seed(seed: Any) -> int | None:
+    """`seed` as an int in [0, 2**32), or `None`; else a `ValueError`."""
+    if seed is None:
+        return None
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed < 2**32
+    ):
+        raise ValueError(
+            "Expected `seed` to be None or an integer in [0, 2**32). "
+            f"Received: seed={seed!r}"
+        )
+    return int(seed)
+
+
+def set_seed(oracle: Any, seed: Any) -> None:
+    """Gives `oracle` the seed `seed` after `keras_tuner.Oracle.__init__`.
+
+    keras-tuner's `Oracle` does `self.seed = seed or random.randint(...)`,
+    so `seed=0` would draw a random seed; this keeps 0 (and validates the
+    seed). `None` keeps keras-tuner's random seed.
+    """
+    seed = check_seed(seed)
+    if seed is not None:
+        oracle.seed = oracle._seed_state = seed
 
 
 def make_rng(seed: int | None) -> np.random.Generator:

@@ -23,8 +23,12 @@ from keras_nas._validation import check_objective, check_positive_int
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
 from keras_nas.tensorboard import log_trial_metrics
+<<<<<<< HEAD
 from keras_nas.tuners import _results
 from keras_nas.tuners._base import NasTuner
+=======
+from keras_nas.tuners._base import NasTuner, check_seed, set_seed
+>>>>>>> b1-tensorboard-mcts
 
 __all__ = ["Darts", "DartsOracle", "AlphaHistory"]
 
@@ -57,6 +61,7 @@ class DartsOracle(_results.FiniteBestTrials, keras_tuner.Oracle):
         kwargs.pop("max_trials", None)
         objective = check_objective(objective)
         super().__init__(objective=objective, max_trials=1, seed=seed, **kwargs)
+        set_seed(self, seed)
 
     def populate_space(self, trial_id):
         if self.trials:
@@ -222,7 +227,11 @@ class Darts(NasTuner):
     ):
         from keras_nas.spaces.cell_space import CellSearchSpace
 
+<<<<<<< HEAD
         check_objective(objective, reported=_REPORTED)
+=======
+        seed = check_seed(seed)
+>>>>>>> b1-tensorboard-mcts
         if not 0.0 < float(train_portion) < 1.0:
             raise ValueError(
                 "Expected `train_portion` in (0, 1). "

@@ -113,6 +113,7 @@ class AgingEvolutionOracle(
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        _base.set_seed(self, seed)
         _check_int("population_size", population_size, 1)
         if sample_size is None:
             sample_size = population_size

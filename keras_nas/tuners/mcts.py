@@ -6,8 +6,9 @@ Automatically Designing and Training Deep Architectures" (2017) and Wang et
 al., "AlphaX: eXploring Neural Architectures with Deep Neural Networks and
 Monte Carlo Tree Search" (2019): one tree level per decision, a rollout
 completes a partial architecture, the trial's score is backed up along the
-path; progressive widening (Coulom 2007; Couetoux et al. 2011) handles
-`Int`/`Float` ranges.
+path. `Int`/`Float` ranges are split into bins (as the REINFORCE
+controller does): the tree decides a bin, progressively widened (Coulom
+2007; Couetoux et al. 2011), and every trial draws a fresh value inside it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas._validation import check_objective, check_positive_int
+from keras_nas._validation import check_objective, check_positive_int, is_int
 from keras_nas.tuners import _base, _persistence, _results
+from keras_nas.tuners.controller import _Decision
 
 __all__ = ["MonteCarloTreeSearch", "MonteCarloTreeSearchOracle"]
 
@@ -84,10 +86,21 @@ class MonteCarloTreeSearchOracle(
     The tree has one level per active hyperparameter, in the order of
     `HyperParameters.space`; under a conditional scope only the children
     activated by the parent's value become levels (sequential decisions).
-    Each trial descends by UCT, expands one untried value (for `Int`/`Float`
-    ranges, a new random value whenever progressive widening allows
-    `ceil(widening_constant * visits ** widening_exponent)` children), then
-    a rollout decides the remaining hyperparameters. The trial's score is
+    Each trial descends by UCT, expands one untried value, then a rollout
+    decides the remaining hyperparameters.
+
+    Continuous ranges (`Float` without `step`, and `Int`/`Float` grids of
+    more than 32 values) are never decided as exact values, which a tree
+    would then reuse in every trial through the node (the learning rate of
+    the first trial, in every trial of a small search). The tree level of
+    such a hyperparameter has `num_bins` children: equal intervals of
+    keras-tuner's sampling scale (log bins for `sampling="log"`), the
+    binning of the REINFORCE controller. A node opens a new bin (at random
+    among the untried ones) while it has fewer than
+    `ceil(widening_constant * visits ** widening_exponent)` (progressive
+    widening), else UCT picks one; either way the trial draws a fresh value
+    uniformly inside the bin. The statistics thus learn which region of the
+    range is good, and no value is ever repeated. The trial's score is
     backed up along the expanded path; running trials count as visits
     (virtual loss) so parallel workers spread out. Subtrees whose points
     were all proposed are closed, so no point is proposed twice.
@@ -105,8 +118,13 @@ class MonteCarloTreeSearchOracle(
     architecture with the decisions the tree chose: a local-search move
     whose position is guided by the tree statistics. Revisiting a branch
     whose early trials were poor then tests it with a good completion, so
-    early decisions are not frozen by unlucky random rollouts. `"random"`
-    draws the remaining decisions uniformly (plain UCT).
+    early decisions are not frozen by unlucky random rollouts. Continuous
+    ranges are not copied: the best trial's exact value says nothing that
+    its neighbours would not (the tree's bins hold what was learnt about the
+    range), and copying it would freeze the range until the tree reaches
+    that level; rollouts draw them afresh, as random search does (Bergstra
+    & Bengio, JMLR 2012). `"random"` draws the remaining decisions uniformly
+    (plain UCT).
 
     State: besides keras-tuner's own records, `get_state()` holds the RNG,
     the expansion depth of every trial and the few nodes added while
@@ -125,8 +143,9 @@ class MonteCarloTreeSearchOracle(
             `"best"` rollouts. Defaults to 0.1.
         normalization_quantile: Quantile of the rewards mapped to 0.
             Defaults to 0.1.
-        widening_constant, widening_exponent: Progressive widening for
-            continuous (or large) `Int`/`Float` ranges. Defaults 1.0, 0.5.
+        widening_constant, widening_exponent: Progressive widening of the
+            bins of continuous `Int`/`Float` ranges. Defaults 1.0, 0.5.
+        num_bins: Bins of a continuous range, from 2 to 32. Defaults to 8.
         seed: Integer seed; the same seed gives the same trials.
         hyperparameters, allow_new_entries, tune_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As in
@@ -152,6 +171,7 @@ class MonteCarloTreeSearchOracle(
         normalization_quantile: float = 0.1,
         widening_constant: float = 1.0,
         widening_exponent: float = 0.5,
+        num_bins: int = 8,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         allow_new_entries: bool = True,
@@ -169,6 +189,7 @@ class MonteCarloTreeSearchOracle(
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        _base.set_seed(self, seed)
         if rollout not in _ROLLOUTS:
             raise ValueError(
                 f"Expected `rollout` to be one of {list(_ROLLOUTS)}. "
@@ -194,6 +215,12 @@ class MonteCarloTreeSearchOracle(
         self.normalization_quantile = float(normalization_quantile)
         self.widening_constant = float(widening_constant)
         self.widening_exponent = float(widening_exponent)
+        if not is_int(num_bins) or not 2 <= num_bins <= 32:
+            raise ValueError(
+                "Expected `num_bins` to be an integer in [2, 32]. "
+                f"Received: num_bins={num_bins!r}"
+            )
+        self.num_bins = int(num_bins)
         self._rng = _base.make_rng(self.seed)
         # trial_id -> number of tree levels the trial expanded.
         self._depths: dict[str, int] = {}
@@ -220,8 +247,21 @@ class MonteCarloTreeSearchOracle(
             return path[:depth], False
         return path, complete
 
+    def _bins(self, hp) -> _Decision | None:
+        """The bins of a continuous range; `None` for finite decisions."""
+        if _base.candidate_values(hp) is not None:
+            return None
+        return _Decision(hp, self.num_bins)
+
+    def _key(self, hp, value: Any) -> Any:
+        """The child key of `value` at `hp`'s level: the value, or the
+        index of its bin for a continuous range."""
+        bins = self._bins(hp)
+        return value if bins is None else bins.index(value)
+
     def _insert(self, path: list[Any], complete: bool) -> list[_Node]:
-        """Adds the nodes of a value path; closes it if `complete`."""
+        """Adds the nodes of a value path; closes it if `complete` (and no
+        level is a bin, which holds more points)."""
         hps = self.hyperparameters
         decided: dict[str, Any] = {}
         nodes, levels = [self._root], []
@@ -229,11 +269,12 @@ class MonteCarloTreeSearchOracle(
             hp = _next_decision(hps, decided)
             decided[hp.name] = value
             levels.append(hp)
-            child = nodes[-1].children.get(value)
+            key = self._key(hp, value)
+            child = nodes[-1].children.get(key)
             if child is None:
-                child = nodes[-1].children[value] = _Node()
+                child = nodes[-1].children[key] = _Node()
             nodes.append(child)
-        if complete:
+        if complete and all(self._bins(hp) is None for hp in levels):
             nodes[-1].terminal = nodes[-1].exhausted = True
             # A node is closed once every candidate of its (finite) decision
             # has a closed child.
@@ -255,8 +296,11 @@ class MonteCarloTreeSearchOracle(
             trial.hyperparameters.values, self._depths.get(trial_id)
         )
         nodes = [self._root]
+        decided: dict[str, Any] = {}
         for value in path:
-            node = nodes[-1].children.get(value)
+            hp = _next_decision(self.hyperparameters, decided)
+            decided[hp.name] = value
+            node = nodes[-1].children.get(self._key(hp, value))
             if node is None:
                 break
             nodes.append(node)
@@ -377,28 +421,32 @@ class MonteCarloTreeSearchOracle(
                     nodes.append(None)  # to be created if the trial runs
                     return decided, nodes
             else:
+                bins = self._bins(hp)
                 visits = node.n + node.n_failed + node.pending
                 allowed = math.ceil(
                     self.widening_constant
                     * max(visits, 1) ** self.widening_exponent
                 )
-                widen = len(node.children) < allowed or all(
-                    c.exhausted for c in node.children.values()
+                untried = [
+                    b for b in range(bins.size) if b not in node.children
+                ]
+                widen = untried and (
+                    len(node.children) < allowed
+                    or all(c.exhausted for c in node.children.values())
                 )
                 if widen:
-                    value = _base.sample_value(hp, self._rng)
-                    decided[hp.name] = value
-                    if value not in node.children:
-                        nodes.append(None)
-                        return decided, nodes
-                    node = node.children[value]
-                    nodes.append(node)
-                    continue
+                    index = untried[int(self._rng.integers(len(untried)))]
+                    decided[hp.name] = bins.value(index, self._rng)
+                    nodes.append(None)
+                    return decided, nodes
             key = self._select_child(node, scale)
             if key is None:  # every child closed (stale flags)
                 node.exhausted = True
                 return None, nodes
-            decided[hp.name] = key
+            if candidates is None:  # a bin: a fresh value inside it
+                decided[hp.name] = self._bins(hp).value(key, self._rng)
+            else:
+                decided[hp.name] = key
             node = node.children[key]
             nodes.append(node)
 
@@ -415,6 +463,7 @@ class MonteCarloTreeSearchOracle(
             value = source.get(hp.name)
             if (
                 hp.name in fixed
+                or _base.candidate_values(hp) is None  # never copy a range
                 or not _base.is_valid_value(hp, value)
                 or self._rng.random() < epsilon
             ):
@@ -488,6 +537,7 @@ class MonteCarloTreeSearchOracle(
                 "normalization_quantile": self.normalization_quantile,
                 "widening_constant": self.widening_constant,
                 "widening_exponent": self.widening_exponent,
+                "num_bins": self.num_bins,
                 "rng": _base.rng_to_json(self._rng),
                 "depths": self._depths,
                 "extra": self._extra,
@@ -509,6 +559,7 @@ class MonteCarloTreeSearchOracle(
         self.normalization_quantile = state["normalization_quantile"]
         self.widening_constant = state["widening_constant"]
         self.widening_exponent = state["widening_exponent"]
+        self.num_bins = state.get("num_bins", 8)  # older projects: default
         self._rng = _base.rng_from_json(state["rng"])
         self._depths = dict(state["depths"])
         self._extra = [list(p) for p in state["extra"]]
@@ -531,8 +582,8 @@ class MonteCarloTreeSearch(_base.NasTuner):
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
         exploration, max_weight, rollout, rollout_epsilon,
-        normalization_quantile, widening_constant, widening_exponent: See
-            `MonteCarloTreeSearchOracle`.
+        normalization_quantile, widening_constant, widening_exponent,
+        num_bins: See `MonteCarloTreeSearchOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As in
@@ -562,6 +613,7 @@ class MonteCarloTreeSearch(_base.NasTuner):
         normalization_quantile: float = 0.1,
         widening_constant: float = 1.0,
         widening_exponent: float = 0.5,
+        num_bins: int = 8,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         tune_new_entries: bool = True,
@@ -581,6 +633,7 @@ class MonteCarloTreeSearch(_base.NasTuner):
             normalization_quantile=normalization_quantile,
             widening_constant=widening_constant,
             widening_exponent=widening_exponent,
+            num_bins=num_bins,
             seed=seed,
             hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries,

@@ -116,6 +116,7 @@ class ReinforceOracle(
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        _base.set_seed(self, seed)
         if controller not in _DEFAULT_LR:
             raise ValueError(
                 f"Expected `controller` in {sorted(_DEFAULT_LR)}. "

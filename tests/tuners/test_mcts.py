@@ -149,3 +149,73 @@ def test_tiny_digits_search(tmp_path, digits):
     x, y = digits
     again.search(x, y, epochs=1, validation_split=0.3, verbose=0)
     assert len(again.oracle.trials) == 3
+
+
+def _canonical_build_model(hp):
+    """keras-tuner's getting-started hypermodel, as users write it."""
+    import keras
+
+    model = keras.Sequential()
+    model.add(keras.layers.Flatten())
+    model.add(
+        keras.layers.Dense(
+            units=hp.Int("units", min_value=32, max_value=512, step=32),
+            activation=hp.Choice("activation", ["relu", "tanh"]),
+        )
+    )
+    if hp.Boolean("dropout"):
+        model.add(keras.layers.Dropout(rate=0.25))
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    learning_rate = hp.Float(
+        "lr", min_value=1e-4, max_value=1e-2, sampling="log"
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def test_canonical_script_explores_the_learning_rate(tmp_path, digits):
+    # Seed 2 used the same learning rate in 6 of 6 trials when the "best"
+    # rollout copied the best trial's exact value.
+    tuner = MonteCarloTreeSearch(
+        _canonical_build_model,
+        objective="val_accuracy",
+        max_trials=5,
+        seed=2,
+        directory=str(tmp_path),
+        project_name="canonical",
+    )
+    x, y = digits
+    tuner.search(x, y, epochs=1, validation_split=0.3, verbose=0)
+    rates = [t.hyperparameters["lr"] for t in tuner.oracle.trials.values()]
+    assert len(rates) == 5 and len(set(rates)) == 5
+    assert all(1e-4 <= r <= 1e-2 for r in rates)
+    assert max(rates) / min(rates) > 3  # not one corner of the range
+
+
+def test_continuous_levels_are_bins_with_fresh_values(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Float("lr", 1e-4, 1e-1, sampling="log")  # the root level
+    hp.Int("width", 1, 1000)  # a large Int range: binned too
+    hp.Choice("op", ["a", "b"])
+    oracle = make(tmp_path, space=hp, seed=0, num_bins=4)
+    seen = drive(oracle, lambda v: -abs(math.log10(v["lr"]) + 2), 30)
+    assert len({v["lr"] for v in seen}) == 30
+    assert len({v["width"] for v in seen}) > 20
+    # Children of the root are bins of the log range; each holds the
+    # trials whose rate falls in its quarter of the decades.
+    root = oracle._root
+    assert set(root.children) <= {0, 1, 2, 3} and len(root.children) >= 2
+    for trial_id in oracle.end_order:
+        rate = oracle.trials[trial_id].hyperparameters["lr"]
+        (node,) = oracle._trial_nodes(trial_id)[1:2]
+        index = min(int((math.log10(rate) + 4) / 3 * 4), 3)
+        assert node is root.children[index]
+    # The tree learnt the good region: the bin of 1e-2 is the most visited.
+    visits = {k: c.n for k, c in root.children.items()}
+    assert max(visits, key=visits.get) == 2
+    with pytest.raises(ValueError, match="num_bins"):
+        MonteCarloTreeSearchOracle(num_bins=1)

@@ -175,7 +175,7 @@ CELLS = [
         print("history images:", len(images["search"]["history"]))
         first_run = sorted(run for run in images if run != "search")[0]
         print(f"architecture image in run {first_run}:",
-              images[first_run]["architecture"][0].shape)
+              images[first_run]["architecture/image"][0].shape)
     """),
     ("md", """
         ## The cell found
