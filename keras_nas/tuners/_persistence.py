@@ -27,6 +27,8 @@ from typing import Any
 
 from keras_tuner.engine import trial as trial_module
 
+from keras_nas.tuners._leases import WorkerLeases
+
 __all__ = ["ResumableOracle", "reconcile_trials", "save_json_atomic"]
 
 
@@ -105,8 +107,11 @@ def _record_end(
         on_completed(trial)
 
 
-class ResumableOracle:
+class ResumableOracle(WorkerLeases):
     """Mixin making a `keras_tuner.Oracle` subclass crash-safe.
+
+    It is also a `WorkerLeases` oracle: in keras-tuner's chief/worker mode
+    the trials of lost workers run again (`keras_nas.tuners._leases`).
 
     `save()` writes `oracle.json` atomically (`save_json_atomic`) and
     `reload()` repairs the state with `reconcile_trials`, then saves it
