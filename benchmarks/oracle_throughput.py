@@ -118,7 +118,7 @@ def _oracle_json_kib(directory: str, algo: str) -> float:
 
 
 def run_inprocess(algo, trials, workers, window, directory, state):
-    ResumableOracle.compact_state = state == "compact"
+    _bookkeeping(state)
     tuner = make_tuner(algo, directory, trials)
     oracle = tuner.oracle
     oracle.verbose = 0
@@ -168,6 +168,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _bookkeeping(state: str) -> None:
+    """keras-nas' bookkeeping (compact) or keras-tuner's own (full)."""
+    compact = state == "compact"
+    ResumableOracle.compact_state = compact
+    if compact:
+        ResumableOracle._check_consecutive_failures = _CHECK
+    else:
+        ResumableOracle._check_consecutive_failures = (
+            keras_tuner.Oracle._check_consecutive_failures
+        )
+
+
+_CHECK = ResumableOracle._check_consecutive_failures
+
+
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -194,7 +209,7 @@ def _cpu_ms_per_trial(marks: list[float], window: int) -> list[float]:
 
 def serve(algo, directory, trials, state, window) -> None:
     """The chief (a subprocess): serves until the search is over."""
-    ResumableOracle.compact_state = state == "compact"
+    _bookkeeping(state)
     tuner = make_tuner(algo, directory, trials)
     marks = _record_cpu(tuner.oracle, window)
     print(json.dumps({"ready": True}), flush=True)
@@ -320,9 +335,10 @@ def main(argv=None) -> None:
         "--state",
         choices=["full", "compact", "both"],
         default="compact",
-        help="oracle.json as keras-tuner writes it (full), as keras-nas "
-        "writes it (compact, `ResumableOracle.compact_state`), or both, "
-        "interleaved",
+        help="keras-tuner's bookkeeping (full: oracle.json with every "
+        "value hash, every ended trial scanned for a failure streak), "
+        "keras-nas' (compact: `ResumableOracle.compact_state`, last trials "
+        "scanned), or both, interleaved",
     )
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)

@@ -513,9 +513,7 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
         super().__init__(oracle, hypermodel, **kwargs)
         if _distributed.is_worker():
             # Heartbeats while a trial runs, waits when the chief is idle.
-            self.oracle = _distributed.LeasedOracleClient.replacing(
-                self.oracle
-            )
+            self.oracle = _distributed.LeasedOracleClient.replacing(self.oracle)
 
     def search(self, *fit_args, **fit_kwargs):
         if not _distributed.is_chief():

@@ -131,18 +131,41 @@ class ResumableOracle(WorkerLeases):
 
     #: Leave out of `oracle.json` what `reload()` rebuilds from the trial
     #: files: keras-tuner's hashes of the values of every trial
-    #: (`tried_so_far`, `id_to_hash`: ~80 bytes a trial) and the display's
-    #: start times of ended trials. keras-tuner rewrites `oracle.json` twice
-    #: a trial; this keeps that O(trials) write about half as large.
+    #: (`tried_so_far`, `id_to_hash`: ~80 bytes a trial), the run counts
+    #: that are 1 for an ended trial, and the display's start times of
+    #: ended trials. keras-tuner rewrites `oracle.json` twice a trial; this
+    #: keeps that O(trials) write about half as large.
     compact_state: bool = True
 
     def save(self) -> None:
         save_json_atomic(self._get_oracle_fname(), self.get_state())
 
+    def _check_consecutive_failures(self) -> None:
+        # keras-tuner scans every ended trial at every end (O(trials)); a
+        # streak long enough to stop the search ends with the last trial,
+        # and an earlier one would have stopped it then.
+        limit = self.max_consecutive_failed_trials
+        recent = self.end_order[-limit:] if limit else []
+        failed = trial_module.TrialStatus.FAILED
+        if len(recent) == limit and all(
+            self.trials[i].status == failed for i in recent
+        ):
+            raise RuntimeError(
+                "Number of consecutive failures exceeded the limit "
+                f"of {limit}.\n" + (self.trials[recent[-1]].message or "")
+            )
+
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self.compact_state:
             del state["tried_so_far"], state["id_to_hash"]
+            # Run counts that differ from 1 for an ended trial, 0 otherwise.
+            ended = set(state["end_order"])
+            state["run_times"] = {
+                k: v
+                for k, v in state["run_times"].items()
+                if v != (1 if k in ended else 0)
+            }
             running = {t.trial_id for t in self.ongoing_trials.values()}
             display = dict(state["display"])
             for key in ("trial_start", "trial_number"):
@@ -160,10 +183,13 @@ class ResumableOracle(WorkerLeases):
                 )
                 for trial_id, trial in self.trials.items()
             }
+            run_times = dict.fromkeys(state["end_order"], 1)
+            run_times.update(state["run_times"])
             state = {
                 **state,
                 "id_to_hash": hashes,
                 "tried_so_far": sorted(set(hashes.values())),
+                "run_times": run_times,
             }
         super().set_state(state)
 

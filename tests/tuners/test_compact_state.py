@@ -42,6 +42,7 @@ def test_reload_rebuilds_hashes(tmp_path, compact):
     with open(os.path.join(str(tmp_path), "p", "oracle.json")) as f:
         saved = json.load(f)
     assert ("tried_so_far" in saved) == (not compact)
+    assert len(saved["run_times"]) == (0 if compact else 3)
     # Start times of ended trials (keras-tuner's display) are left out.
     assert len(saved["display"]["trial_start"]) == (0 if compact else 3)
 
@@ -49,6 +50,11 @@ def test_reload_rebuilds_hashes(tmp_path, compact):
     resumed.reload()
     assert resumed._tried_so_far == oracle._tried_so_far
     assert dict(resumed._id_to_hash) == dict(oracle._id_to_hash)
+
+    def runs(o):
+        return {k: v for k, v in o._run_times.items() if v}
+
+    assert runs(resumed) == runs(oracle) == dict.fromkeys(["00", "01", "02"], 1)
     assert resumed._retry_queue == ["03"]
     # The resumed oracle proposes what the first one would have.
     for o in (oracle, resumed):
@@ -58,3 +64,20 @@ def test_reload_rebuilds_hashes(tmp_path, compact):
         resumed.create_trial("x").hyperparameters.values
         == oracle.create_trial("x").hyperparameters.values
     )
+
+
+def test_failure_streak_stops_the_search(tmp_path):
+    oracle = _oracle(str(tmp_path), True)
+    oracle.max_consecutive_failed_trials = 2
+    statuses = ["FAILED", "COMPLETED", "FAILED"]
+    for status in statuses:
+        trial = oracle.create_trial("w")
+        if status == "COMPLETED":
+            oracle.update_trial(trial.trial_id, {"score": 1.0})
+        trial.status = status
+        oracle.end_trial(trial)
+    trial = oracle.create_trial("w")
+    trial.status = "FAILED"
+    trial.message = "boom"
+    with pytest.raises(RuntimeError, match="limit of 2.\nboom"):
+        oracle.end_trial(trial)
