@@ -21,7 +21,7 @@ Printed per part: wall time of the first steps (compilation included), of
 the epoch or search, and the peak memory: the accelerator's
 `peak_bytes_in_use` (JAX `memory_stats()`, where the device has it) and the
 process' peak resident host memory. `--smoke` runs a tiny configuration
-(8x8 images, 4 filters, 2 cells of 2 nodes, 128 + 128 images) to check it on
+(8x8 images, 2 filters, 1 cell of 1 node, 64 + 64 images) to check it on
 a CPU; its figures mean nothing for a GPU (`--block-tensorflow` makes
 `import tensorflow` fail there, as on the GPU machine). Target on an
 H100/H200-class GPU: the DARTS epoch under 1 minute; the whole script
@@ -47,7 +47,7 @@ import time
 
 PARTS = ("darts", "spos", "search")
 FULL = dict(shape=(32, 32, 3), filters=16, cells=8, nodes=4, batch=64, n=25_000)
-SMOKE = dict(shape=(8, 8, 3), filters=4, cells=2, nodes=2, batch=32, n=128)
+SMOKE = dict(shape=(8, 8, 3), filters=2, cells=1, nodes=1, batch=32, n=64)
 
 
 def _data(cfg: dict, seed: int = 0):
@@ -191,7 +191,7 @@ def run_part(part: str, smoke: bool, block_tensorflow: bool) -> dict:
         backend=keras.backend.backend(),
         device_peak_mib=_device_peak_mib(),
         host_peak_mib=_host_peak_mib(),
-        tensorflow_imported="tensorflow" in sys.modules,
+        tensorflow_imported=sys.modules.get("tensorflow") is not None,
     )
     return result
 
