@@ -809,11 +809,16 @@ def _search_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_worker() -> bool:
+    # keras-tuner's rule (`keras_tuner.src.distribute.utils`), read here
+    # without importing keras-tuner, so that bad options fail fast.
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
+
+
 def search(args: argparse.Namespace) -> int:
     """Runs `keras-nas search`; returns the exit status."""
-    from keras_nas.tuners._distributed import is_worker
-
-    if is_worker():
+    if _is_worker():
         return _search_worker(args)
     previous = _prepare_directory(args)
     os.makedirs(args.directory, exist_ok=True)
