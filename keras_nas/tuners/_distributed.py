@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: Seconds a worker waits after an `IDLE` answer before it asks again.
-IDLE_WAIT = 0.2
+IDLE_WAIT = 0.5
 #: Seconds between two checks of the chief for lost workers and for the end.
 POLL = 0.1
 

@@ -111,8 +111,11 @@ class WorkerLeases:
         ):
             # Stay available in case a running trial is lost.
             self.tuner_ids.add(tuner_id)
+            # An empty space: the worker only waits (copying the space
+            # costs milliseconds, at every poll of every idle worker).
             return trial_module.Trial(
-                self.get_space(), status=trial_module.TrialStatus.IDLE
+                keras_tuner.HyperParameters(),
+                status=trial_module.TrialStatus.IDLE,
             )
         trial = super().create_trial(tuner_id)
         if trial.status == trial_module.TrialStatus.RUNNING:

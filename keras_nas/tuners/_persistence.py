@@ -145,7 +145,9 @@ class ResumableOracle(WorkerLeases):
         # streak long enough to stop the search ends with the last trial,
         # and an earlier one would have stopped it then.
         limit = self.max_consecutive_failed_trials
-        recent = self.end_order[-limit:] if limit else []
+        if not limit:  # None: no limit.
+            return
+        recent = self.end_order[-limit:]
         failed = trial_module.TrialStatus.FAILED
         if len(recent) == limit and all(
             self.trials[i].status == failed for i in recent
