@@ -766,8 +766,60 @@ def _plots(run: _Run, genotype: Any) -> None:
         )
 
 
+def _search_worker(args: argparse.Namespace) -> int:
+    """A worker of a distributed search: runs the trials the chief hands out.
+
+    keras-tuner's `KERASTUNER_*` environment variables make this process a
+    worker (see README, "Scaling out"). It never clears `--directory` and
+    writes no results: the chief (`KERASTUNER_TUNER_ID=chief`) does, and
+    retrains the best architecture once every trial has ended.
+    """
+    tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    args.overwrite = False  # Only the chief may clear the directory.
+    os.makedirs(args.directory, exist_ok=True)
+    run = _Run(args, None)
+    data = _load(args)
+    run.space = _make_space(args, data)
+    _seed_everything(args.seed)
+
+    def report(trial: Any, seconds: float) -> None:
+        # The chief scores the trial when it ends.
+        trial = run.tuner.oracle.get_trial(trial.trial_id)
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        run.say(
+            f"worker {tuner_id}: trial {_trial_number(trial.trial_id)} "
+            f"score={score} time={seconds:.1f}s | "
+            f"{_summary(run.space, trial.hyperparameters.values)}"
+        )
+
+    run.tuner = _make_tuner(args, run.space, data, report)
+    run.say(
+        f"keras-nas search worker {tuner_id}: chief at "
+        f"{os.environ['KERASTUNER_ORACLE_IP']}:"
+        f"{os.environ['KERASTUNER_ORACLE_PORT']}, directory {args.directory}"
+    )
+    run.tuner.search(
+        epochs=args.epochs,
+        validation_data=data.validation_data(),
+        verbose=0,
+        callbacks=_callbacks(args),
+        **_search_kwargs(data, args.batch_size),
+    )
+    run.say(f"worker {tuner_id}: no trials left; the chief writes the results")
+    return 0
+
+
+def _is_worker() -> bool:
+    # keras-tuner's rule (`keras_tuner.src.distribute.utils`), read here
+    # without importing keras-tuner, so that bad options fail fast.
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
+
+
 def search(args: argparse.Namespace) -> int:
     """Runs `keras-nas search`; returns the exit status."""
+    if _is_worker():
+        return _search_worker(args)
     previous = _prepare_directory(args)
     os.makedirs(args.directory, exist_ok=True)
     run = _Run(args, previous)

@@ -38,7 +38,7 @@ from keras_tuner.engine import trial as trial_module
 
 from keras_nas.estimation._protocol import run_estimator
 from keras_nas.tensorboard import SearchViewsMixin
-from keras_nas.tuners import _results
+from keras_nas.tuners import _distributed, _results
 
 __all__ = [
     "MAX_FINITE_CANDIDATES",
@@ -542,6 +542,20 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
             )
         self.estimator = estimator
         super().__init__(oracle, hypermodel, **kwargs)
+        if _distributed.is_worker():
+            # Heartbeats while a trial runs, waits when the chief is idle.
+            self.oracle = _distributed.LeasedOracleClient.replacing(self.oracle)
+
+    def search(self, *fit_args, **fit_kwargs):
+        if not _distributed.is_chief():
+            return super().search(*fit_args, **fit_kwargs)
+        # The chief serves the oracle until the search is over, expiring
+        # the trials of lost workers (`keras_nas.tuners._distributed`).
+        if "verbose" in fit_kwargs:
+            self.oracle.verbose = fit_kwargs["verbose"]
+        self.save()
+        _distributed.serve_oracle(self.oracle)
+        return None
 
     def run_trial(self, trial, *args, **kwargs):
         if self.estimator is None:

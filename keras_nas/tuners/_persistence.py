@@ -27,6 +27,8 @@ from typing import Any
 
 from keras_tuner.engine import trial as trial_module
 
+from keras_nas.tuners._leases import WorkerLeases
+
 __all__ = ["ResumableOracle", "reconcile_trials", "save_json_atomic"]
 
 
@@ -105,12 +107,16 @@ def _record_end(
         on_completed(trial)
 
 
-class ResumableOracle:
+class ResumableOracle(WorkerLeases):
     """Mixin making a `keras_tuner.Oracle` subclass crash-safe.
 
-    `save()` writes `oracle.json` atomically (`save_json_atomic`) and
-    `reload()` repairs the state with `reconcile_trials`, then saves it
-    again if anything was repaired. Put it before the oracle class in the
+    It is also a `WorkerLeases` oracle: in keras-tuner's chief/worker mode
+    the trials of lost workers run again (`keras_nas.tuners._leases`).
+
+    `save()` writes `oracle.json` atomically (`save_json_atomic`), without
+    what the trial files hold (`compact_state`), and `reload()` repairs the
+    state with `reconcile_trials`, then saves it again if anything was
+    repaired. Put it before the oracle class in the
     bases: `class MyOracle(ResumableOracle, keras_tuner.Oracle)`.
 
     Subclasses override the two hooks rather than `reload()`:
@@ -123,8 +129,71 @@ class ResumableOracle:
       state is saved (e.g. rebuild structures derived from the trials).
     """
 
+    #: Leave out of `oracle.json` what `reload()` rebuilds from the trial
+    #: files: keras-tuner's hashes of the values of every trial
+    #: (`tried_so_far`, `id_to_hash`: ~80 bytes a trial), the run counts
+    #: that are 1 for an ended trial, and the display's start times of
+    #: ended trials. keras-tuner rewrites `oracle.json` twice a trial; this
+    #: keeps that O(trials) write about half as large.
+    compact_state: bool = True
+
     def save(self) -> None:
         save_json_atomic(self._get_oracle_fname(), self.get_state())
+
+    def _check_consecutive_failures(self) -> None:
+        # keras-tuner scans every ended trial at every end (O(trials)); a
+        # streak long enough to stop the search ends with the last trial,
+        # and an earlier one would have stopped it then.
+        limit = self.max_consecutive_failed_trials
+        if not limit:  # None: no limit.
+            return
+        recent = self.end_order[-limit:]
+        failed = trial_module.TrialStatus.FAILED
+        if len(recent) == limit and all(
+            self.trials[i].status == failed for i in recent
+        ):
+            raise RuntimeError(
+                "Number of consecutive failures exceeded the limit "
+                f"of {limit}.\n" + (self.trials[recent[-1]].message or "")
+            )
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.compact_state:
+            del state["tried_so_far"], state["id_to_hash"]
+            # Run counts that differ from 1 for an ended trial, 0 otherwise.
+            ended = set(state["end_order"])
+            state["run_times"] = {
+                k: v
+                for k, v in state["run_times"].items()
+                if v != (1 if k in ended else 0)
+            }
+            running = {t.trial_id for t in self.ongoing_trials.values()}
+            display = dict(state["display"])
+            for key in ("trial_start", "trial_number"):
+                display[key] = {
+                    k: v for k, v in display[key].items() if k in running
+                }
+            state["display"] = display
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if "id_to_hash" not in state:  # A compact state: rebuild.
+            hashes = {
+                trial_id: self._compute_values_hash(
+                    trial.hyperparameters.values
+                )
+                for trial_id, trial in self.trials.items()
+            }
+            run_times = dict.fromkeys(state["end_order"], 1)
+            run_times.update(state["run_times"])
+            state = {
+                **state,
+                "id_to_hash": hashes,
+                "tried_so_far": sorted(set(hashes.values())),
+                "run_times": run_times,
+            }
+        super().set_state(state)
 
     def reload(self) -> None:
         super().reload()

@@ -138,7 +138,8 @@ def launched(tmp_path_factory):
 def _comparable_state(oracle):
     state = json.loads(json.dumps(oracle.get_state()))
     state.pop("display", None)
-    state["tried_so_far"] = sorted(state["tried_so_far"])
+    state["tried_so_far"] = sorted(oracle._tried_so_far)
+    state["id_to_hash"] = dict(oracle._id_to_hash)
     return state
 
 
