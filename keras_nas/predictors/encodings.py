@@ -119,7 +119,7 @@ class _OneHot:
 
     def fill(self, out: np.ndarray, values: Mapping[str, Any]) -> None:
         active = _active_values(self.space, values)
-        for hp, kind, offset, categories in self.blocks:
+        for hp, _, offset, categories in self.blocks:
             if hp.name not in active:
                 continue
             value = active[hp.name]
@@ -206,7 +206,9 @@ def _darts_cells(space: Sequence[Any]) -> list[_Cell]:
         match = _CELL_NAME.match(hp.name)
         if match:
             kind, node, part, k = match.groups()
-            slot = found.setdefault(kind, {}).setdefault((int(node), int(k)), {})
+            slot = found.setdefault(kind, {}).setdefault(
+                (int(node), int(k)), {}
+            )
             slot[part] = hp
     cells = []
     for kind, slots in found.items():
@@ -217,9 +219,12 @@ def _darts_cells(space: Sequence[Any]) -> list[_Cell]:
         for slot in slots.values():
             ops.extend(o for o in _categories(slot["op"]) if o not in ops)
         edges = [
-            (node + 2, None, slots[(node, k)]["op"].name, slots[(node, k)][
-                "input"
-            ].name)
+            (
+                node + 2,
+                None,
+                slots[(node, k)]["op"].name,
+                slots[(node, k)]["input"].name,
+            )
             for node, k in sorted(slots)
         ]
         outputs = list(range(2, num_nodes + 2))
@@ -261,7 +266,8 @@ class ArchitectureEncoder:
         if space is None:
             raise ValueError(
                 "Expected `hyperparameters` to be a keras-tuner "
-                f"HyperParameters. Received: hyperparameters={hyperparameters!r}"
+                "HyperParameters. Received: "
+                f"hyperparameters={hyperparameters!r}"
             )
         if encoding not in ENCODINGS:
             raise ValueError(
@@ -348,7 +354,8 @@ class ArchitectureEncoder:
 
         def size(length):
             return sum(
-                c.num_inputs * sum(len(c.ops) ** k for k in range(1, length + 1))
+                c.num_inputs
+                * sum(len(c.ops) ** k for k in range(1, length + 1))
                 for c in self.cells
             )
 

@@ -322,8 +322,10 @@ class MLPEnsemblePredictor(Predictor):
     ):
         super().__init__(seed)
         for name, value in (("num_networks", num_networks), ("steps", steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or (
-                value < 1
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (value < 1)
             ):
                 raise ValueError(
                     f"Expected `{name}` to be a positive integer. "
@@ -449,8 +451,10 @@ class GradientBoostingPredictor(Predictor):
             ("num_trees", num_trees),
             ("max_depth", max_depth),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or (
-                value < 1
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (value < 1)
             ):
                 raise ValueError(
                     f"Expected `{name}` to be a positive integer. "

@@ -148,8 +148,11 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         if seed is not None:
             # keras-tuner replaces a falsy seed by a random one; 0 is a seed.
             self.seed = self._seed_state = int(seed)
-        if encoding is not None and encoding not in ("onehot", "path",
-                                                     "adjacency"):
+        if encoding is not None and encoding not in (
+            "onehot",
+            "path",
+            "adjacency",
+        ):
             raise ValueError(
                 "Expected `encoding` to be None, 'onehot', 'path' or "
                 f"'adjacency'. Received: encoding={encoding!r}"

@@ -81,9 +81,7 @@ class BananasOracle(_model_based.SurrogateOracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ):
-        self.num_networks = check_positive_int(
-            "num_networks", num_networks
-        )
+        self.num_networks = check_positive_int("num_networks", num_networks)
         super().__init__(
             objective=objective,
             max_trials=max_trials,
