@@ -20,6 +20,8 @@ from typing import Any
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
+from scipy.special import ndtri
+from scipy.stats import rankdata
 from threadpoolctl import ThreadpoolController
 
 from keras_nas._validation import check_positive_int
@@ -79,6 +81,17 @@ def one_step_neighbours(
     return out
 
 
+def normal_scores(rewards: np.ndarray) -> np.ndarray:
+    """Rewards replaced by the normal quantiles of their ranks.
+
+    A monotone map (ties share their mean rank) that keeps the order and
+    turns a few collapsed architectures far below the rest into ordinary
+    low values instead of outliers that a Gaussian surrogate must fit.
+    """
+    ranks = rankdata(rewards)
+    return ndtri((ranks - 0.5) / len(rewards))
+
+
 def completed_rewards(oracle: Any) -> list[tuple[str, dict, float]]:
     """`(trial_id, values, reward)` of completed trials with finite scores.
 
@@ -119,6 +132,8 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
 
     #: Encoding used when `encoding=None` (subclasses may pick per space).
     default_encoding = "onehot"
+    #: "rank": fit the predictor to `normal_scores` of the rewards.
+    transform = None
 
     def __init__(
         self,
@@ -247,10 +262,13 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
             dict(t.hyperparameters.values) for t in self.ongoing_trials.values()
         ]
         seed = int(self._rng.integers(2**31 - 1))
+        rewards = np.asarray([d[2] for d in done])
+        if self.transform == "rank":
+            rewards = normal_scores(rewards)
         with _one_blas_thread():
             scores = self._acquisition(
                 self._encode([d[1] for d in done]),
-                np.asarray([d[2] for d in done]),
+                rewards,
                 self._encode(pending),
                 self._encode(candidates),
                 seed,
