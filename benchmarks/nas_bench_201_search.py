@@ -40,6 +40,7 @@ from keras_tuner.engine import trial as trial_module  # noqa: E402
 from keras_nas import tuners  # noqa: E402
 from keras_nas.benchmarks.tabular import (  # noqa: E402
     TabularBenchmark,
+    TabularRun,
     run_oracle_on_table,
 )
 
@@ -107,6 +108,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument(
+        "--seed-chunk",
+        type=int,
+        default=0,
+        help="Run the seeds in chunks of this size, printing partial "
+        "results after each (0: all at once).",
+    )
+    parser.add_argument(
         "--ratio-trials",
         type=int,
         default=0,
@@ -121,6 +129,36 @@ def parse_args(argv=None):
         help="Trials of the decision-time run (0 to skip).",
     )
     return parser.parse_args(argv)
+
+
+def run_in_chunks(factory, table, budget, seeds, jobs, chunk):
+    """`run_oracle_on_table` on `chunk` seeds at a time, with a progress
+    line per chunk (partial results survive a run cut short)."""
+    chunk = chunk or len(seeds)
+    parts = []
+    for i in range(0, len(seeds), chunk):
+        parts.append(
+            run_oracle_on_table(
+                factory, table, budget, seeds[i : i + chunk], jobs=jobs
+            )
+        )
+        run = TabularRun(
+            seeds=[s for p in parts for s in p.seeds],
+            curves=np.concatenate([p.curves for p in parts]),
+            create_times=[t for p in parts for t in p.create_times],
+            end_times=[t for p in parts for t in p.end_times],
+            num_trials=[n for p in parts for n in p.num_trials],
+            optimum=table.optimum,
+            direction=table.direction,
+        )
+        if len(run.seeds) < len(seeds):
+            print(
+                f"  ... {len(run.seeds)} seeds: mean best "
+                f"{np.nanmean(run.best_at(budget)):.3f} @{budget}, optimum "
+                f"{100 * run.share_reaching_optimum():.0f}%",
+                flush=True,
+            )
+    return run
 
 
 def summarize(name, run, budget, seconds):
@@ -185,8 +223,8 @@ def main(argv=None):
         seeds = [1 + k * SEED_STRIDE for k in range(num_seeds)]
         budget = min(args.slow_budget, args.budget) if slow else args.budget
         start = time.perf_counter()
-        run = run_oracle_on_table(
-            ORACLES[name], table, budget, seeds, jobs=args.jobs
+        run = run_in_chunks(
+            ORACLES[name], table, budget, seeds, args.jobs, args.seed_chunk
         )
         runs[name] = run
         print(
