@@ -67,6 +67,9 @@ def main(argv=None):
     )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--spaces", nargs="+", default=list(SPACES))
+    parser.add_argument(
+        "--tuners", nargs="+", default=["random", "bo", "bananas", "local"]
+    )
     args = parser.parse_args(argv)
     (x, y), (x_val, y_val) = digits_split(0, 1000, 400)
     print(
@@ -77,6 +80,8 @@ def main(argv=None):
     print("|---|---|---|---|---|")
     for space_name in args.spaces:
         for name, cls in tuners(args.initial).items():
+            if name not in args.tuners:
+                continue
             best, walls = [], []
             for seed in range(1, args.seeds + 1):
                 start = time.perf_counter()

@@ -69,6 +69,9 @@ ORACLES = {
 if "ReinforceOracle" in tuners.__all__:
     ORACLES["reinforce"] = tuners.ReinforceOracle
 ORACLES["bo"] = tuners.ArchitectureBayesianOptimizationOracle
+ORACLES["bo-raw-scores"] = functools.partial(
+    tuners.ArchitectureBayesianOptimizationOracle, score_transform=None
+)
 ORACLES["bananas"] = tuners.BananasOracle
 ORACLES["local"] = tuners.LocalSearchOracle
 
@@ -107,6 +110,12 @@ def parse_args(argv=None):
         choices=sorted(ORACLES),
     )
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        help="Start at the seed of this index (to continue a cut run).",
+    )
     parser.add_argument(
         "--seed-chunk",
         type=int,
@@ -220,7 +229,8 @@ def main(argv=None):
     for name in args.oracles:
         slow = name in SLOW
         num_seeds = args.slow_seeds if slow else args.seeds
-        seeds = [1 + k * SEED_STRIDE for k in range(num_seeds)]
+        first = args.seed_offset
+        seeds = [1 + k * SEED_STRIDE for k in range(first, first + num_seeds)]
         budget = min(args.slow_budget, args.budget) if slow else args.budget
         start = time.perf_counter()
         run = run_in_chunks(

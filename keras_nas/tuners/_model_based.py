@@ -128,12 +128,12 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         num_initial_trials: Random trials before the predictor is used.
         num_parents: Best trials whose one-step neighbours are candidates.
         num_random_candidates: Random points added to the candidates.
+        score_transform: None (fit the predictor to the scores) or "rank"
+            (to `normal_scores` of them).
     """
 
     #: Encoding used when `encoding=None` (subclasses may pick per space).
     default_encoding = "onehot"
-    #: "rank": fit the predictor to `normal_scores` of the rewards.
-    transform = None
 
     def __init__(
         self,
@@ -143,6 +143,7 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        score_transform: str | None = None,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         allow_new_entries: bool = True,
@@ -172,7 +173,13 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
                 "Expected `encoding` to be None, 'onehot', 'path' or "
                 f"'adjacency'. Received: encoding={encoding!r}"
             )
+        if score_transform not in (None, "rank"):
+            raise ValueError(
+                "Expected `score_transform` to be None or 'rank'. "
+                f"Received: score_transform={score_transform!r}"
+            )
         self.encoding = encoding
+        self.score_transform = score_transform
         self.num_initial_trials = check_positive_int(
             "num_initial_trials", num_initial_trials
         )
@@ -263,7 +270,7 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         ]
         seed = int(self._rng.integers(2**31 - 1))
         rewards = np.asarray([d[2] for d in done])
-        if self.transform == "rank":
+        if self.score_transform == "rank":
             rewards = normal_scores(rewards)
         with _one_blas_thread():
             scores = self._acquisition(
@@ -293,6 +300,7 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
             "num_initial_trials": self.num_initial_trials,
             "num_parents": self.num_parents,
             "num_random_candidates": self.num_random_candidates,
+            "score_transform": self.score_transform,
         }
 
     def get_state(self) -> dict[str, Any]:

@@ -49,6 +49,10 @@ class BananasOracle(_model_based.SurrogateOracle):
             Defaults to 5: local moves around several good points, not one.
         num_random_candidates: Random candidates per decision. Defaults to
             20: a little global exploration next to ~100+ mutations.
+        score_transform: None or "rank" (the ensemble is fitted to the
+            normal quantiles of the scores' ranks). Defaults to None, as in
+            BANANAS: the ensemble's absolute-error loss is robust to the
+            outliers a Gaussian process suffers from.
         num_networks: Networks in the ensemble. Defaults to 5, as in
             BANANAS.
         seed: Integer seed; the same seed gives the same trials (0 is a
@@ -73,6 +77,7 @@ class BananasOracle(_model_based.SurrogateOracle):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        score_transform: str | None = None,
         num_networks: int = 5,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
@@ -89,6 +94,7 @@ class BananasOracle(_model_based.SurrogateOracle):
             num_initial_trials=num_initial_trials,
             num_parents=num_parents,
             num_random_candidates=num_random_candidates,
+            score_transform=score_transform,
             seed=seed,
             hyperparameters=hyperparameters,
             allow_new_entries=allow_new_entries,
@@ -125,6 +131,7 @@ class Bananas(_base.NasTuner):
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
         encoding, num_initial_trials, num_parents, num_random_candidates,
+        score_transform,
         num_networks: See `BananasOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
@@ -154,6 +161,7 @@ class Bananas(_base.NasTuner):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        score_transform: str | None = None,
         num_networks: int = 5,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
@@ -171,6 +179,7 @@ class Bananas(_base.NasTuner):
             num_initial_trials=num_initial_trials,
             num_parents=num_parents,
             num_random_candidates=num_random_candidates,
+            score_transform=score_transform,
             num_networks=num_networks,
             seed=seed,
             hyperparameters=hyperparameters,

@@ -69,6 +69,11 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
             Defaults to 5: local moves around several good points, not one.
         num_random_candidates: Random candidates per decision. Defaults to
             20: a little global exploration next to ~100+ mutations.
+        score_transform: None or "rank": the GP is fitted to the normal
+            quantiles of the scores' ranks (`_model_based.normal_scores`).
+            Defaults to "rank": a few collapsed architectures (e.g. a cut-off
+            cell) are otherwise outliers that flatten the Gaussian fit
+            among the good ones.
         batch: "constant_liar" or "thompson" (see above). Defaults to
             "constant_liar": deterministic given the running trials.
         seed: Integer seed; the same seed gives the same trials (0 is a
@@ -95,6 +100,7 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        score_transform: str | None = "rank",
         batch: str = "constant_liar",
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
@@ -116,6 +122,7 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
             num_initial_trials=num_initial_trials,
             num_parents=num_parents,
             num_random_candidates=num_random_candidates,
+            score_transform=score_transform,
             seed=seed,
             hyperparameters=hyperparameters,
             allow_new_entries=allow_new_entries,
@@ -149,6 +156,7 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
         encoding, num_initial_trials, num_parents, num_random_candidates,
+        score_transform,
         batch: See `ArchitectureBayesianOptimizationOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
@@ -178,6 +186,7 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        score_transform: str | None = "rank",
         batch: str = "constant_liar",
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
@@ -195,6 +204,7 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
             num_initial_trials=num_initial_trials,
             num_parents=num_parents,
             num_random_candidates=num_random_candidates,
+            score_transform=score_transform,
             batch=batch,
             seed=seed,
             hyperparameters=hyperparameters,
