@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shutil
+import tempfile
 import time
 
 # One BLAS thread per process: seeds run in `--jobs` processes, and
@@ -33,14 +35,17 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
+from keras_tuner.engine import trial as trial_module  # noqa: E402
 
 from keras_nas import tuners  # noqa: E402
 from keras_nas.benchmarks.tabular import (  # noqa: E402
     TabularBenchmark,
+    TabularRun,
     run_oracle_on_table,
 )
 
 CHECKPOINTS = (25, 50, 100, 150, 200)
+STATUS = trial_module.TrialStatus
 
 # Seed k is 1 + k * SEED_STRIDE. keras-tuner's own oracles draw trial t's
 # values from `random.Random(seed + offset)` with an offset growing by one
@@ -63,6 +68,12 @@ ORACLES = {
 }
 if "ReinforceOracle" in tuners.__all__:
     ORACLES["reinforce"] = tuners.ReinforceOracle
+ORACLES["bo"] = tuners.ArchitectureBayesianOptimizationOracle
+ORACLES["bo-raw-scores"] = functools.partial(
+    tuners.ArchitectureBayesianOptimizationOracle, score_transform=None
+)
+ORACLES["bananas"] = tuners.BananasOracle
+ORACLES["local"] = tuners.LocalSearchOracle
 
 DEFAULT_ORACLES = (
     "random",
@@ -99,6 +110,26 @@ def parse_args(argv=None):
         choices=sorted(ORACLES),
     )
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        help="Start at the seed of this index (to continue a cut run).",
+    )
+    parser.add_argument(
+        "--seed-chunk",
+        type=int,
+        default=0,
+        help="Run the seeds in chunks of this size, printing partial "
+        "results after each (0: all at once).",
+    )
+    parser.add_argument(
+        "--ratio-trials",
+        type=int,
+        default=0,
+        help="Trials of an interleaved decision-time run of each oracle "
+        "against keras-tuner's Bayesian optimization (0 to skip).",
+    )
     parser.add_argument("--out", default="nas_bench_201_search.png")
     parser.add_argument(
         "--decision-trials",
@@ -107,6 +138,36 @@ def parse_args(argv=None):
         help="Trials of the decision-time run (0 to skip).",
     )
     return parser.parse_args(argv)
+
+
+def run_in_chunks(factory, table, budget, seeds, jobs, chunk):
+    """`run_oracle_on_table` on `chunk` seeds at a time, with a progress
+    line per chunk (partial results survive a run cut short)."""
+    chunk = chunk or len(seeds)
+    parts = []
+    for i in range(0, len(seeds), chunk):
+        parts.append(
+            run_oracle_on_table(
+                factory, table, budget, seeds[i : i + chunk], jobs=jobs
+            )
+        )
+        run = TabularRun(
+            seeds=[s for p in parts for s in p.seeds],
+            curves=np.concatenate([p.curves for p in parts]),
+            create_times=[t for p in parts for t in p.create_times],
+            end_times=[t for p in parts for t in p.end_times],
+            num_trials=[n for p in parts for n in p.num_trials],
+            optimum=table.optimum,
+            direction=table.direction,
+        )
+        if len(run.seeds) < len(seeds):
+            print(
+                f"  ... {len(run.seeds)} seeds: mean best "
+                f"{np.nanmean(run.best_at(budget)):.3f} @{budget}, optimum "
+                f"{100 * run.share_reaching_optimum():.0f}%",
+                flush=True,
+            )
+    return run
 
 
 def summarize(name, run, budget, seconds):
@@ -168,11 +229,12 @@ def main(argv=None):
     for name in args.oracles:
         slow = name in SLOW
         num_seeds = args.slow_seeds if slow else args.seeds
-        seeds = [1 + k * SEED_STRIDE for k in range(num_seeds)]
+        first = args.seed_offset
+        seeds = [1 + k * SEED_STRIDE for k in range(first, first + num_seeds)]
         budget = min(args.slow_budget, args.budget) if slow else args.budget
         start = time.perf_counter()
-        run = run_oracle_on_table(
-            ORACLES[name], table, budget, seeds, jobs=args.jobs
+        run = run_in_chunks(
+            ORACLES[name], table, budget, seeds, args.jobs, args.seed_chunk
         )
         runs[name] = run
         print(
@@ -181,6 +243,9 @@ def main(argv=None):
         )
     plot(runs, table, args.out)
     print(f"saved {args.out}")
+
+    if args.ratio_trials:
+        report_ratio(args.oracles, table, args.ratio_trials)
 
     if args.decision_trials:
         n = args.decision_trials
@@ -198,6 +263,66 @@ def main(argv=None):
                 f"{1e3 * np.percentile(times, 95):.2f} |",
                 flush=True,
             )
+
+
+def interleaved_decision_times(names, table, trials, seed=1):
+    """Seconds per decision of each oracle, decisions taken in turns.
+
+    One oracle of each name searches the table for `trials` trials; their
+    decisions (`create_trial` + `end_trial`) alternate, so that the load of
+    a shared machine weighs on all of them alike.
+    """
+    objective = keras_tuner.Objective(table.metric, table.direction)
+    root = tempfile.mkdtemp(prefix="keras_nas_ratio_")
+    oracles, times = {}, {name: [] for name in names}
+    for name in names:
+        oracle = ORACLES[name](
+            objective=objective,
+            hyperparameters=table.hyperparameters,
+            max_trials=trials,
+            seed=seed,
+        )
+        oracle._set_project_dir(root, name)
+        oracle.verbose = 0
+        oracles[name] = oracle
+    try:
+        for _ in range(trials):
+            for name, oracle in oracles.items():
+                start = time.perf_counter()
+                trial = oracle.create_trial("tuner0")
+                elapsed = time.perf_counter() - start
+                if trial.status != STATUS.RUNNING:
+                    continue
+                score = table.query(trial.hyperparameters.values)
+                oracle.update_trial(trial.trial_id, {table.metric: score})
+                trial.status = STATUS.COMPLETED
+                start = time.perf_counter()
+                oracle.end_trial(trial)
+                times[name].append(elapsed + time.perf_counter() - start)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {name: np.asarray(t) for name, t in times.items()}
+
+
+def report_ratio(names, table, trials):
+    names = ["bayesian", *[n for n in names if n != "bayesian"]]
+    times = interleaved_decision_times(names, table, trials)
+    print(
+        f"\ninterleaved decision times, {trials} trials (seed 1); median ms "
+        "over the trials after keras-tuner BO's random start (and all):"
+    )
+    print("| oracle | median ms (BO phase) | median ms (all) | BO / oracle |")
+    print("|---|---|---|---|")
+    # keras-tuner's BO samples randomly for its first 3 * dims trials.
+    start = 3 * len(table.hyperparameters.space)
+    reference = np.median(times["bayesian"][start:])
+    for name in names:
+        late = np.median(times[name][start:])
+        print(
+            f"| {name} | {1e3 * late:.1f} | {1e3 * np.median(times[name]):.1f}"
+            f" | {reference / late:.0f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

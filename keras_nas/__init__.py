@@ -1,7 +1,8 @@
 """keras-nas: Neural Architecture Search for Keras 3, built on keras-tuner.
 
 Every public name of the subpackages (`blocks`, `spaces`, `tuners`,
-`supernet`, `estimation`, `benchmarks`) is re-exported here. Imports are lazy:
+`supernet`, `estimation`, `benchmarks`,
+`predictors`) is re-exported here. Imports are lazy:
 `import keras_nas` does not load TensorFlow until a name that needs it is used.
 """
 
@@ -18,6 +19,7 @@ _SUBPACKAGES = (
     "supernet",
     "estimation",
     "benchmarks",
+    "predictors",
 )
 
 # Top-level helper modules: importable as `keras_nas.<name>`; their main

@@ -118,6 +118,13 @@ TUNERS: dict[str, tuple[str, str, Callable[..., tuple]]] = {
     "mcts": ("keras_nas.tuners", "MonteCarloTreeSearch", _trial_budget),
     "darts": ("keras_nas.tuners", "Darts", _darts_arguments),
     "enas": ("keras_nas.tuners", "Enas", _trial_budget),
+    "bo": (
+        "keras_nas.tuners",
+        "ArchitectureBayesianOptimization",
+        _trial_budget,
+    ),
+    "bananas": ("keras_nas.tuners", "Bananas", _trial_budget),
+    "local": ("keras_nas.tuners", "LocalSearch", _trial_budget),
 }
 
 #: Files of a run; `--overwrite` removes exactly these (and the tuner's

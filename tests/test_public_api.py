@@ -17,6 +17,7 @@ SUBPACKAGES = (
     "supernet",
     "estimation",
     "benchmarks",
+    "predictors",
 )
 MODULES = ("data", "visualize", "tensorboard", "tutorial", "cli")
 
@@ -81,6 +82,12 @@ EXPECTED = {
         "MonteCarloTreeSearchOracle",
         "Reinforce",
         "ReinforceOracle",
+        "ArchitectureBayesianOptimization",
+        "ArchitectureBayesianOptimizationOracle",
+        "Bananas",
+        "BananasOracle",
+        "LocalSearch",
+        "LocalSearchOracle",
     },
     "supernet": {
         "BilevelOptimizer",
@@ -93,6 +100,14 @@ EXPECTED = {
     },
     "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model"},  # noqa: E501
     "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
+    "predictors": {
+        "ArchitectureEncoder",
+        "ENCODINGS",
+        "GaussianProcessPredictor",
+        "GradientBoostingPredictor",
+        "MLPEnsemblePredictor",
+        "Predictor",
+    },
 }
 TOP_LEVEL_ONLY = {
     "DataSplits", "load_dataset", "tfds_pipelines", "draw_genotype",

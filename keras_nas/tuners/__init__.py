@@ -15,6 +15,12 @@ _NAMES = {
     "DartsOracle": ".darts",
     "Enas": ".enas",
     "EnasOracle": ".enas",
+    "ArchitectureBayesianOptimization": ".bayesian",
+    "ArchitectureBayesianOptimizationOracle": ".bayesian",
+    "Bananas": ".bananas",
+    "BananasOracle": ".bananas",
+    "LocalSearch": ".local_search",
+    "LocalSearchOracle": ".local_search",
 }
 
 __all__ = sorted(_NAMES)

@@ -25,6 +25,13 @@ ALGOS = {
     "reinforce": ("keras_nas.tuners.reinforce", "Reinforce"),
     "evolution": ("keras_nas.tuners.evolution", "AgingEvolution"),
     "mcts": ("keras_nas.tuners.mcts", "MonteCarloTreeSearch"),
+    "bo": ("keras_nas.tuners.bayesian", "ArchitectureBayesianOptimization"),
+    "local": ("keras_nas.tuners.local_search", "LocalSearch"),
+}
+# Arguments so that the algorithm's own phase starts within MAX_TRIALS.
+KWARGS = {
+    "bo": {"num_initial_trials": 3},
+    "local": {"num_initial_trials": 3},
 }
 MAX_TRIALS = 10
 BLOCK_AT = "05"  # trial ids are "00" .. "09"
@@ -80,6 +87,7 @@ def make_tuner(algo, directory, project, overwrite=False, seed=1):
         directory=directory,
         project_name=project,
         overwrite=overwrite,
+        **KWARGS.get(algo, {}),
     )
 
 

@@ -1,0 +1,27 @@
+"""Architecture encodings and performance predictors.
+
+Usable on their own or inside a search (`keras_nas.tuners.Bananas`,
+`ArchitectureBayesianOptimization`): `ArchitectureEncoder` turns a trial's
+values into a vector (one-hot of the active decisions, or for the cell
+spaces the path or adjacency encoding) and the predictors share one
+interface, `fit(encodings, scores)` and `predict(encodings) -> (mean, std)`.
+Nothing here imports TensorFlow.
+"""
+
+from keras_nas._lazy import lazy_getattr
+
+_NAMES = {
+    "ArchitectureEncoder": ".encodings",
+    "ENCODINGS": ".encodings",
+    "GaussianProcessPredictor": ".models",
+    "GradientBoostingPredictor": ".models",
+    "MLPEnsemblePredictor": ".models",
+    "Predictor": ".models",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_getattr(__name__, _NAMES)
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,489 @@
+"""Performance predictors: scores of architectures from their encodings.
+
+Every predictor has the same interface: `fit(encodings, scores,
+features=None)` learns from the encodings (rows of an
+`ArchitectureEncoder`) of evaluated architectures and their scores, and
+`predict(encodings, features=None)` returns a `(mean, std)` pair of arrays:
+the predicted score and its uncertainty, which the acquisition functions of
+`keras_nas.tuners` (expected improvement, Thompson sampling) use.
+`features` are optional extra columns per architecture, e.g. zero-cost
+scores (`keras_nas.estimation.zero_cost_score`); they are standardised with
+the training set's mean and spread and appended to the encoding.
+
+- `GaussianProcessPredictor`: a Gaussian process with an RBF kernel on the
+  encoding (scikit-learn), the surrogate of NASBOT-style Bayesian
+  optimisation over architectures (Kandasamy et al., NeurIPS 2018).
+- `MLPEnsemblePredictor`: an ensemble of small fully connected networks
+  trained from different initialisations, the mean and spread of their
+  predictions (White et al., "BANANAS", AAAI 2021).
+- `GradientBoostingPredictor`: an ensemble of gradient-boosted tree models
+  on random subsamples (scikit-learn), the strong tree baseline of White et
+  al., "How Powerful are Performance Predictors in Neural Architecture
+  Search?", NeurIPS 2021.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.gaussian_process import GaussianProcessRegressor, kernels
+
+__all__ = [
+    "GaussianProcessPredictor",
+    "GradientBoostingPredictor",
+    "MLPEnsemblePredictor",
+    "Predictor",
+]
+
+
+def _matrix(name: str, value: Any, columns: int | None = None) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Expected `{name}` to be a 2-D array of numbers. "
+            f"Received: {name}={value!r}"
+        ) from None
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ValueError(
+            f"Expected `{name}` to be a non-empty 2-D array (one row per "
+            f"architecture). Received: {name} of shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"Expected `{name}` to hold finite numbers only. "
+            f"Received: {name} with {int(np.sum(~np.isfinite(array)))} "
+            "non-finite entries"
+        )
+    if columns is not None and array.shape[1] != columns:
+        raise ValueError(
+            f"Expected `{name}` to have {columns} columns, as in `fit`. "
+            f"Received: {name} of shape {array.shape}"
+        )
+    return array
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+    ):
+        raise ValueError(
+            f"Expected `seed` to be an integer or None. Received: seed={seed!r}"
+        )
+    return None if seed is None else int(seed)
+
+
+class Predictor:
+    """Base class: argument checks, score and feature scaling.
+
+    Subclasses implement `_fit(x, y)` on standardised scores and
+    `_predict(x) -> (mean, std)` in that standardised scale.
+
+    Args:
+        seed: Integer seed of the predictor's randomness (initialisations,
+            subsamples); `None` for a random one.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = _check_seed(seed)
+        self._fitted = False
+
+    def fit(
+        self,
+        encodings: Any,
+        scores: Any,
+        features: Any = None,
+    ) -> Predictor:
+        """Learns from evaluated architectures.
+
+        Args:
+            encodings: Array `(n, size)` of encodings, `n >= 1`.
+            scores: Array `(n,)` of finite scores (larger or smaller is
+                better: the predictor only regresses them).
+            features: Optional array `(n, k)` of extra features per
+                architecture (e.g. zero-cost scores).
+
+        Returns:
+            The predictor itself.
+        """
+        x = _matrix("encodings", encodings)
+        y = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"Expected one score per encoding ({x.shape[0]}). "
+                f"Received: scores of length {y.shape[0]}"
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError(
+                "Expected `scores` to be finite numbers (drop failed "
+                f"trials). Received: scores={y.tolist()!r}"
+            )
+        self._columns = x.shape[1]
+        self._num_features = None
+        if features is not None:
+            f = _matrix("features", features)
+            if f.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"Expected one row of `features` per encoding "
+                    f"({x.shape[0]}). Received: features of shape {f.shape}"
+                )
+            self._num_features = f.shape[1]
+            self._f_mean = f.mean(axis=0)
+            self._f_scale = f.std(axis=0) + 1e-12
+            x = np.hstack([x, (f - self._f_mean) / self._f_scale])
+        self._y_mean = float(y.mean())
+        self._y_scale = float(y.std()) or 1.0
+        self._fit(x, (y - self._y_mean) / self._y_scale)
+        self._fitted = True
+        return self
+
+    def predict(
+        self, encodings: Any, features: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted scores and their uncertainty.
+
+        Args:
+            encodings: Array `(m, size)` of encodings.
+            features: The extra features, if `fit` had some.
+
+        Returns:
+            `(mean, std)`, two arrays of shape `(m,)` in the scale of the
+            scores.
+        """
+        if not self._fitted:
+            raise ValueError(
+                "Expected a fitted predictor: call `fit(encodings, scores)` "
+                "first. Received: an unfitted predictor"
+            )
+        x = _matrix("encodings", encodings, self._columns)
+        if (features is None) != (self._num_features is None):
+            raise ValueError(
+                "Expected `features` exactly when `fit` had them. Received: "
+                f"features={'None' if features is None else 'an array'}"
+            )
+        if features is not None:
+            f = _matrix("features", features, self._num_features)
+            x = np.hstack([x, (f - self._f_mean) / self._f_scale])
+        mean, std = self._predict(x)
+        return (
+            mean * self._y_scale + self._y_mean,
+            np.maximum(std, 0.0) * self._y_scale,
+        )
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+#: Grid of the GP's kernel fit: length scales (times the median distance
+#: between the training encodings) and noise levels (of unit-variance scores).
+_LENGTH_FACTORS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
+_NOISE_LEVELS = (1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0)
+
+
+def _median_distance(x: np.ndarray) -> float:
+    sq = np.sum(x * x, axis=1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
+    upper = d2[np.triu_indices(len(x), 1)]
+    upper = np.sqrt(np.maximum(upper[upper > 1e-12], 0.0))
+    return float(np.median(upper)) if upper.size else 1.0
+
+
+def _grid_optimizer(obj_func, initial_theta, bounds):
+    # scikit-learn's optimizer hook: theta = log([length_scale, noise]).
+    # A fixed grid instead of L-BFGS: deterministic, ~50 Cholesky
+    # factorisations (a few ms each at hundreds of points) and no flat-
+    # likelihood runs to the bounds.
+    base = np.exp(initial_theta[0])
+    best, best_theta = np.inf, initial_theta
+    for factor in _LENGTH_FACTORS:
+        for noise in _NOISE_LEVELS:
+            theta = np.log([base * factor, noise])
+            value = obj_func(theta, eval_gradient=False)
+            if value < best:
+                best, best_theta = value, theta
+    return best_theta, best
+
+
+class GaussianProcessPredictor(Predictor):
+    """A Gaussian process on the encoding (scikit-learn).
+
+    Kernel `c * RBF(l) + white`: the RBF of the Euclidean distance between
+    encodings, which for one-hot and path encodings is a function of the
+    number of differing decisions or paths (the distance of
+    `ArchitectureEncoder.distance`). The scores are standardised (amplitude
+    `c = 1`); the length scale and the noise are chosen at every `fit` by
+    marginal likelihood on a fixed grid (9 length scales from 1/4 to 4
+    times the median distance between the training encodings, 6 noise
+    levels from 1e-3 to 1): deterministic, and a refit takes a few tens of
+    milliseconds at a few hundred architectures.
+
+    Args:
+        seed: Integer seed (kept for the common interface; the fit is
+            deterministic).
+
+    Example:
+
+    ```python
+    gp = GaussianProcessPredictor(seed=1).fit(x_train, y_train)
+    mean, std = gp.predict(x_candidates)
+    ```
+    """
+
+    def __init__(self, seed: int | None = None):
+        super().__init__(seed)
+
+    def _fit(self, x, y):
+        # Amplitude 1 (the scores are standardised); length scale and noise
+        # chosen on a grid by marginal likelihood (`_grid_optimizer`).
+        scale = _median_distance(x)
+        kernel = kernels.ConstantKernel(1.0, "fixed") * kernels.RBF(
+            scale, (1e-3 * scale, 1e3 * scale)
+        ) + kernels.WhiteKernel(0.1, (1e-4, 10.0))
+        self._gp = GaussianProcessRegressor(
+            kernel,
+            optimizer=_grid_optimizer,
+            normalize_y=False,
+            random_state=self.seed,
+        ).fit(x, y)
+
+    def _predict(self, x):
+        mean, std = self._gp.predict(x, return_std=True)
+        return mean, std
+
+    def sample(
+        self, encodings: Any, rng: np.random.Generator, features: Any = None
+    ) -> np.ndarray:
+        """One joint draw from the posterior at `encodings` (Thompson).
+
+        Args:
+            encodings: Array `(m, size)`.
+            rng: The NumPy generator to draw with.
+            features: The extra features, if `fit` had some.
+
+        Returns:
+            An array `(m,)` in the scale of the scores.
+        """
+        x = _matrix("encodings", encodings, self._columns)
+        if features is not None:
+            f = _matrix("features", features, self._num_features)
+            x = np.hstack([x, (f - self._f_mean) / self._f_scale])
+        mean, cov = self._gp.predict(x, return_cov=True)
+        cov = 0.5 * (cov + cov.T) + 1e-9 * np.eye(len(mean))
+        vals, vecs = np.linalg.eigh(cov)
+        noise = rng.standard_normal(len(mean))
+        draw = mean + vecs @ (np.sqrt(np.maximum(vals, 0.0)) * noise)
+        return draw * self._y_scale + self._y_mean
+
+
+class MLPEnsemblePredictor(Predictor):
+    """An ensemble of small MLPs (White et al., "BANANAS", AAAI 2021).
+
+    `num_networks` fully connected ReLU networks, each from its own random
+    initialisation, are trained with full-batch Adam on the mean absolute
+    error of the standardised scores (BANANAS' loss); the prediction is the
+    ensemble's mean and its standard deviation. Written in NumPy, all
+    members train at once as batched matrix products, so a refit on
+    hundreds of architectures takes a fraction of a second on a CPU.
+
+    Args:
+        seed: Integer seed of the initialisations.
+        num_networks: Members of the ensemble. Defaults to 5, as in
+            BANANAS.
+        hidden_units: Width of each hidden layer. Defaults to (32, 32):
+            BANANAS' 10 x 20 layers need minibatches and many more steps
+            for a similar fit on a few hundred points.
+        steps: Full-batch Adam steps. Defaults to 150: on a hundred
+            architectures twice as many fit closer without ranking better.
+        learning_rate: Adam's step size. Defaults to 0.01, as in BANANAS.
+        weight_decay: L2 penalty on the weights. Defaults to 1e-4, a light
+            guard against fitting the noise of tens of points.
+
+    Example:
+
+    ```python
+    mlp = MLPEnsemblePredictor(seed=1).fit(x_train, y_train)
+    mean, std = mlp.predict(x_candidates)
+    ```
+    """
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        num_networks: int = 5,
+        hidden_units: tuple[int, ...] = (32, 32),
+        steps: int = 150,
+        learning_rate: float = 0.01,
+        weight_decay: float = 1e-4,
+    ):
+        super().__init__(seed)
+        for name, value in (("num_networks", num_networks), ("steps", steps)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (value < 1)
+            ):
+                raise ValueError(
+                    f"Expected `{name}` to be a positive integer. "
+                    f"Received: {name}={value!r}"
+                )
+        hidden_units = tuple(hidden_units)
+        if not hidden_units or any(
+            isinstance(u, bool) or not isinstance(u, int) or u < 1
+            for u in hidden_units
+        ):
+            raise ValueError(
+                "Expected `hidden_units` to be a non-empty sequence of "
+                f"positive integers. Received: hidden_units={hidden_units!r}"
+            )
+        if not learning_rate > 0 or not weight_decay >= 0:
+            raise ValueError(
+                "Expected `learning_rate` > 0 and `weight_decay` >= 0. "
+                f"Received: learning_rate={learning_rate!r}, "
+                f"weight_decay={weight_decay!r}"
+            )
+        self.num_networks = num_networks
+        self.hidden_units = hidden_units
+        self.steps = steps
+        self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+
+    def _fit(self, x, y):
+        rng = np.random.default_rng(self.seed)
+        e, n = self.num_networks, x.shape[0]
+        sizes = [x.shape[1], *self.hidden_units, 1]
+        params = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            scale = np.sqrt(2.0 / fan_in)
+            params.append(rng.normal(0.0, scale, (e, fan_in, fan_out)))
+            params.append(np.zeros((e, 1, fan_out)))
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        beta1, beta2, lr = 0.9, 0.999, self.learning_rate
+        target = y[None, :, None]
+        for step in range(1, self.steps + 1):
+            acts = self._forward(params, x)
+            grad = np.sign(acts[-1] - target) / n  # d MAE / d output
+            grads = [None] * len(params)
+            for k in range(len(params) - 2, -1, -2):
+                if k:
+                    grads[k] = acts[k // 2].transpose(0, 2, 1) @ grad
+                else:  # The input is shared: one (d, e * h) product.
+                    flat = grad.transpose(1, 0, 2).reshape(n, -1)
+                    grads[k] = (x.T @ flat).reshape(x.shape[1], e, -1)
+                    grads[k] = grads[k].transpose(1, 0, 2)
+                grads[k] += self.weight_decay * params[k]
+                grads[k + 1] = grad.sum(axis=1, keepdims=True)
+                if k:
+                    grad = (grad @ params[k].transpose(0, 2, 1)) * (
+                        acts[k // 2] > 0
+                    )
+            correction = np.sqrt(1 - beta2**step) / (1 - beta1**step)
+            for p, g, mk, vk in zip(params, grads, m, v, strict=True):
+                mk *= beta1
+                mk += (1 - beta1) * g
+                vk *= beta2
+                vk += (1 - beta2) * g * g
+                p -= lr * correction * mk / (np.sqrt(vk) + 1e-8)
+        self._params = params
+
+    @staticmethod
+    def _forward(params, x):
+        # Layer 1 as one (n, d) x (d, e * h) product, then batched per member.
+        e, d, h = params[0].shape
+        first = (x @ params[0].transpose(1, 0, 2).reshape(d, e * h)).reshape(
+            len(x), e, h
+        )
+        acts = [x, first.transpose(1, 0, 2) + params[1]]
+        for k in range(2, len(params), 2):
+            acts[-1] = np.maximum(acts[-1], 0.0)
+            acts.append(acts[-1] @ params[k] + params[k + 1])
+        return acts
+
+    def _members(self, x):
+        return self._forward(self._params, x)[-1][:, :, 0]
+
+    def _predict(self, x):
+        members = self._members(x)
+        return members.mean(axis=0), members.std(axis=0)
+
+
+class GradientBoostingPredictor(Predictor):
+    """Gradient-boosted trees on the encoding (scikit-learn).
+
+    `num_models` `GradientBoostingRegressor`s, each fitted on its own random
+    80% subsample of the trees' rows (stochastic gradient boosting); the
+    prediction is their mean and standard deviation.
+
+    Args:
+        seed: Integer seed of the subsamples.
+        num_models: Members of the ensemble. Defaults to 5, enough for a
+            usable spread at a fifth of a single large model's cost.
+        num_trees: Boosting rounds per member. Defaults to 100,
+            scikit-learn's default.
+        max_depth: Depth of each tree. Defaults to 3, scikit-learn's
+            default.
+        learning_rate: Shrinkage. Defaults to 0.1, scikit-learn's default.
+
+    Example:
+
+    ```python
+    gbt = GradientBoostingPredictor(seed=1).fit(x_train, y_train)
+    mean, std = gbt.predict(x_candidates)
+    ```
+    """
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        num_models: int = 5,
+        num_trees: int = 100,
+        max_depth: int = 3,
+        learning_rate: float = 0.1,
+    ):
+        super().__init__(seed)
+        for name, value in (
+            ("num_models", num_models),
+            ("num_trees", num_trees),
+            ("max_depth", max_depth),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (value < 1)
+            ):
+                raise ValueError(
+                    f"Expected `{name}` to be a positive integer. "
+                    f"Received: {name}={value!r}"
+                )
+        if not learning_rate > 0:
+            raise ValueError(
+                "Expected `learning_rate` > 0. "
+                f"Received: learning_rate={learning_rate!r}"
+            )
+        self.num_models = num_models
+        self.num_trees = num_trees
+        self.max_depth = max_depth
+        self.learning_rate = float(learning_rate)
+
+    def _fit(self, x, y):
+        rng = np.random.default_rng(self.seed)
+        subsample = 0.8 if len(y) >= 5 else 1.0
+        self._models = [
+            GradientBoostingRegressor(
+                n_estimators=self.num_trees,
+                max_depth=self.max_depth,
+                learning_rate=self.learning_rate,
+                subsample=subsample,
+                random_state=int(rng.integers(2**31 - 1)),
+            ).fit(x, y)
+            for _ in range(self.num_models)
+        ]
+
+    def _predict(self, x):
+        members = np.stack([m.predict(x) for m in self._models])
+        return members.mean(axis=0), members.std(axis=0)

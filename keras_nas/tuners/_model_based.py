@@ -1,0 +1,318 @@
+"""Shared machinery of the model-based oracles (BO, BANANAS, local search).
+
+- `one_step_neighbours`: every architecture one decision away (the
+  neighbourhood of local search and the mutation candidates of BANANAS and
+  of Bayesian optimisation over architectures).
+- `completed_rewards`: the completed trials with a finite score, in
+  completion order, as `(trial_id, values, reward)`.
+- `SurrogateOracle`: a keras-tuner oracle that proposes, after
+  `num_initial_trials` random trials, the best candidate under an
+  acquisition function of a performance predictor fitted on the completed
+  trials. Candidates are the one-step neighbours of the best trials plus a
+  few random points, never a point proposed before. Subclasses implement
+  `_acquisition(x_train, y_train, x_pending, x_candidates, seed)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import trial as trial_module
+from scipy.special import ndtri
+from scipy.stats import rankdata
+from threadpoolctl import ThreadpoolController
+
+from keras_nas._validation import check_positive_int
+from keras_nas.predictors.encodings import ArchitectureEncoder
+from keras_nas.tuners import _base, _persistence
+
+__all__ = ["SurrogateOracle", "completed_rewards", "one_step_neighbours"]
+
+_THREADPOOLS: list[ThreadpoolController] = []
+
+
+def _one_blas_thread():
+    # Small matrices: BLAS threads only contend with the workers. The
+    # controller (a scan of the loaded libraries) is made once.
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1)
+
+
+#: Random steps that stand for the neighbours along a continuous range.
+CONTINUOUS_STEPS = 3
+
+
+def one_step_neighbours(
+    hyperparameters: Any, values: dict[str, Any], rng: Any
+) -> list[dict[str, Any]]:
+    """Every point that differs from `values` in one active decision.
+
+    Finite hyperparameters contribute one neighbour per other value (a
+    changed parent re-draws the conditional children it activates);
+    continuous ones `CONTINUOUS_STEPS` random steps (`mutate_value`).
+
+    Args:
+        hyperparameters: A keras-tuner `HyperParameters`.
+        values: The centre's values.
+        rng: The generator for re-drawn children and continuous steps.
+
+    Returns:
+        The neighbours' values, in the space's order.
+    """
+    hps = hyperparameters
+    centre = _base.random_values(hps, rng, values)
+    out = []
+    for hp in _base.mutable_decisions(hps, centre):
+        candidates = _base.candidate_values(hp)
+        if candidates is None:
+            moves = [
+                _base.mutate_value(hp, centre[hp.name], rng)
+                for _ in range(CONTINUOUS_STEPS)
+            ]
+        else:
+            moves = [v for v in candidates if v != centre[hp.name]]
+        for value in moves:
+            child = dict(centre)
+            child[hp.name] = value
+            out.append(_base.random_values(hps, rng, child))
+    return out
+
+
+def normal_scores(rewards: np.ndarray) -> np.ndarray:
+    """Rewards replaced by the normal quantiles of their ranks.
+
+    A monotone map (ties share their mean rank) that keeps the order and
+    turns a few collapsed architectures far below the rest into ordinary
+    low values instead of outliers that a Gaussian surrogate must fit.
+    """
+    ranks = rankdata(rewards)
+    return ndtri((ranks - 0.5) / len(rewards))
+
+
+def completed_rewards(oracle: Any) -> list[tuple[str, dict, float]]:
+    """`(trial_id, values, reward)` of completed trials with finite scores.
+
+    In completion order (`end_order`, each trial once); rewards are in the
+    maximize direction (`score_to_maximize`).
+    """
+    out, seen = [], set()
+    for trial_id in oracle.end_order:
+        if trial_id in seen:
+            continue
+        seen.add(trial_id)
+        trial = oracle.trials.get(trial_id)
+        reward = None if trial is None else _base.trial_reward(oracle, trial)
+        if reward is not None:
+            out.append((trial_id, dict(trial.hyperparameters.values), reward))
+    return out
+
+
+class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
+    """Base of the predictor-based oracles (see the module docstring).
+
+    The state is the trials, the RNG and the lineage; the predictor is
+    refitted from the completed trials at every decision, so a reloaded
+    oracle continues exactly. It never answers `IDLE`: while trials run on
+    other workers it proposes with what has completed (the subclass handles
+    the pending points).
+
+    Args:
+        objective, max_trials, seed, hyperparameters, allow_new_entries,
+        tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: As in `keras_tuner.Oracle`.
+        encoding: `ArchitectureEncoder` encoding, or None for the
+            subclass's default.
+        num_initial_trials: Random trials before the predictor is used.
+        num_parents: Best trials whose one-step neighbours are candidates.
+        num_random_candidates: Random points added to the candidates.
+        score_transform: None (fit the predictor to the scores) or "rank"
+            (to `normal_scores` of them).
+    """
+
+    #: Encoding used when `encoding=None` (subclasses may pick per space).
+    default_encoding = "onehot"
+
+    def __init__(
+        self,
+        objective: Any = None,
+        max_trials: int = 100,
+        encoding: str | None = None,
+        num_initial_trials: int = 10,
+        num_parents: int = 5,
+        num_random_candidates: int = 20,
+        score_transform: str | None = None,
+        seed: int | None = None,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if seed is not None:
+            # keras-tuner replaces a falsy seed by a random one; 0 is a seed.
+            self.seed = self._seed_state = int(seed)
+        if encoding is not None and encoding not in (
+            "onehot",
+            "path",
+            "adjacency",
+        ):
+            raise ValueError(
+                "Expected `encoding` to be None, 'onehot', 'path' or "
+                f"'adjacency'. Received: encoding={encoding!r}"
+            )
+        if score_transform not in (None, "rank"):
+            raise ValueError(
+                "Expected `score_transform` to be None or 'rank'. "
+                f"Received: score_transform={score_transform!r}"
+            )
+        self.encoding = encoding
+        self.score_transform = score_transform
+        self.num_initial_trials = check_positive_int(
+            "num_initial_trials", num_initial_trials
+        )
+        self.num_parents = check_positive_int("num_parents", num_parents)
+        self.num_random_candidates = check_positive_int(
+            "num_random_candidates", num_random_candidates, minimum=0
+        )
+        self._rng = _base.make_rng(self.seed)
+        self._lineage: dict[str, dict[str, Any]] = {}
+        self._encoder = None
+        self._encoder_key = None
+        self._cache: dict[str, np.ndarray] = {}
+        if hyperparameters is not None and encoding is not None:
+            self._get_encoder()  # Fail early on a space without cells.
+
+    # -- encodings ----------------------------------------------------------
+
+    def _resolved_encoding(self) -> str:
+        return self.encoding or self.default_encoding
+
+    def _get_encoder(self) -> ArchitectureEncoder:
+        key = tuple(hp.name for hp in self.hyperparameters.space)
+        if self._encoder is None or key != self._encoder_key:
+            self._encoder = ArchitectureEncoder(
+                self.hyperparameters, self._resolved_encoding()
+            )
+            self._encoder_key = key
+            self._cache = {}
+        return self._encoder
+
+    def _encode(self, values_list: list[dict[str, Any]]) -> np.ndarray:
+        encoder = self._get_encoder()
+        rows = []
+        for values in values_list:
+            key = _base.values_hash(self, values)
+            row = self._cache.get(key)
+            if row is None:
+                row = self._cache[key] = encoder.encode(values)
+            rows.append(row)
+        if not rows:
+            return np.zeros((0, encoder.size))
+        return np.stack(rows)
+
+    # -- proposals ----------------------------------------------------------
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        done = completed_rewards(self)
+        if len(done) < self.num_initial_trials:
+            values, origin = self._random(), {"origin": "random"}
+        else:
+            values, origin = self._propose(done)
+        if values is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        self._lineage[trial_id] = origin
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _random(self) -> dict[str, Any] | None:
+        return _base.unique_random_values(self, self._rng, self._max_collisions)
+
+    def _candidates(self, done) -> tuple[list[dict], list[list[str]]]:
+        ranked = sorted(done, key=lambda d: d[2], reverse=True)
+        candidates, parents, seen = [], [], set()
+
+        def add(values, parent):
+            key = _base.values_hash(self, values)
+            if key in seen or key in self._tried_so_far:
+                return
+            seen.add(key)
+            candidates.append(values)
+            parents.append(parent)
+
+        for trial_id, values, _ in ranked[: self.num_parents]:
+            for child in one_step_neighbours(
+                self.hyperparameters, values, self._rng
+            ):
+                add(child, [trial_id])
+        for _ in range(self.num_random_candidates):
+            add(_base.random_values(self.hyperparameters, self._rng), [])
+        return candidates, parents
+
+    def _propose(self, done):
+        candidates, parents = self._candidates(done)
+        if not candidates:
+            values = self._random()
+            return values, {"origin": "random"}
+        pending = [
+            dict(t.hyperparameters.values) for t in self.ongoing_trials.values()
+        ]
+        seed = int(self._rng.integers(2**31 - 1))
+        rewards = np.asarray([d[2] for d in done])
+        if self.score_transform == "rank":
+            rewards = normal_scores(rewards)
+        with _one_blas_thread():
+            scores = self._acquisition(
+                self._encode([d[1] for d in done]),
+                rewards,
+                self._encode(pending),
+                self._encode(candidates),
+                seed,
+            )
+        best = int(np.argmax(scores))
+        origin = "mutation" if parents[best] else "candidate"
+        return candidates[best], {"origin": origin, "parents": parents[best]}
+
+    def _acquisition(self, x, y, x_pending, x_candidates, seed):
+        """Scores of the candidates (larger is better); see subclasses."""
+        raise NotImplementedError
+
+    def trial_parents(self, trial_id: str) -> list[str]:
+        """Ids of the trials `trial_id` mutates (empty if not a mutation)."""
+        return list(self._lineage.get(trial_id, {}).get("parents", []))
+
+    # -- state --------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "encoding": self.encoding,
+            "num_initial_trials": self.num_initial_trials,
+            "num_parents": self.num_parents,
+            "num_random_candidates": self.num_random_candidates,
+            "score_transform": self.score_transform,
+        }
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state.update(self._settings())
+        state["rng"] = _base.rng_to_json(self._rng)
+        state["lineage"] = self._lineage
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        for name in self._settings():
+            setattr(self, name, state[name])
+        self._rng = _base.rng_from_json(state["rng"])
+        self._lineage = dict(state["lineage"])
