@@ -47,6 +47,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from keras_nas import project as _project
+from keras_nas._size_checks import check_space_class
+from keras_nas.project import ProjectError, open_for_resume
+
 PROG = "keras-nas"
 PROJECT_NAME = "search"
 
@@ -337,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--quiet", action="store_true", help="no per-trial progress lines"
     )
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a search directory and repair it for a resume",
+        description=_project.DOCTOR_HELP,
+    )
+    doctor.add_argument("directory", help="the --directory of a search")
     return parser
 
 
@@ -379,6 +389,9 @@ def _make_space(args: argparse.Namespace, data: Any) -> Any:
     kwargs = _space_kwargs(args)
     cls = _resolve(SPACES, args.space, "space")
     try:
+        check_space_class(
+            cls, kwargs, data.input_shape, data.num_classes, args.batch_size
+        )
         return cls(
             input_shape=data.input_shape,
             num_classes=data.num_classes,
@@ -576,13 +589,13 @@ def _prepare_directory(args: argparse.Namespace) -> dict[str, Any] | None:
                 os.remove(path)
         shutil.rmtree(project, ignore_errors=True)
         return None
-    previous = _read_json(os.path.join(directory, "results.json"))
+    try:
+        previous, notes = open_for_resume(directory)
+    except ProjectError as e:
+        raise UsageError(str(e)) from e
+    for note in notes:
+        print(note, flush=True)
     if previous is None:
-        if os.path.isdir(project):
-            raise UsageError(
-                f"--directory {directory!r} holds a search without "
-                "results.json; pass --overwrite to start afresh"
-            )
         return None
     old = previous.get("args", {})
     for key in RESUME_KEYS:
@@ -616,13 +629,18 @@ class _Run:
             print(text, flush=True)
 
     def best_trial(self) -> Any:
-        best = self.tuner.oracle.get_best_trials(1)
-        return best[0] if best else None
+        oracle = self.tuner.oracle
+        for trial in oracle.get_best_trials(len(oracle.trials)):
+            if not _diverged(trial):
+                return trial
+        return None
 
     def report(self, trial: Any, seconds: float) -> None:
         self.trial_seconds[trial.trial_id] = round(seconds, 2)
         best = self.best_trial()
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        if trial.score is not None and _diverged(trial):
+            score += " (diverged)"
         best_text = "n/a" if best is None else f"{best.score:.4f}"
         budget = getattr(self.tuner.oracle, "max_trials", None) or "?"
         elapsed = time.perf_counter() - self.started
@@ -675,6 +693,19 @@ class _Run:
         results.update(extra)
         _write_json(os.path.join(self.args.directory, "results.json"), results)
         return results
+
+
+def _diverged(trial: Any) -> bool:
+    """Whether a trial failed or ended with a non-finite score or loss."""
+    if trial.score is None or not math.isfinite(trial.score):
+        return True
+    metrics = trial.metrics
+    for name in ("loss", "val_loss"):
+        if metrics.exists(name):
+            value = metrics.get_last_value(name)
+            if value is not None and not math.isfinite(value):
+                return True
+    return False
 
 
 def _order(trial_id: str) -> tuple[int, str]:
@@ -775,9 +806,12 @@ def search(args: argparse.Namespace) -> int:
     data = _load(args)
     run.space = _make_space(args, data)
     _seed_everything(args.seed)
+    _project.install_atomic_tuner_writes()
     run.tuner = _make_tuner(args, run.space, data, run.report)
+    _project.reconcile(run.tuner)
     # Records the arguments now, so an interrupted search can be resumed.
     run.write_results(status="searching")
+    _project.save_args(args.directory, vars(args))
     done = sum(
         1 for t in run.tuner.oracle.trials.values() if t.score is not None
     )
@@ -807,16 +841,22 @@ def search(args: argparse.Namespace) -> int:
     search_seconds = time.perf_counter() - search_started
     best = run.best_trial()
     if best is None:
-        raise RuntimeError("every trial failed; no architecture to retrain")
+        run.write_results(status="failed")
+        raise UsageError(_no_best_message(run))
     genotype = _save_best(run, best)
     prev = run.previous
     reuse = (
         prev.get("retrained", {}).get("trial_id") == best.trial_id
         and prev.get("retrained", {}).get("retrain_epochs")
         == args.retrain_epochs
-        and os.path.isfile(os.path.join(args.directory, "best_model.keras"))
         and "test_accuracy" in prev
     )
+    model_path = os.path.join(args.directory, "best_model.keras")
+    if reuse and _project.file_digest(model_path) != prev["retrained"].get(
+        "sha256"
+    ):
+        reuse = False
+        run.say(f"{model_path} is missing, damaged or changed: retraining")
     timings = dict(prev.get("timings", {}))
     timings["search_seconds"] = round(
         timings.get("search_seconds", 0.0) + search_seconds, 2
@@ -840,6 +880,7 @@ def search(args: argparse.Namespace) -> int:
             "trial_id": best.trial_id,
             "retrain_epochs": args.retrain_epochs,
             "num_parameters": result["num_parameters"],
+            "sha256": _project.file_digest(model_path),
         }
         timings["retrain_seconds"] = result["retrain_seconds"]
     timings["total_seconds"] = round(time.perf_counter() - run.started, 2)
@@ -853,6 +894,21 @@ def search(args: argparse.Namespace) -> int:
         f"total {timings['total_seconds']:.1f}s; results in {args.directory}"
     )
     return 0
+
+
+def _no_best_message(run: _Run) -> str:
+    trials = list(run.tuner.oracle.trials.values())
+    failed = [t for t in trials if t.score is None]
+    text = (
+        f"every trial failed or diverged ({len(failed)} of {len(trials)} "
+        "failed, the others ended with a non-finite loss or score); nothing "
+        f"to retrain; see {os.path.join(run.args.directory, 'results.json')}"
+    )
+    messages = [t.message for t in failed if t.message]
+    if messages:
+        last = messages[-1].strip().splitlines()[-1]
+        text += f"; last failure: {last[:200]}"
+    return text
 
 
 def _callbacks(args: argparse.Namespace) -> list[Any]:
@@ -880,17 +936,29 @@ def _quiet_tensorflow() -> None:
         pass
 
 
+def _doctor(directory: str) -> int:
+    try:
+        lines = _project.doctor(directory)
+    except (ProjectError, OSError) as e:
+        raise UsageError(str(e)) from e
+    for line in lines:
+        print(line)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `keras-nas` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("missing command (choose from 'search')")
+        parser.error("missing command (choose from 'search', 'doctor')")
     args.directory = os.path.abspath(args.directory)
     if args.command == "search" and args.tensorboard is not None:
         args.tensorboard = os.path.abspath(args.tensorboard)
     _quiet_tensorflow()
     try:
+        if args.command == "doctor":
+            return _doctor(args.directory)
         return search(args)
     except UsageError as e:
         message = " ".join(str(e).split())
