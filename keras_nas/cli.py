@@ -177,6 +177,15 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    value = _non_negative_int(text)
+    if value >= 2**32:  # NumPy and scikit-learn take 32-bit seeds.
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 0 to 2**32 - 1, got {text!r}"
+        )
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -258,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the search and its results are written",
     )
     search.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="random seed"
+        "--seed", type=_seed, default=0, help="random seed (0 to 2**32 - 1)"
     )
     search.add_argument(
         "--overwrite",
@@ -491,6 +500,7 @@ def _make_tuner(
     except ValueError as e:
         raise UsageError(f"cannot build the {args.tuner!r} tuner: {e}") from e
     tuner._report = report
+    _project.quiet_failed_trials()
     tuner._jit_compile = _jit_setting(args)
     tuner._max_params = args.max_params
     tuner._max_flops = args.max_flops
@@ -576,12 +586,18 @@ def _json_default(value: Any) -> Any:
 
 def _prepare_directory(args: argparse.Namespace) -> dict[str, Any] | None:
     """Clears or checks `--directory`; returns previous results to resume."""
-    directory = args.directory
+    directory, tb = args.directory, getattr(args, "tensorboard", None)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(
             f"--directory {directory!r} exists and is not a directory"
         )
     project = os.path.join(directory, PROJECT_NAME)
+    for flag, path in (("--directory", directory), ("--tensorboard", tb)):
+        try:
+            if path is not None:
+                _project.check_writable(path, flag)
+        except ProjectError as e:
+            raise UsageError(str(e)) from e
     if args.overwrite:
         for name in ARTEFACTS:
             path = os.path.join(directory, name)
@@ -630,10 +646,17 @@ class _Run:
 
     def best_trial(self) -> Any:
         oracle = self.tuner.oracle
-        for trial in oracle.get_best_trials(len(oracle.trials)):
-            if not _diverged(trial):
-                return trial
-        return None
+        ranked = [
+            t
+            for t in oracle.get_best_trials(len(oracle.trials))
+            if not _diverged(t)
+        ]
+        if not ranked:
+            return None
+        # Ties go to the earliest trial, however the trials were loaded.
+        direction = getattr(oracle.objective, "direction", "max")
+        sign = -1 if direction == "max" else 1
+        return min(ranked, key=lambda t: (sign * t.score, _order(t.trial_id)))
 
     def report(self, trial: Any, seconds: float) -> None:
         self.trial_seconds[trial.trial_id] = round(seconds, 2)
@@ -641,6 +664,8 @@ class _Run:
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
         if trial.score is not None and _diverged(trial):
             score += " (diverged)"
+        elif trial.score is None and trial.message:
+            score += f" ({trial.message.strip().splitlines()[-1][:120]})"
         best_text = "n/a" if best is None else f"{best.score:.4f}"
         budget = getattr(self.tuner.oracle, "max_trials", None) or "?"
         elapsed = time.perf_counter() - self.started
@@ -748,7 +773,11 @@ def _retrain(run: _Run, data: Any, best: Any) -> dict[str, Any]:
     )
     train_seconds = time.perf_counter() - started
     loss, accuracy = _evaluate(model, data, args.batch_size)
-    model.save(os.path.join(args.directory, "best_model.keras"))
+    # Saved under another name, then renamed: a kill never leaves half a
+    # best_model.keras.
+    path = os.path.join(args.directory, "best_model.keras")
+    model.save(os.path.join(args.directory, "best_model.tmp.keras"))
+    os.replace(os.path.join(args.directory, "best_model.tmp.keras"), path)
     return {
         "test_accuracy": accuracy,
         "test_loss": loss,
@@ -900,9 +929,10 @@ def _no_best_message(run: _Run) -> str:
     trials = list(run.tuner.oracle.trials.values())
     failed = [t for t in trials if t.score is None]
     text = (
-        f"every trial failed or diverged ({len(failed)} of {len(trials)} "
-        "failed, the others ended with a non-finite loss or score); nothing "
-        f"to retrain; see {os.path.join(run.args.directory, 'results.json')}"
+        f"every trial failed or diverged ({len(trials)} trials: "
+        f"{len(failed)} failed, {len(trials) - len(failed)} ended with a "
+        "non-finite loss or score); nothing to retrain; see "
+        f"{os.path.join(run.args.directory, 'results.json')}"
     )
     messages = [t.message for t in failed if t.message]
     if messages:
@@ -963,6 +993,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         message = " ".join(str(e).split())
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # A file system fault (permissions, disk full): one line.
+        reason = e.strerror or type(e).__name__
+        print(f"error: {e.filename}: {reason}", file=sys.stderr)
         return 2
 
 

@@ -55,15 +55,18 @@ import json
 import os
 import re
 import shutil
+import warnings
 from typing import Any
 
 __all__ = [
     "ProjectError",
     "Problem",
     "check_project",
+    "check_writable",
     "doctor",
     "file_digest",
     "install_atomic_tuner_writes",
+    "quiet_failed_trials",
     "open_for_resume",
     "reconcile",
     "repair_project",
@@ -174,6 +177,34 @@ def file_digest(path: str) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Creates directory `path` if needed and checks that files can be
+    written in it; raises `ProjectError` naming `flag` and the reason."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ProjectError(f"{flag} {path!r} exists and is not a directory")
+    probe = os.path.join(path, f".keras_nas_probe_{os.getpid()}.tmp")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("")
+        os.remove(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ProjectError(
+            f"{flag} {path!r} cannot be written ({reason})"
+        ) from e
+
+
+def quiet_failed_trials() -> None:
+    """Stops keras-tuner printing a traceback for every failed trial (the
+    trial keeps it in its `message`; the command prints its last line)."""
+    from keras_tuner.src import config
+
+    config.DEBUG = False
+    # keras-tuner's metrics of a trial whose loss is NaN throughout.
+    warnings.filterwarnings("ignore", message="All-NaN axis encountered")
 
 
 def save_args(directory: str, args: dict[str, Any]) -> None:
@@ -495,6 +526,7 @@ def open_for_resume(directory: str) -> tuple[dict[str, Any] | None, list]:
 def _remove_tmp_files(directory: str) -> list[str]:
     patterns = (
         os.path.join(directory, "*.tmp"),
+        os.path.join(directory, "best_model.tmp.keras"),
         os.path.join(directory, PROJECT_NAME, "*.tmp"),
         os.path.join(directory, PROJECT_NAME, "trial_*", "*.tmp"),
     )
