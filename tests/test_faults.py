@@ -201,7 +201,6 @@ def _damage(path, fault):
 REFUSED = [
     "results.json",
     "search/oracle.json",
-    "search/trial_0/trial.json",
     "search/trial_1/trial.json",
 ]
 FAULTS = ["deleted", "truncated", "garbage", "wrong JSON"]
