@@ -168,6 +168,11 @@ def check_split_sizes(
     Raises:
         ValueError: naming the split, its size and the number of classes.
     """
+    fractions = (validation_split, test_split)
+    if not all(isinstance(f, (int, float)) and 0 < f < 1 for f in fractions):
+        return  # `split_arrays` names the bad argument.
+    if validation_split + test_split >= 1:
+        return
     n_test = max(1, int(round(n * test_split)))
     n_val = max(1, int(round(n * validation_split)))
     sizes = {

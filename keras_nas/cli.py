@@ -19,7 +19,9 @@ trial's curves, HParams session and architecture (image and text), and a
 
 A directory that already holds a search is resumed (finished trials are not
 run again) unless `--overwrite` is given. Bad input exits with status 2 and
-a one-line `error: ...` message.
+a one-line `error: ...` message. A damaged search directory is refused with
+one line naming the file; `keras-nas doctor DIR` repairs it (see
+`keras_nas._project` for what the directory holds and its invariants).
 
 Example:
 
@@ -47,9 +49,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from keras_nas import project as _project
+from keras_nas import _project
+from keras_nas._project import ProjectError, open_for_resume
 from keras_nas._size_checks import check_space_class
-from keras_nas.project import ProjectError, open_for_resume
 
 PROG = "keras-nas"
 PROJECT_NAME = "search"

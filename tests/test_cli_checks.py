@@ -13,7 +13,8 @@ import types
 import numpy as np
 import pytest
 
-from keras_nas import _size_checks, cli, project
+from keras_nas import _project as project
+from keras_nas import _size_checks, cli
 from keras_nas.data import load_dataset
 
 

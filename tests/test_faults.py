@@ -23,7 +23,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_nas import project
+from keras_nas import _project as project
 
 SEED = 20261204
 # TensorFlow's C++ log lines at start-up (absl), not the command's output.
