@@ -474,6 +474,12 @@ def _problems(project: _Project) -> list[Problem]:
                 f"restore trial {trial_id} from {RESULTS}",
             )
         )
+    if problems and not _space_config(project)["space"]:
+        # No oracle or trial file left to say what the search space is.
+        for problem in problems:
+            if problem.path.endswith((TRIAL, ORACLE)):
+                problem.repair = None
+                problem.what += " (and no file records the search space)"
     return problems
 
 

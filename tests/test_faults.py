@@ -228,6 +228,19 @@ def test_damaged_file_is_refused_then_repaired_by_doctor(
         assert os.path.isfile(f"{path}.damaged")
 
 
+def test_lost_search_folder_is_refused_even_by_doctor(finished):
+    # results.json still lists the trials, but nothing records the space:
+    # only --overwrite (or the folder restored), and doctor changes nothing.
+    directory, args, _ = finished
+    shutil.rmtree(os.path.join(directory, "search"))
+    before = sorted(os.listdir(directory))
+    for command in (args, ["doctor", directory]):
+        line = _one_error_line(_run(*command))
+        assert os.path.join(directory, "search", "trial_0") in line
+        assert "--overwrite" in line and "keras-nas doctor" not in line
+    assert sorted(os.listdir(directory)) == before
+
+
 def test_crash_states_and_a_lost_trial_folder_then_more_trials(finished):
     # trial_0's folder deleted (keras-tuner would hand its id out again,
     # then fail with a KeyError): refused, repaired by doctor. Then, in one
