@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from keras_nas import _project
+from keras_nas._doctor import DOCTOR_HELP, doctor
 from keras_nas._project import ProjectError, open_for_resume
 from keras_nas._size_checks import check_space_class
 
@@ -352,12 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--quiet", action="store_true", help="no per-trial progress lines"
     )
-    doctor = commands.add_parser(
+    doctor_parser = commands.add_parser(
         "doctor",
         help="check a search directory and repair it for a resume",
-        description=_project.DOCTOR_HELP,
+        description=DOCTOR_HELP,
     )
-    doctor.add_argument("directory", help="the --directory of a search")
+    doctor_parser.add_argument("directory", help="the --directory of a search")
     return parser
 
 
@@ -970,7 +971,7 @@ def _quiet_tensorflow() -> None:
 
 def _doctor(directory: str) -> int:
     try:
-        lines = _project.doctor(directory)
+        lines = doctor(directory)
     except (ProjectError, OSError) as e:
         raise UsageError(str(e)) from e
     for line in lines:

@@ -13,8 +13,8 @@ import types
 import numpy as np
 import pytest
 
+from keras_nas import _doctor, _size_checks, cli
 from keras_nas import _project as project
-from keras_nas import _size_checks, cli
 from keras_nas.data import load_dataset
 
 
@@ -250,6 +250,6 @@ def test_unrepairable_problems_say_so(tmp_path):
     assert "results.json is missing" in problems[0].line(str(tmp_path))
     assert "pass --overwrite" in problems[0].line(str(tmp_path))
     with pytest.raises(project.ProjectError, match="results.json"):
-        project.repair_project(str(tmp_path))
+        _doctor.repair_project(str(tmp_path))
     # Nothing was changed.
     assert (tmp_path / "search" / "oracle.json").read_text() == "{"
