@@ -505,13 +505,19 @@ def open_for_resume(directory: str) -> tuple[dict[str, Any] | None, list]:
     if problems:
         raise ProjectError(problems[0].line(directory))
     if project.results is None:
-        if project.trials or os.path.isdir(project.project_dir):
-            if os.path.isdir(project.project_dir):
-                shutil.rmtree(project.project_dir)
-                notes.append(
-                    f"{project.project_dir} held no finished trial and no "
-                    f"{RESULTS}: starting afresh"
-                )
+        results = os.path.join(directory, RESULTS)
+        if project.results_problem != "is missing":
+            _keep_damaged(results)  # Never silently overwritten.
+            notes.append(
+                f"{results} {project.results_problem}: kept as "
+                f"{RESULTS}.damaged"
+            )
+        if os.path.isdir(project.project_dir):
+            shutil.rmtree(project.project_dir)
+            notes.append(
+                f"{project.project_dir} held no finished trial and no "
+                f"readable {RESULTS}: starting afresh"
+            )
         return None, notes
     notes += _rewrite_tuner_state(project)
     return project.results, notes

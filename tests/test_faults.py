@@ -324,7 +324,8 @@ def test_read_only_directory_as_a_non_root_user(finished):
 
 
 def test_kill_before_the_first_results_starts_afresh(tmp_path):
-    # keras-tuner's folder exists (a trial was running), results.json not.
+    # keras-tuner's folder exists (a trial was running), results.json is
+    # half written (by an older version: it is written atomically now).
     directory = tmp_path / "run"
     trial = directory / "search" / "trial_0"
     trial.mkdir(parents=True)
@@ -349,7 +350,11 @@ def test_kill_before_the_first_results_starts_afresh(tmp_path):
             }
         )
     )
+    (directory / "results.json").write_text('{"status": "sear')
     previous, notes = project.open_for_resume(str(directory))
     assert previous is None
-    assert notes and "starting afresh" in notes[0]
+    assert "results.json is damaged" in notes[0]
+    assert "starting afresh" in notes[1]
     assert not (directory / "search").exists()
+    # A damaged file is never silently overwritten.
+    assert (directory / "results.json.damaged").read_text().startswith("{")
