@@ -19,7 +19,9 @@ trial's curves, HParams session and architecture (image and text), and a
 
 A directory that already holds a search is resumed (finished trials are not
 run again) unless `--overwrite` is given. Bad input exits with status 2 and
-a one-line `error: ...` message.
+a one-line `error: ...` message. A damaged search directory is refused with
+one line naming the file; `keras-nas doctor DIR` repairs it (see
+`keras_nas._project` for what the directory holds and its invariants).
 
 Example:
 
@@ -46,6 +48,11 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from keras_nas import _project
+from keras_nas._doctor import DOCTOR_HELP, doctor
+from keras_nas._project import ProjectError, open_for_resume
+from keras_nas._size_checks import check_space_class
 
 PROG = "keras-nas"
 PROJECT_NAME = "search"
@@ -180,6 +187,15 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    value = _non_negative_int(text)
+    if value >= 2**32:  # NumPy and scikit-learn take 32-bit seeds.
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 0 to 2**32 - 1, got {text!r}"
+        )
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -261,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the search and its results are written",
     )
     search.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="random seed"
+        "--seed", type=_seed, default=0, help="random seed (0 to 2**32 - 1)"
     )
     search.add_argument(
         "--overwrite",
@@ -344,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--quiet", action="store_true", help="no per-trial progress lines"
     )
+    doctor_parser = commands.add_parser(
+        "doctor",
+        help="check a search directory and repair it for a resume",
+        description=DOCTOR_HELP,
+    )
+    doctor_parser.add_argument("directory", help="the --directory of a search")
     return parser
 
 
@@ -386,6 +408,9 @@ def _make_space(args: argparse.Namespace, data: Any) -> Any:
     kwargs = _space_kwargs(args)
     cls = _resolve(SPACES, args.space, "space")
     try:
+        check_space_class(
+            cls, kwargs, data.input_shape, data.num_classes, args.batch_size
+        )
         return cls(
             input_shape=data.input_shape,
             num_classes=data.num_classes,
@@ -485,6 +510,7 @@ def _make_tuner(
     except ValueError as e:
         raise UsageError(f"cannot build the {args.tuner!r} tuner: {e}") from e
     tuner._report = report
+    _project.quiet_failed_trials()
     tuner._jit_compile = _jit_setting(args)
     tuner._max_params = args.max_params
     tuner._max_flops = args.max_flops
@@ -570,12 +596,18 @@ def _json_default(value: Any) -> Any:
 
 def _prepare_directory(args: argparse.Namespace) -> dict[str, Any] | None:
     """Clears or checks `--directory`; returns previous results to resume."""
-    directory = args.directory
+    directory, tb = args.directory, getattr(args, "tensorboard", None)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(
             f"--directory {directory!r} exists and is not a directory"
         )
     project = os.path.join(directory, PROJECT_NAME)
+    for flag, path in (("--directory", directory), ("--tensorboard", tb)):
+        try:
+            if path is not None:
+                _project.check_writable(path, flag)
+        except ProjectError as e:
+            raise UsageError(str(e)) from e
     if args.overwrite:
         for name in ARTEFACTS:
             path = os.path.join(directory, name)
@@ -583,13 +615,13 @@ def _prepare_directory(args: argparse.Namespace) -> dict[str, Any] | None:
                 os.remove(path)
         shutil.rmtree(project, ignore_errors=True)
         return None
-    previous = _read_json(os.path.join(directory, "results.json"))
+    try:
+        previous, notes = open_for_resume(directory)
+    except ProjectError as e:
+        raise UsageError(str(e)) from e
+    for note in notes:
+        print(note, flush=True)
     if previous is None:
-        if os.path.isdir(project):
-            raise UsageError(
-                f"--directory {directory!r} holds a search without "
-                "results.json; pass --overwrite to start afresh"
-            )
         return None
     old = previous.get("args", {})
     for key in RESUME_KEYS:
@@ -623,13 +655,27 @@ class _Run:
             print(text, flush=True)
 
     def best_trial(self) -> Any:
-        best = self.tuner.oracle.get_best_trials(1)
-        return best[0] if best else None
+        oracle = self.tuner.oracle
+        ranked = [
+            t
+            for t in oracle.get_best_trials(len(oracle.trials))
+            if not _diverged(t)
+        ]
+        if not ranked:
+            return None
+        # Ties go to the earliest trial, however the trials were loaded.
+        direction = getattr(oracle.objective, "direction", "max")
+        sign = -1 if direction == "max" else 1
+        return min(ranked, key=lambda t: (sign * t.score, _order(t.trial_id)))
 
     def report(self, trial: Any, seconds: float) -> None:
         self.trial_seconds[trial.trial_id] = round(seconds, 2)
         best = self.best_trial()
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        if trial.score is not None and _diverged(trial):
+            score += " (diverged)"
+        elif trial.score is None and trial.message:
+            score += f" ({trial.message.strip().splitlines()[-1][:120]})"
         best_text = "n/a" if best is None else f"{best.score:.4f}"
         budget = getattr(self.tuner.oracle, "max_trials", None) or "?"
         elapsed = time.perf_counter() - self.started
@@ -684,6 +730,19 @@ class _Run:
         return results
 
 
+def _diverged(trial: Any) -> bool:
+    """Whether a trial failed or ended with a non-finite score or loss."""
+    if trial.score is None or not math.isfinite(trial.score):
+        return True
+    metrics = trial.metrics
+    for name in ("loss", "val_loss"):
+        if metrics.exists(name):
+            value = metrics.get_last_value(name)
+            if value is not None and not math.isfinite(value):
+                return True
+    return False
+
+
 def _order(trial_id: str) -> tuple[int, str]:
     return (int(trial_id), "") if str(trial_id).isdigit() else (0, trial_id)
 
@@ -724,7 +783,11 @@ def _retrain(run: _Run, data: Any, best: Any) -> dict[str, Any]:
     )
     train_seconds = time.perf_counter() - started
     loss, accuracy = _evaluate(model, data, args.batch_size)
-    model.save(os.path.join(args.directory, "best_model.keras"))
+    # Saved under another name, then renamed: a kill never leaves half a
+    # best_model.keras.
+    path = os.path.join(args.directory, "best_model.keras")
+    model.save(os.path.join(args.directory, "best_model.tmp.keras"))
+    os.replace(os.path.join(args.directory, "best_model.tmp.keras"), path)
     return {
         "test_accuracy": accuracy,
         "test_loss": loss,
@@ -834,9 +897,12 @@ def search(args: argparse.Namespace) -> int:
     data = _load(args)
     run.space = _make_space(args, data)
     _seed_everything(args.seed)
+    _project.install_atomic_tuner_writes()
     run.tuner = _make_tuner(args, run.space, data, run.report)
+    _project.reconcile(run.tuner)
     # Records the arguments now, so an interrupted search can be resumed.
     run.write_results(status="searching")
+    _project.save_args(args.directory, vars(args))
     done = sum(
         1 for t in run.tuner.oracle.trials.values() if t.score is not None
     )
@@ -866,16 +932,22 @@ def search(args: argparse.Namespace) -> int:
     search_seconds = time.perf_counter() - search_started
     best = run.best_trial()
     if best is None:
-        raise RuntimeError("every trial failed; no architecture to retrain")
+        run.write_results(status="failed")
+        raise UsageError(_no_best_message(run))
     genotype = _save_best(run, best)
     prev = run.previous
     reuse = (
         prev.get("retrained", {}).get("trial_id") == best.trial_id
         and prev.get("retrained", {}).get("retrain_epochs")
         == args.retrain_epochs
-        and os.path.isfile(os.path.join(args.directory, "best_model.keras"))
         and "test_accuracy" in prev
     )
+    model_path = os.path.join(args.directory, "best_model.keras")
+    if reuse and _project.file_digest(model_path) != prev["retrained"].get(
+        "sha256"
+    ):
+        reuse = False
+        run.say(f"{model_path} is missing, damaged or changed: retraining")
     timings = dict(prev.get("timings", {}))
     timings["search_seconds"] = round(
         timings.get("search_seconds", 0.0) + search_seconds, 2
@@ -899,6 +971,7 @@ def search(args: argparse.Namespace) -> int:
             "trial_id": best.trial_id,
             "retrain_epochs": args.retrain_epochs,
             "num_parameters": result["num_parameters"],
+            "sha256": _project.file_digest(model_path),
         }
         timings["retrain_seconds"] = result["retrain_seconds"]
     timings["total_seconds"] = round(time.perf_counter() - run.started, 2)
@@ -912,6 +985,22 @@ def search(args: argparse.Namespace) -> int:
         f"total {timings['total_seconds']:.1f}s; results in {args.directory}"
     )
     return 0
+
+
+def _no_best_message(run: _Run) -> str:
+    trials = list(run.tuner.oracle.trials.values())
+    failed = [t for t in trials if t.score is None]
+    text = (
+        f"every trial failed or diverged ({len(trials)} trials: "
+        f"{len(failed)} failed, {len(trials) - len(failed)} ended with a "
+        "non-finite loss or score); nothing to retrain; see "
+        f"{os.path.join(run.args.directory, 'results.json')}"
+    )
+    messages = [t.message for t in failed if t.message]
+    if messages:
+        last = messages[-1].strip().splitlines()[-1]
+        text += f"; last failure: {last[:200]}"
+    return text
 
 
 def _callbacks(args: argparse.Namespace) -> list[Any]:
@@ -939,21 +1028,40 @@ def _quiet_tensorflow() -> None:
         pass
 
 
+def _doctor(directory: str) -> int:
+    try:
+        lines = doctor(directory)
+    except (ProjectError, OSError) as e:
+        raise UsageError(str(e)) from e
+    for line in lines:
+        print(line)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `keras-nas` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("missing command (choose from 'search')")
+        parser.error("missing command (choose from 'search', 'doctor')")
     args.directory = os.path.abspath(args.directory)
     if args.command == "search" and args.tensorboard is not None:
         args.tensorboard = os.path.abspath(args.tensorboard)
     _quiet_tensorflow()
     try:
+        if args.command == "doctor":
+            return _doctor(args.directory)
         return search(args)
     except UsageError as e:
         message = " ".join(str(e).split())
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # A file system fault (permissions, disk full): one line.
+        reason = e.strerror or type(e).__name__
+        print(f"error: {e.filename}: {reason}", file=sys.stderr)
         return 2
 
 

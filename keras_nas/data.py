@@ -28,6 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from keras_nas._data_checks import (
+    MAX_CLASSES,
+    check_arrays,
+    check_split_sizes,
+)
 from keras_nas._graph_data import (
     GRAPH_FAMILIES,
     NodeClassificationData,
@@ -219,16 +224,29 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x, digits.target.astype("int64")
 
 
-def load_npz_arrays(path: str) -> tuple[np.ndarray, np.ndarray]:
+def load_npz_arrays(
+    path: str, max_classes: int = MAX_CLASSES
+) -> tuple[np.ndarray, np.ndarray]:
     """Reads arrays `x` and `y` from a `.npz` file, validated.
 
     Integer image arrays (e.g. uint8 pixels) are scaled to [0, 1]; a missing
-    channel axis is added, so `(n, H, W)` becomes `(n, H, W, 1)`.
+    channel axis is added, so `(n, H, W)` becomes `(n, H, W, 1)`. The
+    arrays are checked as `keras_nas._data_checks.check_arrays` does:
+    real, finite values within +-1e6, labels `0..C-1` with `C` at most
+    `max_classes` and every class seen at least 3 times.
     """
     if not os.path.isfile(path):
         raise ValueError(
             "Expected `dataset` to be 'digits', 'tfds:NAME' or the path of an "
             f"existing .npz file. Received: dataset={path!r} (no such file)"
+        )
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            npy = f.read(6) == b"\x93NUMPY"
+        raise ValueError(
+            "Expected `dataset` to be a readable .npz file with arrays 'x' "
+            f"and 'y' (np.savez(path, x=x, y=y)). Received: dataset={path!r} "
+            + ("(a .npy file: one array)" if npy else "(not a zip archive)")
         )
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -247,23 +265,7 @@ def load_npz_arrays(path: str) -> tuple[np.ndarray, np.ndarray]:
             f"Received: dataset={path!r} with arrays {keys} "
             f"(missing {missing})"
         )
-    x, y = arrays["x"], arrays["y"]
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or len(x) != len(y) or y.ndim != 1:
-        raise ValueError(
-            "Expected 'x' of shape (n, H, W) or (n, H, W, C) and 'y' of shape "
-            f"(n,). Received: dataset={path!r} with x.shape={x.shape}, "
-            f"y.shape={y.shape}"
-        )
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError(
-            "Expected 'y' to hold non-negative integer class labels. "
-            f"Received: dataset={path!r} with y.dtype={y.dtype}"
-        )
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype("float32") / 255.0
-    return x.astype("float32"), y.astype("int64")
+    return check_arrays(arrays["x"], arrays["y"], path, max_classes)
 
 
 def _tfds_module():
@@ -451,6 +453,7 @@ def load_dataset(
     subset: int | None = None,
     image_size: int | tuple[int, int] | None = None,
     data_dir: str | None = None,
+    max_classes: int = MAX_CLASSES,
 ) -> DataSplits:
     """Loads a dataset spec into train/validation/test splits.
 
@@ -466,9 +469,18 @@ def load_dataset(
         subset: at most this many examples per split (tfds only).
         image_size: resize tfds images to this resolution.
         data_dir: tfds data directory.
+        max_classes: largest number of classes accepted from arrays
+            (labels `0..C-1`; a label of 10**6 would build a model with a
+            million outputs).
 
     Returns:
         A `DataSplits`.
+
+    Raises:
+        ValueError: array data that cannot be searched on (saying what was
+            found): complex or non-finite values, values beyond +-1e6,
+            labels not `0..C-1`, fewer than 3 examples of a class or a split
+            without an example of each class.
 
     Example:
 
@@ -504,12 +516,15 @@ def load_dataset(
     if spec == "digits":
         x, y = load_digits_arrays()
     elif spec.lower().endswith(".npz"):
-        x, y = load_npz_arrays(spec)
+        x, y = load_npz_arrays(spec, max_classes)
     else:
         raise ValueError(
             "Expected `dataset` to be 'digits', 'tfds:NAME' or the path of "
             f"a .npz file. Received: dataset={spec!r}"
         )
+    check_split_sizes(
+        len(y), int(y.max()) + 1, validation_split, test_split, spec
+    )
     train, val, test = split_arrays(
         x,
         y,
