@@ -7,6 +7,8 @@ Every public name of the subpackages (`blocks`, `spaces`, `tuners`,
 
 import importlib
 
+from keras_nas import _saving
+
 __version__ = "0.1.0"
 
 _SUBPACKAGES = (
@@ -63,3 +65,8 @@ def __getattr__(attr):
 
 def __dir__():
     return __all__
+
+
+# Saved keras-nas models load after `import keras_nas`: its Keras classes are
+# registered once Keras is imported (without importing Keras here).
+_saving.watch_keras_import()

@@ -1,0 +1,107 @@
+"""The README's Python quickstart on each Keras backend, timed on this machine.
+
+Runs the quickstart (digits, `CellSearchSpace`, `AgingEvolution`, 10 trials
+of 5 epochs, seed 0) in a fresh process per backend, the backends
+interleaved round after round so that a change in the machine's load hits
+them alike. Prints one JSON line per run and, at the end, the median wall
+time of each backend and its ratio to TensorFlow.
+
+Usage:
+
+```
+python benchmarks/quickstart_backends.py --rounds 2
+python benchmarks/quickstart_backends.py --backends tensorflow jax --trials 3
+```
+
+A backend that is not installed (e.g. torch) is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+QUICKSTART = """
+import json, sys, time
+started = time.perf_counter()
+from keras_nas.data import load_dataset
+from keras_nas.spaces import CellSearchSpace
+from keras_nas.tuners import AgingEvolution
+
+data = load_dataset("digits")
+space = CellSearchSpace(input_shape=data.input_shape, num_classes=10)
+tuner = AgingEvolution(space, objective="val_accuracy", max_trials={trials},
+                       population_size=5, seed=0, directory={directory!r})
+searched = time.perf_counter()
+tuner.search(*data.train, validation_data=data.validation, epochs={epochs},
+             verbose=0)
+done = time.perf_counter()
+best = tuner.oracle.get_best_trials(1)[0]
+print(json.dumps({{"setup_seconds": round(searched - started, 2),
+                  "search_seconds": round(done - searched, 2),
+                  "best_val_accuracy": round(best.score, 4)}}))
+"""
+
+
+def _run(backend: str, trials: int, epochs: int) -> dict:
+    with tempfile.TemporaryDirectory() as directory:
+        code = QUICKSTART.format(
+            trials=trials, epochs=epochs, directory=directory
+        )
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        wall = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"{backend} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(backend=backend, wall_seconds=round(wall, 2))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--backends", nargs="+", default=["tensorflow", "jax", "torch"]
+    )
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    backends = []
+    for backend in args.backends:
+        if importlib.util.find_spec(backend) is None:
+            print(f"{backend}: not installed, not measured", flush=True)
+        else:
+            backends.append(backend)
+    walls: dict[str, list[float]] = {b: [] for b in backends}
+    for _ in range(args.rounds):
+        for backend in backends:
+            result = _run(backend, args.trials, args.epochs)
+            walls[backend].append(result["wall_seconds"])
+            print(json.dumps(result), flush=True)
+    base = (
+        statistics.median(walls["tensorflow"])
+        if walls.get("tensorflow")
+        else None
+    )
+    for backend, values in walls.items():
+        median = statistics.median(values)
+        ratio = "" if base is None else f" ({median / base:.2f}x tensorflow)"
+        print(f"{backend}: median wall {median:.1f}s over {len(values)}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
