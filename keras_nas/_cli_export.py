@@ -6,7 +6,8 @@ TFLite flatbuffer (`model.export(..., format="litert")`, TensorFlow's TFLite
 converter), then checks the export: it runs the exported model on random
 inputs and compares its outputs with the Keras model's. SavedModel and TFLite
 need TensorFlow; on another backend a failed export says to rerun with
-`KERAS_BACKEND=tensorflow`. Keras is imported only when the command runs.
+`KERAS_BACKEND=tensorflow` (Keras 3.15 on JAX: saved_model works through
+jax2tf, tflite does not). Keras is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def _write(model: Any, fmt: str, output: str, backend_line: str) -> None:
             if backend != "tensorflow"
             else ""
         )
-        message = " ".join(str(e).split())[:300]
+        message = " ".join(str(e).split())[:300].rstrip(".")
         raise UsageError(
             f"--format {fmt} failed on the {backend} backend: "
             f"{type(e).__name__}: {message}{hint}"

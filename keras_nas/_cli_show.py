@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -201,7 +202,9 @@ def _retrained_lines(results: Mapping[str, Any]) -> list[str]:
 def show(args: argparse.Namespace) -> int:
     """Runs `keras-nas show`; returns the exit status."""
     results = read_results(args.directory)
-    width = max(shutil.get_terminal_size().columns, 60)
+    # Cut to the terminal's width; whole lines when piped (grep, files).
+    tty = sys.stdout.isatty()
+    width = max(shutil.get_terminal_size().columns, 60) if tty else 10**6
     print(format_results(results, width=width))
     present = [
         name

@@ -1,7 +1,7 @@
 """The `keras-nas` command.
 
 `keras-nas search` runs an architecture search end to end: load a dataset,
-search a space with a tuner (one progress line per trial), retrain the best
+search a space with a tuner (a line per trial and per epoch), retrain the best
 architecture from scratch on train + validation data and evaluate it on a
 held-out test split. Everything lands in `--directory`:
 
@@ -30,7 +30,13 @@ keras-nas search --dataset tfds:fashion_mnist --subset 5000 --image-size 14
 python -m keras_nas search --dataset my_data.npz --space chain
 keras-nas search --tuner evolution --max-flops 2000000  # FLOPs per example
 keras-nas search --tensorboard logs  # then: tensorboard --logdir logs
+keras-nas show keras_nas_results     # the trials, best architecture, test
+keras-nas export keras_nas_results --format tflite  # or keras, saved_model
 ```
+
+`show` and `export` live in `keras_nas._cli_show` and `keras_nas._cli_export`;
+the quiet start-up (TensorFlow imported with its notices muted, unless
+`--verbose`) in `keras_nas._cli_env`.
 """
 
 from __future__ import annotations

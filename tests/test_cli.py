@@ -223,7 +223,7 @@ def test_search_writes_everything_shows_exports_resumes(tiny_npz, tmp_path):
 
 
 LOAD = """
-import sys, keras, keras_nas, numpy as np
+import sys, keras_nas, keras, numpy as np  # keras_nas first: the harder order
 model = keras.saving.load_model(sys.argv[1])
 probs = model.predict(np.zeros((3, 8, 8, 1), "float32"), verbose=0)
 sums = probs.sum(axis=1)
