@@ -73,6 +73,11 @@ def bad_files(tmp_path):
 BAD_INPUTS = {
     "no command": ([], "missing command"),
     "unknown dataset": (["search", "--dataset", "imagenet"], "imagenet"),
+    # Imports TensorFlow: its start-up notices must not reach stderr.
+    "unknown tfds dataset": (
+        ["search", "--dataset", "tfds:no_such_dataset_xyz"],
+        "no_such_dataset_xyz",
+    ),
     "unknown space": (["search", "--space", "nasnet"], "--space"),
     "unknown tuner": (["search", "--tuner", "genetic"], "--tuner"),
     "zero trials": (["search", "--max-trials", "0"], "--max-trials"),
