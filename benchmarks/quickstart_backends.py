@@ -4,7 +4,9 @@ Runs the quickstart (digits, `CellSearchSpace`, `AgingEvolution`, 10 trials
 of 5 epochs) in a fresh process per backend, the backends
 interleaved round after round so that a change in the machine's load hits
 them alike. Prints one JSON line per run and, at the end, the median wall
-time of each backend and its ratio to TensorFlow.
+time and CPU time (user + system of the process and its threads, less
+sensitive to other processes on a shared machine) of each backend, with
+their ratios to TensorFlow.
 
 Usage:
 
@@ -26,6 +28,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,6 +64,7 @@ def _run(backend: str, trials: int, epochs: int, seed: int) -> dict:
         )
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         started = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(
             [sys.executable, "-c", code],
             capture_output=True,
@@ -68,10 +72,16 @@ def _run(backend: str, trials: int, epochs: int, seed: int) -> dict:
             env=env,
         )
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (
+            after.ru_stime - before.ru_stime
+        )
     if out.returncode != 0:
         raise RuntimeError(f"{backend} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(backend=backend, wall_seconds=round(wall, 2))
+    result.update(
+        backend=backend, wall_seconds=round(wall, 2), cpu_seconds=round(cpu, 2)
+    )
     return result
 
 
@@ -92,20 +102,28 @@ def main() -> None:
         else:
             backends.append(backend)
     walls: dict[str, list[float]] = {b: [] for b in backends}
+    cpus: dict[str, list[float]] = {b: [] for b in backends}
     for _ in range(args.rounds):
         for backend in backends:
             result = _run(backend, args.trials, args.epochs, args.seed)
             walls[backend].append(result["wall_seconds"])
+            cpus[backend].append(result["cpu_seconds"])
             print(json.dumps(result), flush=True)
-    base = (
-        statistics.median(walls["tensorflow"])
-        if walls.get("tensorflow")
-        else None
-    )
-    for backend, values in walls.items():
-        median = statistics.median(values)
-        ratio = "" if base is None else f" ({median / base:.2f}x tensorflow)"
-        print(f"{backend}: median wall {median:.1f}s over {len(values)}{ratio}")
+    for what, table in (("wall", walls), ("cpu", cpus)):
+        base = (
+            statistics.median(table["tensorflow"])
+            if table.get("tensorflow")
+            else None
+        )
+        for backend, values in table.items():
+            median = statistics.median(values)
+            ratio = (
+                "" if base is None else f" ({median / base:.2f}x tensorflow)"
+            )
+            print(
+                f"{backend}: median {what} {median:.1f}s over {len(values)}"
+                f"{ratio}"
+            )
 
 
 if __name__ == "__main__":

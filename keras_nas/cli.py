@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Neural Architecture Search for Keras 3.",
+        epilog="`keras-nas COMMAND --help` lists a command's options. Keras "
+        "runs on the backend named by KERAS_BACKEND (tensorflow, the default, "
+        "jax or torch).",
     )
     parser.add_argument(
         "--version", action="version", version=f"{PROG} {__version__}"
