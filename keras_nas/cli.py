@@ -1,7 +1,7 @@
 """The `keras-nas` command.
 
 `keras-nas search` runs an architecture search end to end: load a dataset,
-search a space with a tuner (one progress line per trial), retrain the best
+search a space with a tuner (a line per trial and per epoch), retrain the best
 architecture from scratch on train + validation data and evaluate it on a
 held-out test split. Everything lands in `--directory`:
 
@@ -32,7 +32,13 @@ keras-nas search --dataset tfds:fashion_mnist --subset 5000 --image-size 14
 python -m keras_nas search --dataset my_data.npz --space chain
 keras-nas search --tuner evolution --max-flops 2000000  # FLOPs per example
 keras-nas search --tensorboard logs  # then: tensorboard --logdir logs
+keras-nas show keras_nas_results     # the trials, best architecture, test
+keras-nas export keras_nas_results --format tflite  # or keras, saved_model
 ```
+
+`show` and `export` live in `keras_nas._cli_show` and `keras_nas._cli_export`;
+the quiet start-up (TensorFlow imported with its notices muted, unless
+`--verbose`) in `keras_nas._cli_env`.
 """
 
 from __future__ import annotations
@@ -45,12 +51,20 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from keras_nas import _project
-from keras_nas._doctor import DOCTOR_HELP, doctor
+from keras_nas._cli_doctor import add_doctor_parser, doctor_command
+from keras_nas._cli_env import (
+    UsageError,
+    import_backend,
+    plural,
+    quiet_environment,
+    quietly,
+)
+from keras_nas._cli_export import EXPORT_DIR, add_export_parser, export
+from keras_nas._cli_show import add_show_parser, describe, show
 from keras_nas._project import ProjectError, open_for_resume
 from keras_nas._size_checks import check_space_class
 
@@ -149,10 +163,6 @@ ARTEFACTS = (
 RESUME_KEYS = ("space", "tuner", "dataset", "seed", "epochs", "batch_size")
 
 
-class UsageError(ValueError):
-    """Bad command-line input: reported as one line, exit status 2."""
-
-
 # --- Argument parsing --------------------------------------------------------
 
 
@@ -215,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Neural Architecture Search for Keras 3.",
+        epilog="`keras-nas COMMAND --help` lists a command's options. Keras "
+        "runs on the backend named by KERAS_BACKEND (tensorflow, the default, "
+        "jax or torch).",
     )
     parser.add_argument(
         "--version", action="version", version=f"{PROG} {__version__}"
@@ -226,115 +239,124 @@ def build_parser() -> argparse.ArgumentParser:
         "search",
         help="search an architecture, retrain the best and test it",
         description=(
-            "Search a space with a tuner, retrain the best architecture from "
-            "scratch on train+validation data and evaluate it on a held-out "
+            "Search a space with a tuner, retrain the best architecture from\n"
+            "scratch on train+validation data and evaluate it on a held-out\n"
             "test split. Resumes a search found in --directory."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        usage="%(prog)s [options]",
+        epilog=SEARCH_EPILOG,
+        formatter_class=_HelpFormatter,
     )
-    search.add_argument(
+    data = search.add_argument_group("data")
+    space = search.add_argument_group("search space")
+    strategy = search.add_argument_group("search strategy")
+    estimation = search.add_argument_group(
+        "estimation (how each trial is trained and scored)"
+    )
+    output = search.add_argument_group("output")
+    space.add_argument(
         "--space",
         default="cell",
         choices=sorted(SPACES),
         help="search space",
     )
-    search.add_argument(
+    strategy.add_argument(
         "--tuner",
         default="random",
         choices=sorted(TUNERS),
         help="search strategy",
     )
-    search.add_argument(
+    data.add_argument(
         "--dataset",
         default="digits",
         help="'digits', 'tfds:NAME' or a .npz file with arrays x and y",
     )
-    search.add_argument(
+    strategy.add_argument(
         "--max-trials",
         type=_positive_int,
         default=5,
         help="number of architectures to try (hyperband sizes its brackets "
         "from --epochs instead; darts trains one supernet: one trial)",
     )
-    search.add_argument(
+    estimation.add_argument(
         "--epochs",
         type=_positive_int,
         default=6,
         help="training epochs per trial",
     )
-    search.add_argument(
+    estimation.add_argument(
         "--retrain-epochs",
         type=_positive_int,
         default=30,
         help="epochs to retrain the best architecture",
     )
-    search.add_argument(
+    estimation.add_argument(
         "--batch-size", type=_positive_int, default=32, help="batch size"
     )
-    search.add_argument(
+    output.add_argument(
         "--directory",
         default="keras_nas_results",
         help="where the search and its results are written",
     )
-    search.add_argument(
+    strategy.add_argument(
         "--seed", type=_seed, default=0, help="random seed (0 to 2**32 - 1)"
     )
-    search.add_argument(
+    output.add_argument(
         "--overwrite",
         action="store_true",
         help="start afresh instead of resuming the search in --directory",
     )
-    search.add_argument(
+    data.add_argument(
         "--validation-split",
         type=_fraction,
         default=0.2,
         help="fraction of the data used to score architectures",
     )
-    search.add_argument(
+    data.add_argument(
         "--test-split",
         type=_fraction,
         default=0.2,
         help="fraction of the data held out for the final test",
     )
-    search.add_argument(
+    data.add_argument(
         "--subset",
         type=_positive_int,
         default=None,
         help="tfds only: at most this many examples per split",
     )
-    search.add_argument(
+    data.add_argument(
         "--image-size",
         type=_positive_int,
         default=None,
         help="tfds only: resize images to this side (proxy search)",
     )
-    search.add_argument(
+    space.add_argument(
         "--num-nodes",
         type=_positive_int,
         default=None,
         help="cell space: intermediate nodes per cell (None: the space's)",
     )
-    search.add_argument(
+    space.add_argument(
         "--num-cells",
         type=_positive_int,
         default=None,
         help="fix the depth: cells (cell), cells per stage (nas-bench-201) "
         "or most layers (chain); None: searched as the space defines",
     )
-    search.add_argument(
+    space.add_argument(
         "--filters",
         type=_positive_int,
         default=None,
         help="fix the initial filters (cell, nas-bench-201); None: the space's",
     )
-    search.add_argument(
+    estimation.add_argument(
         "--max-params",
         type=_positive_int,
         default=None,
         help="reject architectures with more weights than this (built, not "
         "trained; they count as failed trials)",
     )
-    search.add_argument(
+    estimation.add_argument(
         "--max-flops",
         type=_positive_int,
         default=None,
@@ -342,14 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(2 x MACs + the rest, keras_nas.estimation.count_flops; built, not "
         "trained; they count as failed trials)",
     )
-    search.add_argument(
+    estimation.add_argument(
         "--xla",
         action="store_true",
         help="TensorFlow backend: let Keras XLA-compile the models (worth it "
         "on GPUs; on CPUs compiling costs more than it saves). JAX always "
         "compiles",
     )
-    search.add_argument(
+    output.add_argument(
         "--tensorboard",
         metavar="DIR",
         default=None,
@@ -357,16 +379,61 @@ def build_parser() -> argparse.ArgumentParser:
         "each architecture (image, text), score per trial, best so far and "
         "the history plot (run 'search')",
     )
-    search.add_argument(
-        "--quiet", action="store_true", help="no per-trial progress lines"
+    output.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors (no header, trial or epoch lines)",
     )
-    doctor_parser = commands.add_parser(
-        "doctor",
-        help="check a search directory and repair it for a resume",
-        description=DOCTOR_HELP,
-    )
-    doctor_parser.add_argument("directory", help="the --directory of a search")
+    _add_verbose(output)
+    add_show_parser(commands)
+    add_export_parser(commands)
+    add_doctor_parser(commands)
     return parser
+
+
+def _add_verbose(group: Any) -> None:
+    group.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own log lines and warnings",
+    )
+
+
+class _HelpFormatter(
+    argparse.ArgumentDefaultsHelpFormatter,
+    argparse.RawDescriptionHelpFormatter,
+):
+    """Shows defaults other than None and False; keeps the line breaks of
+    description and epilog."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+SEARCH_EPILOG = """\
+files written to --directory:
+  best_model.keras           the retrained best model (load it with
+                             `import keras_nas` then keras.saving.load_model)
+  best_genotype.json         the best cells (cell and nas-bench-201 spaces)
+  best_hyperparameters.json  every hyperparameter of the best trial
+  results.json               trials, scores, seconds, best trial, test
+                             accuracy, timings and these arguments
+  history.png                score per trial and best so far
+  best_cell.png              the best cell drawn (cell spaces)
+  search/                    keras-tuner's project (trial_<id> per trial)
+Trials are numbered by keras-tuner's trial id (0, 1, ...; zero-padded to
+the width of --max-trials) on the console, in results.json, search/ and
+TensorBoard.
+
+backends: Keras runs on the backend named by KERAS_BACKEND: tensorflow
+(the default and fastest on CPU), jax or torch, e.g.
+  KERAS_BACKEND=jax keras-nas search
+The first lines of the output name the backend and its devices.
+
+see also: keras-nas show DIR, keras-nas export DIR --format tflite
+"""
 
 
 # --- Resolution of names ----------------------------------------------------
@@ -430,6 +497,7 @@ class _ProgressMixin:
     """
 
     _report: Callable[[Any], None] | None = None
+    _announce: Callable[[Any], None] | None = None
     _jit_compile: bool | str = "auto"
     _max_params: int | None = None
     _max_flops: int | None = None
@@ -443,6 +511,8 @@ class _ProgressMixin:
 
     def on_trial_begin(self, trial):
         self._trial_started = time.perf_counter()
+        if self._announce is not None:
+            self._announce(trial)
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -542,8 +612,10 @@ def _set_jit(model: Any, jit_compile: bool | str) -> None:
 # --- The search command -----------------------------------------------------
 
 
-def _trial_number(trial_id: str) -> int | str:
-    return int(trial_id) + 1 if str(trial_id).isdigit() else trial_id
+def _trial_number(trial_id: str) -> str:
+    # keras-tuner's trial id is THE trial number: the same in the console,
+    # results.json, `search/trial_<id>` and the TensorBoard run `<id>`.
+    return str(trial_id)
 
 
 def _genotype_of(space: Any, values: dict[str, Any]) -> Any:
@@ -557,16 +629,7 @@ def _genotype_of(space: Any, values: dict[str, Any]) -> Any:
 
 
 def _summary(space: Any, values: dict[str, Any], width: int = 160) -> str:
-    genotype = _genotype_of(space, values)
-    macro = [
-        f"{k}={values[k]}" for k in ("num_cells", "filters") if k in values
-    ]
-    if genotype is not None:
-        text = " ".join(macro + [str(genotype)])
-    else:
-        text = " ".join(
-            f"{k}={v}" for k, v in values.items() if not k.startswith("tuner/")
-        )
+    text = describe(values, _genotype_of(space, values))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -614,6 +677,7 @@ def _prepare_directory(args: argparse.Namespace) -> dict[str, Any] | None:
             if os.path.isfile(path):
                 os.remove(path)
         shutil.rmtree(project, ignore_errors=True)
+        shutil.rmtree(os.path.join(directory, EXPORT_DIR), ignore_errors=True)
         return None
     try:
         previous, notes = open_for_resume(directory)
@@ -668,6 +732,15 @@ class _Run:
         sign = -1 if direction == "max" else 1
         return min(ranked, key=lambda t: (sign * t.score, _order(t.trial_id)))
 
+    def announce(self, trial: Any) -> None:
+        budget = getattr(self.tuner.oracle, "max_trials", None)
+        count = len(self.tuner.oracle.trials)
+        of = f"{count}/{budget}" if budget else str(count)
+        self.say(
+            f"trial {_trial_number(trial.trial_id)} ({of}): "
+            f"{_summary(self.space, trial.hyperparameters.values)}"
+        )
+
     def report(self, trial: Any, seconds: float) -> None:
         self.trial_seconds[trial.trial_id] = round(seconds, 2)
         best = self.best_trial()
@@ -676,14 +749,16 @@ class _Run:
             score += " (diverged)"
         elif trial.score is None and trial.message:
             score += f" ({trial.message.strip().splitlines()[-1][:120]})"
-        best_text = "n/a" if best is None else f"{best.score:.4f}"
-        budget = getattr(self.tuner.oracle, "max_trials", None) or "?"
+        best_text = (
+            "n/a"
+            if best is None
+            else f"{best.score:.4f} (trial {_trial_number(best.trial_id)})"
+        )
         elapsed = time.perf_counter() - self.started
         self.say(
-            f"trial {_trial_number(trial.trial_id)}/{budget} "
+            f"trial {_trial_number(trial.trial_id)} done: "
             f"score={score} best={best_text} "
-            f"time={seconds:.1f}s elapsed={elapsed:.1f}s | "
-            f"{_summary(self.space, trial.hyperparameters.values)}"
+            f"time={seconds:.1f}s elapsed={elapsed:.1f}s"
         )
         self.write_results(status="searching")
 
@@ -779,6 +854,7 @@ def _retrain(run: _Run, data: Any, best: Any) -> dict[str, Any]:
     model.fit(
         epochs=args.retrain_epochs,
         verbose=0,
+        callbacks=_progress(args),
         **data.fit_kwargs("train+validation", args.batch_size),
     )
     train_seconds = time.perf_counter() - started
@@ -894,12 +970,19 @@ def search(args: argparse.Namespace) -> int:
     os.makedirs(args.directory, exist_ok=True)
     run = _Run(args, previous)
     _space_kwargs(args)  # Bad options fail before any slow import.
-    data = _load(args)
+    run.say(
+        f"keras-nas search: {args.space} space, {args.tuner} tuner, "
+        f"directory {args.directory}"
+    )
+    with quietly(args.verbose):  # tfds imports TensorFlow.
+        data = _load(args)
+    run.say(import_backend(verbose=args.verbose))
     run.space = _make_space(args, data)
     _seed_everything(args.seed)
     _project.install_atomic_tuner_writes()
     run.tuner = _make_tuner(args, run.space, data, run.report)
     _project.reconcile(run.tuner)
+    run.tuner._announce = run.announce
     # Records the arguments now, so an interrupted search can be resumed.
     run.write_results(status="searching")
     _project.save_args(args.directory, vars(args))
@@ -908,7 +991,6 @@ def search(args: argparse.Namespace) -> int:
     )
     sizes = data.sizes()
     run.say(
-        f"keras-nas search: {args.space} space, {args.tuner} tuner, "
         f"dataset {args.dataset} {data.input_shape} "
         f"({data.num_classes} classes"
         + (
@@ -917,7 +999,7 @@ def search(args: argparse.Namespace) -> int:
             if data.is_arrays
             else ""
         )
-        + f"), directory {args.directory}"
+        + ")"
     )
     if done:
         run.say(f"resuming: {done} trial(s) already done")
@@ -963,7 +1045,8 @@ def search(args: argparse.Namespace) -> int:
     else:
         run.say(
             f"retraining trial {_trial_number(best.trial_id)} from scratch "
-            f"on train+validation for {args.retrain_epochs} epochs..."
+            "on train+validation for "
+            f"{plural(args.retrain_epochs, 'epoch')}..."
         )
         result = _retrain(run, data, best)
         test = {k: result[k] for k in ("test_accuracy", "test_loss")}
@@ -1004,38 +1087,25 @@ def _no_best_message(run: _Run) -> str:
 
 
 def _callbacks(args: argparse.Namespace) -> list[Any]:
+    callbacks = _progress(args)
     if getattr(args, "tensorboard", None) is None:
-        return []
+        return callbacks
     import keras
 
-    return [keras.callbacks.TensorBoard(args.tensorboard)]
+    return [*callbacks, keras.callbacks.TensorBoard(args.tensorboard)]
+
+
+def _progress(args: argparse.Namespace) -> list[Any]:
+    """A line per epoch, unless `--quiet`."""
+    if getattr(args, "quiet", False):
+        return []
+    from keras_nas._cli_progress import EpochLine
+
+    return [EpochLine()]
 
 
 def _search_kwargs(data: Any, batch_size: int) -> dict[str, Any]:
     return data.fit_kwargs("train", batch_size)
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # A sampled cell may ignore one of its inputs; the input's unused
-    # preprocessing then has no gradient, which is expected here.
-    warnings.filterwarnings("ignore", message="Gradients do not exist")
-    try:
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
-
-
-def _doctor(directory: str) -> int:
-    try:
-        lines = doctor(directory)
-    except (ProjectError, OSError) as e:
-        raise UsageError(str(e)) from e
-    for line in lines:
-        print(line)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1043,15 +1113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("missing command (choose from 'search', 'doctor')")
+        parser.error(f"missing command (choose from {', '.join(COMMANDS)})")
     args.directory = os.path.abspath(args.directory)
     if args.command == "search" and args.tensorboard is not None:
         args.tensorboard = os.path.abspath(args.tensorboard)
-    _quiet_tensorflow()
+    if not getattr(args, "verbose", False):
+        quiet_environment()
     try:
-        if args.command == "doctor":
-            return _doctor(args.directory)
-        return search(args)
+        return COMMANDS[args.command](args)
     except UsageError as e:
         message = " ".join(str(e).split())
         print(f"error: {message}", file=sys.stderr)
@@ -1063,6 +1132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = e.strerror or type(e).__name__
         print(f"error: {e.filename}: {reason}", file=sys.stderr)
         return 2
+
+
+#: Subcommand -> function(args) -> exit status.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "search": search,
+    "show": show,
+    "export": export,
+    "doctor": doctor_command,
+}
 
 
 if __name__ == "__main__":

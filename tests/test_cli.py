@@ -73,6 +73,11 @@ def bad_files(tmp_path):
 BAD_INPUTS = {
     "no command": ([], "missing command"),
     "unknown dataset": (["search", "--dataset", "imagenet"], "imagenet"),
+    # Imports TensorFlow: its start-up notices must not reach stderr.
+    "unknown tfds dataset": (
+        ["search", "--dataset", "tfds:no_such_dataset_xyz"],
+        "no_such_dataset_xyz",
+    ),
     "unknown space": (["search", "--space", "nasnet"], "--space"),
     "unknown tuner": (["search", "--tuner", "genetic"], "--tuner"),
     "zero trials": (["search", "--max-trials", "0"], "--max-trials"),
@@ -116,18 +121,42 @@ def _is_png(path):
         return f.read(8) == PNG_MAGIC
 
 
-def test_search_writes_everything_then_resumes(tiny_npz, tmp_path):
+def _trial_lines(stdout):
+    return [ln for ln in stdout.splitlines() if ln.startswith("trial ")]
+
+
+def test_search_writes_everything_shows_exports_resumes(tiny_npz, tmp_path):
+    """One tiny search, then `show`, `export` and resuming on it."""
     directory = str(tmp_path / "run")
     args = ["search", "--dataset", tiny_npz, "--directory", directory, *TINY]
     out = _run(*args)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
+    # Quiet start: TensorFlow's C++ notices (oneDNN, CUDA, cuInit) are not
+    # shown; the first lines are keras-nas's and name the backend.
+    for noise in ("I0000", "E0000", "cuInit", "absl::InitializeLog"):
+        assert noise not in out.stderr + out.stdout
     lines = out.stdout.splitlines()
-    trial_lines = [ln for ln in lines if ln.startswith("trial ")]
-    assert [ln.split()[1] for ln in trial_lines] == ["1/2", "2/2"]
-    for ln in trial_lines:
-        assert "score=" in ln and "best=" in ln and "elapsed=" in ln
-        assert "normal:" in ln  # the architecture summary
+    assert lines[0].startswith("keras-nas search: cell space, random tuner")
+    assert lines[1].startswith("backend tensorflow ")
+    assert "(keras 3." in lines[1] and "devices: cpu:0" in lines[1]
+    # One trial number: keras-tuner's trial id, as in results.json.
+    assert [ln.split(":")[0] for ln in _trial_lines(out.stdout)] == [
+        "trial 0 (1/2)",
+        "trial 0 done",
+        "trial 1 (2/2)",
+        "trial 1 done",
+    ]
+    for ln in _trial_lines(out.stdout):
+        if " done:" in ln:
+            assert "score=" in ln and "best=" in ln and "elapsed=" in ln
+        else:
+            assert "normal:" in ln  # the architecture summary
+    # A line per epoch: 1 epoch per trial and 1 of retraining.
+    epoch_lines = [ln for ln in lines if ln.startswith("  epoch 1/1  loss ")]
+    assert len(epoch_lines) == 3, out.stdout
+    assert all("accuracy" in ln and ln.endswith("s") for ln in epoch_lines)
+    assert "for 1 epoch..." in out.stdout  # not "1 epochs"
     for name in (
         "best_model.keras",
         "best_genotype.json",
@@ -164,23 +193,16 @@ def test_search_writes_everything_then_resumes(tiny_npz, tmp_path):
     assert hp == results["best"]["hyperparameters"]
     assert genotype.num_nodes == 1 and hp["num_cells"] == 1
 
-    import keras
-
-    import keras_nas.blocks.network  # noqa: F401  (registers the layers)
-
-    model = keras.saving.load_model(os.path.join(directory, "best_model.keras"))
-    probs = model.predict(np.zeros((3, 8, 8, 1), "float32"), verbose=0)
-    assert probs.shape == (3, 10)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
+    _check_loads_in_new_process(os.path.join(directory, "best_model.keras"))
+    _check_show(directory, results)
+    _check_export(directory)
 
     # Same command again: nothing is searched or retrained.
     model_mtime = os.path.getmtime(os.path.join(directory, "best_model.keras"))
     again = _run(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming: 2 trial(s) already done" in again.stdout
-    assert not [
-        ln for ln in again.stdout.splitlines() if ln.startswith("trial")
-    ]
+    assert not _trial_lines(again.stdout)
     assert "unchanged" in again.stdout
     assert (
         os.path.getmtime(os.path.join(directory, "best_model.keras"))
@@ -196,12 +218,90 @@ def test_search_writes_everything_then_resumes(tiny_npz, tmp_path):
     assert more.count("3") == 1
     third = _run(*more)
     assert third.returncode == 0, third.stderr[-3000:]
-    new_lines = [
-        ln for ln in third.stdout.splitlines() if ln.startswith("trial")
+    new_lines = _trial_lines(third.stdout)
+    assert [ln.split(":")[0] for ln in new_lines] == [
+        "trial 2 (3/3)",
+        "trial 2 done",
     ]
-    assert [ln.split()[1] for ln in new_lines] == ["3/3"]
     with open(os.path.join(directory, "results.json")) as f:
         assert len(json.load(f)["trials"]) == 3
+
+
+LOAD = """
+import sys, keras_nas, keras, numpy as np  # keras_nas first: the harder order
+model = keras.saving.load_model(sys.argv[1])
+probs = model.predict(np.zeros((3, 8, 8, 1), "float32"), verbose=0)
+sums = probs.sum(axis=1)
+print(probs.shape, float(sums.min()), float(sums.max()))
+"""
+
+
+def _check_loads_in_new_process(path):
+    """As the README says: `import keras_nas`, then `load_model`."""
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD, path],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, KERAS_BACKEND="tensorflow"),
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    shape, low, high = out.stdout.strip().rsplit(" ", 2)
+    assert shape == "(3, 10)"
+    assert abs(float(low) - 1) < 1e-4 and abs(float(high) - 1) < 1e-4
+
+
+def _check_show(directory, results):
+    out = _run("show", directory, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    lines = out.stdout.splitlines()
+    header = lines.index(
+        next(ln for ln in lines if ln.startswith("trial  status"))
+    )
+    assert "val_accuracy" in lines[header] and "architecture" in lines[header]
+    rows = lines[header + 1 : header + 3]
+    for row, trial in zip(rows, results["trials"], strict=True):
+        trial_id, status, score = row.split()[:3]
+        assert trial_id == trial["trial_id"] and status == "COMPLETED"
+        assert score == f"{trial['score']:.4f}"
+        assert "normal:" in row
+    best = results["best"]
+    assert f"best: trial {best['trial_id']}, val_accuracy" in out.stdout
+    assert f"test_accuracy {results['test_accuracy']:.4f}" in out.stdout
+    assert "for 1 epoch on train+validation" in out.stdout
+    assert "best_model.keras" in lines[-1]
+
+
+def _check_export(directory):
+    tflite = os.path.join(directory, "export", "best_model.tflite")
+    saved = os.path.join(str(directory), "saved")
+    for args, path in (
+        (["--format", "tflite"], tflite),
+        (["--format", "saved_model", "--output", saved], saved),
+    ):
+        out = _run("export", directory, *args)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "I0000" not in out.stderr and "Traceback" not in out.stderr
+        last = out.stdout.strip().splitlines()[-1]
+        assert last.startswith(f"wrote {path} ")
+        difference = float(last.rsplit(" ", 1)[1])
+        assert difference < 1e-4, last
+    with open(tflite, "rb") as f:
+        assert f.read(8)[4:] == b"TFL3"  # The TFLite flatbuffer identifier.
+    assert os.path.isfile(os.path.join(saved, "saved_model.pb"))
+
+
+def test_show_and_export_need_a_search(tmp_path):
+    for command, expected in (
+        ("show", "no results.json"),
+        ("export", "no best_model.keras"),
+    ):
+        out = _run(command, str(tmp_path), timeout=120)
+        assert out.returncode == 2, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+        assert expected in lines[0]
 
 
 def test_search_on_mocked_tfds_dataset(tmp_path, capsys):
@@ -283,3 +383,19 @@ def test_budget_options_fail_architectures_over_budget(tmp_path):
     )
     with pytest.raises(cli.UsageError, match="--max-params"):
         cli._make_tuner(args, space, None, report=None)
+
+
+def test_progress_lines_are_on_unless_quiet():
+    from keras_nas import cli
+    from keras_nas._cli_progress import EpochLine, format_metrics
+
+    def callbacks(*options):
+        args = cli.build_parser().parse_args(["search", *options])
+        return cli._callbacks(args)
+
+    assert [type(c) for c in callbacks()] == [EpochLine]
+    assert callbacks("--quiet") == []
+    logs = {"val_accuracy": 0.5, "accuracy": 0.25, "loss": 2.0, "val_loss": 1}
+    assert format_metrics(logs) == (
+        "loss 2.0000  accuracy 0.2500  val_loss 1.0000  val_accuracy 0.5000"
+    )

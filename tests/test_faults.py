@@ -109,12 +109,13 @@ def killed_then_resumed(tiny_npz, tmp_path_factory):
     """A search killed with SIGKILL at a seeded random point, then resumed.
 
     The kill point: a seeded random delay after a seeded choice among the
-    start line, the first and second trial lines and the retraining line
+    start line, the lines that end the first and second trials and the
+    retraining line
     (so during the first trial, the second, the retraining or the end).
     """
     rng = random.Random(SEED)
     marker = rng.choice(
-        ["keras-nas search:", "trial 1/2", "trial 2/2", "retraining"]
+        ["keras-nas search:", "trial 0 done", "trial 1 done", "retraining"]
     )
     delay = rng.uniform(0.0, 2.0)
     directory = str(tmp_path_factory.mktemp("killed") / "run")
@@ -164,7 +165,7 @@ def test_sigkill_at_a_random_point_then_resume(killed_then_resumed):
     for trial in results["trials"]:
         assert trial["score"] == finished[trial["trial_id"]][1]
     # Trials finished before the kill did not run again.
-    again = [ln for ln in out.stdout.splitlines() if ln.startswith("trial ")]
+    again = [ln for ln in out.stdout.splitlines() if " done: " in ln]
     assert len(again) == 2 - len(run["at_kill"])
 
 
@@ -269,7 +270,8 @@ def test_crash_states_and_a_lost_trial_folder_then_more_trials(finished):
     assert "Traceback" not in out.stdout + out.stderr
     assert "tuner0.json is missing: rewritten" in out.stdout
     new = [ln for ln in out.stdout.splitlines() if ln.startswith("trial")]
-    assert len(new) == 1 and new[0].startswith("trial 3/3")
+    assert len(new) == 2 and new[0].startswith("trial 2 (3/3)")
+    assert new[1].startswith("trial 2 done:")
     now = _finished_trials(directory)
     assert sorted(now) == ["0", "1", "2"]  # A new id, none reused.
     for trial_id, before in trials.items():

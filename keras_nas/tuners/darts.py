@@ -23,12 +23,8 @@ from keras_nas._validation import check_objective, check_positive_int
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
 from keras_nas.tensorboard import log_trial_metrics
-<<<<<<< HEAD
 from keras_nas.tuners import _results
-from keras_nas.tuners._base import NasTuner
-=======
 from keras_nas.tuners._base import NasTuner, check_seed, set_seed
->>>>>>> b1-tensorboard-mcts
 
 __all__ = ["Darts", "DartsOracle", "AlphaHistory"]
 
@@ -227,11 +223,8 @@ class Darts(NasTuner):
     ):
         from keras_nas.spaces.cell_space import CellSearchSpace
 
-<<<<<<< HEAD
         check_objective(objective, reported=_REPORTED)
-=======
         seed = check_seed(seed)
->>>>>>> b1-tensorboard-mcts
         if not 0.0 < float(train_portion) < 1.0:
             raise ValueError(
                 "Expected `train_portion` in (0, 1). "

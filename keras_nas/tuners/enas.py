@@ -149,11 +149,8 @@ class Enas(_base.NasTuner):
     ):
         from keras_nas.supernet.one_shot import OneShotSupernet
 
-<<<<<<< HEAD
         check_objective(objective, reported=_REPORTED)
-=======
         seed = _base.check_seed(seed)
->>>>>>> b1-tensorboard-mcts
         if supernet is None:
             if hypermodel is None:
                 raise ValueError(
