@@ -110,8 +110,8 @@ def killed_then_resumed(tiny_npz, tmp_path_factory):
 
     The kill point: a seeded random delay after a seeded choice among the
     start line, the lines that end the first and second trials and the
-    retraining line
-    (so during the first trial, the second, the retraining or the end).
+    retraining line (so during the first trial, the second, the retraining
+    or the end).
     """
     rng = random.Random(SEED)
     marker = rng.choice(
