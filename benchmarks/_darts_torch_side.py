@@ -58,6 +58,8 @@ def _load_state(module, arrays):
     of the module but `num_batches_tracked` must be given, no other (with
     `--lenient`, the moving statistics of batch norms keras-nas lacks, as
     with `ops_version=1`, keep PyTorch's initial 0 and 1)."""
+    if any(np.asarray(a).dtype == np.float64 for a in arrays.values()):
+        module.double()  # --float64
     own = module.state_dict()
     extra = sorted(set(arrays) - set(own))
     missing = sorted(
@@ -222,6 +224,7 @@ def main():
     global _LENIENT
     _LENIENT = args.lenient
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # small tensors; no spinning threads
     orig = _load_original(args.darts_dir)
     with open(args.cases) as f:
         cases = json.load(f)

@@ -22,7 +22,8 @@ identical inputs, and their outputs are compared:
    after each step; with keras-nas' defaults (`TorchSGD`, `TorchAdam`) and,
    for reference, with Keras' own SGD and Adam (epsilon 1e-7).
 
-Max abs differences are printed (target: < 1e-4 in float32).
+Max abs differences are printed (target: < 1e-4 in float32; `--float64`
+runs both sides in float64 to tell rounding from real differences).
 
 Usage (PyTorch in its own environment; keras-nas never imports it):
 
@@ -33,9 +34,10 @@ Usage (PyTorch in its own environment; keras-nas never imports it):
 
 The PyTorch half (`_darts_torch_side.py`) runs in a subprocess and patches
 the original in memory to run on a CPU. `--quick` skips the 20-cell
-DARTS_V2 network. `--ops-version 1` builds keras-nas' ops as before issue
-#18 (Keras 'same' padding, epsilon 1e-3, no batch norm after search pools)
-to show what the alignment changed.
+DARTS_V2 network; `--parts` picks parts (`ops,cells,search,network,steps`).
+`--ops-version 1` builds keras-nas' ops as before issue #18 (Keras 'same'
+padding, epsilon 1e-3, no batch norm after search pools) to show what the
+alignment changed.
 """
 
 import argparse
@@ -72,7 +74,7 @@ OPS = (
 
 
 def _np(v):
-    return np.asarray(keras.ops.convert_to_numpy(v), dtype="float32")
+    return np.asarray(keras.ops.convert_to_numpy(v), keras.config.floatx())
 
 
 def _bn(bn, prefix, out):
@@ -156,14 +158,20 @@ def randomize_batch_norms(layer, rng):
     for sub in layer._flatten_layers(include_self=True, recursive=True):
         if isinstance(sub, keras.layers.BatchNormalization):
             n = sub.moving_mean.shape[0]
-            sub.moving_mean.assign(rng.normal(0, 0.2, n).astype("float32"))
+            sub.moving_mean.assign(
+                rng.normal(0, 0.2, n).astype(keras.config.floatx())
+            )
             sub.moving_variance.assign(
-                rng.uniform(0.5, 2.0, n).astype("float32")
+                rng.uniform(0.5, 2.0, n).astype(keras.config.floatx())
             )
             if sub.scale:
-                sub.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+                sub.gamma.assign(
+                    rng.uniform(0.5, 1.5, n).astype(keras.config.floatx())
+                )
             if sub.center:
-                sub.beta.assign(rng.normal(0, 0.2, n).astype("float32"))
+                sub.beta.assign(
+                    rng.normal(0, 0.2, n).astype(keras.config.floatx())
+                )
 
 
 def nchw(x):
@@ -202,7 +210,7 @@ def add_ops(cases, channels=4, batch=2):
                         continue  # the original's FactorizedReduce: even
                     op = nas_ops.get_op(name, channels, strides, affine)
                     x = cases.rng.normal(size=(batch, size, size, channels))
-                    x = x.astype("float32")
+                    x = x.astype(keras.config.floatx())
                     op.build(x.shape)
                     randomize_batch_norms(op, cases.rng)
                     state = {}
@@ -237,8 +245,11 @@ def add_search_cells(cases, channels=4, size=8, batch=2):
         size0 = 2 * size if reduction_prev else size
         s0 = cases.rng.normal(size=(batch, size0, size0, c_pp))
         s1 = cases.rng.normal(size=(batch, size, size, c_p))
-        s0, s1 = s0.astype("float32"), s1.astype("float32")
-        alpha = cases.rng.normal(size=(14, 8)).astype("float32")
+        s0, s1 = (
+            s0.astype(keras.config.floatx()),
+            s1.astype(keras.config.floatx()),
+        )
+        alpha = cases.rng.normal(size=(14, 8)).astype(keras.config.floatx())
         w = np.exp(alpha) / np.exp(alpha).sum(-1, keepdims=True)
         cell.build([s0.shape, s1.shape])
         randomize_batch_norms(cell, cases.rng)
@@ -296,7 +307,7 @@ def add_search_net(cases, batch=4):
     model.alpha_reduce.assign(cases.rng.normal(size=(14, 8)))
     randomize_batch_norms(model, cases.rng)
     x = cases.rng.normal(size=(batch, SEARCH["size"], SEARCH["size"], 3))
-    x = x.astype("float32")
+    x = x.astype(keras.config.floatx())
     arrays = _supernet_arrays(model)
     outs = _both_modes(lambda t: model(x, training=t))
     spec = {"case": "search_net", "kind": "search_net"} | SEARCH
@@ -309,7 +320,9 @@ def add_eval_net(cases, channels=36, num_cells=20, size=32, batch=2):
         DARTS_V2, (size, size, 3), 10, filters=channels, num_cells=num_cells
     )
     randomize_batch_norms(model, cases.rng)
-    x = cases.rng.normal(size=(batch, size, size, 3)).astype("float32")
+    x = cases.rng.normal(size=(batch, size, size, 3)).astype(
+        keras.config.floatx()
+    )
     dense = model.get_layer("predictions")
     features = keras.Model(model.inputs, dense.input)
 
@@ -357,12 +370,15 @@ def add_steps(cases, order, optimizers, batch=8):
     else:
         weights_opt = keras.optimizers.SGD(STEP["learning_rate"], 0.9)
         arch_opt = keras.optimizers.Adam(STEP["arch_learning_rate"], 0.5)
-    model.compile(optimizer=weights_opt, arch_optimizer=arch_opt)
+    # Eagerly: a few steps of a small model, no tracing on a busy CPU.
+    model.compile(
+        optimizer=weights_opt, arch_optimizer=arch_opt, run_eagerly=True
+    )
     shape = (batch, SEARCH["size"], SEARCH["size"], 3)
     outputs = {}
     for step in range(STEP["steps"]):
-        xt = cases.rng.normal(size=shape).astype("float32")
-        xv = cases.rng.normal(size=shape).astype("float32")
+        xt = cases.rng.normal(size=shape).astype(keras.config.floatx())
+        xv = cases.rng.normal(size=shape).astype(keras.config.floatx())
         yt = cases.rng.integers(0, 10, batch).astype("int32")
         yv = cases.rng.integers(0, 10, batch).astype("int32")
         arrays |= {
@@ -389,6 +405,11 @@ def add_steps(cases, order, optimizers, batch=8):
 
 
 # ------------------------------------------------------------ compare
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr)
+    sys.stderr.flush()
 
 
 def run_torch(cases, args):
@@ -452,24 +473,50 @@ def main():
     parser.add_argument("--darts-dir", required=True)
     parser.add_argument("--torch-python", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--parts",
+        default="ops,cells,search,network,steps",
+        help="comma-separated parts to compare (default: all)",
+    )
     parser.add_argument("--ops-version", type=int, default=2)
     parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument(
+        "--float64",
+        action="store_true",
+        help="both sides in float64 (separates rounding from differences)",
+    )
     args = parser.parse_args()
+    if args.float64:
+        keras.config.set_floatx("float64")
+        keras.config.set_dtype_policy("float64")
     start = time.time()
     cases = Cases(seed=0)
+    parts = set(args.parts.split(","))
+    if args.quick:
+        parts.discard("network")
     with nas_ops._version_scope(args.ops_version):
-        add_ops(cases)
-        add_search_cells(cases)
-        add_search_net(cases)
-        if not args.quick:
+        if "ops" in parts:
+            log("ops")
+            add_ops(cases)
+        if "cells" in parts:
+            log("search cells")
+            add_search_cells(cases)
+        if "search" in parts:
+            log("search network")
+            add_search_net(cases)
+        if "network" in parts:
+            log("DARTS_V2 network")
             add_eval_net(cases)
-        for order in (1, 2):
+        for order in (1, 2) if "steps" in parts else ():
             for optimizers in ("torch", "keras"):
+                log(f"search steps, order {order}, {optimizers} optimizers")
                 add_steps(cases, order, optimizers)
+    log("PyTorch side")
     torch_out = run_torch(cases, args)
     worst = report(cases, torch_out, args.tolerance)
     print(
-        f"keras {keras.__version__} ({keras.backend.backend()}), "
+        f"keras {keras.__version__} ({keras.backend.backend()}, "
+        f"{keras.config.floatx()}), "
         f"ops_version={args.ops_version}: worst max|diff| {worst:.3e} "
         f"(target < {args.tolerance:g}; the '/keras' optimizer rows, "
         "Keras' own SGD and Adam, are for reference and not counted) "

@@ -243,8 +243,9 @@ def build_network(
     the resolution and double the filters (for `num_cells` 1 or 2 these
     positions coincide or are 0 and 1, as in DARTS). Tiny inputs: a
     reduction whose input is already 1x1 is replaced by a normal cell (no
-    doubling), and stride-2 ops use 'same' padding (`ceil(n / 2)`), so e.g.
-    8x8 digits work with any `num_cells >= 1`. Then global average pooling
+    doubling), and stride-2 ops give `ceil(n / 2)` (padded symmetrically
+    as in the DARTS code), so e.g. 8x8 digits work with any
+    `num_cells >= 1`. Then global average pooling
     and a dense softmax layer named `"predictions"`.
 
     With `auxiliary=True`, DARTS' auxiliary head (`AuxiliaryHead`, adapted
