@@ -198,8 +198,10 @@ def _run_step(orig, spec, data, out):
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), spec["grad_clip"])
         optimizer.step()
-        out[f"{case}/alpha_normal{step}"] = net.alphas_normal.detach().numpy()
-        out[f"{case}/alpha_reduce{step}"] = net.alphas_reduce.detach().numpy()
+        # Copies: the optimizers update these tensors in place.
+        for kind in ("normal", "reduce"):
+            alpha = getattr(net, f"alphas_{kind}")
+            out[f"{case}/alpha_{kind}{step}"] = alpha.detach().numpy().copy()
         for key, value in net.named_parameters():
             out[f"{case}/param{step}/{key}"] = value.detach().numpy().copy()
 

@@ -34,7 +34,8 @@ Usage (PyTorch in its own environment; keras-nas never imports it):
 
 The PyTorch half (`_darts_torch_side.py`) runs in a subprocess and patches
 the original in memory to run on a CPU. `--quick` skips the 20-cell
-DARTS_V2 network; `--parts` picks parts (`ops,cells,search,network,steps`).
+DARTS_V2 network; `--parts` picks parts (`ops,cells,search,network,steps,
+keras-steps`: the last with Keras' own SGD and Adam).
 `--ops-version 1` builds keras-nas' ops as before issue #18 (Keras 'same'
 padding, epsilon 1e-3, no batch norm after search pools) to show what the
 alignment changed.
@@ -475,7 +476,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--parts",
-        default="ops,cells,search,network,steps",
+        default="ops,cells,search,network,steps,keras-steps",
         help="comma-separated parts to compare (default: all)",
     )
     parser.add_argument("--ops-version", type=int, default=2)
@@ -507,8 +508,12 @@ def main():
         if "network" in parts:
             log("DARTS_V2 network")
             add_eval_net(cases)
-        for order in (1, 2) if "steps" in parts else ():
+        for order in (1, 2):
             for optimizers in ("torch", "keras"):
+                if {"torch": "steps", "keras": "keras-steps"}[
+                    optimizers
+                ] not in parts:
+                    continue
                 log(f"search steps, order {order}, {optimizers} optimizers")
                 add_steps(cases, order, optimizers)
     log("PyTorch side")
