@@ -193,6 +193,10 @@ def _run_step(orig, spec, data, out):
         xt, yt = batch("xt"), batch("yt").long()
         xv, yv = batch("xv"), batch("yv").long()
         architect.step(xt, yt, xv, yv, lr, optimizer, spec["order"] == 2)
+        # The raw gradient (Adam adds the weight decay to a copy).
+        for kind in ("normal", "reduce"):
+            grad = getattr(net, f"alphas_{kind}").grad
+            out[f"{case}/grad_{kind}{step}"] = grad.detach().numpy().copy()
         optimizer.zero_grad()
         loss = net._loss(xt, yt)
         loss.backward()

@@ -388,6 +388,11 @@ def add_steps(cases, order, optimizers, batch=8):
             f"xv{step}": nchw(xv),
             f"yv{step}": yv,
         }
+        # The architecture gradient first (no update; BN moving statistics
+        # move, which training-mode passes do not read), then the step.
+        grads = model.arch_gradients((xt, yt), (xv, yv))
+        outputs[f"grad_normal{step}"] = grads[0]
+        outputs[f"grad_reduce{step}"] = grads[1]
         data = search_data((xt, yt), (xv, yv), batch, shuffle=False)
         model.fit(data, epochs=1, verbose=0)
         outputs[f"alpha_normal{step}"] = _np(model.alpha_normal)
@@ -447,6 +452,14 @@ def report(cases, torch_out, tolerance):
                 rows.append((f"{case} [{mode}]", d, scale))
             continue
         for step in range(spec["steps"]):
+            for kind in ("normal", "reduce"):
+                key = f"grad_{kind}{step}"
+                d, scale = _max_diff(
+                    cases.keras[case][key], torch_out[f"{case}/{key}"]
+                )
+                rows.append(
+                    (f"{case} step {step} d loss/d alpha_{kind}", d, scale)
+                )
             for kind in ("normal", "reduce"):
                 key = f"alpha_{kind}{step}"
                 d, _ = _max_diff(
