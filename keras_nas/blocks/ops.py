@@ -16,7 +16,11 @@ max pooling pads with -inf, average pooling ignores padded pixels
 (`count_include_pad=False`); batch normalization uses PyTorch's epsilon
 1e-5 and momentum 0.1 (Keras' 0.9); convolution kernels start from
 PyTorch's default `kaiming_uniform(a=sqrt(5))`, i.e. uniform in
-`+-1 / sqrt(fan_in)`. `ops_version=1` keeps the numerics of keras-nas
+`+-1 / sqrt(fan_in)` (so do the stems of `build_network` and of the DARTS
+supernet, and the supernet's classifier; the dense heads of
+`build_network`, `build_nb201_network` and `AuxiliaryHead` keep Keras'
+Glorot-uniform kernels and zero biases, which only change where training
+starts). `ops_version=1` keeps the numerics of keras-nas
 before this alignment (Keras "same" padding at stride 2, epsilon 1e-3,
 Glorot-uniform kernels): `.keras` files written then have no
 `ops_version` in their configs and load as version 1, so they compute
