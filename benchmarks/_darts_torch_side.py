@@ -226,7 +226,10 @@ def main():
     parser.add_argument("inputs")
     parser.add_argument("outputs")
     parser.add_argument("--lenient", action="store_true")
+    parser.add_argument("--float64", action="store_true")
     args = parser.parse_args()
+    if args.float64:  # also the models the architect builds (`new()`)
+        torch.set_default_dtype(torch.float64)
     global _LENIENT
     _LENIENT = args.lenient
     torch.manual_seed(0)

@@ -428,6 +428,8 @@ def run_torch(cases, args):
         cmd = [args.torch_python, script, args.darts_dir] + paths
         if args.ops_version < 2:
             cmd.append("--lenient")  # no BN after the search pools
+        if args.float64:
+            cmd.append("--float64")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"PyTorch side failed:\n{proc.stderr[-4000:]}")
