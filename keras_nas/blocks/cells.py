@@ -29,6 +29,9 @@ from keras_nas.blocks.ops import (
     ReLUConvBN,
     _check_int,
     _check_rate,
+    _check_version,
+    _legacy_from_config,
+    _version_scope,
     get_op,
 )
 
@@ -115,6 +118,9 @@ class Cell(keras.layers.Layer):
             `s0` has twice the resolution of `s1`.
         drop_path_rate: drop-path probability in `[0, 1)`.
         seed: seed of the drop-path random generator.
+        ops_version: numerics of the ops, 2 (default: as the DARTS code) or
+            1 (keras-nas before; files saved then load as 1). See
+            `keras_nas.blocks.ops`.
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -133,9 +139,11 @@ class Cell(keras.layers.Layer):
         reduction_prev: bool = False,
         drop_path_rate: float = 0.0,
         seed: int | None = None,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.ops_version = _check_version(ops_version)
         self.genotype = _as_genotype(genotype)
         if kind not in ("normal", "reduce"):
             raise ValueError(
@@ -156,10 +164,11 @@ class Cell(keras.layers.Layer):
                 "(they are not reduced). "
                 f"Received: reduce_concat={self.concat!r}"
             )
-        self.edge_ops = [
-            get_op(op, self.filters, 2 if (self.reduction and i < 2) else 1)
-            for op, i in self.pairs
-        ]
+        with _version_scope(self.ops_version):
+            self.edge_ops = [
+                get_op(op, self.filters, 2 if (self.reduction and i < 2) else 1)
+                for op, i in self.pairs
+            ]
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if self.drop_path_rate else None
         )
@@ -200,11 +209,14 @@ class Cell(keras.layers.Layer):
                 "(`reduction_prev=True`). Received: input_shape="
                 f"{[s0, s1]!r}, reduction_prev={self.reduction_prev}"
             )
+        version = self.ops_version
         if reduce_s0:
-            self.preprocess0 = FactorizedReduce(self.filters)
+            self.preprocess0 = FactorizedReduce(
+                self.filters, ops_version=version
+            )
         else:
-            self.preprocess0 = ReLUConvBN(self.filters, 1)
-        self.preprocess1 = ReLUConvBN(self.filters, 1)
+            self.preprocess0 = ReLUConvBN(self.filters, 1, ops_version=version)
+        self.preprocess1 = ReLUConvBN(self.filters, 1, ops_version=version)
         self.preprocess0.build(s0)
         self.preprocess1.build(s1)
         if self.drop_path_rate:
@@ -278,8 +290,11 @@ class Cell(keras.layers.Layer):
             reduction_prev=self.reduction_prev,
             drop_path_rate=self.drop_path_rate,
             seed=self.seed,
+            ops_version=self.ops_version,
         )
         return config
+
+    from_config = _legacy_from_config()
 
 
 class _FixedKindCell(Cell):
@@ -326,7 +341,8 @@ class NormalCell(_FixedKindCell):
         reduction_prev: whether `s0` has twice the resolution of `s1`.
         drop_path_rate: drop-path probability in `[0, 1)`.
         seed: seed of the drop-path random generator.
-        **kwargs: base layer keyword arguments, such as `name`.
+        **kwargs: base layer keyword arguments, such as `name`, and
+            `ops_version` (see `Cell`).
     """
 
     KIND = "normal"
@@ -344,7 +360,8 @@ class ReductionCell(_FixedKindCell):
         reduction_prev: whether `s0` has twice the resolution of `s1`.
         drop_path_rate: drop-path probability in `[0, 1)`.
         seed: seed of the drop-path random generator.
-        **kwargs: base layer keyword arguments, such as `name`.
+        **kwargs: base layer keyword arguments, such as `name`, and
+            `ops_version` (see `Cell`).
     """
 
     KIND = "reduce"
@@ -364,6 +381,8 @@ class NasBench201Cell(keras.layers.Layer):
             (`"|nor_conv_3x3~0|+|...~0|...~1|+|...~0|...~1|...~2|"`) or a
             sequence of 6 op names in `NB201_EDGES` order.
         filters: channels of the input and of every node.
+        ops_version: numerics of the ops, 2 (default) or 1 (see
+            `keras_nas.blocks.ops`).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -377,14 +396,17 @@ class NasBench201Cell(keras.layers.Layer):
         self,
         genotype: NasBench201Genotype | str | Sequence[str],
         filters: int = 16,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.ops_version = _check_version(ops_version)
         self.genotype = _as_nb201_genotype(genotype)
         self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
-        self.edge_ops = [
-            get_op(op, self.filters, 1) for op in self.genotype.ops
-        ]
+        with _version_scope(self.ops_version):
+            self.edge_ops = [
+                get_op(op, self.filters, 1) for op in self.genotype.ops
+            ]
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -414,5 +436,11 @@ class NasBench201Cell(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(genotype=self.genotype.to_string(), filters=self.filters)
+        config.update(
+            genotype=self.genotype.to_string(),
+            filters=self.filters,
+            ops_version=self.ops_version,
+        )
         return config
+
+    from_config = _legacy_from_config()

@@ -28,6 +28,9 @@ from keras_nas.blocks.ops import (
     _batch_norm,
     _check_int,
     _check_strides,
+    _check_version,
+    _legacy_from_config,
+    _torch_uniform,
 )
 
 __all__ = [
@@ -53,12 +56,17 @@ class AuxiliaryHead(keras.layers.Layer):
 
     Args:
         num_classes: number of classes.
+        ops_version: 2 (default: batch-norm epsilon 1e-5, as the DARTS code)
+            or 1 (1e-3; see `keras_nas.blocks.ops`).
         **kwargs: base layer keyword arguments, such as `name`.
     """
 
-    def __init__(self, num_classes: int, **kwargs):
+    def __init__(
+        self, num_classes: int, ops_version: int | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.num_classes = _check_int(num_classes, "num_classes")
+        self.ops_version = _check_version(ops_version)
 
     def build(self, input_shape):
         h, w = input_shape[1], input_shape[2]
@@ -71,10 +79,10 @@ class AuxiliaryHead(keras.layers.Layer):
         after = ((h - pool[0]) // 3 + 1, (w - pool[1]) // 3 + 1)
         self.pool = keras.layers.AveragePooling2D(pool, strides=3)
         self.conv_1 = keras.layers.Conv2D(128, 1, use_bias=False)
-        self.bn_1 = _batch_norm()
+        self.bn_1 = _batch_norm(ops_version=self.ops_version)
         kernel = (min(2, after[0]), min(2, after[1]))
         self.conv_2 = keras.layers.Conv2D(768, kernel, use_bias=False)
-        self.bn_2 = _batch_norm()
+        self.bn_2 = _batch_norm(ops_version=self.ops_version)
         self.dense = keras.layers.Dense(self.num_classes, activation="softmax")
         shape = tuple(input_shape)
         for layer in (self.pool, self.conv_1, self.bn_1, self.conv_2):
@@ -94,8 +102,12 @@ class AuxiliaryHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self.num_classes)
+        config.update(
+            num_classes=self.num_classes, ops_version=self.ops_version
+        )
         return config
+
+    from_config = _legacy_from_config()
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -110,6 +122,7 @@ class ResNetBasicBlock(keras.layers.Layer):
     Args:
         filters: number of output channels.
         strides: 1 or 2.
+        ops_version: 2 (default) or 1 (see `keras_nas.blocks.ops`).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -119,19 +132,31 @@ class ResNetBasicBlock(keras.layers.Layer):
     (2, 4, 4, 16)
     """
 
-    def __init__(self, filters: int, strides: int = 2, **kwargs):
+    def __init__(
+        self,
+        filters: int,
+        strides: int = 2,
+        ops_version: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
         self.strides = _check_strides(strides)
-        self.conv_a = ReLUConvBN(self.filters, 3, strides=self.strides)
-        self.conv_b = ReLUConvBN(self.filters, 3)
+        self.ops_version = _check_version(ops_version)
+        version = self.ops_version
+        self.conv_a = ReLUConvBN(
+            self.filters, 3, strides=self.strides, ops_version=version
+        )
+        self.conv_b = ReLUConvBN(self.filters, 3, ops_version=version)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
         if self.strides == 2:
             self.shortcut = keras.layers.Conv2D(self.filters, 1, use_bias=False)
         elif shape[-1] != self.filters:
-            self.shortcut = ReLUConvBN(self.filters, 1)
+            self.shortcut = ReLUConvBN(
+                self.filters, 1, ops_version=self.ops_version
+            )
         else:
             self.shortcut = None
         self.conv_a.build(shape)
@@ -156,8 +181,14 @@ class ResNetBasicBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, strides=self.strides)
+        config.update(
+            filters=self.filters,
+            strides=self.strides,
+            ops_version=self.ops_version,
+        )
         return config
+
+    from_config = _legacy_from_config()
 
 
 def _check_input_shape(input_shape: Any) -> tuple:
@@ -184,7 +215,12 @@ def _check_classes(num_classes: Any) -> int:
 
 def _stem(inputs, filters: int):
     x = keras.layers.Conv2D(
-        filters, 3, padding="same", use_bias=False, name="stem_conv"
+        filters,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_torch_uniform(),
+        name="stem_conv",
     )(inputs)
     return _batch_norm(name="stem_bn")(x)
 
@@ -208,8 +244,9 @@ def build_network(
     the resolution and double the filters (for `num_cells` 1 or 2 these
     positions coincide or are 0 and 1, as in DARTS). Tiny inputs: a
     reduction whose input is already 1x1 is replaced by a normal cell (no
-    doubling), and stride-2 ops use 'same' padding (`ceil(n / 2)`), so e.g.
-    8x8 digits work with any `num_cells >= 1`. Then global average pooling
+    doubling), and stride-2 ops give `ceil(n / 2)` (padded symmetrically
+    as in the DARTS code), so e.g. 8x8 digits work with any
+    `num_cells >= 1`. Then global average pooling
     and a dense softmax layer named `"predictions"`.
 
     With `auxiliary=True`, DARTS' auxiliary head (`AuxiliaryHead`, adapted

@@ -4,9 +4,27 @@ The layers follow the DARTS code (Liu et al., "DARTS: Differentiable
 Architecture Search", ICLR 2019) and NAS-Bench-201 (Dong & Yang, ICLR 2020).
 They work on NHWC tensors, use `keras.ops` only (so they run on TensorFlow and
 JAX) and map `(batch, height, width, channels)` to
-`(batch, ceil(height / strides), ceil(width / strides), filters)`. Every
-stride-2 op pads like Keras' `padding="same"`, so all of them agree on odd
-spatial sizes too (7x7 -> 4x4).
+`(batch, ceil(height / strides), ceil(width / strides), filters)`.
+
+Numerics as in the DARTS code (`ops_version=2`, the default): every stride-2
+op pads symmetrically like PyTorch's `padding=k // 2` (a kxk window centred
+on the even input pixels 0, 2, 4, ...: Keras' `padding="same"` would pad
+only the bottom/right and centre stride-2 convs and pools on the odd ones,
+misaligning them with the dilated convs and the factorized reduce summed on
+the same edge), so all of them agree on odd spatial sizes too (7x7 -> 4x4);
+max pooling pads with -inf, average pooling ignores padded pixels
+(`count_include_pad=False`); batch normalization uses PyTorch's epsilon
+1e-5 and momentum 0.1 (Keras' 0.9); convolution kernels start from
+PyTorch's default `kaiming_uniform(a=sqrt(5))`, i.e. uniform in
+`+-1 / sqrt(fan_in)` (so do the stems of `build_network` and of the DARTS
+supernet, and the supernet's classifier; the dense heads of
+`build_network`, `build_nb201_network` and `AuxiliaryHead` keep Keras'
+Glorot-uniform kernels and zero biases, which only change where training
+starts). `ops_version=1` keeps the numerics of keras-nas
+before this alignment (Keras "same" padding at stride 2, epsilon 1e-3,
+Glorot-uniform kernels): `.keras` files written then have no
+`ops_version` in their configs and load as version 1, so they compute
+exactly what they computed when saved.
 
 `get_op(name, filters, strides)` builds an op from its registry name;
 `register_op` adds user-defined ops usable in any `Genotype` and `Cell`.
@@ -14,6 +32,8 @@ spatial sizes too (7x7 -> 4x4).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -89,10 +109,116 @@ def _out_shape(input_shape: Sequence, strides: int, channels: int | None):
 #: and short runs, which breaks inference-mode predictions.
 BN_MOMENTUM = 0.9
 
+#: Epsilon of every batch normalization in the blocks (`ops_version=2`):
+#: PyTorch's default, as in the DARTS and NAS-Bench-201 code (Keras: 1e-3,
+#: kept by `ops_version=1`).
+BN_EPSILON = 1e-5
+_LEGACY_BN_EPSILON = 1e-3
 
-def _batch_norm(affine: bool = True, **kwargs) -> keras.layers.Layer:
+#: The numerics of the ops built now (see the module docstring): 2 is the
+#: DARTS code's, 1 that of keras-nas before it (saved files without an
+#: `ops_version` in their config).
+OPS_VERSION = 2
+_VERSION = contextvars.ContextVar("keras_nas_ops_version", default=None)
+
+
+def _check_version(value: Any) -> int:
+    """`ops_version` (1 or 2); None: that of the enclosing scope, else 2."""
+    if value is None:
+        value = _VERSION.get()
+        return OPS_VERSION if value is None else value
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ValueError(
+            "Expected `ops_version` to be 1 or 2. "
+            f"Received: ops_version={value!r}"
+        )
+    return int(value)
+
+
+@contextlib.contextmanager
+def _version_scope(version: int):
+    """Ops (and batch norms) built inside get `ops_version=version`.
+
+    Blocks that build ops through `get_op` (whose factories take no version)
+    build them in this scope with their own `ops_version`.
+    """
+    token = _VERSION.set(_check_version(version))
+    try:
+        yield
+    finally:
+        _VERSION.reset(token)
+
+
+def _legacy_from_config(base: type = keras.layers.Layer) -> classmethod:
+    """`from_config` of a versioned block: no `ops_version` means 1.
+
+    Configs saved before `ops_version` existed load with the numerics they
+    were saved with. `base` is the class whose `from_config` does the rest.
+    """
+
+    def from_config(cls, config, **kwargs):
+        config = dict(config)
+        config.setdefault("ops_version", 1)
+        return base.from_config.__func__(cls, config, **kwargs)
+
+    return classmethod(from_config)
+
+
+def _batch_norm(
+    affine: bool = True, ops_version: int | None = None, **kwargs
+) -> keras.layers.Layer:
+    version = _check_version(ops_version)
+    epsilon = BN_EPSILON if version >= 2 else _LEGACY_BN_EPSILON
     return keras.layers.BatchNormalization(
-        momentum=BN_MOMENTUM, center=affine, scale=affine, **kwargs
+        momentum=BN_MOMENTUM,
+        epsilon=epsilon,
+        center=affine,
+        scale=affine,
+        **kwargs,
+    )
+
+
+def _torch_uniform(fan_in_divisor: int = 1) -> keras.initializers.Initializer:
+    """PyTorch's default kernel initializer, `kaiming_uniform(a=sqrt(5))`.
+
+    Uniform in `+-1 / sqrt(fan_in)` (Keras' fan-in of a kernel: the product
+    of all its dims but the last). `fan_in_divisor` divides Keras' fan-in:
+    the number of input channels for a depthwise kernel, whose PyTorch
+    fan-in (`groups=channels`) is only `kh * kw`.
+    """
+    return keras.initializers.VarianceScaling(
+        scale=float(fan_in_divisor) / 3.0, mode="fan_in", distribution="uniform"
+    )
+
+
+def _kernel_init(version: int) -> Any:
+    return _torch_uniform() if version >= 2 else "glorot_uniform"
+
+
+def _pad_amounts(kernel_size: int, dilation_rate: int = 1) -> tuple:
+    """Symmetric padding of PyTorch's `padding=k // 2` (for odd windows).
+
+    `(before, after)` with `before = (k_eff - 1) // 2`, `after = k_eff // 2`,
+    so a stride-2 'valid' window gives `ceil(n / 2)` outputs centred on the
+    even pixels.
+    """
+    effective = dilation_rate * (kernel_size - 1) + 1
+    return ((effective - 1) // 2, effective // 2)
+
+
+def _padded_shape(shape: Sequence, rows: tuple, cols: tuple) -> tuple:
+    b, h, w, c = tuple(shape)
+    return (
+        b,
+        None if h is None else h + sum(rows),
+        None if w is None else w + sum(cols),
+        c,
+    )
+
+
+def _pad(x, rows: tuple = (0, 0), cols: tuple = (0, 0), value: float = 0.0):
+    return ops.pad(
+        x, [[0, 0], list(rows), list(cols), [0, 0]], constant_values=value
     )
 
 
@@ -115,6 +241,9 @@ class ReLUConvBN(keras.layers.Layer):
         dilation_rate: dilation of the convolution.
         affine: whether batch normalization learns a scale and offset.
         factorized: use a 1xk then a kx1 convolution instead of kxk.
+        ops_version: 2 (default: the DARTS code's padding, initialization
+            and batch-norm epsilon) or 1 (keras-nas before; see the module
+            docstring).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -132,6 +261,7 @@ class ReLUConvBN(keras.layers.Layer):
         dilation_rate: int = 1,
         affine: bool = True,
         factorized: bool = False,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -141,6 +271,7 @@ class ReLUConvBN(keras.layers.Layer):
         self.dilation_rate = _check_int(dilation_rate, "dilation_rate")
         self.affine = bool(affine)
         self.factorized = bool(factorized)
+        self.ops_version = _check_version(ops_version)
         k, s, d = self.kernel_size, self.strides, self.dilation_rate
         # TensorFlow cannot combine strides > 1 with dilation > 1: such convs
         # run at stride 1 and are subsampled afterwards.
@@ -149,22 +280,32 @@ class ReLUConvBN(keras.layers.Layer):
             shapes = [((1, k), (1, conv_strides)), ((k, 1), (conv_strides, 1))]
         else:
             shapes = [((k, k), (conv_strides, conv_strides))]
+        # Version 2 pads a strided conv symmetrically itself ('valid').
+        self._pads = []
+        for kernel, stride in shapes:
+            aligned = self.ops_version >= 2 and max(stride) > 1
+            self._pads.append(
+                tuple(_pad_amounts(n, d) for n in kernel) if aligned else None
+            )
         self.convs = [
             keras.layers.Conv2D(
                 self.filters,
                 kernel,
                 strides=stride,
-                padding="same",
+                padding="same" if pads is None else "valid",
                 dilation_rate=d,
                 use_bias=False,
+                kernel_initializer=_kernel_init(self.ops_version),
             )
-            for kernel, stride in shapes
+            for (kernel, stride), pads in zip(shapes, self._pads, strict=True)
         ]
-        self.bn = _batch_norm(self.affine)
+        self.bn = _batch_norm(self.affine, self.ops_version)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
-        for conv in self.convs:
+        for conv, pads in zip(self.convs, self._pads, strict=True):
+            if pads is not None:
+                shape = _padded_shape(shape, *pads)
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
         if self.dilation_rate > 1 and self.strides > 1:
@@ -173,7 +314,9 @@ class ReLUConvBN(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = ops.relu(inputs)
-        for conv in self.convs:
+        for conv, pads in zip(self.convs, self._pads, strict=True):
+            if pads is not None:
+                x = _pad(x, *pads)
             x = conv(x)
         if self.dilation_rate > 1 and self.strides > 1:
             x = _subsample(x)
@@ -191,8 +334,11 @@ class ReLUConvBN(keras.layers.Layer):
             dilation_rate=self.dilation_rate,
             affine=self.affine,
             factorized=self.factorized,
+            ops_version=self.ops_version,
         )
         return config
+
+    from_config = _legacy_from_config()
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -210,6 +356,8 @@ class SepConv(keras.layers.Layer):
         dilation_rate: dilation of the depthwise convolutions.
         repeats: number of ReLU-depthwise-pointwise-BN blocks.
         affine: whether batch normalization learns a scale and offset.
+        ops_version: 2 (default: the DARTS code's padding, initialization
+            and batch-norm epsilon) or 1 (see the module docstring).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -227,6 +375,7 @@ class SepConv(keras.layers.Layer):
         dilation_rate: int = 1,
         repeats: int = 2,
         affine: bool = True,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -236,25 +385,36 @@ class SepConv(keras.layers.Layer):
         self.dilation_rate = _check_int(dilation_rate, "dilation_rate")
         self.repeats = _check_int(repeats, "repeats")
         self.affine = bool(affine)
+        self.ops_version = _check_version(ops_version)
         d = self.dilation_rate
+        # Version 2 pads the strided depthwise conv symmetrically itself.
+        self._pads = None
+        if self.ops_version >= 2 and self.strides > 1 and d == 1:
+            self._pads = (_pad_amounts(self.kernel_size),) * 2
         self.depthwise = []
         self.pointwise = []
         self.bns = []
         for r in range(self.repeats):
             stride = self.strides if (r == 0 and d == 1) else 1
+            padded = r == 0 and self._pads is not None
             self.depthwise.append(
                 keras.layers.DepthwiseConv2D(
                     self.kernel_size,
                     strides=stride,
-                    padding="same",
+                    padding="valid" if padded else "same",
                     dilation_rate=d,
                     use_bias=False,
                 )
             )
             self.pointwise.append(
-                keras.layers.Conv2D(self.filters, 1, use_bias=False)
+                keras.layers.Conv2D(
+                    self.filters,
+                    1,
+                    use_bias=False,
+                    kernel_initializer=_kernel_init(self.ops_version),
+                )
             )
-            self.bns.append(_batch_norm(self.affine))
+            self.bns.append(_batch_norm(self.affine, self.ops_version))
 
     def _subsampled_first(self) -> bool:
         return self.strides > 1 and self.dilation_rate > 1
@@ -262,6 +422,13 @@ class SepConv(keras.layers.Layer):
     def build(self, input_shape):
         shape = tuple(input_shape)
         for r in range(self.repeats):
+            if self.ops_version >= 2:
+                # PyTorch's fan-in of a depthwise kernel is kh * kw.
+                self.depthwise[r].depthwise_initializer = _torch_uniform(
+                    shape[-1]
+                )
+            if r == 0 and self._pads is not None:
+                shape = _padded_shape(shape, *self._pads)
             self.depthwise[r].build(shape)
             shape = self.depthwise[r].compute_output_shape(shape)
             if r == 0 and self._subsampled_first():
@@ -273,7 +440,10 @@ class SepConv(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         for r in range(self.repeats):
-            x = self.depthwise[r](ops.relu(x))
+            x = ops.relu(x)
+            if r == 0 and self._pads is not None:
+                x = _pad(x, *self._pads)
+            x = self.depthwise[r](x)
             if r == 0 and self._subsampled_first():
                 x = _subsample(x)
             x = self.pointwise[r](x)
@@ -292,8 +462,11 @@ class SepConv(keras.layers.Layer):
             dilation_rate=self.dilation_rate,
             repeats=self.repeats,
             affine=self.affine,
+            ops_version=self.ops_version,
         )
         return config
+
+    from_config = _legacy_from_config()
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -309,7 +482,8 @@ class DilConv(SepConv):
         strides: 1 or 2.
         dilation_rate: dilation of the depthwise convolution.
         affine: whether batch normalization learns a scale and offset.
-        **kwargs: base layer keyword arguments (and `repeats`).
+        **kwargs: base layer keyword arguments (and `repeats`,
+            `ops_version`).
     """
 
     def __init__(
@@ -345,6 +519,8 @@ class FactorizedReduce(keras.layers.Layer):
     Args:
         filters: number of output channels (split between the two convs).
         affine: whether batch normalization learns a scale and offset.
+        ops_version: 2 (default: the DARTS code's initialization and
+            batch-norm epsilon) or 1 (see the module docstring).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -354,16 +530,30 @@ class FactorizedReduce(keras.layers.Layer):
     (2, 4, 4, 8)
     """
 
-    def __init__(self, filters: int, affine: bool = True, **kwargs):
+    def __init__(
+        self,
+        filters: int,
+        affine: bool = True,
+        ops_version: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
         self.affine = bool(affine)
+        self.ops_version = _check_version(ops_version)
         half = self.filters // 2
-        self.conv_1 = keras.layers.Conv2D(half, 1, strides=2, use_bias=False)
-        self.conv_2 = keras.layers.Conv2D(
-            self.filters - half, 1, strides=2, use_bias=False
+        init = _kernel_init(self.ops_version)
+        self.conv_1 = keras.layers.Conv2D(
+            half, 1, strides=2, use_bias=False, kernel_initializer=init
         )
-        self.bn = _batch_norm(self.affine)
+        self.conv_2 = keras.layers.Conv2D(
+            self.filters - half,
+            1,
+            strides=2,
+            use_bias=False,
+            kernel_initializer=init,
+        )
+        self.bn = _batch_norm(self.affine, self.ops_version)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -382,8 +572,14 @@ class FactorizedReduce(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, affine=self.affine)
+        config.update(
+            filters=self.filters,
+            affine=self.affine,
+            ops_version=self.ops_version,
+        )
         return config
+
+    from_config = _legacy_from_config()
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -429,15 +625,20 @@ class Identity(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Pool(keras.layers.Layer):
-    """Max or average pooling with 'same' padding (`max_pool_3x3`, ...).
+    """Max or average pooling, 'same'-sized (`max_pool_3x3`, ...).
 
     Average pooling ignores the padded pixels (DARTS'
-    `count_include_pad=False`).
+    `count_include_pad=False`), max pooling pads with -inf. At stride 2,
+    `ops_version=2` pads symmetrically like the DARTS code's `padding=1`
+    (windows centred on the even pixels); `ops_version=1` uses Keras'
+    `padding="same"` (bottom/right only). No batch normalization: the DARTS
+    search adds one after the pools of its edges (`MixedOp`).
 
     Args:
         pool_type: `"max"` or `"avg"`.
         pool_size: size of the pooling window.
         strides: 1 or 2.
+        ops_version: 2 (default) or 1 (see the module docstring).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -452,6 +653,7 @@ class Pool(keras.layers.Layer):
         pool_type: str = "max",
         pool_size: int = 3,
         strides: int = 1,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -463,15 +665,28 @@ class Pool(keras.layers.Layer):
         self.pool_type = pool_type
         self.pool_size = _check_int(pool_size, "pool_size")
         self.strides = _check_strides(strides)
+        self.ops_version = _check_version(ops_version)
 
     def call(self, inputs):
         fn = ops.max_pool if self.pool_type == "max" else ops.average_pool
-        return fn(
-            inputs,
-            pool_size=self.pool_size,
-            strides=self.strides,
-            padding="same",
-        )
+        if self.strides == 1 or self.ops_version < 2:
+            return fn(
+                inputs,
+                pool_size=self.pool_size,
+                strides=self.strides,
+                padding="same",
+            )
+        pads = (_pad_amounts(self.pool_size),) * 2
+        k, s = self.pool_size, self.strides
+        if self.pool_type == "max":
+            x = _pad(inputs, *pads, value=-math.inf)
+            return fn(x, pool_size=k, strides=s, padding="valid")
+        # Mean over the window's real pixels: the zero-padded mean divided
+        # by the padded mean of ones (the fraction of real pixels).
+        total = fn(_pad(inputs, *pads), pool_size=k, strides=s, padding="valid")
+        ones = ops.ones_like(inputs[:1, :, :, :1])
+        count = fn(_pad(ones, *pads), pool_size=k, strides=s, padding="valid")
+        return total / count
 
     def compute_output_shape(self, input_shape):
         return _out_shape(input_shape, self.strides, None)
@@ -482,8 +697,11 @@ class Pool(keras.layers.Layer):
             pool_type=self.pool_type,
             pool_size=self.pool_size,
             strides=self.strides,
+            ops_version=self.ops_version,
         )
         return config
+
+    from_config = _legacy_from_config()
 
 
 def _skip(filters: int, strides: int, affine: bool) -> keras.layers.Layer:

@@ -10,6 +10,9 @@ _NAMES = {
     "search_data": ".darts",
     "derive_genotype": ".darts",
     "OneShotSupernet": ".one_shot",
+    "TorchSGD": ".torch_style",
+    "TorchAdam": ".torch_style",
+    "EpochCosineDecay": ".torch_style",
 }
 
 __all__ = sorted(_NAMES)

@@ -75,7 +75,13 @@ def _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
     xi, moms, momentum = _lr_and_momentums(model, wov, w[0].dtype)
     (_, (_, ntv)), gw = _grads(model, 0)(w, a, ntv, xt, yt)
     w_virtual = darts.virtual_step(
-        w, gw, moms, xi, momentum, model.weight_decay
+        w,
+        gw,
+        moms,
+        xi,
+        momentum,
+        model.weight_decay,
+        lr_in_buffer=darts.lr_in_buffer(model.optimizer.weights_optimizer),
     )
     (loss_v, (logits_v, ntv)), (dw, grad_a) = _grads(model, (0, 1))(
         w_virtual, a, ntv, xv, yv

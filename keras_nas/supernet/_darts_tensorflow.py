@@ -85,10 +85,16 @@ def _unrolled_arch_grads(model, xt, yt, xv, yv):
     _, _, gw = _loss_and_grads(model, xt, yt, "w")
     backup = [tf.identity(v.value) for v in w]
     moms = None if momentums is None else [m.value for m in momentums]
-    _assign(
-        w,
-        darts.virtual_step(backup, gw, moms, xi, momentum, model.weight_decay),
+    unrolled = darts.virtual_step(
+        backup,
+        gw,
+        moms,
+        xi,
+        momentum,
+        model.weight_decay,
+        lr_in_buffer=darts.lr_in_buffer(opt),
     )
+    _assign(w, unrolled)
     loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, "aw")
     grad_a, dw = grads[: len(a)], grads[len(a) :]
     eps = 0.01 / tf.maximum(darts.global_norm(dw), 1e-12)

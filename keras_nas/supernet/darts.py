@@ -36,6 +36,11 @@ from keras_nas._validation import (
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
+from keras_nas.supernet.torch_style import (
+    EpochCosineDecay,
+    TorchAdam,
+    TorchSGD,
+)
 
 __all__ = [
     "MixedOp",
@@ -145,13 +150,19 @@ class MixedOp(keras.layers.Layer):
 
     `MixedOp(filters, strides, ops)(x, weights)` returns
     `sum_k weights[k] * op_k(x)` (eq. 2 of Liu et al., ICLR 2019). The ops are
-    built with `affine=False`, as in the DARTS search. `none` contributes
-    exactly zero to the sum and to every gradient, so it is skipped.
+    built with `affine=False`, and every op whose name contains "pool" is
+    followed by a `BatchNormalization` without scale and offset, as in the
+    DARTS code (`cnn/model_search.py`), so that `alpha` weighs normalized
+    outputs only. `none` contributes exactly zero to the sum and to every
+    gradient, so it is skipped.
 
     Args:
         filters: channels of the input and the output.
         strides: 1, or 2 on the edges from a reduction cell's inputs.
         ops: candidate op names (see `keras_nas.blocks.known_ops()`).
+        ops_version: 2 (default: the DARTS code's ops, with the batch norm
+            after the pools) or 1 (keras-nas before: no batch norm after
+            the pools; see `keras_nas.blocks.ops`).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -167,9 +178,11 @@ class MixedOp(keras.layers.Layer):
         filters: int,
         strides: int = 1,
         ops: Sequence[str] = registry.DARTS_OPS,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.ops_version = nas_ops._check_version(ops_version)
         self.filters = check_positive_int("filters", filters, 1, MAX_FILTERS)
         if strides not in (1, 2):
             raise ValueError(
@@ -179,10 +192,16 @@ class MixedOp(keras.layers.Layer):
         self.strides = int(strides)
         self.ops = _check_ops(ops)
         self._active = [k for k, name in enumerate(self.ops) if name != "none"]
-        self.candidates = [
-            nas_ops.get_op(self.ops[k], self.filters, self.strides, False)
-            for k in self._active
-        ]
+        with nas_ops._version_scope(self.ops_version):
+            self.candidates = [
+                self._candidate(self.ops[k]) for k in self._active
+            ]
+
+    def _candidate(self, name: str) -> keras.layers.Layer:
+        op = nas_ops.get_op(name, self.filters, self.strides, False)
+        if self.ops_version >= 2 and "pool" in name:
+            op = keras.Sequential([op, nas_ops._batch_norm(affine=False)])
+        return op
 
     def build(self, input_shape):
         for op in self.candidates:
@@ -199,9 +218,14 @@ class MixedOp(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            filters=self.filters, strides=self.strides, ops=list(self.ops)
+            filters=self.filters,
+            strides=self.strides,
+            ops=list(self.ops),
+            ops_version=self.ops_version,
         )
         return config
+
+    from_config = nas_ops._legacy_from_config()
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -223,6 +247,7 @@ class SearchCell(keras.layers.Layer):
             `s0` is reduced by a `FactorizedReduce`).
         num_nodes: number of intermediate nodes.
         ops: candidate op names.
+        ops_version: 2 (default) or 1 (see `MixedOp`).
         **kwargs: base layer keyword arguments, such as `name`.
     """
 
@@ -233,9 +258,11 @@ class SearchCell(keras.layers.Layer):
         reduction_prev: bool = False,
         num_nodes: int = 4,
         ops: Sequence[str] = registry.DARTS_OPS,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.ops_version = nas_ops._check_version(ops_version)
         self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
         self.reduction = bool(reduction)
         self.reduction_prev = bool(reduction_prev)
@@ -243,6 +270,10 @@ class SearchCell(keras.layers.Layer):
             "num_nodes", num_nodes, 1, MAX_NODES
         )
         self.ops = _check_ops(ops)
+        with nas_ops._version_scope(self.ops_version):
+            self._make_layers()
+
+    def _make_layers(self):
         if self.reduction_prev:
             self.preprocess0 = nas_ops.FactorizedReduce(
                 self.filters, affine=False
@@ -303,32 +334,49 @@ class SearchCell(keras.layers.Layer):
             reduction_prev=self.reduction_prev,
             num_nodes=self.num_nodes,
             ops=list(self.ops),
+            ops_version=self.ops_version,
         )
         return config
+
+    from_config = nas_ops._legacy_from_config()
 
 
 def default_weights_optimizer(
     decay_steps: int | None = None,
     learning_rate: float = 0.025,
     min_learning_rate: float = 0.001,
+    steps_per_epoch: int | None = None,
 ) -> keras.optimizers.Optimizer:
     """The paper's optimizer of the network weights.
 
-    SGD with momentum 0.9 and a learning rate annealed from 0.025 to 0.001
-    with a cosine schedule over `decay_steps` steps (the number of search
-    steps: epochs x steps per epoch). Without `decay_steps` the learning
-    rate stays at `learning_rate`. Weight decay (3e-4) and gradient clipping
-    (5) are applied by `DartsSupernet` itself, as in the DARTS code.
+    SGD with momentum 0.9, PyTorch's rule (`TorchSGD`: the learning rate
+    outside the momentum buffer, as the DARTS code), and a learning rate
+    annealed from 0.025 to 0.001 with a cosine schedule over `decay_steps`
+    steps (the number of search steps: epochs x steps per epoch). With
+    `steps_per_epoch` the rate changes once per epoch, as in the DARTS code
+    (`EpochCosineDecay`); without it, every step. Without `decay_steps` the
+    learning rate stays at `learning_rate`. Weight decay (3e-4) and gradient
+    clipping (5) are applied by `DartsSupernet` itself, as in the DARTS code.
     """
     lr: Any = float(learning_rate)
+    alpha = float(min_learning_rate) / float(learning_rate)
     if decay_steps is not None:
         decay_steps = check_positive_int("decay_steps", decay_steps)
-        lr = keras.optimizers.schedules.CosineDecay(
-            float(learning_rate),
-            decay_steps,
-            alpha=float(min_learning_rate) / float(learning_rate),
-        )
-    return keras.optimizers.SGD(lr, momentum=0.9, name="weights_sgd")
+        if steps_per_epoch is None:
+            lr = keras.optimizers.schedules.CosineDecay(
+                float(learning_rate), decay_steps, alpha=alpha
+            )
+        else:
+            steps_per_epoch = check_positive_int(
+                "steps_per_epoch", steps_per_epoch
+            )
+            lr = EpochCosineDecay(
+                float(learning_rate),
+                max(1, decay_steps // steps_per_epoch),
+                steps_per_epoch,
+                alpha=alpha,
+            )
+    return TorchSGD(lr, momentum=0.9, name="weights_sgd")
 
 
 def default_arch_optimizer(
@@ -336,10 +384,15 @@ def default_arch_optimizer(
 ) -> keras.optimizers.Optimizer:
     """The paper's optimizer of `alpha`: Adam, betas (0.5, 0.999).
 
-    The architecture weight decay (1e-3) is applied by `DartsSupernet`.
+    Epsilon 1e-8 in PyTorch's place (`TorchAdam`), as the DARTS code. The
+    architecture weight decay (1e-3) is applied by `DartsSupernet`.
     """
-    return keras.optimizers.Adam(
-        float(learning_rate), beta_1=0.5, beta_2=0.999, name="arch_adam"
+    return TorchAdam(
+        float(learning_rate),
+        beta_1=0.5,
+        beta_2=0.999,
+        epsilon=1e-8,
+        name="arch_adam",
     )
 
 
@@ -536,20 +589,40 @@ def clip_and_decay(grads, values, clip: float | None, decay: float):
     return grads
 
 
-def virtual_step(values, grads, momentums, lr, momentum: float, decay: float):
+def virtual_step(
+    values,
+    grads,
+    momentums,
+    lr,
+    momentum: float,
+    decay: float,
+    lr_in_buffer: bool = True,
+):
     """The unrolled weights `w' = w - xi * (momentum term + grad + wd * w)`.
 
     Eq. 6 of Liu et al. with the momentum and weight decay of the DARTS code
-    (`_compute_unrolled_model`). Keras' SGD stores `m = momentum * m - lr *
-    g`, so the reference's `lr * momentum * buf` term is `-momentum * m`.
+    (`_compute_unrolled_model`): `w - lr * (momentum * buf + g + wd * w)`.
+    With `TorchSGD` (`lr_in_buffer=False`) the buffers are PyTorch's, and
+    this is exact. Keras' SGD stores `m = momentum * m - lr * g` instead,
+    so the term is taken as `-momentum * m`: exact only while the learning
+    rate has been constant (under a schedule, `m` holds past rates).
     """
     out = []
     for k, (w, g) in enumerate(zip(values, grads, strict=False)):
         step = lr * (g + decay * w)
         if momentums is not None:
-            step = step - momentum * momentums[k]
+            if lr_in_buffer:
+                step = step - momentum * momentums[k]
+            else:
+                step = step + lr * momentum * momentums[k]
         out.append(w - step)
     return out
+
+
+def lr_in_buffer(optimizer) -> bool:
+    """Whether `optimizer`'s momentum buffers include the learning rate
+    (Keras' SGD) or not (`TorchSGD`, PyTorch's rule)."""
+    return not isinstance(optimizer, TorchSGD)
 
 
 def global_norm(tensors):
@@ -624,6 +697,12 @@ class DartsSupernet(keras.Model):
         grad_clip: global-norm clipping of the weight gradients (None: off).
         stem_multiplier: the stem has `stem_multiplier * filters` channels.
         seed: seed of the initialization of `alpha`.
+        ops_version: 2 (default: the DARTS code's ops, stem batch norm
+            with momentum 0.1 (PyTorch's convention) and epsilon 1e-5, and
+            PyTorch's default initialization of the stem and classifier) or
+            1 (keras-nas before: Keras' batch norm defaults in the stem;
+            files saved then load as 1). See `MixedOp`,
+            `keras_nas.blocks.ops`.
         **kwargs: `keras.Model` keyword arguments, such as `name`, or
             `dtype`: a mixed-precision policy ("mixed_bfloat16",
             "mixed_float16") applies to every layer but the classifier,
@@ -653,9 +732,11 @@ class DartsSupernet(keras.Model):
         grad_clip: float | None = 5.0,
         stem_multiplier: int = 3,
         seed: int | None = None,
+        ops_version: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.ops_version = nas_ops._check_version(ops_version)
         self._steps = step_module()
         if (
             isinstance(input_shape, (str, bytes))
@@ -703,7 +784,8 @@ class DartsSupernet(keras.Model):
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.dtype_policy)
         try:
-            self._make_layers()
+            with nas_ops._version_scope(self.ops_version):
+                self._make_layers()
         finally:
             keras.config.set_dtype_policy(previous_policy)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -717,14 +799,19 @@ class DartsSupernet(keras.Model):
         self.build((None,) + self.image_shape)
 
     def _make_layers(self):
+        legacy = self.ops_version < 2
         self.stem_conv = keras.layers.Conv2D(
             self.stem_multiplier * self.filters,
             3,
             padding="same",
             use_bias=False,
+            kernel_initializer=nas_ops._kernel_init(self.ops_version),
             name="stem_conv",
         )
-        self.stem_bn = keras.layers.BatchNormalization(name="stem_bn")
+        if legacy:
+            self.stem_bn = keras.layers.BatchNormalization(name="stem_bn")
+        else:
+            self.stem_bn = nas_ops._batch_norm(name="stem_bn")
         reductions = {self.num_cells // 3, 2 * self.num_cells // 3}
         if self.num_cells < 3:
             reductions = {self.num_cells - 1} if self.num_cells > 1 else set()
@@ -751,6 +838,7 @@ class DartsSupernet(keras.Model):
         mixed = self.dtype_policy.compute_dtype in ("float16", "bfloat16")
         self.classifier = keras.layers.Dense(
             self.num_classes,
+            kernel_initializer=nas_ops._kernel_init(self.ops_version),
             dtype="float32" if mixed else self.dtype_policy,
             name="classifier",
         )
@@ -780,6 +868,11 @@ class DartsSupernet(keras.Model):
         for cell in self.cells:
             cell.build([s0, s1])
             s0, s1 = s1, cell.compute_output_shape([s0, s1])
+        if self.ops_version >= 2:  # PyTorch's nn.Linear bias
+            bound = 1.0 / math.sqrt(s1[-1])
+            self.classifier.bias_initializer = keras.initializers.RandomUniform(
+                -bound, bound
+            )
         self.classifier.build((None, s1[-1]))
         self.built = True
 
@@ -825,6 +918,7 @@ class DartsSupernet(keras.Model):
         arch_optimizer: Any = None,
         *,
         decay_steps: int | None = None,
+        steps_per_epoch: int | None = None,
         jit_compile: Any = "auto",
         steps_per_execution: int = 1,
         run_eagerly: bool = False,
@@ -834,12 +928,17 @@ class DartsSupernet(keras.Model):
 
         Args:
             optimizer: optimizer of the network weights. Defaults to
-                `default_weights_optimizer(decay_steps)`: SGD, momentum 0.9,
+                `default_weights_optimizer(decay_steps, steps_per_epoch=
+                steps_per_epoch)`: SGD (PyTorch's rule), momentum 0.9,
                 learning rate 0.025 with cosine decay to 0.001 over
                 `decay_steps` steps (constant without it).
-            arch_optimizer: optimizer of `alpha`. Defaults to Adam with
-                learning rate 3e-4 and betas (0.5, 0.999).
+            arch_optimizer: optimizer of `alpha`. Defaults to Adam
+                (PyTorch's rule) with learning rate 3e-4, betas (0.5,
+                0.999) and epsilon 1e-8.
             decay_steps: total search steps, for the default schedule.
+            steps_per_epoch: if given, the default schedule changes the
+                learning rate once per epoch of this many steps, as in the
+                DARTS code; otherwise every step.
             jit_compile: as in `keras.Model.compile` (XLA on TensorFlow;
                 JAX always compiles unless False).
             steps_per_execution: as in `keras.Model.compile`.
@@ -859,7 +958,9 @@ class DartsSupernet(keras.Model):
             bilevel = optimizer
         else:
             if optimizer is None:
-                optimizer = default_weights_optimizer(decay_steps)
+                optimizer = default_weights_optimizer(
+                    decay_steps, steps_per_epoch=steps_per_epoch
+                )
             if arch_optimizer is None:
                 arch_optimizer = default_arch_optimizer()
             bilevel = BilevelOptimizer(optimizer, arch_optimizer)
@@ -962,8 +1063,11 @@ class DartsSupernet(keras.Model):
             grad_clip=self.grad_clip,
             stem_multiplier=self.stem_multiplier,
             seed=self.seed,
+            ops_version=self.ops_version,
         )
         return config
+
+    from_config = nas_ops._legacy_from_config(keras.Model)
 
 
 class SearchData(keras.utils.PyDataset):

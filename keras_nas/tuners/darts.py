@@ -296,6 +296,7 @@ class Darts(NasTuner):
         supernet = darts_lib.DartsSupernet(**self.supernet_config)
         supernet.compile(
             decay_steps=max(1, epochs * len(data)),
+            steps_per_epoch=max(1, len(data)),
             jit_compile=self.jit_compile,
         )
         log_dir = None
