@@ -137,6 +137,8 @@ def measure(args):
         "first_call_s": compile_s,
         "first_call_cpu_s": compile_cpu_s,
         "step_s": min(times),
+        "step_s_median": sorted(times)[len(times) // 2],
+        "step_cpu_s_median": sorted(cpu_times)[len(cpu_times) // 2],
         "step_cpu_s": min(cpu_times),
         "rss_after_build_mib": rss_built,
         "rss_after_warmup_mib": rss_warm,
