@@ -63,6 +63,11 @@ def test_extra_cells_add_their_weights_not_their_ops():
     np.testing.assert_allclose(graph_loss, eager_loss, rtol=1e-5)
 
 
-def test_eager_calls_and_nested_calls_run_the_layer_directly():
+def test_calls_from_inside_a_shared_function_run_the_layer_directly():
     x = keras.ops.zeros((1, 4, 4, 2))
-    assert not _darts_graph.enabled(x)
+    assert _darts_graph.enabled(x)
+    _darts_graph._LOCAL.inside = True
+    try:
+        assert not _darts_graph.enabled(x)
+    finally:
+        _darts_graph._LOCAL.inside = False
