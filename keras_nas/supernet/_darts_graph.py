@@ -5,7 +5,7 @@ candidate ops; traced inline, a 5-cell supernet's training graph holds ~70
 copies of each op's forward and backward graph (the micro configuration's
 first-order `tf.function` trace took ~2 minutes; benchmarks/RESULTS.md).
 Yet edges of the same width, stride and input shape differ only in their
-weights: a 5-cell supernet has 5 kinds of edge, an 8-cell one 7.
+weights: a 5-cell or an 8-cell supernet has 5 kinds of edge.
 
 `call(layer, inputs, op_weights, training, direct)` evaluates an edge through
 a function traced once per kind of edge (the key below) that takes the
