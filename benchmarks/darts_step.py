@@ -112,9 +112,10 @@ def measure(args):
     build_s = time.perf_counter() - t0
     rss_built = _rss_mib()
     phase[0] = "first call (tracing/compilation) and warm-up"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.fit(data, epochs=1, steps_per_epoch=args.warmup, verbose=0)
     compile_s = time.perf_counter() - t0
+    compile_cpu_s = time.process_time() - c0
     rss_warm = _rss_mib()
     phase[0] = "timed steps"
     times, cpu_times = [], []
@@ -134,7 +135,10 @@ def measure(args):
         "params": int(model.count_params()),
         "build_s": build_s,
         "first_call_s": compile_s,
+        "first_call_cpu_s": compile_cpu_s,
         "step_s": min(times),
+        "step_s_median": sorted(times)[len(times) // 2],
+        "step_cpu_s_median": sorted(cpu_times)[len(cpu_times) // 2],
         "step_cpu_s": min(cpu_times),
         "rss_after_build_mib": rss_built,
         "rss_after_warmup_mib": rss_warm,

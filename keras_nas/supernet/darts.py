@@ -36,6 +36,7 @@ from keras_nas._validation import (
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
+from keras_nas.supernet import _darts_graph
 from keras_nas.supernet.torch_style import (
     EpochCosineDecay,
     TorchAdam,
@@ -208,6 +209,14 @@ class MixedOp(keras.layers.Layer):
             op.build(tuple(input_shape))
 
     def call(self, inputs, op_weights, training=None):
+        if _darts_graph.enabled(inputs):
+            # Traced: one function per kind of edge (_darts_graph.py).
+            return _darts_graph.call(
+                self, inputs, op_weights, training, MixedOp._call_ops
+            )
+        return self._call_ops(inputs, op_weights, training)
+
+    def _call_ops(self, inputs, op_weights, training=None):
         weights = ops.take(ops.cast(op_weights, inputs.dtype), self._active)
         outputs = [op(inputs, training=training) for op in self.candidates]
         return _weighted_sum(weights, *outputs)

@@ -1,0 +1,221 @@
+"""DARTS search step: the original PyTorch code and keras-nas side by side.
+
+Runs the search step of the original DARTS code (Liu et al., ICLR 2019,
+github.com/quark0/darts, fetched by the user; its `cnn/` directory is given
+with `--darts-dir`) with a PyTorch interpreter given by `--torch-python`,
+and keras-nas' `DartsSupernet` step (benchmarks/darts_step.py) on the same
+configuration, interleaved: every round runs the reference and then each
+keras-nas variant, each in its own subprocess. For each it prints the time
+to the first step (construction + tracing/compilation + one step), the
+median step time and the peak resident memory (`ru_maxrss` of the
+subprocess), and the ratios to the reference of the same round.
+
+The original code is copied to a temporary directory and patched there for
+current PyTorch (`.cuda()` removed, the removed `add_(scalar, tensor)`
+overloads rewritten); nothing of it enters keras-nas. PyTorch is not a
+dependency of keras-nas.
+
+Usage:
+
+    python benchmarks/darts_reference.py --darts-dir /tmp/darts/cnn \
+        --torch-python /work/venv-torch/bin/python --config micro \
+        --orders 1,2 --variants tf,tf-xla,jax --threads 1
+
+Variants: `tf` (TF graph, the `fit` default), `tf-xla`, `tf-eager`, `jax`.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from darts_step import CONFIGS  # noqa: E402
+
+# Current-PyTorch rewrites of the original code, applied to a temp copy.
+PATCHES = [
+    (r"\.cuda\(async=True\)", ""),
+    (r"\.cuda\(\)", ""),
+    (r"\.add_\(R, v\)", ".add_(v, alpha=R)"),
+    (r"\.sub_\(2\*R, v\)", ".sub_(v, alpha=2*R)"),
+    (r"\.sub_\(eta, ig\.data\)", ".sub_(ig.data, alpha=eta)"),
+    (
+        r"theta\.sub\(eta, moment\+dtheta\)",
+        "theta.sub(moment+dtheta, alpha=eta)",
+    ),
+]
+
+# Runs in the PyTorch interpreter, with the patched copy on sys.path.
+REFERENCE = textwrap.dedent(
+    """
+    import json, resource, sys, time, types
+    import torch
+    import torch.nn as nn
+    cfg = json.loads(sys.argv[1])
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(0)
+    from model_search import Network
+    from architect import Architect
+    t0 = time.perf_counter()
+    criterion = nn.CrossEntropyLoss()
+    model = Network(cfg["filters"], 10, cfg["num_cells"], criterion)
+    optimizer = torch.optim.SGD(
+        model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    args = types.SimpleNamespace(
+        momentum=0.9, weight_decay=3e-4, arch_learning_rate=3e-4,
+        arch_weight_decay=1e-3)
+    architect = Architect(model, args)
+    b, (h, w, c) = cfg["batch"], cfg["shape"]
+    def batch():
+        return torch.randn(b, c, h, w), torch.randint(0, 10, (b,))
+    def step():
+        (xt, yt), (xv, yv) = batch(), batch()
+        model.train()
+        if cfg["order"]:
+            architect.step(xt, yt, xv, yv, 0.025, optimizer,
+                           unrolled=cfg["order"] == 2)
+        optimizer.zero_grad()
+        loss = criterion(model(xt), yt)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+    step()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(cfg["steps"]):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    print("RESULT " + json.dumps({
+        "first_step_s": first,
+        "step_s_median": times[len(times) // 2],
+        "peak_rss_mib": resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "params": sum(p.numel() for p in model.parameters()),
+    }))
+    """
+)
+
+VARIANTS = {
+    "tf": ("tensorflow", []),
+    "tf-xla": ("tensorflow", ["--jit"]),
+    "tf-eager": ("tensorflow", ["--eager"]),
+    "jax": ("jax", []),
+}
+
+
+def _patched_copy(darts_dir):
+    tmp = tempfile.mkdtemp(prefix="darts_ref_")
+    for name in os.listdir(darts_dir):
+        if name.endswith(".py"):
+            with open(os.path.join(darts_dir, name)) as f:
+                text = f.read()
+            for pattern, repl in PATCHES:
+                text = re.sub(pattern, repl, text)
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(text)
+    return tmp
+
+
+def _result(proc, what):
+    lines = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")]
+    if proc.returncode or not lines:
+        return {"error": f"{what} failed: {proc.stderr[-1500:]}"}
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def run_reference(args, copy, order, cfg):
+    spec = dict(cfg, order=order, steps=args.steps, threads=args.threads)
+    env = dict(os.environ, PYTHONPATH=copy, OMP_NUM_THREADS=str(args.threads))
+    proc = subprocess.run(
+        [args.torch_python, "-c", REFERENCE, json.dumps(spec)],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return _result(proc, "reference")
+
+
+def run_keras_nas(args, variant, order):
+    backend, flags = VARIANTS[variant]
+    cmd = [sys.executable, os.path.join(HERE, "darts_step.py")]
+    cmd += ["--backend", backend, "--mode", str(order)]
+    cmd += ["--config", args.config, "--steps", "1", "--warmup", "1"]
+    cmd += ["--repeats", str(args.steps)] + flags
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    if backend == "jax":
+        env["JAX_PLATFORMS"] = "cpu"
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+        env["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
+        env["TF_NUM_INTEROP_THREADS"] = "1"
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = _result(proc, variant)
+    if "error" not in r:
+        r["first_step_s"] = r["build_s"] + r["first_call_s"]
+    return r
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--darts-dir", required=True, help="the original cnn/")
+    p.add_argument("--torch-python", required=True)
+    p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    p.add_argument("--orders", default="1,2")
+    p.add_argument("--variants", default="tf,tf-xla,jax")
+    p.add_argument("--steps", type=int, default=5, help="timed steps")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    cfg = dict(CONFIGS[args.config])
+    copy = _patched_copy(args.darts_dir)
+    rows = []
+    try:
+        for order in [int(o) for o in args.orders.split(",")]:
+            for rnd in range(args.rounds):
+                ref = run_reference(args, copy, order, cfg)
+                print(json.dumps({"order": order, "reference": ref}))
+                for variant in args.variants.split(","):
+                    r = run_keras_nas(args, variant, order)
+                    print(json.dumps({"order": order, variant: r}))
+                    rows.append((order, rnd, variant, r, ref))
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    print(
+        f"\nconfig {args.config}, {args.threads} thread(s), "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "| order | variant | first step (s) | x ref | median step (s) "
+        "| x ref | peak RSS (MiB) | x ref |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for order, _, variant, r, ref in rows:
+        if "error" in r or "error" in ref:
+            print(
+                f"| {order} | {variant} | {r.get('error', '')[:60]} "
+                f"{ref.get('error', '')[:60]} |"
+            )
+            continue
+        cells = []
+        for key in ("first_step_s", "step_s_median", "peak_rss_mib"):
+            cells += [f"{r[key]:.2f}", f"{r[key] / ref[key]:.2f}"]
+        print(f"| {order} | {variant} | " + " | ".join(cells) + " |")
+        print(
+            f"| {order} | reference | {ref['first_step_s']:.2f} | 1 "
+            f"| {ref['step_s_median']:.2f} | 1 "
+            f"| {ref['peak_rss_mib']:.0f} | 1 |"
+        )
+
+
+if __name__ == "__main__":
+    main()

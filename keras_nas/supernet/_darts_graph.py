@@ -1,0 +1,146 @@
+"""One traced function per kind of DARTS edge, reused by every such edge.
+
+A DARTS supernet has 14 `MixedOp` edges per cell and every edge sums 7
+candidate ops; traced inline, a 5-cell supernet's training graph holds ~70
+copies of each op's forward and backward graph (the micro configuration's
+first-order `tf.function` trace took ~2 minutes; benchmarks/RESULTS.md).
+Yet edges of the same width, stride and input shape differ only in their
+weights: a 5-cell or an 8-cell supernet has 5 kinds of edge.
+
+`call(layer, inputs, op_weights, training, direct)` evaluates an edge through
+a function traced once per kind of edge (the key below) that takes the
+edge's weights as arguments. The function runs a representative layer of
+that kind statelessly (`keras.StatelessScope` maps its variables to the
+given values), so it reads none of its own weights; the batch-norm moving
+statistics it computes are returned and assigned to the calling layer's
+variables. On TensorFlow the function is a `tf.function` marked not to be
+inlined (one function in the caller's graph and one gradient function,
+however often it is called); on JAX it is a `jax.jit` function, whose jaxpr
+JAX traces once per input shapes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import weakref
+
+import keras
+
+# key -> (weak reference to the representative layer, traced function).
+_FUNCTIONS: dict = {}
+_LOCAL = threading.local()
+
+
+def _backend_module():
+    return importlib.import_module(
+        {"tensorflow": "tensorflow", "jax": "jax"}[keras.backend.backend()]
+    )
+
+
+def enabled(inputs) -> bool:
+    """Whether to call the shared function: on TensorFlow always, on JAX
+    when `inputs` are traced (eager JAX runs the layer directly), never
+    from inside a shared function (`call` below: the representative).
+    """
+    if getattr(_LOCAL, "inside", False):
+        return False
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        # Eagerly too: one function call per edge instead of ~50 op
+        # dispatches (micro configuration, first-order eager step: CPU
+        # time ~11 -> ~4 s; benchmarks/RESULTS.md).
+        return True
+    if backend == "jax":
+        jax = _backend_module()
+        return isinstance(inputs, jax.core.Tracer)
+    return False
+
+
+def _key(layer, inputs, op_weights, training):
+    config = layer.get_config()
+    config.pop("name", None)
+    return (
+        keras.backend.backend(),
+        type(layer),
+        repr(sorted(config.items())),
+        tuple(inputs.shape),
+        str(inputs.dtype),
+        tuple(op_weights.shape),
+        str(op_weights.dtype),
+        bool(training),
+    )
+
+
+def _make_function(layer, direct, training):
+    ref = weakref.ref(layer)
+
+    def edge(trainable, non_trainable, inputs, op_weights):
+        rep = ref()
+        mapping = list(zip(rep.trainable_variables, trainable, strict=True))
+        mapping += zip(rep.non_trainable_variables, non_trainable, strict=True)
+        _LOCAL.inside = True
+        try:
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                outputs = direct(rep, inputs, op_weights, training)
+        finally:
+            _LOCAL.inside = False
+        if not training:
+            return outputs, []
+        new = []
+        for v, old in zip(
+            rep.non_trainable_variables, non_trainable, strict=True
+        ):
+            value = scope.get_current_value(v)
+            new.append(old if value is None else value)
+        return outputs, new
+
+    if keras.backend.backend() == "tensorflow":
+        tf = _backend_module()
+        return tf.function(
+            edge,
+            autograph=False,
+            experimental_attributes={"_noinline": True},
+        )
+    return _backend_module().jit(edge)
+
+
+def function_for(layer, inputs, op_weights, training, direct):
+    """The shared function of `layer`'s kind of edge (made on first use)."""
+    key = _key(layer, inputs, op_weights, training)
+    entry = _FUNCTIONS.get(key)
+    if entry is None or entry[0]() is None:
+        entry = (weakref.ref(layer), _make_function(layer, direct, training))
+        _FUNCTIONS[key] = entry
+    return entry[1]
+
+
+def call(layer, inputs, op_weights, training, direct):
+    """`direct(layer, inputs, op_weights, training)` via the shared function.
+
+    Args:
+        layer: a built layer whose output depends only on its variables,
+            `inputs` and `op_weights` (no random ops).
+        inputs: the input tensor.
+        op_weights: the softmax weights of the candidate ops.
+        training: the training flag (a Python bool or None).
+        direct: the layer's own computation, called on the representative.
+
+    Returns:
+        The output; the batch-norm moving statistics are assigned to
+        `layer`'s non-trainable variables when `training`.
+    """
+    training = bool(training)
+    fn = function_for(layer, inputs, op_weights, training, direct)
+    trainable = [v.value for v in layer.trainable_variables]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+    if keras.backend.backend() == "tensorflow":
+        tf = _backend_module()
+        # Reads of the variables (the tape records them when it watches
+        # the variables) rather than the resource handles.
+        trainable = [tf.convert_to_tensor(v) for v in trainable]
+        non_trainable = [tf.convert_to_tensor(v) for v in non_trainable]
+    outputs, new = fn(trainable, non_trainable, inputs, op_weights)
+    for v, value in zip(layer.non_trainable_variables, new, strict=False):
+        v.assign(value)
+    return outputs

@@ -1,0 +1,73 @@
+"""The traced DARTS pass reuses one function per kind of edge.
+
+A cell added to the supernet must add to the traced graph only the reads,
+gradients and updates of its weights (a few graph ops per weight tensor),
+not another copy of every candidate op's forward and backward graph.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_nas.supernet import _darts_graph
+from keras_nas.supernet.darts import DartsSupernet, cross_entropy
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="counts the ops of a TensorFlow graph",
+)
+
+OPS = ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3")
+
+
+def _traced_pass(num_cells):
+    import tensorflow as tf
+
+    from keras_nas.supernet import _darts_tensorflow
+
+    model = DartsSupernet(
+        (8, 8, 3), 3, filters=2, num_cells=num_cells, ops=OPS, order=1
+    )
+    x, y = tf.zeros((4, 8, 8, 3)), tf.zeros((4,), tf.int32)
+    traced = tf.function(
+        lambda x, y: _darts_tensorflow._pass(model, x, y, "aw")
+    ).get_concrete_function(x, y)
+    graph = traced.graph.as_graph_def()
+    kinds = {
+        (c.filters, e.strides, c.reduction, c.reduction_prev)
+        for c in model.cells
+        for e in c.edges
+    }
+    return model, graph, kinds, traced
+
+
+def test_extra_cells_add_their_weights_not_their_ops():
+    small, g2, kinds2, _ = _traced_pass(2)
+    big, g4, kinds4, traced = _traced_pass(4)
+    extra_weights = len(big.variables) - len(small.variables)
+    extra_ops = len(g4.node) - len(g2.node)
+    assert extra_weights > 100
+    # Captures, reads, BN updates, constants, gradient sums: ~6.3 ops per
+    # weight tensor here (inline tracing, one graph copy per edge: ~30).
+    assert extra_ops <= 8 * extra_weights, (extra_ops, extra_weights)
+    # One forward, one forward-for-gradient and one backward function per
+    # kind of edge (input shape and stride), whatever the number of edges.
+    assert len(g2.library.function) <= 3 * len(kinds2)
+    assert len(g4.library.function) <= 3 * len(kinds4)
+    assert 3 * len(kinds4) < sum(len(c.edges) for c in big.cells)
+    # The traced pass computes what the layers compute eagerly.
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    y = np.zeros((4,), "int32")
+    graph_loss = float(traced(x, y)[0])
+    eager_loss = float(cross_entropy(y, big(x, training=True)))
+    np.testing.assert_allclose(graph_loss, eager_loss, rtol=1e-5)
+
+
+def test_calls_from_inside_a_shared_function_run_the_layer_directly():
+    x = keras.ops.zeros((1, 4, 4, 2))
+    assert _darts_graph.enabled(x)
+    _darts_graph._LOCAL.inside = True
+    try:
+        assert not _darts_graph.enabled(x)
+    finally:
+        _darts_graph._LOCAL.inside = False
