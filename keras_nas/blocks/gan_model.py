@@ -17,12 +17,12 @@ code of each backend lives in `_gan_tensorflow.py` and `_gan_jax.py`.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import keras
 from keras import ops
 
+from keras_nas._backend import backend_module
 from keras_nas.estimation.fid import FrechetDistance
 
 __all__ = [
@@ -33,21 +33,11 @@ __all__ = [
 ]
 
 _PACKAGE = "keras_nas"
-_BACKENDS = {
-    "tensorflow": "keras_nas.blocks._gan_tensorflow",
-    "jax": "keras_nas.blocks._gan_jax",
-}
 
 
 def step_module():
     """Returns the module with the GAN steps of the current backend."""
-    backend = keras.backend.backend()
-    if backend not in _BACKENDS:
-        raise ValueError(
-            f"GAN supports the Keras backends {sorted(_BACKENDS)}. "
-            f"Received: backend={backend!r} (set KERAS_BACKEND)."
-        )
-    return importlib.import_module(_BACKENDS[backend])
+    return backend_module("keras_nas.blocks", "_gan", "GAN")
 
 
 def discriminator_hinge_loss(real_scores, fake_scores):

@@ -67,6 +67,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_nas._backend import backend_module
+
 __all__ = [
     "LayerCost",
     "count_flops",
@@ -600,20 +602,11 @@ def _check_batch_size(batch_size: Any) -> int:
 
 
 def _inference_function(model: Any, jit_compile: bool | None):
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from keras_nas.estimation import _latency_tensorflow as impl
-    elif backend == "jax":
-        from keras_nas.estimation import _latency_jax as impl
-    else:
-        raise ValueError(
-            "Expected the Keras backend to be 'tensorflow' or 'jax' to "
-            f"measure latency. Received: backend={backend!r}"
-        )
+    impl = backend_module("keras_nas.estimation", "_latency", "latency")
     if jit_compile is None:
         jit_compile = getattr(model, "jit_compile", False) is True
     run = impl.inference_function(model, bool(jit_compile))
-    run.jit_compile = bool(jit_compile) or backend == "jax"
+    run.jit_compile = bool(jit_compile) or keras.backend.backend() == "jax"
     return run
 
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_nas._backend import backend_module
 from keras_nas.estimation._protocol import (
     fit_data,
     provided_metrics,
@@ -78,19 +79,9 @@ _JACOB_COV_K = 1e-5
 
 
 def _backend_module():
-    import keras
-
-    name = keras.backend.backend()
-    if name == "tensorflow":
-        from keras_nas.estimation import _zero_cost_tensorflow as module
-    elif name == "jax":
-        from keras_nas.estimation import _zero_cost_jax as module
-    else:
-        raise ValueError(
-            "Expected the Keras backend to be 'tensorflow' or 'jax' for "
-            f"zero-cost proxies. Received: backend={name!r}"
-        )
-    return module
+    return backend_module(
+        "keras_nas.estimation", "_zero_cost", "Zero-cost proxies"
+    )
 
 
 def _all_layers(model: Any) -> list:

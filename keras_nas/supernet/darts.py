@@ -18,7 +18,6 @@ datasets.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_nas._backend import backend_module
 from keras_nas._validation import (
     MAX_CELLS,
     MAX_FILTERS,
@@ -58,22 +58,11 @@ __all__ = [
 
 _PACKAGE = "keras_nas"
 _ARCH_NAMES = ("alpha_normal", "alpha_reduce")
-_BACKENDS = {
-    "tensorflow": "keras_nas.supernet._darts_tensorflow",
-    "jax": "keras_nas.supernet._darts_jax",
-}
 
 
 def step_module():
     """Returns the module with the gradient steps of the current backend."""
-    backend = keras.backend.backend()
-    if backend not in _BACKENDS:
-        raise ValueError(
-            "DARTS supports the Keras backends "
-            f"{sorted(_BACKENDS)}. Received: backend={backend!r} "
-            "(set KERAS_BACKEND)."
-        )
-    return importlib.import_module(_BACKENDS[backend])
+    return backend_module("keras_nas.supernet", "_darts", "DARTS")
 
 
 def _check_float(name: str, value: Any) -> float:

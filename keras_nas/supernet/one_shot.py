@@ -33,6 +33,7 @@ import keras_tuner
 import numpy as np
 from keras import ops
 
+from keras_nas._backend import backend_module
 from keras_nas.blocks.genotypes import (
     NB201_EDGES,
     Genotype,
@@ -53,17 +54,7 @@ _RNG_KEY = "path_rng_state"
 
 
 def _backend_module():
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        return importlib.import_module(
-            "keras_nas.supernet._one_shot_tensorflow"
-        )
-    if backend == "jax":
-        return importlib.import_module("keras_nas.supernet._one_shot_jax")
-    raise ValueError(
-        "OneShotSupernet supports the 'tensorflow' and 'jax' backends. "
-        f"Received: keras.backend.backend()={backend!r}"
-    )
+    return backend_module("keras_nas.supernet", "_one_shot", "OneShotSupernet")
 
 
 def _space_spec(space: Any) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_nas._backend import backend_module
 from keras_nas.tuners import _base
 
 __all__ = [
@@ -535,19 +536,7 @@ class _NumpyOps:
 
 
 def _backend_module():
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from keras_nas.tuners import _controller_tensorflow as mod
-    elif backend == "jax":
-        from keras_nas.tuners import _controller_jax as mod
-    else:
-        raise ValueError(
-            "LSTMController supports the 'tensorflow' and 'jax' Keras "
-            f"backends. Received: backend={backend!r}"
-        )
-    return mod
+    return backend_module("keras_nas.tuners", "_controller", "LSTMController")
 
 
 class LSTMController(Controller):
