@@ -49,6 +49,7 @@ REGISTERED = {
     "NasBench201Cell": "keras_nas.blocks.cells",
     "AuxiliaryHead": "keras_nas.blocks.network",
     "ResNetBasicBlock": "keras_nas.blocks.network",
+    "MBConv": "keras_nas.blocks.mbconv",
     "GeneratorCell": "keras_nas.blocks.gan",
     "GAN": "keras_nas.blocks.gan_model",
     "GanOptimizer": "keras_nas.blocks.gan_model",

@@ -39,6 +39,7 @@ _NAMES = {
     "ResNetBasicBlock": ".network",
     "AuxiliaryHead": ".network",
     "DropPathSchedule": ".schedules",
+    "MBConv": ".mbconv", "MobileNetGenotype": ".mobilenet_genotype",
     "GeneratorCell": ".gan", "build_generator": ".gan", "build_discriminator": ".gan", "GAN": ".gan_model", "GanOptimizer": ".gan_model",  # noqa: E501
     "GCNConv": ".graph", "GraphSAGEConv": ".graph", "GINConv": ".graph", "GATConv": ".graph", "GraphReadout": ".graph", "NodeMask": ".graph", "GRAPH_CONVS": ".graph", "get_graph_conv": ".graph", "node_mask": ".graph",  # noqa: E501
 }

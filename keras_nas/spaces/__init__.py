@@ -9,6 +9,7 @@ _NAMES = {
     "ChainSearchSpace": ".chain_space",
     "GanSearchSpace": ".gan_space", "FID_OBJECTIVE": ".gan_space", "gan_cells_from_hyperparameters": ".gan_space",  # noqa: E501
     "GraphSearchSpace": ".graph_space",
+    "MobileNetSearchSpace": ".mobilenet_space", "MobileNetBlock": ".mobilenet_space", "PROXYLESS_STAGES": ".mobilenet_space",  # noqa: E501
     "NasBench201SearchSpace": ".nas_bench_201",
     "NB201_HP_NAMES": ".nas_bench_201",
     "nb201_genotype_from_hyperparameters": ".nas_bench_201",
