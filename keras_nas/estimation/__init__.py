@@ -15,6 +15,7 @@ _NAMES = {
     "count_flops": ".hardware",
     "measure_latency": ".hardware",
     "profile_model": ".hardware",
+    "LatencyTable": ".latency_table",
     "retrain_top_k": ".shared_weights",
     "RetrainResult": ".shared_weights",
     "WeightInheritance": ".weight_inheritance",

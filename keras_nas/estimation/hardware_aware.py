@@ -27,11 +27,15 @@ import keras
 
 from keras_nas.estimation import hardware
 from keras_nas.estimation._protocol import provides_metrics, wrap_tuner
+from keras_nas.estimation.latency_table import LatencyTable
 
 __all__ = ["HARDWARE_METRICS", "HardwareAware", "mnas_reward"]
 
 #: Metric names `HardwareAware` can add (all to be minimized).
-HARDWARE_METRICS = ("params", "trainable_params", "macs", "flops", "latency")
+HARDWARE_METRICS = (
+    "params", "trainable_params", "macs", "flops", "latency",
+    "predicted_latency",
+)  # fmt: skip
 
 
 def mnas_reward(
@@ -125,6 +129,9 @@ class HardwareAware:
     - `"macs"`: multiply-accumulates; `"flops"`: FLOPs (`2 * MACs` + the
       rest), for one example,
     - `"latency"`: median inference latency in ms (`measure_latency`),
+    - `"predicted_latency"`: the latency in ms that `latency_table` (a
+      `LatencyTable` of the search space) predicts, without timing the
+      model (ProxylessNAS' per-block latency model),
 
     and, when a `target` is given, the MnasNet reward under `reward_name`
     (see `mnas_reward`), computed from `accuracy_metric` and
@@ -168,6 +175,8 @@ class HardwareAware:
         latency_runs: timed calls per latency measurement.
         latency_warmup: untimed calls before them.
         latency_batch_size: batch size of the latency measurement.
+        latency_table: a `LatencyTable` of the search space, required by
+            the `"predicted_latency"` metric.
         cache: reuse the costs of an architecture already measured.
 
     Example:
@@ -206,6 +215,7 @@ class HardwareAware:
         latency_warmup: int = 3,
         latency_batch_size: int = 1,
         cache: bool = True,
+        latency_table: LatencyTable | None = None,
     ):
         if isinstance(metrics, str):
             metrics = (metrics,)
@@ -222,8 +232,22 @@ class HardwareAware:
                 "Expected `estimator` to have an `estimate(tuner, trial, "
                 f"*args, **kwargs)` method. Received: estimator={estimator!r}"
             )
+        if ("predicted_latency" in metrics) != (latency_table is not None):
+            raise ValueError(
+                "Expected a `latency_table` (a LatencyTable) exactly when "
+                "`metrics` holds 'predicted_latency'. Received: "
+                f"metrics={metrics!r}, latency_table={latency_table!r}"
+            )
+        if latency_table is not None and not isinstance(
+            latency_table, LatencyTable
+        ):
+            raise ValueError(
+                "Expected `latency_table` to be a LatencyTable. "
+                f"Received: latency_table={latency_table!r}"
+            )
         if target_metric is None:
-            target_metric = "latency" if "latency" in metrics else metrics[0]
+            latencies = [m for m in metrics if m.endswith("latency")]
+            target_metric = latencies[0] if latencies else metrics[0]
         if target_metric not in metrics:
             raise ValueError(
                 f"Expected `target_metric` to be one of metrics={metrics}. "
@@ -251,6 +275,7 @@ class HardwareAware:
         self.latency_warmup = latency_warmup
         self.latency_batch_size = latency_batch_size
         self.cache = bool(cache)
+        self.latency_table = latency_table
         self.num_measurements = 0
         self._costs: dict[str, dict[str, float]] = {}
 
@@ -323,6 +348,8 @@ class HardwareAware:
                 warmup=self.latency_warmup,
                 runs=self.latency_runs,
             )["median_ms"]
+        if "predicted_latency" in self.metrics:
+            out["predicted_latency"] = self.latency_table.predict_model(model)
         self.num_measurements += 1
         return out
 
