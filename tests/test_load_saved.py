@@ -28,7 +28,7 @@ from keras_nas.blocks import (
 )
 from keras_nas.blocks.gan_model import GAN
 from keras_nas.blocks.graph import GRAPH_CONVS, GraphReadout, NodeMask
-from keras_nas.spaces import NasBench201SearchSpace
+from keras_nas.spaces import MobileNetSearchSpace, NasBench201SearchSpace
 from keras_nas.supernet import DartsSupernet, OneShotSupernet
 
 
@@ -83,6 +83,9 @@ def _models():
         generator, build_discriminator((4, 4, 1), filters=4), extractor, 0
     )
     gan.compile()  # GanOptimizer; the FrechetDistance metric
+    mobilenet = MobileNetSearchSpace(
+        (8, 8, 3), 3, stem_filters=8, stages=((8, 2, 1), (16, 1, 2))
+    ).build_network(("mbconv_5x5_e6", "zero", "mbconv_3x3_e3"))
     return {
         "ops": ops_model,
         "network": network,
@@ -92,6 +95,7 @@ def _models():
         "gnn": gnn,
         "gan": gan,
         "generator": generator,
+        "mobilenet": mobilenet,
     }
 
 
@@ -120,7 +124,7 @@ for name in names:
 NAMES = {
     "tensorflow": [
         "ops", "network", "nb201", "darts", "one_shot", "gnn", "gan",
-        "generator",
+        "generator", "mobilenet",
     ],
     "jax": ["ops", "darts"],
 }  # fmt: skip
@@ -134,6 +138,7 @@ LOADED = {
     "gnn": FUNCTIONAL,
     "gan": "keras_nas.blocks.gan_model GAN GanOptimizer",
     "generator": FUNCTIONAL,
+    "mobilenet": FUNCTIONAL,
 }
 
 

@@ -32,6 +32,7 @@ EXPECTED = {
         "DARTS_V2",
         "DilConv",
         "DropPathSchedule",
+        "MBConv", "MobileNetGenotype",
         "GAN", "GanOptimizer", "GeneratorCell", "build_discriminator", "build_generator",  # noqa: E501
         "GCNConv", "GraphSAGEConv", "GINConv", "GATConv", "GraphReadout", "NodeMask", "GRAPH_CONVS", "get_graph_conv", "node_mask",  # noqa: E501
         "EXTRA_OPS",
@@ -62,6 +63,7 @@ EXPECTED = {
         "ChainSearchSpace",
         "FID_OBJECTIVE", "GanSearchSpace", "gan_cells_from_hyperparameters",  # noqa: E501
         "GraphSearchSpace",
+        "MobileNetBlock", "MobileNetSearchSpace", "PROXYLESS_STAGES",
         "NB201_HP_NAMES",
         "NasBench201SearchSpace",
         "genotype_from_hyperparameters",
@@ -101,7 +103,7 @@ EXPECTED = {
         "TorchAdam",
         "EpochCosineDecay",
     },
-    "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model"},  # noqa: E501
+    "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model", "LatencyTable"},  # noqa: E501
     "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
     "predictors": {
         "ArchitectureEncoder",

@@ -37,14 +37,16 @@ import numpy as np
 from keras_nas._validation import check_positive_int, short_repr
 from keras_nas.estimation import hardware
 
-__all__ = ["LATENCY_TABLE_FILE", "LatencyTable"]
+__all__ = ["LATENCY_TABLE_FILE", "LatencyTable", "measure_interleaved"]
 
 #: File name of a table saved in a directory (e.g. a tuner's project dir).
 LATENCY_TABLE_FILE = "latency_table.json"
 #: The statistics of `measure_latency` a table keeps per part.
 STATISTICS = ("median_ms", "min_ms", "mean_ms", "p90_ms")
 _VERSION = 1
-_SETTINGS = ("backend", "batch_size", "jit_compile", "runs", "warmup")
+_SETTINGS = (
+    "backend", "batch_size", "jit_compile", "runs", "warmup", "repeats",
+)  # fmt: skip
 _SKIP = "zero"
 
 
@@ -67,6 +69,61 @@ def _check_statistic(statistic: Any) -> str:
             f"Received: statistic={short_repr(statistic)}"
         )
     return statistic
+
+
+def measure_interleaved(
+    models: Mapping[str, Any],
+    repeats: int = 3,
+    seed: int = 0,
+    on_model: Callable[[str, dict[str, float]], None] | None = None,
+    **settings: Any,
+) -> dict[str, dict[str, float]]:
+    """Latency statistics of several models, measured in interleaved rounds.
+
+    Each of `repeats` rounds times every model once with `measure_latency`
+    (`settings`: its `batch_size`, `runs`, `warmup`, `jit_compile`), in an
+    order shuffled per round, so that a change of the machine's load
+    reaches all models alike. Per model, the statistics of the rounds are
+    combined: the median of their `median_ms`, `mean_ms` and `p90_ms`, the
+    smallest `min_ms`.
+
+    Args:
+        models: name -> model, or name -> a function returning the model
+            (built once).
+        repeats: rounds.
+        seed: seed of the round orders (and of each input batch).
+        on_model: called as `on_model(name, stats)` when a model's rounds
+            are done.
+        **settings: keyword arguments of `measure_latency`.
+
+    Returns:
+        name -> `{"median_ms", "min_ms", "mean_ms", "p90_ms"}`.
+    """
+    repeats = check_positive_int("repeats", repeats)
+    built = {
+        name: m if isinstance(m, keras.layers.Layer) else m()
+        for name, m in models.items()
+    }
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in built}
+    rng = np.random.default_rng(seed)
+    names = list(built)
+    for _ in range(repeats):
+        for i in rng.permutation(len(names)):
+            name = names[int(i)]
+            stats = hardware.measure_latency(built[name], seed=seed, **settings)
+            rounds[name].append(stats)
+            if len(rounds[name]) == repeats and on_model is not None:
+                on_model(name, _combine(rounds[name]))
+    return {name: _combine(stats) for name, stats in rounds.items()}
+
+
+def _combine(rounds: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    out = {
+        s: float(np.median([r[s] for r in rounds]))
+        for s in ("median_ms", "mean_ms", "p90_ms")
+    }
+    out["min_ms"] = float(min(r["min_ms"] for r in rounds))
+    return out
 
 
 def _check_layout(layout: Any) -> dict[str, Any]:
@@ -170,6 +227,7 @@ class LatencyTable:
         warmup: int = 5,
         jit_compile: bool | None = None,
         seed: int = 0,
+        repeats: int = 3,
         on_part: Callable[[str, dict[str, float]], None] | None = None,
     ) -> LatencyTable:
         """Measures every part of `space` on the current device.
@@ -179,12 +237,15 @@ class LatencyTable:
                 `MobileNetSearchSpace`).
             path: a JSON file or a directory (e.g. a tuner's
                 `project_dir`; the file is then `latency_table.json`) to
-                save the table to after each part. Parts the file already
+                save the table to. Parts the file already
                 holds, measured with the same settings, are not measured
                 again; a file measured with other settings raises a
                 ValueError (nothing is overwritten).
             batch_size, runs, warmup, jit_compile, seed: passed to
                 `measure_latency` for every part.
+            repeats: every part is timed in `repeats` interleaved rounds
+                (see `measure_interleaved`): the table keeps the median of
+                the rounds' medians and the smallest minimum.
             on_part: called as `on_part(key, stats)` after each part is
                 measured (e.g. to print progress).
 
@@ -201,6 +262,7 @@ class LatencyTable:
         check_positive_int("batch_size", batch_size)
         check_positive_int("runs", runs)
         check_positive_int("warmup", warmup, minimum=0)
+        check_positive_int("repeats", repeats)
         layout = layout_fn()
         settings = {
             "backend": keras.backend.backend(),
@@ -208,6 +270,7 @@ class LatencyTable:
             "jit_compile": jit_compile,
             "runs": int(runs),
             "warmup": int(warmup),
+            "repeats": int(repeats),
             "device": f"{platform.machine()} {platform.processor()}".strip(),
             "cpus": os.cpu_count(),
         }
@@ -226,25 +289,27 @@ class LatencyTable:
                 )
             entries.update(saved.entries)
         table = cls(_check_layout(layout), entries, settings)
-        for key, make_model in layout["models"].items():
-            if key in table.entries:
-                continue
-            stats = hardware.measure_latency(
-                make_model(),
-                batch_size=batch_size,
-                warmup=warmup,
-                runs=runs,
-                seed=seed,
-                jit_compile=jit_compile,
+        missing = {
+            key: make_model
+            for key, make_model in layout["models"].items()
+            if key not in table.entries
+        }
+        if missing:
+            table.entries.update(
+                measure_interleaved(
+                    missing,
+                    repeats=repeats,
+                    seed=seed,
+                    on_model=on_part,
+                    batch_size=batch_size,
+                    warmup=warmup,
+                    runs=runs,
+                    jit_compile=jit_compile,
+                )
             )
-            table.entries[key] = {s: float(stats[s]) for s in STATISTICS}
             table.settings["measured_at"] = datetime.datetime.now(
                 datetime.timezone.utc
             ).isoformat(timespec="seconds")
-            if file is not None:
-                table.save(file)
-            if on_part is not None:
-                on_part(key, dict(table.entries[key]))
         if file is not None:
             table.save(file)
         return table
