@@ -44,7 +44,7 @@ MAC also counts as 2 FLOPs, and a bias adds `out` FLOPs):
 - `Cell`: its node sums, `(arity - 1) * out / len(concat)` FLOPs per
   node; `NasBench201Cell`: `3 * out` (nodes 2 and 3 sum 2 and 3 edges);
   `ResNetBasicBlock`: the residual addition (and the 2x2 average pooling
-  of a stride-2 shortcut).
+  of a stride-2 shortcut); `MBConv`: its residual addition, if any.
 - Activations, dropout, reshapes, `Concatenate`, padding, cropping,
   `Identity` and `Zero` ops: nothing.
 
@@ -207,6 +207,10 @@ def _resnet_block_cost(layer, inputs, outputs):
     return 0, flops
 
 
+def _mbconv_cost(layer, inputs, outputs):
+    return 0, _size(outputs[0]) if layer.adds_input else 0
+
+
 _COSTS: dict[type, CostFunction] = {}
 
 
@@ -248,7 +252,7 @@ def register_layer_cost(layer_class: type, cost: CostFunction) -> None:
 
 
 def _register_builtin_costs() -> None:
-    from keras_nas.blocks import cells, network
+    from keras_nas.blocks import cells, mbconv, network
     from keras_nas.blocks import ops as nas_ops
 
     layers = keras.layers
@@ -328,6 +332,7 @@ def _register_builtin_costs() -> None:
         (cells.Cell, _cell_cost),
         (cells.NasBench201Cell, _nb201_cell_cost),
         (network.ResNetBasicBlock, _resnet_block_cost),
+        (mbconv.MBConv, _mbconv_cost),
     ):
         _COSTS.setdefault(cls, cost)
 

@@ -7,6 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from keras_nas.blocks import MBConv, MobileNetGenotype
+from keras_nas.estimation import count_flops, count_macs
 from keras_nas.spaces import MobileNetSearchSpace
 from keras_nas.tuners import (
     AgingEvolution,
@@ -58,6 +59,17 @@ def test_mbconv_shapes_and_residual():
     one = MBConv(8, expansion=1)
     one(x)
     assert one.expand is None and len(one.weights) == 1 + 4 + 1 + 4
+
+
+def test_mbconv_costs():
+    inputs = keras.Input((8, 8, 8))
+    model = keras.Model(inputs, MBConv(8, kernel_size=5, expansion=3)(inputs))
+    hidden, pixels = 24, 64
+    macs = pixels * (8 * hidden + 25 * hidden + hidden * 8)
+    assert count_macs(model) == macs
+    # 2 FLOPs per MAC, batch norms (2 per element) and the residual add.
+    bn = 2 * pixels * (hidden + hidden + 8)
+    assert count_flops(model) == 2 * macs + bn + pixels * 8
 
 
 def test_mbconv_config_round_trip_and_errors():
