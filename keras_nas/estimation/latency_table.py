@@ -19,6 +19,12 @@ call cost plus its parts'. A skipped block (`"zero"`) costs nothing.
 The table is JSON (`save`, `load`), keyed by part configuration and input
 shape, with the measurement settings; measuring again with the same file
 only measures the parts it does not hold yet.
+
+Every prediction can add up the medians of the timed calls (the default)
+or their minima (`statistic="min_ms"`): on a machine shared with other
+work the minima are much less disturbed by the load (see
+`benchmarks/mobilenet_latency.py` and its results in
+`benchmarks/RESULTS.md`).
 """
 
 from __future__ import annotations
