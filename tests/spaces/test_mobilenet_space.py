@@ -1,5 +1,8 @@
 """MobileNetSearchSpace, the MBConv block and MobileNetGenotype."""
 
+import subprocess
+import sys
+
 import keras
 import keras_tuner
 import numpy as np
@@ -89,6 +92,19 @@ def test_mbconv_config_round_trip_and_errors():
 # ---------------------------------------------------------------------------
 # The genotype.
 # ---------------------------------------------------------------------------
+
+
+def test_genotype_module_imports_no_framework():
+    code = (
+        "import sys, keras_nas.blocks.mobilenet_genotype;"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]"
 
 
 def test_genotype_validation_and_json():
