@@ -39,7 +39,11 @@ _NAMES = {
     "ResNetBasicBlock": ".network",
     "AuxiliaryHead": ".network",
     "DropPathSchedule": ".schedules",
-    "GeneratorCell": ".gan", "build_generator": ".gan", "build_discriminator": ".gan", "GAN": ".gan_model", "GanOptimizer": ".gan_model",  # noqa: E501
+    "GeneratorCell": ".gan", "build_generator": ".gan", "build_discriminator": ".gan",  # noqa: E501
+    # Re-exported for compatibility; defined in `keras_nas.gan` (a layer
+    # above: the lazy table loads it only when the name is used).
+    "GAN": "keras_nas.gan.model",
+    "GanOptimizer": "keras_nas.gan.model",
     "GCNConv": ".graph", "GraphSAGEConv": ".graph", "GINConv": ".graph", "GATConv": ".graph", "GraphReadout": ".graph", "NodeMask": ".graph", "GRAPH_CONVS": ".graph", "get_graph_conv": ".graph", "node_mask": ".graph",  # noqa: E501
 }
 

@@ -28,7 +28,10 @@ _NAMES = {
     "ZeroCost": ".zero_cost",
     "zero_cost_score": ".zero_cost",
     "ZERO_COST_PROXIES": ".zero_cost",
-    "FrechetDistance": ".fid", "frechet_distance": ".fid", "train_feature_extractor": ".fid",  # noqa: E501
+    # Defined in `keras_nas.gan`.
+    "FrechetDistance": "keras_nas.gan.fid",
+    "frechet_distance": "keras_nas.gan.fid",
+    "train_feature_extractor": "keras_nas.gan.fid",
 }
 
 __all__ = sorted(_NAMES)

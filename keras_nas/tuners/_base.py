@@ -36,7 +36,7 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.estimation._protocol import run_estimator
+from keras_nas.estimation._protocol import run_estimator, runs_estimator
 from keras_nas.tensorboard import SearchViewsMixin
 from keras_nas.tuners import _distributed, _results
 
@@ -557,6 +557,7 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
         _distributed.serve_oracle(self.oracle)
         return None
 
+    @runs_estimator
     def run_trial(self, trial, *args, **kwargs):
         if self.estimator is None:
             results = super().run_trial(trial, *args, **kwargs)
