@@ -3,7 +3,7 @@
 Everything here can be used in any Keras model without a search.
 """
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import lazy_module
 
 _NAMES = {
     # Pure Python (no TensorFlow import).
@@ -47,9 +47,4 @@ _NAMES = {
     "GCNConv": ".graph", "GraphSAGEConv": ".graph", "GINConv": ".graph", "GATConv": ".graph", "GraphReadout": ".graph", "NodeMask": ".graph", "GRAPH_CONVS": ".graph", "get_graph_conv": ".graph", "node_mask": ".graph",  # noqa: E501
 }
 
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_getattr(__name__, _NAMES)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)

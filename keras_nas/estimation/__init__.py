@@ -1,6 +1,6 @@
 """Performance estimation: cheaper ways to score a candidate architecture."""
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import lazy_module
 
 _NAMES = {
     "SharedWeights": ".shared_weights",
@@ -34,9 +34,4 @@ _NAMES = {
     "train_feature_extractor": "keras_nas.gan.fid",
 }
 
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_getattr(__name__, _NAMES)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)

@@ -8,7 +8,7 @@ space is `keras_nas.spaces.GanSearchSpace`. The names are also exported by
 FID names), where they were first.
 """
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import lazy_module
 
 _NAMES = {
     "GAN": ".model",
@@ -18,9 +18,4 @@ _NAMES = {
     "train_feature_extractor": ".fid",
 }
 
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_getattr(__name__, _NAMES)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)
