@@ -35,7 +35,7 @@ import keras_tuner
 import numpy as np
 from _common import digits_split
 
-from keras_nas.estimation.fid import train_feature_extractor
+from keras_nas.gan.fid import train_feature_extractor
 from keras_nas.spaces.gan_space import FID_OBJECTIVE, GanSearchSpace
 
 BASELINE = (
@@ -108,7 +108,7 @@ def _retrain(space, values, seed, args, x_train, x_val, x_test):
 
 
 def _reference_fids(extractor, x_val, x_test, seed):
-    from keras_nas.estimation.fid import FrechetDistance
+    from keras_nas.gan.fid import FrechetDistance
 
     noise = np.random.default_rng(seed).uniform(-1, 1, size=x_test.shape)
     out = {}

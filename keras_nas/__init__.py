@@ -2,7 +2,7 @@
 
 Every public name of the subpackages (`blocks`, `spaces`, `tuners`,
 `supernet`, `estimation`, `benchmarks`,
-`predictors`) is re-exported here. Imports are lazy:
+`predictors`, `gan`) is re-exported here. Imports are lazy:
 `import keras_nas` does not load TensorFlow until a name that needs it is used.
 """
 
@@ -20,6 +20,7 @@ _SUBPACKAGES = (
     "estimation",
     "benchmarks",
     "predictors",
+    "gan",
 )
 
 # Top-level helper modules: importable as `keras_nas.<name>`; their main

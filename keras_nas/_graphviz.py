@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from keras_nas.blocks.genotypes import NasBench201Genotype
+
 __all__ = ["available", "cell_pngs"]
 
 _INPUT = "#a6cee3"
@@ -91,8 +93,6 @@ def _nb201_graph(genotype):
 
 def cell_pngs(genotype: Any) -> list[tuple[str, bytes]]:
     """(title, PNG bytes) per cell of a `Genotype` or NB201 genotype."""
-    from keras_nas.blocks.genotypes import NasBench201Genotype
-
     if isinstance(genotype, NasBench201Genotype):
         graphs = [("NAS-Bench-201 cell", _nb201_graph(genotype))]
     else:

@@ -32,3 +32,23 @@ def lazy_getattr(
         return value
 
     return __getattr__
+
+
+def lazy_module(
+    package: str, names: Mapping[str, str]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """`__all__`, `__getattr__` and `__dir__` of a package's lazy exports.
+
+    Args:
+        package: the `__name__` of the package.
+        names: public name -> module that defines it (relative to
+            `package` when it starts with a dot).
+
+    Example:
+
+    ```python
+    __all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)
+    ```
+    """
+    public = sorted(names)
+    return public, lazy_getattr(package, names), lambda: public

@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from keras_nas._metric_names import HARDWARE_METRICS
 from keras_nas._tensorboard_read import (
     read_hparams,
     read_images,
@@ -343,8 +344,6 @@ def _check_every(history_every: Any) -> int:
 
 
 def _hardware_metrics() -> tuple[str, ...]:
-    from keras_nas.estimation.hardware_aware import HARDWARE_METRICS
-
     return HARDWARE_METRICS
 
 

@@ -12,6 +12,9 @@ import os
 import types
 from typing import Any
 
+from keras_nas.blocks.genotypes import NasBench201Genotype
+from keras_nas.blocks.registry import NB201_OPS
+
 __all__ = [
     "FAST_ENV_VAR",
     "WORKDIR_ENV_VAR",
@@ -96,9 +99,6 @@ def _write_synthetic_nb201(path: str, seed: int = 0) -> None:
     import itertools
 
     import numpy as np
-
-    from keras_nas.blocks.genotypes import NasBench201Genotype
-    from keras_nas.blocks.registry import NB201_OPS
 
     rng = np.random.default_rng(seed)
     effect = {

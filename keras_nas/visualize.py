@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keras_nas import _graphviz
+from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
 
 __all__ = ["plot_history", "draw_genotype", "pareto_front"]
 
@@ -608,8 +609,6 @@ def draw_genotype(
     >>> len(fig.axes)
     2
     """
-    from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
-
     if engine not in _ENGINES:
         raise ValueError(
             f"Expected `engine` to be one of {list(_ENGINES)}. "

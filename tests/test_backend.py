@@ -20,7 +20,7 @@ def test_backend_module_imports_the_current_backends_module():
     [
         ("keras_nas.supernet", "_darts", "DARTS"),
         ("keras_nas.supernet", "_one_shot", "OneShotSupernet"),
-        ("keras_nas.blocks", "_gan", "GAN"),
+        ("keras_nas.gan", "_steps", "GAN"),
         ("keras_nas.tuners", "_controller", "LSTMController"),
         ("keras_nas.estimation", "_zero_cost", "Zero-cost proxies"),
         ("keras_nas.estimation", "_latency", "latency"),
@@ -42,7 +42,7 @@ def test_every_backend_module_exists():
     for package, name in [
         ("keras_nas.supernet", "_darts"),
         ("keras_nas.supernet", "_one_shot"),
-        ("keras_nas.blocks", "_gan"),
+        ("keras_nas.gan", "_steps"),
         ("keras_nas.tuners", "_controller"),
         ("keras_nas.estimation", "_zero_cost"),
         ("keras_nas.estimation", "_latency"),

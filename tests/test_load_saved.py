@@ -26,8 +26,8 @@ from keras_nas.blocks import (
     get_graph_conv,
     get_op,
 )
-from keras_nas.blocks.gan_model import GAN
 from keras_nas.blocks.graph import GRAPH_CONVS, GraphReadout, NodeMask
+from keras_nas.gan.model import GAN
 from keras_nas.spaces import MobileNetSearchSpace, NasBench201SearchSpace
 from keras_nas.supernet import DartsSupernet, OneShotSupernet
 
@@ -136,7 +136,7 @@ LOADED = {
     "darts": "keras_nas.supernet.darts DartsSupernet BilevelOptimizer",
     "one_shot": "keras_nas.supernet.one_shot OneShotSupernet Adam",
     "gnn": FUNCTIONAL,
-    "gan": "keras_nas.blocks.gan_model GAN GanOptimizer",
+    "gan": "keras_nas.gan.model GAN GanOptimizer",
     "generator": FUNCTIONAL,
     "mobilenet": FUNCTIONAL,
 }

@@ -18,6 +18,7 @@ SUBPACKAGES = (
     "estimation",
     "benchmarks",
     "predictors",
+    "gan",
 )
 MODULES = ("data", "visualize", "tensorboard", "tutorial", "cli")
 
@@ -105,6 +106,14 @@ EXPECTED = {
     },
     "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model", "LatencyTable"},  # noqa: E501
     "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
+    # Also exported by `blocks` (GAN, GanOptimizer) and `estimation` (FID).
+    "gan": {
+        "FrechetDistance",
+        "GAN",
+        "GanOptimizer",
+        "frechet_distance",
+        "train_feature_extractor",
+    },
     "predictors": {
         "ArchitectureEncoder",
         "ENCODINGS",

@@ -24,6 +24,8 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from keras_nas.spaces import nas_bench_201
+
 __all__ = ["TabularBenchmark", "TabularRun", "run_oracle_on_table"]
 
 
@@ -89,8 +91,6 @@ class TabularBenchmark:
                 `|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|`.
             metric: The column holding the score.
         """
-        from keras_nas.spaces import nas_bench_201
-
         if not os.path.exists(path):
             raise ValueError(
                 "Expected `path` to name an existing NAS-Bench-201 CSV file. "
@@ -148,8 +148,6 @@ class TabularBenchmark:
 
 
 def _nb201_key(values: Mapping[str, Any]) -> str:
-    from keras_nas.spaces import nas_bench_201
-
     return nas_bench_201.nb201_genotype_from_hyperparameters(values).to_string()
 
 

@@ -3,7 +3,7 @@
 Everything here can be used in any Keras model without a search.
 """
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import lazy_module
 
 _NAMES = {
     # Pure Python (no TensorFlow import).
@@ -40,13 +40,12 @@ _NAMES = {
     "AuxiliaryHead": ".network",
     "DropPathSchedule": ".schedules",
     "MBConv": ".mbconv", "MobileNetGenotype": ".mobilenet_genotype",
-    "GeneratorCell": ".gan", "build_generator": ".gan", "build_discriminator": ".gan", "GAN": ".gan_model", "GanOptimizer": ".gan_model",  # noqa: E501
+    "GeneratorCell": ".gan", "build_generator": ".gan", "build_discriminator": ".gan",  # noqa: E501
+    # Re-exported for compatibility; defined in `keras_nas.gan` (a layer
+    # above: the lazy table loads it only when the name is used).
+    "GAN": "keras_nas.gan.model",
+    "GanOptimizer": "keras_nas.gan.model",
     "GCNConv": ".graph", "GraphSAGEConv": ".graph", "GINConv": ".graph", "GATConv": ".graph", "GraphReadout": ".graph", "NodeMask": ".graph", "GRAPH_CONVS": ".graph", "get_graph_conv": ".graph", "node_mask": ".graph",  # noqa: E501
 }
 
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_getattr(__name__, _NAMES)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)

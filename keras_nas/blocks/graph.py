@@ -29,7 +29,6 @@ output. All layers use `keras.ops` only (TensorFlow and JAX).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -632,63 +631,3 @@ def get_graph_conv(
             f"Received: conv={conv!r}"
         )
     return classes[conv](units, activation=activation, **kwargs)
-
-
-# ---------------------------------------------------------------------------
-# Hardware costs (`keras_nas.estimation.count_macs` etc.): dense adjacency
-# products cost `nodes * nodes * features` MACs.
-# ---------------------------------------------------------------------------
-
-
-def _nodes_features(ins: Sequence[tuple]) -> tuple[int, int]:
-    return int(ins[0][-2]), int(ins[0][-1])
-
-
-def _gcn_cost(layer, ins, outs):
-    n, f = _nodes_features(ins)
-    u = layer.units
-    macs = n * f * u + n * n * u
-    return macs, 2 * macs + 3 * n * u
-
-
-def _sage_cost(layer, ins, outs):
-    n, f = _nodes_features(ins)
-    u = layer.units
-    macs = n * n * f + 2 * n * f * u
-    return macs, 2 * macs + n * f + 2 * n * u
-
-
-def _gin_cost(layer, ins, outs):
-    n, f = _nodes_features(ins)
-    u = layer.units
-    macs = n * n * f + n * f * u + n * u * u
-    return macs, 2 * macs + 2 * n * f + 2 * n * u
-
-
-def _gat_cost(layer, ins, outs):
-    n, f = _nodes_features(ins)
-    hu = layer.heads * layer.units
-    macs = n * f * hu + 2 * n * hu + n * n * hu
-    # Attention logits: addition, LeakyReLU and softmax per edge and head.
-    return macs, 2 * macs + 4 * layer.heads * n * n + n * hu
-
-
-def _readout_cost(layer, ins, outs):
-    return 0, int(ins[0][-2]) * int(ins[0][-1])
-
-
-def _register_costs() -> None:
-    from keras_nas.estimation.hardware import register_layer_cost
-
-    for cls, cost in (
-        (GCNConv, _gcn_cost),
-        (GraphSAGEConv, _sage_cost),
-        (GINConv, _gin_cost),
-        (GATConv, _gat_cost),
-        (GraphReadout, _readout_cost),
-        (NodeMask, lambda layer, ins, outs: (0, 0)),
-    ):
-        register_layer_cost(cls, cost)
-
-
-_register_costs()

@@ -1,6 +1,6 @@
 """Performance estimation: cheaper ways to score a candidate architecture."""
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import lazy_module
 
 _NAMES = {
     "SharedWeights": ".shared_weights",
@@ -29,12 +29,10 @@ _NAMES = {
     "ZeroCost": ".zero_cost",
     "zero_cost_score": ".zero_cost",
     "ZERO_COST_PROXIES": ".zero_cost",
-    "FrechetDistance": ".fid", "frechet_distance": ".fid", "train_feature_extractor": ".fid",  # noqa: E501
+    # Defined in `keras_nas.gan`.
+    "FrechetDistance": "keras_nas.gan.fid",
+    "frechet_distance": "keras_nas.gan.fid",
+    "train_feature_extractor": "keras_nas.gan.fid",
 }
 
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_getattr(__name__, _NAMES)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)

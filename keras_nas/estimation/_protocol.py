@@ -17,11 +17,15 @@ import types
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from keras_nas.tensorboard import log_trial_metrics
+
 __all__ = [
     "fit_data",
+    "plain_run_trial",
     "provided_metrics",
     "provides_metrics",
     "run_estimator",
+    "runs_estimator",
     "wrap_tuner",
 ]
 
@@ -73,12 +77,34 @@ def run_estimator(
     unless the estimator's `logs_to_tensorboard` attribute is true (it
     trained with `fit` and the callbacks, which logged already).
     """
-    from keras_nas.tensorboard import log_trial_metrics
-
     metrics = estimator.estimate(tuner, trial, *fit_args, **fit_kwargs)
     if not getattr(estimator, "logs_to_tensorboard", False):
         log_trial_metrics(tuner, trial, fit_kwargs.get("callbacks"), metrics)
     return metrics
+
+
+def runs_estimator(run_trial: Any) -> Any:
+    """Marks a tuner class's `run_trial` that hands trials to an estimator.
+
+    `NasTuner.run_trial` is marked, so that `plain_run_trial` can skip it
+    without this module importing the tuners (a layer above it).
+    """
+    run_trial.runs_estimator = True
+    return run_trial
+
+
+def plain_run_trial(tuner: Any, trial: Any, *args: Any, **kwargs: Any):
+    """keras-tuner's own build-and-fit `run_trial` of `tuner`'s class.
+
+    Skips an estimator: the `run_trial` marked with `runs_estimator`
+    (`NasTuner`'s, which would call the estimator back) and the classes
+    before it in the MRO, and a `run_trial` set on the instance by
+    `wrap_tuner`.
+    """
+    for cls in type(tuner).__mro__:
+        if getattr(vars(cls).get("run_trial"), "runs_estimator", False):
+            return super(cls, tuner).run_trial(trial, *args, **kwargs)
+    return type(tuner).run_trial(tuner, trial, *args, **kwargs)
 
 
 def wrap_tuner(estimator: Any, tuner: Any) -> Any:

@@ -59,15 +59,20 @@ mean in `AuxiliaryHead`) is not seen; add a cost for such a layer with
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
 from keras_nas._backend import backend_module
+from keras_nas.estimation._layer_costs import (
+    Shape,
+    cost_function,
+    num_elements,
+    register_layer_cost,
+)
 
 __all__ = [
     "LayerCost",
@@ -79,10 +84,7 @@ __all__ = [
     "register_layer_cost",
 ]
 
-Shape = tuple[int, ...]
 _UNSET = object()
-#: `cost(layer, input_shapes, output_shapes) -> (macs, flops)`.
-CostFunction = Callable[[Any, list[Shape], list[Shape]], tuple[int, int]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,243 +110,6 @@ class LayerCost:
     macs: int
     flops: int
     counted: bool = True
-
-
-# ---------------------------------------------------------------------------
-# Per-layer costs.
-# ---------------------------------------------------------------------------
-
-
-def _size(shape: Sequence[int]) -> int:
-    return int(math.prod(int(d) for d in shape))
-
-
-def _channels(layer: Any, shape: Shape) -> int:
-    fmt = getattr(layer, "data_format", "channels_last")
-    return int(shape[1] if fmt == "channels_first" else shape[-1])
-
-
-def _bias(layer: Any, out: int) -> int:
-    return out if getattr(layer, "use_bias", False) else 0
-
-
-def _conv_cost(layer, inputs, outputs):
-    out = _size(outputs[0])
-    per_output = _size(layer.kernel_size) * _channels(layer, inputs[0])
-    macs = out * per_output // int(getattr(layer, "groups", 1) or 1)
-    return macs, 2 * macs + _bias(layer, out)
-
-
-def _depthwise_cost(layer, inputs, outputs):
-    out = _size(outputs[0])
-    macs = out * _size(layer.kernel_size)
-    return macs, 2 * macs + _bias(layer, out)
-
-
-def _separable_cost(layer, inputs, outputs):
-    out = _size(outputs[0])
-    depth_channels = _channels(layer, inputs[0]) * layer.depth_multiplier
-    positions = out // _channels(layer, outputs[0])
-    macs = positions * depth_channels * _size(layer.kernel_size)
-    macs += out * depth_channels
-    return macs, 2 * macs + _bias(layer, out)
-
-
-def _transpose_cost(layer, inputs, outputs):
-    macs = _size(inputs[0]) * _size(layer.kernel_size) * layer.filters
-    return macs, 2 * macs + _bias(layer, _size(outputs[0]))
-
-
-def _dense_cost(layer, inputs, outputs):
-    out = _size(outputs[0])
-    macs = out * int(inputs[0][-1])
-    return macs, 2 * macs + _bias(layer, out)
-
-
-def _batch_norm_cost(layer, inputs, outputs):
-    return 0, 2 * _size(outputs[0])
-
-
-def _pool_cost(layer, inputs, outputs):
-    window = layer.pool_size
-    if isinstance(window, int):
-        window = (window,) * (len(outputs[0]) - 2)
-    return 0, _size(outputs[0]) * _size(window)
-
-
-def _global_pool_cost(layer, inputs, outputs):
-    return 0, _size(inputs[0])
-
-
-def _merge_cost(layer, inputs, outputs):
-    return 0, (len(inputs) - 1) * _size(outputs[0])
-
-
-def _average_cost(layer, inputs, outputs):
-    return 0, len(inputs) * _size(outputs[0])
-
-
-def _free(layer, inputs, outputs):
-    return 0, 0
-
-
-def _cell_cost(layer, inputs, outputs):
-    node = _size(outputs[0]) // len(layer.concat)
-    return 0, layer.num_nodes * (layer.arity - 1) * node
-
-
-def _nb201_cell_cost(layer, inputs, outputs):
-    # Node 2 sums two edges, node 3 three: 1 + 2 additions per element.
-    return 0, 3 * _size(outputs[0])
-
-
-def _resnet_block_cost(layer, inputs, outputs):
-    out = _size(outputs[0])
-    flops = out  # The residual addition.
-    if layer.strides == 2:
-        # 2x2 average pooling of the shortcut, before its 1x1 conv.
-        flops += 4 * (out // layer.filters) * int(inputs[0][-1])
-    return 0, flops
-
-
-def _mbconv_cost(layer, inputs, outputs):
-    return 0, _size(outputs[0]) if layer.adds_input else 0
-
-
-_COSTS: dict[type, CostFunction] = {}
-
-
-def register_layer_cost(layer_class: type, cost: CostFunction) -> None:
-    """Registers the cost of a layer class (and its subclasses).
-
-    `cost(layer, input_shapes, output_shapes)` returns `(macs, flops)` of
-    one call with a batch of one example, *excluding* the layer's
-    sublayers, which are counted on their own. Use it for a custom layer
-    whose arithmetic is written with `keras.ops`, or to change a built-in
-    convention.
-
-    Args:
-        layer_class: a `keras.layers.Layer` subclass.
-        cost: the cost function; shapes include the batch dimension (1).
-
-    Example:
-
-    >>> class Scale(keras.layers.Layer):
-    ...     def call(self, x):
-    ...         return 2.0 * x
-    >>> register_layer_cost(
-    ...     Scale, lambda layer, ins, outs: (0, math.prod(outs[0])))
-    """
-    if not (
-        isinstance(layer_class, type)
-        and issubclass(layer_class, keras.layers.Layer)
-    ):
-        raise ValueError(
-            "Expected `layer_class` to be a keras.layers.Layer subclass. "
-            f"Received: layer_class={layer_class!r}"
-        )
-    if not callable(cost):
-        raise ValueError(
-            "Expected `cost` to be a callable (layer, input_shapes, "
-            f"output_shapes) -> (macs, flops). Received: cost={cost!r}"
-        )
-    _COSTS[layer_class] = cost
-
-
-def _register_builtin_costs() -> None:
-    from keras_nas.blocks import cells, mbconv, network
-    from keras_nas.blocks import ops as nas_ops
-
-    layers = keras.layers
-    groups: list[tuple[CostFunction, tuple[str, ...]]] = [
-        (_conv_cost, ("Conv1D", "Conv2D", "Conv3D")),
-        (_depthwise_cost, ("DepthwiseConv1D", "DepthwiseConv2D")),
-        (_separable_cost, ("SeparableConv1D", "SeparableConv2D")),
-        (
-            _transpose_cost,
-            ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"),
-        ),
-        (_dense_cost, ("Dense",)),
-        (_batch_norm_cost, ("BatchNormalization",)),
-        (
-            _pool_cost,
-            (
-                "MaxPooling1D",
-                "MaxPooling2D",
-                "MaxPooling3D",
-                "AveragePooling1D",
-                "AveragePooling2D",
-                "AveragePooling3D",
-            ),
-        ),
-        (
-            _global_pool_cost,
-            (
-                "GlobalAveragePooling1D",
-                "GlobalAveragePooling2D",
-                "GlobalAveragePooling3D",
-                "GlobalMaxPooling1D",
-                "GlobalMaxPooling2D",
-                "GlobalMaxPooling3D",
-            ),
-        ),
-        (_merge_cost, ("Add", "Subtract", "Multiply", "Maximum", "Minimum")),
-        (_average_cost, ("Average",)),
-        (
-            _free,
-            (
-                "InputLayer",
-                "Activation",
-                "ReLU",
-                "LeakyReLU",
-                "ELU",
-                "Softmax",
-                "Dropout",
-                "SpatialDropout1D",
-                "SpatialDropout2D",
-                "SpatialDropout3D",
-                "GaussianDropout",
-                "GaussianNoise",
-                "AlphaDropout",
-                "Flatten",
-                "Reshape",
-                "Permute",
-                "Concatenate",
-                "ZeroPadding1D",
-                "ZeroPadding2D",
-                "ZeroPadding3D",
-                "Cropping1D",
-                "Cropping2D",
-                "Cropping3D",
-                "Identity",
-            ),
-        ),
-    ]
-    for cost, names in groups:
-        for name in names:
-            cls = getattr(layers, name, None)
-            if cls is not None:
-                _COSTS.setdefault(cls, cost)
-    for cls, cost in (
-        (nas_ops.Pool, _pool_cost),
-        (nas_ops.Identity, _free),
-        (nas_ops.Zero, _free),
-        (cells.Cell, _cell_cost),
-        (cells.NasBench201Cell, _nb201_cell_cost),
-        (network.ResNetBasicBlock, _resnet_block_cost),
-        (mbconv.MBConv, _mbconv_cost),
-    ):
-        _COSTS.setdefault(cls, cost)
-
-
-_register_builtin_costs()
-
-
-def _cost_function(layer: Any) -> CostFunction | None:
-    for cls in type(layer).__mro__:
-        if cls in _COSTS:
-            return _COSTS[cls]
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -481,7 +246,7 @@ def profile_model(model: Any, input_shape: Any = None) -> list[LayerCost]:
                 continue
             seen.add(id(child))
             path = f"{prefix}{child.name}"
-            cost = _cost_function(child)
+            cost = cost_function(child)
             grandchildren = _children(child)
             if cost is not None or not grandchildren:
                 hook(child, path, cost)
@@ -489,7 +254,7 @@ def profile_model(model: Any, input_shape: Any = None) -> list[LayerCost]:
 
     try:
         walk(model, "")
-        own = _cost_function(model)
+        own = cost_function(model)
         if own is not None or not _children(model):
             hook(model, model.name, own)
         model(example, training=False)
@@ -587,7 +352,7 @@ def count_params(
     if not model.built:
         model(_example_inputs(model, input_shape), training=False)
     weights = model.trainable_weights if trainable_only else model.weights
-    return int(sum(_size(w.shape) for w in weights))
+    return int(sum(num_elements(w.shape) for w in weights))
 
 
 def _check_batch_size(batch_size: Any) -> int:

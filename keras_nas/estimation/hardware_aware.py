@@ -25,17 +25,16 @@ from typing import Any
 
 import keras
 
+from keras_nas._metric_names import HARDWARE_METRICS
 from keras_nas.estimation import hardware
-from keras_nas.estimation._protocol import provides_metrics, wrap_tuner
+from keras_nas.estimation._protocol import (
+    plain_run_trial,
+    provides_metrics,
+    wrap_tuner,
+)
 from keras_nas.estimation.latency_table import LatencyTable
 
 __all__ = ["HARDWARE_METRICS", "HardwareAware", "mnas_reward"]
-
-#: Metric names `HardwareAware` can add (all to be minimized).
-HARDWARE_METRICS = (
-    "params", "trainable_params", "macs", "flops", "latency",
-    "predicted_latency",
-)  # fmt: skip
 
 
 def mnas_reward(
@@ -75,19 +74,6 @@ def mnas_reward(
 
 def _values_key(trial: Any) -> str:
     return json.dumps(trial.hyperparameters.values, sort_keys=True, default=str)
-
-
-def _plain_run_trial(tuner: Any, trial: Any, *args: Any, **kwargs: Any):
-    """keras-tuner's own build-and-fit `run_trial` of `tuner`'s class.
-
-    Skips an estimator: `NasTuner.run_trial` (which would call it back) and a
-    `run_trial` set on the instance by `wrap`.
-    """
-    from keras_nas.tuners._base import NasTuner
-
-    if isinstance(tuner, NasTuner):
-        return super(NasTuner, tuner).run_trial(trial, *args, **kwargs)
-    return type(tuner).run_trial(tuner, trial, *args, **kwargs)
 
 
 class _HardwareCallback(keras.callbacks.Callback):
@@ -409,7 +395,7 @@ class HardwareAware:
         callbacks = list(fit_kwargs.get("callbacks") or [])
         fit_kwargs["callbacks"] = [_HardwareCallback(self, key), *callbacks]
         if self.estimator is None:
-            return _plain_run_trial(tuner, trial, *fit_args, **fit_kwargs)
+            return plain_run_trial(tuner, trial, *fit_args, **fit_kwargs)
         added = self.metrics + ((self.reward_name,) if self.target else ())
         with provides_metrics(added):
             metrics = self.estimator.estimate(

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_nas._validation import check_positive_int
 from keras_nas.estimation._protocol import fit_data, wrap_tuner
 
 __all__ = ["RetrainResult", "SharedWeights", "retrain_top_k"]
@@ -86,8 +87,6 @@ class SharedWeights:
                 "Expected `supernet` to be a keras_nas.supernet."
                 f"OneShotSupernet. Received: supernet={supernet!r}"
             )
-        from keras_nas.spaces._common import check_positive_int
-
         for name, value in (
             ("bn_recalibration_batches", bn_recalibration_batches),
             ("train_epochs", train_epochs),

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from keras_nas._backend import backend_module
+from keras_nas._validation import check_positive_int
 from keras_nas.estimation._protocol import (
     fit_data,
     provided_metrics,
@@ -618,8 +619,6 @@ class ZeroCost:
         seed: int | None = 0,
         training: bool = True,
     ):
-        from keras_nas.spaces._common import check_positive_int
-
         proxies = (proxy,) if isinstance(proxy, str) else tuple(proxy)
         if not proxies:
             raise ValueError(

@@ -8,7 +8,7 @@ interface, `fit(encodings, scores)` and `predict(encodings) -> (mean, std)`.
 Nothing here imports TensorFlow.
 """
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import lazy_module
 
 _NAMES = {
     "ArchitectureEncoder": ".encodings",
@@ -19,9 +19,4 @@ _NAMES = {
     "Predictor": ".models",
 }
 
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_getattr(__name__, _NAMES)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)

@@ -28,7 +28,7 @@ import keras_tuner
 
 from keras_nas._validation import MAX_FILTERS
 from keras_nas.blocks import gan
-from keras_nas.blocks.gan_model import GAN, default_optimizer
+from keras_nas.gan.model import GAN, default_optimizer
 from keras_nas.spaces import _common
 
 __all__ = ["FID_OBJECTIVE", "GanSearchSpace", "gan_cells_from_hyperparameters"]

@@ -1,6 +1,6 @@
 """Search strategies: keras-tuner `Oracle` and `Tuner` subclasses."""
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import lazy_module
 
 _NAMES = {
     "AgingEvolution": ".evolution",
@@ -23,9 +23,4 @@ _NAMES = {
     "LocalSearchOracle": ".local_search",
 }
 
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_getattr(__name__, _NAMES)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)

@@ -5,9 +5,9 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from keras_nas.blocks.gan_model import GAN
 from keras_nas.data import load_digits_arrays
-from keras_nas.estimation.fid import FrechetDistance, train_feature_extractor
+from keras_nas.gan.fid import FrechetDistance, train_feature_extractor
+from keras_nas.gan.model import GAN
 from keras_nas.spaces.gan_space import (
     FID_OBJECTIVE,
     GanSearchSpace,

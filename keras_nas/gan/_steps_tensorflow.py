@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-from keras_nas.blocks import gan_model
+from keras_nas.gan import losses
 
 
 def _gradients(loss_fn, z, variables):
@@ -18,18 +18,18 @@ def _gradients(loss_fn, z, variables):
 
 
 def train_step(model, data):
-    x = gan_model.real_images(data)
+    x = losses.real_images(data)
     n = ops.shape(x)[0]
     generator, discriminator = model.generator, model.discriminator
 
     def d_loss_fn(z_d):
         fake = generator(z_d, training=True)
         scores = discriminator(ops.concatenate([x, fake], 0), training=True)
-        return gan_model.discriminator_hinge_loss(scores[:n], scores[n:])
+        return losses.discriminator_hinge_loss(scores[:n], scores[n:])
 
     def g_loss_fn(z_g):
         fake = generator(z_g, training=True)
-        return gan_model.generator_hinge_loss(
+        return losses.generator_hinge_loss(
             discriminator(fake, training=True)
         )
 
@@ -51,7 +51,7 @@ def train_step(model, data):
 
 
 def test_step(model, data):
-    x = gan_model.real_images(data)
+    x = losses.real_images(data)
     fake = model.generator(model.sample_latent(ops.shape(x)[0]), training=False)
     extractor = model.feature_extractor
     model.fid_metric.update_state(

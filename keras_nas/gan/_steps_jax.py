@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from keras_nas._jax_state import update_metrics
-from keras_nas.blocks import gan_model
+from keras_nas.gan import losses
 
 
 def _take(values, variables, subset):
@@ -43,7 +43,7 @@ def _latents(model, ntv, n, count):
 
 def train_step(model, state, data):
     tv, ntv, ov, mv = state
-    x = gan_model.real_images(data)
+    x = losses.real_images(data)
     n = x.shape[0]
     steps = model.discriminator_steps
     (*z_ds, z_g), ntv = _latents(model, ntv, n, steps + 1)
@@ -60,7 +60,7 @@ def train_step(model, state, data):
         scores, d_ntv = d.stateless_call(
             d_tv, d_ntv, ops.concatenate([x, fake], 0), training=True
         )
-        loss = gan_model.discriminator_hinge_loss(scores[:n], scores[n:])
+        loss = losses.discriminator_hinge_loss(scores[:n], scores[n:])
         return loss, (d_ntv, g_ntv)
 
     d_grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
@@ -73,7 +73,7 @@ def train_step(model, state, data):
     def g_loss_fn(g_tv, g_ntv, d_ntv):
         fake, g_ntv = g.stateless_call(g_tv, g_ntv, z_g, training=True)
         scores, d_ntv = d.stateless_call(d_tv, d_ntv, fake, training=True)
-        return gan_model.generator_hinge_loss(scores), (g_ntv, d_ntv)
+        return losses.generator_hinge_loss(scores), (g_ntv, d_ntv)
 
     (g_loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(
         g_loss_fn, has_aux=True
@@ -95,7 +95,7 @@ def train_step(model, state, data):
 
 def test_step(model, state, data):
     tv, ntv, mv = state
-    x = gan_model.real_images(data)
+    x = losses.real_images(data)
     (z,), ntv = _latents(model, ntv, x.shape[0], 1)
     g, fe = model.generator, model.feature_extractor
     all_t, all_nt = model.trainable_variables, model.non_trainable_variables

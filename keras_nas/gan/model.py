@@ -12,7 +12,8 @@ al., ICCV 2019; from Lim & Ye, "Geometric GAN", 2017 and SNGAN):
 as many generated ones through the feature extractor into a
 `FrechetDistance` metric named `fid`, so the validation logs hold `val_fid`
 and `keras_tuner.Objective("val_fid", "min")` scores a trial. The gradient
-code of each backend lives in `_gan_tensorflow.py` and `_gan_jax.py`.
+code of each backend lives in `_steps_tensorflow.py` and `_steps_jax.py`,
+which share the losses of `keras_nas.gan.losses`.
 """
 
 from __future__ import annotations
@@ -20,36 +21,18 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
 from keras_nas._backend import backend_module
-from keras_nas.estimation.fid import FrechetDistance
+from keras_nas.gan.fid import FrechetDistance
 
-__all__ = [
-    "GAN",
-    "GanOptimizer",
-    "discriminator_hinge_loss",
-    "generator_hinge_loss",
-]
+__all__ = ["GAN", "GanOptimizer"]
 
 _PACKAGE = "keras_nas"
 
 
 def step_module():
     """Returns the module with the GAN steps of the current backend."""
-    return backend_module("keras_nas.blocks", "_gan", "GAN")
-
-
-def discriminator_hinge_loss(real_scores, fake_scores):
-    """`mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))`."""
-    return ops.mean(ops.relu(1.0 - real_scores)) + ops.mean(
-        ops.relu(1.0 + fake_scores)
-    )
-
-
-def generator_hinge_loss(fake_scores):
-    """`-mean(D(G(z)))`."""
-    return -ops.mean(fake_scores)
+    return backend_module("keras_nas.gan", "_steps", "GAN")
 
 
 def default_optimizer(learning_rate: float = 2e-4) -> keras.optimizers.Adam:
@@ -371,9 +354,3 @@ class GAN(keras.Model):
                     config[key], custom_objects=custom_objects
                 )
         return cls(**config)
-
-
-def real_images(data):
-    """The images of a batch `x`, `(x,)`, `(x, y)` or `(x, y, w)`."""
-    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return x

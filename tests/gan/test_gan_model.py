@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nas.blocks import gan_model
 from keras_nas.blocks.gan import build_discriminator, build_generator
-from keras_nas.blocks.gan_model import GAN, GanOptimizer
+from keras_nas.gan import losses
+from keras_nas.gan.model import GAN, GanOptimizer, step_module
 
 pytestmark = pytest.mark.usefixtures("eager_functions")
 
@@ -87,9 +87,9 @@ def test_validation_logs_val_fid():
 def test_hinge_losses():
     real, fake = np.array([2.0, 0.5]), np.array([-2.0, 0.0])
     # relu(1 - real) = [0, 0.5], relu(1 + fake) = [0, 1].
-    d = gan_model.discriminator_hinge_loss(real, fake)
+    d = losses.discriminator_hinge_loss(real, fake)
     assert float(d) == pytest.approx(0.25 + 0.5)
-    assert float(gan_model.generator_hinge_loss(fake)) == pytest.approx(1.0)
+    assert float(losses.generator_hinge_loss(fake)) == pytest.approx(1.0)
 
 
 def test_errors():
@@ -107,7 +107,7 @@ def test_errors():
         original = keras.backend.backend
         keras.backend.backend = lambda: "torch"
         try:
-            gan_model.step_module()
+            step_module()
         finally:
             keras.backend.backend = original
 
@@ -131,7 +131,7 @@ def test_gan_keras_round_trip(tmp_path):
 JAX_CODE = """
 import keras, numpy as np
 from keras_nas.blocks.gan import build_discriminator, build_generator
-from keras_nas.blocks.gan_model import GAN
+from keras_nas.gan.model import GAN
 keras.utils.set_random_seed(0)
 inputs = keras.Input((4, 4, 1))
 ext = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))

@@ -1,11 +1,11 @@
-"""Fréchet distance (estimation/fid.py) against a NumPy/SciPy reference."""
+"""Fréchet distance (gan/fid.py) against a NumPy/SciPy reference."""
 
 import keras
 import numpy as np
 import pytest
 from scipy import linalg
 
-from keras_nas.estimation.fid import (
+from keras_nas.gan.fid import (
     FrechetDistance,
     frechet_distance,
     train_feature_extractor,
