@@ -10,6 +10,7 @@ __all__ = [
     "MAX_CELLS",
     "MAX_FILTERS",
     "MAX_NODES",
+    "check_no_estimator",
     "check_objective",
     "check_positive_int",
     "is_int",
@@ -76,13 +77,23 @@ def _is_objective(value: Any) -> bool:
     ) in ("min", "max")
 
 
-def check_objective(objective: Any, reported: Any = None) -> Any:
+def check_objective(
+    objective: Any, reported: Any = None, default: Any = None
+) -> Any:
     """`objective` if keras-tuner accepts it: None, a metric name, a
     `keras_tuner.Objective`, or a non-empty list of names and Objectives.
+
+    Every keras-nas tuner and oracle defaults to `objective=None`, as
+    keras-tuner does. For a general oracle None keeps keras-tuner's meaning
+    (the value `run_trial`/`fit` returns, minimized); a tuner that reports
+    fixed metrics (`Darts`, `Enas`) passes its `default` metric, which None
+    then stands for (returned in its place).
 
     With `reported` (the metric names a tuner reports, fixed in advance),
     each objective must also be one of them.
     """
+    if objective is None:
+        objective = default
     items = objective if isinstance(objective, list) else [objective]
     if objective is not None and (
         not items or not all(_is_objective(o) for o in items)
@@ -101,3 +112,16 @@ def check_objective(objective: Any, reported: Any = None) -> Any:
                 f"Received: objective={short_repr(objective)}"
             )
     return objective
+
+
+def check_no_estimator(tuner: str, kwargs: dict) -> None:
+    """A `ValueError` if `kwargs` pass an `estimator` to a tuner that scores
+    its trials itself (`Darts`, `Enas`) and so cannot honour one."""
+    estimator = kwargs.get("estimator")
+    if estimator is not None:
+        raise ValueError(
+            f"Expected no `estimator` for `{tuner}`, which scores its "
+            "trials with its own supernet (use the estimator with another "
+            "tuner, e.g. `AgingEvolution`). "
+            f"Received: estimator={short_repr(estimator)}"
+        )

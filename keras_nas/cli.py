@@ -100,16 +100,18 @@ def _darts_arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
             "--tuner darts needs array data (digits or a .npz file); got "
             f"--dataset {args.dataset}"
         )
-    ops = tuple(space.ops)
-    return [], {
-        "input_shape": space.input_shape,
-        "num_classes": space.num_classes,
-        "ops": ops if "none" in ops else ("none", *ops),
+    derived = type(space)(
+        space.input_shape,
+        space.num_classes,
+        ops=space.ops,
+        num_nodes=space.num_nodes,
+        num_cells=max(space.num_cells),
+        filters=max(space.filters),
+        learning_rate=1e-2,
+    )
+    return [derived], {
         "filters": min(space.filters),
         "num_cells": max(space.num_cells),
-        "num_nodes": space.num_nodes,
-        "retrain_num_cells": max(space.num_cells),
-        "retrain_filters": max(space.filters),
         "batch_size": args.batch_size,
         "jit_compile": _jit_setting(args),
     }
