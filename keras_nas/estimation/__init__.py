@@ -1,8 +1,9 @@
 """Performance estimation: cheaper ways to score a candidate architecture."""
 
-from keras_nas._lazy import lazy_getattr
+from keras_nas._lazy import alias_modules, lazy_getattr
 
 _NAMES = {
+    "Estimator": "._protocol",
     "SharedWeights": ".shared_weights",
     "MedianStopping": ".early_stopping",
     "LearningCurveStopping": ".early_stopping",
@@ -18,18 +19,27 @@ _NAMES = {
     "retrain_top_k": ".shared_weights",
     "RetrainResult": ".shared_weights",
     "WeightInheritance": ".weight_inheritance",
-    "inherit_weights": ".inheritance",
-    "InheritanceReport": ".inheritance",
-    "structural_weights": ".inheritance",
-    "trial_parents": ".inheritance",
-    "net2wider": ".morphisms",
-    "net2deeper": ".morphisms",
-    "inherit_by_morphism": ".morphisms",
+    "inherit_weights": ".weight_transfer",
+    "InheritanceReport": ".weight_transfer",
+    "structural_weights": ".weight_transfer",
+    "trial_parents": ".weight_transfer",
+    "net2wider": ".network_morphisms",
+    "net2deeper": ".network_morphisms",
+    "inherit_by_morphism": ".network_morphisms",
     "ZeroCost": ".zero_cost",
     "zero_cost_score": ".zero_cost",
     "ZERO_COST_PROXIES": ".zero_cost",
     "FrechetDistance": ".fid", "frechet_distance": ".fid", "train_feature_extractor": ".fid",  # noqa: E501
 }
+
+# Renamed modules (issue 14), importable under their old names too:
+# `weight_inheritance` is the estimator, `weight_transfer` copies matching
+# weights between two models, `network_morphisms` widens/deepens (Net2Net).
+_OLD_MODULES = {
+    "inheritance": "weight_transfer",
+    "morphisms": "network_morphisms",
+}
+alias_modules(__name__, _OLD_MODULES)
 
 __all__ = sorted(_NAMES)
 __getattr__ = lazy_getattr(__name__, _NAMES)

@@ -10,8 +10,8 @@ earlier intermediate node (2 .. i + 1). The hyperparameters are
   normal cell),
 - `num_cells` and `filters` (Fixed when a single value is given).
 
-`genotype_from_hyperparameters` and `hyperparameters_from_genotype` convert
-between a trial's values and a `Genotype` exactly.
+`cell_genotype_from_hyperparameters` and `cell_hyperparameters_from_genotype`
+convert between a trial's values and a `Genotype` exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from keras_nas.spaces import _common
 
 __all__ = [
     "CellSearchSpace",
+    "cell_genotype_from_hyperparameters",
+    "cell_hyperparameters_from_genotype",
     "genotype_from_hyperparameters",
     "hyperparameters_from_genotype",
 ]
@@ -84,7 +86,7 @@ def _cell_pairs(
     return pairs, arity
 
 
-def genotype_from_hyperparameters(values: Any) -> Genotype:
+def cell_genotype_from_hyperparameters(values: Any) -> Genotype:
     """Turns the hyperparameters of a `CellSearchSpace` trial into a genotype.
 
     The number of nodes and of inputs per node are read from the keys. When
@@ -101,7 +103,7 @@ def genotype_from_hyperparameters(values: Any) -> Genotype:
 
     Example:
 
-    >>> g = genotype_from_hyperparameters({
+    >>> g = cell_genotype_from_hyperparameters({
     ...     "normal/node0/input0": 0, "normal/node0/op0": "sep_conv_3x3",
     ...     "normal/node0/input1": 1, "normal/node0/op1": "skip_connect",
     ... })
@@ -130,7 +132,7 @@ def genotype_from_hyperparameters(values: Any) -> Genotype:
     return Genotype(normal=normal, reduce=reduce, arity=arity)
 
 
-def hyperparameters_from_genotype(
+def cell_hyperparameters_from_genotype(
     genotype: Genotype | str,
     search_reduction: bool = True,
     num_cells: int | None = None,
@@ -147,16 +149,16 @@ def hyperparameters_from_genotype(
         filters: if given, added as `filters`.
 
     Returns:
-        A dict of hyperparameter values; `genotype_from_hyperparameters`
+        A dict of hyperparameter values; `cell_genotype_from_hyperparameters`
         maps it back to `genotype`.
 
     Example:
 
     >>> from keras_nas.blocks.genotypes import DARTS_V2
-    >>> hp = hyperparameters_from_genotype(DARTS_V2)
+    >>> hp = cell_hyperparameters_from_genotype(DARTS_V2)
     >>> hp["normal/node3/op1"], hp["normal/node3/input1"]
     ('dil_conv_3x3', 2)
-    >>> genotype_from_hyperparameters(hp) == DARTS_V2
+    >>> cell_genotype_from_hyperparameters(hp) == DARTS_V2
     True
     """
     if isinstance(genotype, str):
@@ -200,6 +202,12 @@ def hyperparameters_from_genotype(
                 values[_input_name(kind, i, k)] = index
                 values[_op_name(kind, i, k)] = op
     return values
+
+
+# The names before issue 14 (other spaces' functions carry their prefix:
+# `nb201_...`, `gan_...`); `keras_nas.spaces` resolves them too.
+genotype_from_hyperparameters = cell_genotype_from_hyperparameters
+hyperparameters_from_genotype = cell_hyperparameters_from_genotype
 
 
 class CellSearchSpace(keras_tuner.HyperModel):
@@ -344,7 +352,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
                         list(self.ops),
                         default=self._default_op(k),
                     )
-        return genotype_from_hyperparameters(hp)
+        return cell_genotype_from_hyperparameters(hp)
 
     def _default_op(self, k: int) -> str:
         # The default (first) architecture of some tuners: a conv on the
@@ -354,14 +362,14 @@ class CellSearchSpace(keras_tuner.HyperModel):
 
     def genotype(self, hp: Any) -> Genotype:
         """The genotype of a trial's hyperparameters (dict or `hp`)."""
-        return genotype_from_hyperparameters(hp)
+        return cell_genotype_from_hyperparameters(hp)
 
     def hyperparameters(
         self, genotype: Genotype | str, num_cells: int | None = None,
         filters: int | None = None,
     ) -> dict[str, Any]:
         """The values of this space that encode `genotype`."""
-        return hyperparameters_from_genotype(
+        return cell_hyperparameters_from_genotype(
             genotype,
             search_reduction=self.search_reduction,
             num_cells=num_cells,

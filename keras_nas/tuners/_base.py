@@ -26,7 +26,6 @@ share:
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -36,7 +35,8 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas.estimation._protocol import run_estimator
+from keras_nas._validation import check_seed
+from keras_nas.estimation._protocol import check_estimator, run_estimator
 from keras_nas.tensorboard import SearchViewsMixin
 from keras_nas.tuners import _distributed, _results
 
@@ -77,22 +77,6 @@ RandomState = np.random.Generator | random.Random
 # ---------------------------------------------------------------------------
 # Random number generators <-> JSON.
 # ---------------------------------------------------------------------------
-
-
-def check_seed(seed: Any) -> int | None:
-    """`seed` as an int in [0, 2**32), or `None`; else a `ValueError`."""
-    if seed is None:
-        return None
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, numbers.Integral)
-        or not 0 <= seed < 2**32
-    ):
-        raise ValueError(
-            "Expected `seed` to be None or an integer in [0, 2**32). "
-            f"Received: seed={seed!r}"
-        )
-    return int(seed)
 
 
 def set_seed(oracle: Any, seed: Any) -> None:
@@ -503,7 +487,7 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
             Optional when an `estimator` evaluates the trials.
         estimator: Optional object with an `estimate(tuner, trial, *args,
             **kwargs)` method returning a dict of metrics that contains the
-            objective.
+            objective (the `keras_nas.estimation.Estimator` protocol).
         **kwargs: Passed to `keras_tuner.Tuner` (`directory`,
             `project_name`, `overwrite`, ...).
 
@@ -524,13 +508,8 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        if estimator is not None and not callable(
-            getattr(estimator, "estimate", None)
-        ):
-            raise ValueError(
-                "Expected `estimator` to have an `estimate(tuner, trial, "
-                f"*args, **kwargs)` method. Received: estimator={estimator!r}"
-            )
+        if estimator is not None:
+            check_estimator(estimator)
         if (
             hypermodel is None
             and estimator is None

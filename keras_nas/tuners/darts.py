@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_nas._validation import (
     check_no_estimator,
+    check_number,
     check_objective,
     check_positive_int,
 )
@@ -301,11 +302,9 @@ class Darts(NasTuner):
         )
         check_no_estimator(type(self).__name__, kwargs)
         seed = check_seed(seed)
-        if not 0.0 < float(train_portion) < 1.0:
-            raise ValueError(
-                "Expected `train_portion` in (0, 1). "
-                f"Received: train_portion={train_portion!r}"
-            )
+        train_portion = check_number(
+            "train_portion", train_portion, 0, 1, low_open=True, high_open=True
+        )
         legacy = dict(
             num_classes=num_classes,
             num_nodes=num_nodes,
