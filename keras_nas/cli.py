@@ -530,22 +530,17 @@ def _check_budget(
     model: Any, max_params: int | None, max_flops: int | None
 ) -> None:
     """Fails the trial of a model over the `--max-params/--max-flops` budget
-    (as keras-tuner's `max_model_size` does)."""
+    (`keras_nas.estimation.check_budget`)."""
     if max_params is None and max_flops is None:
         return
-    from keras_tuner import errors
+    from keras_nas.estimation.budget import check_budget
 
-    from keras_nas.estimation.hardware import count_flops, count_params
-
-    for flag, limit, count in (
-        ("--max-params", max_params, count_params),
-        ("--max-flops", max_flops, count_flops),
-    ):
-        value = None if limit is None else count(model)
-        if value is not None and value > limit:
-            raise errors.FailedTrialError(
-                f"Over budget: {value} > {flag} {limit}. Skip model."
-            )
+    check_budget(
+        model,
+        max_params,
+        max_flops,
+        labels={"max_params": "--max-params ", "max_flops": "--max-flops "},
+    )
 
 
 #: Tuners that build every trial's model with `_try_build` (the budget

@@ -11,6 +11,7 @@ _NAMES = {
     "fit_learning_curve": ".learning_curves",
     "HardwareAware": ".hardware_aware",
     "mnas_reward": ".hardware_aware",
+    "check_budget": ".budget",
     "count_params": ".hardware",
     "count_macs": ".hardware",
     "count_flops": ".hardware",
