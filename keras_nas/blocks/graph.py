@@ -35,7 +35,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_nas._validation import check_positive_int
+from keras_nas._validation import check_number, check_positive_int
 
 __all__ = [
     "GATConv",
@@ -417,15 +417,9 @@ class GATConv(_GraphConv):
         self.heads = check_positive_int("heads", heads)
         self.concat_heads = bool(concat_heads)
         self.negative_slope = float(negative_slope)
-        if isinstance(attention_dropout, bool) or not (
-            isinstance(attention_dropout, (int, float))
-            and 0.0 <= attention_dropout < 1.0
-        ):
-            raise ValueError(
-                "Expected `attention_dropout` to be a number in [0, 1). "
-                f"Received: attention_dropout={attention_dropout!r}"
-            )
-        self.attention_dropout = float(attention_dropout)
+        self.attention_dropout = check_number(
+            "attention_dropout", attention_dropout, 0.0, 1.0, high_open=True
+        )
         self.seed = seed
         self.seed_generator = (
             keras.random.SeedGenerator(seed)

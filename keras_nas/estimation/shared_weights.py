@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from keras_nas._validation import check_positive_int
 from keras_nas.estimation._protocol import (
     best_epoch_metrics,
     fit_data,
@@ -273,10 +274,7 @@ def retrain_top_k(
     final = results[0].model
     ```
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(
-            f"Expected `k` to be an integer >= 1. Received: k={k!r}"
-        )
+    check_positive_int("k", k)
     hypermodel = getattr(tuner, "hypermodel", None)
     if hypermodel is None:
         raise ValueError(

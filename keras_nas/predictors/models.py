@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor, kernels
 
-from keras_nas._validation import check_seed
+from keras_nas._validation import check_positive_int, check_seed
 
 __all__ = [
     "GaussianProcessPredictor",
@@ -314,15 +314,7 @@ class MLPEnsemblePredictor(Predictor):
     ):
         super().__init__(seed)
         for name, value in (("num_networks", num_networks), ("steps", steps)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"Expected `{name}` to be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
+            check_positive_int(name, value)
         hidden_units = tuple(hidden_units)
         if not hidden_units or any(
             isinstance(u, bool) or not isinstance(u, int) or u < 1
@@ -443,15 +435,7 @@ class GradientBoostingPredictor(Predictor):
             ("num_trees", num_trees),
             ("max_depth", max_depth),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"Expected `{name}` to be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
+            check_positive_int(name, value)
         if not learning_rate > 0:
             raise ValueError(
                 "Expected `learning_rate` > 0. "

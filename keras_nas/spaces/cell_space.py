@@ -23,7 +23,13 @@ from typing import Any
 import keras
 import keras_tuner
 
-from keras_nas._validation import MAX_CELLS, MAX_FILTERS, MAX_NODES
+from keras_nas._validation import (
+    MAX_CELLS,
+    MAX_FILTERS,
+    MAX_NODES,
+    check_bool,
+    check_number,
+)
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
 from keras_nas.spaces import _common
@@ -301,32 +307,15 @@ class CellSearchSpace(keras_tuner.HyperModel):
         self.filters = _common.check_int_choices(
             "filters", filters, minimum=2, maximum=MAX_FILTERS
         )
-        if not isinstance(search_reduction, bool):
-            raise ValueError(
-                "Expected `search_reduction` to be a bool. "
-                f"Received: search_reduction={search_reduction!r}"
-            )
-        self.search_reduction = search_reduction
+        self.search_reduction = check_bool("search_reduction", search_reduction)
         self.bn_momentum = _common.check_momentum(bn_momentum)
         _common.check_optimizer(optimizer, learning_rate)
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
-        if not isinstance(auxiliary, bool):
-            raise ValueError(
-                "Expected `auxiliary` to be a bool. "
-                f"Received: auxiliary={auxiliary!r}"
-            )
-        self.auxiliary = auxiliary
-        if (
-            isinstance(drop_path_rate, bool)
-            or not isinstance(drop_path_rate, (int, float))
-            or not 0.0 <= drop_path_rate < 1.0
-        ):
-            raise ValueError(
-                "Expected `drop_path_rate` to be a number in [0, 1). "
-                f"Received: drop_path_rate={drop_path_rate!r}"
-            )
-        self.drop_path_rate = float(drop_path_rate)
+        self.auxiliary = check_bool("auxiliary", auxiliary)
+        self.drop_path_rate = check_number(
+            "drop_path_rate", drop_path_rate, 0.0, 1.0, high_open=True
+        )
 
     def declare_hyperparameters(
         self, hp: keras_tuner.HyperParameters
