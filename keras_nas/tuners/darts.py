@@ -24,6 +24,7 @@ from keras_nas._validation import (
     check_number,
     check_objective,
     check_positive_int,
+    short_repr,
 )
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
@@ -176,8 +177,9 @@ def _supernet_ops(space: Any) -> tuple[str, ...]:
 
 def _legacy_space(
     input_shape: Any, filters: Any, num_cells: Any, legacy: dict
-) -> tuple[Any, tuple[str, ...]]:
-    """The space and supernet ops of the keras-nas 0.x arguments."""
+) -> tuple[Any, tuple[str, ...], Any, Any]:
+    """The space, supernet ops, filters and cells of the keras-nas 0.x
+    arguments (with their defaults then: DARTS ops, 16 filters, 8 cells)."""
     from keras_nas.spaces.cell_space import CellSearchSpace
 
     warnings.warn(
@@ -210,7 +212,7 @@ def _legacy_space(
         optimizer="adam" if optimizer is None else optimizer,
         learning_rate=1e-2 if learning_rate is None else learning_rate,
     )
-    return space, tuple(ops)
+    return space, tuple(ops), filters, num_cells
 
 
 class Darts(NasTuner):
@@ -314,14 +316,26 @@ class Darts(NasTuner):
             retrain_optimizer=retrain_optimizer,
             retrain_learning_rate=retrain_learning_rate,
         )
-        if input_shape is not None or not _is_space(hypermodel):
-            if input_shape is None:
-                input_shape = hypermodel
-            hypermodel, ops = _legacy_space(
+        if input_shape is None and not _is_space(hypermodel):
+            if not isinstance(hypermodel, (tuple, list)):
+                raise ValueError(
+                    "Expected `hypermodel` to be a `keras_nas.spaces."
+                    "CellSearchSpace`. "
+                    f"Received: hypermodel={short_repr(hypermodel)}"
+                )
+            # keras-nas 0.x: `Darts(input_shape, num_classes, ...)`.
+            input_shape, hypermodel = hypermodel, None
+        elif input_shape is not None and hypermodel is not None:
+            raise ValueError(
+                "Expected either a search space or (deprecated) "
+                "`input_shape`, not both. Received: "
+                f"hypermodel={short_repr(hypermodel)}, "
+                f"input_shape={short_repr(input_shape)}"
+            )
+        if input_shape is not None:
+            hypermodel, ops, filters, num_cells = _legacy_space(
                 input_shape, filters, num_cells, legacy
             )
-            filters = 16 if filters is None else filters
-            num_cells = 8 if num_cells is None else num_cells
         else:
             given = sorted(k for k, v in legacy.items() if v is not None)
             if given:

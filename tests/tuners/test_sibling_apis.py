@@ -3,6 +3,7 @@ search space like `Enas`, one objective default, and an `estimator=` that a
 tuner cannot honour is refused."""
 
 import inspect
+import types
 import warnings
 
 import pytest
@@ -79,6 +80,10 @@ def test_old_darts_arguments_warn_and_build_the_same_tuner(tmp_path):
 def test_darts_refuses_space_settings_given_twice(tmp_path):
     with pytest.raises(ValueError, match=r"Received: num_nodes=3"):
         Darts(_space(), num_nodes=3, directory=str(tmp_path))
+    with pytest.raises(ValueError, match="Received: hypermodel=None"):
+        Darts(directory=str(tmp_path))
+    with pytest.raises(ValueError, match="CellSearchSpace`. Received"):
+        Darts(object(), directory=str(tmp_path))
     with pytest.raises(ValueError, match="search_reduction=False"):
         Darts(_space(search_reduction=False), directory=str(tmp_path))
 
@@ -109,3 +114,22 @@ def test_one_objective_default_as_in_keras_tuner():
     )
     with pytest.raises(ValueError, match="Received: objective='loss'"):
         Darts(_space(), objective="loss")
+
+
+def test_cli_darts_arguments_use_the_space_form(tmp_path):
+    from keras_nas import cli
+
+    space = _space(filters=(4, 8), num_cells=(2, 3))
+    args = types.SimpleNamespace(space="cell", batch_size=16, xla=False)
+    data = types.SimpleNamespace(is_arrays=True)
+    positional, keywords = cli._darts_arguments(args, space, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        tuner = Darts(*positional, **keywords, directory=str(tmp_path))
+    # As before: the supernet at the smallest filters and most cells, the
+    # derived network at the space's largest sizes.
+    assert tuner.supernet_config["filters"] == 4
+    assert tuner.supernet_config["num_cells"] == 3
+    assert tuner.hypermodel.filters == (8,)
+    assert tuner.hypermodel.num_cells == (3,)
+    assert tuner.supernet_config["ops"] == ("none", *OPS)
