@@ -51,6 +51,13 @@ def _exports():
 
 
 _EXPORTS = _exports()
+# Old names the subpackages still resolve (their `_ALIASES`; not in
+# `__all__`).
+_ALIASES = {
+    name: sub
+    for sub in _SUBPACKAGES
+    for name in getattr(_subpackage(sub), "_ALIASES", {})
+}
 
 # Saved models load after `import keras_nas` alone (see `_serializable`).
 _serializable.install()
@@ -63,7 +70,7 @@ __all__ = (
 def __getattr__(attr):
     if attr in _SUBPACKAGES or attr in _MODULES:
         return _subpackage(attr)
-    sub = _EXPORTS.get(attr)
+    sub = _EXPORTS.get(attr) or _ALIASES.get(attr)
     if sub is None:
         raise AttributeError(f"module 'keras_nas' has no attribute {attr!r}")
     return getattr(_subpackage(sub), attr)

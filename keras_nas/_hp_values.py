@@ -20,13 +20,14 @@ need keras-tuner's hyperparameter classes only, not an oracle or a tuner:
 
 from __future__ import annotations
 
-import numbers
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
+
+from keras_nas._validation import check_seed
 
 __all__ = [
     "MAX_FINITE_CANDIDATES",
@@ -60,22 +61,6 @@ RandomState = np.random.Generator | random.Random
 # ---------------------------------------------------------------------------
 # Random number generators <-> JSON.
 # ---------------------------------------------------------------------------
-
-
-def check_seed(seed: Any) -> int | None:
-    """`seed` as an int in [0, 2**32), or `None`; else a `ValueError`."""
-    if seed is None:
-        return None
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, numbers.Integral)
-        or not 0 <= seed < 2**32
-    ):
-        raise ValueError(
-            "Expected `seed` to be None or an integer in [0, 2**32). "
-            f"Received: seed={seed!r}"
-        )
-    return int(seed)
 
 
 def make_rng(seed: int | None) -> np.random.Generator:

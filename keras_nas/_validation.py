@@ -1,17 +1,28 @@
-"""Argument checks shared across the package (no TensorFlow, no Keras)."""
+"""Argument checks shared across the package (no TensorFlow, no Keras).
+
+Every check takes `(name, value, ...)`: the argument's name first, then the
+value the user passed, which the `ValueError` always shows as given
+(`Received: name=value`), never a value converted or replaced on the way.
+"""
 
 from __future__ import annotations
 
 import numbers
 import reprlib
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
     "MAX_CELLS",
     "MAX_FILTERS",
     "MAX_NODES",
+    "check_bool",
+    "check_choice",
+    "check_no_estimator",
+    "check_number",
     "check_objective",
     "check_positive_int",
+    "check_seed",
     "is_int",
     "short_repr",
 ]
@@ -49,9 +60,16 @@ def is_int(value: Any) -> bool:
 
 
 def check_positive_int(
-    name: str, value: Any, minimum: int = 1, maximum: int | None = None
-) -> int:
-    """`value` as an int, if it is an integer in [`minimum`, `maximum`]."""
+    name: str,
+    value: Any,
+    minimum: int = 1,
+    maximum: int | None = None,
+    allow_none: bool = False,
+) -> int | None:
+    """`value` as an int, if it is an integer in [`minimum`, `maximum`]
+    (or None, with `allow_none`)."""
+    if value is None and allow_none:
+        return None
     if (
         not is_int(value)
         or value < minimum
@@ -60,11 +78,76 @@ def check_positive_int(
         expected = (
             f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
         )
+        if allow_none:
+            expected += " or None"
         raise ValueError(
             f"Expected `{name}` to be an integer {expected}. "
             f"Received: {name}={short_repr(value)}"
         )
     return int(value)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """`value` as a float, if it is a real number in the interval from `low`
+    to `high` (each end closed unless `low_open` / `high_open`)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        number = float(value)
+        ok = (low < number if low_open else low <= number) and (
+            number < high if high_open else number <= high
+        )
+    if not ok:
+        interval = (
+            f"{'(' if low_open else '['}{low:g}, {high:g}"
+            f"{')' if high_open else ']'}"
+        )
+        raise ValueError(
+            f"Expected `{name}` to be a number in {interval}. "
+            f"Received: {name}={short_repr(value)}"
+        )
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """`value` if it is a bool (not an int that looks like one)."""
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"Expected `{name}` to be a bool. "
+            f"Received: {name}={short_repr(value)}"
+        )
+    return value
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """`value` if it is one of `allowed` (bools never match numbers)."""
+    if not any(
+        value == a and isinstance(value, bool) == isinstance(a, bool)
+        for a in allowed
+    ):
+        raise ValueError(
+            f"Expected `{name}` to be one of {list(allowed)}. "
+            f"Received: {name}={short_repr(value)}"
+        )
+    return value
+
+
+def check_seed(seed: Any) -> int | None:
+    """`seed` as an int in [0, 2**32), or `None`; else a `ValueError`."""
+    if seed is None:
+        return None
+    if not is_int(seed) or not 0 <= seed < 2**32:
+        raise ValueError(
+            "Expected `seed` to be None or an integer in [0, 2**32). "
+            f"Received: seed={short_repr(seed)}"
+        )
+    return int(seed)
 
 
 def _is_objective(value: Any) -> bool:
@@ -76,13 +159,23 @@ def _is_objective(value: Any) -> bool:
     ) in ("min", "max")
 
 
-def check_objective(objective: Any, reported: Any = None) -> Any:
+def check_objective(
+    objective: Any, reported: Any = None, default: Any = None
+) -> Any:
     """`objective` if keras-tuner accepts it: None, a metric name, a
     `keras_tuner.Objective`, or a non-empty list of names and Objectives.
+
+    Every keras-nas tuner and oracle defaults to `objective=None`, as
+    keras-tuner does. For a general oracle None keeps keras-tuner's meaning
+    (the value `run_trial`/`fit` returns, minimized); a tuner that reports
+    fixed metrics (`Darts`, `Enas`) passes its `default` metric, which None
+    then stands for (returned in its place).
 
     With `reported` (the metric names a tuner reports, fixed in advance),
     each objective must also be one of them.
     """
+    if objective is None:
+        objective = default
     items = objective if isinstance(objective, list) else [objective]
     if objective is not None and (
         not items or not all(_is_objective(o) for o in items)
@@ -101,3 +194,16 @@ def check_objective(objective: Any, reported: Any = None) -> Any:
                 f"Received: objective={short_repr(objective)}"
             )
     return objective
+
+
+def check_no_estimator(tuner: str, kwargs: dict) -> None:
+    """A `ValueError` if `kwargs` pass an `estimator` to a tuner that scores
+    its trials itself (`Darts`, `Enas`) and so cannot honour one."""
+    estimator = kwargs.get("estimator")
+    if estimator is not None:
+        raise ValueError(
+            f"Expected no `estimator` for `{tuner}`, which scores its "
+            "trials with its own supernet (use the estimator with another "
+            "tuner, e.g. `AgingEvolution`). "
+            f"Received: estimator={short_repr(estimator)}"
+        )

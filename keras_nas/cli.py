@@ -100,16 +100,18 @@ def _darts_arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
             "--tuner darts needs array data (digits or a .npz file); got "
             f"--dataset {args.dataset}"
         )
-    ops = tuple(space.ops)
-    return [], {
-        "input_shape": space.input_shape,
-        "num_classes": space.num_classes,
-        "ops": ops if "none" in ops else ("none", *ops),
+    derived = type(space)(
+        space.input_shape,
+        space.num_classes,
+        ops=space.ops,
+        num_nodes=space.num_nodes,
+        num_cells=max(space.num_cells),
+        filters=max(space.filters),
+        learning_rate=1e-2,
+    )
+    return [derived], {
         "filters": min(space.filters),
         "num_cells": max(space.num_cells),
-        "num_nodes": space.num_nodes,
-        "retrain_num_cells": max(space.num_cells),
-        "retrain_filters": max(space.filters),
         "batch_size": args.batch_size,
         "jit_compile": _jit_setting(args),
     }
@@ -528,22 +530,17 @@ def _check_budget(
     model: Any, max_params: int | None, max_flops: int | None
 ) -> None:
     """Fails the trial of a model over the `--max-params/--max-flops` budget
-    (as keras-tuner's `max_model_size` does)."""
+    (`keras_nas.estimation.check_budget`)."""
     if max_params is None and max_flops is None:
         return
-    from keras_tuner import errors
+    from keras_nas.estimation.budget import check_budget
 
-    from keras_nas.estimation.hardware import count_flops, count_params
-
-    for flag, limit, count in (
-        ("--max-params", max_params, count_params),
-        ("--max-flops", max_flops, count_flops),
-    ):
-        value = None if limit is None else count(model)
-        if value is not None and value > limit:
-            raise errors.FailedTrialError(
-                f"Over budget: {value} > {flag} {limit}. Skip model."
-            )
+    check_budget(
+        model,
+        max_params,
+        max_flops,
+        labels={"max_params": "--max-params ", "max_flops": "--max-flops "},
+    )
 
 
 #: Tuners that build every trial's model with `_try_build` (the budget

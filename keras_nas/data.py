@@ -39,6 +39,7 @@ from keras_nas._graph_data import (
     make_graph_classification,
     make_node_classification,
 )
+from keras_nas._validation import check_number, check_positive_int
 
 __all__ = [
     "DataSplits",
@@ -125,34 +126,8 @@ class DataSplits:
         return self.validation
 
 
-def _check_fraction(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"Expected `{name}` to be a number in (0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(
-            f"Expected `{name}` to be a number in (0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
-
-
-def _check_positive_int(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(
-            f"Expected `{name}` to be a positive integer or None. "
-            f"Received: {name}={value!r}"
-        )
-    if value < 1:
-        raise ValueError(
-            f"Expected `{name}` to be a positive integer or None. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
+def _check_fraction(name: str, value: Any) -> float:
+    return check_number(name, value, 0, 1, low_open=True, high_open=True)
 
 
 def split_arrays(
@@ -177,8 +152,8 @@ def split_arrays(
     """
     from sklearn.model_selection import train_test_split
 
-    validation_split = _check_fraction(validation_split, "validation_split")
-    test_split = _check_fraction(test_split, "test_split")
+    validation_split = _check_fraction("validation_split", validation_split)
+    test_split = _check_fraction("test_split", test_split)
     if validation_split + test_split >= 1.0:
         raise ValueError(
             "Expected `validation_split + test_split` to be below 1. "
@@ -336,15 +311,15 @@ def tfds_pipelines(
             "Expected `name` to be a tensorflow-datasets name like 'mnist'. "
             f"Received: name={name!r}"
         )
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int("batch_size", batch_size, allow_none=True)
     if batch_size is None:
         raise ValueError(
             f"Expected `batch_size` to be a positive integer. "
             f"Received: batch_size={batch_size!r}"
         )
-    validation_split = _check_fraction(validation_split, "validation_split")
-    test_split = _check_fraction(test_split, "test_split")
-    subset = _check_positive_int(subset, "subset")
+    validation_split = _check_fraction("validation_split", validation_split)
+    test_split = _check_fraction("test_split", test_split)
+    subset = check_positive_int("subset", subset, allow_none=True)
     size = _image_size(image_size)
 
     import tensorflow as tf

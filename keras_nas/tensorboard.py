@@ -34,6 +34,7 @@ from keras_nas._tensorboard_read import (
     read_scalars,
     read_text,
 )
+from keras_nas._validation import check_positive_int
 
 __all__ = [
     "ARCHITECTURE_IMAGE",
@@ -331,16 +332,7 @@ def _metric_value(trial: Any, name: str) -> float | None:
 
 
 def _check_every(history_every: Any) -> int:
-    if (
-        isinstance(history_every, bool)
-        or not isinstance(history_every, int)
-        or history_every < 1
-    ):
-        raise ValueError(
-            "Expected `history_every` to be a positive int. "
-            f"Received: history_every={history_every!r}"
-        )
-    return history_every
+    return check_positive_int("history_every", history_every)
 
 
 def _hardware_metrics() -> tuple[str, ...]:

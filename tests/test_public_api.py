@@ -67,8 +67,8 @@ EXPECTED = {
         "MobileNetBlock", "MobileNetSearchSpace", "PROXYLESS_STAGES",
         "NB201_HP_NAMES",
         "NasBench201SearchSpace",
-        "genotype_from_hyperparameters",
-        "hyperparameters_from_genotype",
+        "cell_genotype_from_hyperparameters",
+        "cell_hyperparameters_from_genotype",
         "nb201_genotype_from_hyperparameters",
         "nb201_hyperparameters_from_genotype",
     },
@@ -104,7 +104,7 @@ EXPECTED = {
         "TorchAdam",
         "EpochCosineDecay",
     },
-    "estimation": {"RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model", "LatencyTable"},  # noqa: E501
+    "estimation": {"Estimator", "RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model", "LatencyTable", "check_budget"},  # noqa: E501
     "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
     # Also exported by `blocks` (GAN, GanOptimizer) and `estimation` (FID).
     "gan": {
@@ -127,6 +127,44 @@ TOP_LEVEL_ONLY = {
     "DataSplits", "load_dataset", "tfds_pipelines", "draw_genotype",
     "pareto_front", "plot_history", "tutorial_settings",
 }  # fmt: skip
+
+
+#: Old names kept working (issue 14), outside `__all__`: subpackage ->
+#: {old name: the public name it resolves to}.
+ALIASES = {
+    "spaces": {
+        "genotype_from_hyperparameters": "cell_genotype_from_hyperparameters",
+        "hyperparameters_from_genotype": "cell_hyperparameters_from_genotype",
+    },
+}
+#: Renamed modules, importable under their old names: old -> new.
+MODULE_ALIASES = {
+    "keras_nas.estimation.inheritance": "keras_nas.estimation.weight_transfer",
+    "keras_nas.estimation.morphisms": "keras_nas.estimation.network_morphisms",
+    "keras_nas.spaces.nas_bench_201": "keras_nas.spaces.nas_bench_201_space",
+}
+
+
+def test_old_names_resolve_to_the_public_objects():
+    for sub, aliases in ALIASES.items():
+        module = importlib.import_module(f"keras_nas.{sub}")
+        for old, new in aliases.items():
+            assert old not in module.__all__ and old not in keras_nas.__all__
+            assert getattr(module, old) is getattr(module, new), old
+            assert getattr(keras_nas, old) is getattr(module, new), old
+
+
+def test_renamed_modules_import_under_their_old_names():
+    from keras_nas.estimation.inheritance import inherit_weights
+
+    from keras_nas.spaces import nas_bench_201
+
+    for old, new in MODULE_ALIASES.items():
+        assert importlib.import_module(old) is importlib.import_module(new)
+    assert inherit_weights is keras_nas.estimation.inherit_weights
+    assert nas_bench_201.NasBench201SearchSpace is (
+        keras_nas.spaces.NasBench201SearchSpace
+    )
 
 
 def test_subpackage_all_is_pinned():

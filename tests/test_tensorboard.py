@@ -232,19 +232,18 @@ def _tags_by_plugin(logdir):
 
 
 def test_darts_logs_alpha_scalars_and_images(tmp_path):
+    from keras_nas.spaces import CellSearchSpace
     from keras_nas.tuners import Darts
 
     rng = np.random.default_rng(0)
     x = rng.random((32, 8, 8, 1)).astype("float32")
     y = rng.integers(0, 3, 32)
-    ops = ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3")
+    ops = ("skip_connect", "max_pool_3x3", "sep_conv_3x3")
+    space = CellSearchSpace(
+        (8, 8, 1), 3, ops=ops, num_nodes=2, num_cells=2, filters=4
+    )
     tuner = Darts(
-        input_shape=(8, 8, 1),
-        num_classes=3,
-        filters=4,
-        num_cells=2,
-        num_nodes=2,
-        ops=ops,
+        space,
         batch_size=16,
         seed=0,
         directory=str(tmp_path / "search"),
@@ -268,7 +267,9 @@ def test_darts_logs_alpha_scalars_and_images(tmp_path):
     num_edges = 2 + 3  # nodes with 2 and 3 possible inputs
     for kind in ("normal", "reduce"):
         for e in range(num_edges):
-            per_op = [alpha[f"alpha/{kind}/edge{e}/{op}"] for op in ops]
+            per_op = [
+                alpha[f"alpha/{kind}/edge{e}/{op}"] for op in ("none", *ops)
+            ]
             assert all(len(v) == EPOCHS for v in per_op)
             # softmax weights of one edge sum to one, every epoch
             np.testing.assert_allclose(np.sum(per_op, axis=0), 1.0, rtol=1e-5)

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_nas._validation import MAX_FILTERS
+from keras_nas._validation import MAX_FILTERS, check_number, check_positive_int
 from keras_nas.blocks.genotypes import (
     NB201_EDGES,
     Genotype,
@@ -27,8 +27,6 @@ from keras_nas.blocks.ops import (
     FactorizedReduce,
     Identity,
     ReLUConvBN,
-    _check_int,
-    _check_rate,
     _check_version,
     _legacy_from_config,
     _version_scope,
@@ -151,9 +149,11 @@ class Cell(keras.layers.Layer):
                 f"Received: kind={kind!r}"
             )
         self.kind = kind
-        self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
+        self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
         self.reduction_prev = bool(reduction_prev)
-        self.drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
+        self.drop_path_rate = check_number(
+            "drop_path_rate", drop_path_rate, 0.0, 1.0, high_open=True
+        )
         self.seed = seed
         self.pairs, self.concat = self.genotype.cell(kind)
         self.arity = self.genotype.arity
@@ -402,7 +402,7 @@ class NasBench201Cell(keras.layers.Layer):
         super().__init__(**kwargs)
         self.ops_version = _check_version(ops_version)
         self.genotype = _as_nb201_genotype(genotype)
-        self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
+        self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
         with _version_scope(self.ops_version):
             self.edge_ops = [
                 get_op(op, self.filters, 1) for op in self.genotype.ops

@@ -34,8 +34,12 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_nas._validation import MAX_FILTERS
-from keras_nas.blocks.ops import _check_int
+from keras_nas._validation import (
+    MAX_FILTERS,
+    check_bool,
+    check_choice,
+    check_positive_int,
+)
 
 __all__ = [
     "CONV_TYPES",
@@ -57,23 +61,6 @@ CONV_TYPES: tuple[str, ...] = ("post", "pre")
 
 #: Batch-norm momentum (PyTorch's default, as elsewhere in keras-nas).
 BN_MOMENTUM = 0.9
-
-
-def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(
-            f"Expected `{name}` to be one of {list(allowed)}. "
-            f"Received: {name}={value!r}"
-        )
-    return str(value)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(
-            f"Expected `{name}` to be a bool. Received: {name}={value!r}"
-        )
-    return value
 
 
 def _norm(kind: str, name: str) -> keras.layers.Layer | None:
@@ -143,17 +130,19 @@ class GeneratorCell(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
-        self.upsample = _check_choice("upsample", upsample, UPSAMPLE_MODES)
-        self.norm = _check_choice("norm", norm, NORMS)
-        self.conv_type = _check_choice("conv_type", conv_type, CONV_TYPES)
-        self.shortcut = _check_bool("shortcut", shortcut)
+        self.filters = check_positive_int(
+            "filters", filters, maximum=MAX_FILTERS
+        )
+        self.upsample = check_choice("upsample", upsample, UPSAMPLE_MODES)
+        self.norm = check_choice("norm", norm, NORMS)
+        self.conv_type = check_choice("conv_type", conv_type, CONV_TYPES)
+        self.shortcut = check_bool("shortcut", shortcut)
         if isinstance(skips, (str, bytes)) or not isinstance(skips, Sequence):
             raise ValueError(
                 "Expected `skips` to be a sequence of bools, one per earlier "
                 f"cell. Received: skips={skips!r}"
             )
-        self.skips = tuple(_check_bool("skips", s) for s in skips)
+        self.skips = tuple(check_bool("skips", s) for s in skips)
         self.conv1 = keras.layers.Conv2D(
             self.filters, 3, padding="same", name="conv1"
         )
@@ -398,8 +387,8 @@ def build_generator(
             f"{h}x{w} (each cell doubles the size). Received: "
             f"{n} cells"
         )
-    filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
-    latent_dim = _check_int(latent_dim, "latent_dim")
+    filters = check_positive_int("filters", filters, maximum=MAX_FILTERS)
+    latent_dim = check_positive_int("latent_dim", latent_dim)
     bh, bw = h // 2**n, w // 2**n
     z = keras.Input((latent_dim,), name="latent")
     x = keras.layers.Dense(bh * bw * filters, name="linear")(z)
@@ -455,8 +444,8 @@ def build_discriminator(
         An uncompiled functional `keras.Model` with output `(batch, 1)`.
     """
     h, w, _ = _check_image_shape(image_shape)
-    filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
-    _check_bool("spectral_norm", spectral_norm)
+    filters = check_positive_int("filters", filters, maximum=MAX_FILTERS)
+    check_bool("spectral_norm", spectral_norm)
 
     def wrap(layer):
         if not spectral_norm:

@@ -34,6 +34,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_nas._validation import check_number, check_positive_int
+
 __all__ = [
     "GATConv",
     "GCNConv",
@@ -48,15 +50,6 @@ __all__ = [
 
 _PACKAGE = "keras_nas"
 _NEG_INF = -1e9
-
-
-def _check_units(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= 1. "
-            f"Received: {name}={value!r}"
-        )
-    return value
 
 
 def node_mask(x: Any, a: Any) -> Any:
@@ -146,7 +139,7 @@ class _GraphConv(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units = _check_units(units, "units")
+        self.units = check_positive_int("units", units)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -420,18 +413,12 @@ class GATConv(_GraphConv):
         **kwargs: Any,
     ):
         super().__init__(units, **kwargs)
-        self.heads = _check_units(heads, "heads")
+        self.heads = check_positive_int("heads", heads)
         self.concat_heads = bool(concat_heads)
         self.negative_slope = float(negative_slope)
-        if isinstance(attention_dropout, bool) or not (
-            isinstance(attention_dropout, (int, float))
-            and 0.0 <= attention_dropout < 1.0
-        ):
-            raise ValueError(
-                "Expected `attention_dropout` to be a number in [0, 1). "
-                f"Received: attention_dropout={attention_dropout!r}"
-            )
-        self.attention_dropout = float(attention_dropout)
+        self.attention_dropout = check_number(
+            "attention_dropout", attention_dropout, 0.0, 1.0, high_open=True
+        )
         self.seed = seed
         self.seed_generator = (
             keras.random.SeedGenerator(seed)
@@ -622,7 +609,7 @@ def get_graph_conv(
     (4, 2, 8)
     """
     if conv == "gat":
-        per_head = max(1, _check_units(units, "units") // heads)
+        per_head = max(1, check_positive_int("units", units) // heads)
         return GATConv(per_head, heads=heads, activation=activation, **kwargs)
     classes = {"gcn": GCNConv, "sage": GraphSAGEConv, "gin": GINConv}
     if conv not in classes:

@@ -15,7 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_nas._validation import MAX_CELLS, MAX_FILTERS
+from keras_nas._validation import MAX_CELLS, MAX_FILTERS, check_positive_int
 from keras_nas.blocks.cells import (
     Cell,
     NasBench201Cell,
@@ -26,7 +26,6 @@ from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
 from keras_nas.blocks.ops import (
     ReLUConvBN,
     _batch_norm,
-    _check_int,
     _check_strides,
     _check_version,
     _legacy_from_config,
@@ -65,7 +64,7 @@ class AuxiliaryHead(keras.layers.Layer):
         self, num_classes: int, ops_version: int | None = None, **kwargs
     ):
         super().__init__(**kwargs)
-        self.num_classes = _check_int(num_classes, "num_classes")
+        self.num_classes = check_positive_int("num_classes", num_classes)
         self.ops_version = _check_version(ops_version)
 
     def build(self, input_shape):
@@ -140,7 +139,9 @@ class ResNetBasicBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
+        self.filters = check_positive_int(
+            "filters", filters, maximum=MAX_FILTERS
+        )
         self.strides = _check_strides(strides)
         self.ops_version = _check_version(ops_version)
         version = self.ops_version
@@ -210,7 +211,7 @@ def _check_input_shape(input_shape: Any) -> tuple:
 
 
 def _check_classes(num_classes: Any) -> int:
-    return _check_int(num_classes, "num_classes", minimum=2)
+    return check_positive_int("num_classes", num_classes, minimum=2)
 
 
 def _stem(inputs, filters: int):
@@ -290,9 +291,9 @@ def build_network(
     genotype = _as_genotype(genotype)
     input_shape = _check_input_shape(input_shape)
     num_classes = _check_classes(num_classes)
-    filters = _check_int(filters, "filters", 2, MAX_FILTERS)
-    num_cells = _check_int(num_cells, "num_cells", maximum=MAX_CELLS)
-    stem_multiplier = _check_int(stem_multiplier, "stem_multiplier")
+    filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
+    num_cells = check_positive_int("num_cells", num_cells, maximum=MAX_CELLS)
+    stem_multiplier = check_positive_int("stem_multiplier", stem_multiplier)
     if auxiliary and None in input_shape[:2]:
         raise ValueError(
             "Expected a known spatial size for `auxiliary=True`. "
@@ -374,8 +375,8 @@ def build_nb201_network(
     genotype = _as_nb201_genotype(genotype)
     input_shape = _check_input_shape(input_shape)
     num_classes = _check_classes(num_classes)
-    filters = _check_int(filters, "filters", 2, MAX_FILTERS)
-    cells_per_stage = _check_int(cells_per_stage, "cells_per_stage")
+    filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
+    cells_per_stage = check_positive_int("cells_per_stage", cells_per_stage)
 
     inputs = keras.Input(input_shape)
     x = _stem(inputs, filters)

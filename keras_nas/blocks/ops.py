@@ -59,27 +59,6 @@ __all__ = [
 _PACKAGE = "keras_nas"
 
 
-def _check_int(
-    value: Any, name: str, minimum: int = 1, maximum: int | None = None
-) -> int:
-    """`value` as an int in [`minimum`, `maximum`] (no bools)."""
-    return check_positive_int(name, value, minimum, maximum)
-
-
-def _check_rate(value: Any, name: str) -> float:
-    """A probability in `[0, 1)` (e.g. a drop-path rate), as a float."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0.0 <= value < 1.0
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be a number in [0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 def _check_strides(strides: Any) -> int:
     if isinstance(strides, bool) or strides not in (1, 2):
         raise ValueError(
@@ -265,10 +244,12 @@ class ReLUConvBN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
-        self.kernel_size = _check_int(kernel_size, "kernel_size")
+        self.filters = check_positive_int(
+            "filters", filters, maximum=MAX_FILTERS
+        )
+        self.kernel_size = check_positive_int("kernel_size", kernel_size)
         self.strides = _check_strides(strides)
-        self.dilation_rate = _check_int(dilation_rate, "dilation_rate")
+        self.dilation_rate = check_positive_int("dilation_rate", dilation_rate)
         self.affine = bool(affine)
         self.factorized = bool(factorized)
         self.ops_version = _check_version(ops_version)
@@ -379,11 +360,13 @@ class SepConv(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters", maximum=MAX_FILTERS)
-        self.kernel_size = _check_int(kernel_size, "kernel_size")
+        self.filters = check_positive_int(
+            "filters", filters, maximum=MAX_FILTERS
+        )
+        self.kernel_size = check_positive_int("kernel_size", kernel_size)
         self.strides = _check_strides(strides)
-        self.dilation_rate = _check_int(dilation_rate, "dilation_rate")
-        self.repeats = _check_int(repeats, "repeats")
+        self.dilation_rate = check_positive_int("dilation_rate", dilation_rate)
+        self.repeats = check_positive_int("repeats", repeats)
         self.affine = bool(affine)
         self.ops_version = _check_version(ops_version)
         d = self.dilation_rate
@@ -538,7 +521,7 @@ class FactorizedReduce(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_int(filters, "filters", 2, MAX_FILTERS)
+        self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
         self.affine = bool(affine)
         self.ops_version = _check_version(ops_version)
         half = self.filters // 2
@@ -663,7 +646,7 @@ class Pool(keras.layers.Layer):
                 f"Received: pool_type={pool_type!r}"
             )
         self.pool_type = pool_type
-        self.pool_size = _check_int(pool_size, "pool_size")
+        self.pool_size = check_positive_int("pool_size", pool_size)
         self.strides = _check_strides(strides)
         self.ops_version = _check_version(ops_version)
 
@@ -793,7 +776,7 @@ def get_op(
             "before loading a saved model that uses them). "
             f"Received: name={name!r}"
         )
-    _check_int(filters, "filters", maximum=MAX_FILTERS)
+    check_positive_int("filters", filters, maximum=MAX_FILTERS)
     strides = _check_strides(strides)
     layer = factory(filters, strides, bool(affine))
     if not isinstance(layer, keras.layers.Layer):

@@ -13,7 +13,6 @@ __all__ = [
     "DARTS_OPS",
     "NB201_OPS",
     "EXTRA_OPS",
-    "PRIMITIVES",
     "known_ops",
     "is_known_op",
 ]
@@ -43,8 +42,6 @@ NB201_OPS: tuple[str, ...] = (
 
 #: Further operations used by the published NASNet-A and AmoebaNet-A cells.
 EXTRA_OPS: tuple[str, ...] = ("sep_conv_7x7", "conv_7x1_1x7")
-
-PRIMITIVES = DARTS_OPS
 
 _BUILTIN = tuple(dict.fromkeys(DARTS_OPS + NB201_OPS + EXTRA_OPS))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from keras_nas.blocks.ops import _check_int, _check_rate
+from keras_nas._validation import check_number, check_positive_int
 
 __all__ = ["DropPathSchedule", "drop_path_variables"]
 
@@ -61,8 +61,10 @@ class DropPathSchedule(keras.callbacks.Callback):
 
     def __init__(self, final_rate: float, epochs: int):
         super().__init__()
-        self.final_rate = _check_rate(final_rate, "final_rate")
-        self.epochs = _check_int(epochs, "epochs")
+        self.final_rate = check_number(
+            "final_rate", final_rate, 0.0, 1.0, high_open=True
+        )
+        self.epochs = check_positive_int("epochs", epochs)
         self.current_rate: float | None = None
 
     def rate(self, epoch: int) -> float:

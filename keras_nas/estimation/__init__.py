@@ -1,8 +1,9 @@
 """Performance estimation: cheaper ways to score a candidate architecture."""
 
-from keras_nas._lazy import lazy_module
+from keras_nas._lazy import alias_modules, lazy_module
 
 _NAMES = {
+    "Estimator": "._protocol",
     "SharedWeights": ".shared_weights",
     "MedianStopping": ".early_stopping",
     "LearningCurveStopping": ".early_stopping",
@@ -10,6 +11,7 @@ _NAMES = {
     "fit_learning_curve": ".learning_curves",
     "HardwareAware": ".hardware_aware",
     "mnas_reward": ".hardware_aware",
+    "check_budget": ".budget",
     "count_params": ".hardware",
     "count_macs": ".hardware",
     "count_flops": ".hardware",
@@ -19,13 +21,13 @@ _NAMES = {
     "retrain_top_k": ".shared_weights",
     "RetrainResult": ".shared_weights",
     "WeightInheritance": ".weight_inheritance",
-    "inherit_weights": ".inheritance",
-    "InheritanceReport": ".inheritance",
-    "structural_weights": ".inheritance",
-    "trial_parents": ".inheritance",
-    "net2wider": ".morphisms",
-    "net2deeper": ".morphisms",
-    "inherit_by_morphism": ".morphisms",
+    "inherit_weights": ".weight_transfer",
+    "InheritanceReport": ".weight_transfer",
+    "structural_weights": ".weight_transfer",
+    "trial_parents": ".weight_transfer",
+    "net2wider": ".network_morphisms",
+    "net2deeper": ".network_morphisms",
+    "inherit_by_morphism": ".network_morphisms",
     "ZeroCost": ".zero_cost",
     "zero_cost_score": ".zero_cost",
     "ZERO_COST_PROXIES": ".zero_cost",
@@ -34,5 +36,14 @@ _NAMES = {
     "frechet_distance": "keras_nas.gan.fid",
     "train_feature_extractor": "keras_nas.gan.fid",
 }
+
+# Renamed modules (issue 14), importable under their old names too:
+# `weight_inheritance` is the estimator, `weight_transfer` copies matching
+# weights between two models, `network_morphisms` widens/deepens (Net2Net).
+_OLD_MODULES = {
+    "inheritance": "weight_transfer",
+    "morphisms": "network_morphisms",
+}
+alias_modules(__name__, _OLD_MODULES)
 
 __all__, __getattr__, __dir__ = lazy_module(__name__, _NAMES)

@@ -37,12 +37,12 @@ import keras
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from keras_nas._validation import check_number, check_positive_int
 from keras_nas.estimation.learning_curves import (
     CURVE_FAMILIES,
     fit_learning_curve,
     probability_to_beat,
 )
-from keras_nas.spaces._common import check_positive_int
 
 __all__ = ["LearningCurveStopping", "MedianStopping", "trial_curve"]
 
@@ -332,13 +332,9 @@ class LearningCurveStopping(_TrialStopping):
         verbose: int = 0,
     ):
         super().__init__(tuner, min_epochs, verbose)
-        if isinstance(threshold, bool) or not (
-            isinstance(threshold, (int, float)) and 0.0 < threshold < 1.0
-        ):
-            raise ValueError(
-                "Expected `threshold` to be a probability in (0, 1). "
-                f"Received: threshold={threshold!r}"
-            )
+        check_number(
+            "threshold", threshold, 0, 1, low_open=True, high_open=True
+        )
         families = tuple(families)
         if not families or any(f not in CURVE_FAMILIES for f in families):
             raise ValueError(

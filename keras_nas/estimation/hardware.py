@@ -67,6 +67,7 @@ import keras
 import numpy as np
 
 from keras_nas._backend import backend_module
+from keras_nas._validation import check_positive_int
 from keras_nas.estimation._layer_costs import (
     Shape,
     cost_function,
@@ -356,14 +357,7 @@ def count_params(
 
 
 def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        batch_size = -1
-    if batch_size < 1:
-        raise ValueError(
-            "Expected `batch_size` to be an integer >= 1. "
-            f"Received: batch_size={batch_size!r}"
-        )
-    return batch_size
+    return check_positive_int("batch_size", batch_size)
 
 
 # ---------------------------------------------------------------------------
@@ -429,14 +423,9 @@ def measure_latency(
     """
     _check_model(model)
     batch_size = _check_batch_size(batch_size)
-    for name, value, minimum in (("warmup", warmup, 0), ("runs", runs, 1)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            value = -1
-        if value < minimum:
-            raise ValueError(
-                f"Expected `{name}` to be an integer >= {minimum}. "
-                f"Received: {name}={value!r}"
-            )
+    # The message shows the value passed (it once showed -1 for `"3"`).
+    warmup = check_positive_int("warmup", warmup, minimum=0)
+    runs = check_positive_int("runs", runs)
     example = _example_inputs(model, input_shape)
     if not model.built:
         model(example, training=False)

@@ -18,8 +18,12 @@ from typing import Any
 import keras_tuner
 import numpy as np
 
-from keras_nas.estimation._protocol import fit_data, wrap_tuner
-from keras_nas.spaces._common import check_positive_int
+from keras_nas._validation import check_number, check_positive_int
+from keras_nas.estimation._protocol import (
+    best_epoch_metrics,
+    fit_data,
+    wrap_tuner,
+)
 
 __all__ = ["PartialTraining"]
 
@@ -64,14 +68,7 @@ class PartialTraining:
 
     def __init__(self, epochs: int = 1, fraction: float = 1.0, seed: int = 0):
         self.epochs = check_positive_int("epochs", epochs)
-        if isinstance(fraction, bool) or not (
-            isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0
-        ):
-            raise ValueError(
-                "Expected `fraction` to be a number in (0, 1]. "
-                f"Received: fraction={fraction!r}"
-            )
-        self.fraction = float(fraction)
+        self.fraction = check_number("fraction", fraction, 0, 1, low_open=True)
         self.seed = seed
 
     def subset(self, fit_args: tuple, fit_kwargs: dict) -> tuple[tuple, dict]:
@@ -135,22 +132,9 @@ class PartialTraining:
 
 def _result_metrics(result: Any, objective: Any) -> dict[str, float]:
     """A `fit` result as metrics: for a `History`, those of the epoch with
-    the best objective (as keras-tuner reports them)."""
-    name = objective.name
+    the best objective (as keras-tuner reports them; NaN-safe)."""
     if isinstance(result, dict):
         return {key: float(value) for key, value in result.items()}
     if isinstance(result, (int, float, np.floating)):
-        return {name: float(result)}
-    history = result.history
-    if name not in history:
-        raise ValueError(
-            f"Expected the objective {name!r} among the metrics of `fit`. "
-            f"Received: metrics={sorted(history)}"
-        )
-    values = np.asarray(history[name], dtype="float64")
-    epoch = int(
-        np.nanargmax(values)
-        if objective.direction == "max"
-        else np.nanargmin(values)
-    )
-    return {key: float(v[epoch]) for key, v in history.items()}
+        return {objective.name: float(result)}
+    return best_epoch_metrics(result.history, objective)

@@ -21,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
-
 from keras_nas._validation import check_positive_int
-from keras_nas.estimation._protocol import fit_data, wrap_tuner
+from keras_nas.estimation._protocol import (
+    best_epoch_metrics,
+    fit_data,
+    wrap_tuner,
+)
 
 __all__ = ["RetrainResult", "SharedWeights", "retrain_top_k"]
 
@@ -270,10 +272,7 @@ def retrain_top_k(
     final = results[0].model
     ```
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(
-            f"Expected `k` to be an integer >= 1. Received: k={k!r}"
-        )
+    check_positive_int("k", k)
     hypermodel = getattr(tuner, "hypermodel", None)
     if hypermodel is None:
         raise ValueError(
@@ -281,7 +280,6 @@ def retrain_top_k(
             "the candidates. Received: tuner.hypermodel=None"
         )
     objective = tuner.oracle.objective
-    name = objective.name
     direction = objective.direction
     fit_kwargs.setdefault("verbose", 0)
     results = []
@@ -295,13 +293,10 @@ def retrain_top_k(
             epochs=epochs,
             **fit_kwargs,
         ).history
-        if name not in history:
-            raise ValueError(
-                f"Expected the objective {name!r} among the metrics of "
-                f"`fit`. Received: metrics={sorted(history)}"
-            )
-        values = np.asarray(history[name], dtype="float64")
-        score = float(values.max() if direction == "max" else values.min())
+        # The best finite epoch: one diverged epoch does not spoil it.
+        score = float(
+            objective.get_value(best_epoch_metrics(history, objective))
+        )
         results.append(
             RetrainResult(
                 trial.trial_id, hp, trial.score, score, model, history

@@ -21,25 +21,16 @@ import os
 import warnings
 from typing import Any
 
-from keras_nas.estimation.inheritance import (
+from keras_nas._validation import check_bool, check_number, check_positive_int
+from keras_nas.estimation._protocol import best_epoch_metrics, wrap_tuner
+from keras_nas.estimation.network_morphisms import inherit_by_morphism
+from keras_nas.estimation.weight_transfer import (
     InheritanceReport,
     inherit_weights,
     trial_parents,
 )
-from keras_nas.estimation.morphisms import inherit_by_morphism
 
 __all__ = ["WeightInheritance"]
-
-
-def _check_epochs(name: str, value: Any, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= 1"
-            f"{' or None' if allow_none else ''}. Received: {name}={value!r}"
-        )
-    return value
 
 
 class WeightInheritance:
@@ -103,27 +94,13 @@ class WeightInheritance:
         morphisms: bool = False,
         cache_size: int = 4,
     ):
-        self.epochs = _check_epochs("epochs", epochs)
-        self.full_epochs = _check_epochs(
+        self.epochs = check_positive_int("epochs", epochs)
+        self.full_epochs = check_positive_int(
             "full_epochs", full_epochs, allow_none=True
         )
-        if (
-            isinstance(min_fraction, bool)
-            or not isinstance(min_fraction, (int, float))
-            or not 0.0 <= min_fraction <= 1.0
-        ):
-            raise ValueError(
-                "Expected `min_fraction` to be a number in [0, 1]. "
-                f"Received: min_fraction={min_fraction!r}"
-            )
-        self.min_fraction = float(min_fraction)
-        if not isinstance(morphisms, bool):
-            raise ValueError(
-                "Expected `morphisms` to be a bool. "
-                f"Received: morphisms={morphisms!r}"
-            )
-        self.morphisms = morphisms
-        self.cache_size = _check_epochs("cache_size", cache_size)
+        self.min_fraction = check_number("min_fraction", min_fraction, 0, 1)
+        self.morphisms = check_bool("morphisms", morphisms)
+        self.cache_size = check_positive_int("cache_size", cache_size)
         self.reports: dict[str, dict[str, Any]] = {}
         self._cache: collections.OrderedDict = collections.OrderedDict()
 
@@ -174,9 +151,8 @@ class WeightInheritance:
         # overrides and `max_model_size`), `_deepcopy_callbacks`,
         # `_configure_tensorboard_dir` (per-trial TensorBoard dirs),
         # `_get_checkpoint_fname` with `SaveBestEpoch` (the file
-        # `load_model`/`get_best_models` read) and `convert_to_metrics_dict`
-        # (the best epoch's metrics). What is assumed of them is pinned in
-        # tests/estimation/test_weight_inheritance_keras_tuner.py.
+        # `load_model`/`get_best_models` read). What is assumed of them is
+        # pinned in tests/estimation/test_weight_inheritance_keras_tuner.py.
         from keras_tuner.src.engine import tuner_utils
 
         if tuner.hypermodel is None:
@@ -210,9 +186,9 @@ class WeightInheritance:
         history = tuner.hypermodel.fit(
             hp, model, *fit_args, callbacks=callbacks, **kwargs
         )
-        metrics = dict(
-            tuner_utils.convert_to_metrics_dict(history, tuner.oracle.objective)
-        )
+        # The best epoch's metrics, as keras-tuner reports them, but a
+        # diverged (NaN) epoch never counts as the best.
+        metrics = best_epoch_metrics(history.history, tuner.oracle.objective)
         if report is None:
             report = InheritanceReport([], [], 0, 0)
         record = report.to_dict()
@@ -234,3 +210,23 @@ class WeightInheritance:
             trained_epochs=float(record["trained_epochs"]),
         )
         return metrics
+
+    def wrap(self, tuner: Any) -> Any:
+        """Makes a keras-tuner tuner score its trials with inherited
+        weights, as `estimator=` does for a keras-nas tuner; returns the
+        same tuner.
+
+        Only trials whose oracle records parents (`trial_parents`) inherit;
+        with keras-tuner's own oracles every trial trains for
+        `full_epochs`.
+
+        Example:
+
+        ```python
+        tuner = WeightInheritance(epochs=2).wrap(
+            keras_tuner.RandomSearch(space, objective="val_accuracy",
+                                     max_trials=20))
+        tuner.search(x, y, validation_data=(x_val, y_val), epochs=6)
+        ```
+        """
+        return wrap_tuner(self, tuner)

@@ -27,6 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_nas._validation import check_positive_int
+
 __all__ = ["FrechetDistance", "frechet_distance", "train_feature_extractor"]
 
 _PACKAGE = "keras_nas"
@@ -114,16 +116,7 @@ class FrechetDistance(keras.metrics.Metric):
         dtype: Any = None,
     ) -> None:
         super().__init__(name=name, dtype=dtype)
-        if (
-            isinstance(num_features, bool)
-            or not isinstance(num_features, (int, np.integer))
-            or num_features < 1
-        ):
-            raise ValueError(
-                "Expected `num_features` to be an integer >= 1. "
-                f"Received: num_features={num_features!r}"
-            )
-        self.num_features = int(num_features)
+        self.num_features = check_positive_int("num_features", num_features)
         d = self.num_features
         self._state = {}
         for side in ("real", "generated"):

@@ -30,6 +30,8 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor, kernels
 
+from keras_nas._validation import check_positive_int, check_seed
+
 __all__ = [
     "GaussianProcessPredictor",
     "GradientBoostingPredictor",
@@ -65,16 +67,6 @@ def _matrix(name: str, value: Any, columns: int | None = None) -> np.ndarray:
     return array
 
 
-def _check_seed(seed: Any) -> int | None:
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-    ):
-        raise ValueError(
-            f"Expected `seed` to be an integer or None. Received: seed={seed!r}"
-        )
-    return None if seed is None else int(seed)
-
-
 class Predictor:
     """Base class: argument checks, score and feature scaling.
 
@@ -87,7 +79,7 @@ class Predictor:
     """
 
     def __init__(self, seed: int | None = None):
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self._fitted = False
 
     def fit(
@@ -322,15 +314,7 @@ class MLPEnsemblePredictor(Predictor):
     ):
         super().__init__(seed)
         for name, value in (("num_networks", num_networks), ("steps", steps)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"Expected `{name}` to be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
+            check_positive_int(name, value)
         hidden_units = tuple(hidden_units)
         if not hidden_units or any(
             isinstance(u, bool) or not isinstance(u, int) or u < 1
@@ -451,15 +435,7 @@ class GradientBoostingPredictor(Predictor):
             ("num_trees", num_trees),
             ("max_depth", max_depth),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"Expected `{name}` to be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
+            check_positive_int(name, value)
         if not learning_rate > 0:
             raise ValueError(
                 "Expected `learning_rate` > 0. "

@@ -10,8 +10,8 @@ earlier intermediate node (2 .. i + 1). The hyperparameters are
   normal cell),
 - `num_cells` and `filters` (Fixed when a single value is given).
 
-`genotype_from_hyperparameters` and `hyperparameters_from_genotype` convert
-between a trial's values and a `Genotype` exactly.
+`cell_genotype_from_hyperparameters` and `cell_hyperparameters_from_genotype`
+convert between a trial's values and a `Genotype` exactly.
 """
 
 from __future__ import annotations
@@ -23,13 +23,21 @@ from typing import Any
 import keras
 import keras_tuner
 
-from keras_nas._validation import MAX_CELLS, MAX_FILTERS, MAX_NODES
+from keras_nas._validation import (
+    MAX_CELLS,
+    MAX_FILTERS,
+    MAX_NODES,
+    check_bool,
+    check_number,
+)
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
 from keras_nas.spaces import _common
 
 __all__ = [
     "CellSearchSpace",
+    "cell_genotype_from_hyperparameters",
+    "cell_hyperparameters_from_genotype",
     "genotype_from_hyperparameters",
     "hyperparameters_from_genotype",
 ]
@@ -84,7 +92,7 @@ def _cell_pairs(
     return pairs, arity
 
 
-def genotype_from_hyperparameters(values: Any) -> Genotype:
+def cell_genotype_from_hyperparameters(values: Any) -> Genotype:
     """Turns the hyperparameters of a `CellSearchSpace` trial into a genotype.
 
     The number of nodes and of inputs per node are read from the keys. When
@@ -101,7 +109,7 @@ def genotype_from_hyperparameters(values: Any) -> Genotype:
 
     Example:
 
-    >>> g = genotype_from_hyperparameters({
+    >>> g = cell_genotype_from_hyperparameters({
     ...     "normal/node0/input0": 0, "normal/node0/op0": "sep_conv_3x3",
     ...     "normal/node0/input1": 1, "normal/node0/op1": "skip_connect",
     ... })
@@ -130,7 +138,7 @@ def genotype_from_hyperparameters(values: Any) -> Genotype:
     return Genotype(normal=normal, reduce=reduce, arity=arity)
 
 
-def hyperparameters_from_genotype(
+def cell_hyperparameters_from_genotype(
     genotype: Genotype | str,
     search_reduction: bool = True,
     num_cells: int | None = None,
@@ -147,16 +155,16 @@ def hyperparameters_from_genotype(
         filters: if given, added as `filters`.
 
     Returns:
-        A dict of hyperparameter values; `genotype_from_hyperparameters`
+        A dict of hyperparameter values; `cell_genotype_from_hyperparameters`
         maps it back to `genotype`.
 
     Example:
 
     >>> from keras_nas.blocks.genotypes import DARTS_V2
-    >>> hp = hyperparameters_from_genotype(DARTS_V2)
+    >>> hp = cell_hyperparameters_from_genotype(DARTS_V2)
     >>> hp["normal/node3/op1"], hp["normal/node3/input1"]
     ('dil_conv_3x3', 2)
-    >>> genotype_from_hyperparameters(hp) == DARTS_V2
+    >>> cell_genotype_from_hyperparameters(hp) == DARTS_V2
     True
     """
     if isinstance(genotype, str):
@@ -200,6 +208,12 @@ def hyperparameters_from_genotype(
                 values[_input_name(kind, i, k)] = index
                 values[_op_name(kind, i, k)] = op
     return values
+
+
+# The names before issue 14 (other spaces' functions carry their prefix:
+# `nb201_...`, `gan_...`); `keras_nas.spaces` resolves them too.
+genotype_from_hyperparameters = cell_genotype_from_hyperparameters
+hyperparameters_from_genotype = cell_hyperparameters_from_genotype
 
 
 class CellSearchSpace(keras_tuner.HyperModel):
@@ -293,32 +307,15 @@ class CellSearchSpace(keras_tuner.HyperModel):
         self.filters = _common.check_int_choices(
             "filters", filters, minimum=2, maximum=MAX_FILTERS
         )
-        if not isinstance(search_reduction, bool):
-            raise ValueError(
-                "Expected `search_reduction` to be a bool. "
-                f"Received: search_reduction={search_reduction!r}"
-            )
-        self.search_reduction = search_reduction
+        self.search_reduction = check_bool("search_reduction", search_reduction)
         self.bn_momentum = _common.check_momentum(bn_momentum)
         _common.check_optimizer(optimizer, learning_rate)
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
-        if not isinstance(auxiliary, bool):
-            raise ValueError(
-                "Expected `auxiliary` to be a bool. "
-                f"Received: auxiliary={auxiliary!r}"
-            )
-        self.auxiliary = auxiliary
-        if (
-            isinstance(drop_path_rate, bool)
-            or not isinstance(drop_path_rate, (int, float))
-            or not 0.0 <= drop_path_rate < 1.0
-        ):
-            raise ValueError(
-                "Expected `drop_path_rate` to be a number in [0, 1). "
-                f"Received: drop_path_rate={drop_path_rate!r}"
-            )
-        self.drop_path_rate = float(drop_path_rate)
+        self.auxiliary = check_bool("auxiliary", auxiliary)
+        self.drop_path_rate = check_number(
+            "drop_path_rate", drop_path_rate, 0.0, 1.0, high_open=True
+        )
 
     def declare_hyperparameters(
         self, hp: keras_tuner.HyperParameters
@@ -344,7 +341,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
                         list(self.ops),
                         default=self._default_op(k),
                     )
-        return genotype_from_hyperparameters(hp)
+        return cell_genotype_from_hyperparameters(hp)
 
     def _default_op(self, k: int) -> str:
         # The default (first) architecture of some tuners: a conv on the
@@ -354,14 +351,14 @@ class CellSearchSpace(keras_tuner.HyperModel):
 
     def genotype(self, hp: Any) -> Genotype:
         """The genotype of a trial's hyperparameters (dict or `hp`)."""
-        return genotype_from_hyperparameters(hp)
+        return cell_genotype_from_hyperparameters(hp)
 
     def hyperparameters(
         self, genotype: Genotype | str, num_cells: int | None = None,
         filters: int | None = None,
     ) -> dict[str, Any]:
         """The values of this space that encode `genotype`."""
-        return hyperparameters_from_genotype(
+        return cell_hyperparameters_from_genotype(
             genotype,
             search_reduction=self.search_reduction,
             num_cells=num_cells,

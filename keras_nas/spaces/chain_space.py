@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import keras_tuner
 
-from keras_nas._validation import MAX_FILTERS
+from keras_nas._validation import MAX_FILTERS, check_bool
 from keras_nas.spaces import _common
 
 __all__ = ["ChainSearchSpace", "LAYER_TYPES"]
@@ -148,12 +148,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
                 f"Received: global_pooling={global_pooling!r}"
             )
         self.global_pooling = global_pooling
-        if not isinstance(batch_norm, bool):
-            raise ValueError(
-                "Expected `batch_norm` to be a bool. "
-                f"Received: batch_norm={batch_norm!r}"
-            )
-        self.batch_norm = batch_norm
+        self.batch_norm = check_bool("batch_norm", batch_norm)
         self.bn_momentum = _common.check_momentum(bn_momentum)
         _common.check_optimizer(optimizer, learning_rate)
         self.optimizer = optimizer

@@ -31,7 +31,6 @@ from keras_nas._hp_values import (  # noqa: F401
     RandomState,
     active_decisions,
     candidate_values,
-    check_seed,
     crossover_values,
     enumerate_values,
     is_active_given,
@@ -47,7 +46,12 @@ from keras_nas._hp_values import (  # noqa: F401
     sample_value,
     sequential_values,
 )
-from keras_nas.estimation._protocol import run_estimator, runs_estimator
+from keras_nas._validation import check_seed
+from keras_nas.estimation._protocol import (
+    check_estimator,
+    run_estimator,
+    runs_estimator,
+)
 from keras_nas.tensorboard import SearchViewsMixin
 from keras_nas.tuners import _distributed, _results
 
@@ -159,7 +163,7 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
             Optional when an `estimator` evaluates the trials.
         estimator: Optional object with an `estimate(tuner, trial, *args,
             **kwargs)` method returning a dict of metrics that contains the
-            objective.
+            objective (the `keras_nas.estimation.Estimator` protocol).
         **kwargs: Passed to `keras_tuner.Tuner` (`directory`,
             `project_name`, `overwrite`, ...).
 
@@ -180,13 +184,8 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        if estimator is not None and not callable(
-            getattr(estimator, "estimate", None)
-        ):
-            raise ValueError(
-                "Expected `estimator` to have an `estimate(tuner, trial, "
-                f"*args, **kwargs)` method. Received: estimator={estimator!r}"
-            )
+        if estimator is not None:
+            check_estimator(estimator)
         if (
             hypermodel is None
             and estimator is None

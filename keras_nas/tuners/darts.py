@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import warnings
 from typing import Any
 
 import keras
 import keras_tuner
 import numpy as np
 
-from keras_nas._validation import check_objective, check_positive_int
+from keras_nas._validation import (
+    check_no_estimator,
+    check_number,
+    check_objective,
+    check_positive_int,
+    short_repr,
+)
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
 from keras_nas.tensorboard import log_trial_metrics
@@ -42,20 +48,21 @@ class DartsOracle(_results.FiniteBestTrials, keras_tuner.Oracle):
     is random here; `seed` seeds the supernet and the data split.
 
     Args:
-        objective: the metric reported for the trial (default
-            "val_accuracy" of the supernet on the validation data).
+        objective: the metric reported for the trial; `None` (the
+            default, as in keras-tuner) means "val_accuracy" of the
+            supernet on the validation data.
         seed: random seed.
         **kwargs: other `keras_tuner.Oracle` arguments.
     """
 
     def __init__(
         self,
-        objective: Any = "val_accuracy",
+        objective: Any = None,
         seed: int | None = None,
         **kwargs,
     ):
         kwargs.pop("max_trials", None)
-        objective = check_objective(objective)
+        objective = check_objective(objective, default="val_accuracy")
         super().__init__(objective=objective, max_trials=1, seed=seed, **kwargs)
         set_seed(self, seed)
 
@@ -150,8 +157,74 @@ def _split_arrays(x, y, portion: float, seed: int | None):
     return (x[t], y[t]), (x[v], y[v])
 
 
+def _is_space(hypermodel: Any) -> bool:
+    from keras_nas.spaces.cell_space import CellSearchSpace
+
+    return isinstance(hypermodel, CellSearchSpace)
+
+
+def _supernet_ops(space: Any) -> tuple[str, ...]:
+    """The supernet's candidates: the space's ops and the zero op."""
+    if not space.search_reduction:
+        raise ValueError(
+            "Expected a `CellSearchSpace` with `search_reduction=True`: "
+            "DARTS derives a reduction cell of its own. Received: "
+            "hypermodel.search_reduction=False"
+        )
+    ops = tuple(space.ops)
+    return ops if "none" in ops else ("none", *ops)
+
+
+def _legacy_space(
+    input_shape: Any, filters: Any, num_cells: Any, legacy: dict
+) -> tuple[Any, tuple[str, ...], Any, Any]:
+    """The space, supernet ops, filters and cells of the keras-nas 0.x
+    arguments (with their defaults then: DARTS ops, 16 filters, 8 cells)."""
+    from keras_nas.spaces.cell_space import CellSearchSpace
+
+    warnings.warn(
+        "`Darts(input_shape, num_classes, filters, ...)` is deprecated and "
+        "will be removed in the next release: pass a search space, "
+        "`Darts(CellSearchSpace(input_shape, num_classes, ops=..., "
+        "num_nodes=..., num_cells=..., filters=...), filters=..., "
+        "num_cells=...)` (the supernet's sizes).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if legacy["num_classes"] is None:
+        raise ValueError(
+            "Expected `num_classes` with `input_shape` (or a search space "
+            "as `hypermodel`). Received: num_classes=None"
+        )
+    filters = 16 if filters is None else filters
+    num_cells = 8 if num_cells is None else num_cells
+    ops = registry.DARTS_OPS if legacy["ops"] is None else legacy["ops"]
+    darts_lib._check_ops(ops)
+    optimizer = legacy["retrain_optimizer"]
+    learning_rate = legacy["retrain_learning_rate"]
+    space = CellSearchSpace(
+        input_shape=tuple(input_shape),
+        num_classes=legacy["num_classes"],
+        ops=tuple(op for op in ops if op != "none"),
+        num_nodes=4 if legacy["num_nodes"] is None else legacy["num_nodes"],
+        num_cells=legacy["retrain_num_cells"] or num_cells,
+        filters=legacy["retrain_filters"] or filters,
+        optimizer="adam" if optimizer is None else optimizer,
+        learning_rate=1e-2 if learning_rate is None else learning_rate,
+    )
+    return space, tuple(ops), filters, num_cells
+
+
 class Darts(NasTuner):
     """Differentiable architecture search (Liu et al., ICLR 2019) as a tuner.
+
+    Takes its search space like the other keras-nas tuners (`Enas`,
+    `OneShotSupernet`): a `keras_nas.spaces.CellSearchSpace`, from which the
+    supernet reads the input shape, classes, nodes per cell and candidate
+    ops (plus DARTS' zero op `none`, which competes during the search and is
+    never derived), and its size (`filters`, `num_cells`: the space's
+    smallest choice unless given here; the paper searches with 16 filters
+    and 8 cells). The space, unchanged, builds the derived network.
 
     `search(x, y, validation_data=(x_val, y_val), epochs=...)` trains a
     `DartsSupernet` for `epochs` epochs on batches zipped from the training
@@ -164,38 +237,40 @@ class Darts(NasTuner):
     an image of each softmax matrix go to its `log_dir` under `darts/`.
 
     The derived genotype is reported as the only trial: its hyperparameters
-    are values of `CellSearchSpace` (`get_best_hyperparameters()`), scored by
-    the supernet's validation accuracy. `get_best_models()` builds the
-    discrete network with `CellSearchSpace.build` (`retrain_num_cells`
-    cells, `retrain_filters` filters); it holds trained weights only after
+    are values of the space (`get_best_hyperparameters()`), scored by the
+    supernet's validation accuracy. `get_best_models()` builds the discrete
+    network with the space's `build`; it holds trained weights only after
     `retrain(x, y, ...)`, which trains that network from scratch.
 
+    The arguments of keras-nas 0.x, `Darts(input_shape, num_classes,
+    filters, num_cells, num_nodes, ops, ..., retrain_num_cells,
+    retrain_filters, retrain_optimizer, retrain_learning_rate)`, still work
+    for one release with a `DeprecationWarning` (they build the space).
+
     Args:
-        input_shape: shape of one image, `(height, width, channels)`.
-        num_classes: number of classes.
-        filters: initial filters of the supernet (16 in the paper).
-        num_cells: cells of the supernet (8 in the paper).
-        num_nodes: intermediate nodes per cell.
-        ops: candidate ops of the supernet (with `none`, as in DARTS).
+        hypermodel: a `CellSearchSpace` with `search_reduction=True`.
+        filters: initial filters of the supernet (default: the space's
+            smallest `filters`).
+        num_cells: cells of the supernet (default: the space's smallest
+            `num_cells`).
         order: 1 (first-order) or 2 (second-order DARTS).
         batch_size: batch size of each half of a search step.
         train_portion: fraction of `x` used for the weights when no
             `validation_data` is given.
-        retrain_num_cells: cells of the derived network.
-        retrain_filters: initial filters of the derived network.
-        retrain_optimizer: optimizer name of the derived network (see
-            `CellSearchSpace`).
-        retrain_learning_rate: its learning rate.
         jit_compile: passed to `DartsSupernet.compile`.
         seed: seed of the supernet initialization and the data order.
-        objective: the trial's objective: "val_accuracy" (default) or
-            "val_loss", the metrics `run_trial` reports.
+        objective: the trial's objective, "val_accuracy" or "val_loss" (the
+            metrics `run_trial` reports). `None` (the default, as in
+            keras-tuner) means "val_accuracy".
         **kwargs: `keras_tuner.Tuner` arguments (`directory`,
-            `project_name`, `overwrite`, ...).
+            `project_name`, `overwrite`, ...). `estimator=` is refused:
+            DARTS scores its single trial with the supernet itself.
 
     Example:
 
-    >>> tuner = Darts((8, 8, 1), 10, filters=4, num_cells=2)  # doctest: +SKIP
+    >>> space = CellSearchSpace((8, 8, 1), 10, num_nodes=2,
+    ...                         num_cells=2, filters=4)  # doctest: +SKIP
+    >>> tuner = Darts(space, seed=0)  # doctest: +SKIP
     >>> tuner.search(x, y, validation_data=(xv, yv), epochs=5)  # doctest: +SKIP
     >>> tuner.get_best_hyperparameters()[0].values  # doctest: +SKIP
     >>> model = tuner.retrain(x, y, epochs=20)  # doctest: +SKIP
@@ -203,56 +278,89 @@ class Darts(NasTuner):
 
     def __init__(
         self,
-        input_shape: Sequence[int],
-        num_classes: int,
-        filters: int = 16,
-        num_cells: int = 8,
-        num_nodes: int = 4,
-        ops: Sequence[str] = registry.DARTS_OPS,
+        hypermodel: Any = None,
+        num_classes: Any = None,
+        filters: int | None = None,
+        num_cells: int | None = None,
+        num_nodes: Any = None,
+        ops: Any = None,
         order: int = 1,
         batch_size: int = 64,
         train_portion: float = 0.5,
-        retrain_num_cells: int | None = None,
-        retrain_filters: int | None = None,
-        retrain_optimizer: str = "adam",
-        retrain_learning_rate: float = 1e-2,
+        retrain_num_cells: Any = None,
+        retrain_filters: Any = None,
+        retrain_optimizer: Any = None,
+        retrain_learning_rate: Any = None,
         jit_compile: Any = "auto",
         seed: int | None = None,
-        objective: Any = "val_accuracy",
+        objective: Any = None,
+        input_shape: Any = None,
         **kwargs,
     ):
-        from keras_nas.spaces.cell_space import CellSearchSpace
-
-        check_objective(objective, reported=_REPORTED)
+        # (The positional order is that of keras-nas 0.x, `input_shape`
+        # first, so that old calls keep working; see `_legacy_space`.)
+        objective = check_objective(
+            objective, reported=_REPORTED, default="val_accuracy"
+        )
+        check_no_estimator(type(self).__name__, kwargs)
         seed = check_seed(seed)
-        if not 0.0 < float(train_portion) < 1.0:
-            raise ValueError(
-                "Expected `train_portion` in (0, 1). "
-                f"Received: train_portion={train_portion!r}"
-            )
-        self.supernet_config = dict(
-            input_shape=tuple(input_shape),
+        train_portion = check_number(
+            "train_portion", train_portion, 0, 1, low_open=True, high_open=True
+        )
+        legacy = dict(
             num_classes=num_classes,
+            num_nodes=num_nodes,
+            ops=ops,
+            retrain_num_cells=retrain_num_cells,
+            retrain_filters=retrain_filters,
+            retrain_optimizer=retrain_optimizer,
+            retrain_learning_rate=retrain_learning_rate,
+        )
+        if input_shape is None and not _is_space(hypermodel):
+            if not isinstance(hypermodel, (tuple, list)):
+                raise ValueError(
+                    "Expected `hypermodel` to be a `keras_nas.spaces."
+                    "CellSearchSpace`. "
+                    f"Received: hypermodel={short_repr(hypermodel)}"
+                )
+            # keras-nas 0.x: `Darts(input_shape, num_classes, ...)`.
+            input_shape, hypermodel = hypermodel, None
+        elif input_shape is not None and hypermodel is not None:
+            raise ValueError(
+                "Expected either a search space or (deprecated) "
+                "`input_shape`, not both. Received: "
+                f"hypermodel={short_repr(hypermodel)}, "
+                f"input_shape={short_repr(input_shape)}"
+            )
+        if input_shape is not None:
+            hypermodel, ops, filters, num_cells = _legacy_space(
+                input_shape, filters, num_cells, legacy
+            )
+        else:
+            given = sorted(k for k, v in legacy.items() if v is not None)
+            if given:
+                raise ValueError(
+                    "Expected the space's settings in the space, not in "
+                    "`Darts(...)` as well. Received: "
+                    + ", ".join(f"{k}={legacy[k]!r}" for k in given)
+                )
+            ops = _supernet_ops(hypermodel)
+        if filters is None:
+            filters = min(hypermodel.filters)
+        if num_cells is None:
+            num_cells = min(hypermodel.num_cells)
+        self.supernet_config = dict(
+            input_shape=tuple(hypermodel.input_shape),
+            num_classes=hypermodel.num_classes,
             filters=filters,
             num_cells=num_cells,
-            num_nodes=num_nodes,
+            num_nodes=hypermodel.num_nodes,
             ops=tuple(ops),
             order=order,
             seed=seed,
         )
         # Validates the configuration before any search starts.
         darts_lib._check_ops(ops)
-        space_ops = tuple(op for op in ops if op != "none")
-        hypermodel = CellSearchSpace(
-            input_shape=tuple(input_shape),
-            num_classes=num_classes,
-            ops=space_ops,
-            num_nodes=num_nodes,
-            num_cells=retrain_num_cells or num_cells,
-            filters=retrain_filters or filters,
-            optimizer=retrain_optimizer,
-            learning_rate=retrain_learning_rate,
-        )
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.train_portion = float(train_portion)
         self.jit_compile = jit_compile

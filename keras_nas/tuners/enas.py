@@ -32,7 +32,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_nas._validation import check_objective
+from keras_nas._validation import (
+    check_no_estimator,
+    check_objective,
+    check_positive_int,
+)
 from keras_nas.tensorboard import log_trial_metrics
 from keras_nas.tuners import _base
 from keras_nas.tuners.reinforce import ReinforceOracle
@@ -56,6 +60,8 @@ class EnasOracle(ReinforceOracle):
     are not proposed twice.
 
     Args:
+        objective: `None` (the default, as in keras-tuner) means
+            "val_accuracy".
         controller: `"lstm"` (ENAS; default) or `"factorized"`.
         learning_rate: Adam step size of the controller (ENAS: 3.5e-4 with
             an LSTM of 100 units; default here 5e-3 for short searches).
@@ -66,7 +72,7 @@ class EnasOracle(ReinforceOracle):
 
     def __init__(
         self,
-        objective: Any = "val_accuracy",
+        objective: Any = None,
         max_trials: int = 10,
         controller: str = "lstm",
         learning_rate: float | None = 5e-3,
@@ -75,7 +81,7 @@ class EnasOracle(ReinforceOracle):
         **kwargs: Any,
     ):
         super().__init__(
-            objective=objective,
+            objective=check_objective(objective, default="val_accuracy"),
             max_trials=max_trials,
             controller=controller,
             learning_rate=learning_rate,
@@ -97,8 +103,9 @@ class Enas(_base.NasTuner):
         hypermodel: a `CellSearchSpace` or `NasBench201SearchSpace` (used to
             build the supernet when `supernet` is not given).
         supernet: optional `OneShotSupernet` (compiled or not).
-        objective: the objective: shared-weight `"val_accuracy"` (default),
-            `"val_loss"` or the controller's `"mean_reward"`.
+        objective: the objective: shared-weight `"val_accuracy"`,
+            `"val_loss"` or the controller's `"mean_reward"`. `None` (the
+            default, as in keras-tuner) means `"val_accuracy"`.
         max_trials: number of rounds (one trial each).
         controller: `"lstm"` (default) or `"factorized"`.
         controller_steps: controller updates per round.
@@ -112,7 +119,8 @@ class Enas(_base.NasTuner):
             0.9 (ENAS).
         seed: integer seed.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`,
-            `project_name`, `overwrite`, ...).
+            `project_name`, `overwrite`, ...). `estimator=` is refused:
+            ENAS scores its trials with the shared weights itself.
 
     Example:
 
@@ -133,7 +141,7 @@ class Enas(_base.NasTuner):
         self,
         hypermodel: Any = None,
         supernet: Any = None,
-        objective: Any = "val_accuracy",
+        objective: Any = None,
         max_trials: int = 10,
         controller: str = "lstm",
         controller_steps: int = 20,
@@ -149,7 +157,10 @@ class Enas(_base.NasTuner):
     ):
         from keras_nas.supernet.one_shot import OneShotSupernet
 
-        check_objective(objective, reported=_REPORTED)
+        objective = check_objective(
+            objective, reported=_REPORTED, default="val_accuracy"
+        )
+        check_no_estimator(type(self).__name__, kwargs)
         seed = _base.check_seed(seed)
         if supernet is None:
             if hypermodel is None:
@@ -163,8 +174,6 @@ class Enas(_base.NasTuner):
                 "Expected `supernet` to be a keras_nas.supernet."
                 f"OneShotSupernet. Received: supernet={supernet!r}"
             )
-        from keras_nas.spaces._common import check_positive_int
-
         for name, value in (
             ("controller_steps", controller_steps),
             ("controller_batch", controller_batch),

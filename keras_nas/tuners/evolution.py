@@ -78,14 +78,9 @@ class AgingEvolutionOracle(
     quickly, like the local search that White et al. ("Exploring the Loss
     Landscape in Neural Architecture Search", UAI 2021) found strong, while
     aging still drops a stale parent after P newer trials so the search
-    moves on instead of stalling. On the NAS-Bench-201 CIFAR-10 table
-    (100 seeds, mean best test accuracy at 100 unique queries / share of
-    seeds at the optimum within 200) a sweep gave: P=S=10 94.33 / 95%,
-    P=S=8 94.33 / 91%, P=S=15 94.31 / 97%, P=S=20 94.28 / 98%,
-    P=10, S=5 94.31 / 82%, P=20, S=5 (textbook) 94.27 / 80%, P=S=5
-    94.28 / 71%: every greedy setting between 8 and 20 is within 0.05,
-    so the default is not a sharp optimum of this one table. See
-    `benchmarks/RESULTS.md`.
+    moves on instead of stalling. The sweep behind the default (on the
+    NAS-Bench-201 table) is in `benchmarks/RESULTS.md`, "Aging evolution:
+    population and tournament sweep".
     """
 
     def __init__(

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from _estimation_testing import evolution
 
-from keras_nas.estimation.inheritance import (
-    inherit_weights,
-    structural_weights,
-    trial_parents,
-)
-from keras_nas.estimation.morphisms import (
+from keras_nas.estimation.network_morphisms import (
     inherit_by_morphism,
     net2deeper,
     net2wider,
 )
 from keras_nas.estimation.weight_inheritance import WeightInheritance
+from keras_nas.estimation.weight_transfer import (
+    inherit_weights,
+    structural_weights,
+    trial_parents,
+)
 from keras_nas.spaces import CellSearchSpace, ChainSearchSpace
 from keras_nas.tuners.reinforce import ReinforceOracle
 

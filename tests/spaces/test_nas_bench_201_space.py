@@ -13,7 +13,7 @@ from keras_nas.spaces import (
     nb201_genotype_from_hyperparameters,
     nb201_hyperparameters_from_genotype,
 )
-from keras_nas.spaces.nas_bench_201 import NB201_HP_NAMES
+from keras_nas.spaces.nas_bench_201_space import NB201_HP_NAMES
 
 TABLE = "/work/shared/benchmarks/nas-bench-201/cifar10.csv"
 ARCHS = [

@@ -9,7 +9,10 @@ import pytest
 from sklearn.datasets import load_digits
 
 from keras_nas.blocks.genotypes import Genotype
-from keras_nas.spaces.cell_space import genotype_from_hyperparameters
+from keras_nas.spaces.cell_space import (
+    CellSearchSpace,
+    genotype_from_hyperparameters,
+)
 from keras_nas.tuners import Darts
 
 pytestmark = pytest.mark.skipif(
@@ -28,15 +31,20 @@ def test_darts_search_on_digits_retrains_to_90_percent(tmp_path):
     x_train, y_train = x[:1400], y[:1400]
     x_test, y_test = x[1400:], y[1400:]
 
-    tuner = Darts(
+    space = CellSearchSpace(
         (8, 8, 1),
         10,
+        ops=("max_pool_3x3", "skip_connect", "sep_conv_3x3"),
+        num_nodes=2,
+        num_cells=2,
+        filters=8,
+        learning_rate=1e-2,
+    )
+    tuner = Darts(
+        space,
         filters=4,
         num_cells=2,
-        num_nodes=2,
-        ops=("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"),
         batch_size=64,
-        retrain_filters=8,
         jit_compile=False,
         seed=0,
         directory=str(tmp_path),

@@ -6,6 +6,7 @@ import functools
 import pytest
 from _oracle_testing import drive, make_oracle, mixed_score
 
+from keras_nas.spaces.cell_space import CellSearchSpace
 from keras_nas.tuners.darts import Darts, DartsOracle
 from keras_nas.tuners.enas import Enas, EnasOracle
 from keras_nas.tuners.evolution import AgingEvolutionOracle
@@ -50,6 +51,6 @@ def test_seed_zero_and_none_in_darts_and_enas():
     assert DartsOracle(seed=0).seed == 0
     assert isinstance(DartsOracle(seed=None).seed, int)
     with pytest.raises(ValueError, match="Received: seed='x'"):
-        Darts(input_shape=(8, 8, 1), num_classes=3, seed="x")
+        Darts(CellSearchSpace((8, 8, 1), 3), seed="x")
     with pytest.raises(ValueError, match="Received: seed=-3"):
         Enas(seed=-3)

@@ -8,7 +8,7 @@ ICLR 2019) relaxes the choice of an operation on each edge of the cell into a
 softmax over all candidates, weighted by architecture parameters `alpha`, and
 learns `alpha` by gradient descent on the validation loss while the weights
 learn on the training loss. keras-nas runs it as a keras-tuner tuner:
-`Darts(...).search(x, y, validation_data=..., epochs=...)`. This notebook
+`Darts(space).search(x, y, validation_data=..., epochs=...)`. This notebook
 searches a cell on Fashion-MNIST, plots `alpha` over the epochs, draws the
 derived cell and retrains it from scratch.
 """
@@ -79,18 +79,25 @@ CELLS = [
         matrix every epoch.
     """),
     ("code", """
+        from keras_nas.spaces import CellSearchSpace
         from keras_nas.tuners import Darts
 
         logdir = os.path.join(S.workdir, "logs")
+        # The space builds the derived network (its sizes are those of the
+        # retraining); `filters` and `num_cells` size the supernet.
+        space = CellSearchSpace(
+            data.input_shape,
+            data.num_classes,
+            num_nodes=S.num_nodes,
+            num_cells=S.retrain_num_cells,
+            filters=S.retrain_filters,
+            learning_rate=1e-2,
+        )
         tuner = Darts(
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
+            space,
             filters=S.filters,
             num_cells=S.num_cells,
-            num_nodes=S.num_nodes,
             batch_size=S.batch_size,
-            retrain_filters=S.retrain_filters,
-            retrain_num_cells=S.retrain_num_cells,
             seed=0,
             directory=S.workdir,
             project_name="darts",
@@ -161,7 +168,8 @@ CELLS = [
         ## Retrain from scratch, evaluate, save
 
         `tuner.retrain` builds the discrete network of the derived cell
-        (`retrain_num_cells` cells, `retrain_filters` filters) with fresh
+        (at the space's sizes: `S.retrain_num_cells` cells,
+        `S.retrain_filters` filters) with fresh
         weights and trains it; afterwards `get_best_models()` returns it.
     """),
     ("code", """

@@ -32,7 +32,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_nas.estimation.inheritance import InheritanceReport, inherit_weights
+from keras_nas.estimation.weight_transfer import (
+    InheritanceReport,
+    inherit_weights,
+)
 
 __all__ = ["inherit_by_morphism", "net2deeper", "net2wider"]
 
