@@ -25,11 +25,11 @@ from keras_nas._cli_results import (
     trial_number,
 )
 from keras_nas._cli_tuners import (
+    check_sizes,
     jit_setting,
     make_space,
     make_tuner,
     set_jit,
-    space_kwargs,
 )
 
 
@@ -146,12 +146,14 @@ def _is_worker() -> bool:
 
 def search(args: argparse.Namespace) -> int:
     """Runs `keras-nas search`; returns the exit status."""
+    # Bad options fail before any slow import, and before --overwrite
+    # clears anything.
+    check_sizes(args)
     if _is_worker():
         return search_worker(args)
     previous = prepare_directory(args)
     os.makedirs(args.directory, exist_ok=True)
     run = Run(args, previous)
-    space_kwargs(args)  # Bad options fail before any slow import.
     run.say(
         f"keras-nas search: {args.space} space, {args.tuner} tuner, "
         f"directory {args.directory}"

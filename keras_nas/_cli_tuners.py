@@ -18,7 +18,7 @@ from typing import Any
 
 from keras_nas import _project
 from keras_nas._cli_env import UsageError
-from keras_nas._size_checks import check_space_class
+from keras_nas._size_checks import check_sizes_early, check_space_class
 
 #: keras-tuner's project folder inside `--directory`.
 PROJECT_NAME = "search"
@@ -131,6 +131,16 @@ def space_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             )
         kwargs[argument[args.space]] = value
     return kwargs
+
+
+def check_sizes(args: argparse.Namespace) -> None:
+    """Refuses the size options before any slow import: they must apply to
+    `--space`, and the smallest model with them must fit in memory."""
+    kwargs = space_kwargs(args)
+    try:
+        check_sizes_early(SPACES[args.space][1], kwargs, args.batch_size)
+    except ValueError as e:
+        raise UsageError(f"cannot build the {args.space!r} space: {e}") from e
 
 
 def make_space(args: argparse.Namespace, data: Any) -> Any:

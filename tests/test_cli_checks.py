@@ -166,6 +166,20 @@ def test_size_estimate_against_the_memory_available():
         32,
     )
     assert nb201["layers"] == 90
+    # Before the data is loaded: the sizes not given at their smallest, a
+    # 1x1x1 input: a lower bound of the space on any data.
+    for name, given, full in (
+        ("CellSearchSpace", {"filters": 16}, {**options, "filters": 16}),
+        (
+            "NasBench201SearchSpace",
+            {"cells_per_stage": 5},
+            {"filters": 16, "cells_per_stage": 5},
+        ),
+    ):
+        early = _size_checks.check_sizes_early(name, given, 32)
+        found = _size_checks.estimate(name, full, (8, 8, 1), 10, 32)
+        assert 0 < early["bytes"] <= found["bytes"]
+    assert _size_checks.check_sizes_early("GraphSearchSpace", {}, 32) is None
 
 
 def _trial(trial_id, score, loss=1.0, status="COMPLETED"):
