@@ -241,7 +241,11 @@ def search(args: argparse.Namespace) -> int:
             "sha256": _project.file_digest(model_path),
         }
         timings["retrain_seconds"] = result["retrain_seconds"]
-    timings["total_seconds"] = round(time.perf_counter() - run.started, 2)
+    # Every invocation's time, as search_seconds (a resume adds to both).
+    timings["total_seconds"] = round(
+        timings.get("total_seconds", 0.0) + time.perf_counter() - run.started,
+        2,
+    )
     run.write_results(
         status="done", retrained=retrained, timings=timings, **test
     )

@@ -11,7 +11,9 @@ their trial before training. Nothing here imports Keras at module level.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -240,15 +242,18 @@ def make_tuner(
     views = () if issubclass(cls, SearchViewsMixin) else (SearchViewsMixin,)
     tuner_cls = type(f"Cli{cls.__name__}", (_ProgressMixin, *views, cls), {})
     try:
-        tuner = tuner_cls(
-            *positional,
-            objective="val_accuracy",
-            seed=args.seed,
-            directory=args.directory,
-            project_name=PROJECT_NAME,
-            overwrite=args.overwrite,
-            **keywords,
-        )
+        # keras-tuner prints "Reloading Tuner from ..." on a resume; the
+        # command says "resuming: N trial(s) already done" instead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            tuner = tuner_cls(
+                *positional,
+                objective="val_accuracy",
+                seed=args.seed,
+                directory=args.directory,
+                project_name=PROJECT_NAME,
+                overwrite=args.overwrite,
+                **keywords,
+            )
     except ValueError as e:
         raise UsageError(f"cannot build the {args.tuner!r} tuner: {e}") from e
     tuner._report = report

@@ -34,6 +34,13 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, layout="constrained")
 
 
+def _integer_trials(ax) -> None:
+    """Trial numbers on the x axis: whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig, path: str | None):
     if path is not None:
         fig.savefig(path, format="png", dpi=100)
@@ -239,6 +246,7 @@ def _plot_single(
         gid="best-so-far",
     )
     ax.set_xlabel("trial")
+    _integer_trials(ax)
     ax.set_ylabel(name)
     if scores:
         ax.set_xlim(first - 0.5, first + len(scores) - 0.5)
@@ -306,6 +314,7 @@ def _plot_multi(
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best")
     axes[-1].set_xlabel("trial")
+    _integer_trials(axes[-1])
     axes[0].set_title("Search history: Pareto-optimal trials")
     return fig
 
