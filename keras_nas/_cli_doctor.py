@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from keras_nas._cli_env import UsageError
+from keras_nas._cli_env import UsageError, muted_stderr
 from keras_nas._doctor import DOCTOR_HELP, doctor
 from keras_nas._project import ProjectError
 
@@ -27,7 +27,10 @@ def add_doctor_parser(commands: Any) -> None:
 def doctor_command(args: argparse.Namespace) -> int:
     """Runs `keras-nas doctor`; returns the exit status."""
     try:
-        lines = doctor(args.directory)
+        # Rebuilding a keras-nas oracle's state imports TensorFlow: its
+        # start-up notices are muted (and shown if the repair crashes).
+        with muted_stderr(expected=(ProjectError, OSError)):
+            lines = doctor(args.directory)
     except (ProjectError, OSError) as e:
         raise UsageError(str(e)) from e
     for line in lines:

@@ -8,7 +8,9 @@ as `NAME.damaged`, and changes nothing if any problem cannot be repaired:
   or, if no file records its result, a failed placeholder trial keeps the
   id taken (keras-tuner numbers new trials by counting the trial files);
 - `oracle.json`: rebuilt from the trial files (keras-tuner's base state,
-  for the tuners of `keras_nas._project.REBUILDABLE_ORACLES`);
+  for the tuners of `keras_nas._project.REBUILDABLE_ORACLES`; over a fresh
+  oracle's state for those of `keras_nas._project.STATEFUL_ORACLES`:
+  evolution, MCTS, REINFORCE, local search, BANANAS, BO);
 - `tuner0.json`: rewritten (`{}` for every tuner of the command);
 - `results.json`: rebuilt from `search/cli_args.json` and the trial files.
 """
@@ -16,6 +18,7 @@ as `NAME.damaged`, and changes nothing if any problem cannot be repaired:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from typing import Any
 
@@ -26,6 +29,7 @@ from keras_nas._project import (
     PROJECT_NAME,
     REBUILDABLE_ORACLES,
     RESULTS,
+    STATEFUL_ORACLES,
     TRIAL,
     TUNER,
     ProjectError,
@@ -48,7 +52,8 @@ DOCTOR_HELP = (
     "Check a keras-nas search directory and repair what its other files "
     "still record: a lost or damaged trial.json (restored from results.json, "
     "or its id kept taken by a failed trial), oracle.json (rebuilt from the "
-    "trial files, random and bayesian tuners), tuner0.json, results.json "
+    "trial files; random, bayesian, grid, evolution, mcts, reinforce, local, "
+    "bananas and bo tuners), tuner0.json, results.json "
     "(rebuilt from search/cli_args.json and the trial files). Damaged files "
     "are kept as NAME.damaged. Exits with status 2 and one line if something "
     "cannot be repaired."
@@ -200,7 +205,31 @@ def _oracle_state(project: _Project, space: dict[str, Any]) -> dict[str, Any]:
         },
     }
     state.update(REBUILDABLE_ORACLES.get(args.get("tuner"), {}))
+    if args.get("tuner") in STATEFUL_ORACLES:
+        fresh = _fresh_oracle_state(args, space, project)
+        if "id_to_hash" not in fresh:  # A compact state: rebuilt on load.
+            del state["tried_so_far"], state["id_to_hash"]
+        state = {**fresh, **state}
     return state
+
+
+def _fresh_oracle_state(
+    args: dict[str, Any], space: dict[str, Any], project: _Project
+) -> dict[str, Any]:
+    """The state of a new oracle of the search's tuner, as `keras-nas
+    search` builds it (objective, `--max-trials`, `--seed`, the space)."""
+    keras_tuner = importlib.import_module("keras_tuner")
+    module, name = STATEFUL_ORACLES[args["tuner"]]
+    cls = getattr(importlib.import_module(module), name)
+    objective = (project.results or {}).get("objective", "val_accuracy")
+    oracle = cls(
+        objective=keras_tuner.Objective(objective, "max"),
+        max_trials=int(args.get("max_trials", 5)),
+        seed=int(args.get("seed", 0)),
+        hyperparameters=keras_tuner.HyperParameters.from_config(space),
+    )
+    oracle._set_project_dir(project.directory, PROJECT_NAME)
+    return oracle.get_state()
 
 
 def _results(project: _Project) -> dict[str, Any]:

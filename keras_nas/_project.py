@@ -84,7 +84,29 @@ FINISHED = ("COMPLETED", "FAILED")
 #: defaults): `keras-nas doctor` can rebuild their `oracle.json`.
 REBUILDABLE_ORACLES = {
     "random": {},
+    "grid": {},  # keras-tuner's GridSearchOracle saves only the base state.
     "bayesian": {"num_initial_points": None, "alpha": 1e-4, "beta": 2.6},
+}
+#: Tuners whose oracle keeps more than keras-tuner's base state: `keras-nas
+#: doctor` rebuilds their `oracle.json` as the state of a fresh oracle of
+#: this class (the command's settings, its seeded RNG) over the base state
+#: rebuilt from the trial files. What the oracle derives from its trials
+#: comes back when it loads them (aging evolution's population and history
+#: are the trials in end order, MCTS rebuilds its tree, BANANAS and the
+#: architecture BO refit their surrogate on the trials); what only the lost
+#: file held starts afresh (the RNG stream, REINFORCE's controller weights,
+#: local search's current walk), so the resumed search differs from an
+#: uninterrupted one but repeats no trial and loses none.
+STATEFUL_ORACLES = {
+    "evolution": ("keras_nas.tuners.evolution", "AgingEvolutionOracle"),
+    "mcts": ("keras_nas.tuners.mcts", "MonteCarloTreeSearchOracle"),
+    "reinforce": ("keras_nas.tuners.reinforce", "ReinforceOracle"),
+    "local": ("keras_nas.tuners.local_search", "LocalSearchOracle"),
+    "bananas": ("keras_nas.tuners.bananas", "BananasOracle"),
+    "bo": (
+        "keras_nas.tuners.bayesian",
+        "ArchitectureBayesianOptimizationOracle",
+    ),
 }
 _TRIAL_DIR = re.compile(r"^trial_(.+)$")
 
@@ -426,11 +448,16 @@ def _problems(project: _Project) -> list[Problem]:
         )
     if project.trials and project.oracle_problem is not None:
         path = project.path(ORACLE)
-        if tuner_name in REBUILDABLE_ORACLES:
+        what, repair = project.oracle_problem, None
+        if tuner_name in REBUILDABLE_ORACLES or tuner_name in STATEFUL_ORACLES:
             repair = "rebuild it from the trial files"
         else:
-            repair = None
-        problems.append(Problem(path, project.oracle_problem, repair))
+            what += (
+                f" (keras-nas doctor cannot rebuild the {tuner_name} tuner's "
+                "state from the trial files; the finished trials are listed "
+                f"in {RESULTS})"
+            )
+        problems.append(Problem(path, what, repair))
     started = []
     if project.oracle is not None:
         started = [str(i) for i in project.oracle["start_order"]]

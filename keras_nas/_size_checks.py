@@ -24,6 +24,7 @@ __all__ = [
     "available_memory",
     "check_space_class",
     "check_space_size",
+    "check_sizes_early",
     "estimate",
 ]
 
@@ -120,6 +121,15 @@ def _chain_space(options: dict, input_shape, num_classes) -> dict[str, int]:
         "hp_values": layers * 10,
     }
 
+
+#: Space class name -> the smallest value of each size its constructor
+#: accepts: an estimate with these for the sizes not given, a 1x1x1 input
+#: and 2 classes bounds every space built with the sizes given from below.
+_SMALLEST = {
+    "CellSearchSpace": {"num_nodes": 1, "num_cells": 1, "filters": 2},
+    "NasBench201SearchSpace": {"filters": 2, "cells_per_stage": 1},
+    "ChainSearchSpace": {"max_layers": 1},
+}
 
 #: Space class name -> estimate(options, input_shape, num_classes).
 _ESTIMATES: dict[str, Callable[..., dict[str, int]]] = {
@@ -259,3 +269,26 @@ def check_space_class(
     return check_space_size(
         cls.__name__, options, input_shape, num_classes, batch_size
     )
+
+
+def check_sizes_early(
+    space_name: str, sizes: dict[str, Any], batch_size: int
+) -> Estimate | None:
+    """`check_space_size` before the data and the space are known.
+
+    The sizes not given take their smallest value, the input is 1x1x1 with
+    2 classes: every estimate grows with each of them, so this is a lower
+    bound of the space's largest model on any data, and a refusal is never
+    a false alarm. `keras-nas search` calls it before it imports anything
+    slow, so that sizes no machine can hold fail in a second.
+
+    Args:
+        space_name: the space's class name, e.g. `"CellSearchSpace"`.
+        sizes: the constructor's size arguments that were given.
+        batch_size: examples per training step.
+    """
+    smallest = _SMALLEST.get(space_name)
+    if smallest is None:
+        return None
+    options = {**smallest, **sizes}
+    return check_space_size(space_name, options, (1, 1, 1), 2, batch_size)

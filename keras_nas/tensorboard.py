@@ -303,12 +303,12 @@ def _values_figure(values: Mapping[str, Any], title: str):
 
 
 def _architecture_text(
-    trial: Any, values: Mapping[str, Any], genotype: Any, step: int
+    trial: Any, values: Mapping[str, Any], genotype: Any
 ) -> str:
     import json
 
     status = getattr(trial.status, "name", None) or str(trial.status)
-    head = f"**trial {step}** (id {trial.trial_id}, {status})"
+    head = f"**trial {trial.trial_id}** ({status})"
     if trial.score is not None:
         head += f", score {float(trial.score):.6g}"
     parts = [head]
@@ -350,8 +350,9 @@ class SearchViews:
       draw_genotype` for spaces with genotypes, the hyperparameter values
       otherwise) and as text (`ARCHITECTURE_TEXT`: genotype string and the
       values as JSON);
-    - in the search run (`<log_dir>/search`), at step = trial number
-      (from 1, as in `plot_history`; trial id + 1 for keras-tuner ids):
+    - in the search run (`<log_dir>/search`), at step = the trial's
+      keras-tuner id (0, 1, ...; the trial number of the `keras-nas`
+      console, `results.json`, the trial's run and `plot_history`):
       `objective/<name>` (the trial's best value of each objective) and
       `best/<name>` (best so far), `pareto/front_size` for multi-objective
       searches, and `hardware/<metric>` for the cost metrics of
@@ -403,14 +404,14 @@ class SearchViews:
 
     def log_trial(self, tuner: Any, trial: Any) -> None:
         """Writes the views of a finished `trial` of `tuner`."""
-        # Trial numbers count from 1, as keras-tuner's progress lines and
-        # `plot_history` do (run directories keep the 0-based trial ids).
+        # One trial number everywhere: keras-tuner's trial id, as in the
+        # trial's run directory, the CLI's lines and `plot_history`.
         step = (
-            int(trial.trial_id) + 1
+            int(trial.trial_id)
             if str(trial.trial_id).isdigit()
-            else self.num_logged + 1
+            else self.num_logged
         )
-        self._log_architecture(tuner, trial, step)
+        self._log_architecture(tuner, trial)
         self._log_experiment(tuner, trial)
         self._log_scores(tuner, trial, step)
         self.num_logged += 1
@@ -420,7 +421,7 @@ class SearchViews:
         else:
             self._search_writer().flush()
 
-    def _log_architecture(self, tuner: Any, trial: Any, step: int) -> None:
+    def _log_architecture(self, tuner: Any, trial: Any) -> None:
         import tensorflow as tf
 
         from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
@@ -429,13 +430,13 @@ class SearchViews:
         values = _active_values(trial)
         genotype = _genotype_of(getattr(tuner, "hypermodel", None), values)
         score = "failed" if trial.score is None else f"{trial.score:.4g}"
-        title = f"trial {step}: {score}"
+        title = f"trial {trial.trial_id}: {score}"
         if isinstance(genotype, (Genotype, NasBench201Genotype)):
             fig = draw_genotype(genotype, title=title)
         else:  # No genotype, or one `draw_genotype` cannot draw.
             fig = _values_figure(values, title)
         pixels = _figure_pixels(fig)
-        text = _architecture_text(trial, values, genotype, step)
+        text = _architecture_text(trial, values, genotype)
         logdir = _trial_log_dir(tuner, self.log_dir, trial.trial_id)
         writer = tf.summary.create_file_writer(logdir)
         with writer.as_default():

@@ -35,6 +35,13 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, layout="constrained")
 
 
+def _integer_trials(ax) -> None:
+    """Trial numbers on the x axis: whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig, path: str | None):
     if path is not None:
         fig.savefig(path, format="png", dpi=100)
@@ -132,7 +139,9 @@ def plot_history(
     the best score so far (a step line). With several objectives: for two,
     a scatter of all trials in objective space with the Pareto front drawn
     as a line; for more, one panel per objective with the Pareto-optimal
-    trials highlighted.
+    trials highlighted. The trials are numbered by keras-tuner's trial id
+    (0, 1, ...) for a tuner or an oracle, as everywhere in keras-nas, and
+    from 1 for a sequence of scores.
 
     Args:
         history: a sequence of scores (numbers, or tuples of numbers for
@@ -157,11 +166,13 @@ def plot_history(
     oracle = getattr(history, "oracle", history)
     if hasattr(oracle, "trials") and hasattr(oracle, "objective"):
         scores, names, directions = _history_from_oracle(oracle)
+        first = 0  # keras-tuner's trial ids.
         if direction is None:
             direction = directions if len(directions) > 1 else directions[0]
         objective_names = objective_names or names
     elif isinstance(history, Sequence) and not isinstance(history, str):
         scores = list(history)
+        first = 1
     else:
         raise ValueError(
             "Expected `history` to be a sequence of scores or a keras-tuner "
@@ -189,25 +200,27 @@ def plot_history(
             )
         directions = [_check_direction(d) for d in direction]
         names = list(objective_names or [f"objective {i}" for i in range(k)])
-        fig = _plot_multi(scores, directions, names)
+        fig = _plot_multi(scores, directions, names, first)
     else:
         direction = "max" if direction is None else direction
         if not isinstance(direction, str):
             direction = direction[0]
         name = (objective_names or ["score"])[0]
-        fig = _plot_single(scores, _check_direction(direction), name)
+        fig = _plot_single(scores, _check_direction(direction), name, first)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
 
 
-def _plot_single(scores: list[Any], direction: str, name: str):
+def _plot_single(
+    scores: list[Any], direction: str, name: str, first: int = 1
+):
     fig = _figure((6.4, 4.0))
     ax = fig.add_subplot()
     trials, values, best_line = [], [], []
     best = None
     better = max if direction == "max" else min
-    for i, s in enumerate(scores, start=1):
+    for i, s in enumerate(scores, start=first):
         if s is None or (isinstance(s, float) and math.isnan(s)):
             best_line.append(best)
             continue
@@ -223,7 +236,7 @@ def _plot_single(scores: list[Any], direction: str, name: str):
         label=f"{name} per trial",
         gid="trial-scores",
     )
-    xs = [i for i, b in enumerate(best_line, start=1) if b is not None]
+    xs = [i for i, b in enumerate(best_line, start=first) if b is not None]
     ys = [b for b in best_line if b is not None]
     ax.step(
         xs,
@@ -234,16 +247,19 @@ def _plot_single(scores: list[Any], direction: str, name: str):
         gid="best-so-far",
     )
     ax.set_xlabel("trial")
+    _integer_trials(ax)
     ax.set_ylabel(name)
     if scores:
-        ax.set_xlim(0.5, len(scores) + 0.5)
+        ax.set_xlim(first - 0.5, first + len(scores) - 0.5)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     ax.set_title(f"Search history ({direction}imize {name})")
     return fig
 
 
-def _plot_multi(scores: list[Any], directions: list[str], names: list[str]):
+def _plot_multi(
+    scores: list[Any], directions: list[str], names: list[str], first: int = 1
+):
     index = [i for i, s in enumerate(scores) if s is not None]
     points = [tuple(float(v) for v in scores[i]) for i in index]
     front = (
@@ -281,14 +297,14 @@ def _plot_multi(scores: list[Any], directions: list[str], names: list[str]):
     axes = fig.subplots(k, 1, sharex=True, squeeze=False)[:, 0]
     for o, ax in enumerate(axes):
         ax.plot(
-            [i + 1 for i in index],
+            [i + first for i in index],
             [p[o] for p in points],
             "o",
             color=_MAX_COLOR,
             label="trials",
         )
         ax.plot(
-            [i + 1 for i in front],
+            [i + first for i in front],
             [float(scores[i][o]) for i in front],
             "o",
             color=_BEST_COLOR,
@@ -299,6 +315,7 @@ def _plot_multi(scores: list[Any], directions: list[str], names: list[str]):
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best")
     axes[-1].set_xlabel("trial")
+    _integer_trials(axes[-1])
     axes[0].set_title("Search history: Pareto-optimal trials")
     return fig
 

@@ -48,6 +48,32 @@ def test_version():
     assert out.stdout.strip() == "keras-nas 0.1.0"
 
 
+def test_sizes_over_the_limits_are_refused_at_once(tmp_path):
+    # `--num-nodes 1000000` used to hang at start, and `--num-nodes 1000`
+    # took as long as loading the data and TensorFlow to be refused: now
+    # sizes over keras-nas' limits are refused by the parser, and sizes no
+    # memory holds by a lower bound of the model's size, both before the
+    # header line, any slow import or any file written.
+    for options, expected in (
+        (["--num-nodes", "1000"], "argument --num-nodes: expected a "
+         "positive integer up to 64, the most keras-nas builds, got '1000'"),
+        (["--num-nodes", "1000000"], "up to 64, the most keras-nas builds"),
+        (["--num-cells", "100000"], "up to 1024, the most keras-nas builds"),
+        (["--filters", "1000000000"], "up to 65536, the most keras-nas"),
+        (["--filters", "65536", "--num-cells", "1024"],
+         "cannot build the 'cell' space: the largest model of this space "
+         "needs at least"),
+    ):  # fmt: skip
+        out = _run(
+            "search", *options, "--directory", str(tmp_path), timeout=60
+        )
+        assert out.returncode == 2, out.stderr
+        assert out.stdout == ""  # Refused before the header line.
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith("error: ") and expected in line, line
+    assert os.listdir(tmp_path) == []  # Nothing written.
+
+
 @pytest.fixture()
 def bad_files(tmp_path):
     garbage = tmp_path / "garbage.npz"
@@ -353,7 +379,7 @@ def test_search_on_mocked_tfds_dataset(tmp_path, capsys):
 def test_budget_options_fail_architectures_over_budget(tmp_path):
     import keras_tuner
 
-    from keras_nas import cli
+    from keras_nas import _cli_tuners, cli
     from keras_nas.estimation import count_flops, count_params
     from keras_nas.spaces import ChainSearchSpace
 
@@ -366,7 +392,7 @@ def test_budget_options_fail_architectures_over_budget(tmp_path):
             ["search", "--tuner", "evolution", "--max-trials", "7",
              "--directory", str(tmp_path), *options]
         )  # fmt: skip
-        tuner = cli._make_tuner(args, space, None, report=None)
+        tuner = _cli_tuners.make_tuner(args, space, None, report=None)
         return tuner, tuner._try_build(keras_tuner.HyperParameters())
 
     tuner, built = try_build("--max-flops", str(flops))
@@ -382,16 +408,16 @@ def test_budget_options_fail_architectures_over_budget(tmp_path):
         ["search", "--tuner", "darts", "--max-params", "9"]
     )
     with pytest.raises(cli.UsageError, match="--max-params"):
-        cli._make_tuner(args, space, None, report=None)
+        _cli_tuners.make_tuner(args, space, None, report=None)
 
 
 def test_progress_lines_are_on_unless_quiet():
-    from keras_nas import cli
+    from keras_nas import _cli_search, cli
     from keras_nas._cli_progress import EpochLine, format_metrics
 
     def callbacks(*options):
         args = cli.build_parser().parse_args(["search", *options])
-        return cli._callbacks(args)
+        return _cli_search.search_callbacks(args)
 
     assert [type(c) for c in callbacks()] == [EpochLine]
     assert callbacks("--quiet") == []

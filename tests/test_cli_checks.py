@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 
-from keras_nas import _doctor, _size_checks, cli
+from keras_nas import _cli_results, _doctor, _size_checks, cli
 from keras_nas import _project as project
 from keras_nas.data import load_dataset
 
@@ -102,9 +102,15 @@ def test_split_too_small_for_the_classes(digits, tmp_path):
 
 
 OPTIONS = {
-    "filters 10**9": (["--filters", "1000000000"], "6.8e+19 weights"),
-    "num-nodes 10**6": (["--num-nodes", "1000000"], "hyperparameter values"),
-    "num-cells 10**5": (["--num-cells", "100000"], "1.4e+06 layers"),
+    # Over keras-nas' limits: refused by the parser, before any import.
+    "filters 10**9": (["--filters", "1000000000"], "up to 65536"),
+    "num-nodes 10**6": (["--num-nodes", "1000000"], "up to 64"),
+    "num-cells 10**5": (["--num-cells", "100000"], "up to 1024"),
+    # Within the limits, over the memory: refused before building.
+    "sizes over memory": (
+        ["--filters", "65536", "--num-cells", "1024", "--num-nodes", "64"],
+        "weights",
+    ),
     "seed 2**32": (["--seed", "4294967296"], "2**32 - 1"),
     "directory in /proc": (["--directory", "/proc/x"], "'/proc/x' cannot"),
     "tensorboard is a file": (["--tensorboard", "{file}"], "not a directory"),
@@ -118,7 +124,7 @@ def test_bad_options_are_one_line(case, tmp_path, capsys):
     a_file.write_text("x")
     options = [o.format(file=a_file) for o in options]
     argv = ["search", "--directory", str(tmp_path / "run"), *options]
-    if case.startswith("seed"):
+    if case.startswith(("seed", "filters", "num-")):
         with pytest.raises(SystemExit) as stop:
             cli.main(argv)
         status = stop.value.code
@@ -160,6 +166,20 @@ def test_size_estimate_against_the_memory_available():
         32,
     )
     assert nb201["layers"] == 90
+    # Before the data is loaded: the sizes not given at their smallest, a
+    # 1x1x1 input: a lower bound of the space on any data.
+    for name, given, full in (
+        ("CellSearchSpace", {"filters": 16}, {**options, "filters": 16}),
+        (
+            "NasBench201SearchSpace",
+            {"cells_per_stage": 5},
+            {"filters": 16, "cells_per_stage": 5},
+        ),
+    ):
+        early = _size_checks.check_sizes_early(name, given, 32)
+        found = _size_checks.estimate(name, full, (8, 8, 1), 10, 32)
+        assert 0 < early["bytes"] <= found["bytes"]
+    assert _size_checks.check_sizes_early("GraphSearchSpace", {}, 32) is None
 
 
 def _trial(trial_id, score, loss=1.0, status="COMPLETED"):
@@ -181,7 +201,7 @@ def _run_with(trials, tmp_path):
         get_best_trials=lambda n: trials[:n],
     )
     args = types.SimpleNamespace(directory=str(tmp_path), quiet=True)
-    run = cli._Run(args, None)
+    run = _cli_results.Run(args, None)
     run.tuner = types.SimpleNamespace(oracle=oracle)
     return run
 
@@ -193,13 +213,13 @@ def test_diverged_and_failed_trials_are_never_the_best(tmp_path):
         _trial("2", 0.5),
         _trial("3", 0.5),
     ]
-    assert cli._diverged(trials[0]) and cli._diverged(trials[1])
-    assert not cli._diverged(trials[2])
+    assert _cli_results.diverged(trials[0]) and _cli_results.diverged(trials[1])
+    assert not _cli_results.diverged(trials[2])
     # Ties go to the earliest trial.
     assert _run_with(trials, tmp_path).best_trial().trial_id == "2"
     run = _run_with(trials[:2], tmp_path)
     assert run.best_trial() is None
-    message = cli._no_best_message(run)
+    message = _cli_results.no_best_message(run)
     assert "every trial failed or diverged (2 trials: 1 failed, 1 ended" in (
         message
     )

@@ -232,6 +232,98 @@ def test_damaged_file_is_refused_then_repaired_by_doctor(
         assert os.path.isfile(f"{path}.damaged")
 
 
+def _set_tuner(directory, tuner):
+    """Makes `directory` a search of `tuner` (its trial files fit any)."""
+    for name in ("results.json", os.path.join("search", "cli_args.json")):
+        with open(os.path.join(directory, name)) as f:
+            data = json.load(f)
+        (data["args"] if "args" in data else data)["tuner"] = tuner
+        with open(os.path.join(directory, name), "w") as f:
+            json.dump(data, f)
+
+
+def test_doctor_rebuilds_the_oracle_of_stateful_tuners(
+    tiny_npz, tmp_path, monkeypatch
+):
+    # oracle.json lost: the oracle's own state (population, tree,
+    # controller, surrogate) is rebuilt over keras-tuner's base state from
+    # the trial files, then the search resumes without repeating or losing
+    # a trial. In the test process (TensorFlow already imported), and the
+    # other tuners on copies of the evolution search, to stay cheap.
+    import keras_tuner
+    from keras_tuner.src import config, utils
+
+    from keras_nas import _doctor, cli
+
+    monkeypatch.setattr(config, "DEBUG", config.DEBUG)
+    monkeypatch.setattr(utils, "save_json", utils.save_json)
+    directory = str(tmp_path / "run")
+    args = _search_args(tiny_npz, directory, "--tuner", "evolution")
+    assert cli.main([*args, "--quiet"]) == 0
+    trials = _finished_trials(directory)
+    assert sorted(trials) == ["0", "1"]
+    path = os.path.join(directory, "search", "oracle.json")
+    with open(path) as f:
+        saved = json.load(f)
+    for tuner, module, name in sorted(
+        (t, *v) for t, v in project.STATEFUL_ORACLES.items()
+    ):
+        copy = str(tmp_path / tuner)
+        shutil.copytree(directory, copy)
+        copy_path = os.path.join(copy, "search", "oracle.json")
+        _set_tuner(copy, tuner)
+        os.remove(copy_path)
+        (problem,) = project.check_project(copy)
+        line = problem.line(copy)
+        assert copy_path in line and f"keras-nas doctor {copy}" in line
+        lines = _doctor.doctor(copy)
+        assert lines[0] == f"{copy_path}: rebuilt from 2 trial files", tuner
+        with open(copy_path) as f:
+            rebuilt = json.load(f)
+        for key in ("start_order", "end_order", "seed"):
+            assert rebuilt[key] == saved[key], (tuner, key)
+        assert project.check_project(copy) == []
+        if tuner == "evolution":
+            assert set(rebuilt) == set(saved)  # Every key the oracle loads.
+            continue
+        # The tuner's oracle loads it and hands out a new trial, not one of
+        # the finished ones.
+        oracle_class = getattr(__import__(module, fromlist=[name]), name)
+        oracle = oracle_class(
+            objective=keras_tuner.Objective("val_accuracy", "max"),
+            max_trials=3,
+            seed=1,
+        )
+        oracle._set_project_dir(copy, "search")
+        oracle.reload()
+        trial = oracle.create_trial("tuner0")
+        assert trial.trial_id == "2", tuner
+        done = [t[2] for t in trials.values()]
+        assert trial.hyperparameters.values not in done, tuner
+
+    # The evolution search resumes: one more trial, the others unchanged.
+    os.remove(path)
+    assert _doctor.doctor(directory)[0].startswith(f"{path}: rebuilt")
+    assert cli.main([*args, "--max-trials", "3", "--quiet"]) == 0
+    after = _finished_trials(directory)
+    assert sorted(after) == ["0", "1", "2"]
+    assert {k: after[k] for k in trials} == trials  # Nothing changed.
+    assert after["2"][2] not in [t[2] for t in trials.values()]
+
+
+def test_doctor_says_what_to_do_when_it_cannot_rebuild_an_oracle(finished):
+    # Hyperband's brackets live only in oracle.json: one line, the way out.
+    directory, _, trials = finished
+    _set_tuner(directory, "hyperband")
+    path = os.path.join(directory, "search", "oracle.json")
+    os.remove(path)
+    line = _one_error_line(_run("doctor", directory))
+    assert path in line
+    assert "cannot rebuild the hyperband tuner's state" in line
+    assert "restore the file" in line and "--overwrite" in line
+    assert _finished_trials(directory) == trials
+
+
 def test_lost_search_folder_is_refused_even_by_doctor(finished):
     # results.json still lists the trials, but nothing records the space:
     # only --overwrite (or the folder restored), and doctor changes nothing.

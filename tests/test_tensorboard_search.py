@@ -58,8 +58,9 @@ def test_nas_tuner_logs_architectures_scores_and_history(tmp_path):
     trials = _ordered(tuner)
     assert len(trials) == 7
 
-    # Search run: the objective of trial k at step k (from 1), the best so
-    # far, monotone and ending at the oracle's best.
+    # Search run: the objective of trial k at step k (keras-tuner's trial
+    # id, the one trial number everywhere), the best so far, monotone and
+    # ending at the oracle's best.
     search = tb.read_scalars(os.path.join(logdir, tb.SEARCH_RUN))["."]
     scores = [t.score for t in trials]
     np.testing.assert_allclose(
@@ -80,7 +81,8 @@ def test_nas_tuner_logs_architectures_scores_and_history(tmp_path):
     # in the run of the trial, beside its HParams session.
     texts = tb.read_text(logdir)
     sessions = tb.read_hparams(logdir)
-    for number, trial in enumerate(trials, start=1):
+    for trial in trials:
+        number = trial.trial_id  # As in the run's directory and the CLI.
         run = os.path.join(trial.trial_id, "execution0")
         assert sessions[run]["_status"] == "STATUS_SUCCESS"
         genotype = space.genotype(trial.hyperparameters.values)
@@ -215,7 +217,7 @@ def test_hardware_aware_pareto_search(tmp_path):
         tb.ARCHITECTURE_IMAGE
     ]
     genotype = space.genotype(trial.hyperparameters.values)
-    title = f"trial 1: {trial.score:.4g}"
+    title = f"trial {trial.trial_id}: {trial.score:.4g}"
     np.testing.assert_array_equal(
         image, tb._figure_pixels(draw_genotype(genotype, title=title))[0]
     )

@@ -155,6 +155,8 @@ def test_real_tensorboard_shows_architectures_scores_and_hparams(tmp_path):
             (shown,) = _json(f"{url}/data/plugin/text/text?{query}")
             genotype = space.genotype(trial.hyperparameters.values)
             assert "genotype:" in shown["text"]
+            # One trial number everywhere: the id of the run, not id + 1.
+            assert f"<strong>trial {trial.trial_id}</strong>" in shown["text"]
             assert str(genotype).split(";")[0] in shown["text"]
 
         # Scalars page: the search run and keras' epoch curves.
@@ -163,6 +165,12 @@ def test_real_tensorboard_shows_architectures_scores_and_hparams(tmp_path):
             scalars[tb.SEARCH_RUN]
         )
         assert "epoch_accuracy" in scalars[f"{runs[0]}/validation"]
+        query = urllib.parse.urlencode(
+            {"run": tb.SEARCH_RUN, "tag": "objective/val_accuracy"}
+        )
+        points = _json(f"{url}/data/plugin/scalars/scalars?{query}")
+        # [wall time, step, value]: the step is the trial id.
+        assert [p[1] for p in points] == [int(t.trial_id) for t in trials]
 
         # HParams page: a compact genotype column, the objective first.
         experiment = _json(

@@ -204,6 +204,9 @@ def test_plot_history_from_oracle(tmp_path):
     ax = fig.axes[0]
     (best,) = [ln for ln in ax.lines if ln.get_gid() == "best-so-far"]
     assert list(best.get_ydata()) == [5.0, 3.0, 3.0]
+    # Numbered by trial id, as the CLI, results.json and TensorBoard do.
+    assert [int(t) for t in sorted(oracle.trials)] == [0, 1, 2]
+    assert list(best.get_xdata()) == [0, 1, 2]
     assert ax.get_ylabel() == "loss"
     # Multi-objective oracles plot the Pareto front.
     oracle = keras_tuner.oracles.RandomSearchOracle(
