@@ -12,6 +12,7 @@ __all__ = [
     "MAX_NODES",
     "check_objective",
     "check_positive_int",
+    "check_range",
     "is_int",
     "short_repr",
 ]
@@ -65,6 +66,20 @@ def check_positive_int(
             f"Received: {name}={short_repr(value)}"
         )
     return int(value)
+
+
+def check_range(name: str, value: Any, low: float, high: float) -> float:
+    """`value` as a float, if it is a real number in [`low`, `high`]."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not low <= value <= high
+    ):
+        raise ValueError(
+            f"Expected `{name}` to be a number in [{low:g}, {high:g}]. "
+            f"Received: {name}={short_repr(value)}"
+        )
+    return float(value)
 
 
 def _is_objective(value: Any) -> bool:

@@ -48,6 +48,7 @@ __all__ = [
     "check_seed",
     "crossover_values",
     "enumerate_values",
+    "first_unique",
     "is_active_given",
     "is_duplicate",
     "is_valid_value",
@@ -340,10 +341,11 @@ def unique_random_values(
     points never proposed, so small spaces are searched exhaustively.
     """
     hps = oracle.hyperparameters
-    for _ in range(max_collisions + 1):
-        values = random_values(hps, rng)
-        if not is_duplicate(oracle, values):
-            return values
+    values = first_unique(
+        oracle, lambda: random_values(hps, rng), max_collisions + 1
+    )
+    if values is not None:
+        return values
     points = enumerate_values(hps)
     if not points:
         return None
@@ -351,6 +353,18 @@ def unique_random_values(
     if not fresh:
         return None
     return fresh[_randint(rng, len(fresh))]
+
+
+def first_unique(
+    oracle: Any, draw: Callable[[], dict[str, Any]], attempts: int
+) -> dict[str, Any] | None:
+    """The first of up to `attempts` calls of `draw()` whose values were
+    not proposed before (`is_duplicate`), or `None`."""
+    for _ in range(attempts):
+        values = draw()
+        if not is_duplicate(oracle, values):
+            return values
+    return None
 
 
 def mutate_value(hp: Any, value: Any, rng: RandomState) -> Any:
