@@ -113,6 +113,7 @@ class SearchOracle(
     def trial_parents(self, trial_id: str) -> list[str]:
         """Ids of the trials `trial_id` was derived from (empty if none).
 
+        The mutated parent first (a crossover's second parent after it).
         `keras_nas.estimation.WeightInheritance` inherits their weights.
         """
         return list(self._lineage.get(trial_id, {}).get("parents", []))

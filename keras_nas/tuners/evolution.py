@@ -233,14 +233,6 @@ class AgingEvolutionOracle(_oracle.SearchOracle):
                 return child
         return None
 
-    def trial_parents(self, trial_id: str) -> list[str]:
-        """Ids of the trials `trial_id` was bred from (empty if random).
-
-        The mutated parent first (a crossover's second parent after it).
-        `keras_nas.estimation.WeightInheritance` inherits their weights.
-        """
-        return super().trial_parents(trial_id)
-
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         # Informative: rebuilt from `end_order` and the trials.
