@@ -19,7 +19,7 @@ share:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras_tuner
@@ -57,6 +57,7 @@ from keras_nas.tuners import _distributed, _results
 
 __all__ = [
     "NasTuner",
+    "first_unique",
     "is_duplicate",
     "score_to_maximize",
     "set_seed",
@@ -88,10 +89,11 @@ def unique_random_values(
     points never proposed, so small spaces are searched exhaustively.
     """
     hps = oracle.hyperparameters
-    for _ in range(max_collisions + 1):
-        values = random_values(hps, rng)
-        if not is_duplicate(oracle, values):
-            return values
+    values = first_unique(
+        oracle, lambda: random_values(hps, rng), max_collisions + 1
+    )
+    if values is not None:
+        return values
     points = enumerate_values(hps)
     if not points:
         return None
@@ -99,6 +101,18 @@ def unique_random_values(
     if not fresh:
         return None
     return fresh[random_index(rng, len(fresh))]
+
+
+def first_unique(
+    oracle: Any, draw: Callable[[], dict[str, Any]], attempts: int
+) -> dict[str, Any] | None:
+    """The first of up to `attempts` calls of `draw()` whose values were
+    not proposed before (`is_duplicate`), or `None`."""
+    for _ in range(attempts):
+        values = draw()
+        if not is_duplicate(oracle, values):
+            return values
+    return None
 
 
 # ---------------------------------------------------------------------------

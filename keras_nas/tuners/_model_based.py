@@ -19,14 +19,13 @@ from typing import Any
 
 import keras_tuner
 import numpy as np
-from keras_tuner.engine import trial as trial_module
 from scipy.special import ndtri
 from scipy.stats import rankdata
 from threadpoolctl import ThreadpoolController
 
 from keras_nas._validation import check_positive_int
 from keras_nas.predictors.encodings import ArchitectureEncoder
-from keras_nas.tuners import _base, _persistence
+from keras_nas.tuners import _base, _oracle
 
 __all__ = ["SurrogateOracle", "completed_rewards", "one_step_neighbours"]
 
@@ -110,7 +109,7 @@ def completed_rewards(oracle: Any) -> list[tuple[str, dict, float]]:
     return out
 
 
-class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
+class SurrogateOracle(_oracle.SearchOracle):
     """Base of the predictor-based oracles (see the module docstring).
 
     The state is the trials, the RNG and the lineage; the predictor is
@@ -151,19 +150,7 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ):
-        super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        if seed is not None:
-            # keras-tuner replaces a falsy seed by a random one; 0 is a seed.
-            self.seed = self._seed_state = int(seed)
+        super().__init__(**_oracle.arguments_of(_oracle.SearchOracle, locals()))
         if encoding is not None and encoding not in (
             "onehot",
             "path",
@@ -187,13 +174,19 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         self.num_random_candidates = check_positive_int(
             "num_random_candidates", num_random_candidates, minimum=0
         )
-        self._rng = _base.make_rng(self.seed)
-        self._lineage: dict[str, dict[str, Any]] = {}
         self._encoder = None
         self._encoder_key = None
         self._cache: dict[str, np.ndarray] = {}
         if hyperparameters is not None and encoding is not None:
             self._get_encoder()  # Fail early on a space without cells.
+
+    _state_settings = (
+        "encoding",
+        "num_initial_trials",
+        "num_parents",
+        "num_random_candidates",
+        "score_transform",
+    )
 
     # -- encodings ----------------------------------------------------------
 
@@ -225,19 +218,11 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
 
     # -- proposals ----------------------------------------------------------
 
-    def populate_space(self, trial_id: str) -> dict[str, Any]:
+    def _propose(self, trial_id: str):
         done = completed_rewards(self)
         if len(done) < self.num_initial_trials:
-            values, origin = self._random(), {"origin": "random"}
-        else:
-            values, origin = self._propose(done)
-        if values is None:
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        self._lineage[trial_id] = origin
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-
-    def _random(self) -> dict[str, Any] | None:
-        return _base.unique_random_values(self, self._rng, self._max_collisions)
+            return self._unique_random(), {"origin": "random"}
+        return self._predicted_best(done)
 
     def _candidates(self, done) -> tuple[list[dict], list[list[str]]]:
         ranked = sorted(done, key=lambda d: d[2], reverse=True)
@@ -260,11 +245,10 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
             add(_base.random_values(self.hyperparameters, self._rng), [])
         return candidates, parents
 
-    def _propose(self, done):
+    def _predicted_best(self, done):
         candidates, parents = self._candidates(done)
         if not candidates:
-            values = self._random()
-            return values, {"origin": "random"}
+            return self._unique_random(), {"origin": "random"}
         pending = [
             dict(t.hyperparameters.values) for t in self.ongoing_trials.values()
         ]
@@ -287,32 +271,3 @@ class SurrogateOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
     def _acquisition(self, x, y, x_pending, x_candidates, seed):
         """Scores of the candidates (larger is better); see subclasses."""
         raise NotImplementedError
-
-    def trial_parents(self, trial_id: str) -> list[str]:
-        """Ids of the trials `trial_id` mutates (empty if not a mutation)."""
-        return list(self._lineage.get(trial_id, {}).get("parents", []))
-
-    # -- state --------------------------------------------------------------
-
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "encoding": self.encoding,
-            "num_initial_trials": self.num_initial_trials,
-            "num_parents": self.num_parents,
-            "num_random_candidates": self.num_random_candidates,
-            "score_transform": self.score_transform,
-        }
-
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
-        state.update(self._settings())
-        state["rng"] = _base.rng_to_json(self._rng)
-        state["lineage"] = self._lineage
-        return state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
-        for name in self._settings():
-            setattr(self, name, state[name])
-        self._rng = _base.rng_from_json(state["rng"])
-        self._lineage = dict(state["lineage"])

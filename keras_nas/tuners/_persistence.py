@@ -14,8 +14,8 @@ truncated `oracle.json`, or a trial file that is newer than `oracle.json`:
 `save_json_atomic` removes the first problem and `reconcile_trials` repairs
 the other two after `Oracle.reload()`. They are generic (any oracle can use
 them); `ResumableOracle` is the mixin that applies both, with hooks for the
-oracle's own accounting (`AgingEvolutionOracle`,
-`MonteCarloTreeSearchOracle` and `ReinforceOracle` use it).
+oracle's own accounting (every search oracle has it through
+`keras_nas.tuners._oracle.SearchOracle`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 from keras_nas._validation import check_positive_int
 from keras_nas.predictors.encodings import ArchitectureEncoder
 from keras_nas.predictors.models import MLPEnsemblePredictor
-from keras_nas.tuners import _base, _model_based
+from keras_nas.tuners import _base, _model_based, _oracle
 
 __all__ = ["Bananas", "BananasOracle"]
 
@@ -88,19 +88,7 @@ class BananasOracle(_model_based.SurrogateOracle):
     ):
         self.num_networks = check_positive_int("num_networks", num_networks)
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            encoding=encoding,
-            num_initial_trials=num_initial_trials,
-            num_parents=num_parents,
-            num_random_candidates=num_random_candidates,
-            score_transform=score_transform,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            **_oracle.arguments_of(_model_based.SurrogateOracle, locals())
         )
 
     def _resolved_encoding(self) -> str:
@@ -112,14 +100,17 @@ class BananasOracle(_model_based.SurrogateOracle):
             else "onehot"
         )
 
+    _state_settings = (
+        *_model_based.SurrogateOracle._state_settings,
+        "num_networks",
+    )
+
     def _acquisition(self, x, y, x_pending, x_candidates, seed):
         mlp = MLPEnsemblePredictor(seed=seed, num_networks=self.num_networks)
         mean, std = mlp.fit(x, y).predict(x_candidates)
         rng = np.random.default_rng(seed)
         return mean + std * rng.standard_normal(len(mean))
 
-    def _settings(self) -> dict[str, Any]:
-        return {**super()._settings(), "num_networks": self.num_networks}
 
 
 class Bananas(_base.NasTuner):
@@ -172,20 +163,5 @@ class Bananas(_base.NasTuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        oracle = BananasOracle(
-            objective=objective,
-            max_trials=max_trials,
-            encoding=encoding,
-            num_initial_trials=num_initial_trials,
-            num_parents=num_parents,
-            num_random_candidates=num_random_candidates,
-            score_transform=score_transform,
-            num_networks=num_networks,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        oracle = _oracle.make_oracle(BananasOracle, locals())
         super().__init__(oracle, hypermodel, estimator=estimator, **kwargs)

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from keras_nas.predictors.models import GaussianProcessPredictor
-from keras_nas.tuners import _base, _model_based
+from keras_nas.tuners import _base, _model_based, _oracle
 
 __all__ = [
     "ArchitectureBayesianOptimization",
@@ -116,20 +116,13 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
             )
         self.batch = batch
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            encoding=encoding,
-            num_initial_trials=num_initial_trials,
-            num_parents=num_parents,
-            num_random_candidates=num_random_candidates,
-            score_transform=score_transform,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            **_oracle.arguments_of(_model_based.SurrogateOracle, locals())
         )
+
+    _state_settings = (
+        *_model_based.SurrogateOracle._state_settings,
+        "batch",
+    )
 
     def _acquisition(self, x, y, x_pending, x_candidates, seed):
         best = float(np.max(y))
@@ -143,8 +136,6 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         mean, std = gp.predict(x_candidates)
         return expected_improvement(mean, std, best)
 
-    def _settings(self) -> dict[str, Any]:
-        return {**super()._settings(), "batch": self.batch}
 
 
 class ArchitectureBayesianOptimization(_base.NasTuner):
@@ -197,20 +188,7 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        oracle = ArchitectureBayesianOptimizationOracle(
-            objective=objective,
-            max_trials=max_trials,
-            encoding=encoding,
-            num_initial_trials=num_initial_trials,
-            num_parents=num_parents,
-            num_random_candidates=num_random_candidates,
-            score_transform=score_transform,
-            batch=batch,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        oracle = _oracle.make_oracle(
+            ArchitectureBayesianOptimizationOracle, locals()
         )
         super().__init__(oracle, hypermodel, estimator=estimator, **kwargs)

@@ -12,17 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import keras_tuner
-from keras_tuner.engine import trial as trial_module
 
-from keras_nas._validation import check_objective, check_positive_int
-from keras_nas.tuners import _base, _persistence, _results
+from keras_nas._validation import check_number, check_positive_int
+from keras_nas.tuners import _base, _oracle
 
 __all__ = ["AgingEvolution", "AgingEvolutionOracle"]
 
 
-class AgingEvolutionOracle(
-    _results.FiniteBestTrials, _persistence.ResumableOracle, keras_tuner.Oracle
-):
+class AgingEvolutionOracle(_oracle.SearchOracle):
     """Regularized evolution (Real et al., 2019, Algorithm 1).
 
     Works on any keras-tuner space. A mutation changes one active
@@ -98,45 +95,32 @@ class AgingEvolutionOracle(
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ):
-        super().__init__(
-            objective=check_objective(objective),
-            max_trials=check_positive_int("max_trials", max_trials),
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        _base.set_seed(self, seed)
-        _check_int("population_size", population_size, 1)
+        super().__init__(**_oracle.arguments_of(_oracle.SearchOracle, locals()))
+        population_size = check_positive_int("population_size", population_size)
         if sample_size is None:
             sample_size = population_size
-        _check_int("sample_size", sample_size, 1)
-        _check_int("num_mutations", num_mutations, 1)
+        sample_size = check_positive_int("sample_size", sample_size)
+        num_mutations = check_positive_int("num_mutations", num_mutations)
         if sample_size > population_size:
             raise ValueError(
                 "Expected `sample_size` <= `population_size` "
                 f"({population_size}). Received: sample_size={sample_size}"
             )
-        if not 0.0 <= crossover_rate <= 1.0:
-            raise ValueError(
-                "Expected `crossover_rate` in [0, 1]. "
-                f"Received: crossover_rate={crossover_rate!r}"
-            )
-        self.population_size = int(population_size)
-        self.sample_size = int(sample_size)
-        self.num_mutations = int(num_mutations)
-        self.crossover_rate = float(crossover_rate)
-        self._rng = _base.make_rng(self.seed)
-        # trial_id -> {"origin": "random"|"mutation"|..., "parents": [...]}
-        self._lineage: dict[str, dict[str, Any]] = {}
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.num_mutations = num_mutations
+        self.crossover_rate = check_number(
+            "crossover_rate", crossover_rate, 0, 1
+        )
+
+    _state_settings = (
+        "population_size",
+        "sample_size",
+        "num_mutations",
+        "crossover_rate",
+    )
 
     # -- population ---------------------------------------------------------
-
-    def _reward(self, trial_id: str) -> float | None:
-        trial = self.trials.get(trial_id)
-        return None if trial is None else _base.trial_reward(self, trial)
 
     @property
     def population(self) -> list[str]:
@@ -157,21 +141,12 @@ class AgingEvolutionOracle(
 
     # -- proposals ----------------------------------------------------------
 
-    def populate_space(self, trial_id: str) -> dict[str, Any]:
+    def _propose(self, trial_id: str):
         population = self.population
         running = len(self.ongoing_trials)
         if not population or len(population) + running < self.population_size:
-            values = self._new_random()
-            origin = {"origin": "random", "parents": []}
-        else:
-            values, origin = self._evolve(population)
-        if values is None:
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        self._lineage[trial_id] = origin
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-
-    def _new_random(self) -> dict[str, Any] | None:
-        return _base.unique_random_values(self, self._rng, self._max_collisions)
+            return self._unique_random(), {"origin": "random", "parents": []}
+        return self._evolve(population)
 
     def _tournament(self, population: list[str]) -> list[str]:
         size = min(self.sample_size, len(population))
@@ -198,19 +173,16 @@ class AgingEvolutionOracle(
             origin = "crossover"
         values = self._mutate_unique(parent)
         if values is None:
-            values = self._new_random()
+            values = self._unique_random()
             origin, parents = "random", []
         return values, {"origin": origin, "parents": parents}
 
     def _mutate_unique(self, parent: dict[str, Any]) -> dict[str, Any] | None:
         hps = self.hyperparameters
         # 1. A few plain mutations (the common case: no collision).
-        for _ in range(3):
-            child = _base.mutate_values(
-                hps, parent, self._rng, self.num_mutations
-            )
-            if not _base.is_duplicate(self, child):
-                return child
+        child = self._unique_mutation(parent, self.num_mutations, 3)
+        if child is not None:
+            return child
         # 2. The parent's whole one-step neighbourhood, in random order.
         if self.num_mutations == 1:
             child = self._unique_neighbour(parent)
@@ -219,11 +191,19 @@ class AgingEvolutionOracle(
         # 3. Larger jumps.
         num_decisions = len(_base.mutable_decisions(hps, parent))
         for radius in range(self.num_mutations + 1, num_decisions + 1):
-            for _ in range(3 * radius):
-                child = _base.mutate_values(hps, parent, self._rng, radius)
-                if not _base.is_duplicate(self, child):
-                    return child
+            child = self._unique_mutation(parent, radius, 3 * radius)
+            if child is not None:
+                return child
         return None
+
+    def _unique_mutation(self, parent, radius: int, attempts: int):
+        return _base.first_unique(
+            self,
+            lambda: _base.mutate_values(
+                self.hyperparameters, parent, self._rng, radius
+            ),
+            attempts,
+        )
 
     def _unique_neighbour(self, parent: dict[str, Any]) -> dict | None:
         hps = self.hyperparameters
@@ -248,48 +228,11 @@ class AgingEvolutionOracle(
                 return child
         return None
 
-    def trial_parents(self, trial_id: str) -> list[str]:
-        """Ids of the trials `trial_id` was bred from (empty if random).
-
-        The mutated parent first (a crossover's second parent after it).
-        `keras_nas.estimation.WeightInheritance` inherits their weights.
-        """
-        return list(self._lineage.get(trial_id, {}).get("parents", []))
-
-    # -- state --------------------------------------------------------------
-
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        state.update(
-            {
-                "population_size": self.population_size,
-                "sample_size": self.sample_size,
-                "num_mutations": self.num_mutations,
-                "crossover_rate": self.crossover_rate,
-                "rng": _base.rng_to_json(self._rng),
-                "lineage": self._lineage,
-                # Informative: rebuilt from `end_order` and the trials.
-                "population": self.population,
-            }
-        )
+        # Informative: rebuilt from `end_order` and the trials.
+        state["population"] = self.population
         return state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
-        self.population_size = state["population_size"]
-        self.sample_size = state["sample_size"]
-        self.num_mutations = state["num_mutations"]
-        self.crossover_rate = state["crossover_rate"]
-        self._rng = _base.rng_from_json(state["rng"])
-        self._lineage = dict(state["lineage"])
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
 
 
 class AgingEvolution(_base.NasTuner):
@@ -339,18 +282,5 @@ class AgingEvolution(_base.NasTuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        oracle = AgingEvolutionOracle(
-            objective=objective,
-            max_trials=max_trials,
-            population_size=population_size,
-            sample_size=sample_size,
-            num_mutations=num_mutations,
-            crossover_rate=crossover_rate,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        oracle = _oracle.make_oracle(AgingEvolutionOracle, locals())
         super().__init__(oracle, hypermodel, estimator=estimator, **kwargs)

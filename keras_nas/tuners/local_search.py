@@ -17,14 +17,14 @@ import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
 from keras_nas._validation import check_positive_int
-from keras_nas.tuners import _base, _model_based, _persistence
+from keras_nas.tuners import _base, _model_based, _oracle
 
 __all__ = ["LocalSearch", "LocalSearchOracle"]
 
 _RUNNING = (trial_module.TrialStatus.RUNNING, trial_module.TrialStatus.IDLE)
 
 
-class LocalSearchOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
+class LocalSearchOracle(_oracle.SearchOracle):
     """Best-improvement local search with random restarts (White et al.,
     UAI 2021).
 
@@ -76,24 +76,10 @@ class LocalSearchOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ):
-        super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        if seed is not None:
-            # keras-tuner replaces a falsy seed by a random one; 0 is a seed.
-            self.seed = self._seed_state = int(seed)
+        super().__init__(**_oracle.arguments_of(_oracle.SearchOracle, locals()))
         self.num_initial_trials = check_positive_int(
             "num_initial_trials", num_initial_trials
         )
-        self._rng = _base.make_rng(self.seed)
-        self._lineage: dict[str, dict[str, Any]] = {}
         self._centre: str | None = None
         self._queue: list[dict[str, Any]] = []
         self._round: list[str] = []
@@ -101,11 +87,9 @@ class LocalSearchOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
         self._start_size = self.num_initial_trials
         self._restarts = 0
 
-    # -- helpers ------------------------------------------------------------
+    _state_settings = ("num_initial_trials",)
 
-    def _reward(self, trial_id: str) -> float | None:
-        trial = self.trials.get(trial_id)
-        return None if trial is None else _base.trial_reward(self, trial)
+    # -- helpers ------------------------------------------------------------
 
     def _running(self, trial_ids: list[str]) -> bool:
         return any(
@@ -129,26 +113,16 @@ class LocalSearchOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
 
     # -- proposals ----------------------------------------------------------
 
-    def populate_space(self, trial_id: str) -> dict[str, Any]:
-        values, origin = self._next(trial_id)
-        if values is None:
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        self._lineage[trial_id] = origin
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-
-    def _random(self) -> dict[str, Any] | None:
-        return _base.unique_random_values(self, self._rng, self._max_collisions)
-
-    def _next(self, trial_id: str):
+    def _propose(self, trial_id: str):
         hash_to_id = {h: t for t, h in self._id_to_hash.items()}
         # Each pass either proposes or changes the centre; restarts propose.
         while True:
             if self._centre is None:
                 if len(self._start) < self._start_size:
                     self._start.append(trial_id)
-                    return self._random(), {"origin": "start"}
+                    return self._unique_random(), {"origin": "start"}
                 if self._running(self._start):
-                    return self._random(), {"origin": "random"}
+                    return self._unique_random(), {"origin": "random"}
                 best = self._best(self._start)
                 if best is None:  # Every start trial failed: draw again.
                     self._start, self._start_size = [], 1
@@ -164,7 +138,7 @@ class LocalSearchOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
                 parents = [self._centre]
                 return values, {"origin": "neighbour", "parents": parents}
             if self._running(self._round):
-                return self._random(), {"origin": "random"}
+                return self._unique_random(), {"origin": "random"}
             best = self._best(self._round)
             centre_reward = self._reward(self._centre)
             if best is not None and (
@@ -176,19 +150,12 @@ class LocalSearchOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
             self._centre, self._start, self._start_size = None, [], 1
             self._restarts += 1
 
-    def trial_parents(self, trial_id: str) -> list[str]:
-        """Ids of the trials `trial_id` is a neighbour of (or empty)."""
-        return list(self._lineage.get(trial_id, {}).get("parents", []))
-
     # -- state --------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         state.update(
             {
-                "num_initial_trials": self.num_initial_trials,
-                "rng": _base.rng_to_json(self._rng),
-                "lineage": self._lineage,
                 "centre": self._centre,
                 "queue": self._queue,
                 "round": self._round,
@@ -201,9 +168,6 @@ class LocalSearchOracle(_persistence.ResumableOracle, keras_tuner.Oracle):
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self.num_initial_trials = state["num_initial_trials"]
-        self._rng = _base.rng_from_json(state["rng"])
-        self._lineage = dict(state["lineage"])
         self._centre = state["centre"]
         self._queue = [dict(v) for v in state["queue"]]
         self._round = list(state["round"])
@@ -255,15 +219,5 @@ class LocalSearch(_base.NasTuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        oracle = LocalSearchOracle(
-            objective=objective,
-            max_trials=max_trials,
-            num_initial_trials=num_initial_trials,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        oracle = _oracle.make_oracle(LocalSearchOracle, locals())
         super().__init__(oracle, hypermodel, estimator=estimator, **kwargs)

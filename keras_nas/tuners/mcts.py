@@ -18,10 +18,9 @@ from typing import Any
 
 import keras_tuner
 import numpy as np
-from keras_tuner.engine import trial as trial_module
 
-from keras_nas._validation import check_objective, check_positive_int, is_int
-from keras_nas.tuners import _base, _persistence, _results
+from keras_nas._validation import check_number, check_positive_int
+from keras_nas.tuners import _base, _oracle
 from keras_nas.tuners.controller import _Decision
 
 __all__ = ["MonteCarloTreeSearch", "MonteCarloTreeSearchOracle"]
@@ -78,9 +77,7 @@ def _sort_key(value: Any) -> tuple[str, str]:
     return (type(value).__name__, repr(value))
 
 
-class MonteCarloTreeSearchOracle(
-    _results.FiniteBestTrials, _persistence.ResumableOracle, keras_tuner.Oracle
-):
+class MonteCarloTreeSearchOracle(_oracle.SearchOracle):
     """UCT over the ordered decisions of any keras-tuner space.
 
     The tree has one level per active hyperparameter, in the order of
@@ -179,49 +176,28 @@ class MonteCarloTreeSearchOracle(
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ):
-        super().__init__(
-            objective=check_objective(objective),
-            max_trials=check_positive_int("max_trials", max_trials),
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        _base.set_seed(self, seed)
+        super().__init__(**_oracle.arguments_of(_oracle.SearchOracle, locals()))
         if rollout not in _ROLLOUTS:
             raise ValueError(
                 f"Expected `rollout` to be one of {list(_ROLLOUTS)}. "
                 f"Received: rollout={rollout!r}"
             )
-        for name, value, low, high in (
-            ("exploration", exploration, 0.0, math.inf),
-            ("max_weight", max_weight, 0.0, 1.0),
-            ("rollout_epsilon", rollout_epsilon, 0.0, 1.0),
-            ("normalization_quantile", normalization_quantile, 0.0, 1.0),
-            ("widening_constant", widening_constant, 1e-9, math.inf),
-            ("widening_exponent", widening_exponent, 0.0, 1.0),
-        ):
-            if not low <= value <= high:
-                raise ValueError(
-                    f"Expected `{name}` in [{low}, {high}]. "
-                    f"Received: {name}={value!r}"
-                )
-        self.exploration = float(exploration)
-        self.max_weight = float(max_weight)
+        self.exploration = check_number("exploration", exploration, 0, math.inf)
+        self.max_weight = check_number("max_weight", max_weight, 0, 1)
         self.rollout = rollout
-        self.rollout_epsilon = float(rollout_epsilon)
-        self.normalization_quantile = float(normalization_quantile)
-        self.widening_constant = float(widening_constant)
-        self.widening_exponent = float(widening_exponent)
-        if not is_int(num_bins) or not 2 <= num_bins <= 32:
-            raise ValueError(
-                "Expected `num_bins` to be an integer in [2, 32]. "
-                f"Received: num_bins={num_bins!r}"
-            )
-        self.num_bins = int(num_bins)
-        self._rng = _base.make_rng(self.seed)
+        self.rollout_epsilon = check_number(
+            "rollout_epsilon", rollout_epsilon, 0, 1
+        )
+        self.normalization_quantile = check_number(
+            "normalization_quantile", normalization_quantile, 0, 1
+        )
+        self.widening_constant = check_number(
+            "widening_constant", widening_constant, 1e-9, math.inf
+        )
+        self.widening_exponent = check_number(
+            "widening_exponent", widening_exponent, 0, 1
+        )
+        self.num_bins = check_positive_int("num_bins", num_bins, 2, 32)
         # trial_id -> number of tree levels the trial expanded.
         self._depths: dict[str, int] = {}
         # Value paths of nodes added while avoiding duplicates.
@@ -230,6 +206,17 @@ class MonteCarloTreeSearchOracle(
         self._rewards: list[float] = []
         self._pending_ids: set[str] = set()
         self._backed_up: set[str] = set()
+
+    _state_settings = (
+        "exploration",
+        "max_weight",
+        "rollout",
+        "rollout_epsilon",
+        "normalization_quantile",
+        "widening_constant",
+        "widening_exponent",
+        "num_bins",
+    )
 
     # -- tree bookkeeping ---------------------------------------------------
 
@@ -472,7 +459,8 @@ class MonteCarloTreeSearchOracle(
 
         return _base.sequential_values(self.hyperparameters, choose, decided)
 
-    def populate_space(self, trial_id: str) -> dict[str, Any]:
+    def _propose(self, trial_id: str):
+        # Origin "tree", or "random" (the fallback after collisions).
         self._sync_pending()
         scale = self._scale()
         attempts = 10 * max(len(self.hyperparameters.space), 1) + 20
@@ -489,10 +477,7 @@ class MonteCarloTreeSearchOracle(
                 for node in self._insert(*self._path(values, depth)):
                     node.pending += 1
                 self._pending_ids.add(trial_id)
-                return {
-                    "status": trial_module.TrialStatus.RUNNING,
-                    "values": values,
-                }
+                return values, {"origin": "tree"}
             # Duplicate: grow the tree one level along it, so repeated
             # collisions end in closed terminal nodes.
             path, complete = self._path(values)
@@ -500,18 +485,12 @@ class MonteCarloTreeSearchOracle(
             self._extra.append(extra)
             self._insert(extra, complete and len(extra) == len(path))
         # Fallback (e.g. continuous spaces crowded with collisions).
-        values = _base.unique_random_values(
-            self, self._rng, self._max_collisions
-        )
+        values = self._unique_random()
         if values is not None:
             self._depths[trial_id] = 0
             self._root.pending += 1
             self._pending_ids.add(trial_id)
-            return {
-                "status": trial_module.TrialStatus.RUNNING,
-                "values": values,
-            }
-        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        return values, {"origin": "random"}
 
     def end_trial(self, trial) -> None:
         super().end_trial(trial)
@@ -528,21 +507,8 @@ class MonteCarloTreeSearchOracle(
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        state.update(
-            {
-                "exploration": self.exploration,
-                "max_weight": self.max_weight,
-                "rollout": self.rollout,
-                "rollout_epsilon": self.rollout_epsilon,
-                "normalization_quantile": self.normalization_quantile,
-                "widening_constant": self.widening_constant,
-                "widening_exponent": self.widening_exponent,
-                "num_bins": self.num_bins,
-                "rng": _base.rng_to_json(self._rng),
-                "depths": self._depths,
-                "extra": self._extra,
-            }
-        )
+        state["depths"] = self._depths
+        state["extra"] = self._extra
         return state
 
     def _after_reconcile(self) -> None:
@@ -551,16 +517,8 @@ class MonteCarloTreeSearchOracle(
         self._rebuild()
 
     def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
-        self.exploration = state["exploration"]
-        self.max_weight = state["max_weight"]
-        self.rollout = state["rollout"]
-        self.rollout_epsilon = state["rollout_epsilon"]
-        self.normalization_quantile = state["normalization_quantile"]
-        self.widening_constant = state["widening_constant"]
-        self.widening_exponent = state["widening_exponent"]
-        self.num_bins = state.get("num_bins", 8)  # older projects: default
-        self._rng = _base.rng_from_json(state["rng"])
+        # Older projects saved no `num_bins`: they used the default, 8.
+        super().set_state({"num_bins": 8, **state})
         self._depths = dict(state["depths"])
         self._extra = [list(p) for p in state["extra"]]
         self._rebuild()
@@ -623,22 +581,5 @@ class MonteCarloTreeSearch(_base.NasTuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        oracle = MonteCarloTreeSearchOracle(
-            objective=objective,
-            max_trials=max_trials,
-            exploration=exploration,
-            max_weight=max_weight,
-            rollout=rollout,
-            rollout_epsilon=rollout_epsilon,
-            normalization_quantile=normalization_quantile,
-            widening_constant=widening_constant,
-            widening_exponent=widening_exponent,
-            num_bins=num_bins,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        oracle = _oracle.make_oracle(MonteCarloTreeSearchOracle, locals())
         super().__init__(oracle, hypermodel, estimator=estimator, **kwargs)

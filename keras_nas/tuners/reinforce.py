@@ -17,8 +17,8 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from keras_nas._validation import check_objective, check_positive_int
-from keras_nas.tuners import _base, _persistence, _results
+from keras_nas._validation import check_positive_int
+from keras_nas.tuners import _base, _oracle
 from keras_nas.tuners import controller as controller_module
 
 __all__ = ["Reinforce", "ReinforceOracle"]
@@ -26,9 +26,7 @@ __all__ = ["Reinforce", "ReinforceOracle"]
 _DEFAULT_LR = {"factorized": 0.2, "lstm": 0.01}
 
 
-class ReinforceOracle(
-    _results.FiniteBestTrials, _persistence.ResumableOracle, keras_tuner.Oracle
-):
+class ReinforceOracle(_oracle.SearchOracle):
     """Policy-gradient (REINFORCE) architecture search.
 
     Each trial is sampled from a controller policy that decides the active
@@ -106,31 +104,16 @@ class ReinforceOracle(
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ):
-        super().__init__(
-            objective=check_objective(objective),
-            max_trials=check_positive_int("max_trials", max_trials),
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        _base.set_seed(self, seed)
+        super().__init__(**_oracle.arguments_of(_oracle.SearchOracle, locals()))
         if controller not in _DEFAULT_LR:
             raise ValueError(
                 f"Expected `controller` in {sorted(_DEFAULT_LR)}. "
                 f"Received: controller={controller!r}"
             )
-        if int(max_resamples) < 1:
-            raise ValueError(
-                "Expected `max_resamples` >= 1. "
-                f"Received: max_resamples={max_resamples!r}"
-            )
         if learning_rate is None:
             learning_rate = _DEFAULT_LR[controller]
         self.controller_kind = controller
-        self.max_resamples = int(max_resamples)
+        self.max_resamples = check_positive_int("max_resamples", max_resamples)
         self.controller_config = dict(
             learning_rate=float(learning_rate),
             baseline_decay=float(baseline_decay),
@@ -145,14 +128,13 @@ class ReinforceOracle(
         controller_module.get_controller(
             controller, keras_tuner.HyperParameters(), **self.controller_config
         )
-        self._rng = _base.make_rng(self.seed)
         self._controller = None
         self._controller_version = 0
         self._saved_controller = None
         self._visited = None
         self._visited_size = 0
-        # trial_id -> "policy" or "random" (fallback after duplicates).
-        self._origins: dict[str, str] = {}
+
+    _state_settings = ("controller_kind", "controller_config", "max_resamples")
 
     # -- controller ---------------------------------------------------------
 
@@ -193,28 +175,28 @@ class ReinforceOracle(
                 controller.visit(self._visited, trial.hyperparameters.values)
         return self._visited
 
-    def populate_space(self, trial_id: str) -> dict[str, Any]:
+    def _propose(self, trial_id: str):
+        # Origin "policy", or "random" (the fallback after duplicates).
         controller = self.controller
         visited = self._visited_tree()
-        proposal, origin = None, "policy"
-        if not visited.full:
-            for _ in range(self.max_resamples):
-                values, _ = controller.sample(self._rng, visited)
-                if not _base.is_duplicate(self, values):
-                    proposal = values
-                    break
-        if proposal is None and not visited.full:
-            origin = "random"
-            for _ in range(self._max_collisions + 1):
-                values = _base.random_values(self.hyperparameters, self._rng)
-                if not _base.is_duplicate(self, values):
-                    proposal = values
-                    break
+        if visited.full:
+            return None, {}
+        origin = "policy"
+        proposal = _base.first_unique(
+            self,
+            lambda: controller.sample(self._rng, visited)[0],
+            self.max_resamples,
+        )
         if proposal is None:
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        controller.visit(visited, proposal)
-        self._origins[trial_id] = origin
-        return {"status": trial_module.TrialStatus.RUNNING, "values": proposal}
+            origin = "random"
+            proposal = _base.first_unique(
+                self,
+                lambda: _base.random_values(self.hyperparameters, self._rng),
+                self._max_collisions + 1,
+            )
+        if proposal is not None:
+            controller.visit(visited, proposal)
+        return proposal, {"origin": origin}
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
@@ -236,33 +218,22 @@ class ReinforceOracle(
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        state.update(
-            {
-                "controller_kind": self.controller_kind,
-                "controller_config": self.controller_config,
-                "max_resamples": self.max_resamples,
-                "rng": _base.rng_to_json(self._rng),
-                "controller_version": self._controller_version,
-                "controller_file": (
-                    os.path.basename(
-                        self._controller_fname(self._controller_version)
-                    )
-                    if self._controller is not None
-                    else None
-                ),
-                "origins": self._origins,
-            }
+        state["controller_version"] = self._controller_version
+        state["controller_file"] = (
+            os.path.basename(self._controller_fname(self._controller_version))
+            if self._controller is not None
+            else None
         )
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self.controller_kind = state["controller_kind"]
-        self.controller_config = dict(state["controller_config"])
-        self.max_resamples = state["max_resamples"]
-        self._rng = _base.rng_from_json(state["rng"])
+        if "origins" in state:  # Older projects: origins, no lineage.
+            self._lineage = {
+                k: {"origin": v} for k, v in state["origins"].items()
+            }
+        self.controller_config = dict(self.controller_config)
         self._controller_version = state["controller_version"]
-        self._origins = dict(state["origins"])
         self._controller = None
         self._visited = None
         self._saved_controller = None
@@ -350,23 +321,5 @@ class Reinforce(_base.NasTuner):
         estimator: Any = None,
         **kwargs: Any,
     ):
-        oracle = ReinforceOracle(
-            objective=objective,
-            max_trials=max_trials,
-            controller=controller,
-            learning_rate=learning_rate,
-            baseline_decay=baseline_decay,
-            entropy_weight=entropy_weight,
-            temperature=temperature,
-            normalize_advantage=normalize_advantage,
-            max_bins=max_bins,
-            controller_kwargs=controller_kwargs,
-            max_resamples=max_resamples,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
+        oracle = _oracle.make_oracle(ReinforceOracle, locals())
         super().__init__(oracle, hypermodel, estimator=estimator, **kwargs)

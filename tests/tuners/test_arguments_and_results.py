@@ -16,14 +16,24 @@ from _oracle_testing import build_tiny_model, tiny_digits_tuner
 
 from keras_nas.tuners import (
     AgingEvolution,
+    ArchitectureBayesianOptimization,
+    Bananas,
     Darts,
     Enas,
     EnasOracle,
+    LocalSearch,
     MonteCarloTreeSearch,
     Reinforce,
 )
 
-TUNERS = [AgingEvolution, MonteCarloTreeSearch, Reinforce]
+TUNERS = [
+    AgingEvolution,
+    MonteCarloTreeSearch,
+    Reinforce,
+    ArchitectureBayesianOptimization,
+    Bananas,
+    LocalSearch,
+]
 
 
 @pytest.mark.parametrize("tuner_cls", TUNERS)

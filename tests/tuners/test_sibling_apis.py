@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 
+from keras_nas import _cli_tuners
 from keras_nas.spaces.cell_space import CellSearchSpace
 from keras_nas.tuners.darts import Darts, DartsOracle
 from keras_nas.tuners.enas import Enas, EnasOracle
@@ -117,12 +118,10 @@ def test_one_objective_default_as_in_keras_tuner():
 
 
 def test_cli_darts_arguments_use_the_space_form(tmp_path):
-    from keras_nas import cli
-
     space = _space(filters=(4, 8), num_cells=(2, 3))
     args = types.SimpleNamespace(space="cell", batch_size=16, xla=False)
     data = types.SimpleNamespace(is_arrays=True)
-    positional, keywords = cli._darts_arguments(args, space, data)
+    positional, keywords = _cli_tuners._darts_arguments(args, space, data)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         tuner = Darts(*positional, **keywords, directory=str(tmp_path))
