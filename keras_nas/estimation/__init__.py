@@ -4,6 +4,7 @@ from keras_nas._lazy import lazy_getattr
 
 _NAMES = {
     "SharedWeights": ".shared_weights",
+    "HyperNetworkScores": ".hypernetwork_scores",
     "MedianStopping": ".early_stopping",
     "LearningCurveStopping": ".early_stopping",
     "PartialTraining": ".partial_training",

@@ -40,8 +40,8 @@ import keras_tuner
 import numpy as np
 from keras import ops
 
+from keras_nas._validation import check_positive_int
 from keras_nas.blocks.genotypes import NB201_EDGES, NasBench201Genotype
-from keras_nas.blocks.network import ResNetBasicBlock
 from keras_nas.blocks.registry import NB201_OPS
 
 __all__ = ["HyperCell", "HyperNetwork"]
@@ -79,20 +79,8 @@ class HyperCell(keras.layers.Layer):
 
     def __init__(self, filters: int, embedding_dim: int = 32, **kwargs: Any):
         super().__init__(**kwargs)
-        for name, value in (
-            ("filters", filters),
-            ("embedding_dim", embedding_dim),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(
-                    f"Expected `{name}` to be an integer >= 1. "
-                    f"Received: {name}={value!r}"
-                )
-            if value < 1:
-                raise ValueError(
-                    f"Expected `{name}` to be an integer >= 1. "
-                    f"Received: {name}={value!r}"
-                )
+        check_positive_int("filters", filters)
+        check_positive_int("embedding_dim", embedding_dim)
         self.filters = filters
         self.embedding_dim = embedding_dim
         self.num_edges = len(NB201_EDGES)
@@ -182,39 +170,43 @@ class HyperCell(keras.layers.Layer):
 class _SampledArchitectures(keras.utils.PyDataset):
     """Batches `((x, encodings), y)`, one random architecture per batch.
 
-    The order of the images and the architectures of epoch `e` are drawn
-    from `numpy.random.default_rng([seed, e])`, so that training resumed
-    at epoch `e` sees what uninterrupted training would have.
+    Covers `epochs` epochs from `first_epoch` as one sequence (train with
+    `steps_per_epoch=steps`, so Keras keeps one iterator). Every item is a
+    pure function of its index: the image order and the architectures of
+    epoch `e` are drawn from `numpy.random.default_rng([data_seed, e])`, so
+    prefetching threads change nothing and training resumed at epoch `e`
+    sees what uninterrupted training would have.
     """
 
-    def __init__(self, net, x, y, batch_size, first_epoch):
+    def __init__(self, net, x, y, batch_size, first_epoch, epochs):
         super().__init__()
         self.net = net
         self.x, self.y = np.asarray(x), np.asarray(y)
         self.batch_size = int(batch_size)
-        self.epoch = int(first_epoch)
-        self._draw()
+        self.first_epoch, self.epochs = int(first_epoch), int(epochs)
+        self.steps = -(-len(self.x) // self.batch_size)
+        self._tables: dict[int, tuple] = {}
 
     def __len__(self):
-        return -(-len(self.x) // self.batch_size)
+        return self.epochs * self.steps
 
-    def _draw(self):
-        rng = np.random.default_rng([self.net.data_seed, self.epoch])
-        self.order = rng.permutation(len(self.x))
-        self.codes = [
-            self.net.encode(self.net.sample_values(rng))
-            for _ in range(len(self))
-        ]
+    def _table(self, epoch):
+        if epoch not in self._tables:
+            rng = np.random.default_rng([self.net.data_seed, epoch])
+            order = rng.permutation(len(self.x))
+            codes = [
+                self.net.encode(self.net.sample_values(rng))
+                for _ in range(self.steps)
+            ]
+            self._tables = {epoch: (order, codes)}  # Keep one epoch.
+        return self._tables[epoch]
 
     def __getitem__(self, i):
-        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
-        code = np.tile(self.codes[i][None], (len(idx), 1))
+        epoch, step = divmod(int(i), self.steps)
+        order, codes = self._table(self.first_epoch + epoch)
+        idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+        code = np.tile(codes[step][None], (len(idx), 1))
         return (self.x[idx], code), self.y[idx]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.net.trained_epochs = self.epoch
-        self._draw()
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -296,6 +288,7 @@ class HyperNetwork(keras.Model):
             "filters": int(spec.get("filters", 16)),
             "cells_per_stage": int(spec.get("cells_per_stage", 5)),
         }
+        check_positive_int("embedding_dim", embedding_dim)
         self.embedding_dim = embedding_dim
         self.seed = seed
         self.trained_epochs = 0
@@ -317,23 +310,31 @@ class HyperNetwork(keras.Model):
         self.space.declare_hyperparameters(self.hyperparameters)
         init = keras.initializers.HeNormal(seed=seed)
         c = s["filters"]
-        self.stem = keras.layers.Conv2D(
-            c, 3, padding="same", use_bias=False, kernel_initializer=init,
-            name="stem_conv",
-        )
-        self.stem_bn = keras.layers.BatchNormalization(name="stem_bn")
-        self.blocks: list[keras.layers.Layer] = []
+
+        def conv(filters, k, strides=1, name=None):
+            return keras.layers.Conv2D(
+                filters, k, strides=strides, padding="same", use_bias=False,
+                kernel_initializer=init, name=name,
+            )
+
+        self.stem = conv(c, 3, name="stem_conv")
+        # Per reduction: ReLU-conv-BN 3x3 (stride 2), ReLU-conv-BN 3x3, and
+        # the shortcut's 1x1 conv after 2x2 average pooling (the residual
+        # block of NAS-Bench-201), normalized with batch statistics.
+        self.reduction_convs: list[keras.layers.Layer] = []
+        self.cells: list[HyperCell] = []
         for stage in range(3):
             if stage:
                 c *= 2
-                self.blocks.append(
-                    ResNetBasicBlock(c, strides=2, name=f"reduction{stage}")
-                )
+                self.reduction_convs += [
+                    conv(c, 3, 2, name=f"reduction{stage}_conv_a"),
+                    conv(c, 3, name=f"reduction{stage}_conv_b"),
+                    conv(c, 1, name=f"reduction{stage}_shortcut"),
+                ]
             for i in range(s["cells_per_stage"]):
-                self.blocks.append(
+                self.cells.append(
                     HyperCell(c, embedding_dim, name=f"stage{stage}_cell{i}")
                 )
-        self.head_bn = keras.layers.BatchNormalization(name="head_bn")
         self.classifier = keras.layers.Dense(
             s["num_classes"],
             activation="softmax",
@@ -344,19 +345,21 @@ class HyperNetwork(keras.Model):
 
     def _build_all(self) -> None:
         """Builds every layer from the known shapes (no forward pass)."""
-        shape = (None, *self._spec["input_shape"])
-        self.stem.build(shape)
-        shape = self.stem.compute_output_shape(shape)
-        self.stem_bn.build(shape)
+        h, w, _ = self._spec["input_shape"]
+        c = self._spec["filters"]
+        self.stem.build((None, h, w, self._spec["input_shape"][-1]))
         width = (len(NB201_EDGES) * len(NB201_OPS),)
-        for block in self.blocks:
-            if isinstance(block, HyperCell):
-                block.build(shape, width)
-            else:
-                block.build(shape)
-                shape = block.compute_output_shape(shape)
-        self.head_bn.build(shape)
-        self.classifier.build((None, shape[-1]))
+        per_stage = self._spec["cells_per_stage"]
+        for stage in range(3):
+            if stage:
+                a, b, short = self.reduction_convs[3 * stage - 3 : 3 * stage]
+                a.build((None, h, w, c))
+                short.build((None, h // 2, w // 2, c))
+                c, h, w = 2 * c, (h + 1) // 2, (w + 1) // 2
+                b.build((None, h, w, c))
+            for cell in self.cells[stage * per_stage : (stage + 1) * per_stage]:
+                cell.build((None, h, w, c), width)
+        self.classifier.build((None, c))
         self.built = True
 
     @staticmethod
@@ -383,13 +386,18 @@ class HyperNetwork(keras.Model):
         x, encodings = inputs
         encoding = encodings[0]
         # Batch statistics always (see the module docstring).
-        x = self.stem_bn(self.stem(x), training=True)
-        for block in self.blocks:
-            if isinstance(block, HyperCell):
-                x = block(x, encoding)
-            else:
-                x = block(x, training=True)
-        x = ops.relu(self.head_bn(x, training=True))
+        x = _normalize(self.stem(x))
+        per_stage = self._spec["cells_per_stage"]
+        for stage in range(3):
+            if stage:
+                a, b, short = self.reduction_convs[3 * stage - 3 : 3 * stage]
+                y = _normalize(a(ops.relu(x)))
+                y = _normalize(b(ops.relu(y)))
+                pooled = ops.average_pool(x, 2, strides=2, padding="same")
+                x = y + short(pooled)
+            for cell in self.cells[stage * per_stage : (stage + 1) * per_stage]:
+                x = cell(x, encoding)
+        x = ops.relu(_normalize(x))
         return self.classifier(ops.mean(x, axis=(1, 2)))
 
     def compile(
@@ -460,9 +468,7 @@ class HyperNetwork(keras.Model):
         genotype = self.genotype(values)
         code = self.encode(genotype)
         out = {}
-        for block in self.blocks:
-            if not isinstance(block, HyperCell):
-                continue
+        for block in self.cells:
             kernels = block.generate(code)
             for edge, op in enumerate(genotype.ops):
                 if op in kernels:
@@ -475,17 +481,6 @@ class HyperNetwork(keras.Model):
     # Training and scoring.
     # ------------------------------------------------------------------
 
-    def sampled_data(
-        self, x, y, batch_size: int = 64
-    ) -> keras.utils.PyDataset:
-        """`((x, encodings), y)` batches, a random architecture per batch.
-
-        Pass it to `fit`; it continues from `trained_epochs` (see `train`).
-        """
-        return _SampledArchitectures(
-            self, x, y, batch_size, self.trained_epochs
-        )
-
     def train(
         self, x, y, epochs: int, batch_size: int = 64, **fit_kwargs: Any
     ):
@@ -493,19 +488,30 @@ class HyperNetwork(keras.Model):
 
         Compiles it first (Adam, learning rate 3e-3) if it is not. Training
         continues from `trained_epochs` (also after `load_state`), so two
-        calls of 10 epochs equal one of 20. Returns the `History`.
-        """
-        from keras_nas.spaces._common import check_positive_int
+        calls of 10 epochs equal one of 20: the image order and the
+        architectures of each epoch depend only on the seed and the epoch.
+        Returns the `History` of `fit`.
 
+        Args:
+            x, y: training images and integer labels (arrays).
+            epochs: epochs to train.
+            batch_size: images per batch (one architecture each).
+            **fit_kwargs: more `fit` arguments (`callbacks`, `verbose`...).
+        """
         check_positive_int("epochs", epochs)
         check_positive_int("batch_size", batch_size)
         if getattr(self, "optimizer", None) is None:
             self.compile(optimizer=keras.optimizers.Adam(3e-3))
         fit_kwargs.setdefault("verbose", 0)
-        data = self.sampled_data(x, y, batch_size)
         first = self.trained_epochs
+        data = _SampledArchitectures(self, x, y, batch_size, first, epochs)
         history = self.fit(
-            data, epochs=first + epochs, initial_epoch=first, **fit_kwargs
+            data,
+            epochs=first + epochs,
+            initial_epoch=first,
+            steps_per_epoch=data.steps,
+            shuffle=False,  # The batches are drawn shuffled already.
+            **fit_kwargs,
         )
         self.trained_epochs = first + epochs
         return history
@@ -515,7 +521,15 @@ class HyperNetwork(keras.Model):
         weights (batch statistics over batches of `batch_size`)."""
         x = np.asarray(x, dtype="float32")
         code = np.tile(self.encode(values)[None], (len(x), 1))
-        return self.predict((x, code), batch_size=batch_size, verbose=0)
+        out = [
+            ops.convert_to_numpy(
+                self.predict_on_batch(
+                    (x[i : i + batch_size], code[i : i + batch_size])
+                )
+            )
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(out, axis=0)
 
     def evaluate_architecture(
         self, values: Any, x_val, y_val, batch_size: int = 256
@@ -577,25 +591,42 @@ class HyperNetwork(keras.Model):
     @classmethod
     def load_state(cls, directory: str) -> HyperNetwork:
         """A hypernetwork saved by `save_state`, ready to resume training."""
+        with open(cls._state_path(directory)) as f:
+            state = json.load(f)
+        net = cls.from_config(state["config"])
+        net.restore_state(directory)
+        return net
+
+    def restore_state(self, directory: str) -> None:
+        """Loads a `save_state` of a hypernetwork of the same config into
+        this one (weights, optimizer state, `trained_epochs`)."""
+        with open(self._state_path(directory)) as f:
+            state = json.load(f)
+        if state["config"] != json.loads(json.dumps(self.get_config())):
+            raise ValueError(
+                "Expected a saved hypernetwork with this one's config "
+                f"{self.get_config()}. Received: config={state['config']}"
+            )
+        if state.get("optimizer") is not None:
+            if getattr(self, "optimizer", None) is None:
+                self.compile(
+                    optimizer=keras.saving.deserialize_keras_object(
+                        state["optimizer"]
+                    )
+                )
+        self.load_weights(os.path.join(directory, WEIGHTS_FILE))
+        self.trained_epochs = int(state["trained_epochs"])
+        self.data_seed = int(state["data_seed"])
+
+    @staticmethod
+    def _state_path(directory: str) -> str:
         path = os.path.join(directory, STATE_FILE)
         if not os.path.exists(path):
             raise ValueError(
                 "Expected a directory written by `HyperNetwork.save_state` "
                 f"(with {STATE_FILE}). Received: directory={directory!r}"
             )
-        with open(path) as f:
-            state = json.load(f)
-        net = cls.from_config(state["config"])
-        if state.get("optimizer") is not None:
-            net.compile(
-                optimizer=keras.saving.deserialize_keras_object(
-                    state["optimizer"]
-                )
-            )
-        net.load_weights(os.path.join(directory, WEIGHTS_FILE))
-        net.trained_epochs = int(state["trained_epochs"])
-        net.data_seed = int(state["data_seed"])
-        return net
+        return path
 
     @staticmethod
     def has_state(directory: str) -> bool:

@@ -1,0 +1,155 @@
+"""Tests of the SMASH hypernetwork (`keras_nas.supernet.HyperNetwork`)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nas.spaces import NasBench201SearchSpace
+from keras_nas.supernet.hypernetwork import HyperCell, HyperNetwork
+
+SPACE = NasBench201SearchSpace(
+    input_shape=(8, 8, 1), num_classes=3, filters=4, cells_per_stage=1
+)
+CONVS = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"  # noqa: E501
+# Same op as CONVS on edge 1<-0, different elsewhere; no 1x1 conv at all.
+OTHER = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"  # noqa: E501
+
+
+def _data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8, 8, 1)).astype("float32")
+    y = np.digitize(x[:, 2:6, 2:6].mean(axis=(1, 2, 3)), [-0.1, 0.1])
+    return x, y.astype("int32")
+
+
+def test_generated_weights_have_the_architectures_shapes_and_differ():
+    net = HyperNetwork(SPACE, seed=0)
+    first = net.generated_weights(CONVS)
+    other = net.generated_weights(OTHER)
+    # Three conv edges in CONVS, two in OTHER, in each of the three cells.
+    assert len(first) == 9 and len(other) == 6
+    for (cell, edge, op), kernel in {**first, **other}.items():
+        c = {"stage0_cell0": 4, "stage1_cell0": 8, "stage2_cell0": 16}[cell]
+        k = 3 if op == "nor_conv_3x3" else 1
+        assert kernel.shape == (k, k, c, c), (cell, edge, op)
+        assert np.all(np.isfinite(kernel))
+    assert ("stage1_cell0", "2<-0", "nor_conv_1x1") in first
+    assert ("stage1_cell0", "3<-2", "nor_conv_3x3") in other
+    # The same op on the same edge gets other weights in another
+    # architecture: the kernels depend on the whole encoding.
+    key = ("stage0_cell0", "1<-0", "nor_conv_3x3")
+    assert not np.allclose(first[key], other[key])
+    # ...and the same architecture always gets the same weights.
+    np.testing.assert_array_equal(first[key], net.generated_weights(CONVS)[key])
+    with pytest.raises(ValueError, match="space"):
+        HyperNetwork(object())
+    with pytest.raises(ValueError, match="filters"):
+        HyperCell(0)
+
+
+def test_gradients_reach_the_hypernetwork_through_generated_weights():
+    net = HyperNetwork(SPACE, seed=0)
+    x, y = _data(16)
+    code = np.tile(net.encode(OTHER)[None], (16, 1))
+    variables = net.trainable_variables
+    with tf.GradientTape() as tape:
+        probs = net((x, code), training=True)
+        loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+        loss = tf.reduce_mean(loss)
+    grads = dict(
+        zip(
+            [v.path for v in variables],
+            tape.gradient(loss, variables),
+            strict=True,
+        )
+    )
+
+    def norm(suffix):
+        found = [g for path, g in grads.items() if path.endswith(suffix)]
+        assert found, suffix
+        return sum(float(tf.norm(g)) for g in found if g is not None)
+
+    # The 3x3 generator and the edge embedding get gradients; OTHER has no
+    # 1x1 conv, so the 1x1 generator gets none.
+    assert norm("stage0_cell0/nor_conv_3x3_generator") > 0
+    assert norm("stage2_cell0/embedding") > 0
+    assert norm("stage0_cell0/nor_conv_1x1_generator") == 0
+
+
+def test_scoring_does_not_train_and_training_helps(tmp_path):
+    x, y = _data(96)
+    net = HyperNetwork(SPACE, seed=1)
+    before = net.evaluate_architecture(CONVS, x, y, batch_size=48)
+    weights = [v.numpy().copy() for v in net.weights]
+    again = net.evaluate_architecture(CONVS, x, y, batch_size=48)
+    assert again == before  # Scoring changes no weight.
+    for v, w in zip(net.weights, weights, strict=True):
+        np.testing.assert_array_equal(v.numpy(), w)
+    net.compile(optimizer=keras.optimizers.Adam(1e-2))
+    net.train(x, y, epochs=6, batch_size=32)
+    assert net.trained_epochs == 6
+    after = net.evaluate_architecture(CONVS, x, y, batch_size=48)
+    assert after["loss"] < before["loss"]
+    assert 0.0 <= after["accuracy"] <= 1.0
+    # A candidate never trained as such is scored too (and differently).
+    other = net.evaluate_architecture(OTHER, x, y, batch_size=48)
+    assert other != after
+
+
+def test_save_state_resumes_exactly_and_loads_on_jax(tmp_path):
+    x, y = _data(48)
+    first = HyperNetwork(SPACE, seed=3)
+    first.compile(optimizer=keras.optimizers.Adam(1e-2))
+    first.train(x, y, epochs=2, batch_size=16)
+    first.save_state(str(tmp_path / "h"))
+    state = json.loads((tmp_path / "h" / "hypernetwork.json").read_text())
+    assert state["trained_epochs"] == 2
+    resumed = HyperNetwork.load_state(str(tmp_path / "h"))
+    assert resumed.trained_epochs == 2
+    assert resumed.optimizer.iterations.numpy() == 6
+    # The third epoch, uninterrupted and resumed from the files: same
+    # architectures, image order and optimizer state, so same weights.
+    first.train(x, y, epochs=1, batch_size=16)
+    resumed.train(x, y, epochs=1, batch_size=16)
+    for a, b in zip(first.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="save_state"):
+        HyperNetwork.load_state(str(tmp_path / "missing"))
+
+    # A fresh JAX process loads the saved state and predicts as TF does,
+    # then trains one step with Keras' own (jitted) step.
+    expected = resumed.predict_architecture(CONVS, x, batch_size=48)
+    resumed.save_state(str(tmp_path / "h"))
+    np.save(tmp_path / "expected.npy", expected)
+    script = f"""
+import numpy as np, keras
+import keras_nas.supernet as s
+assert keras.backend.backend() == "jax"
+net = s.HyperNetwork.load_state({str(tmp_path / "h")!r})
+x = np.load({str(tmp_path / "x.npy")!r})
+y = np.load({str(tmp_path / "y.npy")!r})
+got = net.predict_architecture({CONVS!r}, x, batch_size=48)
+np.testing.assert_allclose(got, np.load({str(tmp_path / "expected.npy")!r}),
+                           atol=2e-5)
+net.train(x, y, epochs=1, batch_size=16)
+assert net.trained_epochs == 4 and int(net.optimizer.iterations) == 12
+print("ok")
+"""
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
