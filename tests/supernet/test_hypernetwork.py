@@ -53,7 +53,7 @@ def test_generated_weights_have_the_architectures_shapes_and_differ():
         HyperCell(0)
 
 
-def test_gradients_reach_the_hypernetwork_through_generated_weights():
+def test_gradients_reach_the_hypernetwork_through_generated_weights(tmp_path):
     net = HyperNetwork(SPACE, seed=0)
     x, y = _data(16)
     code = np.tile(net.encode(OTHER)[None], (16, 1))
@@ -80,6 +80,16 @@ def test_gradients_reach_the_hypernetwork_through_generated_weights():
     assert norm("stage0_cell0/nor_conv_3x3_generator") > 0
     assert norm("stage2_cell0/embedding") > 0
     assert norm("stage0_cell0/nor_conv_1x1_generator") == 0
+
+    # A .keras file round-trips (registered classes, same predictions).
+    net.save(tmp_path / "h.keras")
+    loaded = keras.saving.load_model(tmp_path / "h.keras")
+    assert isinstance(loaded, HyperNetwork)
+    np.testing.assert_allclose(
+        loaded.predict_architecture(OTHER, x),
+        net.predict_architecture(OTHER, x),
+        atol=1e-6,
+    )
 
 
 def test_scoring_does_not_train_and_training_helps(tmp_path):
