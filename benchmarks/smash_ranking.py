@@ -173,11 +173,12 @@ def main(argv=None) -> dict:
                 spos_seconds=s_train + s_eval,
                 spos_ratio=(s_train + s_eval) / standalone_time,
                 smash_vs_spos_tau=_rank(scores, acc)[0],
+                spos_scores=scores,
             )
         runs.append(run)
         print(
             json.dumps(
-                {k: v for k, v in run.items() if k != "smash_scores"}
+                {k: v for k, v in run.items() if not k.endswith("_scores")}
             ),
             flush=True,
         )

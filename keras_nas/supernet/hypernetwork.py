@@ -602,10 +602,14 @@ class HyperNetwork(keras.Model):
         this one (weights, optimizer state, `trained_epochs`)."""
         with open(self._state_path(directory)) as f:
             state = json.load(f)
-        if state["config"] != json.loads(json.dumps(self.get_config())):
+        # The sizes must agree (name and seed need not).
+        keys = (*self._spec, "embedding_dim")
+        mine = json.loads(json.dumps(self.get_config()))
+        if any(state["config"].get(k) != mine[k] for k in keys):
             raise ValueError(
-                "Expected a saved hypernetwork with this one's config "
-                f"{self.get_config()}. Received: config={state['config']}"
+                "Expected a saved hypernetwork of this one's sizes "
+                f"{ {k: mine[k] for k in keys} }. "
+                f"Received: config={state['config']}"
             )
         if state.get("optimizer") is not None:
             if getattr(self, "optimizer", None) is None:
