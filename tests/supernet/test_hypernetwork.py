@@ -1,9 +1,6 @@
 """Tests of the SMASH hypernetwork (`keras_nas.supernet.HyperNetwork`)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -112,7 +109,7 @@ def test_scoring_does_not_train_and_training_helps(tmp_path):
     assert other != after
 
 
-def test_save_state_resumes_exactly_and_loads_on_jax(tmp_path):
+def test_save_state_resumes_exactly(tmp_path):
     x, y = _data(48)
     first = HyperNetwork(SPACE, seed=3)
     first.compile(optimizer=keras.optimizers.Adam(1e-2))
@@ -131,35 +128,3 @@ def test_save_state_resumes_exactly_and_loads_on_jax(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="save_state"):
         HyperNetwork.load_state(str(tmp_path / "missing"))
-
-    # A fresh JAX process loads the saved state and predicts as TF does,
-    # then trains one step with Keras' own (jitted) step.
-    expected = resumed.predict_architecture(CONVS, x, batch_size=48)
-    resumed.save_state(str(tmp_path / "h"))
-    np.save(tmp_path / "expected.npy", expected)
-    script = f"""
-import numpy as np, keras
-import keras_nas.supernet as s
-assert keras.backend.backend() == "jax"
-net = s.HyperNetwork.load_state({str(tmp_path / "h")!r})
-x = np.load({str(tmp_path / "x.npy")!r})
-y = np.load({str(tmp_path / "y.npy")!r})
-got = net.predict_architecture({CONVS!r}, x, batch_size=48)
-np.testing.assert_allclose(got, np.load({str(tmp_path / "expected.npy")!r}),
-                           atol=2e-5)
-net.train(x, y, epochs=1, batch_size=16)
-assert net.trained_epochs == 4 and int(net.optimizer.iterations) == 12
-print("ok")
-"""
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
