@@ -237,8 +237,10 @@ class HyperNetwork(keras.Model):
         filters: channels of the first stage (doubled at each stage).
         cells_per_stage: cells per stage.
         embedding_dim: size of each edge's conditioning vector.
-        seed: seed of the weights' initialization and of the sampled
-            architectures and image order.
+        seed: seed of the sampled architectures and image order, and of
+            the stem, reduction and classifier initialization (the
+            hypernetwork's own initial weights follow Keras' global seed,
+            `keras.utils.set_random_seed`).
         **kwargs: `keras.Model` arguments such as `name`.
 
     Example:
