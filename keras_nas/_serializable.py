@@ -65,6 +65,8 @@ REGISTERED = {
     "BilevelOptimizer": "keras_nas.supernet.darts",
     "DartsSupernet": "keras_nas.supernet.darts",
     "OneShotSupernet": "keras_nas.supernet.one_shot",
+    "HyperCell": "keras_nas.supernet.hypernetwork",
+    "HyperNetwork": "keras_nas.supernet.hypernetwork",
     "TorchSGD": "keras_nas.supernet.torch_style",
     "TorchAdam": "keras_nas.supernet.torch_style",
     "EpochCosineDecay": "keras_nas.supernet.torch_style",

@@ -97,6 +97,8 @@ EXPECTED = {
         "DartsSupernet",
         "MixedOp",
         "OneShotSupernet",
+        "HyperNetwork",
+        "HyperCell",
         "SearchCell",
         "derive_genotype",
         "search_data",
@@ -104,7 +106,7 @@ EXPECTED = {
         "TorchAdam",
         "EpochCosineDecay",
     },
-    "estimation": {"Estimator", "RetrainResult", "SharedWeights", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model", "LatencyTable", "check_budget"},  # noqa: E501
+    "estimation": {"Estimator", "RetrainResult", "SharedWeights", "HyperNetworkScores", "MedianStopping", "LearningCurveStopping", "PartialTraining", "fit_learning_curve", "retrain_top_k", "WeightInheritance", "inherit_weights", "InheritanceReport", "structural_weights", "trial_parents", "net2wider", "net2deeper", "inherit_by_morphism", "ZeroCost", "zero_cost_score", "ZERO_COST_PROXIES", "FrechetDistance", "frechet_distance", "train_feature_extractor", "HardwareAware", "mnas_reward", "count_params", "count_macs", "count_flops", "measure_latency", "profile_model", "LatencyTable", "check_budget"},  # noqa: E501
     "benchmarks": {"TabularBenchmark", "run_oracle_on_table"},
     # Also exported by `blocks` (GAN, GanOptimizer) and `estimation` (FID).
     "gan": {

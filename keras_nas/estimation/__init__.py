@@ -5,6 +5,7 @@ from keras_nas._lazy import alias_modules, lazy_module
 _NAMES = {
     "Estimator": "._protocol",
     "SharedWeights": ".shared_weights",
+    "HyperNetworkScores": ".hypernetwork_scores",
     "MedianStopping": ".early_stopping",
     "LearningCurveStopping": ".early_stopping",
     "PartialTraining": ".partial_training",

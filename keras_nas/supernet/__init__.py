@@ -10,6 +10,7 @@ _NAMES = {
     "search_data": ".darts",
     "derive_genotype": ".darts",
     "OneShotSupernet": ".one_shot",
+    "HyperNetwork": ".hypernetwork", "HyperCell": ".hypernetwork",
     "TorchSGD": ".torch_style",
     "TorchAdam": ".torch_style",
     "EpochCosineDecay": ".torch_style",

@@ -1,0 +1,203 @@
+"""How well does a SMASH hypernetwork rank architectures? (digits, NB-201)
+
+The ranking task of `one_shot_ranking.py` (same arguments, so the same 30
+NAS-Bench-201 architectures and digits split): trains one
+`keras_nas.supernet.HyperNetwork` (Brock et al., ICLR 2018; one random
+architecture per batch), scores every architecture by its validation
+accuracy with generated weights, and prints Kendall's tau and Spearman's
+rho against the stand-alone scores of a `one_shot_ranking.py --no-one-shot
+--json` run, with the time ratio to one stand-alone training of the 30
+architectures (the mean over its seeds, as `one_shot_ranking.py` does).
+With `--spos-epochs E` it also trains SPOS (`OneShotSupernet`, the
+recommended 60 epochs of `one_shot_ranking.py`) in the same process, right
+after, and reports it alongside, so both times are measured under the same
+load.
+
+Usage:
+
+    python benchmarks/one_shot_ranking.py --archs 30 --num-train 500 \
+        --num-val 0 --standalone-epochs 30 --seeds 2 --no-one-shot \
+        --json /tmp/standalone.json
+    python benchmarks/smash_ranking.py --archs 30 --num-train 500 \
+        --num-val 0 --standalone-json /tmp/standalone.json \
+        --hyper-epochs 40 --hyper-seeds 0 1 2 --spos-epochs 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+from _common import add_ranking_task_arguments, digits_split
+from one_shot_ranking import _load_standalone, _rank, _sample_archs
+
+
+def _smash(args, space, archs, train, val, seed):
+    """Trains a HyperNetwork; returns (scores, losses, train s, eval s)."""
+    import keras
+
+    from keras_nas.supernet import HyperNetwork
+
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    net = HyperNetwork(space, embedding_dim=args.embedding_dim, seed=seed)
+    net.compile(optimizer=keras.optimizers.Adam(args.hyper_learning_rate))
+    net.train(*train, epochs=args.hyper_epochs, batch_size=args.batch_size)
+    train_time = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = [
+        net.evaluate_architecture(v, *val, batch_size=args.eval_batch_size)
+        for v in archs
+    ]
+    eval_time = time.perf_counter() - start
+    return (
+        [s["accuracy"] for s in scores],
+        [s["loss"] for s in scores],
+        train_time,
+        eval_time,
+    )
+
+
+def _spos(args, space, archs, train, val, seed):
+    """SPOS as `one_shot_ranking.py` runs it (SGD 0.05, Nesterov, compiled
+    step, 4-batch recalibration of 128 images)."""
+    import keras
+
+    from keras_nas.supernet import OneShotSupernet
+
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    net = OneShotSupernet(space, seed=seed)
+    net.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)
+    )
+    net.fit(
+        *train, epochs=args.spos_epochs, batch_size=args.batch_size, verbose=0
+    )
+    train_time = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = [
+        net.evaluate_path(
+            v,
+            *val,
+            bn_recalibration_batches=4,
+            train_data=train[0],
+            batch_size=128,
+        )["accuracy"]
+        for v in archs
+    ]
+    return scores, train_time, time.perf_counter() - start
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_ranking_task_arguments(parser, standalone_epochs=30)
+    parser.add_argument("--standalone-json", nargs="+", required=True)
+    parser.add_argument("--hyper-epochs", type=int, default=40)
+    parser.add_argument("--hyper-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--embedding-dim", type=int, default=32)
+    parser.add_argument("--hyper-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--eval-batch-size", type=int, default=256)
+    parser.add_argument(
+        "--spos-epochs",
+        type=int,
+        default=0,
+        help="also train SPOS for this many epochs per seed (0: no)",
+    )
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from keras_nas.spaces import NasBench201SearchSpace
+    from keras_nas.supernet import OneShotSupernet
+
+    load_start = os.getloadavg()
+    train, val = digits_split(args.seed, args.num_train, args.num_val)
+    space = NasBench201SearchSpace(
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        filters=args.filters,
+        cells_per_stage=args.cells_per_stage,
+        learning_rate=args.learning_rate,
+    )
+    keras.utils.set_random_seed(args.seed)
+    sampler = OneShotSupernet(space, seed=args.seed)
+    archs = _sample_archs(sampler, args.archs, args.seed + 1)
+    result = {
+        "backend": keras.backend.backend(),
+        "num_train": len(train[0]),
+        "num_val": len(val[0]),
+        "args": vars(args),
+        "archs_ops": [list(sampler._to_path(v)) for v in archs],
+    }
+    per_seed, seconds = [], []
+    for path in args.standalone_json:
+        previous = _load_standalone(path, result)
+        per_seed += previous["standalone_per_seed"]
+        seconds += previous["standalone_seconds_per_seed"]
+    standalone = list(np.mean(per_seed, axis=0))
+    standalone_time = float(np.mean(seconds))
+    result.update(standalone=standalone, standalone_seconds=standalone_time)
+    if len(per_seed) > 1:
+        result["seed_vs_seed_tau"] = _rank(per_seed[0], per_seed[1])[0]
+    runs = []
+    for seed in args.hyper_seeds:
+        acc, loss, t_train, t_eval = _smash(
+            args, space, archs, train, val, seed
+        )
+        tau, rho = _rank(standalone, acc)
+        run = {
+            "seed": seed,
+            "smash_tau": tau,
+            "smash_rho": rho,
+            "smash_tau_by_loss": _rank(standalone, [-v for v in loss])[0],
+            "smash_seconds": t_train + t_eval,
+            "smash_train_seconds": t_train,
+            "smash_eval_seconds": t_eval,
+            "smash_ratio": (t_train + t_eval) / standalone_time,
+            "smash_acc_range": [min(acc), max(acc)],
+            "smash_scores": acc,
+            "loadavg": os.getloadavg(),
+        }
+        if args.spos_epochs:
+            scores, s_train, s_eval = _spos(
+                args, space, archs, train, val, seed
+            )
+            tau_s, rho_s = _rank(standalone, scores)
+            run.update(
+                spos_tau=tau_s,
+                spos_rho=rho_s,
+                spos_seconds=s_train + s_eval,
+                spos_ratio=(s_train + s_eval) / standalone_time,
+                smash_vs_spos_tau=_rank(scores, acc)[0],
+                spos_scores=scores,
+            )
+        runs.append(run)
+        print(
+            json.dumps(
+                {k: v for k, v in run.items() if not k.endswith("_scores")}
+            ),
+            flush=True,
+        )
+    result.update(runs=runs, loadavg=[load_start, os.getloadavg()])
+    for key in ("smash_tau", "smash_ratio", "spos_tau", "spos_ratio"):
+        if key in runs[0]:
+            result[f"mean_{key}"] = float(np.mean([r[key] for r in runs]))
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k.startswith("mean")}
+            | {"standalone_seconds": standalone_time},
+            indent=1,
+        )
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
