@@ -19,6 +19,7 @@ from keras_nas.supernet._darts_math import (
     global_norm,
     lr_in_buffer,
     sgd_momentums,
+    unpack_search,
     virtual_step,
 )
 from keras_nas.supernet.bilevel import is_arch
@@ -113,22 +114,9 @@ def _arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
     return loss_v, logits_v, ntv, grad_a
 
 
-def _unpack_search(data):
-    try:
-        (xt, yt), (xv, yv) = data
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            "Expected each DARTS training element to be "
-            "((x_train, y_train), (x_val, y_val)); see "
-            "keras_nas.supernet.search_data. Received: an element of "
-            f"structure {jax.tree_util.tree_structure(data)}"
-        ) from e
-    return xt, yt, xv, yv
-
-
 def train_step(model, state, data):
     tv, ntv, ov, mv = state
-    xt, yt, xv, yv = _unpack_search(data)
+    xt, yt, xv, yv = unpack_search(data)
     w, a = _split(model, tv)
     wov, aov = model.optimizer.split(ov)
     updates = []

@@ -20,6 +20,7 @@ __all__ = [
     "global_norm",
     "lr_in_buffer",
     "sgd_momentums",
+    "unpack_search",
     "virtual_step",
 ]
 
@@ -106,3 +107,18 @@ def sgd_momentums(optimizer):
     ):
         return list(optimizer.momentums), float(optimizer.momentum)
     return None, 0.0
+
+
+def unpack_search(data):
+    """`(x_train, y_train, x_val, y_val)` of a DARTS training element."""
+    try:
+        (xt, yt), (xv, yv) = data
+    except (TypeError, ValueError) as e:
+        structure = keras.tree.map_structure(lambda t: "T", data)
+        raise ValueError(
+            "Expected each DARTS training element to be "
+            "((x_train, y_train), (x_val, y_val)); see "
+            "keras_nas.supernet.search_data. Received: an element of "
+            f"structure {structure}"
+        ) from e
+    return xt, yt, xv, yv

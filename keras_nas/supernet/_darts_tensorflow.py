@@ -26,6 +26,7 @@ from keras_nas.supernet._darts_math import (
     global_norm,
     lr_in_buffer,
     sgd_momentums,
+    unpack_search,
     virtual_step,
 )
 
@@ -123,21 +124,8 @@ def _arch_grads(model, xt, yt, xv, yv):
     return _loss_and_grads(model, xv, yv, "a")
 
 
-def _unpack_search(data):
-    try:
-        (xt, yt), (xv, yv) = data
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            "Expected each DARTS training element to be "
-            "((x_train, y_train), (x_val, y_val)); see "
-            "keras_nas.supernet.search_data. Received: an element of "
-            f"structure {tf.nest.map_structure(lambda t: 'T', data)}"
-        ) from e
-    return xt, yt, xv, yv
-
-
 def train_step(model, data):
-    xt, yt, xv, yv = _unpack_search(data)
+    xt, yt, xv, yv = unpack_search(data)
     logs = {}
     if model.order:
         a = model.arch_variables

@@ -9,6 +9,7 @@ Keras model with copied weights). It relies on the supernet's `_to_path`,
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,6 +76,22 @@ class PathEvaluation:
             for bn, momentum, *_ in saved:
                 bn.momentum = momentum
         return saved
+
+    @contextlib.contextmanager
+    def _recalibrated(self, path, train_data, num_batches, batch_size):
+        """Runs the block with the path's batch-norm statistics
+        recalibrated on `num_batches` batches (if > 0), then restores them
+        all."""
+        saved = None
+        if num_batches:
+            saved = self._recalibrate(
+                path, train_data, int(num_batches), batch_size
+            )
+        try:
+            yield
+        finally:
+            if saved is not None:
+                self._restore(saved)
 
     def _indexed_function(self, training: bool):
         """The backend's compiled `fn(x, idx)`; None with `step="eager"`."""
@@ -149,16 +166,9 @@ class PathEvaluation:
             `{"accuracy": float, "loss": float}`.
         """
         path = self._to_path(values)
-        saved = None
-        if bn_recalibration_batches:
-            saved = self._recalibrate(
-                path, train_data, int(bn_recalibration_batches), batch_size
-            )
-        try:
+        recalibration = (train_data, bn_recalibration_batches, batch_size)
+        with self._recalibrated(path, *recalibration):
             probs = self._predict(path, x_val, batch_size)
-        finally:
-            if saved is not None:
-                self._restore(saved)
         y = np.asarray(y_val).reshape(-1).astype(int)
         p = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
         return {
@@ -192,12 +202,8 @@ class PathEvaluation:
             A compiled `keras.Model`.
         """
         path = self._to_path(values)
-        saved = None
-        if bn_recalibration_batches:
-            saved = self._recalibrate(
-                path, train_data, int(bn_recalibration_batches), batch_size
-            )
-        try:
+        recalibration = (train_data, bn_recalibration_batches, batch_size)
+        with self._recalibrated(path, *recalibration):
             clones: dict[int, tuple] = {}
 
             def use(layer):
@@ -211,9 +217,6 @@ class PathEvaluation:
             model = keras.Model(inputs, outputs, name="one_shot_child")
             for layer, clone in clones.values():
                 clone.set_weights(layer.get_weights())
-        finally:
-            if saved is not None:
-                self._restore(saved)
         optimizer = "adam"
         if getattr(self, "optimizer", None) is not None:
             config = self.optimizer.get_config()

@@ -22,7 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_nas.supernet.topology import logical_or, switch_dispatch
+from keras_nas.supernet._path_logic import or_
+from keras_nas.supernet.topology import switch_dispatch
 
 
 def training_loss(model, x, y, y_pred, sample_weight) -> tuple[Any, Any]:
@@ -151,7 +152,7 @@ def union_masks(model, paths, num_paths: int) -> list[Any]:
     out = variable_masks(model, paths[0])
     for k in range(1, num_paths):
         masks = variable_masks(model, paths[k])
-        out = [logical_or(a, b) for a, b in zip(out, masks, strict=True)]
+        out = [or_(a, b) for a, b in zip(out, masks, strict=True)]
     return out
 
 

@@ -26,8 +26,8 @@ object per space, used by the eager and the compiled code alike:
   called: itself, a cached `tf.function`, or a copy);
 - `liveness(indices)`: which layers the path trains (those it runs whose
   output reaches the classifier), as Python booleans for Python integers
-  and as boolean tensors in the compiled step (`logical_or` & co. below
-  accept both).
+  and as boolean tensors in the compiled step (`_path_logic` computes on
+  both).
 
 Encoding rule shared by all topologies (the strictly fair sampler relies on
 it): every slot chooses among `len(ops)` candidate ops and, possibly, one of
@@ -54,15 +54,12 @@ from typing import Any, ClassVar
 
 import keras
 import numpy as np
-from keras import ops
 
 __all__ = [
     "TOPOLOGIES",
     "Topology",
     "identity",
-    "logical_and",
     "make_spec",
-    "logical_or",
     "python_dispatch",
     "register_topology",
     "switch_dispatch",
@@ -142,58 +139,6 @@ def make_spec(
 
 
 # ----------------------------------------------------------------------
-# Logic on Python values or tensors (liveness).
-# ----------------------------------------------------------------------
-
-
-def _static(value: Any) -> bool:
-    return isinstance(value, (bool, int, np.integer, np.bool_))
-
-
-def logical_or(a, b):
-    """`a or b`, a Python bool when both are, else a boolean tensor."""
-    if a is False:
-        return b
-    if b is False:
-        return a
-    if a is True or b is True:
-        return True
-    return ops.logical_or(a, b)
-
-
-def logical_and(a, b):
-    """`a and b`, a Python bool when both are, else a boolean tensor."""
-    if a is True:
-        return b
-    if b is True:
-        return a
-    if a is False or b is False:
-        return False
-    return ops.logical_and(a, b)
-
-
-def equal(a, b):
-    """`a == b` for Python integers (a bool) or integer tensors."""
-    if _static(a) and _static(b):
-        return bool(a == b)
-    return ops.equal(a, b)
-
-
-def not_equal(a, b):
-    """`a != b` for Python integers (a bool) or integer tensors."""
-    if _static(a) and _static(b):
-        return bool(a != b)
-    return ops.not_equal(a, b)
-
-
-def divmod_(a, b: int) -> tuple[Any, Any]:
-    """`(a // b, a % b)` for a Python integer or an integer tensor."""
-    if _static(a):
-        return int(a) // b, int(a) % b
-    return ops.floor_divide(a, b), ops.mod(a, b)
-
-
-# ----------------------------------------------------------------------
 # Dispatch of a decision slot.
 # ----------------------------------------------------------------------
 
@@ -250,8 +195,11 @@ class Topology:
 
     #: The supernet's `search_space` value (saved in its config).
     name: ClassVar[str] = ""
-    #: Keyword arguments of `OneShotSupernet` this topology takes besides
-    #: those of its signature (they are saved in its config).
+    #: The search space class this topology reads (`spec_from_space`).
+    space_class: ClassVar[type | None] = None
+    #: This topology's arguments (besides `input_shape`, `num_classes`):
+    #: read from its space, saved in the supernet's config, and taken from
+    #: the supernet's keyword arguments where its signature lacks them.
     arguments: ClassVar[tuple[str, ...]] = ()
     #: The form of an op key of `op_layer`, for error messages.
     key_doc: ClassVar[str] = "(cell, ..., op)"
@@ -274,8 +222,17 @@ class Topology:
     @classmethod
     def spec_from_space(cls, space: Any) -> dict[str, Any] | None:
         """The supernet's arguments read from `space`; None if `space` is
-        not this topology's kind of space."""
-        raise NotImplementedError
+        not a `space_class` (by default its attributes named in
+        `arguments`, with `input_shape` and `num_classes`)."""
+        if cls.space_class is None or not isinstance(space, cls.space_class):
+            return None
+        spec = {
+            "search_space": cls.name,
+            "input_shape": space.input_shape,
+            "num_classes": space.num_classes,
+        }
+        spec.update({name: getattr(space, name) for name in cls.arguments})
+        return spec
 
     @classmethod
     def check_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
@@ -294,8 +251,14 @@ class Topology:
 
     def make_space(self) -> Any:
         """The `keras_tuner.HyperModel` whose hyperparameters name a path
-        (with `declare_hyperparameters(hp)`)."""
-        raise NotImplementedError
+        (with `declare_hyperparameters(hp)`); by default `space_class` of
+        the spec's `input_shape`, `num_classes` and `arguments`."""
+        s = self.spec
+        return self.space_class(
+            input_shape=s["input_shape"],
+            num_classes=s["num_classes"],
+            **{name: s[name] for name in self.arguments},
+        )
 
     def make_layers(self, stem, cell_layers, op_layers, head) -> None:
         """Creates the layers into the given (model-owned, tracked) lists.
@@ -431,6 +394,16 @@ class Topology:
 def reduced(size: tuple[int, ...]) -> tuple[int, ...]:
     """A spatial size after a stride-2 op (`same` padding)."""
     return tuple((v + 1) // 2 for v in size)
+
+
+def conv_stem(filters: int) -> list:
+    """The stem of the one-shot supernets: 3x3 conv and batch norm."""
+    return [
+        keras.layers.Conv2D(
+            filters, 3, padding="same", use_bias=False, name="stem_conv"
+        ),
+        keras.layers.BatchNormalization(name="stem_bn"),
+    ]
 
 
 def classifier(num_classes: int):

@@ -30,17 +30,8 @@ from keras_nas.spaces.cell_space import (
     CellSearchSpace,
     genotype_from_hyperparameters,
 )
-from keras_nas.supernet.topology import (
-    Topology,
-    classifier,
-    divmod_,
-    equal,
-    logical_and,
-    logical_or,
-    not_equal,
-    reduced,
-    register_topology,
-)
+from keras_nas.supernet import _path_logic as logic
+from keras_nas.supernet import topology as tp
 
 __all__ = ["CellTopology"]
 
@@ -50,27 +41,25 @@ def reduction_indices(num_cells: int) -> tuple[int, ...]:
     return tuple(sorted({num_cells // 3, 2 * num_cells // 3}))
 
 
-@register_topology
-class CellTopology(Topology):
+@tp.register_topology
+class CellTopology(tp.Topology):
     """`search_space="cell"`: `CellSearchSpace` (see the module)."""
 
     name = "cell"
+    space_class = CellSearchSpace
+    arguments = ("ops", "num_nodes", "num_cells", "filters", "search_reduction")
     key_doc = "(cell, node, input, op) for the cell space"
 
     @classmethod
     def spec_from_space(cls, space: Any) -> dict[str, Any] | None:
-        if not isinstance(space, CellSearchSpace):
-            return None
-        return {
-            "search_space": cls.name,
-            "input_shape": space.input_shape,
-            "num_classes": space.num_classes,
-            "ops": tuple(space.ops),
-            "num_nodes": space.num_nodes,
-            "num_cells": space.num_cells[0],
-            "filters": space.filters[0],
-            "search_reduction": space.search_reduction,
-        }
+        spec = super().spec_from_space(space)
+        if spec is not None:  # The first of searched sizes; ops as a tuple.
+            spec.update(
+                ops=tuple(space.ops),
+                num_cells=space.num_cells[0],
+                filters=space.filters[0],
+            )
+        return spec
 
     @classmethod
     def check_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
@@ -90,30 +79,11 @@ class CellTopology(Topology):
     def num_cells(self) -> int:
         return self.spec["num_cells"]
 
-    def make_space(self) -> CellSearchSpace:
-        s = self.spec
-        return CellSearchSpace(
-            input_shape=s["input_shape"],
-            num_classes=s["num_classes"],
-            ops=s["ops"],
-            num_nodes=s["num_nodes"],
-            num_cells=s["num_cells"],
-            filters=s["filters"],
-            search_reduction=s["search_reduction"],
-        )
-
     def _make_layers(self) -> None:
         s = self.spec
         c = s["filters"]
         h, w, _ = s["input_shape"]
-        self.stem.extend(
-            [
-                keras.layers.Conv2D(
-                    3 * c, 3, padding="same", use_bias=False, name="stem_conv"
-                ),
-                keras.layers.BatchNormalization(name="stem_bn"),
-            ]
-        )
+        self.stem.extend(tp.conv_stem(3 * c))
         self.reductions = reduction_indices(s["num_cells"])
         self._branches = []  # [cell][node] -> [(layer, input)]
         c_pp, c_p, reduction_prev = 3 * c, 3 * c, False
@@ -131,7 +101,7 @@ class CellTopology(Topology):
             pre1 = ReLUConvBN(c, 1, affine=self.affine, name=f"cell{cell}_pre1")
             self.add_cell_layer(pre0, (None, *size_pp, c_pp))
             self.add_cell_layer(pre1, (None, *size_p, c_p))
-            out = reduced(size_p) if reduce else size_p
+            out = tp.reduced(size_p) if reduce else size_p
             nodes = []
             for node in range(s["num_nodes"]):
                 branches = []
@@ -156,7 +126,7 @@ class CellTopology(Topology):
         self.head.extend(
             [
                 keras.layers.GlobalAveragePooling2D(name="global_pool"),
-                classifier(s["num_classes"]),
+                tp.classifier(s["num_classes"]),
             ]
         )
 
@@ -258,19 +228,19 @@ class CellTopology(Topology):
         for cell in reversed(range(n)):
             # The cell's output feeds the head or a later cell's input.
             out_live = cell == n - 1
-            out_live = logical_or(out_live, pre_live.get((cell + 1, 1), False))
-            out_live = logical_or(out_live, pre_live.get((cell + 2, 0), False))
+            out_live = logic.or_(out_live, pre_live.get((cell + 1, 1), False))
+            out_live = logic.or_(out_live, pre_live.get((cell + 2, 0), False))
             offset = self._offset(cell)
             used = {0: False, 1: False}
             for node in range(self.spec["num_nodes"]):
                 slots = [indices[offset + 2 * node + k] for k in range(2)]
                 for slot in slots:
-                    src, op = divmod_(slot, n_ops)
-                    op_ok = True if none is None else not_equal(op, none)
+                    src, op = logic.divmod_(slot, n_ops)
+                    op_ok = True if none is None else logic.ne(op, none)
                     for k in (0, 1):
-                        hit = logical_and(op_ok, equal(src, k))
-                        hit = logical_and(out_live, hit)
-                        used[k] = logical_or(used[k], hit)
+                        hit = logic.and_(op_ok, logic.eq(src, k))
+                        hit = logic.and_(out_live, hit)
+                        used[k] = logic.or_(used[k], hit)
                 for src in range(node + 2):
                     for j, op in enumerate(names):
                         key = ("op", self.op_index[(cell, node, src, op)])
@@ -278,13 +248,13 @@ class CellTopology(Topology):
                             out[key] = False
                             continue
                         code = src * n_ops + j
-                        chosen = logical_or(
-                            equal(slots[0], code), equal(slots[1], code)
+                        chosen = logic.or_(
+                            logic.eq(slots[0], code), logic.eq(slots[1], code)
                         )
-                        out[key] = logical_and(out_live, chosen)
+                        out[key] = logic.and_(out_live, chosen)
             for k in (0, 1):
                 pre_live[(cell, k)] = used[k]
                 out[("cell", 2 * cell + k)] = used[k]
-        stem = logical_or(pre_live[(0, 0)], pre_live[(0, 1)])
-        out["stem"] = logical_or(stem, pre_live.get((1, 0), False))
+        stem = logic.or_(pre_live[(0, 0)], pre_live[(0, 1)])
+        out["stem"] = logic.or_(stem, pre_live.get((1, 0), False))
         return out

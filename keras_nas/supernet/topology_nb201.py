@@ -24,38 +24,20 @@ from keras_nas.spaces.nas_bench_201 import (
     NasBench201SearchSpace,
     nb201_genotype_from_hyperparameters,
 )
-from keras_nas.supernet.topology import (
-    Topology,
-    classifier,
-    equal,
-    logical_and,
-    logical_or,
-    not_equal,
-    reduced,
-    register_topology,
-)
+from keras_nas.supernet import _path_logic as logic
+from keras_nas.supernet import topology as tp
 
 __all__ = ["NasBench201Topology"]
 
 
-@register_topology
-class NasBench201Topology(Topology):
+@tp.register_topology
+class NasBench201Topology(tp.Topology):
     """`search_space="nb201"`: `NasBench201SearchSpace` (see the module)."""
 
     name = "nb201"
+    space_class = NasBench201SearchSpace
+    arguments = ("filters", "cells_per_stage")
     key_doc = "(cell, edge, op) for NAS-Bench-201"
-
-    @classmethod
-    def spec_from_space(cls, space: Any) -> dict[str, Any] | None:
-        if not isinstance(space, NasBench201SearchSpace):
-            return None
-        return {
-            "search_space": cls.name,
-            "input_shape": space.input_shape,
-            "num_classes": space.num_classes,
-            "filters": space.filters,
-            "cells_per_stage": space.cells_per_stage,
-        }
 
     @classmethod
     def check_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
@@ -72,26 +54,10 @@ class NasBench201Topology(Topology):
     def num_cells(self) -> int:
         return 3 * self.spec["cells_per_stage"]
 
-    def make_space(self) -> NasBench201SearchSpace:
-        s = self.spec
-        return NasBench201SearchSpace(
-            input_shape=s["input_shape"],
-            num_classes=s["num_classes"],
-            filters=s["filters"],
-            cells_per_stage=s["cells_per_stage"],
-        )
-
     def _make_layers(self) -> None:
         c = self.spec["filters"]
         h, w, _ = self.spec["input_shape"]
-        self.stem.extend(
-            [
-                keras.layers.Conv2D(
-                    c, 3, padding="same", use_bias=False, name="stem_conv"
-                ),
-                keras.layers.BatchNormalization(name="stem_bn"),
-            ]
-        )
+        self.stem.extend(tp.conv_stem(c))
         self._branches = []
         size = (h, w)
         for stage in range(3):
@@ -101,7 +67,7 @@ class NasBench201Topology(Topology):
                 )
                 self.add_cell_layer(block, (None, *size, c))
                 c *= 2
-                size = reduced(size)
+                size = tp.reduced(size)
             for _ in range(self.spec["cells_per_stage"]):
                 cell = len(self._branches)
                 edges = []
@@ -120,7 +86,7 @@ class NasBench201Topology(Topology):
                 keras.layers.BatchNormalization(name="head_bn"),
                 keras.layers.ReLU(name="head_relu"),
                 keras.layers.GlobalAveragePooling2D(name="global_pool"),
-                classifier(self.spec["num_classes"]),
+                tp.classifier(self.spec["num_classes"]),
             ]
         )
 
@@ -176,7 +142,7 @@ class NasBench201Topology(Topology):
         names = list(self.ops)
         none = names.index("none") if "none" in names else None
         active = [
-            True if none is None else not_equal(indices[e], none)
+            True if none is None else logic.ne(indices[e], none)
             for e in range(len(NB201_EDGES))
         ]
         # reach[n]: node n reaches the cell's output through non-`none` ops.
@@ -185,8 +151,8 @@ class NasBench201Topology(Topology):
             reach[node] = False
             for e, (to, src) in enumerate(NB201_EDGES):
                 if src == node:
-                    step = logical_and(active[e], reach[to])
-                    reach[node] = logical_or(reach[node], step)
+                    step = logic.and_(active[e], reach[to])
+                    reach[node] = logic.or_(reach[node], step)
         n_cells = self.num_cells
         out = {"stem": reach[0], "head": True}
         for i in range(len(self.cell_layers)):
@@ -199,8 +165,8 @@ class NasBench201Topology(Topology):
                     if k == none:
                         out[key] = False
                         continue
-                    chosen = equal(indices[e], k)
-                    out[key] = logical_and(
-                        chosen, logical_and(flowing, reach[to])
+                    chosen = logic.eq(indices[e], k)
+                    out[key] = logic.and_(
+                        chosen, logic.and_(flowing, reach[to])
                     )
         return out

@@ -16,6 +16,7 @@ from keras_nas.blocks.ops import get_op
 from keras_nas.supernet import OneShotSupernet
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
+from keras_nas.supernet import _path_logic as logic
 from keras_nas.supernet import topology as topo
 
 OPS = ("none", "skip_connect", "nor_conv_1x1")
@@ -108,11 +109,11 @@ class ChainTopology(topo.Topology):
         out, flowing = {"head": True}, True
         for block in reversed(range(self.num_cells)):
             for k, op in enumerate(OPS):
-                chosen = topo.equal(indices[block], k)
-                live = k != 0 and topo.logical_and(chosen, flowing)
+                chosen = logic.eq(indices[block], k)
+                live = k != 0 and logic.and_(chosen, flowing)
                 out[("op", self.op_index[(block, op)])] = live
-            flowing = topo.logical_and(
-                flowing, topo.not_equal(indices[block], 0)
+            flowing = logic.and_(
+                flowing, logic.ne(indices[block], 0)
             )
         out["stem"] = flowing
         return out
