@@ -101,22 +101,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
-# Upward imports or cycles inside `keras_nas/supernet/`, which is being
-# split by another change right now (issue 14). (importer, imported) module
-# pairs; the COORDINATOR removes these after merging that change, and the
-# test fails once a pair no longer occurs (so the list only shrinks).
-SUPERNET_PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        # OneShotSupernet draws paths and saves its RNG with the tuners'
-        # helpers: import random_values, rng_to_json and rng_from_json from
-        # keras_nas._hp_values (a layer below) instead.
-        ("keras_nas.supernet.one_shot", "keras_nas.tuners._base"),
-        # The backend modules import their parent `darts.py`, which picks
-        # them with `backend_module`: a cycle.
-        ("keras_nas.supernet._darts_tensorflow", "keras_nas.supernet.darts"),
-        ("keras_nas.supernet._darts_jax", "keras_nas.supernet.darts"),
-    }
-)
+# Known upward imports or cycles, as (importer, imported) module pairs; the
+# test fails once a pair no longer occurs, so the list only shrinks. Empty
+# since the supernet split (issue 14); keep it empty.
+SUPERNET_PENDING: frozenset[tuple[str, str]] = frozenset()
 
 # Lazy export table entries kept for compatibility although they point up:
 # (package, name). `keras_nas.blocks.GAN` predates `keras_nas.gan`.

@@ -4,11 +4,11 @@ from keras_nas._lazy import lazy_getattr
 
 _NAMES = {
     "DartsSupernet": ".darts",
-    "MixedOp": ".darts",
-    "SearchCell": ".darts",
-    "BilevelOptimizer": ".darts",
-    "search_data": ".darts",
-    "derive_genotype": ".darts",
+    "MixedOp": ".darts_cells",
+    "SearchCell": ".darts_cells",
+    "BilevelOptimizer": ".bilevel",
+    "search_data": ".darts_data",
+    "derive_genotype": ".darts_derive",
     "OneShotSupernet": ".one_shot",
     "HyperNetwork": ".hypernetwork", "HyperCell": ".hypernetwork",
     "TorchSGD": ".torch_style",

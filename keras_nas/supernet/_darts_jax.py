@@ -13,17 +13,26 @@ import jax
 import keras
 
 from keras_nas._jax_state import update_metrics
-from keras_nas.supernet import darts
+from keras_nas.supernet._darts_math import (
+    clip_and_decay,
+    cross_entropy,
+    global_norm,
+    lr_in_buffer,
+    sgd_momentums,
+    unpack_search,
+    virtual_step,
+)
+from keras_nas.supernet.bilevel import is_arch
 
 
 def _split_indices(model):
     arch = [
-        i for i, v in enumerate(model.trainable_variables) if darts._is_arch(v)
+        i for i, v in enumerate(model.trainable_variables) if is_arch(v)
     ]
     weights = [
         i
         for i, v in enumerate(model.trainable_variables)
-        if not darts._is_arch(v)
+        if not is_arch(v)
     ]
     return weights, arch
 
@@ -48,7 +57,7 @@ def _loss_fn(model):
         logits, ntv = model.stateless_call(
             _merge(model, w, a), ntv, x, training=True
         )
-        return darts.cross_entropy(y, logits), (logits, ntv)
+        return cross_entropy(y, logits), (logits, ntv)
 
     return loss
 
@@ -63,7 +72,7 @@ def _lr_and_momentums(model, wov, dtype):
     mapping = list(zip(opt.variables, wov, strict=False))
     with keras.StatelessScope(state_mapping=mapping):
         lr = keras.ops.cast(opt.learning_rate, dtype)
-    momentums, momentum = darts.sgd_momentums(opt)
+    momentums, momentum = sgd_momentums(opt)
     if momentums is None:
         return lr, None, 0.0
     index = {id(v): k for k, v in enumerate(opt.variables)}
@@ -74,19 +83,19 @@ def _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
     """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
     xi, moms, momentum = _lr_and_momentums(model, wov, w[0].dtype)
     (_, (_, ntv)), gw = _grads(model, 0)(w, a, ntv, xt, yt)
-    w_virtual = darts.virtual_step(
+    w_virtual = virtual_step(
         w,
         gw,
         moms,
         xi,
         momentum,
         model.weight_decay,
-        lr_in_buffer=darts.lr_in_buffer(model.optimizer.weights_optimizer),
+        lr_in_buffer=lr_in_buffer(model.optimizer.weights_optimizer),
     )
     (loss_v, (logits_v, ntv)), (dw, grad_a) = _grads(model, (0, 1))(
         w_virtual, a, ntv, xv, yv
     )
-    eps = 0.01 / jax.numpy.maximum(darts.global_norm(dw), 1e-12)
+    eps = 0.01 / jax.numpy.maximum(global_norm(dw), 1e-12)
     w_pos = [v + eps * d for v, d in zip(w, dw, strict=False)]
     w_neg = [v - eps * d for v, d in zip(w, dw, strict=False)]
     (_, (_, ntv)), g_pos = _grads(model, 1)(w_pos, a, ntv, xt, yt)
@@ -105,22 +114,9 @@ def _arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
     return loss_v, logits_v, ntv, grad_a
 
 
-def _unpack_search(data):
-    try:
-        (xt, yt), (xv, yv) = data
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            "Expected each DARTS training element to be "
-            "((x_train, y_train), (x_val, y_val)); see "
-            "keras_nas.supernet.search_data. Received: an element of "
-            f"structure {jax.tree_util.tree_structure(data)}"
-        ) from e
-    return xt, yt, xv, yv
-
-
 def train_step(model, state, data):
     tv, ntv, ov, mv = state
-    xt, yt, xv, yv = _unpack_search(data)
+    xt, yt, xv, yv = unpack_search(data)
     w, a = _split(model, tv)
     wov, aov = model.optimizer.split(ov)
     updates = []
@@ -128,14 +124,14 @@ def train_step(model, state, data):
         arch_loss, logits_v, ntv, grad_a = _arch_grads(
             model, w, a, ntv, wov, xt, yt, xv, yv
         )
-        grad_a = darts.clip_and_decay(grad_a, a, None, model.arch_weight_decay)
+        grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
         a, aov = model.optimizer.arch_optimizer.stateless_apply(aov, grad_a, a)
         updates += [
             (model.arch_loss_tracker, (arch_loss,)),
             (model.arch_accuracy_tracker, (yv, logits_v)),
         ]
     (loss, (logits, ntv)), grad_w = _grads(model, 0)(w, a, ntv, xt, yt)
-    grad_w = darts.clip_and_decay(
+    grad_w = clip_and_decay(
         grad_w, w, model.grad_clip, model.weight_decay
     )
     w, wov = model.optimizer.weights_optimizer.stateless_apply(wov, grad_w, w)
@@ -155,7 +151,7 @@ def test_step(model, state, data):
         model,
         mv,
         [
-            (model.loss_tracker, (darts.cross_entropy(y, logits),)),
+            (model.loss_tracker, (cross_entropy(y, logits),)),
             (model.accuracy_tracker, (y, logits)),
         ],
     )

@@ -20,7 +20,15 @@ import weakref
 import keras
 import tensorflow as tf
 
-from keras_nas.supernet import darts
+from keras_nas.supernet._darts_math import (
+    clip_and_decay,
+    cross_entropy,
+    global_norm,
+    lr_in_buffer,
+    sgd_momentums,
+    unpack_search,
+    virtual_step,
+)
 
 # model -> {groups: tf.function}; weak so that models can be collected.
 _TRACED_PASSES = weakref.WeakKeyDictionary()
@@ -40,7 +48,7 @@ def _pass(model, x, y, groups):
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(variables)
         logits = model(x, training=True)
-        loss = darts.cross_entropy(y, logits)
+        loss = cross_entropy(y, logits)
     grads = tape.gradient(
         loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
@@ -81,23 +89,23 @@ def _unrolled_arch_grads(model, xt, yt, xv, yv):
     opt = model.optimizer.weights_optimizer
     w, a = model.weight_variables, model.arch_variables
     xi = tf.cast(opt.learning_rate, w[0].dtype)
-    momentums, momentum = darts.sgd_momentums(opt)
+    momentums, momentum = sgd_momentums(opt)
     _, _, gw = _loss_and_grads(model, xt, yt, "w")
     backup = [tf.identity(v.value) for v in w]
     moms = None if momentums is None else [m.value for m in momentums]
-    unrolled = darts.virtual_step(
+    unrolled = virtual_step(
         backup,
         gw,
         moms,
         xi,
         momentum,
         model.weight_decay,
-        lr_in_buffer=darts.lr_in_buffer(opt),
+        lr_in_buffer=lr_in_buffer(opt),
     )
     _assign(w, unrolled)
     loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, "aw")
     grad_a, dw = grads[: len(a)], grads[len(a) :]
-    eps = 0.01 / tf.maximum(darts.global_norm(dw), 1e-12)
+    eps = 0.01 / tf.maximum(global_norm(dw), 1e-12)
     _assign(w, [b + eps * d for b, d in zip(backup, dw, strict=False)])
     _, _, g_pos = _loss_and_grads(model, xt, yt, "a")
     _assign(w, [b - eps * d for b, d in zip(backup, dw, strict=False)])
@@ -116,32 +124,19 @@ def _arch_grads(model, xt, yt, xv, yv):
     return _loss_and_grads(model, xv, yv, "a")
 
 
-def _unpack_search(data):
-    try:
-        (xt, yt), (xv, yv) = data
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            "Expected each DARTS training element to be "
-            "((x_train, y_train), (x_val, y_val)); see "
-            "keras_nas.supernet.search_data. Received: an element of "
-            f"structure {tf.nest.map_structure(lambda t: 'T', data)}"
-        ) from e
-    return xt, yt, xv, yv
-
-
 def train_step(model, data):
-    xt, yt, xv, yv = _unpack_search(data)
+    xt, yt, xv, yv = unpack_search(data)
     logs = {}
     if model.order:
         a = model.arch_variables
         arch_loss, logits_v, grad_a = _arch_grads(model, xt, yt, xv, yv)
-        grad_a = darts.clip_and_decay(grad_a, a, None, model.arch_weight_decay)
+        grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
         model.optimizer.arch_optimizer.apply(grad_a, a)
         model.arch_loss_tracker.update_state(arch_loss)
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables
     loss, logits, grad_w = _loss_and_grads(model, xt, yt, "w")
-    grad_w = darts.clip_and_decay(
+    grad_w = clip_and_decay(
         grad_w, w, model.grad_clip, model.weight_decay
     )
     model.optimizer.weights_optimizer.apply(grad_w, w)
@@ -158,7 +153,7 @@ def train_step(model, data):
 def test_step(model, data):
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     logits = model(x, training=False)
-    model.loss_tracker.update_state(darts.cross_entropy(y, logits))
+    model.loss_tracker.update_state(cross_entropy(y, logits))
     model.accuracy_tracker.update_state(y, logits)
     return {
         "loss": model.loss_tracker.result(),

@@ -132,7 +132,7 @@ def _tiny_supernet(order, dtype=None, **kw):
 def test_second_order_gradient_matches_finite_differences():
     import tensorflow as tf
 
-    from keras_nas.supernet.darts import cross_entropy
+    from keras_nas.supernet._darts_math import cross_entropy
 
     policy = keras.config.dtype_policy()
     keras.config.set_floatx("float64")

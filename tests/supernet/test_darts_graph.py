@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from keras_nas.supernet import _darts_graph
-from keras_nas.supernet.darts import DartsSupernet, cross_entropy
+from keras_nas.supernet._darts_math import cross_entropy
+from keras_nas.supernet.darts import DartsSupernet
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nas.supernet import darts
+from keras_nas.supernet import _darts_math as darts_math
 from keras_nas.supernet.darts import DartsSupernet, MixedOp, SearchCell
 from keras_nas.supernet.torch_style import (
     EpochCosineDecay,
@@ -188,15 +188,15 @@ def test_virtual_step_momentum_term_is_the_originals():
         sgd.apply([g.astype("float32")], [var])
     w, buf = _torch_sgd(w0, grads, lrs, 0.9)
     g, lr, wd = rng.normal(size=(5,)), 0.02, 3e-4
-    moms, momentum = darts.sgd_momentums(sgd)
-    (out,) = darts.virtual_step(
+    moms, momentum = darts_math.sgd_momentums(sgd)
+    (out,) = darts_math.virtual_step(
         [_np(var)],
         [g],
         [_np(m) for m in moms],
         lr,
         momentum,
         wd,
-        lr_in_buffer=darts.lr_in_buffer(sgd),
+        lr_in_buffer=darts_math.lr_in_buffer(sgd),
     )
     np.testing.assert_allclose(
         out, w - lr * (0.9 * buf + g + wd * w), atol=1e-6

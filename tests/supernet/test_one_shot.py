@@ -9,7 +9,7 @@ import tensorflow as tf
 from _one_shot_testing import NB201, TINY
 from _one_shot_testing import data as _data
 
-from keras_nas.blocks.genotypes import Genotype
+from keras_nas.blocks.genotypes import NB201_EDGES, Genotype
 from keras_nas.spaces import CellSearchSpace
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
@@ -280,6 +280,58 @@ def test_jax_backend_smoke(run_on_backend):
     assert "JAX_OK" in run_on_backend(code, "jax", timeout=600)
 
 
+def _reference_live_layers(net, path):
+    """The layers a Python path trains, by a direct reading of the network
+    (independent of the topologies' liveness): a layer is live when the
+    path runs it and its output reaches the classifier."""
+    live = set(net.head)
+    if net.search_space == "nb201":
+        flowing = True
+        cells = len(net.op_layers) // (6 * len(net.space_ops))
+        per_stage = cells // 3
+        for cell in reversed(range(cells)):
+            node_live = {3: flowing}
+            for node in (2, 1, 0):
+                node_live[node] = any(
+                    src == node and op != "none" and node_live[to]
+                    for (to, src), op in zip(NB201_EDGES, path, strict=True)
+                )
+            for e, ((to, _), op) in enumerate(
+                zip(NB201_EDGES, path, strict=True)
+            ):
+                if node_live[to] and op != "none":
+                    live.add(net.op_layer(cell, e, op))
+            flowing = node_live[0]
+            if cell % per_stage == 0 and cell and flowing:
+                live.add(net.cell_layers[cell // per_stage - 1])
+        stem = flowing
+    else:
+        n = len(net.cell_layers) // 2
+        reductions = {n // 3, 2 * n // 3}
+        pre_live = {}
+        for cell in reversed(range(n)):
+            out_live = (
+                cell == n - 1
+                or pre_live.get((cell + 1, 1), False)
+                or pre_live.get((cell + 2, 0), False)
+            )
+            used = set()
+            pairs = path[1 if cell in reductions else 0]
+            for k, (op, src) in enumerate(pairs):
+                if out_live and op != "none":
+                    used.add(src)
+                    live.add(net.op_layer(cell, k // 2, src, op))
+            for k in (0, 1):
+                pre_live[(cell, k)] = k in used
+                if k in used:
+                    live.add(net.cell_layers[2 * cell + k])
+        stem = pre_live[(0, 0)] or pre_live[(0, 1)]
+        stem = stem or pre_live.get((1, 0), False)
+    if stem:
+        live.update(net.stem)
+    return {id(v) for layer in live for v in layer.trainable_variables}
+
+
 @pytest.mark.parametrize("space", [NB201, CELLS_NONE], ids=["nb201", "cell"])
 def test_path_tensors_match_python_paths(space):
     """The integer encoding, the in-graph liveness masks and the branch
@@ -291,13 +343,16 @@ def test_path_tensors_match_python_paths(space):
         path = net._to_path(values)
         idx = net.path_indices(values)
         assert indexed.indices_path(net, idx) == path
-        masks = indexed.variable_masks(net, idx)
+        # In-graph masks (a path tensor) == the Python path's variables
+        # == a direct reading of the network.
+        masks = indexed.variable_masks(net, tf.constant(idx))
         trained = {
             id(v)
             for v, m in zip(net.trainable_variables, masks, strict=True)
             if bool(np.asarray(m))
         }
-        assert trained == {id(v) for v in net.path_trainable_variables(path)}
+        on_path = {id(v) for v in net.path_trainable_variables(path)}
+        assert trained == on_path == _reference_live_layers(net, path)
         if seed < 2:  # Branch dispatch (run eagerly) == the Python path.
             out = indexed.forward(net, x, idx, False, tf_step.switch)
             np.testing.assert_allclose(

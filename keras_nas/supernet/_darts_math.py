@@ -1,0 +1,124 @@
+"""Numerics of the DARTS bilevel step shared by the backend modules.
+
+`_darts_tensorflow.py` and `_darts_jax.py` import these (never `darts.py`,
+which picks them): the loss, gradient clipping and weight decay in the
+DARTS code's order, and the unrolled weights of the second-order step (Liu
+et al., "DARTS: Differentiable Architecture Search", ICLR 2019, eq. 6-8).
+Backend-neutral (`keras.ops`).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_nas.supernet.torch_style import TorchSGD
+
+__all__ = [
+    "clip_and_decay",
+    "cross_entropy",
+    "global_norm",
+    "lr_in_buffer",
+    "sgd_momentums",
+    "unpack_search",
+    "virtual_step",
+]
+
+
+def _full_precision(x):
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    return ops.cast(x, "float32") if dtype in ("float16", "bfloat16") else x
+
+
+def cross_entropy(y, logits):
+    """Mean sparse categorical cross-entropy of logits (at least float32)."""
+    logits = _full_precision(logits)
+    return ops.mean(
+        ops.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    )
+
+
+def clip_and_decay(grads, values, clip: float | None, decay: float):
+    """Clips `grads` by global norm, then adds `decay * values` (L2).
+
+    The order of the DARTS code: `clip_grad_norm_`, then PyTorch SGD's
+    coupled weight decay. `clip` of None or 0 disables clipping.
+    """
+    grads = [_full_precision(g) for g in grads]
+    if clip:
+        norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads))
+        scale = ops.minimum(1.0, clip / ops.maximum(norm, 1e-12))
+        grads = [g * scale for g in grads]
+    if decay:
+        grads = [
+            g + decay * ops.cast(v, g.dtype)
+            for g, v in zip(grads, values, strict=False)
+        ]
+    return grads
+
+
+def virtual_step(
+    values,
+    grads,
+    momentums,
+    lr,
+    momentum: float,
+    decay: float,
+    lr_in_buffer: bool = True,
+):
+    """The unrolled weights `w' = w - xi * (momentum term + grad + wd * w)`.
+
+    Eq. 6 of Liu et al. with the momentum and weight decay of the DARTS code
+    (`_compute_unrolled_model`): `w - lr * (momentum * buf + g + wd * w)`.
+    With `TorchSGD` (`lr_in_buffer=False`) the buffers are PyTorch's, and
+    this is exact. Keras' SGD stores `m = momentum * m - lr * g` instead,
+    so the term is taken as `-momentum * m`: exact only while the learning
+    rate has been constant (under a schedule, `m` holds past rates).
+    """
+    out = []
+    for k, (w, g) in enumerate(zip(values, grads, strict=False)):
+        step = lr * (g + decay * w)
+        if momentums is not None:
+            if lr_in_buffer:
+                step = step - momentum * momentums[k]
+            else:
+                step = step + lr * momentum * momentums[k]
+        out.append(w - step)
+    return out
+
+
+def lr_in_buffer(optimizer) -> bool:
+    """Whether `optimizer`'s momentum buffers include the learning rate
+    (Keras' SGD) or not (`TorchSGD`, PyTorch's rule)."""
+    return not isinstance(optimizer, TorchSGD)
+
+
+def global_norm(tensors):
+    """The global L2 norm of a list of tensors."""
+    return ops.sqrt(sum(ops.sum(ops.square(t)) for t in tensors))
+
+
+def sgd_momentums(optimizer):
+    """The momentum variables of a Keras SGD optimizer, else None."""
+    if (
+        isinstance(optimizer, keras.optimizers.SGD)
+        and optimizer.momentum
+        and getattr(optimizer, "momentums", None)
+    ):
+        return list(optimizer.momentums), float(optimizer.momentum)
+    return None, 0.0
+
+
+def unpack_search(data):
+    """`(x_train, y_train, x_val, y_val)` of a DARTS training element."""
+    try:
+        (xt, yt), (xv, yv) = data
+    except (TypeError, ValueError) as e:
+        structure = keras.tree.map_structure(lambda t: "T", data)
+        raise ValueError(
+            "Expected each DARTS training element to be "
+            "((x_train, y_train), (x_val, y_val)); see "
+            "keras_nas.supernet.search_data. Received: an element of "
+            f"structure {structure}"
+        ) from e
+    return xt, yt, xv, yv
