@@ -28,6 +28,7 @@ from keras_nas._validation import (
 )
 from keras_nas.blocks import registry
 from keras_nas.supernet import darts as darts_lib
+from keras_nas.supernet import darts_cells
 from keras_nas.tensorboard import log_trial_metrics
 from keras_nas.tuners import _results
 from keras_nas.tuners._base import NasTuner, check_seed, set_seed
@@ -199,7 +200,7 @@ def _legacy_space(
     filters = 16 if filters is None else filters
     num_cells = 8 if num_cells is None else num_cells
     ops = registry.DARTS_OPS if legacy["ops"] is None else legacy["ops"]
-    darts_lib._check_ops(ops)
+    darts_cells.check_ops(ops)
     optimizer = legacy["retrain_optimizer"]
     learning_rate = legacy["retrain_learning_rate"]
     space = CellSearchSpace(
@@ -360,7 +361,7 @@ class Darts(NasTuner):
             seed=seed,
         )
         # Validates the configuration before any search starts.
-        darts_lib._check_ops(ops)
+        darts_cells.check_ops(ops)
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.train_portion = float(train_portion)
         self.jit_compile = jit_compile
