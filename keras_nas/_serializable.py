@@ -36,13 +36,13 @@ PACKAGE = "keras_nas"
 # Registered class name -> module defining it. `tests/test_load_saved.py`
 # checks this table against the names the modules actually register.
 REGISTERED = {
-    "ReLUConvBN": "keras_nas.blocks.ops",
-    "SepConv": "keras_nas.blocks.ops",
-    "DilConv": "keras_nas.blocks.ops",
-    "FactorizedReduce": "keras_nas.blocks.ops",
-    "Zero": "keras_nas.blocks.ops",
-    "Identity": "keras_nas.blocks.ops",
-    "Pool": "keras_nas.blocks.ops",
+    "ReLUConvBN": "keras_nas.blocks.conv_ops",
+    "SepConv": "keras_nas.blocks.conv_ops",
+    "DilConv": "keras_nas.blocks.conv_ops",
+    "FactorizedReduce": "keras_nas.blocks.conv_ops",
+    "Zero": "keras_nas.blocks.pool_ops",
+    "Identity": "keras_nas.blocks.pool_ops",
+    "Pool": "keras_nas.blocks.pool_ops",
     "Cell": "keras_nas.blocks.cells",
     "NormalCell": "keras_nas.blocks.cells",
     "ReductionCell": "keras_nas.blocks.cells",

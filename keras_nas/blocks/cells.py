@@ -18,20 +18,19 @@ import keras
 from keras import ops
 
 from keras_nas._validation import MAX_FILTERS, check_number, check_positive_int
+from keras_nas.blocks._op_numerics import (
+    _check_version,
+    _legacy_from_config,
+    _version_scope,
+)
+from keras_nas.blocks.conv_ops import FactorizedReduce, ReLUConvBN
 from keras_nas.blocks.genotypes import (
     NB201_EDGES,
     Genotype,
     NasBench201Genotype,
 )
-from keras_nas.blocks.ops import (
-    FactorizedReduce,
-    Identity,
-    ReLUConvBN,
-    _check_version,
-    _legacy_from_config,
-    _version_scope,
-    get_op,
-)
+from keras_nas.blocks.ops import get_op
+from keras_nas.blocks.pool_ops import Identity
 
 __all__ = ["Cell", "NormalCell", "ReductionCell", "NasBench201Cell"]
 

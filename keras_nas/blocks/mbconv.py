@@ -12,24 +12,16 @@ added to the output when the stride is 1 and the channels do not change.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 from keras import ops
 
 from keras_nas._validation import MAX_FILTERS, check_positive_int
+from keras_nas.blocks._op_numerics import _check_strides, _out_shape
 from keras_nas.blocks.mobilenet_genotype import mbconv_op
 
 __all__ = ["MBConv"]
-
-
-def _check_strides(strides: Any) -> int:
-    if strides not in (1, 2) or isinstance(strides, bool):
-        raise ValueError(
-            f"Expected `strides` to be 1 or 2. Received: strides={strides!r}"
-        )
-    return int(strides)
 
 
 @keras.saving.register_keras_serializable(package="keras_nas")
@@ -132,12 +124,7 @@ class MBConv(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
-        batch, height, width = tuple(input_shape)[:3]
-
-        def reduce(n):
-            return None if n is None else math.ceil(n / self.strides)
-
-        return (batch, reduce(height), reduce(width), self.filters)
+        return _out_shape(input_shape, self.strides, self.filters)
 
     def get_config(self):
         config = super().get_config()

@@ -16,21 +16,21 @@ import keras
 from keras import ops
 
 from keras_nas._validation import MAX_CELLS, MAX_FILTERS, check_positive_int
-from keras_nas.blocks.cells import (
-    Cell,
-    NasBench201Cell,
-    _as_genotype,
-    _as_nb201_genotype,
-)
-from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
-from keras_nas.blocks.ops import (
-    ReLUConvBN,
+from keras_nas.blocks._op_numerics import (
     _batch_norm,
     _check_strides,
     _check_version,
     _legacy_from_config,
     _torch_uniform,
 )
+from keras_nas.blocks.cells import (
+    Cell,
+    NasBench201Cell,
+    _as_genotype,
+    _as_nb201_genotype,
+)
+from keras_nas.blocks.conv_ops import ReLUConvBN
+from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
 
 __all__ = [
     "AuxiliaryHead",

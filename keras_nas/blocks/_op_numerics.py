@@ -1,0 +1,194 @@
+"""Numerics shared by the candidate ops and the cells built from them.
+
+Shapes (`_out_shape`), the `ops_version` switch between the DARTS code's
+numerics (2) and those of keras-nas before them (1), batch normalization,
+PyTorch's kernel initialization and its symmetric stride-2 padding: see the
+docstring of `keras_nas.blocks.ops` for what each version computes.
+`_Op` is the base of the op layers: its config is its constructor's
+arguments, and a config saved without `ops_version` loads as version 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import keras
+from keras import ops
+
+
+def _check_strides(strides: Any) -> int:
+    if isinstance(strides, bool) or strides not in (1, 2):
+        raise ValueError(
+            f"Expected `strides` to be 1 or 2. Received: strides={strides!r}"
+        )
+    return int(strides)
+
+
+def _reduced(size: int | None, strides: int) -> int | None:
+    """Spatial size after a 'same'-padded op with the given stride."""
+    return None if size is None else math.ceil(size / strides)
+
+
+def _out_shape(input_shape: Sequence, strides: int, channels: int | None):
+    b, h, w, c = tuple(input_shape)
+    return (
+        b,
+        _reduced(h, strides),
+        _reduced(w, strides),
+        c if channels is None else channels,
+    )
+
+
+#: Momentum of every batch normalization in the blocks: PyTorch's default
+#: (0.1 in its convention), as in the DARTS and NAS-Bench-201 code. Keras'
+#: default 0.99 makes the moving statistics lag far behind on small data sets
+#: and short runs, which breaks inference-mode predictions.
+BN_MOMENTUM = 0.9
+
+#: Epsilon of every batch normalization in the blocks (`ops_version=2`):
+#: PyTorch's default, as in the DARTS and NAS-Bench-201 code (Keras: 1e-3,
+#: kept by `ops_version=1`).
+BN_EPSILON = 1e-5
+_LEGACY_BN_EPSILON = 1e-3
+
+#: The numerics of the ops built now (see the module docstring): 2 is the
+#: DARTS code's, 1 that of keras-nas before it (saved files without an
+#: `ops_version` in their config).
+OPS_VERSION = 2
+_VERSION = contextvars.ContextVar("keras_nas_ops_version", default=None)
+
+
+def _check_version(value: Any) -> int:
+    """`ops_version` (1 or 2); None: that of the enclosing scope, else 2."""
+    if value is None:
+        value = _VERSION.get()
+        return OPS_VERSION if value is None else value
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ValueError(
+            "Expected `ops_version` to be 1 or 2. "
+            f"Received: ops_version={value!r}"
+        )
+    return int(value)
+
+
+@contextlib.contextmanager
+def _version_scope(version: int):
+    """Ops (and batch norms) built inside get `ops_version=version`.
+
+    Blocks that build ops through `get_op` (whose factories take no version)
+    build them in this scope with their own `ops_version`.
+    """
+    token = _VERSION.set(_check_version(version))
+    try:
+        yield
+    finally:
+        _VERSION.reset(token)
+
+
+def _legacy_from_config(base: type = keras.layers.Layer) -> classmethod:
+    """`from_config` of a versioned block: no `ops_version` means 1.
+
+    Configs saved before `ops_version` existed load with the numerics they
+    were saved with. `base` is the class whose `from_config` does the rest.
+    """
+
+    def from_config(cls, config, **kwargs):
+        config = dict(config)
+        config.setdefault("ops_version", 1)
+        return base.from_config.__func__(cls, config, **kwargs)
+
+    return classmethod(from_config)
+
+
+def _batch_norm(
+    affine: bool = True, ops_version: int | None = None, **kwargs
+) -> keras.layers.Layer:
+    version = _check_version(ops_version)
+    epsilon = BN_EPSILON if version >= 2 else _LEGACY_BN_EPSILON
+    return keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM,
+        epsilon=epsilon,
+        center=affine,
+        scale=affine,
+        **kwargs,
+    )
+
+
+def _torch_uniform(fan_in_divisor: int = 1) -> keras.initializers.Initializer:
+    """PyTorch's default kernel initializer, `kaiming_uniform(a=sqrt(5))`.
+
+    Uniform in `+-1 / sqrt(fan_in)` (Keras' fan-in of a kernel: the product
+    of all its dims but the last). `fan_in_divisor` divides Keras' fan-in:
+    the number of input channels for a depthwise kernel, whose PyTorch
+    fan-in (`groups=channels`) is only `kh * kw`.
+    """
+    return keras.initializers.VarianceScaling(
+        scale=float(fan_in_divisor) / 3.0, mode="fan_in", distribution="uniform"
+    )
+
+
+def _kernel_init(version: int) -> Any:
+    return _torch_uniform() if version >= 2 else "glorot_uniform"
+
+
+def _pad_amounts(kernel_size: int, dilation_rate: int = 1) -> tuple:
+    """Symmetric padding of PyTorch's `padding=k // 2` (for odd windows).
+
+    `(before, after)` with `before = (k_eff - 1) // 2`, `after = k_eff // 2`,
+    so a stride-2 'valid' window gives `ceil(n / 2)` outputs centred on the
+    even pixels.
+    """
+    effective = dilation_rate * (kernel_size - 1) + 1
+    return ((effective - 1) // 2, effective // 2)
+
+
+def _padded_shape(shape: Sequence, rows: tuple, cols: tuple) -> tuple:
+    b, h, w, c = tuple(shape)
+    return (
+        b,
+        None if h is None else h + sum(rows),
+        None if w is None else w + sum(cols),
+        c,
+    )
+
+
+def _pad(x, rows: tuple = (0, 0), cols: tuple = (0, 0), value: float = 0.0):
+    return ops.pad(
+        x, [[0, 0], list(rows), list(cols), [0, 0]], constant_values=value
+    )
+
+
+def _subsample(x):
+    """Keeps every second pixel: `ceil(n / 2)` per spatial dim, like 'same'."""
+    return x[:, ::2, ::2, :]
+
+
+class _Op(keras.layers.Layer):
+    """Base of the op layers: output shape and config.
+
+    The config is the attributes named in `_config_names` (the
+    constructor's arguments). The output has `filters` channels (those of
+    the input if the op has no `filters`) and `ceil(n / strides)` pixels
+    per spatial dim.
+    """
+
+    _config_names: ClassVar[tuple[str, ...]] = ()
+
+    def compute_output_shape(self, input_shape):
+        channels = getattr(self, "filters", None)
+        return _out_shape(input_shape, self.strides, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({n: getattr(self, n) for n in self._config_names})
+        return config
+
+
+class _VersionedOp(_Op):
+    """An `_Op` with `ops_version`; configs without it load as version 1."""
+
+    from_config = _legacy_from_config()
