@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_nas._validation import check_number, check_positive_int
 from keras_nas.tuners import _base, _oracle
-from keras_nas.tuners.controller import _Decision
+from keras_nas.tuners.controller_base import _Decision
 
 __all__ = ["MonteCarloTreeSearch", "MonteCarloTreeSearchOracle"]
 
