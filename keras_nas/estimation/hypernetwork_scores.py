@@ -18,9 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from keras_nas._validation import check_positive_int
-from keras_nas.estimation._protocol import fit_data, wrap_tuner
-from keras_nas.estimation.shared_weights import RetrainResult, retrain_top_k
+from keras_nas.estimation._one_shot_estimator import OneShotEstimator
 
 __all__ = ["HyperNetworkScores"]
 
@@ -28,7 +26,7 @@ __all__ = ["HyperNetworkScores"]
 STATE_DIR = "hypernetwork"
 
 
-class HyperNetworkScores:
+class HyperNetworkScores(OneShotEstimator):
     """Scores trials with the weights a SMASH hypernetwork generates.
 
     Use it as the `estimator=` of any keras-nas tuner, or wrap a
@@ -72,6 +70,8 @@ class HyperNetworkScores:
     ```
     """
 
+    _model_name = "hypernetwork"
+
     def __init__(
         self,
         hypernetwork: Any,
@@ -85,99 +85,33 @@ class HyperNetworkScores:
                 "Expected `hypernetwork` to be a keras_nas.supernet."
                 f"HyperNetwork. Received: hypernetwork={hypernetwork!r}"
             )
-        check_positive_int("batch_size", batch_size)
-        check_positive_int("train_epochs", train_epochs, minimum=0)
-        check_positive_int("train_batch_size", train_batch_size)
+        super().__init__(batch_size, train_epochs, train_batch_size, cache)
         self.hypernetwork = hypernetwork
-        self.batch_size = int(batch_size)
-        self.train_epochs = train_epochs
-        self.train_batch_size = int(train_batch_size)
-        self.cache = bool(cache)
         self.trained = hypernetwork.trained_epochs > 0
-        self.num_estimates = 0
-        self._scores: dict[tuple, dict[str, float]] = {}
 
-    def train(
-        self, x, y, epochs: int, batch_size: int | None = None, **fit_kwargs
-    ):
-        """Trains the hypernetwork (a random architecture per batch);
-        returns the History. See `HyperNetwork.train`."""
-        history = self.hypernetwork.train(
-            x, y, epochs, batch_size or self.train_batch_size, **fit_kwargs
+    def _key(self, values):
+        return tuple(self.hypernetwork.genotype(values).ops)
+
+    def _evaluate(self, key, x_val, y_val, train_data):
+        # Batch statistics: no batch-norm recalibration on `train_data`.
+        return self.hypernetwork.evaluate_architecture(
+            key, x_val, y_val, batch_size=self.batch_size
         )
-        self.trained = True
-        self._scores.clear()
-        return history
 
-    def score(self, values: Any, validation_data: Any) -> dict[str, float]:
-        """Generated-weight `{"val_accuracy", "val_loss"}` of one
-        architecture."""
-        if validation_data is None:
-            raise ValueError(
-                "Expected `validation_data=(x_val, y_val)` (or "
-                "`validation_split`) in `search(...)`. "
-                "Received: validation_data=None"
-            )
-        key = tuple(self.hypernetwork.genotype(values).ops)
-        if self.cache and key in self._scores:
-            return dict(self._scores[key])
-        result = self.hypernetwork.evaluate_architecture(
-            key,
-            validation_data[0],
-            validation_data[1],
-            batch_size=self.batch_size,
-        )
-        out = {"val_accuracy": result["accuracy"], "val_loss": result["loss"]}
-        self.num_estimates += 1
-        if self.cache:
-            self._scores[key] = dict(out)
-        return out
+    def _fit(self, x, y, epochs, batch_size, **fit_kwargs):
+        """See `HyperNetwork.train`."""
+        return self.hypernetwork.train(x, y, epochs, batch_size, **fit_kwargs)
 
-    def estimate(
-        self, tuner: Any, trial: Any, *fit_args: Any, **fit_kwargs: Any
-    ) -> dict[str, float]:
-        """The `estimator` protocol of `keras_nas.tuners`: a metrics dict."""
-        x, y, val = fit_data(fit_args, fit_kwargs)
-        if not self.trained and self.train_epochs:
-            directory = getattr(tuner, "project_dir", None)
-            if directory is not None:
-                directory = os.path.join(directory, STATE_DIR)
-            if directory is not None and self.hypernetwork.has_state(
-                directory
-            ):
+    def _train_for_search(self, tuner, x, y):
+        # Restores the hypernetwork a search in the same project directory
+        # trained, else trains it and saves it there.
+        directory = getattr(tuner, "project_dir", None)
+        if directory is not None:
+            directory = os.path.join(directory, STATE_DIR)
+            if self.hypernetwork.has_state(directory):
                 self.hypernetwork.restore_state(directory)
                 self.trained = True
-            else:
-                if x is None or y is None:
-                    raise ValueError(
-                        "Expected training data `x, y` in `search(...)` to "
-                        "train the hypernetwork. Received: x=None or y=None"
-                    )
-                self.train(x, y, epochs=self.train_epochs)
-                if directory is not None:
-                    self.hypernetwork.save_state(directory)
-        return self.score(trial.hyperparameters.values, val)
-
-    def wrap(self, tuner: Any) -> Any:
-        """Makes a keras-tuner tuner score its trials with the
-        hypernetwork (replaces `tuner.run_trial` on this instance).
-
-        Returns:
-            The same tuner.
-        """
-        return wrap_tuner(self, tuner)
-
-    def retrain_top_k(
-        self,
-        tuner: Any,
-        k: int,
-        x,
-        y,
-        validation_data,
-        epochs: int,
-        **fit_kwargs: Any,
-    ) -> list[RetrainResult]:
-        """See `keras_nas.estimation.retrain_top_k`."""
-        return retrain_top_k(
-            tuner, k, x, y, validation_data, epochs, **fit_kwargs
-        )
+                return
+        super()._train_for_search(tuner, x, y)
+        if directory is not None:
+            self.hypernetwork.save_state(directory)
