@@ -311,8 +311,49 @@ class Genotype:
         return f"normal: {fmt('normal')} ; reduce: {fmt('reduce')}"
 
 
+class _OpSequenceJson:
+    """JSON form `{"ops": [...]}` and hash of a genotype that is a tuple
+    `ops` of op names (`NasBench201Genotype`, `MobileNetGenotype`)."""
+
+    ops: tuple[str, ...]
+
+    @staticmethod
+    def _op_tuple(ops: Any, what: str) -> tuple:
+        """`ops` as a tuple; a string or a non-iterable -> ValueError."""
+        if isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
+            raise ValueError(
+                f"Expected `ops` to be a sequence of {what}. "
+                f"Received: ops={short_repr(ops)}"
+            )
+        return tuple(ops)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ops": list(self.ops)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        if not isinstance(data, Mapping) or set(data) != {"ops"}:
+            raise ValueError(
+                "Expected `data` to be a mapping with the single key 'ops'. "
+                f"Received: data={short_repr(data)}"
+            )
+        return cls(data["ops"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        return cls.from_dict(_loads(text))
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON form."""
+        return _digest(self.to_dict())
+
+
 @dataclasses.dataclass(frozen=True)
-class NasBench201Genotype:
+class NasBench201Genotype(_OpSequenceJson):
     """A NAS-Bench-201 cell: one operation on each edge of a 4-node DAG.
 
     `ops` follows the benchmark's edge order: `1<-0, 2<-0, 2<-1, 3<-0, 3<-1,
@@ -338,13 +379,7 @@ class NasBench201Genotype:
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        ops = self.ops
-        if isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
-            raise ValueError(
-                f"Expected `ops` to be a sequence of 6 op names. "
-                f"Received: ops={short_repr(ops)}"
-            )
-        ops = tuple(ops)
+        ops = self._op_tuple(self.ops, "6 op names")
         if len(ops) != len(NB201_EDGES):
             raise ValueError(
                 f"Expected `ops` to hold {len(NB201_EDGES)} op names, one per "
@@ -401,29 +436,6 @@ class NasBench201Genotype:
                     raise fail()
                 ops.append(op)
         return cls(tuple(ops))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ops": list(self.ops)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> NasBench201Genotype:
-        if not isinstance(data, Mapping) or set(data) != {"ops"}:
-            raise ValueError(
-                "Expected `data` to be a mapping with the single key 'ops'. "
-                f"Received: data={short_repr(data)}"
-            )
-        return cls(data["ops"])
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_json(cls, text: str) -> NasBench201Genotype:
-        return cls.from_dict(_loads(text))
-
-    @property
-    def hash(self) -> str:
-        return _digest(self.to_dict())
 
     def __str__(self) -> str:
         return self.to_string()

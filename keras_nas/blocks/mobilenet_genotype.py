@@ -10,13 +10,11 @@ TensorFlow or Keras.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from keras_nas._validation import short_repr
+from keras_nas.blocks.genotypes import _OpSequenceJson
 
 __all__ = ["MobileNetGenotype", "SKIP_OP", "mbconv_op", "parse_mbconv_op"]
 
@@ -61,7 +59,7 @@ def parse_mbconv_op(op: Any) -> tuple[int, int]:
 
 
 @dataclasses.dataclass(frozen=True)
-class MobileNetGenotype:
+class MobileNetGenotype(_OpSequenceJson):
     """The searched blocks of a MobileNet-style network, in order.
 
     Args:
@@ -80,13 +78,7 @@ class MobileNetGenotype:
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        ops = self.ops
-        if isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
-            raise ValueError(
-                "Expected `ops` to be a sequence of op names. "
-                f"Received: ops={short_repr(ops)}"
-            )
-        ops = tuple(ops)
+        ops = self._op_tuple(self.ops, "op names")
         if not ops:
             raise ValueError(
                 f"Expected `ops` to hold at least one op name. "
@@ -108,38 +100,6 @@ class MobileNetGenotype:
     def num_skipped(self) -> int:
         """How many blocks are skipped (`"zero"`)."""
         return sum(op == SKIP_OP for op in self.ops)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ops": list(self.ops)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MobileNetGenotype:
-        if not isinstance(data, Mapping) or set(data) != {"ops"}:
-            raise ValueError(
-                "Expected `data` to be a mapping with the single key 'ops'. "
-                f"Received: data={short_repr(data)}"
-            )
-        return cls(data["ops"])
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_json(cls, text: str) -> MobileNetGenotype:
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError, RecursionError) as e:
-            raise ValueError(
-                "Expected `text` to be a JSON MobileNet genotype. "
-                f"Received: text={short_repr(text)}"
-            ) from e
-        return cls.from_dict(data)
-
-    @property
-    def hash(self) -> str:
-        """SHA-256 of the canonical JSON form."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def __str__(self) -> str:
         return " ".join(self.ops)
