@@ -39,6 +39,17 @@ def check_input_shape(input_shape: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in input_shape)
 
 
+def check_image_shape(input_shape: Any) -> tuple[int, ...]:
+    """`check_input_shape` for images: `(height, width, channels)`."""
+    input_shape = check_input_shape(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "Expected `input_shape` to be (height, width, channels). "
+            f"Received: input_shape={input_shape!r}"
+        )
+    return input_shape
+
+
 def check_int_choices(
     name: str,
     value: Any,
@@ -223,6 +234,27 @@ def check_momentum(momentum: Any) -> float | None:
             f"Received: bn_momentum={momentum!r}"
         )
     return float(momentum)
+
+
+def set_training(
+    space: Any, optimizer: Any, learning_rate: Any, bn_momentum: Any
+) -> None:
+    """Checks and sets the training settings every classifier space takes.
+
+    `space.bn_momentum`, `space.optimizer`, `space.learning_rate`; see
+    `finish_classifier`.
+    """
+    space.bn_momentum = check_momentum(bn_momentum)
+    check_optimizer(optimizer, learning_rate)
+    space.optimizer = optimizer
+    space.learning_rate = float(learning_rate)
+
+
+def finish_classifier(space: Any, model: keras.Model) -> keras.Model:
+    """`model` with the space's batch-norm momentum, compiled with its
+    optimizer (the settings of `set_training`)."""
+    set_bn_momentum(model, space.bn_momentum)
+    return compile_classifier(model, space.optimizer, space.learning_rate)
 
 
 def set_bn_momentum(model: keras.Model, momentum: float | None) -> None:

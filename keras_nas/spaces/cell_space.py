@@ -284,13 +284,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        input_shape = _common.check_input_shape(input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                "Expected `input_shape` to be (height, width, channels). "
-                f"Received: input_shape={input_shape!r}"
-            )
-        self.input_shape = input_shape
+        self.input_shape = _common.check_image_shape(input_shape)
         self.num_classes = _common.check_positive_int(
             "num_classes", num_classes, minimum=2
         )
@@ -308,10 +302,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
             "filters", filters, minimum=2, maximum=MAX_FILTERS
         )
         self.search_reduction = check_bool("search_reduction", search_reduction)
-        self.bn_momentum = _common.check_momentum(bn_momentum)
-        _common.check_optimizer(optimizer, learning_rate)
-        self.optimizer = optimizer
-        self.learning_rate = float(learning_rate)
+        _common.set_training(self, optimizer, learning_rate, bn_momentum)
         self.auxiliary = check_bool("auxiliary", auxiliary)
         self.drop_path_rate = check_number(
             "drop_path_rate", drop_path_rate, 0.0, 1.0, high_open=True
@@ -379,10 +370,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
             auxiliary=self.auxiliary,
             drop_path_rate=self.drop_path_rate,
         )
-        _common.set_bn_momentum(model, self.bn_momentum)
-        return _common.compile_classifier(
-            model, self.optimizer, self.learning_rate
-        )
+        return _common.finish_classifier(self, model)
 
     def fit(
         self,

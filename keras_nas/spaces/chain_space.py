@@ -149,10 +149,7 @@ class ChainSearchSpace(keras_tuner.HyperModel):
             )
         self.global_pooling = global_pooling
         self.batch_norm = check_bool("batch_norm", batch_norm)
-        self.bn_momentum = _common.check_momentum(bn_momentum)
-        _common.check_optimizer(optimizer, learning_rate)
-        self.optimizer = optimizer
-        self.learning_rate = float(learning_rate)
+        _common.set_training(self, optimizer, learning_rate, bn_momentum)
 
     def declare_hyperparameters(
         self, hp: keras_tuner.HyperParameters
@@ -271,7 +268,4 @@ class ChainSearchSpace(keras_tuner.HyperModel):
             self.num_classes, activation="softmax", name="predictions"
         )(x)
         model = keras.Model(inputs, outputs, name="chain_network")
-        _common.set_bn_momentum(model, self.bn_momentum)
-        return _common.compile_classifier(
-            model, self.optimizer, self.learning_rate
-        )
+        return _common.finish_classifier(self, model)

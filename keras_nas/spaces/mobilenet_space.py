@@ -199,13 +199,7 @@ class MobileNetSearchSpace(keras_tuner.HyperModel):
         tunable: bool = True,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        input_shape = _common.check_input_shape(input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                "Expected `input_shape` to be (height, width, channels). "
-                f"Received: input_shape={input_shape!r}"
-            )
-        self.input_shape = input_shape
+        self.input_shape = _common.check_image_shape(input_shape)
         self.num_classes = _common.check_positive_int(
             "num_classes", num_classes, minimum=2
         )
@@ -247,10 +241,7 @@ class MobileNetSearchSpace(keras_tuner.HyperModel):
             )
         self.width_multiplier = float(width_multiplier)
         self.dropout = _common.check_rates([dropout])[0]
-        self.bn_momentum = _common.check_momentum(bn_momentum)
-        _common.check_optimizer(optimizer, learning_rate)
-        self.optimizer = optimizer
-        self.learning_rate = float(learning_rate)
+        _common.set_training(self, optimizer, learning_rate, bn_momentum)
         self.blocks = self._make_blocks()
 
     # ------------------------------------------------------------------

@@ -162,13 +162,7 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
         tunable: bool = True,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        input_shape = _common.check_input_shape(input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                "Expected `input_shape` to be (height, width, channels). "
-                f"Received: input_shape={input_shape!r}"
-            )
-        self.input_shape = input_shape
+        self.input_shape = _common.check_image_shape(input_shape)
         self.num_classes = _common.check_positive_int(
             "num_classes", num_classes, minimum=2
         )
@@ -178,10 +172,7 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
         self.cells_per_stage = _common.check_positive_int(
             "cells_per_stage", cells_per_stage
         )
-        self.bn_momentum = _common.check_momentum(bn_momentum)
-        _common.check_optimizer(optimizer, learning_rate)
-        self.optimizer = optimizer
-        self.learning_rate = float(learning_rate)
+        _common.set_training(self, optimizer, learning_rate, bn_momentum)
 
     def declare_hyperparameters(
         self, hp: keras_tuner.HyperParameters
@@ -213,7 +204,4 @@ class NasBench201SearchSpace(keras_tuner.HyperModel):
             filters=self.filters,
             cells_per_stage=self.cells_per_stage,
         )
-        _common.set_bn_momentum(model, self.bn_momentum)
-        return _common.compile_classifier(
-            model, self.optimizer, self.learning_rate
-        )
+        return _common.finish_classifier(self, model)
