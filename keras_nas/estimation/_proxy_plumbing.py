@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,33 +54,36 @@ def _patched(obj: Any, name: str, value: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _as_logits(model: Any) -> Iterator[None]:
+def _all_patched(patches: Iterable[tuple]) -> Iterator[None]:
+    """Applies every `_patched(obj, name, value)` for the block."""
+    with contextlib.ExitStack() as stack:
+        for obj, name, value in patches:
+            stack.enter_context(_patched(obj, name, value))
+        yield
+
+
+def _as_logits(model: Any) -> contextlib.AbstractContextManager:
     """Bypasses a softmax at the output of `model` during the block."""
     import keras
 
-    with contextlib.ExitStack() as stack:
-        for layer in _output_layers(model):
-            if isinstance(layer, keras.layers.Softmax):
-                stack.enter_context(_patched(layer, "call", _identity_call))
-            elif getattr(layer, "activation", None) is (
-                keras.activations.softmax
-            ):
-                stack.enter_context(
-                    _patched(layer, "activation", keras.activations.linear)
-                )
-        yield
+    patches = []
+    for layer in _output_layers(model):
+        if isinstance(layer, keras.layers.Softmax):
+            patches.append((layer, "call", _identity_call))
+        elif getattr(layer, "activation", None) is keras.activations.softmax:
+            patches.append((layer, "activation", keras.activations.linear))
+    return _all_patched(patches)
 
 
-@contextlib.contextmanager
-def _without_batch_norm(model: Any) -> Iterator[None]:
+def _without_batch_norm(model: Any) -> contextlib.AbstractContextManager:
     """Makes every BatchNormalization layer the identity in the block."""
     import keras
 
-    with contextlib.ExitStack() as stack:
-        for layer in _all_layers(model):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                stack.enter_context(_patched(layer, "call", _identity_call))
-        yield
+    return _all_patched(
+        (layer, "call", _identity_call)
+        for layer in _all_layers(model)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
 
 
 @contextlib.contextmanager
@@ -139,13 +142,11 @@ class _Tap:
     @contextlib.contextmanager
     def active(self, perturbations: Sequence | None = None) -> Iterator[list]:
         self.outputs = []
-        with contextlib.ExitStack() as stack:
-            for layer in self.layers:
-                stack.enter_context(
-                    _patched(
-                        layer, "call", self._wrap(layer.call, perturbations)
-                    )
-                )
+        patches = [
+            (layer, "call", self._wrap(layer.call, perturbations))
+            for layer in self.layers
+        ]
+        with _all_patched(patches):
             yield self.outputs
 
     def _wrap(self, call: Callable, perturbations) -> Callable:
