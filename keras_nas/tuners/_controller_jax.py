@@ -8,17 +8,8 @@ import jax
 
 
 def gradient_function(loss_fn: Callable) -> Callable:
-    """Compiles the gradient of `loss_fn` with `jax.jit(jax.grad(...))`.
-
-    Args:
-        loss_fn: `loss_fn(values, actions, advantage)`, built from
-            `keras.ops`, returning a scalar; `values` is a list of the
-            controller's variable values.
-
-    Returns:
-        `grad_fn(values, actions, advantage)` -> list of gradients w.r.t.
-        `values`.
-    """
+    """`grad_fn(values, actions, advantage)` of `loss_fn`, compiled with
+    `jax.jit(jax.grad(...))` (see `controller_lstm._backend_module`)."""
     grad = jax.jit(jax.grad(loss_fn))
 
     def grad_fn(values, actions, advantage):

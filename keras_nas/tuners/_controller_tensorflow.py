@@ -8,17 +8,8 @@ import tensorflow as tf
 
 
 def gradient_function(loss_fn: Callable) -> Callable:
-    """Compiles the gradient of `loss_fn` with `tf.function`.
-
-    Args:
-        loss_fn: `loss_fn(values, actions, advantage)`, built from
-            `keras.ops`, returning a scalar; `values` is a list of the
-            controller's variable values.
-
-    Returns:
-        `grad_fn(values, actions, advantage)` -> list of gradients w.r.t.
-        `values` (zeros for the variables the loss does not use).
-    """
+    """`grad_fn(values, actions, advantage)` of `loss_fn`, compiled with
+    `tf.function` (see `controller_lstm._backend_module`)."""
 
     @tf.function(reduce_retracing=True)
     def grad_fn(values, actions, advantage):

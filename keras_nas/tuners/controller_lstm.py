@@ -30,6 +30,16 @@ class _NumpyOps:
 
 
 def _backend_module():
+    """`_controller_tensorflow` or `_controller_jax`. Each provides:
+
+    - `gradient_function(loss_fn)`: `loss_fn(values, actions, advantage)`,
+      built from `keras.ops`, returns a scalar (`values`: the list of the
+      controller's variable values); the result, `grad_fn(values, actions,
+      advantage)`, returns the list of gradients w.r.t. `values` (zeros for
+      the variables the loss does not use), compiled.
+    - `apply_function(optimizer, variables)`: `apply(grads)` of a built
+      Keras `optimizer`.
+    """
     return backend_module("keras_nas.tuners", "_controller", "LSTMController")
 
 
