@@ -13,7 +13,7 @@ import math
 import keras
 from keras import ops
 
-from keras_nas._validation import check_positive_int
+from keras_nas._validation import check_choice, check_positive_int
 from keras_nas.blocks._op_numerics import (
     _check_strides,
     _check_version,
@@ -100,12 +100,7 @@ class Pool(_VersionedOp):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if pool_type not in ("max", "avg"):
-            raise ValueError(
-                "Expected `pool_type` to be 'max' or 'avg'. "
-                f"Received: pool_type={pool_type!r}"
-            )
-        self.pool_type = pool_type
+        self.pool_type = check_choice("pool_type", pool_type, ("max", "avg"))
         self.pool_size = check_positive_int("pool_size", pool_size)
         self.strides = _check_strides(strides)
         self.ops_version = _check_version(ops_version)

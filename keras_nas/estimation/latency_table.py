@@ -40,7 +40,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_nas._validation import check_positive_int, short_repr
+from keras_nas._validation import (
+    check_choice,
+    check_positive_int,
+    short_repr,
+)
 from keras_nas.estimation import hardware
 
 __all__ = ["LATENCY_TABLE_FILE", "LatencyTable", "measure_interleaved"]
@@ -69,12 +73,7 @@ def _file(path: Any) -> str:
 
 
 def _check_statistic(statistic: Any) -> str:
-    if statistic not in STATISTICS:
-        raise ValueError(
-            f"Expected `statistic` to be one of {list(STATISTICS)}. "
-            f"Received: statistic={short_repr(statistic)}"
-        )
-    return statistic
+    return check_choice("statistic", statistic, STATISTICS)
 
 
 def measure_interleaved(

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from keras_nas._backend import backend_module
+from keras_nas._validation import check_choice
 from keras_nas.estimation._proxy_plumbing import (
     _as_logits,
     _copy,
@@ -215,12 +216,7 @@ def _jacob_cov(model, x, training: bool) -> float:
 
 
 def _check_proxy(proxy: Any) -> str:
-    if proxy not in ZERO_COST_PROXIES:
-        raise ValueError(
-            f"Expected `proxy` to be one of {list(ZERO_COST_PROXIES)}. "
-            f"Received: proxy={proxy!r}"
-        )
-    return proxy
+    return check_choice("proxy", proxy, ZERO_COST_PROXIES)
 
 
 def zero_cost_score(

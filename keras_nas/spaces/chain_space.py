@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import keras_tuner
 
-from keras_nas._validation import MAX_FILTERS, check_bool
+from keras_nas._validation import MAX_FILTERS, check_bool, check_choice
 from keras_nas.spaces import _common
 
 __all__ = ["ChainSearchSpace", "LAYER_TYPES"]
@@ -142,12 +142,9 @@ class ChainSearchSpace(keras_tuner.HyperModel):
         self.units = _common.check_int_choices("units", units, allow_int=False)
         self.activations = _common.check_activations(activations)
         self.dropout_rates = _common.check_rates(dropout_rates)
-        if global_pooling not in _POOLINGS:
-            raise ValueError(
-                f"Expected `global_pooling` to be one of {list(_POOLINGS)}. "
-                f"Received: global_pooling={global_pooling!r}"
-            )
-        self.global_pooling = global_pooling
+        self.global_pooling = check_choice(
+            "global_pooling", global_pooling, _POOLINGS
+        )
         self.batch_norm = check_bool("batch_norm", batch_norm)
         _common.set_training(self, optimizer, learning_rate, bn_momentum)
 
