@@ -73,6 +73,10 @@ ORACLES["bo-raw-scores"] = functools.partial(
     tuners.ArchitectureBayesianOptimizationOracle, score_transform=None
 )
 ORACLES["bananas"] = tuners.BananasOracle
+# Every refit from scratch (150 steps), BANANAS as published.
+ORACLES["bananas-cold-refit"] = functools.partial(
+    tuners.BananasOracle, refit_steps=None
+)
 ORACLES["local"] = tuners.LocalSearchOracle
 
 DEFAULT_ORACLES = (
