@@ -7,7 +7,8 @@ the mean +- std of the best test accuracy after 25/50/100/150/200 unique
 queries, the share of seeds that reach the table's optimum, and the median
 decision time per trial (`create_trial` + `end_trial`, keras-tuner's own
 bookkeeping included). A second measurement runs one search of
-`--decision-trials` trials per oracle and reports the median decision time.
+`--decision-trials` trials per oracle, their decisions interleaved in one
+process, and reports the median wall and CPU decision time.
 
 Example:
 
@@ -73,6 +74,10 @@ ORACLES["bo-raw-scores"] = functools.partial(
     tuners.ArchitectureBayesianOptimizationOracle, score_transform=None
 )
 ORACLES["bananas"] = tuners.BananasOracle
+# Every refit from scratch (150 steps), BANANAS as published.
+ORACLES["bananas-cold-refit"] = functools.partial(
+    tuners.BananasOracle, refit_steps=None
+)
 ORACLES["local"] = tuners.LocalSearchOracle
 
 DEFAULT_ORACLES = (
@@ -248,21 +253,41 @@ def main(argv=None):
         report_ratio(args.oracles, table, args.ratio_trials)
 
     if args.decision_trials:
-        n = args.decision_trials
-        print(f"\ndecision time over one search of {n} trials (seed 1):")
-        print("| oracle | median ms (all) | median ms (last 100) | p95 ms |")
-        print("|---|---|---|---|")
-        for name in args.oracles:
-            if name in SLOW:
-                continue
-            run = run_oracle_on_table(ORACLES[name], table, n, [1])
-            times = run.decision_times()
-            print(
-                f"| {name} | {1e3 * np.median(times):.2f} | "
-                f"{1e3 * np.median(times[-100:]):.2f} | "
-                f"{1e3 * np.percentile(times, 95):.2f} |",
-                flush=True,
-            )
+        report_decision_times(
+            [n for n in args.oracles if n not in SLOW],
+            table,
+            args.decision_trials,
+        )
+
+
+def load_average() -> str:
+    """The 1-minute load average (the box may be shared)."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def report_decision_times(names, table, trials):
+    """One search of `trials` trials per oracle, decisions interleaved in
+    one process; wall and CPU (`time.process_time`) time per decision."""
+    before = load_average()
+    wall, cpu = interleaved_decision_times(names, table, trials)
+    print(
+        f"\ndecision time over one search of {trials} trials (seed 1; "
+        f"decisions interleaved; load average {before} before, "
+        f"{load_average()} after):"
+    )
+    print(
+        "| oracle | median ms (all) | median ms (trials 101-200) | p95 ms "
+        "| CPU median ms (all) | CPU median ms (101-200) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        w, c = 1e3 * wall[name], 1e3 * cpu[name]
+        print(
+            f"| {name} | {np.median(w):.1f} | {np.median(w[100:200]):.1f} | "
+            f"{np.percentile(w, 95):.1f} | {np.median(c):.1f} | "
+            f"{np.median(c[100:200]):.1f} |",
+            flush=True,
+        )
 
 
 def interleaved_decision_times(names, table, trials, seed=1):
@@ -270,11 +295,14 @@ def interleaved_decision_times(names, table, trials, seed=1):
 
     One oracle of each name searches the table for `trials` trials; their
     decisions (`create_trial` + `end_trial`) alternate, so that the load of
-    a shared machine weighs on all of them alike.
+    a shared machine weighs on all of them alike. Returns two dicts of
+    arrays: wall-clock (`perf_counter`) and CPU (`process_time`) seconds.
     """
     objective = keras_tuner.Objective(table.metric, table.direction)
     root = tempfile.mkdtemp(prefix="keras_nas_ratio_")
-    oracles, times = {}, {name: [] for name in names}
+    oracles = {}
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for name in names:
         oracle = ORACLES[name](
             objective=objective,
@@ -288,39 +316,54 @@ def interleaved_decision_times(names, table, trials, seed=1):
     try:
         for _ in range(trials):
             for name, oracle in oracles.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 trial = oracle.create_trial("tuner0")
                 elapsed = time.perf_counter() - start
+                elapsed_cpu = time.process_time() - start_cpu
                 if trial.status != STATUS.RUNNING:
                     continue
                 score = table.query(trial.hyperparameters.values)
                 oracle.update_trial(trial.trial_id, {table.metric: score})
                 trial.status = STATUS.COMPLETED
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 oracle.end_trial(trial)
-                times[name].append(elapsed + time.perf_counter() - start)
+                wall[name].append(elapsed + time.perf_counter() - start)
+                cpu[name].append(
+                    elapsed_cpu + time.process_time() - start_cpu
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return {name: np.asarray(t) for name, t in times.items()}
+    return (
+        {name: np.asarray(t) for name, t in wall.items()},
+        {name: np.asarray(t) for name, t in cpu.items()},
+    )
 
 
 def report_ratio(names, table, trials):
     names = ["bayesian", *[n for n in names if n != "bayesian"]]
-    times = interleaved_decision_times(names, table, trials)
+    before = load_average()
+    wall, cpu = interleaved_decision_times(names, table, trials)
     print(
-        f"\ninterleaved decision times, {trials} trials (seed 1); median ms "
-        "over the trials after keras-tuner BO's random start (and all):"
+        f"\ninterleaved decision times, {trials} trials (seed 1; load "
+        f"average {before} before, {load_average()} after); median ms over "
+        "the trials after keras-tuner BO's random start (and all):"
     )
-    print("| oracle | median ms (BO phase) | median ms (all) | BO / oracle |")
-    print("|---|---|---|---|")
+    print(
+        "| oracle | median ms (BO phase) | median ms (all) | BO / oracle "
+        "| CPU median ms (BO phase) | CPU BO / oracle |"
+    )
+    print("|---|---|---|---|---|---|")
     # keras-tuner's BO samples randomly for its first 3 * dims trials.
     start = 3 * len(table.hyperparameters.space)
-    reference = np.median(times["bayesian"][start:])
+    reference = np.median(wall["bayesian"][start:])
+    reference_cpu = np.median(cpu["bayesian"][start:])
     for name in names:
-        late = np.median(times[name][start:])
+        late = np.median(wall[name][start:])
+        late_cpu = np.median(cpu[name][start:])
         print(
-            f"| {name} | {1e3 * late:.1f} | {1e3 * np.median(times[name]):.1f}"
-            f" | {reference / late:.0f}x |",
+            f"| {name} | {1e3 * late:.1f} | {1e3 * np.median(wall[name]):.1f}"
+            f" | {reference / late:.0f}x | {1e3 * late_cpu:.1f} | "
+            f"{reference_cpu / late_cpu:.0f}x |",
             flush=True,
         )
 

@@ -294,12 +294,22 @@ class MLPEnsemblePredictor(Predictor):
         learning_rate: Adam's step size. Defaults to 0.01, as in BANANAS.
         weight_decay: L2 penalty on the weights. Defaults to 1e-4, a light
             guard against fitting the noise of tens of points.
+        initial_weights: None (each member starts from a random
+            initialisation) or the `weights` of an earlier fit with the
+            same number of members, layer sizes and encoding size, to
+            continue training from (a warm start; `steps` may then be 0:
+            no training, the earlier networks as they are). Defaults to
+            None.
 
     Example:
 
     ```python
     mlp = MLPEnsemblePredictor(seed=1).fit(x_train, y_train)
     mean, std = mlp.predict(x_candidates)
+    # One more architecture: a few steps from the previous weights.
+    more = MLPEnsemblePredictor(
+        seed=1, steps=40, initial_weights=mlp.weights
+    ).fit(x_more, y_more)
     ```
     """
 
@@ -311,10 +321,13 @@ class MLPEnsemblePredictor(Predictor):
         steps: int = 150,
         learning_rate: float = 0.01,
         weight_decay: float = 1e-4,
+        initial_weights: list[np.ndarray] | None = None,
     ):
         super().__init__(seed)
-        for name, value in (("num_networks", num_networks), ("steps", steps)):
-            check_positive_int(name, value)
+        check_positive_int("num_networks", num_networks)
+        check_positive_int(
+            "steps", steps, minimum=0 if initial_weights is not None else 1
+        )
         hidden_units = tuple(hidden_units)
         if not hidden_units or any(
             isinstance(u, bool) or not isinstance(u, int) or u < 1
@@ -335,16 +348,51 @@ class MLPEnsemblePredictor(Predictor):
         self.steps = steps
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
+        self.initial_weights = (
+            None if initial_weights is None else list(initial_weights)
+        )
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Copies of the fitted networks' weights and biases, stacked over
+        the members (for `initial_weights` of a later fit, or saving)."""
+        if not self._fitted:
+            raise ValueError(
+                "Expected a fitted predictor: call `fit(encodings, scores)` "
+                "first. Received: an unfitted predictor"
+            )
+        return [p.copy() for p in self._params]
+
+    def _initial_params(self, columns: int) -> list[np.ndarray]:
+        e = self.num_networks
+        sizes = [columns, *self.hidden_units, 1]
+        shapes = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            shapes += [(e, fan_in, fan_out), (e, 1, fan_out)]
+        if self.initial_weights is not None:
+            got = [np.shape(w) for w in self.initial_weights]
+            if got != shapes:
+                raise ValueError(
+                    f"Expected `initial_weights` of shapes {shapes} (the "
+                    "members, layers and encoding size of this fit). "
+                    f"Received: initial_weights of shapes {got}"
+                )
+            return [
+                np.array(w, dtype=np.float64) for w in self.initial_weights
+            ]
+        rng = np.random.default_rng(self.seed)
+        params = []
+        for shape in shapes:
+            if len(params) % 2:  # A bias.
+                params.append(np.zeros(shape))
+            else:
+                scale = np.sqrt(2.0 / shape[1])
+                params.append(rng.normal(0.0, scale, shape))
+        return params
 
     def _fit(self, x, y):
-        rng = np.random.default_rng(self.seed)
         e, n = self.num_networks, x.shape[0]
-        sizes = [x.shape[1], *self.hidden_units, 1]
-        params = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-            scale = np.sqrt(2.0 / fan_in)
-            params.append(rng.normal(0.0, scale, (e, fan_in, fan_out)))
-            params.append(np.zeros((e, 1, fan_out)))
+        params = self._initial_params(x.shape[1])
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]
         beta1, beta2, lr = 0.9, 0.999, self.learning_rate

@@ -10,6 +10,8 @@ sampling.
 
 from __future__ import annotations
 
+import glob
+import os
 from typing import Any
 
 import keras_tuner
@@ -37,6 +39,13 @@ class BananasOracle(_model_based.SurrogateOracle):
     the next, so several workers get different candidates without waiting
     for each other.
 
+    The first fit trains every network from its random initialisation;
+    every later decision continues from the previous decision's networks
+    for `refit_steps` steps on all completed trials (a warm start), or, when
+    no trial has completed since, reuses them as they are. The networks are
+    saved with the oracle (`bananas_ensemble_<n>.npz` next to
+    `oracle.json`), so a resumed search continues exactly.
+
     Args:
         objective: A string, `keras_tuner.Objective` or list of them.
         max_trials: Maximum number of trials.
@@ -55,6 +64,9 @@ class BananasOracle(_model_based.SurrogateOracle):
             outliers a Gaussian process suffers from.
         num_networks: Networks in the ensemble. Defaults to 5, as in
             BANANAS.
+        refit_steps: Adam steps of a warm-started refit, or None to train
+            every fit from scratch (150 steps, as the first fit). Defaults
+            to 30: one or a few new trials move a fitted ensemble little.
         seed: Integer seed; the same seed gives the same trials (0 is a
             seed too).
         hyperparameters, allow_new_entries, tune_new_entries,
@@ -79,6 +91,7 @@ class BananasOracle(_model_based.SurrogateOracle):
         num_random_candidates: int = 20,
         score_transform: str | None = None,
         num_networks: int = 5,
+        refit_steps: int | None = 30,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         allow_new_entries: bool = True,
@@ -87,9 +100,19 @@ class BananasOracle(_model_based.SurrogateOracle):
         max_consecutive_failed_trials: int = 3,
     ):
         self.num_networks = check_positive_int("num_networks", num_networks)
+        self.refit_steps = check_positive_int(
+            "refit_steps", refit_steps, allow_none=True
+        )
         super().__init__(
             **_oracle.arguments_of(_model_based.SurrogateOracle, locals())
         )
+        # The ensemble of the last decision (None before the first fit), the
+        # number of completed trials it was fitted on, and its file's
+        # version (`_ensemble_fname`).
+        self._weights: list[np.ndarray] | None = None
+        self._fitted_on = 0
+        self._weights_version = 0
+        self._saved_weights: str | None = None
 
     def _resolved_encoding(self) -> str:
         if self.encoding is not None:
@@ -103,14 +126,97 @@ class BananasOracle(_model_based.SurrogateOracle):
     _state_settings = (
         *_model_based.SurrogateOracle._state_settings,
         "num_networks",
+        "refit_steps",
     )
 
     def _acquisition(self, x, y, x_pending, x_candidates, seed):
-        mlp = MLPEnsemblePredictor(seed=seed, num_networks=self.num_networks)
-        mean, std = mlp.fit(x, y).predict(x_candidates)
+        previous = self._weights
+        if (
+            self.refit_steps is None
+            or previous is None
+            or previous[0].shape[1] != x.shape[1]  # A new encoding.
+        ):
+            initial, steps = None, _COLD_STEPS
+        else:
+            initial = previous
+            steps = 0 if len(x) == self._fitted_on else self.refit_steps
+        mlp = MLPEnsemblePredictor(
+            seed=seed,
+            num_networks=self.num_networks,
+            steps=steps,
+            initial_weights=initial,
+        ).fit(x, y)
+        if self.refit_steps is not None and (steps or initial is None):
+            self._weights = mlp.weights
+            self._fitted_on = len(x)
+            self._weights_version += 1
+        mean, std = mlp.predict(x_candidates)
         rng = np.random.default_rng(seed)
         return mean + std * rng.standard_normal(len(mean))
 
+    # -- state --------------------------------------------------------------
+
+    def _ensemble_fname(self, version: int) -> str:
+        return os.path.join(
+            self._project_dir, f"bananas_ensemble_{version}.npz"
+        )
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["ensemble_fitted_on"] = self._fitted_on
+        state["ensemble_version"] = self._weights_version
+        state["ensemble_file"] = (
+            None
+            if self._weights is None
+            else os.path.basename(self._ensemble_fname(self._weights_version))
+        )
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._fitted_on = state.get("ensemble_fitted_on", 0)
+        self._weights_version = state.get("ensemble_version", 0)
+        self._weights = self._saved_weights = None
+        if state.get("ensemble_file"):
+            path = os.path.join(self._project_dir, state["ensemble_file"])
+            with np.load(path) as arrays:
+                self._weights = [
+                    arrays[f"w{i}"] for i in range(len(arrays.files))
+                ]
+            self._saved_weights = path
+
+    def save(self) -> None:
+        current = None
+        if self._weights is not None:
+            current = self._ensemble_fname(self._weights_version)
+            if current != self._saved_weights:
+                _save_npz_atomic(current, self._weights)
+        super().save()  # `oracle.json`, atomically.
+        # The previous file is no longer referenced by `oracle.json`.
+        if self._saved_weights not in (None, current) and os.path.exists(
+            self._saved_weights
+        ):
+            os.remove(self._saved_weights)
+        self._saved_weights = current
+
+    def reload(self) -> None:
+        super().reload()
+        # Files left by a crash between writing the weights and the state.
+        pattern = os.path.join(self._project_dir, "bananas_ensemble_*.npz")
+        for path in glob.glob(pattern):
+            if path != self._saved_weights:
+                os.remove(path)
+
+
+#: Adam steps of a fit from random initialisations (the predictor's default).
+_COLD_STEPS = 150
+
+
+def _save_npz_atomic(path: str, arrays: list[np.ndarray]) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **{f"w{i}": a for i, a in enumerate(arrays)})
+    os.replace(tmp, path)
 
 
 class Bananas(_base.NasTuner):
@@ -122,8 +228,8 @@ class Bananas(_base.NasTuner):
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
         encoding, num_initial_trials, num_parents, num_random_candidates,
-        score_transform,
-        num_networks: See `BananasOracle`.
+        score_transform, num_networks,
+        refit_steps: See `BananasOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As in
@@ -154,6 +260,7 @@ class Bananas(_base.NasTuner):
         num_random_candidates: int = 20,
         score_transform: str | None = None,
         num_networks: int = 5,
+        refit_steps: int | None = 30,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         tune_new_entries: bool = True,
