@@ -97,6 +97,8 @@ EXPECTED = {
         "DartsSupernet",
         "MixedOp",
         "OneShotSupernet",
+        "ProxylessSupernet",
+        "ProxylessMixedBlock",
         "HyperNetwork",
         "HyperCell",
         "SearchCell",
