@@ -15,6 +15,11 @@ import jax
 import keras
 
 
+def layer_caller(layer):
+    """`layer` itself (JAX runs the layers as they are)."""
+    return layer
+
+
 def is_concrete(value) -> bool:
     """Whether `value` has a value now, not a tracer."""
     return not isinstance(value, jax.core.Tracer)

@@ -3,12 +3,32 @@
 The sampled path is a Python choice, so the steps run eagerly; the
 gradient of a step is taken with one non-persistent tape that watches only
 the variables it differentiates (the sampled path's weights, or the path
-logits).
+logits). Every layer's call runs as its own cached `tf.function` (traced
+once per layer and `training` value), so a step dispatches a few graph
+calls per block instead of every op eagerly.
 """
 
 from __future__ import annotations
 
+import weakref
+
 import tensorflow as tf
+
+_CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layer_caller(layer):
+    """`layer`'s call as a cached `tf.function` (eager mode only)."""
+    if not tf.executing_eagerly():
+        return layer
+    fn = _CALLERS.get(layer)
+    if fn is None:
+
+        def call(inputs, training=None):
+            return layer(inputs, training=training)
+
+        fn = _CALLERS[layer] = tf.function(call, reduce_retracing=True)
+    return fn
 
 
 def is_concrete(value) -> bool:

@@ -167,7 +167,9 @@ class ProxylessMixedBlock(keras.layers.Layer):
     def run(self, x, index: int, training=None):
         """Applies op `index` (a Python int) alone."""
         layer = self.op_layer(index)
-        return x if layer is None else layer(x, training=training)
+        if layer is None:
+            return x
+        return _steps_module().layer_caller(layer)(x, training=training)
 
     def gated(self, x, pair: Sequence[int], training=None):
         """`g_a * op_a(x) + g_b * op_b(x)` with binary, straight-through
