@@ -77,6 +77,7 @@ EXPECTED = {
         "AgingEvolutionOracle",
         "Darts",
         "DartsOracle",
+        "Proxyless",
         "Enas",
         "EnasOracle",
         "FactorizedController",
