@@ -11,7 +11,7 @@ _NAMES = {
     "derive_genotype": ".darts_derive",
     "OneShotSupernet": ".one_shot",
     "ProxylessSupernet": ".proxyless",
-    "ProxylessMixedBlock": ".proxyless",
+    "ProxylessMixedBlock": ".proxyless_block",
     "HyperNetwork": ".hypernetwork", "HyperCell": ".hypernetwork",
     "TorchSGD": ".torch_style",
     "TorchAdam": ".torch_style",
