@@ -17,11 +17,18 @@ rounds, each timing every part and every network once in a shuffled
 order, so that the machine's changing load reaches both alike; each of
 `--rounds` independent runs of this gives a fresh table.
 
+With `--calibrate K`, K more random architectures (another seed) are
+timed in the same rounds; the table's per-part overhead is fitted to them
+(`LatencyTable.fit_overhead`) and the `--archs` networks, which the fit
+never saw, are predicted again: "plain" rows are the sum of the parts,
+"calibrated" rows subtract the fitted overhead per part.
+
 Usage:
 
     python benchmarks/mobilenet_latency.py
     python benchmarks/mobilenet_latency.py --size 32 --archs 10 --rounds 2
     python benchmarks/mobilenet_latency.py --json results.json
+    python benchmarks/mobilenet_latency.py --threads 1 --calibrate 5
 """
 
 import argparse
@@ -43,7 +50,7 @@ def _errors(measured, predicted):
     return ratio, mape
 
 
-def run_round(space, genotypes, args, round_index):
+def run_round(space, genotypes, args, round_index, calibration=()):
     from keras_nas.estimation import LatencyTable
     from keras_nas.estimation.latency_table import measure_interleaved
 
@@ -52,9 +59,13 @@ def run_round(space, genotypes, args, round_index):
     names = [f"network {i}" for i in range(len(genotypes))]
     for name, genotype in zip(names, genotypes, strict=True):
         models[name] = space.build_network(genotype)
+    calibration_names = [f"calibration {i}" for i in range(len(calibration))]
+    for name, genotype in zip(calibration_names, calibration, strict=True):
+        models[name] = space.build_network(genotype)
     print(
         f"round {round_index}: {len(layout['models'])} parts and "
-        f"{len(genotypes)} networks, {args.repeats} interleaved repeats "
+        f"{len(genotypes)} + {len(calibration)} networks, "
+        f"{args.repeats} interleaved repeats "
         f"(load {_load()})"
     )
     start = time.perf_counter()
@@ -98,22 +109,42 @@ def run_round(space, genotypes, args, round_index):
             f"{row['predicted_min_ms']:.3f}"
         )
     summary = {"round": round_index, "seconds": seconds, "rows": rows}
-    for stat in ("median", "min"):
-        ratio, mape = _errors(
-            [r[f"measured_{stat}_ms"] for r in rows],
-            [r[f"predicted_{stat}_ms"] for r in rows],
+    if calibration:
+        overhead = table.fit_overhead(
+            [
+                (g, stats[n])
+                for n, g in zip(calibration_names, calibration, strict=True)
+            ]
         )
-        summary[stat] = {
-            "mean_ratio": float(ratio.mean()),
-            "min_ratio": float(ratio.min()),
-            "max_ratio": float(ratio.max()),
-            "mape_percent": mape,
-        }
+        summary["part_overhead_ms"] = overhead
         print(
-            f"  {stat}: measured/predicted mean {ratio.mean():.3f} "
-            f"(range {ratio.min():.3f}-{ratio.max():.3f}), mean abs error "
-            f"{mape:.1f}%"
+            "  fitted per-part overhead: "
+            f"median {overhead['median_ms']:.4f} ms, "
+            f"min {overhead['min_ms']:.4f} ms"
         )
+        for row, genotype in zip(rows, genotypes, strict=True):
+            for stat in ("median", "min"):
+                row[f"calibrated_{stat}_ms"] = table.predict(
+                    genotype, f"{stat}_ms"
+                )
+    for kind in ("predicted", "calibrated") if calibration else ("predicted",):
+        for stat in ("median", "min"):
+            ratio, mape = _errors(
+                [r[f"measured_{stat}_ms"] for r in rows],
+                [r[f"{kind}_{stat}_ms"] for r in rows],
+            )
+            summary[f"{kind} {stat}"] = {
+                "mean_ratio": float(ratio.mean()),
+                "min_ratio": float(ratio.min()),
+                "max_ratio": float(ratio.max()),
+                "mape_percent": mape,
+            }
+            label = "plain" if kind == "predicted" else "calibrated"
+            print(
+                f"  {label} {stat}: measured/predicted mean "
+                f"{ratio.mean():.3f} (range {ratio.min():.3f}-"
+                f"{ratio.max():.3f}), mean abs error {mape:.1f}%"
+            )
     print(f"  end of round (load {_load()})")
     return summary
 
@@ -134,6 +165,12 @@ def main():
         type=int,
         default=0,
         help="TensorFlow intra- and inter-op threads (0: its default)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        help="networks (another seed) to fit the per-part overhead to",
     )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -165,8 +202,16 @@ def main():
         f"batch {args.batch_size}, {args.runs} timed runs, cpus "
         f"{os.cpu_count()}, threads {args.threads or 'default'}"
     )
+    calibration_rng = np.random.default_rng(args.seed + 1)
+    calibration = [
+        MobileNetGenotype(
+            tuple(str(calibration_rng.choice(b.choices)) for b in space.blocks)
+        )
+        for _ in range(args.calibrate)
+    ]
     rounds = [
-        run_round(space, genotypes, args, i) for i in range(args.rounds)
+        run_round(space, genotypes, args, i, calibration)
+        for i in range(args.rounds)
     ]
     if args.json:
         with open(args.json, "w") as f:

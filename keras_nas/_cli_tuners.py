@@ -72,6 +72,17 @@ def _darts_arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
     }
 
 
+def _proxyless_arguments(args: argparse.Namespace, space: Any, data: Any):
+    # ProxylessNAS trains one binary-gated supernet over the MobileNet space
+    # (a single trial); the latency term needs the Python API.
+    if args.space != "mobilenet" or not data.is_arrays:
+        raise UsageError(
+            "--tuner proxyless searches --space mobilenet with array data; "
+            f"got --space {args.space} --dataset {args.dataset}"
+        )
+    return [space], {"batch_size": args.batch_size}
+
+
 #: Size options of the command -> {space: constructor argument}.
 SPACE_OPTIONS: dict[str, dict[str, str]] = {
     "num_nodes": {"cell": "num_nodes"},
@@ -100,6 +111,7 @@ TUNERS: dict[str, tuple[str, str, Callable[..., tuple]]] = {
     "mcts": ("keras_nas.tuners", "MonteCarloTreeSearch", _trial_budget),
     "darts": ("keras_nas.tuners", "Darts", _darts_arguments),
     "enas": ("keras_nas.tuners", "Enas", _trial_budget),
+    "proxyless": ("keras_nas.tuners", "Proxyless", _proxyless_arguments),
     "bo": (
         "keras_nas.tuners",
         "ArchitectureBayesianOptimization",
@@ -224,7 +236,7 @@ def _check_budget(
 
 #: Tuners that build every trial's model with `_try_build` (the budget
 #: options apply to them).
-_BUILDS_TRIALS = frozenset(TUNERS) - {"darts", "enas"}
+_BUILDS_TRIALS = frozenset(TUNERS) - {"darts", "enas", "proxyless"}
 
 
 def make_tuner(

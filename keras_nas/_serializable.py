@@ -50,6 +50,8 @@ REGISTERED = {
     "AuxiliaryHead": "keras_nas.blocks.network",
     "ResNetBasicBlock": "keras_nas.blocks.network",
     "MBConv": "keras_nas.blocks.mbconv",
+    "ProxylessMixedBlock": "keras_nas.supernet.proxyless_block",
+    "ProxylessSupernet": "keras_nas.supernet.proxyless",
     "GeneratorCell": "keras_nas.blocks.gan",
     "GAN": "keras_nas.gan.model",
     "GanOptimizer": "keras_nas.gan.model",

@@ -181,6 +181,8 @@ class LatencyTable:
         entries: `{key: {"median_ms": ..., "min_ms": ..., ...}}`.
         settings: how the entries were measured (backend, batch size,
             jit_compile, runs, warmup, device, date).
+        part_overhead: `{statistic: ms}`, the per-part overhead (see
+            `fit_overhead`); 0 for a statistic it does not name.
 
     Example:
 
@@ -197,6 +199,7 @@ class LatencyTable:
         layout: Mapping[str, Any],
         entries: Mapping[str, Mapping[str, float]] | None = None,
         settings: Mapping[str, Any] | None = None,
+        part_overhead: Mapping[str, float] | None = None,
     ) -> None:
         self.layout = _check_layout(layout)
         self.entries: dict[str, dict[str, float]] = {}
@@ -217,6 +220,20 @@ class LatencyTable:
                 )
             self.entries[key] = {s: float(stats[s]) for s in STATISTICS}
         self.settings = dict(settings or {})
+        self.part_overhead: dict[str, float] = {}
+        for key, ms in dict(part_overhead or {}).items():
+            if (
+                key not in STATISTICS
+                or isinstance(ms, bool)
+                or not isinstance(ms, (int, float))
+                or not math.isfinite(ms)
+            ):
+                raise ValueError(
+                    f"Expected `part_overhead` to map statistics "
+                    f"{list(STATISTICS)} to finite ms. Received: "
+                    f"part_overhead={short_repr(part_overhead)}"
+                )
+            self.part_overhead[key] = float(ms)
 
     # ------------------------------------------------------------------
     # Measuring, saving and loading.
@@ -234,6 +251,7 @@ class LatencyTable:
         seed: int = 0,
         repeats: int = 3,
         on_part: Callable[[str, dict[str, float]], None] | None = None,
+        calibrate: int = 0,
     ) -> LatencyTable:
         """Measures every part of `space` on the current device.
 
@@ -253,6 +271,11 @@ class LatencyTable:
                 the rounds' medians and the smallest minimum.
             on_part: called as `on_part(key, stats)` after each part is
                 measured (e.g. to print progress).
+            calibrate: also measure this many random architectures of
+                the space (drawn with `seed`, built by
+                `space.build_network`) end to end, in the same rounds as
+                the parts, and fit the per-part overhead to them
+                (`fit_overhead`); 0 keeps the plain sum of the parts.
 
         Returns:
             The table.
@@ -268,6 +291,7 @@ class LatencyTable:
         check_positive_int("runs", runs)
         check_positive_int("warmup", warmup, minimum=0)
         check_positive_int("repeats", repeats)
+        check_positive_int("calibrate", calibrate, minimum=0)
         layout = layout_fn()
         settings = {
             "backend": keras.backend.backend(),
@@ -299,6 +323,16 @@ class LatencyTable:
             for key, make_model in layout["models"].items()
             if key not in table.entries
         }
+        networks = {}
+        if calibrate:
+            rng = np.random.default_rng(seed)
+            for k in range(calibrate):
+                ops = tuple(str(rng.choice(b.choices)) for b in space.blocks)
+                networks[f"calibration network {k}"] = (
+                    ops,
+                    lambda ops=ops: space.build_network(ops),
+                )
+            missing.update({k: make for k, (_, make) in networks.items()})
         if missing:
             table.entries.update(
                 measure_interleaved(
@@ -315,6 +349,11 @@ class LatencyTable:
             table.settings["measured_at"] = datetime.datetime.now(
                 datetime.timezone.utc
             ).isoformat(timespec="seconds")
+        if networks:
+            table.fit_overhead(
+                [(o, table.entries.pop(k)) for k, (o, _) in networks.items()]
+            )
+            table.settings["calibration_networks"] = int(calibrate)
         if file is not None:
             table.save(file)
         return table
@@ -325,6 +364,7 @@ class LatencyTable:
             "settings": dict(self.settings),
             "layout": self.layout,
             "entries": self.entries,
+            "part_overhead": dict(self.part_overhead),
         }
 
     @classmethod
@@ -336,7 +376,10 @@ class LatencyTable:
                 f"Received: data={short_repr(data)}"
             )
         return cls(
-            data.get("layout"), data.get("entries"), data.get("settings")
+            data.get("layout"),
+            data.get("entries"),
+            data.get("settings"),
+            data.get("part_overhead"),
         )
 
     def save(self, path: str | os.PathLike) -> str:
@@ -382,14 +425,67 @@ class LatencyTable:
 
     def part_latency(self, key: str | None, statistic: str = "median_ms"):
         """The latency (ms) a part adds to a network: its one-part model's
-        minus the call cost, at least 0 (`None`, a skipped block: 0)."""
+        minus the call cost, at least 0, minus the fitted per-part
+        overhead (`fit_overhead`; `None`, a skipped block: 0)."""
         statistic = _check_statistic(statistic)
         if key is None:
             return 0.0
         call = self._raw(self.layout["fixed"][0], statistic)
         if key == self.layout["fixed"][0]:
             return call
-        return max(self._raw(key, statistic) - call, 0.0)
+        overhead = self.part_overhead.get(statistic, 0.0)
+        return max(self._raw(key, statistic) - call, 0.0) - overhead
+
+    def fit_overhead(
+        self, measured: Sequence[tuple[Any, Mapping[str, float]]]
+    ) -> dict[str, float]:
+        """Fits the per-part overhead to whole networks measured end to end.
+
+        A one-part model costs more than its part does inside a network
+        (each model call has costs that grow with its graph and its output,
+        beyond the identity model's call cost), so a sum over the parts
+        over-predicts by about that overhead per part. This fits, per
+        statistic, the one number `d` (ms per part; it may be negative)
+        that minimises `sum_k (measured_k - (predicted_k - n_k * d))^2`,
+        `n_k` being the parts of network `k` besides the call cost (stem,
+        head, blocks not skipped), and keeps it in `part_overhead`:
+        predictions then subtract it once per part. Measure the networks
+        in the same interleaved rounds as the parts, and judge the fit on
+        other networks (`benchmarks/mobilenet_latency.py --calibrate`).
+
+        Args:
+            measured: `(architecture, stats)` pairs: a genotype (or its
+                ops) and its `measure_latency` statistics.
+
+        Returns:
+            `{statistic: d}` for every statistic.
+        """
+        if isinstance(measured, (str, bytes)) or not measured:
+            raise ValueError(
+                "Expected `measured` to be a non-empty sequence of "
+                "(architecture, stats) pairs. Received: "
+                f"measured={short_repr(measured)}"
+            )
+        counts, rows = [], []
+        for architecture, stats in measured:
+            ops = self._ops(architecture)
+            counts.append(
+                len(self.layout["fixed"]) - 1 + sum(o != _SKIP for o in ops)
+            )
+            rows.append((ops, stats))
+        n = np.asarray(counts, dtype="float64")
+        self.part_overhead = {}
+        fitted = {}
+        for statistic in STATISTICS:
+            predicted = np.asarray(
+                [self.predict(o, statistic) for o, _ in rows]
+            )
+            actual = np.asarray([float(st[statistic]) for _, st in rows])
+            fitted[statistic] = float(
+                np.dot(n, predicted - actual) / np.dot(n, n)
+            )
+        self.part_overhead = fitted
+        return dict(fitted)
 
     def fixed_latency(self, statistic: str = "median_ms") -> float:
         """The latency of the parts every architecture has (call cost,

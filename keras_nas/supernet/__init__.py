@@ -10,6 +10,8 @@ _NAMES = {
     "search_data": ".darts_data",
     "derive_genotype": ".darts_derive",
     "OneShotSupernet": ".one_shot",
+    "ProxylessSupernet": ".proxyless",
+    "ProxylessMixedBlock": ".proxyless_block",
     "HyperNetwork": ".hypernetwork", "HyperCell": ".hypernetwork",
     "TorchSGD": ".torch_style",
     "TorchAdam": ".torch_style",

@@ -15,6 +15,7 @@ _NAMES = {
     "DartsOracle": ".darts",
     "Enas": ".enas",
     "EnasOracle": ".enas",
+    "Proxyless": ".proxyless",
     "ArchitectureBayesianOptimization": ".bayesian",
     "ArchitectureBayesianOptimizationOracle": ".bayesian",
     "Bananas": ".bananas",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_nas.estimation import HardwareAware, LatencyTable
+from keras_nas.estimation.latency_table import STATISTICS
 from keras_nas.spaces import MobileNetSearchSpace
 
 
@@ -140,3 +141,30 @@ def test_hardware_aware_predicted_latency():
         HardwareAware(metrics=("predicted_latency",))
     with pytest.raises(ValueError, match="latency_table"):
         HardwareAware(metrics=("params",), latency_table=table)
+
+
+def test_fit_overhead_subtracts_a_per_part_cost():
+    space = tiny_space()
+    table = fake_table(space)
+    rng = np.random.default_rng(0)
+    archs = [
+        tuple(str(rng.choice(b.choices)) for b in space.blocks)
+        for _ in range(4)
+    ]
+    # Networks that cost 0.25 ms less per part (stem, head, blocks run)
+    # than the sum of their one-part models.
+    measured = []
+    for ops in archs:
+        parts = 2 + sum(op != "zero" for op in ops)
+        stats = {s: table.predict(ops, s) - 0.25 * parts for s in STATISTICS}
+        measured.append((ops, stats))
+    fitted = table.fit_overhead(measured)
+    assert fitted == pytest.approx({s: 0.25 for s in STATISTICS})
+    for ops, stats in measured:
+        assert table.predict(ops) == pytest.approx(stats["median_ms"])
+    loaded = LatencyTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert loaded.part_overhead == table.part_overhead
+    with pytest.raises(ValueError, match="Received: measured="):
+        table.fit_overhead([])
+    with pytest.raises(ValueError, match="Received: part_overhead="):
+        LatencyTable(table.layout, table.entries, None, {"max_ms": 1.0})

@@ -1,0 +1,253 @@
+"""ProxylessNAS on digits: a latency weight sweep on the MobileNet space.
+
+ProxylessNAS (Cai, Zhu and Han, ICLR 2019) adds the expected latency of the
+architecture, from a per-block latency table measured on the device, to the
+architecture loss. This script:
+
+1. measures a `LatencyTable` of a small `MobileNetSearchSpace` (digits
+   upsampled from 8x8 to 16x16 by pixel repetition, one channel) on this
+   CPU, with the per-part overhead fitted to `--calibrate` random networks
+   (`LatencyTable.measure(calibrate=...)`);
+2. for every `--weights` value runs a `ProxylessSupernet` search (binary
+   path gates, additive latency term `weight * E[latency in ms]`) on a
+   train/validation split of the digits, and derives the network;
+3. retrains every derived network from scratch (`space.build`) on the
+   search's training + validation images and reports its test accuracy on
+   held-out digits;
+4. times every derived network end to end together with a fresh
+   measurement of the table's parts (interleaved rounds, same load) and
+   reports the measured latency next to the table's predictions (the
+   search's table, and the fresh one);
+5. plots test accuracy against measured and predicted latency.
+
+Usage:
+
+    python benchmarks/proxyless_search.py
+    python benchmarks/proxyless_search.py --weights 0 0.5 4 --epochs 15 \
+        --plot benchmarks/proxyless_search.png --json results.json
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+from _common import digits_split
+
+
+def _load() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def upsample(x, factor):
+    return np.repeat(np.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--weights", type=float, nargs="+", default=[0.0, 0.5, 4.0]
+    )
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--warmup-epochs", type=int, default=3)
+    parser.add_argument("--retrain-epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--arch-lr", type=float, default=0.01)
+    parser.add_argument(
+        "--weights-lr",
+        type=float,
+        default=3e-3,
+        help="Adam learning rate of the supernet weights (0: the default "
+        "SGD of ProxylessSupernet.compile)",
+    )
+    parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--statistic", default="min_ms")
+    parser.add_argument("--calibrate", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", default="benchmarks/proxyless_search.png")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    import keras
+    import keras_tuner
+
+    if args.threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+    from keras_nas.estimation import LatencyTable
+    from keras_nas.estimation.latency_table import measure_interleaved
+    from keras_nas.spaces import MobileNetSearchSpace
+    from keras_nas.supernet import ProxylessSupernet, search_data
+    from keras_nas.supernet.proxyless import default_arch_optimizer
+
+    (x_train, y_train), (x_rest, y_rest) = digits_split(args.seed, 800, 0)
+    x_val, y_val = x_rest[:400], y_rest[:400]
+    x_test, y_test = x_rest[400:], y_rest[400:]
+    x_train, x_val, x_test = (upsample(x, 2) for x in (x_train, x_val, x_test))
+    space = MobileNetSearchSpace(
+        (16, 16, 1), 10, width_multiplier=args.width, learning_rate=3e-3
+    )
+    print(
+        f"space: input {space.input_shape}, {len(space.blocks)} blocks, "
+        f"widths {[b.filters for b in space.blocks]}; backend "
+        f"{keras.backend.backend()}, threads {args.threads}, load {_load()}"
+    )
+    start = time.perf_counter()
+    table = LatencyTable.measure(
+        space, runs=args.runs, repeats=args.repeats, seed=args.seed,
+        calibrate=args.calibrate,
+    )  # fmt: skip
+    print(
+        f"table: {len(table.entries)} parts in "
+        f"{time.perf_counter() - start:.0f} s; per-part overhead "
+        f"{table.part_overhead[args.statistic]:.4f} ms ({args.statistic}); "
+        f"load {_load()}"
+    )
+    steps = (len(x_train) // args.batch_size) * args.epochs
+    results = []
+    for weight in args.weights:
+        keras.utils.set_random_seed(args.seed)
+        model = ProxylessSupernet(
+            space,
+            latency_table=table,
+            latency_weight=weight,
+            latency_statistic=args.statistic,
+            warmup_steps=(len(x_train) // args.batch_size)
+            * args.warmup_epochs,
+            seed=args.seed,
+        )
+        model.compile(
+            optimizer=(
+                keras.optimizers.Adam(args.weights_lr)
+                if args.weights_lr
+                else None
+            ),
+            arch_optimizer=default_arch_optimizer(args.arch_lr),
+            decay_steps=steps,
+        )
+        data = search_data(
+            (x_train, y_train), (x_val, y_val), args.batch_size, seed=0
+        )
+        start = time.perf_counter()
+        history = model.fit(data, epochs=args.epochs, verbose=0)
+        seconds = time.perf_counter() - start
+        genotype = model.derive_genotype()
+        keras.utils.set_random_seed(args.seed)
+        hp = space.hyperparameters(genotype)
+        values = keras_tuner.HyperParameters()
+        for name, value in hp.items():
+            values.Fixed(name, value)
+        network = space.build(values)
+        network.fit(
+            np.concatenate([x_train, x_val]),
+            np.concatenate([y_train, y_val]),
+            epochs=args.retrain_epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+        )
+        _, accuracy = network.evaluate(x_test, y_test, verbose=0)
+        row = {
+            "weight": weight,
+            "genotype": list(genotype.ops),
+            "search_seconds": seconds,
+            "search_arch_accuracy": float(history.history["arch_accuracy"][-1]),
+            "search_accuracy": float(history.history["accuracy"][-1]),
+            "expected_latency_ms": float(
+                keras.ops.convert_to_numpy(model.expected_latency())
+            ),
+            "predicted_ms": table.predict(genotype, args.statistic),
+            "test_accuracy": float(accuracy),
+            "network": network,
+        }
+        results.append(row)
+        print(
+            f"weight {weight}: {' '.join(genotype.ops)}; search {seconds:.0f}"
+            f" s (last epoch: accuracy {row['search_accuracy']:.3f}, arch "
+            f"accuracy {row['search_arch_accuracy']:.3f}), test accuracy "
+            f"{accuracy:.4f}, predicted "
+            f"{row['predicted_ms']:.3f} ms ({args.statistic}); load {_load()}"
+        )
+    # Every derived network timed with a fresh measurement of the parts.
+    layout = space.latency_layout()
+    models = dict(layout["models"])
+    for i, row in enumerate(results):
+        models[f"derived {i}"] = space.build_network(row["genotype"])
+    rng = np.random.default_rng(args.seed + 1)
+    calibration = [
+        tuple(str(rng.choice(b.choices)) for b in space.blocks)
+        for _ in range(args.calibrate)
+    ]
+    for i, ops in enumerate(calibration):
+        models[f"calibration {i}"] = space.build_network(ops)
+    print(f"timing {len(models)} models (load {_load()})")
+    stats = measure_interleaved(
+        models, repeats=args.repeats, seed=args.seed + 1, runs=args.runs,
+        warmup=5, batch_size=1,
+    )  # fmt: skip
+    fresh = LatencyTable(layout, {k: stats[k] for k in layout["models"]})
+    plain = [fresh.predict(r["genotype"], args.statistic) for r in results]
+    fresh.fit_overhead(
+        [(ops, stats[f"calibration {i}"]) for i, ops in enumerate(calibration)]
+    )
+    for i, row in enumerate(results):
+        row["measured_ms"] = stats[f"derived {i}"][args.statistic]
+        row["measured_median_ms"] = stats[f"derived {i}"]["median_ms"]
+        row["fresh_plain_ms"] = plain[i]
+        row["fresh_calibrated_ms"] = fresh.predict(
+            row["genotype"], args.statistic
+        )
+        del row["network"]
+        print(
+            f"weight {row['weight']}: test accuracy "
+            f"{row['test_accuracy']:.4f}; measured {row['measured_ms']:.3f}"
+            f" ms; predicted: search table {row['predicted_ms']:.3f}, fresh "
+            f"table plain {row['fresh_plain_ms']:.3f}, calibrated "
+            f"{row['fresh_calibrated_ms']:.3f} ({args.statistic})"
+        )
+    print(f"end (load {_load()})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=1)
+    if args.plot:
+        plot(results, args)
+
+
+def plot(results, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    acc = [100 * r["test_accuracy"] for r in results]
+    ax.plot(
+        [r["measured_ms"] for r in results], acc, "o-", label="measured"
+    )
+    ax.plot(
+        [r["predicted_ms"] for r in results], acc, "s--",
+        label="predicted (search table)",
+    )  # fmt: skip
+    for r, a in zip(results, acc, strict=True):
+        ax.annotate(
+            f"w={r['weight']:g}", (r["measured_ms"], a),
+            textcoords="offset points", xytext=(4, 4), fontsize=8,
+        )  # fmt: skip
+    ax.set_xlabel(f"latency per image, ms ({args.statistic}, 1 thread)")
+    ax.set_ylabel("test accuracy of the retrained network, %")
+    ax.set_title("ProxylessNAS on digits 16x16: latency weight sweep")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=120)
+    print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

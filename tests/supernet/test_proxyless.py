@@ -1,0 +1,250 @@
+"""ProxylessNAS: binary path gates on the MobileNet space, the latency
+term, derivation, saving, determinism and argument checks."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_nas.estimation import LatencyTable
+from keras_nas.spaces import MobileNetSearchSpace
+from keras_nas.supernet import binary_gates, search_data
+from keras_nas.supernet.proxyless import ProxylessSupernet
+from keras_nas.tuners import Proxyless
+
+# One or two steps per model: tracing each layer's tf.function would cost
+# more than running it (the benchmark and the CLI run the traced calls).
+pytestmark = pytest.mark.usefixtures("eager_functions")
+
+
+def tiny_space():
+    return MobileNetSearchSpace(
+        (8, 8, 1), 10, stem_filters=8, stages=((8, 2, 1), (16, 1, 2)),
+        kernel_sizes=(3, 5), expansions=(3,),
+    )  # fmt: skip
+
+
+def fake_table(space):
+    """Made-up latencies: part `i` costs `1.5 + i` ms, the call 0.5 ms."""
+    layout = space.latency_layout()
+    entries = {}
+    for i, key in enumerate(layout["models"]):
+        ms = 0.5 if key.startswith("call") else 1.5 + i
+        entries[key] = {
+            "median_ms": ms, "min_ms": ms / 2, "mean_ms": ms, "p90_ms": ms,
+        }  # fmt: skip
+    return LatencyTable(layout, entries, {"batch_size": 1})
+
+
+def batch(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8, 8, 1)).astype("float32")
+    return x, rng.integers(0, 10, n)
+
+
+def data(n=16):
+    (xt, yt), (xv, yv) = batch(n, 0), batch(n, 1)
+    return (xt, yt), (xv, yv)
+
+
+def values(variables):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+def test_weight_step_runs_and_trains_only_the_sampled_path():
+    # No weight decay: a weight moves only if its gradient is not zero.
+    model = ProxylessSupernet(tiny_space(), weight_decay=0.0, seed=0)
+    model.compile()
+    calls = []
+    for b, block in enumerate(model.mixed_blocks):
+        for layer in block.candidates:
+
+            def counted(*args, _call=layer.call, _key=(b, layer.name), **kw):
+                calls.append(_key)
+                return _call(*args, **kw)
+
+            layer.call = counted
+    path = (0, 2, 1)  # block 1 skipped ("zero")
+    model.sample_path = lambda: path
+    model.warmup_steps = 1  # no architecture step: the weights only
+    before = values(model.weight_variables)
+    model.train_batch(data())
+    assert calls == [(0, "mbconv_3x3_e3"), (2, "mbconv_5x5_e3")]
+    on_path = {id(v) for v in model.path_weight_variables(path)}
+    for v, old in zip(model.weight_variables, before, strict=True):
+        moved = not np.array_equal(keras.ops.convert_to_numpy(v), old)
+        assert moved == (id(v) in on_path), v.path
+
+
+def test_arch_gradient_reaches_exactly_the_two_sampled_paths():
+    model = ProxylessSupernet(tiny_space(), seed=0)
+    model.compile()
+    x, y = batch()
+    pairs = ((1, 0), (2, 1), (0, 1))
+    grads, used = model.arch_gradients(x, y, pairs)
+    assert used == pairs
+    for g, (a, b) in zip(grads, pairs, strict=True):
+        assert np.all(np.isfinite(g))
+        assert g[a] != 0 and g[b] != 0
+        # Two-path softmax: the estimator moves the pair in opposite ways.
+        np.testing.assert_allclose(g[a], -g[b], rtol=1e-5)
+        others = [k for k in range(len(g)) if k not in (a, b)]
+        assert np.all(g[others] == 0)
+    # The estimator written out (gate gradients -> logits) has this form.
+    est = binary_gates.gate_gradient(np.zeros(3), (1, 0), (0.3, -0.2))
+    np.testing.assert_allclose(est, [-0.125, 0.125, 0.0])
+
+
+def test_latency_gradient_matches_the_table():
+    space = tiny_space()
+    table = fake_table(space)
+    model = ProxylessSupernet(space, latency_table=table, seed=0)
+    model.compile()
+    rng = np.random.default_rng(3)
+    for a in model.arch_variables:
+        a.assign(rng.normal(size=a.shape))
+    x, y = batch()
+    pairs = model.sample_pairs()
+    plain, _ = model.arch_gradients(x, y, pairs)
+    model.latency_weight = 0.5
+    with_latency, _ = model.arch_gradients(x, y, pairs)
+    lat = table.block_latencies("median_ms")
+    probs = model.probabilities()
+    expected = sum(float(p @ v) for p, v in zip(probs, lat, strict=True))
+    np.testing.assert_allclose(
+        float(keras.ops.convert_to_numpy(model.expected_latency())),
+        table.fixed_latency() + expected, rtol=1e-5,
+    )  # fmt: skip
+    for g0, g1, p, v in zip(plain, with_latency, probs, lat, strict=True):
+        analytic = 0.5 * p * (v - p @ v)  # d/d alpha of sum(p * latency)
+        np.testing.assert_allclose(g1 - g0, analytic, rtol=1e-4, atol=1e-6)
+
+
+def test_arch_step_keeps_the_other_paths_probabilities():
+    model = ProxylessSupernet(tiny_space(), seed=0)
+    model.compile()
+    pairs = ((1, 0), (2, 1), (0, 1))
+    model.sample_pairs = lambda: pairs
+    before = model.probabilities()
+    model.train_batch(data())
+    after = model.probabilities()
+    for p0, p1, pair in zip(before, after, pairs, strict=True):
+        assert not np.allclose(p0, p1)
+        others = [k for k in range(len(p0)) if k not in pair]
+        np.testing.assert_allclose(p1[others], p0[others], rtol=1e-5)
+
+
+def test_derive_genotype_and_hyperparameters():
+    space = tiny_space()
+    model = ProxylessSupernet(space, seed=0)
+    for a, best in zip(model.arch_variables, (1, 2, 0), strict=True):
+        a.assign(np.eye(a.shape[0])[best])
+    genotype = model.derive_genotype()
+    assert genotype.ops == ("mbconv_5x5_e3", "zero", "mbconv_3x3_e3")
+    hp = model.derive_hyperparameters()
+    assert space.genotype(hp) == genotype
+    # The derived network is what `call` runs: block 1 is skipped.
+    x, _ = batch(4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(x)),
+        keras.ops.convert_to_numpy(model.forward_path(x, (1, 2, 0))),
+        rtol=1e-6,
+    )
+    assert model.latency_table is None
+    with pytest.raises(ValueError, match="latency_table"):
+        model.predicted_latency()
+
+
+def test_seeded_runs_repeat():
+    def run():
+        keras.utils.set_random_seed(7)
+        model = ProxylessSupernet(tiny_space(), seed=5)
+        model.compile()
+        model.fit(data_set(), epochs=1, verbose=0)
+        return values(model.arch_variables), model.sample_path()
+
+    def data_set():
+        return search_data(*data(), batch_size=8, seed=0)
+
+    (a1, p1), (a2, p2) = run(), run()
+    assert p1 == p2
+    for u, v in zip(a1, a2, strict=True):
+        np.testing.assert_array_equal(u, v)
+    assert any(np.any(u != 0) for u in a1)
+
+
+def test_save_and_load_in_a_new_process(tmp_path):
+    space = tiny_space()
+    model = ProxylessSupernet(
+        space, latency_table=fake_table(space), latency_weight=0.1, seed=1
+    )
+    model.compile()
+    model.train_batch(data())
+    path = str(tmp_path / "proxyless.keras")
+    model.save(path)
+    x, _ = batch(4)
+    np.save(tmp_path / "x.npy", x)
+    expected = keras.ops.convert_to_numpy(model(x))
+    code = (
+        "import sys, numpy as np, keras_nas, keras\n"
+        f"m = keras.saving.load_model({path!r})\n"
+        f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, "
+        "keras.ops.convert_to_numpy(m(x)))\n"
+        "print(' '.join(m.derive_genotype().ops))\n"
+        "print(type(m.optimizer).__name__, m.latency_weight,"
+        " m.sample_path())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == " ".join(model.derive_genotype().ops)
+    # The sampler's state was saved: the next path is the one we draw.
+    assert lines[1] == f"BilevelOptimizer 0.1 {model.sample_path()}"
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, 1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"latency_weight": -1.0}, "latency_weight"),
+        ({"latency_weight": 0.5}, "latency_weight"),  # no table
+        ({"latency_statistic": "max_ms"}, "latency_statistic"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+        ({"seed": "x"}, "seed"),
+        ({"grad_clip": float("nan")}, "grad_clip"),
+        ({"latency_table": "t.json"}, "latency_table"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, name):
+    with pytest.raises(ValueError, match=f"Received: {name}="):
+        ProxylessSupernet(tiny_space(), **kwargs)
+
+
+def test_bad_space_and_table_raise():
+    with pytest.raises(ValueError, match="Received: space="):
+        ProxylessSupernet("mobilenet")
+    other = MobileNetSearchSpace(
+        (8, 8, 1), 10, stem_filters=8, stages=((8, 1, 1),),
+        kernel_sizes=(3,), expansions=(3,),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="same space"):
+        ProxylessSupernet(tiny_space(), latency_table=fake_table(other))
+
+
+def test_proxyless_tuner_reports_the_derived_architecture(tmp_path):
+    space = tiny_space()
+    tuner = Proxyless(
+        space, batch_size=8, seed=0, directory=str(tmp_path), overwrite=True
+    )
+    (x, y), (xv, yv) = data()
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    hp = tuner.get_best_hyperparameters()[0]
+    assert space.genotype(hp) == tuner.supernet.derive_genotype()
+    with pytest.raises(ValueError, match="Received: hypermodel="):
+        Proxyless("mobilenet", directory=str(tmp_path))
