@@ -27,7 +27,6 @@ from typing import Any
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_nas._backend import backend_module
 from keras_nas._validation import (
@@ -374,50 +373,10 @@ class DartsSupernet(keras.Model):
             return darts_nb201.NODE_SIZES
         return tuple(i + 2 for i in range(self.num_nodes))
 
-    def _add_arch(self, name, shape, seed):
-        init = keras.initializers.RandomNormal(stddev=1e-3, seed=seed)
-        variable = self.add_weight(
-            shape=shape,
-            initializer=init,
-            name=name,
-            dtype=self.dtype_policy.variable_dtype,
-            autocast=False,
-        )
-        setattr(self, name, variable)
-
-    def _add_relaxation_state(self):
-        shape = (self._edges(), len(self.candidate_ops))
-        for k, name in enumerate(ARCH_NAMES[: self._kinds]):
-            seed = None if self.seed is None else self.seed + k
-            self._add_arch(name, shape, seed)
-        if self.partial_channels > 1:
-            for k, name in enumerate(BETA_NAMES[: self._kinds]):
-                seed = None if self.seed is None else self.seed + 2 + k
-                self._add_arch(name, (self._edges(),), seed)
-        if self.relaxation != "gumbel":
-            return
-        seed = self.seed
-        if seed is None:
-            seed = int(np.random.randint(0, 2**31 - 1))
-        for name, dtype, value in (
-            ("gumbel_tau", "float32", self.tau_max),
-            ("gumbel_seed", "int32", seed),
-            ("gumbel_draws", "int32", 0),
-        ):
-            variable = self.add_weight(
-                shape=(),
-                initializer=keras.initializers.Constant(value),
-                name=name,
-                dtype=dtype,
-                trainable=False,
-                autocast=False,
-            )
-            setattr(self, name, variable)
-
     def build(self, input_shape):
         if self.built:
             return
-        self._add_relaxation_state()
+        relaxations.add_arch_state(self)
         shape = (None,) + self.image_shape
         self.stem_conv.build(shape)
         shape = self.stem_conv.compute_output_shape(shape)
@@ -437,45 +396,8 @@ class DartsSupernet(keras.Model):
         self.classifier.build((None, s1[-1]))
         self.built = True
 
-    def _cell_weights(self, training):
-        """{reduction: (op weights, edge weights or None)} of a forward."""
-        alphas = [self.alpha_normal]
-        if self._kinds == 2:
-            alphas.append(self.alpha_reduce)
-        if self.relaxation == "gumbel":
-            shape = tuple(alphas[0].shape)
-            if training:
-                draw = self.gumbel_draws.value
-                self.gumbel_draws.assign(draw + 1)
-                weights = [
-                    relaxations.gumbel_hard(
-                        a,
-                        self.gumbel_tau.value,
-                        relaxations.hash_uniform(
-                            self.gumbel_seed.value, draw, shape, stream=k
-                        ),
-                    )
-                    for k, a in enumerate(alphas)
-                ]
-            else:  # The argmax op of every edge.
-                weights = [
-                    ops.one_hot(ops.argmax(a, axis=-1), shape[-1])
-                    for a in alphas
-                ]
-        else:
-            weights = [ops.softmax(a) for a in alphas]
-        betas = [None] * len(alphas)
-        if self.partial_channels > 1:
-            betas = [
-                relaxations.node_softmax(getattr(self, n), self._node_sizes())
-                for n in BETA_NAMES[: self._kinds]
-            ]
-        out = {False: (weights[0], betas[0])}
-        out[True] = (weights[-1], betas[-1])
-        return out
-
     def call(self, inputs, training=None):
-        weights = self._cell_weights(training)
+        weights = relaxations.cell_weights(self, training)
         x = self.stem_bn(self.stem_conv(inputs), training=training)
         if self.search_space == "nb201":
             w, b = weights[False]

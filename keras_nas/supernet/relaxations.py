@@ -24,12 +24,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_nas._validation import check_positive_int
+from keras_nas.supernet.bilevel import ARCH_NAMES, BETA_NAMES
 
 __all__ = [
     "RELAXATIONS",
+    "add_arch_state",
+    "cell_weights",
     "check_partial_channels",
     "check_relaxation",
     "channel_shuffle",
@@ -228,6 +232,94 @@ def node_softmax(beta, sizes: Sequence[int]):
     beta = ops.cast(beta, "float32")
     out, start = [], 0
     for n in sizes:
-        out.append(ops.softmax(beta[start : start + n], axis=-1))
+        block = beta[start : start + n]
+        # One incoming edge: weight 1 (and no gradient), as its softmax.
+        out.append(
+            ops.ones_like(block) if n == 1 else ops.softmax(block, axis=-1)
+        )
         start += n
     return ops.concatenate(out, axis=0)
+
+
+# ------------------------------------------- the state of a DartsSupernet
+
+
+def _add_arch(model, name, shape, seed):
+    init = keras.initializers.RandomNormal(stddev=1e-3, seed=seed)
+    variable = model.add_weight(
+        shape=shape,
+        initializer=init,
+        name=name,
+        dtype=model.dtype_policy.variable_dtype,
+        autocast=False,
+    )
+    setattr(model, name, variable)
+
+
+def add_arch_state(model) -> None:
+    """Adds a `DartsSupernet`'s architecture variables (`alpha_*`, and
+    `beta_*` with partial channels, initialized `1e-3 * N(0, 1)` as in the
+    papers) and, for "gumbel", the non-trainable `gumbel_tau` (the
+    temperature), `gumbel_seed` and `gumbel_draws` (the noise counter)."""
+    kinds = model._kinds
+    shape = (model._edges(), len(model.candidate_ops))
+    for k, name in enumerate(ARCH_NAMES[:kinds]):
+        seed = None if model.seed is None else model.seed + k
+        _add_arch(model, name, shape, seed)
+    if model.partial_channels > 1:
+        for k, name in enumerate(BETA_NAMES[:kinds]):
+            seed = None if model.seed is None else model.seed + 2 + k
+            _add_arch(model, name, (model._edges(),), seed)
+    if model.relaxation != "gumbel":
+        return
+    seed = model.seed
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    for name, dtype, value in (
+        ("gumbel_tau", "float32", model.tau_max),
+        ("gumbel_seed", "int32", seed),
+        ("gumbel_draws", "int32", 0),
+    ):
+        variable = model.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(value),
+            name=name,
+            dtype=dtype,
+            trainable=False,
+            autocast=False,
+        )
+        setattr(model, name, variable)
+
+
+def cell_weights(model, training) -> dict:
+    """`{reduction: (op weights, edge weights or None)}` of one forward
+    pass of a `DartsSupernet`: the softmax of `alpha`, or (gumbel) a new
+    hard sample per kind of cell when training (the draw counter advances)
+    and the argmax one-hot otherwise; with partial channels, the per-node
+    softmax of `beta`."""
+    alphas = [getattr(model, n) for n in ARCH_NAMES[: model._kinds]]
+    if model.relaxation == "gumbel":
+        shape = tuple(alphas[0].shape)
+        if training:
+            draw = model.gumbel_draws.value
+            model.gumbel_draws.assign(draw + 1)
+            seed, tau = model.gumbel_seed.value, model.gumbel_tau.value
+            weights = [
+                gumbel_hard(
+                    a, tau, hash_uniform(seed, draw, shape, stream=k)
+                )
+                for k, a in enumerate(alphas)
+            ]
+        else:  # The argmax op of every edge.
+            weights = [
+                ops.one_hot(ops.argmax(a, axis=-1), shape[-1]) for a in alphas
+            ]
+    else:
+        weights = [ops.softmax(a) for a in alphas]
+    betas = [None] * len(alphas)
+    if model.partial_channels > 1:
+        betas = [
+            node_softmax(getattr(model, n), model._node_sizes())
+            for n in BETA_NAMES[: model._kinds]
+        ]
+    return {False: (weights[0], betas[0]), True: (weights[-1], betas[-1])}
