@@ -83,7 +83,7 @@ def temperature(step, anneal_steps: int, tau_max: float, tau_min: float):
     constant (GDAS anneals it linearly over the search's epochs)."""
     span = float(max(int(anneal_steps) - 1, 1))
     frac = ops.minimum(ops.cast(step, "float32") / span, 1.0)
-    return tau_max - (tau_max - tau_min) * frac
+    return (1.0 - frac) * tau_max + frac * tau_min
 
 
 _MASK16 = 0xFFFF
@@ -301,15 +301,18 @@ def cell_weights(model, training) -> dict:
     if model.relaxation == "gumbel":
         shape = tuple(alphas[0].shape)
         if training:
-            draw = model.gumbel_draws.value
-            model.gumbel_draws.assign(draw + 1)
-            seed, tau = model.gumbel_seed.value, model.gumbel_tau.value
+            # A read of the counter (TensorFlow's `.value` is the variable
+            # itself, which the assign below would change).
+            draw = ops.convert_to_tensor(model.gumbel_draws)
+            seed = ops.convert_to_tensor(model.gumbel_seed)
+            tau = ops.convert_to_tensor(model.gumbel_tau)
             weights = [
                 gumbel_hard(
                     a, tau, hash_uniform(seed, draw, shape, stream=k)
                 )
                 for k, a in enumerate(alphas)
             ]
+            model.gumbel_draws.assign(draw + 1)
         else:  # The argmax op of every edge.
             weights = [
                 ops.one_hot(ops.argmax(a, axis=-1), shape[-1]) for a in alphas
