@@ -37,7 +37,9 @@ from keras_nas._validation import (
 )
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
+from keras_nas.spaces.cell_space import CellSearchSpace
 from keras_nas.spaces.nas_bench_201_space import (
+    NasBench201SearchSpace,
     nb201_hyperparameters_from_genotype,
 )
 from keras_nas.supernet import darts_nb201, relaxations
@@ -306,6 +308,49 @@ class DartsSupernet(keras.Model):
             name="arch_accuracy"
         )
         self.build((None,) + self.image_shape)
+
+    @classmethod
+    def from_space(cls, space: Any, **kwargs) -> DartsSupernet:
+        """The supernet of a search space's cells.
+
+        Args:
+            space: a `NasBench201SearchSpace` (`search_space="nb201"`, its
+                input shape, classes, `filters` and `3 * cells_per_stage`
+                cells, `NB201_OPS`) or a `CellSearchSpace` (its input
+                shape, classes, nodes and ops plus `none`, its smallest
+                `filters` and `num_cells`).
+            **kwargs: other arguments of `DartsSupernet` (e.g.
+                `relaxation="gumbel"`, `partial_channels=4`); they override
+                the space's.
+
+        Example:
+
+        >>> space = NasBench201SearchSpace((8, 8, 1), 10, filters=4,
+        ...                                cells_per_stage=1)
+        >>> net = DartsSupernet.from_space(space, relaxation="gumbel")
+        >>> net.derive_genotype().ops  # doctest: +SKIP
+        """
+        if isinstance(space, NasBench201SearchSpace):
+            args = dict(
+                filters=space.filters,
+                num_cells=3 * space.cells_per_stage,
+                search_space="nb201",
+            )
+        elif isinstance(space, CellSearchSpace):
+            ops = tuple(space.ops)
+            args = dict(
+                filters=min(space.filters),
+                num_cells=min(space.num_cells),
+                num_nodes=space.num_nodes,
+                ops=ops if "none" in ops else ("none", *ops),
+            )
+        else:
+            raise ValueError(
+                "Expected `space` to be a NasBench201SearchSpace or a "
+                f"CellSearchSpace. Received: space={type(space).__name__}"
+            )
+        args.update(kwargs)
+        return cls(space.input_shape, space.num_classes, **args)
 
     def _make_layers(self):
         legacy = self.ops_version < 2

@@ -10,6 +10,7 @@ import pytest
 
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks.genotypes import NasBench201Genotype
+from keras_nas.spaces import NasBench201SearchSpace
 from keras_nas.supernet import relaxations
 from keras_nas.supernet.darts import DartsSupernet, MixedOp, search_data
 from keras_nas.supernet.darts_derive import derive_genotype
@@ -152,10 +153,11 @@ def test_nb201_supernet_derives_the_argmax_op_per_edge_none_allowed():
         ("nor_conv_3x3", "none", "nor_conv_3x3", "nor_conv_3x3",
          "nor_conv_3x3", "skip_connect")
     )
-    model = DartsSupernet(
-        (6, 6, 3), 3, filters=4, num_cells=3, search_space="nb201",
-        relaxation="gumbel", anneal_steps=3, seed=0,
+    space = NasBench201SearchSpace((6, 6, 3), 3, filters=4, cells_per_stage=1)
+    model = DartsSupernet.from_space(
+        space, relaxation="gumbel", anneal_steps=3, seed=0
     )
+    assert model.search_space == "nb201" and model.num_cells == 3
     assert [v.name for v in model.arch_variables] == ["alpha_normal"]
     assert tuple(model.alpha_normal.shape) == (6, 5)
     logits = model(_data()[0], training=True)
