@@ -48,11 +48,13 @@ def _darts_arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
     # the derived cell is retrained at the space's largest size.
     if args.space != "cell":
         raise UsageError(
-            f"--tuner darts searches the cell space; got --space {args.space}"
+            f"--tuner {args.tuner} searches the cell space; got --space "
+            f"{args.space}"
         )
     if not data.is_arrays:
         raise UsageError(
-            "--tuner darts needs array data (digits or a .npz file); got "
+            f"--tuner {args.tuner} needs array data (digits or a .npz file); "
+            "got "
             f"--dataset {args.dataset}"
         )
     derived = type(space)(
@@ -81,6 +83,14 @@ def _proxyless_arguments(args: argparse.Namespace, space: Any, data: Any):
             f"got --space {args.space} --dataset {args.dataset}"
         )
     return [space], {"batch_size": args.batch_size}
+def _relaxed(**relaxation: Any) -> Callable[..., tuple]:
+    """`_darts_arguments` plus a relaxation of the DARTS supernet."""
+
+    def arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
+        positional, keywords = _darts_arguments(args, space, data)
+        return positional, {**keywords, **relaxation}
+
+    return arguments
 
 
 #: Size options of the command -> {space: constructor argument}.
@@ -110,6 +120,8 @@ TUNERS: dict[str, tuple[str, str, Callable[..., tuple]]] = {
     "reinforce": ("keras_nas.tuners", "Reinforce", _trial_budget),
     "mcts": ("keras_nas.tuners", "MonteCarloTreeSearch", _trial_budget),
     "darts": ("keras_nas.tuners", "Darts", _darts_arguments),
+    "gdas": ("keras_nas.tuners", "Darts", _relaxed(relaxation="gumbel")),
+    "pc-darts": ("keras_nas.tuners", "Darts", _relaxed(partial_channels=4)),
     "enas": ("keras_nas.tuners", "Enas", _trial_budget),
     "proxyless": ("keras_nas.tuners", "Proxyless", _proxyless_arguments),
     "bo": (

@@ -64,6 +64,7 @@ REGISTERED = {
     "FrechetDistance": "keras_nas.gan.fid",
     "MixedOp": "keras_nas.supernet.darts_cells",
     "SearchCell": "keras_nas.supernet.darts_cells",
+    "Nb201SearchCell": "keras_nas.supernet.darts_nb201",
     "BilevelOptimizer": "keras_nas.supernet.bilevel",
     "DartsSupernet": "keras_nas.supernet.darts",
     "OneShotSupernet": "keras_nas.supernet.one_shot",

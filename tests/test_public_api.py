@@ -104,6 +104,8 @@ EXPECTED = {
         "HyperCell",
         "SearchCell",
         "derive_genotype",
+        "Nb201SearchCell",
+        "derive_nb201_genotype",
         "search_data",
         "TorchSGD",
         "TorchAdam",

@@ -9,6 +9,8 @@ _NAMES = {
     "BilevelOptimizer": ".bilevel",
     "search_data": ".darts_data",
     "derive_genotype": ".darts_derive",
+    "Nb201SearchCell": ".darts_nb201",
+    "derive_nb201_genotype": ".darts_nb201",
     "OneShotSupernet": ".one_shot",
     "ProxylessSupernet": ".proxyless",
     "ProxylessMixedBlock": ".proxyless_block",

@@ -114,11 +114,26 @@ def _arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
     return loss_v, logits_v, ntv, grad_a
 
 
+def _set_temperature(model, ntv, wov):
+    """`ntv` with `gumbel_tau` at the weights optimizer's step (GDAS)."""
+    opt = model.optimizer.weights_optimizer
+    mapping = list(zip(opt.variables, wov, strict=False))
+    with keras.StatelessScope(state_mapping=mapping):
+        tau = model.temperature(opt.iterations.value)
+    ntv = list(ntv)
+    for i, v in enumerate(model.non_trainable_variables):
+        if v is model.gumbel_tau:
+            ntv[i] = keras.ops.cast(tau, ntv[i].dtype)
+    return ntv
+
+
 def train_step(model, state, data):
     tv, ntv, ov, mv = state
     xt, yt, xv, yv = unpack_search(data)
     w, a = _split(model, tv)
     wov, aov = model.optimizer.split(ov)
+    if model.relaxation == "gumbel":
+        ntv = _set_temperature(model, ntv, wov)
     updates = []
     if model.order:
         arch_loss, logits_v, ntv, grad_a = _arch_grads(

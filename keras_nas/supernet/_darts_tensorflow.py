@@ -127,6 +127,8 @@ def _arch_grads(model, xt, yt, xv, yv):
 def train_step(model, data):
     xt, yt, xv, yv = unpack_search(data)
     logs = {}
+    if model.relaxation == "gumbel":  # GDAS' annealed temperature
+        model.gumbel_tau.assign(model.temperature())
     if model.order:
         a = model.arch_variables
         arch_loss, logits_v, grad_a = _arch_grads(model, xt, yt, xv, yv)

@@ -22,6 +22,7 @@ from keras_nas.supernet.torch_style import (
 
 __all__ = [
     "ARCH_NAMES",
+    "BETA_NAMES",
     "BilevelOptimizer",
     "default_arch_optimizer",
     "default_weights_optimizer",
@@ -31,6 +32,8 @@ __all__ = [
 _PACKAGE = "keras_nas"
 #: The names of the architecture variables of `DartsSupernet`.
 ARCH_NAMES = ("alpha_normal", "alpha_reduce")
+#: The edge-normalisation variables of PC-DARTS (`partial_channels > 1`).
+BETA_NAMES = ("beta_normal", "beta_reduce")
 
 
 def default_weights_optimizer(
@@ -89,8 +92,9 @@ def default_arch_optimizer(
 
 
 def is_arch(variable) -> bool:
-    """Whether `variable` is an architecture variable (`alpha_*`)."""
-    return variable.name in ARCH_NAMES
+    """Whether `variable` is an architecture variable (`alpha_*`,
+    `beta_*`)."""
+    return variable.name in ARCH_NAMES or variable.name in BETA_NAMES
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

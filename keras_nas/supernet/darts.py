@@ -12,7 +12,10 @@ training batch. The gradient code of each backend lives in
 `_darts_tensorflow.py` and `_darts_jax.py` (with the numerics they share in
 `_darts_math.py`); the layers in `darts_cells.py`, the two optimizers in
 `bilevel.py`, the derivation of a genotype in `darts_derive.py` and the
-search data in `darts_data.py` (all importable from here, as before).
+search data in `darts_data.py` (all importable from here, as before). The
+GDAS and PC-DARTS relaxations (`relaxation=`, `partial_channels=`) are in
+`relaxations.py`, the NAS-Bench-201 cell space (`search_space="nb201"`)
+in `darts_nb201.py`.
 
 Data: each element given to `fit` is `((x_train, y_train), (x_val, y_val))`;
 `search_data` builds such a dataset from two arrays or two `tf.data`
@@ -27,7 +30,6 @@ from typing import Any
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_nas._backend import backend_module
 from keras_nas._validation import (
@@ -38,9 +40,15 @@ from keras_nas._validation import (
 )
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
-from keras_nas.blocks.genotypes import Genotype
+from keras_nas.spaces.cell_space import CellSearchSpace
+from keras_nas.spaces.nas_bench_201_space import (
+    NasBench201SearchSpace,
+    nb201_hyperparameters_from_genotype,
+)
+from keras_nas.supernet import darts_nb201, relaxations
 from keras_nas.supernet.bilevel import (
     ARCH_NAMES,
+    BETA_NAMES,
     BilevelOptimizer,
     default_arch_optimizer,
     default_weights_optimizer,
@@ -131,7 +139,9 @@ class DartsSupernet(keras.Model):
     the same, searched at this size on one 11 GB GTX 1080 Ti); measured
     peak RSS on CPU (benchmarks/RESULTS.md): TensorFlow graph mode 9.2 /
     11.3 GiB (plain / first-order step), JAX 11.9 / 13.7 GiB, TensorFlow
-    eager 12.8 GiB (all three steps).
+    eager 12.8 GiB (all three steps). GDAS and PC-DARTS (K=4), paper
+    network at batch 16, eager TensorFlow: 0.52x and 0.45x of the
+    softmax's step memory, 0.50x and 0.84x of its CPU time per step.
 
     `order=0` freezes `alpha` and only trains the weights (a baseline or a
     warm-up). Logs: `loss`, `accuracy` (training batch), `arch_loss`,
@@ -150,6 +160,29 @@ class DartsSupernet(keras.Model):
         grad_clip: global-norm clipping of the weight gradients (None: off).
         stem_multiplier: the stem has `stem_multiplier * filters` channels.
         seed: seed of the initialization of `alpha`.
+        relaxation: "softmax" (DARTS, the default) or "gumbel" (GDAS, Dong
+            and Yang, CVPR 2019: each training forward draws one op per
+            edge from the hard Gumbel-softmax of `alpha`, shared by the
+            cells of a kind, runs only that op and passes the gradient
+            straight through; `training=False` runs the argmax op). The
+            temperature (variable `gumbel_tau`) falls linearly from
+            `tau_max` to `tau_min` over `anneal_steps` steps of the weights
+            optimizer, so a saved and resumed search continues the anneal.
+            See `keras_nas.supernet.relaxations`.
+        partial_channels: K of PC-DARTS (Xu et al., ICLR 2020): every edge
+            mixes 1/K of its channels, the rest bypass it, the channels are
+            shuffled, and each node weighs its incoming edges by the
+            softmax of the edge-normalisation variables `beta_normal`
+            (`beta_reduce`), trained with `alpha` and used by
+            `derive_genotype`. 1 (default): off.
+        search_space: "darts" (the DARTS cell, the default) or "nb201"
+            (NAS-Bench-201's cell and skeleton: `num_cells` in three
+            stages, one `alpha` of shape `(6, len(ops))`, ops default
+            `NB201_OPS`; see `darts_nb201`).
+        tau_max: the initial Gumbel temperature (GDAS: 10).
+        tau_min: the final Gumbel temperature (GDAS: 0.1).
+        anneal_steps: steps of the anneal; None: `compile`'s
+            `decay_steps`.
         ops_version: 2 (default: the DARTS code's ops, stem batch norm
             with momentum 0.1 (PyTorch's convention) and epsilon 1e-5, and
             PyTorch's default initialization of the stem and classifier) or
@@ -178,7 +211,7 @@ class DartsSupernet(keras.Model):
         filters: int = 16,
         num_cells: int = 8,
         num_nodes: int = 4,
-        ops: Sequence[str] = registry.DARTS_OPS,
+        ops: Sequence[str] | None = None,
         order: int = 1,
         weight_decay: float = 3e-4,
         arch_weight_decay: float = 1e-3,
@@ -186,6 +219,12 @@ class DartsSupernet(keras.Model):
         stem_multiplier: int = 3,
         seed: int | None = None,
         ops_version: int | None = None,
+        relaxation: str = "softmax",
+        partial_channels: int = 1,
+        search_space: str = "darts",
+        tau_max: float = 10.0,
+        tau_min: float = 0.1,
+        anneal_steps: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -214,7 +253,27 @@ class DartsSupernet(keras.Model):
         self.num_nodes = check_positive_int(
             "num_nodes", num_nodes, 1, MAX_NODES
         )
+        if search_space not in ("darts", "nb201"):
+            raise ValueError(
+                "Expected `search_space` to be 'darts' or 'nb201'. "
+                f"Received: search_space={search_space!r}"
+            )
+        self.search_space = search_space
+        if ops is None:
+            nb201 = search_space == "nb201"
+            ops = registry.NB201_OPS if nb201 else registry.DARTS_OPS
         self.candidate_ops = check_ops(ops)
+        self.relaxation = relaxations.check_relaxation(relaxation)
+        self.partial_channels = relaxations.check_partial_channels(
+            partial_channels, self.filters
+        )
+        self.tau_max = _check_float("tau_max", tau_max)
+        self.tau_min = _check_float("tau_min", tau_min)
+        self.anneal_steps = (
+            None
+            if anneal_steps is None
+            else check_positive_int("anneal_steps", anneal_steps)
+        )
         if order not in (0, 1, 2) or isinstance(order, bool):
             raise ValueError(
                 f"Expected `order` to be 0, 1 or 2. Received: order={order!r}"
@@ -238,7 +297,11 @@ class DartsSupernet(keras.Model):
         keras.config.set_dtype_policy(self.dtype_policy)
         try:
             with nas_ops._version_scope(self.ops_version):
-                self._make_layers()
+                if self.search_space == "nb201":
+                    darts_nb201.make_layers(self)
+                else:
+                    self._make_layers()
+                self._make_classifier()
         finally:
             keras.config.set_dtype_policy(previous_policy)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -250,6 +313,49 @@ class DartsSupernet(keras.Model):
             name="arch_accuracy"
         )
         self.build((None,) + self.image_shape)
+
+    @classmethod
+    def from_space(cls, space: Any, **kwargs) -> DartsSupernet:
+        """The supernet of a search space's cells.
+
+        Args:
+            space: a `NasBench201SearchSpace` (`search_space="nb201"`, its
+                input shape, classes, `filters` and `3 * cells_per_stage`
+                cells, `NB201_OPS`) or a `CellSearchSpace` (its input
+                shape, classes, nodes and ops plus `none`, its smallest
+                `filters` and `num_cells`).
+            **kwargs: other arguments of `DartsSupernet` (e.g.
+                `relaxation="gumbel"`, `partial_channels=4`); they override
+                the space's.
+
+        Example:
+
+        >>> space = NasBench201SearchSpace((8, 8, 1), 10, filters=4,
+        ...                                cells_per_stage=1)
+        >>> net = DartsSupernet.from_space(space, relaxation="gumbel")
+        >>> net.derive_genotype().ops  # doctest: +SKIP
+        """
+        if isinstance(space, NasBench201SearchSpace):
+            args = dict(
+                filters=space.filters,
+                num_cells=3 * space.cells_per_stage,
+                search_space="nb201",
+            )
+        elif isinstance(space, CellSearchSpace):
+            ops = tuple(space.ops)
+            args = dict(
+                filters=min(space.filters),
+                num_cells=min(space.num_cells),
+                num_nodes=space.num_nodes,
+                ops=ops if "none" in ops else ("none", *ops),
+            )
+        else:
+            raise ValueError(
+                "Expected `space` to be a NasBench201SearchSpace or a "
+                f"CellSearchSpace. Received: space={type(space).__name__}"
+            )
+        args.update(kwargs)
+        return cls(space.input_shape, space.num_classes, **args)
 
     def _make_layers(self):
         legacy = self.ops_version < 2
@@ -282,11 +388,15 @@ class DartsSupernet(keras.Model):
                     reduction_prev=reduction_prev,
                     num_nodes=self.num_nodes,
                     ops=self.candidate_ops,
+                    relaxation=self.relaxation,
+                    partial_channels=self.partial_channels,
                     name=f"cell_{i}",
                 )
             )
             reduction_prev = reduction
         self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+
+    def _make_classifier(self):
         # Logits in full precision under mixed-precision policies.
         mixed = self.dtype_policy.compute_dtype in ("float16", "bfloat16")
         self.classifier = keras.layers.Dense(
@@ -298,29 +408,36 @@ class DartsSupernet(keras.Model):
 
     # ----------------------------------------------------------- building
 
+    @property
+    def _kinds(self) -> int:
+        """1 (nb201: one shared cell) or 2 (normal and reduction)."""
+        return 1 if self.search_space == "nb201" else 2
+
+    def _edges(self) -> int:
+        if self.search_space == "nb201":
+            return len(darts_nb201.NB201_EDGES)
+        return num_edges(self.num_nodes)
+
+    def _node_sizes(self) -> tuple[int, ...]:
+        if self.search_space == "nb201":
+            return darts_nb201.NODE_SIZES
+        return tuple(i + 2 for i in range(self.num_nodes))
+
     def build(self, input_shape):
         if self.built:
             return
-        shape = (num_edges(self.num_nodes), len(self.candidate_ops))
-        for k, name in enumerate(ARCH_NAMES):
-            seed = None if self.seed is None else self.seed + k
-            init = keras.initializers.RandomNormal(stddev=1e-3, seed=seed)
-            variable = self.add_weight(
-                shape=shape,
-                initializer=init,
-                name=name,
-                dtype=self.dtype_policy.variable_dtype,
-                autocast=False,
-            )
-            setattr(self, name, variable)
+        relaxations.add_arch_state(self)
         shape = (None,) + self.image_shape
         self.stem_conv.build(shape)
         shape = self.stem_conv.compute_output_shape(shape)
         self.stem_bn.build(shape)
-        s0 = s1 = shape
-        for cell in self.cells:
-            cell.build([s0, s1])
-            s0, s1 = s1, cell.compute_output_shape([s0, s1])
+        if self.search_space == "nb201":
+            s1 = darts_nb201.build_cells(self, shape)
+        else:
+            s0 = s1 = shape
+            for cell in self.cells:
+                cell.build([s0, s1])
+                s0, s1 = s1, cell.compute_output_shape([s0, s1])
         if self.ops_version >= 2:  # PyTorch's nn.Linear bias
             bound = 1.0 / math.sqrt(s1[-1])
             self.classifier.bias_initializer = keras.initializers.RandomUniform(
@@ -330,15 +447,17 @@ class DartsSupernet(keras.Model):
         self.built = True
 
     def call(self, inputs, training=None):
-        weights = {
-            False: ops.softmax(self.alpha_normal),
-            True: ops.softmax(self.alpha_reduce),
-        }
+        weights = relaxations.cell_weights(self, training)
         x = self.stem_bn(self.stem_conv(inputs), training=training)
+        if self.search_space == "nb201":
+            w, b = weights[False]
+            return self.classifier(
+                darts_nb201.forward(self, x, w, b, training)
+            )
         s0 = s1 = x
         for cell in self.cells:
-            w = weights[cell.reduction]
-            s0, s1 = s1, cell([s0, s1], w, training=training)
+            w, b = weights[cell.reduction]
+            s0, s1 = s1, cell([s0, s1], w, training=training, edge_weights=b)
         return self.classifier(self.pool(s1))
 
     def compute_output_shape(self, input_shape):
@@ -355,8 +474,9 @@ class DartsSupernet(keras.Model):
 
     @property
     def arch_variables(self) -> list:
-        """`[alpha_normal, alpha_reduce]`."""
-        return [self.alpha_normal, self.alpha_reduce]
+        """`[alpha_normal, alpha_reduce]` (only `alpha_normal` for nb201),
+        then the PC-DARTS betas if `partial_channels > 1`."""
+        return [v for v in self.trainable_variables if is_arch(v)]
 
     @property
     def weight_variables(self) -> list:
@@ -388,7 +508,8 @@ class DartsSupernet(keras.Model):
             arch_optimizer: optimizer of `alpha`. Defaults to Adam
                 (PyTorch's rule) with learning rate 3e-4, betas (0.5,
                 0.999) and epsilon 1e-8.
-            decay_steps: total search steps, for the default schedule.
+            decay_steps: total search steps, for the default schedule
+                (and the Gumbel anneal if `anneal_steps` is None).
             steps_per_epoch: if given, the default schedule changes the
                 learning rate once per epoch of this many steps, as in the
                 DARTS code; otherwise every step.
@@ -407,6 +528,15 @@ class DartsSupernet(keras.Model):
                 "Unexpected arguments to DartsSupernet.compile. "
                 f"Received: {sorted(kwargs)}"
             )
+        if self.relaxation == "gumbel" and self.anneal_steps is None:
+            if decay_steps is None:
+                raise ValueError(
+                    "Expected `anneal_steps` (in the constructor) or "
+                    "`decay_steps` with relaxation='gumbel': the number of "
+                    "search steps over which the temperature falls. "
+                    "Received: anneal_steps=None, decay_steps=None"
+                )
+            self.anneal_steps = check_positive_int("decay_steps", decay_steps)
         if isinstance(optimizer, BilevelOptimizer):
             bilevel = optimizer
         else:
@@ -444,6 +574,16 @@ class DartsSupernet(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def temperature(self, step: Any = None) -> Any:
+        """The Gumbel temperature at weights-optimizer step `step` (default:
+        the optimizer's `iterations`); `train_step` sets `gumbel_tau` to it
+        before each step."""
+        if step is None:
+            step = self.optimizer.weights_optimizer.iterations
+        return relaxations.temperature(
+            step, self.anneal_steps, self.tau_max, self.tau_min
+        )
+
     def train_step(self, *args):
         return self._steps.train_step(self, *args)
 
@@ -470,20 +610,48 @@ class DartsSupernet(keras.Model):
     # -------------------------------------------------------- derivation
 
     def arch_weights(self) -> dict[str, np.ndarray]:
-        """The softmax of `alpha_normal` and `alpha_reduce` (numpy)."""
-        return {
-            "normal": softmax(keras.ops.convert_to_numpy(self.alpha_normal)),
-            "reduce": softmax(keras.ops.convert_to_numpy(self.alpha_reduce)),
-        }
+        """The softmax of `alpha_normal` and `alpha_reduce` (numpy; only
+        "normal" for nb201)."""
+        out = {}
+        for kind, name in zip(
+            ("normal", "reduce"), ARCH_NAMES[: self._kinds], strict=False
+        ):
+            alpha = keras.ops.convert_to_numpy(getattr(self, name))
+            out[kind] = softmax(alpha)
+        return out
 
-    def derive_genotype(self) -> Genotype:
-        """The discrete architecture of the current `alpha` (see
-        `derive_genotype`)."""
+    def edge_weights(self) -> dict[str, np.ndarray] | None:
+        """PC-DARTS' per-node softmax of `beta_normal`/`beta_reduce`
+        (numpy), or None without `partial_channels`."""
+        if self.partial_channels == 1:
+            return None
+        out = {}
+        for kind, name in zip(
+            ("normal", "reduce"), BETA_NAMES[: self._kinds], strict=False
+        ):
+            beta = getattr(self, name)
+            out[kind] = keras.ops.convert_to_numpy(
+                relaxations.node_softmax(beta, self._node_sizes())
+            )
+        return out
+
+    def derive_genotype(self) -> Any:
+        """The discrete architecture of the current `alpha`: a `Genotype`
+        (see `derive_genotype`; PC-DARTS weighs each edge's op weights by
+        its beta weight first) or, for nb201, a `NasBench201Genotype` (the
+        argmax op of every edge; see `derive_nb201_genotype`)."""
+        if self.search_space == "nb201":
+            return darts_nb201.derive_nb201_genotype(
+                self.alpha_normal, self.candidate_ops
+            )
+        betas = self.edge_weights() or {}
         return derive_genotype(
             self.alpha_normal,
             self.alpha_reduce,
             ops=self.candidate_ops,
             num_nodes=self.num_nodes,
+            edge_weights_normal=betas.get("normal"),
+            edge_weights_reduce=betas.get("reduce"),
         )
 
     def derive_hyperparameters(
@@ -497,6 +665,8 @@ class DartsSupernet(keras.Model):
         """
         from keras_nas.spaces.cell_space import hyperparameters_from_genotype
 
+        if self.search_space == "nb201":
+            return nb201_hyperparameters_from_genotype(self.derive_genotype())
         return hyperparameters_from_genotype(
             self.derive_genotype(), num_cells=num_cells, filters=filters
         )
@@ -517,6 +687,12 @@ class DartsSupernet(keras.Model):
             stem_multiplier=self.stem_multiplier,
             seed=self.seed,
             ops_version=self.ops_version,
+            relaxation=self.relaxation,
+            partial_channels=self.partial_channels,
+            search_space=self.search_space,
+            tau_max=self.tau_max,
+            tau_min=self.tau_min,
+            anneal_steps=self.anneal_steps,
         )
         return config
 

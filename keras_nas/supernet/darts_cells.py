@@ -18,7 +18,7 @@ from keras import ops
 from keras_nas._validation import MAX_FILTERS, MAX_NODES, check_positive_int
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
-from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _darts_graph, relaxations
 
 __all__ = ["MixedOp", "SearchCell", "check_ops", "num_edges"]
 
@@ -99,6 +99,12 @@ class MixedOp(keras.layers.Layer):
         ops_version: 2 (default: the DARTS code's ops, with the batch norm
             after the pools) or 1 (keras-nas before: no batch norm after
             the pools; see `keras_nas.blocks.ops`).
+        relaxation: "softmax" (the weighted sum of every op) or "gumbel"
+            (GDAS: `op_weights` is a straight-through one-hot and only the
+            chosen op runs; see `relaxations.sampled_edge`).
+        partial_channels: K of PC-DARTS: the ops see the first `1/K` of the
+            channels, the rest bypass them, then the channels are shuffled
+            (1: off; see `relaxations.partial_output`).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -115,11 +121,17 @@ class MixedOp(keras.layers.Layer):
         strides: int = 1,
         ops: Sequence[str] = registry.DARTS_OPS,
         ops_version: int | None = None,
+        relaxation: str = "softmax",
+        partial_channels: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.ops_version = nas_ops._check_version(ops_version)
         self.filters = check_positive_int("filters", filters, 1, MAX_FILTERS)
+        self.relaxation = relaxations.check_relaxation(relaxation)
+        self.partial_channels = relaxations.check_partial_channels(
+            partial_channels, self.filters
+        )
         if strides not in (1, 2):
             raise ValueError(
                 "Expected `strides` to be 1 or 2. "
@@ -134,14 +146,17 @@ class MixedOp(keras.layers.Layer):
             ]
 
     def _candidate(self, name: str) -> keras.layers.Layer:
-        op = nas_ops.get_op(name, self.filters, self.strides, False)
+        width = self.filters // self.partial_channels
+        op = nas_ops.get_op(name, width, self.strides, False)
         if self.ops_version >= 2 and "pool" in name:
             op = keras.Sequential([op, nas_ops._batch_norm(affine=False)])
         return op
 
     def build(self, input_shape):
+        shape = tuple(input_shape)
+        shape = shape[:-1] + (self.filters // self.partial_channels,)
         for op in self.candidates:
-            op.build(tuple(input_shape))
+            op.build(shape)
 
     def call(self, inputs, op_weights, training=None):
         if _darts_graph.enabled(inputs):
@@ -152,12 +167,26 @@ class MixedOp(keras.layers.Layer):
         return self._call_ops(inputs, op_weights, training)
 
     def _call_ops(self, inputs, op_weights, training=None):
-        weights = ops.take(ops.cast(op_weights, inputs.dtype), self._active)
-        outputs = [op(inputs, training=training) for op in self.candidates]
-        return _weighted_sum(weights, *outputs)
+        k = self.partial_channels
+        if k > 1:
+            inputs, bypass = relaxations.split_channels(inputs, k)
+        if self.relaxation == "gumbel":
+            out = relaxations.sampled_edge(self, inputs, op_weights, training)
+        else:
+            weights = ops.take(
+                ops.cast(op_weights, inputs.dtype), self._active
+            )
+            outputs = [op(inputs, training=training) for op in self.candidates]
+            out = _weighted_sum(weights, *outputs)
+        if k > 1:
+            out = relaxations.partial_output(out, bypass, self.strides, k)
+        return out
 
     def compute_output_shape(self, input_shape, op_weights_shape=None):
-        return self.candidates[0].compute_output_shape(tuple(input_shape))
+        shape = tuple(input_shape)
+        shape = shape[:-1] + (self.filters // self.partial_channels,)
+        out = self.candidates[0].compute_output_shape(shape)
+        return tuple(out[:-1]) + (self.filters,)
 
     def get_config(self):
         config = super().get_config()
@@ -166,6 +195,8 @@ class MixedOp(keras.layers.Layer):
             strides=self.strides,
             ops=list(self.ops),
             ops_version=self.ops_version,
+            relaxation=self.relaxation,
+            partial_channels=self.partial_channels,
         )
         return config
 
@@ -192,6 +223,8 @@ class SearchCell(keras.layers.Layer):
         num_nodes: number of intermediate nodes.
         ops: candidate op names.
         ops_version: 2 (default) or 1 (see `MixedOp`).
+        relaxation: "softmax" or "gumbel" (see `MixedOp`).
+        partial_channels: K of PC-DARTS (see `MixedOp`; 1: off).
         **kwargs: base layer keyword arguments, such as `name`.
     """
 
@@ -203,11 +236,17 @@ class SearchCell(keras.layers.Layer):
         num_nodes: int = 4,
         ops: Sequence[str] = registry.DARTS_OPS,
         ops_version: int | None = None,
+        relaxation: str = "softmax",
+        partial_channels: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.ops_version = nas_ops._check_version(ops_version)
         self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
+        self.relaxation = relaxations.check_relaxation(relaxation)
+        self.partial_channels = relaxations.check_partial_channels(
+            partial_channels, self.filters
+        )
         self.reduction = bool(reduction)
         self.reduction_prev = bool(reduction_prev)
         self.num_nodes = check_positive_int(
@@ -229,7 +268,15 @@ class SearchCell(keras.layers.Layer):
         for i in range(self.num_nodes):
             for j in range(i + 2):
                 strides = 2 if self.reduction and j < 2 else 1
-                self.edges.append(MixedOp(self.filters, strides, self.ops))
+                self.edges.append(
+                    MixedOp(
+                        self.filters,
+                        strides,
+                        self.ops,
+                        relaxation=self.relaxation,
+                        partial_channels=self.partial_channels,
+                    )
+                )
 
     def build(self, input_shape):
         shape0, shape1 = (tuple(s) for s in input_shape)
@@ -246,7 +293,7 @@ class SearchCell(keras.layers.Layer):
                 e += 1
             states.append(self.edges[e - 1].compute_output_shape(states[-1]))
 
-    def call(self, inputs, op_weights, training=None):
+    def call(self, inputs, op_weights, training=None, edge_weights=None):
         s0, s1 = inputs
         states = [
             self.preprocess0(s0, training=training),
@@ -257,6 +304,8 @@ class SearchCell(keras.layers.Layer):
             node = None
             for j in range(i + 2):
                 y = self.edges[e](states[j], op_weights[e], training=training)
+                if edge_weights is not None:  # PC-DARTS' betas
+                    y = y * ops.cast(edge_weights[e], y.dtype)
                 node = y if node is None else node + y
                 e += 1
             states.append(node)
@@ -279,6 +328,8 @@ class SearchCell(keras.layers.Layer):
             num_nodes=self.num_nodes,
             ops=list(self.ops),
             ops_version=self.ops_version,
+            relaxation=self.relaxation,
+            partial_channels=self.partial_channels,
         )
         return config
 

@@ -50,6 +50,8 @@ def derive_genotype(
     alpha_reduce: Any,
     ops: Sequence[str] = registry.DARTS_OPS,
     num_nodes: int = 4,
+    edge_weights_normal: Any = None,
+    edge_weights_reduce: Any = None,
 ) -> Genotype:
     """Discretizes architecture weights into a `Genotype` (Liu et al., 2019).
 
@@ -62,6 +64,11 @@ def derive_genotype(
         alpha_reduce: the same for the reduction cell.
         ops: the op names of the columns.
         num_nodes: intermediate nodes per cell.
+        edge_weights_normal: PC-DARTS (Xu et al., ICLR 2020): the
+            `(num_edges,)` edge-normalisation weights of the normal cell
+            (the per-node softmax of its betas); each edge's op weights
+            are multiplied by its weight before the selection. None: 1.
+        edge_weights_reduce: the same for the reduction cell.
 
     Returns:
         A `Genotype` with two `(op, input)` pairs per node, strongest first.
@@ -76,6 +83,10 @@ def derive_genotype(
     candidates = check_ops(ops)
     num_nodes = check_positive_int("num_nodes", num_nodes, 1, MAX_NODES)
     cells = {}
+    edge_weights = {
+        "normal": edge_weights_normal,
+        "reduce": edge_weights_reduce,
+    }
     for kind, alpha in (("normal", alpha_normal), ("reduce", alpha_reduce)):
         a = np.asarray(keras.ops.convert_to_numpy(alpha), dtype=np.float64)
         expected = (num_edges(num_nodes), len(candidates))
@@ -84,7 +95,17 @@ def derive_genotype(
                 f"Expected `alpha_{kind}` of shape {expected}. "
                 f"Received: alpha_{kind} of shape {a.shape}"
             )
-        cells[kind] = _derive_cell(softmax(a), candidates, num_nodes)
+        weights = softmax(a)
+        if edge_weights[kind] is not None:
+            scale = np.asarray(edge_weights[kind], dtype=np.float64)
+            if scale.shape != (expected[0],):
+                raise ValueError(
+                    f"Expected `edge_weights_{kind}` of shape "
+                    f"{(expected[0],)}. Received: edge_weights_{kind} of "
+                    f"shape {scale.shape}"
+                )
+            weights = weights * scale[:, None]
+        cells[kind] = _derive_cell(weights, candidates, num_nodes)
     concat = tuple(range(2, 2 + num_nodes))
     return Genotype(
         normal=cells["normal"],

@@ -255,6 +255,9 @@ class Darts(NasTuner):
         num_cells: cells of the supernet (default: the space's smallest
             `num_cells`).
         order: 1 (first-order) or 2 (second-order DARTS).
+        relaxation: "softmax" (DARTS) or "gumbel" (GDAS, Dong and Yang,
+            CVPR 2019; see `DartsSupernet`).
+        partial_channels: K of PC-DARTS (Xu et al., ICLR 2020; 1: off).
         batch_size: batch size of each half of a search step.
         train_portion: fraction of `x` used for the weights when no
             `validation_data` is given.
@@ -296,6 +299,8 @@ class Darts(NasTuner):
         seed: int | None = None,
         objective: Any = None,
         input_shape: Any = None,
+        relaxation: str = "softmax",
+        partial_channels: int = 1,
         **kwargs,
     ):
         # (The positional order is that of keras-nas 0.x, `input_shape`
@@ -359,6 +364,8 @@ class Darts(NasTuner):
             ops=tuple(ops),
             order=order,
             seed=seed,
+            relaxation=relaxation,
+            partial_channels=partial_channels,
         )
         # Validates the configuration before any search starts.
         darts_cells.check_ops(ops)

@@ -1,0 +1,232 @@
+"""The relaxations of `DartsSupernet`: step cost and NAS-Bench-201 cells.
+
+`step`: time and peak memory of one first-order search step with
+`relaxation="gumbel"` (GDAS) and `partial_channels=4` (PC-DARTS) against
+the softmax (DARTS), each variant in its own subprocess (so that its
+`ru_maxrss` is its own), the variants interleaved round by round so that
+the ratios see the same load. Reported per variant: median CPU and wall
+time per step, peak RSS and peak RSS minus the RSS after building (the
+step's own working memory); ratios to the softmax.
+
+`nb201`: a short search of the NAS-Bench-201 cell (`search_space="nb201"`)
+on scikit-learn's digits (8x8x1, `keras_nas.data.load_digits_arrays`, half
+for the weights and half for `alpha`) with the softmax (DARTS) and GDAS,
+for several seeds; each derived cell is looked up in the NAS-Bench-201
+CIFAR-10 table (`keras_nas.benchmarks.tabular`): skip-connection count and
+table accuracy.
+
+Usage:
+
+    python benchmarks/relaxations.py step --config micro --rounds 3
+    python benchmarks/relaxations.py nb201 --seeds 0,1,2 --epochs 10 \\
+        --table ../shared/benchmarks/nas-bench-201/cifar10.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+CONFIGS = {
+    "micro": dict(filters=8, num_cells=5, batch=16, shape=(16, 16, 3)),
+    "paper": dict(filters=16, num_cells=8, batch=64, shape=(32, 32, 3)),
+    "tiny": dict(filters=4, num_cells=2, batch=16, shape=(8, 8, 3)),
+    # The paper's network at a quarter of its batch (fits a shared box).
+    "paper-b16": dict(filters=16, num_cells=8, batch=16, shape=(32, 32, 3)),
+}
+VARIANTS = {
+    "softmax": {},
+    "gumbel": {"relaxation": "gumbel"},
+    "pc4": {"partial_channels": 4},
+}
+
+
+def _rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def measure_step(args):
+    """In a subprocess: builds one variant, warms up, times `steps`."""
+    import keras
+    import numpy as np
+
+    from keras_nas.supernet.darts import DartsSupernet, SearchData
+
+    cfg = CONFIGS[args.config]
+    keras.utils.set_random_seed(0)
+    n = cfg["batch"] * (args.steps + 1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2 * n,) + cfg["shape"]).astype("float32")
+    y = rng.integers(0, 10, size=2 * n).astype("int32")
+    data = SearchData(
+        (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
+    )
+    model = DartsSupernet(
+        cfg["shape"],
+        10,
+        filters=cfg["filters"],
+        num_cells=cfg["num_cells"],
+        seed=0,
+        **VARIANTS[args.variant],
+    )
+    model.compile(decay_steps=1000, run_eagerly=args.eager)
+    rss_built = _rss_mib()
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)  # warm-up
+    times, cpu = [], []
+    for _ in range(args.steps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {
+        "variant": args.variant,
+        "step_s": sorted(times)[len(times) // 2],
+        "step_cpu_s": sorted(cpu)[len(cpu) // 2],
+        "peak_rss_mib": peak,
+        "rss_after_build_mib": rss_built,
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def run_steps(args):
+    rows = {v: [] for v in VARIANTS}
+    for r in range(args.rounds):
+        for variant in VARIANTS:
+            cmd = [sys.executable, __file__, "_step", "--variant", variant]
+            cmd += ["--config", args.config, "--steps", str(args.steps)]
+            if args.eager:
+                cmd.append("--eager")
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [
+                s for s in proc.stdout.splitlines() if s.startswith("RESULT")
+            ]
+            if proc.returncode or not lines:
+                sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+            result = json.loads(lines[-1][len("RESULT ") :])
+            result["delta"] = (
+                result["peak_rss_mib"] - result["rss_after_build_mib"]
+            )
+            print(f"round {r}: {json.dumps(result)}", flush=True)
+            rows[variant].append(result)
+
+    def median(variant, key):
+        values = sorted(row[key] for row in rows[variant])
+        return values[len(values) // 2]
+
+    print()
+    print(
+        "| relaxation | CPU/step (ms) | wall/step (ms) | peak RSS (MiB) "
+        "| peak - built (MiB) | CPU x softmax | peak-built x softmax |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    base_cpu = median("softmax", "step_cpu_s")
+    base_mem = median("softmax", "delta")
+    for variant in VARIANTS:
+        c = median(variant, "step_cpu_s")
+        d = median(variant, "delta")
+        print(
+            f"| {variant} | {1000 * c:.0f} "
+            f"| {1000 * median(variant, 'step_s'):.0f} "
+            f"| {median(variant, 'peak_rss_mib'):.0f} | {d:.0f} "
+            f"| {c / base_cpu:.2f} | {d / base_mem:.2f} |"
+        )
+
+
+def run_nb201(args):
+    import keras
+    import numpy as np
+
+    from keras_nas.benchmarks.tabular import TabularBenchmark
+    from keras_nas.data import load_digits_arrays
+    from keras_nas.supernet.darts import DartsSupernet, search_data
+
+    table = TabularBenchmark.from_nas_bench_201_csv(args.table)
+    x, y = load_digits_arrays()
+    y = y.astype("int32")
+    print(
+        "| relaxation | seed | derived cell | skips | none "
+        "| CIFAR-10 test acc. (table) | supernet val acc. | search s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        order = np.random.default_rng(seed).permutation(len(x))
+        half = len(x) // 2
+        train = (x[order[:half]], y[order[:half]])
+        val = (x[order[half:]], y[order[half:]])
+        for relaxation in args.relaxations.split(","):
+            keras.utils.set_random_seed(seed)
+            data = search_data(train, val, args.batch, seed=seed)
+            model = DartsSupernet(
+                x.shape[1:],
+                10,
+                filters=args.filters,
+                num_cells=3 * args.cells_per_stage,
+                search_space="nb201",
+                relaxation=relaxation,
+                seed=seed,
+            )
+            steps = args.epochs * len(data)
+            model.compile(
+                decay_steps=steps,
+                steps_per_epoch=len(data),
+                run_eagerly=args.eager,
+            )
+            t0 = time.perf_counter()
+            model.fit(data, epochs=args.epochs, verbose=0)
+            seconds = time.perf_counter() - t0
+            acc = model.evaluate(*val, batch_size=256, verbose=0)[1]
+            genotype = model.derive_genotype()
+            hp = model.derive_hyperparameters()
+            cell = genotype.to_string().replace("|", "\\|")  # markdown
+            print(
+                f"| {relaxation} | {seed} | `{cell}` "
+                f"| {genotype.ops.count('skip_connect')} "
+                f"| {genotype.ops.count('none')} | {table.query(hp):.2f} "
+                f"| {acc:.3f} | {seconds:.0f} |",
+                flush=True,
+            )
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("step")
+    s.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    s.add_argument("--steps", type=int, default=3)
+    s.add_argument("--rounds", type=int, default=3)
+    s.add_argument("--eager", action="store_true")
+    inner = sub.add_parser("_step")
+    inner.add_argument("--variant", choices=sorted(VARIANTS))
+    inner.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    inner.add_argument("--steps", type=int, default=3)
+    inner.add_argument("--eager", action="store_true")
+    n = sub.add_parser("nb201")
+    n.add_argument("--table", required=True)
+    n.add_argument("--seeds", default="0,1,2")
+    n.add_argument("--relaxations", default="softmax,gumbel")
+    n.add_argument("--epochs", type=int, default=10)
+    n.add_argument("--batch", type=int, default=64)
+    n.add_argument("--filters", type=int, default=8)
+    n.add_argument("--cells-per-stage", type=int, default=1)
+    n.add_argument("--eager", action="store_true")
+    args = p.parse_args()
+    if args.command == "_step":
+        print("RESULT " + json.dumps(measure_step(args)), flush=True)
+    elif args.command == "step":
+        run_steps(args)
+    else:
+        run_nb201(args)
+
+
+if __name__ == "__main__":
+    main()

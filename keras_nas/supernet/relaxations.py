@@ -1,0 +1,328 @@
+"""The relaxations of a DARTS edge besides the softmax: GDAS and PC-DARTS.
+
+- `"gumbel"` (Dong and Yang, "Searching for A Robust Neural Architecture
+  in Four GPU Hours", CVPR 2019, GDAS): each forward pass draws a hard
+  one-hot choice per edge from the Gumbel-softmax of `alpha` at a
+  temperature annealed from 10 to 0.1; the forward runs only the chosen op
+  of each edge (`sampled_edge`: `keras.ops.switch`), and the gradient
+  reaches `alpha` straight through the soft sample (`gumbel_hard`).
+- `partial_channels=K` (Xu et al., "PC-DARTS: Partial Channel Connections
+  for Memory-Efficient Architecture Search", ICLR 2020): an edge mixes only
+  the first `1/K` of its input channels, passes the rest by (max-pooled on
+  stride-2 edges), concatenates and shuffles the channels
+  (`partial_output`); each node weighs its incoming edges by the softmax of
+  edge-normalisation betas (`node_softmax`).
+
+The Gumbel noise comes from a counter-based integer hash of (seed, draw,
+position) in `keras.ops` (`hash_uniform`): the same numbers on TensorFlow
+and JAX, reproducible from the saved counter. Backend-neutral.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_nas._validation import check_positive_int
+from keras_nas.supernet.bilevel import ARCH_NAMES, BETA_NAMES
+
+__all__ = [
+    "RELAXATIONS",
+    "add_arch_state",
+    "cell_weights",
+    "check_partial_channels",
+    "check_relaxation",
+    "channel_shuffle",
+    "gumbel_hard",
+    "hash_uniform",
+    "node_softmax",
+    "partial_output",
+    "sampled_edge",
+    "split_channels",
+    "temperature",
+]
+
+#: The accepted values of `relaxation`.
+RELAXATIONS = ("softmax", "gumbel")
+
+
+def check_relaxation(relaxation: Any) -> str:
+    if relaxation not in RELAXATIONS:
+        extra = (
+            " ('binary', ProxylessNAS, is not available on DartsSupernet)"
+            if relaxation == "binary"
+            else ""
+        )
+        raise ValueError(
+            f"Expected `relaxation` to be one of {list(RELAXATIONS)}{extra}. "
+            f"Received: relaxation={relaxation!r}"
+        )
+    return str(relaxation)
+
+
+def check_partial_channels(partial_channels: Any, filters: int) -> int:
+    k = check_positive_int("partial_channels", partial_channels)
+    if filters % k:
+        raise ValueError(
+            "Expected `partial_channels` to divide the channels of every "
+            f"edge ({filters}). Received: partial_channels={k!r}"
+        )
+    return k
+
+
+# ------------------------------------------------------------------ GDAS
+
+
+def temperature(step, anneal_steps: int, tau_max: float, tau_min: float):
+    """The temperature at search step `step` (a tensor): linear from
+    `tau_max` at step 0 to `tau_min` at step `anneal_steps - 1`, then
+    constant (GDAS anneals it linearly over the search's epochs)."""
+    span = float(max(int(anneal_steps) - 1, 1))
+    frac = ops.minimum(ops.cast(step, "float32") / span, 1.0)
+    return (1.0 - frac) * tau_max + frac * tau_min
+
+
+_MASK16 = 0xFFFF
+
+
+def _mix(x):
+    """A 32-bit integer hash (Wellons' "lowbias32") in int32 arithmetic:
+    multiplications wrap, shifts are made logical by masking."""
+    x = ops.bitwise_xor(x, ops.bitwise_and(ops.right_shift(x, 16), _MASK16))
+    x = ops.multiply(x, ops.convert_to_tensor(0x7FEB352D, "int32"))
+    x = ops.bitwise_xor(x, ops.bitwise_and(ops.right_shift(x, 15), 0x1FFFF))
+    x = ops.multiply(x, ops.convert_to_tensor(0x846CA68B - (1 << 32), "int32"))
+    return ops.bitwise_xor(
+        x, ops.bitwise_and(ops.right_shift(x, 16), _MASK16)
+    )
+
+
+def hash_uniform(seed, draw, shape: Sequence[int], stream: int = 0):
+    """Uniform float32 numbers in (0, 1) of `shape`, a pure function of the
+    int32 scalars `seed`, `draw` and the Python int `stream`: the same on
+    every backend (24 bits of a counter-based hash per number)."""
+    size = 1
+    for d in shape:
+        size *= int(d)
+    seed = ops.cast(seed, "int32")
+    draw = ops.cast(draw, "int32")
+    key = _mix(ops.bitwise_xor(_mix(seed + stream * 0x3C6EF372), draw))
+    position = ops.arange(size, dtype="int32")
+    bits = _mix(ops.bitwise_xor(_mix(position + key), key))
+    bits = ops.bitwise_and(ops.right_shift(bits, 8), 0xFFFFFF)
+    u = (ops.cast(bits, "float32") + 0.5) / float(1 << 24)
+    return ops.reshape(u, tuple(shape))
+
+
+def gumbel_hard(logits, tau, uniform):
+    """GDAS' hard Gumbel-softmax sample with a straight-through gradient.
+
+    Args:
+        logits: `(edges, ops)` architecture logits `alpha`.
+        tau: the temperature.
+        uniform: `(edges, ops)` numbers in (0, 1) (`hash_uniform`).
+
+    Returns:
+        `(edges, ops)`: the one-hot of `argmax(logits + g)` in the forward
+        pass (`g = -log(-log(uniform))`), whose gradient is that of the
+        soft sample `softmax((logits + g) / tau)`.
+    """
+    logits = ops.cast(logits, "float32")
+    gumbel = -ops.log(-ops.log(uniform))
+    soft = ops.softmax((logits + gumbel) / tau, axis=-1)
+    index = ops.argmax(logits + gumbel, axis=-1)
+    hard = ops.one_hot(index, ops.shape(logits)[-1], dtype=soft.dtype)
+    return hard - ops.stop_gradient(soft) + soft
+
+
+def _zero(inputs, strides: int):
+    x = inputs[:, ::strides, ::strides, :] if strides > 1 else inputs
+    return ops.zeros_like(x)
+
+
+def sampled_edge(layer, inputs, op_weights, training=None):
+    """The output of a GDAS edge: only the op chosen by `op_weights` runs.
+
+    `op_weights` is the straight-through one-hot of `gumbel_hard` over
+    `layer.ops` (all names, `none` included). As in the GDAS code, the
+    output is `h[k] * op_k(x) + sum_{j != k} h[j]` for the chosen `k`: the
+    other terms are zero in value and give every logit a gradient.
+    `keras.ops.switch` runs one branch; each branch reads the layer's
+    variables through its own `keras.StatelessScope` and returns the
+    batch-norm statistics it updated, assigned after the switch (a branch
+    may not assign variables itself under `tf.switch_case` or
+    `jax.lax.switch`).
+
+    Args:
+        layer: a built `MixedOp`.
+        inputs: the edge input (already channel-sampled, if any).
+        op_weights: `(len(layer.ops),)` straight-through one-hot weights.
+        training: the training flag.
+    """
+    op_weights = ops.cast(op_weights, inputs.dtype)
+    index = ops.argmax(op_weights)
+    trainable = list(layer.trainable_variables)
+    stats = list(layer.non_trainable_variables)
+    t_values = [v.value for v in trainable]
+    s_values = [v.value for v in stats]
+    by_name = dict(zip(layer._active, layer.candidates, strict=True))
+
+    def branch(k):
+        def run(x):
+            mapping = list(zip(trainable, t_values, strict=True))
+            mapping += zip(stats, s_values, strict=True)
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                if k in by_name:
+                    y = by_name[k](x, training=training)
+                else:  # none
+                    y = _zero(x, layer.strides)
+            new = []
+            for v, old in zip(stats, s_values, strict=True):
+                value = scope.get_current_value(v)
+                new.append(old if value is None else value)
+            return y, new
+
+        return run
+
+    branches = [branch(k) for k in range(len(layer.ops))]
+    y, new = ops.switch(index, branches, inputs)
+    if training:
+        for v, value in zip(stats, new, strict=True):
+            v.assign(value)
+    chosen = ops.take(op_weights, index)
+    return chosen * y + (ops.sum(op_weights) - chosen)
+
+
+# -------------------------------------------------------------- PC-DARTS
+
+
+def split_channels(inputs, k: int):
+    """`(x[..., :C/k], x[..., C/k:])`: the mixed and bypassed channels."""
+    c = inputs.shape[-1] // k
+    return inputs[..., :c], inputs[..., c:]
+
+
+def channel_shuffle(x, groups: int):
+    """PC-DARTS' (and ShuffleNet's) channel shuffle of NHWC `x`: channel
+    `g * (C / groups) + i` moves to `i * groups + g`."""
+    shape = ops.shape(x)
+    c = x.shape[-1]
+    x = ops.reshape(x, (-1, shape[1], shape[2], groups, c // groups))
+    x = ops.transpose(x, (0, 1, 2, 4, 3))
+    return ops.reshape(x, (-1, shape[1], shape[2], c))
+
+
+def partial_output(mixed, bypass, strides: int, k: int):
+    """Concatenates an edge's mixed channels with the bypassed ones
+    (max-pooled 2x2 on stride-2 edges, as the PC-DARTS code) and shuffles
+    the channels in `k` groups."""
+    if strides > 1:
+        bypass = ops.max_pool(bypass, 2, strides, padding="same")
+    out = ops.concatenate([mixed, ops.cast(bypass, mixed.dtype)], axis=-1)
+    return channel_shuffle(out, k)
+
+
+def node_softmax(beta, sizes: Sequence[int]):
+    """PC-DARTS' edge normalisation: the softmax of `beta` within each
+    node's block of incoming edges (`sizes[i]` edges for node `i`)."""
+    beta = ops.cast(beta, "float32")
+    out, start = [], 0
+    for n in sizes:
+        block = beta[start : start + n]
+        # One incoming edge: weight 1 (and no gradient), as its softmax.
+        out.append(
+            ops.ones_like(block) if n == 1 else ops.softmax(block, axis=-1)
+        )
+        start += n
+    return ops.concatenate(out, axis=0)
+
+
+# ------------------------------------------- the state of a DartsSupernet
+
+
+def _add_arch(model, name, shape, seed):
+    init = keras.initializers.RandomNormal(stddev=1e-3, seed=seed)
+    variable = model.add_weight(
+        shape=shape,
+        initializer=init,
+        name=name,
+        dtype=model.dtype_policy.variable_dtype,
+        autocast=False,
+    )
+    setattr(model, name, variable)
+
+
+def add_arch_state(model) -> None:
+    """Adds a `DartsSupernet`'s architecture variables (`alpha_*`, and
+    `beta_*` with partial channels, initialized `1e-3 * N(0, 1)` as in the
+    papers) and, for "gumbel", the non-trainable `gumbel_tau` (the
+    temperature), `gumbel_seed` and `gumbel_draws` (the noise counter)."""
+    kinds = model._kinds
+    shape = (model._edges(), len(model.candidate_ops))
+    for k, name in enumerate(ARCH_NAMES[:kinds]):
+        seed = None if model.seed is None else model.seed + k
+        _add_arch(model, name, shape, seed)
+    if model.partial_channels > 1:
+        for k, name in enumerate(BETA_NAMES[:kinds]):
+            seed = None if model.seed is None else model.seed + 2 + k
+            _add_arch(model, name, (model._edges(),), seed)
+    if model.relaxation != "gumbel":
+        return
+    seed = model.seed
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    for name, dtype, value in (
+        ("gumbel_tau", "float32", model.tau_max),
+        ("gumbel_seed", "int32", seed),
+        ("gumbel_draws", "int32", 0),
+    ):
+        variable = model.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(value),
+            name=name,
+            dtype=dtype,
+            trainable=False,
+            autocast=False,
+        )
+        setattr(model, name, variable)
+
+
+def cell_weights(model, training) -> dict:
+    """`{reduction: (op weights, edge weights or None)}` of one forward
+    pass of a `DartsSupernet`: the softmax of `alpha`, or (gumbel) a new
+    hard sample per kind of cell when training (the draw counter advances)
+    and the argmax one-hot otherwise; with partial channels, the per-node
+    softmax of `beta`."""
+    alphas = [getattr(model, n) for n in ARCH_NAMES[: model._kinds]]
+    if model.relaxation == "gumbel":
+        shape = tuple(alphas[0].shape)
+        if training:
+            # A read of the counter (TensorFlow's `.value` is the variable
+            # itself, which the assign below would change).
+            draw = ops.convert_to_tensor(model.gumbel_draws)
+            seed = ops.convert_to_tensor(model.gumbel_seed)
+            tau = ops.convert_to_tensor(model.gumbel_tau)
+            weights = [
+                gumbel_hard(
+                    a, tau, hash_uniform(seed, draw, shape, stream=k)
+                )
+                for k, a in enumerate(alphas)
+            ]
+            model.gumbel_draws.assign(draw + 1)
+        else:  # The argmax op of every edge.
+            weights = [
+                ops.one_hot(ops.argmax(a, axis=-1), shape[-1]) for a in alphas
+            ]
+    else:
+        weights = [ops.softmax(a) for a in alphas]
+    betas = [None] * len(alphas)
+    if model.partial_channels > 1:
+        betas = [
+            node_softmax(getattr(model, n), model._node_sizes())
+            for n in BETA_NAMES[: model._kinds]
+        ]
+    return {False: (weights[0], betas[0]), True: (weights[-1], betas[-1])}
