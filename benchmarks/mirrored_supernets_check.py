@@ -33,20 +33,28 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_nas.blocks.gan import (  # noqa: E402
+    build_discriminator,
+    build_generator,
+)
+from keras_nas.gan.model import GAN  # noqa: E402
 from keras_nas.spaces import NasBench201SearchSpace  # noqa: E402
 from keras_nas.supernet.darts import DartsSupernet, SearchData  # noqa: E402
+from keras_nas.supernet.hypernetwork import HyperNetwork  # noqa: E402
 from keras_nas.supernet.one_shot import OneShotSupernet  # noqa: E402
 
 BATCH = 16
 rng = np.random.default_rng(0)
 X = rng.random((2 * BATCH, 8, 8, 3), dtype=np.float32)
 Y = rng.integers(0, 10, 2 * BATCH).astype("int32")
+SAME = False
 
 
 def same_halves():
     """Gives both replicas the same 8 samples (then per-replica batch-norm
     statistics are those of the global batch)."""
-    global X, Y
+    global X, Y, SAME
+    SAME = True
     h = np.tile(np.arange(BATCH // 2), 2)
     idx = np.concatenate([h, BATCH + h])
     X, Y = X[idx], Y[idx]
@@ -65,14 +73,37 @@ def darts(order, arch_sgd=False):
     return model, lambda: model.fit(data, epochs=1, verbose=0)
 
 
-def one_shot(sampler):
+def one_shot(sampler, step="auto"):
     space = NasBench201SearchSpace(
         input_shape=(8, 8, 3), num_classes=10, filters=2, cells_per_stage=1
     )
     model = OneShotSupernet(space, sampler=sampler, seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9), step=step
+    )
     return model, lambda: model.fit(
         X[:BATCH], Y[:BATCH], batch_size=BATCH, verbose=0, shuffle=False
+    )
+
+
+def hypernetwork():
+    space = NasBench201SearchSpace(
+        input_shape=(8, 8, 3), num_classes=10, filters=2, cells_per_stage=1
+    )
+    model = HyperNetwork(space, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    # `train` shuffles the batch: with --halves same, one image repeated.
+    images = np.repeat(X[:1], BATCH, axis=0) if SAME else X[:BATCH]
+    return model, lambda: model.train(images, Y[:BATCH], 1, BATCH)
+
+
+def gan():
+    generator = build_generator((4, 4, 1), [{}, {"skips": [True]}], 4, 8)
+    model = GAN(generator, build_discriminator((4, 4, 1), filters=4), seed=0)
+    model.compile()
+    images = X[:BATCH, :4, :4, :1]
+    return model, lambda: model.fit(
+        images, batch_size=BATCH, verbose=0, shuffle=False
     )
 
 
@@ -82,6 +113,9 @@ CASES = {
     "darts_order1_arch_sgd": lambda: darts(1, arch_sgd=True),
     "spos_uniform": lambda: one_shot(None),
     "spos_fair": lambda: one_shot("fair"),
+    "spos_eager": lambda: one_shot(None, step="eager"),
+    "hypernetwork": hypernetwork,
+    "gan": gan,
 }
 
 
