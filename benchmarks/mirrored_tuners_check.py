@@ -1,20 +1,27 @@
-"""The multi-trial tuners with keras-tuner's `distribution_strategy=`.
+"""The keras-nas tuners with keras-tuner's `distribution_strategy=`.
 
 TensorFlow backend, 2 logical CPUs (`set_logical_device_configuration`)
-and `tf.distribute.MirroredStrategy` over them: `AgingEvolution`,
-`MonteCarloTreeSearch` and `Reinforce` each run 2 trials of a tiny
-`CellSearchSpace` (1 cell, 2 nodes, 4 filters) on 256 digits images, 1
+and `tf.distribute.MirroredStrategy` over them: each tuner runs 2 trials
+(`Darts`: its 1 trial) of a tiny `CellSearchSpace` (1 cell, 2 nodes, 4
+filters; `Enas` a 1-cell NAS-Bench-201 space) on 256 digits images, 1
 epoch, global batch 64; keras-tuner builds and fits every trial's model in
-the strategy's scope. Prints, per tuner, the trial scores, the best model's
-first weight type and the time.
+the strategy's scope (`Darts` and `Enas` build their supernet there).
+Prints, per tuner, the trial scores, the best model's first weight type
+(`MirroredVariable`) and the time.
+
+`--role chief|worker` runs the same search in keras-tuner's chief/worker
+mode (set `KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP` and
+`KERASTUNER_ORACLE_PORT` as for any keras-tuner search): the worker trains
+its trials under the strategy; the chief serves the oracle.
 
 Usage:
 
     python benchmarks/mirrored_tuners_check.py /tmp/mirrored
+    python benchmarks/mirrored_tuners_check.py /tmp/m --tuners bananas,darts
 """
 
+import argparse
 import os
-import sys
 import time
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -27,50 +34,94 @@ tf.config.set_logical_device_configuration(
 )
 
 from keras_nas.data import load_digits_arrays  # noqa: E402
-from keras_nas.spaces import CellSearchSpace  # noqa: E402
+from keras_nas.spaces import (  # noqa: E402
+    CellSearchSpace,
+    NasBench201SearchSpace,
+)
 from keras_nas.tuners import (  # noqa: E402
     AgingEvolution,
+    ArchitectureBayesianOptimization,
+    Bananas,
+    Darts,
+    Enas,
+    LocalSearch,
     MonteCarloTreeSearch,
     Reinforce,
 )
 
+TUNERS = {
+    "evolution": AgingEvolution,
+    "mcts": MonteCarloTreeSearch,
+    "reinforce": Reinforce,
+    "bananas": Bananas,
+    "bo": ArchitectureBayesianOptimization,
+    "local": LocalSearch,
+    "darts": Darts,
+    "enas": Enas,
+}
 
-def main(directory: str) -> None:
+
+def _tuner(cls, directory, strategy):
+    space = CellSearchSpace(
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        num_cells=1,
+        filters=4,
+        num_nodes=2,
+    )
+    kwargs = dict(
+        objective="val_accuracy",
+        seed=1,
+        directory=directory,
+        project_name=cls.__name__,
+        overwrite=True,
+        distribution_strategy=strategy,
+    )
+    if cls is Darts:
+        return cls(space, filters=4, num_cells=1, batch_size=64, **kwargs)
+    if cls is Enas:
+        nb201 = NasBench201SearchSpace(
+            input_shape=(8, 8, 1), num_classes=10, filters=4,
+            cells_per_stage=1,
+        )  # fmt: skip
+        return cls(
+            nb201, max_trials=2, controller_steps=1, reward_batch_size=32,
+            **kwargs,
+        )  # fmt: skip
+    return cls(space, max_trials=2, **kwargs)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("directory")
+    parser.add_argument("--tuners", default=",".join(TUNERS))
+    parser.add_argument("--role", choices=("single", "chief", "worker"))
+    args = parser.parse_args(argv)
     x, y = load_digits_arrays()
     x, y = x[:256], y[:256].astype("int32")
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    print("replicas", strategy.num_replicas_in_sync)
-    for cls in (AgingEvolution, MonteCarloTreeSearch, Reinforce):
-        space = CellSearchSpace(
-            input_shape=(8, 8, 1),
-            num_classes=10,
-            num_cells=1,
-            filters=4,
-            num_nodes=2,
-        )
+    replicas = strategy.num_replicas_in_sync
+    print("replicas", replicas, args.role or "", flush=True)
+    for name in args.tuners.split(","):
+        cls = TUNERS[name]
         t0 = time.time()
-        tuner = cls(
-            space,
-            objective="val_accuracy",
-            max_trials=2,
-            seed=1,
-            directory=directory,
-            project_name=cls.__name__,
-            overwrite=True,
-            distribution_strategy=strategy,
-        )
+        tuner = _tuner(cls, args.directory, strategy)
         tuner.search(
-            x, y, validation_split=0.25, epochs=1, batch_size=64, verbose=0
-        )
+            x[:192], y[:192], validation_data=(x[192:], y[192:]), epochs=1,
+            batch_size=64, verbose=0,
+        )  # fmt: skip
+        if args.role == "worker":
+            print(f"{cls.__name__}: worker done, {time.time() - t0:.1f} s")
+            continue
         model = tuner.get_best_models(1)[0]
         scores = [float(t.score) for t in tuner.oracle.trials.values()]
         print(
             f"{cls.__name__}: {len(scores)} trials, scores {scores}, "
-            f"best model weight {type(model.weights[0]).__name__}, "
+            f"best model weight {type(model.weights[0].value).__name__}, "
             f"{time.time() - t0:.1f} s",
             flush=True,
         )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             PACKAGE,
             "_validation",
             "_backend",
+            "_distribute_tensorflow",
             "_lazy",
             "_jax_state",
             "_serializable",

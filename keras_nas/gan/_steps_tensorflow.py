@@ -1,10 +1,18 @@
-"""GAN steps for the TensorFlow backend (one GradientTape per network)."""
+"""GAN steps for the TensorFlow backend (one GradientTape per network).
+
+Under a `tf.distribute` strategy the gradients are averaged over the
+replicas (`keras_nas._distribute_tensorflow`), and each replica takes its
+share of latent vectors drawn for the global batch from the mirrored seed,
+so that N replicas draw what one device draws. Batch norm keeps per-replica
+statistics, as in plain Keras models.
+"""
 
 from __future__ import annotations
 
 import tensorflow as tf
 from keras import ops
 
+from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.gan import losses
 
 
@@ -14,7 +22,13 @@ def _gradients(loss_fn, z, variables):
     grads = tape.gradient(
         loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
-    return loss, grads
+    return loss, distribute.mean_gradients(grads)
+
+
+def _latent(model, n):
+    """This replica's `n` latent vectors of the global batch's draw."""
+    draw = model.sample_latent(n * distribute.num_replicas())
+    return distribute.replica_share(draw, n)
 
 
 def train_step(model, data):
@@ -36,12 +50,11 @@ def train_step(model, data):
     pair = model.optimizer
     d_vars = discriminator.trainable_variables
     for _ in range(model.discriminator_steps):
-        z_d = model.sample_latent(n)
-        d_loss, grads = _gradients(d_loss_fn, z_d, d_vars)
-        pair.discriminator_optimizer.apply(grads, d_vars)
+        d_loss, grads = _gradients(d_loss_fn, _latent(model, n), d_vars)
+        distribute.apply(pair.discriminator_optimizer, grads, d_vars)
     g_vars = generator.trainable_variables
-    g_loss, grads = _gradients(g_loss_fn, model.sample_latent(n), g_vars)
-    pair.generator_optimizer.apply(grads, g_vars)
+    g_loss, grads = _gradients(g_loss_fn, _latent(model, n), g_vars)
+    distribute.apply(pair.generator_optimizer, grads, g_vars)
     model.d_loss_tracker.update_state(d_loss)
     model.g_loss_tracker.update_state(g_loss)
     return {

@@ -20,6 +20,7 @@ import weakref
 import keras
 import tensorflow as tf
 
+from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -64,7 +65,14 @@ def _loss_and_grads(model, x, y, groups):
     function in the step's graph, however often the step calls it).
     """
     if model.order != 2 or not tf.inside_function():
-        return _pass(model, x, y, groups)
+        loss, logits, grads = _pass(model, x, y, groups)
+    else:
+        loss, logits, grads = _traced_pass(model, groups)(x, y)
+    # Under a tf.distribute strategy: the global batch's gradients.
+    return loss, logits, distribute.mean_gradients(grads)
+
+
+def _traced_pass(model, groups):
     passes = _TRACED_PASSES.setdefault(model, {})
     if groups not in passes:
 
@@ -76,7 +84,7 @@ def _loss_and_grads(model, x, y, groups):
             reduce_retracing=True,
             experimental_attributes={"_noinline": True},
         )
-    return passes[groups](x, y)
+    return passes[groups]
 
 
 def _assign(variables, values):
@@ -133,7 +141,7 @@ def train_step(model, data):
         a = model.arch_variables
         arch_loss, logits_v, grad_a = _arch_grads(model, xt, yt, xv, yv)
         grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
-        model.optimizer.arch_optimizer.apply(grad_a, a)
+        distribute.apply(model.optimizer.arch_optimizer, grad_a, a)
         model.arch_loss_tracker.update_state(arch_loss)
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables
@@ -141,7 +149,7 @@ def train_step(model, data):
     grad_w = clip_and_decay(
         grad_w, w, model.grad_clip, model.weight_decay
     )
-    model.optimizer.weights_optimizer.apply(grad_w, w)
+    distribute.apply(model.optimizer.weights_optimizer, grad_w, w)
     model.loss_tracker.update_state(loss)
     model.accuracy_tracker.update_state(yt, logits)
     logs["loss"] = model.loss_tracker.result()

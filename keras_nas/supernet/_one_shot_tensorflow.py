@@ -16,6 +16,15 @@ Three steps:
 - eager (a Python `sampler`, e.g. the ENAS controller, or `step="eager"`):
   the path is a Python choice and only its variables are handed to the
   optimizer; every layer call runs as its own cached `tf.function`.
+
+Under a `tf.distribute` strategy (`fit` inside `strategy.scope()`) every
+replica trains the same path: the compiled steps draw it from the mirrored
+state of the model's `SeedGenerator` (the same numbers on every replica),
+the eager step draws it once on the host (`distribute.once`). The loss is
+Keras' (divided by the number of replicas), so the optimizer's sum over the
+replicas is the global batch's gradient, as in Keras' own step; the
+restored off-path variables are replica-identical. Batch norm keeps
+per-replica statistics (see `keras_nas._distribute_tensorflow`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _one_shot_indexed as indexed
 
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -75,7 +85,7 @@ def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
         loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
     grads = tape.gradient(scaled, variables)
     model.optimizer.apply(grads, variables)
-    return loss, y_pred
+    return distribute.unscale_loss(loss), y_pred
 
 
 def _masked_apply(model, grads, masks) -> None:
@@ -112,7 +122,7 @@ def apply_indexed_gradients(model, x, y, sample_weight, idx) -> Any:
         loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
     grads = tape.gradient(scaled, variables)
     _masked_apply(model, grads, indexed.variable_masks(model, idx))
-    return loss, y_pred
+    return distribute.unscale_loss(loss), y_pred
 
 
 def fair_gradients(model, x, y, sample_weight, paths) -> tuple:
@@ -166,13 +176,14 @@ def apply_fair_gradients(model, x, y, sample_weight, paths) -> Any:
     m = indexed.num_fair_paths(model)
     loss, y_pred, grads = fair_gradients(model, x, y, sample_weight, paths)
     _masked_apply(model, grads, indexed.union_masks(model, paths, m))
-    return loss, y_pred
+    return distribute.unscale_loss(loss), y_pred
 
 
 def train_step(model, data) -> dict:
     """`Model.train_step(data)` of the TensorFlow trainer."""
     if model._train_mode != "compiled":
-        return model._train_on_path(data)
+        values = distribute.once(model._next_training_values)
+        return model._train_on_path(data, values)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     idx = model._sample_indices()
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients

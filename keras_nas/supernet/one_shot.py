@@ -511,10 +511,12 @@ class OneShotSupernet(PathEvaluation, keras.Model):
             optimizer.build(self.trainable_variables)
         return super().make_train_function(force=force)
 
-    def _train_on_path(self, data) -> dict[str, Any]:
-        """The eager step: one batch on a Python-sampled path."""
+    def _train_on_path(self, data, values=None) -> dict[str, Any]:
+        """The eager step: one batch on a Python-sampled path (`values`,
+        or the sampler's next)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        values = self._next_training_values()
+        if values is None:
+            values = self._next_training_values()
         path = self._to_path(values)
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)

@@ -10,6 +10,7 @@ from scratch; `get_best_models()` returns it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -409,12 +410,16 @@ class Darts(NasTuner):
         data = darts_lib.search_data(
             train, val, batch_size=self.batch_size, seed=self.seed
         )
-        supernet = darts_lib.DartsSupernet(**self.supernet_config)
-        supernet.compile(
-            decay_steps=max(1, epochs * len(data)),
-            steps_per_epoch=max(1, len(data)),
-            jit_compile=self.jit_compile,
-        )
+        # keras-tuner's `distribution_strategy=`: the supernet is built in
+        # its scope, so that `fit` runs on its replicas.
+        strategy = self.distribution_strategy
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            supernet = darts_lib.DartsSupernet(**self.supernet_config)
+            supernet.compile(
+                decay_steps=max(1, epochs * len(data)),
+                steps_per_epoch=max(1, len(data)),
+                jit_compile=self.jit_compile,
+            )
         log_dir = None
         for cb in callbacks:
             if isinstance(cb, keras.callbacks.TensorBoard):

@@ -26,6 +26,7 @@ search started again with `overwrite=False` resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -94,6 +95,11 @@ class EnasOracle(ReinforceOracle):
         # The tuner trained the controller during the trial: only mark the
         # weights as new, so `save()` writes them with the trial's end.
         self._controller_version += 1
+
+
+def _strategy_scope(strategy):
+    """`strategy.scope()`, or no scope for None."""
+    return strategy.scope() if strategy else contextlib.nullcontext()
 
 
 class Enas(_base.NasTuner):
@@ -168,7 +174,9 @@ class Enas(_base.NasTuner):
                     "Expected a `hypermodel` (search space) or a "
                     "`supernet`. Received: hypermodel=None, supernet=None"
                 )
-            supernet = OneShotSupernet(hypermodel, seed=seed)
+            # Built in keras-tuner's `distribution_strategy=` scope, if any.
+            with _strategy_scope(kwargs.get("distribution_strategy")):
+                supernet = OneShotSupernet(hypermodel, seed=seed)
         if not isinstance(supernet, OneShotSupernet):
             raise ValueError(
                 "Expected `supernet` to be a keras_nas.supernet."
@@ -206,13 +214,16 @@ class Enas(_base.NasTuner):
 
     def _compile_supernet(self) -> None:
         net = self.supernet
-        if getattr(net, "optimizer", None) is None:
-            optimizer = self.child_optimizer or keras.optimizers.SGD(
-                0.05, momentum=0.9, nesterov=True
-            )
-            net.compile(optimizer=optimizer)
-        if not net.optimizer.built:
-            net.optimizer.build(net.trainable_variables)
+        # The optimizer's variables go where the supernet's are (TensorFlow:
+        # the strategy the supernet was built in).
+        with _strategy_scope(getattr(net, "_distribute_strategy", None)):
+            if getattr(net, "optimizer", None) is None:
+                optimizer = self.child_optimizer or keras.optimizers.SGD(
+                    0.05, momentum=0.9, nesterov=True
+                )
+                net.compile(optimizer=optimizer)
+            if not net.optimizer.built:
+                net.optimizer.build(net.trainable_variables)
 
     def _load_supernet(self) -> None:
         """Restores the supernet saved by the last completed round."""
