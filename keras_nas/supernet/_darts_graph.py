@@ -29,6 +29,8 @@ import keras
 
 # key -> (weak reference to the representative layer, traced function).
 _FUNCTIONS: dict = {}
+#: False traces every edge inline (for measurements: benchmarks/).
+ENABLED = True
 _LOCAL = threading.local()
 
 
@@ -43,7 +45,7 @@ def enabled(inputs) -> bool:
     when `inputs` are traced (eager JAX runs the layer directly), never
     from inside a shared function (`call` below: the representative).
     """
-    if getattr(_LOCAL, "inside", False):
+    if not ENABLED or getattr(_LOCAL, "inside", False):
         return False
     backend = keras.backend.backend()
     if backend == "tensorflow":
