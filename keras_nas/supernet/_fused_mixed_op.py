@@ -10,8 +10,8 @@ files and weight counts are unchanged) with:
 - one depthwise convolution per group of separable convolutions with the
   same dilation and number of repeats (`sep_conv_3x3`/`5x5`/`7x7` are one
   group, `dil_conv_3x3`/`5x5` another): the members' kernels, zero-padded
-  to the largest size around their centres, are stacked as a channel
-  multiplier on the first repeat and side by side on the later repeats;
+  to the largest size around their centres, side by side along the
+  channels;
 - one einsum per group and repeat for the members' pointwise convolutions
   (block diagonal: member `m` maps its own channels);
 - one batch normalization over the stacked channels for the inner repeats,
@@ -228,7 +228,14 @@ def _depthwise(x, kernel, strides, size, dilation):
 
 
 def _conv_group(layer, group, relu_x, training, plan_):
-    """The group's output before its last batch norm: (B, H, W, M, F)."""
+    """The group's output before its last batch norm: (B, H, W, M, F).
+
+    The members sit side by side along the channels (member `m`'s channel
+    `c` at `m * C + c`), the first repeat on `M` copies of the input: a
+    channel multiplier would spare the copies, but XLA's CPU convolution
+    runs it ~6x slower (one edge's training pass at micro size: 234 vs 41
+    ms; TensorFlow 11.4 vs 9.4 ms; benchmarks/RESULTS.md).
+    """
     members = [layer.candidates[m] for m in group.members]
     n = len(members)
     y = None
@@ -237,26 +244,22 @@ def _conv_group(layer, group, relu_x, training, plan_):
             _pad_kernel(op.depthwise[r].kernel, group.kernel) for op in members
         ]
         pointwise = ops.stack([op.pointwise[r].kernel[0, 0] for op in members])
-        strides = layer.strides if r == 0 else 1
         if r == 0:
-            # Channel multiplier n: output channel c * n + m.
+            x = relu_x if n == 1 else ops.concatenate([relu_x] * n, axis=-1)
             z = _depthwise(
-                relu_x,
-                ops.concatenate(kernels, axis=3),
-                strides,
+                x,
+                ops.concatenate(kernels, axis=2),
+                layer.strides,
                 group.kernel,
                 group.dilation,
             )
-            z = _split_last(z, relu_x.shape[-1], n)
-            y = ops.einsum("bhwcm,mcf->bhwmf", z, pointwise)
         else:
-            # Members side by side: channel m * F + c.
             x = ops.relu(_merge_last(y))
             z = _depthwise(
                 x, ops.concatenate(kernels, axis=2), 1, group.kernel, 1
             )
-            z = _split_last(z, n, y.shape[-1])
-            y = ops.einsum("bhwmc,mcf->bhwmf", z, pointwise)
+        z = _split_last(z, n, x.shape[-1] // n)
+        y = ops.einsum("bhwmc,mcf->bhwmf", z, pointwise)
         if r < group.repeats - 1:
             bns = [op.bns[r] for op in members]
             y = _split_last(
