@@ -22,6 +22,8 @@ JAX traces once per input shapes.
 from __future__ import annotations
 
 import importlib
+import itertools
+import math
 import threading
 import weakref
 
@@ -29,6 +31,8 @@ import keras
 
 # key -> (weak reference to the representative layer, traced function).
 _FUNCTIONS: dict = {}
+#: False traces every edge inline (for measurements: benchmarks/).
+ENABLED = True
 _LOCAL = threading.local()
 
 
@@ -43,7 +47,7 @@ def enabled(inputs) -> bool:
     when `inputs` are traced (eager JAX runs the layer directly), never
     from inside a shared function (`call` below: the representative).
     """
-    if getattr(_LOCAL, "inside", False):
+    if not ENABLED or getattr(_LOCAL, "inside", False):
         return False
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -85,7 +89,7 @@ def _make_function(layer, direct, training):
                 outputs = direct(rep, inputs, op_weights, training)
         finally:
             _LOCAL.inside = False
-        if not training:
+        if not training or not non_trainable:
             return outputs, []
         new = []
         for v, old in zip(
@@ -93,7 +97,9 @@ def _make_function(layer, direct, training):
         ):
             value = scope.get_current_value(v)
             new.append(old if value is None else value)
-        return outputs, new
+        # One output for all moving statistics: each output of a TF
+        # function gets its own zero gradient at every call site.
+        return outputs, [_pack(new)]
 
     if keras.backend.backend() == "tensorflow":
         tf = _backend_module()
@@ -141,6 +147,29 @@ def call(layer, inputs, op_weights, training, direct):
         trainable = [tf.convert_to_tensor(v) for v in trainable]
         non_trainable = [tf.convert_to_tensor(v) for v in non_trainable]
     outputs, new = fn(trainable, non_trainable, inputs, op_weights)
-    for v, value in zip(layer.non_trainable_variables, new, strict=False):
-        v.assign(value)
+    if new:
+        variables = layer.non_trainable_variables
+        for v, value in zip(variables, _unpack(new[0], variables), strict=True):
+            v.assign(value)
     return outputs
+
+
+def _pack(values):
+    """The values flattened into one vector."""
+    flat = [keras.ops.reshape(v, (-1,)) for v in values]
+    return flat[0] if len(flat) == 1 else keras.ops.concatenate(flat, axis=0)
+
+
+def _unpack(packed, variables):
+    """`_pack`'s values, shaped as `variables`."""
+    sizes = [math.prod(v.shape) for v in variables]
+    if len(sizes) == 1:
+        return [keras.ops.reshape(packed, variables[0].shape)]
+    if len(set(sizes)) == 1:  # equal sections: one op, no index arithmetic
+        parts = keras.ops.split(packed, len(sizes))
+    else:
+        parts = keras.ops.split(packed, list(itertools.accumulate(sizes))[:-1])
+    return [
+        p if len(v.shape) == 1 else keras.ops.reshape(p, v.shape)
+        for p, v in zip(parts, variables, strict=True)
+    ]

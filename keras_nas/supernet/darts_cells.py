@@ -18,11 +18,14 @@ from keras import ops
 from keras_nas._validation import MAX_FILTERS, MAX_NODES, check_positive_int
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
-from keras_nas.supernet import _darts_graph, relaxations
+from keras_nas.supernet import _darts_graph, _fused_mixed_op, relaxations
 
 __all__ = ["MixedOp", "SearchCell", "check_ops", "num_edges"]
 
 _PACKAGE = "keras_nas"
+
+#: False evaluates every `MixedOp` op by op (for measurements: benchmarks/).
+FUSED = True
 
 
 def check_ops(candidates: Any) -> tuple[str, ...]:
@@ -173,14 +176,22 @@ class MixedOp(keras.layers.Layer):
         if self.relaxation == "gumbel":
             out = relaxations.sampled_edge(self, inputs, op_weights, training)
         else:
-            weights = ops.take(
-                ops.cast(op_weights, inputs.dtype), self._active
-            )
-            outputs = [op(inputs, training=training) for op in self.candidates]
-            out = _weighted_sum(weights, *outputs)
+            out = self._weighted_candidates(inputs, op_weights, training)
         if k > 1:
             out = relaxations.partial_output(out, bypass, self.strides, k)
         return out
+
+    def _weighted_candidates(self, inputs, op_weights, training=None):
+        # The DARTS candidates: a few stacked ops (_fused_mixed_op.py).
+        if not hasattr(self, "_fusion"):
+            self._fusion = _fused_mixed_op.plan(self)
+        if FUSED and _fused_mixed_op.applies(self, self._fusion, inputs):
+            return _fused_mixed_op.call(
+                self, self._fusion, inputs, op_weights, training
+            )
+        weights = ops.take(ops.cast(op_weights, inputs.dtype), self._active)
+        outputs = [op(inputs, training=training) for op in self.candidates]
+        return _weighted_sum(weights, *outputs)
 
     def compute_output_shape(self, input_shape, op_weights_shape=None):
         shape = tuple(input_shape)

@@ -1,0 +1,313 @@
+"""A DARTS edge evaluated with a few big ops instead of one graph per op.
+
+A `MixedOp` with the DARTS candidates (`ops_version=2`, affine-free batch
+norms) sums seven ops per edge; evaluated op by op, each edge traces into
+~350 graph ops (benchmarks/RESULTS.md), and the trace, TensorFlow's graph
+optimization and XLA's compile time grow with that count. Here the same sum
+is computed from the same variables (they stay per op, so weights, saved
+files and weight counts are unchanged) with:
+
+- one depthwise convolution per group of separable convolutions with the
+  same dilation and number of repeats (`sep_conv_3x3`/`5x5`/`7x7` are one
+  group, `dil_conv_3x3`/`5x5` another): the members' kernels, zero-padded
+  to the largest size around their centres, side by side along the
+  channels;
+- one einsum per group and repeat for the members' pointwise convolutions
+  (block diagonal: member `m` maps its own channels);
+- one batch normalization over the stacked channels for the inner repeats,
+  and one for every normalized output of the edge (the last repeats of the
+  convolution groups, the pools' batch norms and `FactorizedReduce`'s);
+- one einsum for the `alpha`-weighted sum.
+
+Every op computes exactly what it computes alone (zero taps add zeros; a
+batch norm's statistics are per channel; the moving statistics get the same
+updates), so outputs and gradients agree with the op-by-op evaluation to
+float32 rounding (tests/supernet/test_fused_mixed_op.py).
+
+`plan(layer)` says whether a built `MixedOp`'s candidates can be fused (any
+other op, `ops_version=1`, or affine batch norms: no) and how; `call(layer,
+plan, inputs, op_weights, training)` evaluates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+from keras_nas.blocks import ops as nas_ops
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvGroup:
+    """Separable convolutions of one dilation and number of repeats."""
+
+    members: tuple[int, ...]  # indices into `MixedOp.candidates`
+    kernel: int  # the largest kernel size of the members
+    dilation: int
+    repeats: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How a `MixedOp`'s candidates are evaluated together."""
+
+    groups: tuple[ConvGroup, ...]
+    pools: tuple[int, ...]  # Sequential([Pool, BatchNormalization])
+    reduce: int | None  # FactorizedReduce (skip_connect at stride 2)
+    identity: int | None  # Identity (skip_connect at stride 1)
+    epsilon: float
+    momentum: float
+
+    def normalized(self) -> tuple[int, ...]:
+        """Candidate indices in the order of the stacked normalized outputs."""
+        order = [m for g in self.groups for m in g.members]
+        order += list(self.pools)
+        if self.reduce is not None:
+            order.append(self.reduce)
+        return tuple(order)
+
+
+def _affine_free(bn) -> bool:
+    return (
+        type(bn) is keras.layers.BatchNormalization
+        and not bn.center
+        and not bn.scale
+        and not bn.renorm
+        and bn.axis in (-1, 3)
+    )
+
+
+def _classify(op, filters, strides):
+    """('conv', key) / ('pool',) / ('reduce',) / ('identity',) or None."""
+    if type(op) in (nas_ops.SepConv, nas_ops.DilConv):
+        if (
+            op.ops_version >= 2
+            and not op.affine
+            and op.kernel_size % 2 == 1
+            and op.filters == filters
+            and op.strides == strides
+            and all(_affine_free(bn) for bn in op.bns)
+            and all(d.depth_multiplier == 1 for d in op.depthwise)
+        ):
+            return ("conv", (op.dilation_rate, op.repeats))
+        return None
+    if type(op) is nas_ops.FactorizedReduce:
+        if op.ops_version >= 2 and not op.affine and _affine_free(op.bn):
+            return ("reduce",)
+        return None
+    if type(op) is nas_ops.Identity:
+        return ("identity",) if strides == 1 else None
+    if type(op) is keras.Sequential and len(op.layers) == 2:
+        pool, bn = op.layers
+        if (
+            type(pool) is nas_ops.Pool
+            and pool.ops_version >= 2
+            and pool.strides == strides
+            and _affine_free(bn)
+        ):
+            return ("pool",)
+    return None
+
+
+def _batch_norms(layer, plan_):
+    """Every batch norm a fused evaluation uses."""
+    out = []
+    for g in plan_.groups:
+        for m in g.members:
+            out += layer.candidates[m].bns
+    out += [layer.candidates[p].layers[1] for p in plan_.pools]
+    if plan_.reduce is not None:
+        out.append(layer.candidates[plan_.reduce].bn)
+    return out
+
+
+def plan(layer) -> Plan | None:
+    """How to fuse a built `MixedOp`, or None when it cannot be fused."""
+    if getattr(layer, "ops_version", 1) < 2 or not layer.built:
+        return None
+    groups: dict = {}
+    pools, reduce, identity = [], None, None
+    for i, op in enumerate(layer.candidates):
+        kind = _classify(op, layer.filters, layer.strides)
+        if kind is None:
+            return None
+        if kind[0] == "conv":
+            groups.setdefault(kind[1], []).append(i)
+        elif kind[0] == "pool":
+            pools.append(i)
+        elif kind[0] == "reduce":
+            reduce = i
+        else:
+            identity = i
+    conv_groups = tuple(
+        ConvGroup(
+            tuple(members),
+            max(layer.candidates[m].kernel_size for m in members),
+            dilation,
+            repeats,
+        )
+        for (dilation, repeats), members in groups.items()
+    )
+    result = Plan(conv_groups, tuple(pools), reduce, identity, 0.0, 0.0)
+    bns = _batch_norms(layer, result)
+    if not bns:
+        return None
+    settings = {(float(bn.epsilon), float(bn.momentum)) for bn in bns}
+    if len(settings) != 1:
+        return None
+    ((epsilon, momentum),) = settings
+    return dataclasses.replace(result, epsilon=epsilon, momentum=momentum)
+
+
+def applies(layer, plan_: Plan | None, inputs) -> bool:
+    """Whether `call` may evaluate `layer` on `inputs` now."""
+    if plan_ is None or keras.backend.standardize_dtype(inputs.dtype) != (
+        "float32"
+    ):
+        return False
+    if layer.compute_dtype != "float32":
+        return False
+    # A frozen batch norm normalizes with its moving statistics in training.
+    return all(bn.trainable for bn in _batch_norms(layer, plan_))
+
+
+def _split_last(x, a, b):
+    """(..., a * b) -> (..., a, b)."""
+    return ops.reshape(x, (*ops.shape(x)[:-1], a, b))
+
+
+def _merge_last(x):
+    """(..., a, b) -> (..., a * b)."""
+    shape = ops.shape(x)
+    return ops.reshape(x, (*shape[:-2], shape[-2] * shape[-1]))
+
+
+def _pad_kernel(kernel, size):
+    p = (size - kernel.shape[0]) // 2
+    if p == 0:
+        return kernel
+    return ops.pad(kernel, [[p, p], [p, p], [0, 0], [0, 0]])
+
+
+def _batch_norm(x, bns, training, plan_):
+    """One batch normalization of `x`'s channels, `bns` side by side."""
+    momentum = plan_.momentum
+    mean_parts = [ops.cast(bn.moving_mean, x.dtype) for bn in bns]
+    var_parts = [ops.cast(bn.moving_variance, x.dtype) for bn in bns]
+    moving_mean = ops.concatenate(mean_parts, axis=0)
+    moving_var = ops.concatenate(var_parts, axis=0)
+    if training:
+        mean, variance = ops.moments(x, axes=[0, 1, 2])
+        new_mean = moving_mean * momentum + mean * (1.0 - momentum)
+        new_var = moving_var * momentum + variance * (1.0 - momentum)
+        n = len(bns)
+        new_means = ops.split(new_mean, n) if n > 1 else [new_mean]
+        new_vars = ops.split(new_var, n) if n > 1 else [new_var]
+        for bn, m, v in zip(bns, new_means, new_vars, strict=True):
+            bn.moving_mean.assign(m)
+            bn.moving_variance.assign(v)
+    else:
+        mean, variance = moving_mean, moving_var
+    return ops.batch_normalization(
+        x, mean, variance, axis=-1, epsilon=plan_.epsilon
+    )
+
+
+def _depthwise(x, kernel, strides, size, dilation):
+    """The depthwise conv of `SepConv` (ops_version 2) at `strides`."""
+    if strides > 1 and dilation == 1:
+        pad = size // 2
+        x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        return ops.depthwise_conv(x, kernel, strides=strides, padding="valid")
+    y = ops.depthwise_conv(
+        x, kernel, strides=1, padding="same", dilation_rate=dilation
+    )
+    return y[:, ::2, ::2, :] if strides > 1 else y
+
+
+def _conv_group(layer, group, relu_x, training, plan_):
+    """The group's output before its last batch norm: (B, H, W, M, F).
+
+    The members sit side by side along the channels (member `m`'s channel
+    `c` at `m * C + c`), the first repeat on `M` copies of the input: a
+    channel multiplier would spare the copies, but XLA's CPU convolution
+    runs it ~6x slower (one edge's training pass at micro size: 234 vs 41
+    ms; TensorFlow 11.4 vs 9.4 ms; benchmarks/RESULTS.md).
+    """
+    members = [layer.candidates[m] for m in group.members]
+    n = len(members)
+    y = None
+    for r in range(group.repeats):
+        kernels = [
+            _pad_kernel(op.depthwise[r].kernel, group.kernel) for op in members
+        ]
+        pointwise = ops.stack([op.pointwise[r].kernel[0, 0] for op in members])
+        if r == 0:
+            x = relu_x if n == 1 else ops.concatenate([relu_x] * n, axis=-1)
+            z = _depthwise(
+                x,
+                ops.concatenate(kernels, axis=2),
+                layer.strides,
+                group.kernel,
+                group.dilation,
+            )
+        else:
+            x = ops.relu(_merge_last(y))
+            z = _depthwise(
+                x, ops.concatenate(kernels, axis=2), 1, group.kernel, 1
+            )
+        z = _split_last(z, n, x.shape[-1] // n)
+        y = ops.einsum("bhwmc,mcf->bhwmf", z, pointwise)
+        if r < group.repeats - 1:
+            bns = [op.bns[r] for op in members]
+            y = _split_last(
+                _batch_norm(_merge_last(y), bns, training, plan_),
+                n,
+                y.shape[-1],
+            )
+    return y
+
+
+def _reduce(op, relu_x):
+    """`FactorizedReduce` before its batch norm, on the ReLU'd input."""
+    shifted = ops.pad(relu_x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
+    return ops.concatenate(
+        [
+            ops.conv(relu_x, op.conv_1.kernel, strides=2),
+            ops.conv(shifted, op.conv_2.kernel, strides=2),
+        ],
+        axis=-1,
+    )
+
+
+def call(layer, plan_: Plan, inputs, op_weights, training=None):
+    """`sum_k op_weights[k] * op_k(inputs)` of a `MixedOp`, fused."""
+    training = bool(training)
+    cands = layer.candidates
+    stacked = []  # (B, H, W, n, F) before batch norm
+    if plan_.groups or plan_.reduce is not None:
+        relu_x = ops.relu(inputs)
+    for group in plan_.groups:
+        stacked.append(_conv_group(layer, group, relu_x, training, plan_))
+    for p in plan_.pools:
+        stacked.append(ops.expand_dims(cands[p].layers[0].call(inputs), -2))
+    if plan_.reduce is not None:
+        reduced = _reduce(cands[plan_.reduce], relu_x)
+        stacked.append(ops.expand_dims(reduced, -2))
+    y = stacked[0] if len(stacked) == 1 else ops.concatenate(stacked, -2)
+    filters = y.shape[-1]
+    last = [cands[m].bns[-1] for g in plan_.groups for m in g.members]
+    last += [cands[p].layers[1] for p in plan_.pools]
+    if plan_.reduce is not None:
+        last.append(cands[plan_.reduce].bn)
+    y = _batch_norm(_merge_last(y), last, training, plan_)
+    order = plan_.normalized()
+    weights = ops.cast(op_weights, inputs.dtype)
+    w = ops.take(weights, [layer._active[k] for k in order])
+    y = _split_last(y, len(order), filters)
+    out = ops.einsum("bhwnf,n->bhwf", y, w)
+    if plan_.identity is not None:
+        out = out + weights[layer._active[plan_.identity]] * inputs
+    return out
