@@ -30,10 +30,10 @@ CELLS = [
             num_nodes=(4, 2),
             num_cells=((3, 5), (1, 2)),
             filters=((16, 24), (4, 8)),
-            max_trials=(24, 4),
+            max_trials=(24, 3),
             population_size=(8, 2),
-            epochs=(3, 2),
-            final_epochs=(15, 6),
+            epochs=(3, 1),
+            final_epochs=(15, 3),
             batch_size=(128, 32),
         )
         keras.utils.set_random_seed(0)

@@ -26,7 +26,7 @@ CELLS = [
         S = tutorial_settings(
             dataset=("tfds:fashion_mnist", "digits"),
             subset=(20000, None),
-            epochs=(10, 4),
+            epochs=(10, 2),
             filters=(16, 8),
             batch_size=(128, 32),
         )

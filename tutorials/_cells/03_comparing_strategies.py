@@ -35,7 +35,7 @@ CELLS = [
             seeds=(10, 2),
             budget=(100, 25),
             bo_budget=(40, 12),
-            max_trials=(8, 2),
+            max_trials=(8, 1),
             epochs=(4, 1),
             filters=(16, 4),
         )

@@ -38,7 +38,7 @@ CELLS = [
             batch_size=(64, 32),
             retrain_filters=(24, 8),
             retrain_num_cells=(8, 3),
-            retrain_epochs=(20, 3),
+            retrain_epochs=(20, 2),
         )
         keras.utils.set_random_seed(0)
         print(S)

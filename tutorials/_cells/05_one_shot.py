@@ -30,11 +30,11 @@ CELLS = [
 
         S = tutorial_settings(
             filters=(16, 8),
-            supernet_epochs=(60, 6),
-            max_trials=(1000, 60),
+            supernet_epochs=(60, 3),
+            max_trials=(1000, 30),
             population_size=(50, 10),
             top_k=(5, 2),
-            retrain_epochs=(30, 4),
+            retrain_epochs=(30, 2),
         )
         keras.utils.set_random_seed(0)
         print(S)

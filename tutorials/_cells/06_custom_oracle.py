@@ -26,8 +26,8 @@ CELLS = [
 
         S = tutorial_settings(
             seeds=(20, 3),
-            budget=(150, 60),
-            max_trials=(12, 3),
+            budget=(150, 40),
+            max_trials=(12, 2),
             epochs=(5, 1),
         )
         print(S)
