@@ -8,7 +8,7 @@ are the paper's (and the DARTS code's) choices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -24,6 +24,7 @@ __all__ = [
     "ARCH_NAMES",
     "BETA_NAMES",
     "BilevelOptimizer",
+    "as_bilevel",
     "default_arch_optimizer",
     "default_weights_optimizer",
     "is_arch",
@@ -89,6 +90,28 @@ def default_arch_optimizer(
         epsilon=1e-8,
         name="arch_adam",
     )
+
+
+def as_bilevel(
+    optimizer: Any,
+    arch_optimizer: Any,
+    default_weights: Callable[[], keras.optimizers.Optimizer],
+    default_arch: Callable[[], keras.optimizers.Optimizer] | None = None,
+) -> BilevelOptimizer:
+    """The `BilevelOptimizer` a supernet's `compile` arguments describe.
+
+    `optimizer` itself if it is one; otherwise `optimizer` (or
+    `default_weights()` if None) for the weights and `arch_optimizer` (or
+    `default_arch()`, by default `default_arch_optimizer()`) for the
+    architecture parameters.
+    """
+    if isinstance(optimizer, BilevelOptimizer):
+        return optimizer
+    if optimizer is None:
+        optimizer = default_weights()
+    if arch_optimizer is None:
+        arch_optimizer = (default_arch or default_arch_optimizer)()
+    return BilevelOptimizer(optimizer, arch_optimizer)
 
 
 def is_arch(variable) -> bool:

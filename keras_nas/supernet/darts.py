@@ -50,6 +50,7 @@ from keras_nas.supernet.bilevel import (
     ARCH_NAMES,
     BETA_NAMES,
     BilevelOptimizer,
+    as_bilevel,
     default_arch_optimizer,
     default_weights_optimizer,
     is_arch,
@@ -537,16 +538,13 @@ class DartsSupernet(keras.Model):
                     "Received: anneal_steps=None, decay_steps=None"
                 )
             self.anneal_steps = check_positive_int("decay_steps", decay_steps)
-        if isinstance(optimizer, BilevelOptimizer):
-            bilevel = optimizer
-        else:
-            if optimizer is None:
-                optimizer = default_weights_optimizer(
-                    decay_steps, steps_per_epoch=steps_per_epoch
-                )
-            if arch_optimizer is None:
-                arch_optimizer = default_arch_optimizer()
-            bilevel = BilevelOptimizer(optimizer, arch_optimizer)
+        bilevel = as_bilevel(
+            optimizer,
+            arch_optimizer,
+            lambda: default_weights_optimizer(
+                decay_steps, steps_per_epoch=steps_per_epoch
+            ),
+        )
         super().compile(
             optimizer=bilevel,
             jit_compile=jit_compile,

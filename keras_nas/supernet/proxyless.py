@@ -47,7 +47,7 @@ from keras_nas.supernet._darts_math import (
     unpack_search,
 )
 from keras_nas.supernet.bilevel import (
-    BilevelOptimizer,
+    as_bilevel,
     default_weights_optimizer,
 )
 from keras_nas.supernet.proxyless_block import (
@@ -467,16 +467,12 @@ class ProxylessSupernet(keras.Model):
                 "Unexpected arguments to ProxylessSupernet.compile. "
                 f"Received: {sorted(kwargs)}"
             )
-        if isinstance(optimizer, BilevelOptimizer):
-            bilevel = optimizer
-        else:
-            if optimizer is None:
-                optimizer = _default_weights_optimizer(
-                    learning_rate, decay_steps
-                )
-            if arch_optimizer is None:
-                arch_optimizer = default_arch_optimizer()
-            bilevel = BilevelOptimizer(optimizer, arch_optimizer)
+        bilevel = as_bilevel(
+            optimizer,
+            arch_optimizer,
+            lambda: _default_weights_optimizer(learning_rate, decay_steps),
+            default_arch_optimizer,
+        )
         super().compile(
             optimizer=bilevel,
             jit_compile=False,

@@ -401,7 +401,9 @@ class Darts(NasTuner):
             )
         return (x, y), tuple(validation[:2])
 
-    def run_trial(self, trial, *args, **kwargs):
+    def _search_inputs(self, args, kwargs) -> tuple:
+        """`(data, val, epochs, verbose, callbacks)` of a `search` call:
+        the bilevel dataset, the validation arrays and the fit options."""
         kwargs = dict(kwargs)
         train, val = self._search_arrays(args, kwargs)
         epochs = int(kwargs.pop("epochs", 1))
@@ -409,6 +411,12 @@ class Darts(NasTuner):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         data = darts_lib.search_data(
             train, val, batch_size=self.batch_size, seed=self.seed
+        )
+        return data, val, epochs, verbose, callbacks
+
+    def run_trial(self, trial, *args, **kwargs):
+        data, val, epochs, verbose, callbacks = self._search_inputs(
+            args, kwargs
         )
         # keras-tuner's `distribution_strategy=`: the supernet is built in
         # its scope, so that `fit` runs on its replicas.

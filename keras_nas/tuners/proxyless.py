@@ -22,7 +22,6 @@ from keras_nas._validation import (
 )
 from keras_nas.estimation.latency_table import LatencyTable
 from keras_nas.spaces.mobilenet_space import MobileNetSearchSpace
-from keras_nas.supernet import darts_data
 from keras_nas.supernet.proxyless import (
     ProxylessSupernet,
     default_arch_optimizer,
@@ -146,13 +145,8 @@ class Proxyless(Darts):
         return self.latency_table
 
     def run_trial(self, trial, *args, **kwargs):
-        kwargs = dict(kwargs)
-        train, val = self._search_arrays(args, kwargs)
-        epochs = int(kwargs.pop("epochs", 1))
-        verbose = kwargs.pop("verbose", 1)
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        data = darts_data.search_data(
-            train, val, batch_size=self.batch_size, seed=self.seed
+        data, val, epochs, verbose, callbacks = self._search_inputs(
+            args, kwargs
         )
         supernet = ProxylessSupernet(
             self.hypermodel,
