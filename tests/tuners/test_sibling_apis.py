@@ -37,6 +37,8 @@ def test_darts_reads_the_supernet_from_the_space(tmp_path):
         ops=("none", *OPS),  # DARTS' zero op competes in the search
         order=1,
         seed=0,
+        relaxation="softmax",  # DARTS' own (GDAS: "gumbel")
+        partial_channels=1,  # all channels (PC-DARTS: K > 1)
     )
     sized = Darts(space, filters=16, num_cells=8, directory=str(tmp_path))
     assert sized.supernet_config["filters"] == 16
