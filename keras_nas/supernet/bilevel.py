@@ -24,6 +24,7 @@ __all__ = [
     "ARCH_NAMES",
     "BETA_NAMES",
     "BilevelOptimizer",
+    "add_metric_trackers",
     "as_bilevel",
     "default_arch_optimizer",
     "default_weights_optimizer",
@@ -112,6 +113,20 @@ def as_bilevel(
     if arch_optimizer is None:
         arch_optimizer = (default_arch or default_arch_optimizer)()
     return BilevelOptimizer(optimizer, arch_optimizer)
+
+
+def add_metric_trackers(model: keras.Model) -> None:
+    """Gives a bilevel supernet its loss and accuracy trackers: those of
+    the weight step (`loss`, `accuracy`) and of the architecture step
+    (`arch_loss`, `arch_accuracy`)."""
+    model.loss_tracker = keras.metrics.Mean(name="loss")
+    model.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
+        name="accuracy"
+    )
+    model.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
+    model.arch_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
+        name="arch_accuracy"
+    )
 
 
 def is_arch(variable) -> bool:

@@ -50,6 +50,7 @@ from keras_nas.supernet.bilevel import (
     ARCH_NAMES,
     BETA_NAMES,
     BilevelOptimizer,
+    add_metric_trackers,
     as_bilevel,
     default_arch_optimizer,
     default_weights_optimizer,
@@ -305,14 +306,7 @@ class DartsSupernet(keras.Model):
                 self._make_classifier()
         finally:
             keras.config.set_dtype_policy(previous_policy)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy"
-        )
-        self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
-        self.arch_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="arch_accuracy"
-        )
+        add_metric_trackers(self)
         self.build((None,) + self.image_shape)
 
     @classmethod

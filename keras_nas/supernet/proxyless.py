@@ -47,6 +47,7 @@ from keras_nas.supernet._darts_math import (
     unpack_search,
 )
 from keras_nas.supernet.bilevel import (
+    add_metric_trackers,
     as_bilevel,
     default_weights_optimizer,
 )
@@ -241,14 +242,7 @@ class ProxylessSupernet(keras.Model):
         self.seed = check_seed(seed)
         self._rng = np.random.default_rng(self.seed)
         self._make_layers()
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy"
-        )
-        self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
-        self.arch_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="arch_accuracy"
-        )
+        add_metric_trackers(self)
         self.latency_tracker = keras.metrics.Mean(name="expected_latency")
         self.build((None,) + tuple(space.input_shape))
 
