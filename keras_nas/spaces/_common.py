@@ -298,7 +298,31 @@ def compile_classifier(
             loss=loss,
             metrics=["accuracy"],
         )
+    build_training_state(model)
     return model
+
+
+def build_training_state(model: keras.Model) -> None:
+    """Creates a compiled model's optimizer and metric variables now.
+
+    Keras' TensorFlow trainer otherwise creates them inside the first trace
+    of the train step, and `tf.function` then traces the whole step a
+    second time (a function that creates variables is traced twice): about
+    a third of a small trial's first epoch on a CPU. Keras' own symbolic
+    build (what it runs under a distribution strategy, and always on JAX)
+    builds them from the input and label specs without running the model;
+    the labels are sparse class indices, one per example (and per output).
+    """
+    symbolic_build = getattr(model, "_symbolic_build", None)
+    if symbolic_build is None:  # a Keras without it: traced twice
+        return
+    x = keras.tree.map_structure(
+        lambda t: keras.KerasTensor(t.shape, t.dtype), model.input
+    )
+    y = keras.KerasTensor((None,), "int32")
+    if isinstance(model.output, dict):
+        y = {name: y for name in model.output}
+    symbolic_build(data_batch=(x, y))
 
 
 class _RenameLogs(keras.callbacks.Callback):
