@@ -11,11 +11,11 @@ in its own subprocess, so the peak memory printed belongs to that part:
 2. `spos`: one epoch of single-path one-shot training (`OneShotSupernet`,
    Guo et al., ECCV 2020) of the same cell space (8 cells, 16 filters) on
    the 25,000 training images, batch 64.
-3. `search`: a 3-trial `CellSearchSpace` search (`AgingEvolution`), each
+3. `gdas`: the same DARTS epoch with `relaxation="gumbel"` (GDAS, Dong &
+   Yang, CVPR 2019: one sampled op per edge in the forward pass).
+4. `search`: a 3-trial `CellSearchSpace` search (`AgingEvolution`), each
    trial 1 epoch on the 25,000 training images, scored on the 25,000
    validation images (8 cells, 16 filters).
-
-(GDAS is not part of keras-nas, so there is no GDAS epoch.)
 
 Printed per part: wall time of the first steps (compilation included), of
 the epoch or search, and the peak memory: the accelerator's
@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 
-PARTS = ("darts", "spos", "search")
+PARTS = ("darts", "spos", "gdas", "search")
 FULL = dict(shape=(32, 32, 3), filters=16, cells=8, nodes=4, batch=64, n=25_000)
 SMOKE = dict(shape=(8, 8, 3), filters=2, cells=1, nodes=1, batch=32, n=64)
 
@@ -73,7 +73,11 @@ def _host_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _darts(cfg: dict) -> dict:
+def _progress(text: str) -> None:
+    print(f"PROGRESS {text}", flush=True)
+
+
+def _darts(cfg: dict, relaxation: str = "softmax") -> dict:
     import keras
 
     from keras_nas.supernet.darts import DartsSupernet, SearchData
@@ -87,6 +91,7 @@ def _darts(cfg: dict) -> dict:
         num_cells=cfg["cells"],
         num_nodes=cfg["nodes"],
         order=1,
+        relaxation=relaxation,
         seed=0,
     )
     model.compile(decay_steps=len(data))
@@ -94,6 +99,7 @@ def _darts(cfg: dict) -> dict:
     t0 = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
     first = time.perf_counter() - t0
+    _progress(f"first 2 steps with compilation {first:.1f} s")
     t0 = time.perf_counter()
     history = model.fit(data, epochs=1, verbose=0)
     epoch = time.perf_counter() - t0
@@ -103,6 +109,10 @@ def _darts(cfg: dict) -> dict:
         "epoch_s": epoch,
         "loss": float(history.history["loss"][-1]),
     }
+
+
+def _gdas(cfg: dict) -> dict:
+    return _darts(cfg, relaxation="gumbel")
 
 
 def _cell_space(cfg: dict):
@@ -127,14 +137,19 @@ def _spos(cfg: dict) -> dict:
     model = OneShotSupernet(_cell_space(cfg), seed=0)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     batch = cfg["batch"]
+    # Whole batches only (24,960 images): a last, smaller batch would be
+    # compiled again inside the timed epoch.
+    whole = len(x) // batch * batch
+    x, y = x[:whole], y[:whole]
     t0 = time.perf_counter()
     model.fit(x[: 2 * batch], y[: 2 * batch], batch_size=batch, verbose=0)
     first = time.perf_counter() - t0
+    _progress(f"first 2 steps with compilation {first:.1f} s")
     t0 = time.perf_counter()
     history = model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     epoch = time.perf_counter() - t0
     return {
-        "steps": -(-len(x) // batch),
+        "steps": len(x) // batch,
         "first_2_steps_s": first,
         "epoch_s": epoch,
         "loss": float(history.history["loss"][-1]),
@@ -142,6 +157,8 @@ def _spos(cfg: dict) -> dict:
 
 
 def _search(cfg: dict) -> dict:
+    import keras
+
     from keras_nas.tuners.evolution import AgingEvolution
 
     train, val = _data(cfg)
@@ -156,11 +173,25 @@ def _search(cfg: dict) -> dict:
             project_name="gpu_check",
         )
         t0 = time.perf_counter()
+
+        def first_step(batch, logs=None):
+            if batch == 0:
+                _progress(
+                    f"a trial's first step at {time.perf_counter() - t0:.1f} s"
+                )
+
+        def trial_end(logs=None):
+            _progress(f"a trial ended at {time.perf_counter() - t0:.1f} s")
+
+        progress = keras.callbacks.LambdaCallback(
+            on_train_batch_end=first_step, on_train_end=trial_end
+        )
         tuner.search(
             *train,
             validation_data=val,
             epochs=1,
             batch_size=cfg["batch"],
+            callbacks=[progress],
             verbose=0,
         )
         seconds = time.perf_counter() - t0
@@ -180,9 +211,8 @@ def run_part(part: str, smoke: bool, block_tensorflow: bool) -> dict:
 
     cfg = SMOKE if smoke else FULL
     t0 = time.perf_counter()
-    result = {"_darts": _darts, "_spos": _spos, "_search": _search}[f"_{part}"](
-        cfg
-    )
+    parts = {"darts": _darts, "spos": _spos, "gdas": _gdas, "search": _search}
+    result = parts[part](cfg)
     result.update(
         part=part,
         wall_s=time.perf_counter() - t0,
@@ -231,6 +261,13 @@ def main(argv=None) -> int:
         "--part-timeout", type=float, default=300.0, help="seconds per part"
     )
     parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds for all parts together: a part gets at most what "
+        "is left (a device lease is short)",
+    )
+    parser.add_argument(
         "--block-tensorflow",
         action="store_true",
         help="make `import tensorflow` fail, as on the GPU machine",
@@ -249,48 +286,74 @@ def main(argv=None) -> int:
         if part not in PARTS:
             parser.error(f"unknown part {part!r} (choose from {PARTS})")
         command = [sys.executable, __file__, "--run-part", part]
-        try:
-            done = subprocess.run(
-                command
-                + (["--smoke"] if args.smoke else [])
-                + (["--block-tensorflow"] if args.block_tensorflow else []),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=args.part_timeout,
-            )
-        except subprocess.TimeoutExpired:
-            print(f"{part:6s} did not finish in {args.part_timeout:.0f} s")
-            results.append({"part": part, "timeout_s": args.part_timeout})
+        timeout = args.part_timeout
+        if args.budget is not None:
+            left = args.budget - (time.perf_counter() - started)
+            timeout = min(timeout, left)
+            if left < 30:
+                print(f"{part:6s} not run: {left:.0f} s of the budget left")
+                results.append({"part": part, "skipped_budget_left_s": left})
+                status = 1
+                continue
+        argv = (
+            command
+            + (["--smoke"] if args.smoke else [])
+            + (["--block-tensorflow"] if args.block_tensorflow else [])
+        )
+        with (
+            tempfile.TemporaryFile("w+") as out,
+            tempfile.TemporaryFile("w+") as err,
+        ):
+            child = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+            try:
+                child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if child.returncode is not None and child.returncode < 0:
+            # Killed at its timeout: say how far it got.
+            print(f"{part:6s} did not finish in {timeout:.0f} s", flush=True)
+            for line in stdout.splitlines():
+                if line.startswith("PROGRESS "):
+                    print(f"{part:6s} {line[len('PROGRESS ') :]}", flush=True)
+            results.append({"part": part, "timeout_s": timeout})
+            _dump(args.json, time.perf_counter() - started, args.smoke, results)
             status = 1
             continue
         lines = [
-            line
-            for line in done.stdout.splitlines()
-            if line.startswith("RESULT ")
+            line for line in stdout.splitlines() if line.startswith("RESULT ")
         ]
-        if done.returncode != 0 or not lines:
-            print(f"{part:6s} failed (exit {done.returncode}):")
-            print(done.stderr[-3000:])
-            results.append({"part": part, "exit": done.returncode})
+        if child.returncode != 0 or not lines:
+            print(f"{part:6s} failed (exit {child.returncode}):", flush=True)
+            print(stderr[-3000:])
+            results.append({"part": part, "exit": child.returncode})
             status = 1
             continue
         result = json.loads(lines[-1][len("RESULT ") :])
         _say(result)
         results.append(result)
+        _dump(args.json, time.perf_counter() - started, args.smoke, results)
     total = time.perf_counter() - started
     print(
         f"total {total:.1f} s"
         + (" (smoke configuration)" if args.smoke else "")
     )
-    if args.json:
-        with open(args.json, "w") as f:
+    _dump(args.json, total, args.smoke, results)
+    return status
+
+
+def _dump(path: str | None, total: float, smoke: bool, results: list) -> None:
+    """Writes the results so far (after every part: a killed run keeps them)."""
+    if path:
+        with open(path, "w") as f:
             json.dump(
-                {"total_s": total, "smoke": args.smoke, "parts": results},
+                {"total_s": total, "smoke": smoke, "parts": results},
                 f,
                 indent=1,
             )
-    return status
 
 
 if __name__ == "__main__":
