@@ -4,6 +4,29 @@ import sys
 
 import pytest
 
+#: Tests that take 20-80 s each (the notebooks, the other-backend
+#: subprocesses, the multi-process searches). pytest-xdist hands tests out
+#: in collection order, so these go first: the two CI workers then end
+#: together instead of one of them running a notebook alone at the end.
+LONG_TESTS = (
+    "test_tutorials.py::test_notebook_runs",
+    "jax",
+    "test_resume_distributed.py",
+    "test_lost_worker.py",
+    "test_distribute.py",
+    "test_cli.py::test_search_writes_everything",
+    "test_faults.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Moves `LONG_TESTS` to the front, keeping the order otherwise."""
+    items.sort(
+        key=lambda item: not any(
+            part in item.nodeid.lower() for part in LONG_TESTS
+        )
+    )
+
 
 @pytest.fixture
 def run_on_backend():
@@ -18,6 +41,11 @@ def run_on_backend():
         env = dict(os.environ, KERAS_BACKEND=backend)
         if backend == "jax":
             env["JAX_PLATFORMS"] = "cpu"
+            # XLA without LLVM's optimisations: these checks compile many
+            # small programs and run them once or twice; about a third less
+            # CPU time each (same results within the tests' tolerances).
+            flags = env.get("XLA_FLAGS", "")
+            env["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0"
         result = subprocess.run(
             [sys.executable, "-c", code],
             env=env,
