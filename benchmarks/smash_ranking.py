@@ -21,6 +21,17 @@ Usage:
     python benchmarks/smash_ranking.py --archs 30 --num-train 500 \
         --num-val 0 --standalone-json /tmp/standalone.json \
         --hyper-epochs 40 --hyper-seeds 0 1 2 --spos-epochs 60
+
+With `--space cell` the task is the DARTS/NASNet cell space instead
+(`CellSearchSpace`, `--num-cells` cells of `--filters` filters, 4 nodes,
+the 7 DARTS ops): `--archs` architectures drawn with `--seed`, trained
+stand-alone in the same process first (`--standalone-epochs`, Adam 5e-3 as
+the space compiles them, one seed), then ranked by the hypernetwork
+(`--standalone-json` is not used):
+
+    python benchmarks/smash_ranking.py --space cell --archs 10 \
+        --num-train 500 --num-val 0 --num-cells 3 --filters 8 \
+        --standalone-epochs 20 --hyper-epochs 40 --hyper-seeds 0 1
 """
 
 from __future__ import annotations
@@ -95,7 +106,9 @@ def _spos(args, space, archs, train, val, seed):
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_ranking_task_arguments(parser, standalone_epochs=30)
-    parser.add_argument("--standalone-json", nargs="+", required=True)
+    parser.add_argument("--standalone-json", nargs="+", default=None)
+    parser.add_argument("--space", choices=("nb201", "cell"), default="nb201")
+    parser.add_argument("--num-cells", type=int, default=3)
     parser.add_argument("--hyper-epochs", type=int, default=40)
     parser.add_argument("--hyper-learning-rate", type=float, default=3e-3)
     parser.add_argument("--embedding-dim", type=int, default=32)
@@ -108,6 +121,10 @@ def main(argv=None) -> dict:
         help="also train SPOS for this many epochs per seed (0: no)",
     )
     args = parser.parse_args(argv)
+    if args.space == "cell":
+        return _cell_main(args)
+    if not args.standalone_json:
+        parser.error("--standalone-json is required with --space nb201")
 
     import keras
 
@@ -193,6 +210,88 @@ def main(argv=None) -> dict:
             indent=1,
         )
     )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+def _cell_main(args) -> dict:
+    """The ranking task on the DARTS cell space (see the module)."""
+    import keras
+    import keras_tuner
+
+    from keras_nas.spaces import CellSearchSpace
+    from keras_nas.supernet import HyperNetwork
+
+    load_start = os.getloadavg()
+    train, val = digits_split(args.seed, args.num_train, args.num_val)
+    space = CellSearchSpace(
+        (8, 8, 1), 10, num_cells=args.num_cells, filters=args.filters
+    )
+    sampler = HyperNetwork(space, seed=args.seed)
+    rng = np.random.default_rng(args.seed + 1)
+    archs, seen = [], set()
+    while len(archs) < args.archs:
+        values = sampler.sample_values(rng)
+        if sampler.path(values) not in seen:
+            seen.add(sampler.path(values))
+            archs.append(values)
+    result = {
+        "backend": keras.backend.backend(),
+        "space": "cell",
+        "num_train": len(train[0]),
+        "num_val": len(val[0]),
+        "args": vars(args),
+        "archs": [str(sampler.genotype(v)) for v in archs],
+    }
+    standalone, seconds = [], []
+    for i, values in enumerate(archs):
+        keras.utils.set_random_seed(args.seed)
+        start = time.perf_counter()
+        hp = keras_tuner.HyperParameters()
+        sampler.space.declare_hyperparameters(hp)
+        hp.values.update(values)
+        model = sampler.space.build(hp)
+        model.fit(
+            *train, epochs=args.standalone_epochs,
+            batch_size=args.batch_size, verbose=0,
+        )  # fmt: skip
+        acc = model.evaluate(*val, verbose=0, return_dict=True)["accuracy"]
+        seconds.append(time.perf_counter() - start)
+        standalone.append(float(acc))
+        print(f"stand-alone {i}: {acc:.4f} in {seconds[-1]:.1f} s", flush=True)
+    standalone_time = float(np.sum(seconds))
+    result.update(
+        standalone=standalone,
+        standalone_seconds=standalone_time,
+        standalone_seconds_each=seconds,
+    )
+    runs = []
+    for seed in args.hyper_seeds:
+        acc, loss, t_train, t_eval = _smash(
+            args, space, archs, train, val, seed
+        )
+        tau, rho = _rank(standalone, acc)
+        run = {
+            "seed": seed,
+            "smash_tau": tau,
+            "smash_rho": rho,
+            "smash_tau_by_loss": _rank(standalone, [-v for v in loss])[0],
+            "smash_seconds": t_train + t_eval,
+            "smash_train_seconds": t_train,
+            "smash_eval_seconds": t_eval,
+            "smash_ratio": (t_train + t_eval) / standalone_time,
+            "smash_acc_range": [min(acc), max(acc)],
+            "smash_scores": acc,
+            "loadavg": os.getloadavg(),
+        }
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+    result.update(runs=runs, loadavg=[load_start, os.getloadavg()])
+    for key in ("smash_tau", "smash_ratio"):
+        result[f"mean_{key}"] = float(np.mean([r[key] for r in runs]))
+    print(json.dumps({k: v for k, v in result.items() if "mean" in k}))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

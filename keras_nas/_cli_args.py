@@ -83,6 +83,18 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _non_negative_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative number, got {text!r}"
+        )
+    return value
+
+
 def add_search_parser(commands: Any) -> None:
     """Adds the `search` subcommand to the `keras-nas` subparsers."""
     search = commands.add_parser(
@@ -216,6 +228,15 @@ def add_search_parser(commands: Any) -> None:
         help="reject architectures needing more FLOPs per example than this "
         "(2 x MACs + the rest, keras_nas.estimation.count_flops; built, not "
         "trained; they count as failed trials)",
+    )
+    strategy.add_argument(
+        "--latency-weight",
+        type=_non_negative_number,
+        default=None,
+        metavar="W",
+        help="proxyless: weight (per ms) of the expected latency in the "
+        "architecture loss, from a latency table measured on this machine "
+        "at the start (saved in --directory); 0 or absent: no latency term",
     )
     estimation.add_argument(
         "--xla",

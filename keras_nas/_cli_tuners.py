@@ -76,13 +76,19 @@ def _darts_arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
 
 def _proxyless_arguments(args: argparse.Namespace, space: Any, data: Any):
     # ProxylessNAS trains one binary-gated supernet over the MobileNet space
-    # (a single trial); the latency term needs the Python API.
+    # (a single trial). A positive --latency-weight adds the expected
+    # latency to the architecture loss, from a latency table measured on
+    # this machine at the first trial (kept in the project directory).
     if args.space != "mobilenet" or not data.is_arrays:
         raise UsageError(
             "--tuner proxyless searches --space mobilenet with array data; "
             f"got --space {args.space} --dataset {args.dataset}"
         )
-    return [space], {"batch_size": args.batch_size}
+    keywords = {"batch_size": args.batch_size}
+    weight = getattr(args, "latency_weight", None)
+    if weight:
+        keywords.update(latency_table="measure", latency_weight=weight)
+    return [space], keywords
 def _relaxed(**relaxation: Any) -> Callable[..., tuple]:
     """`_darts_arguments` plus a relaxation of the DARTS supernet."""
 
@@ -168,7 +174,15 @@ def space_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_sizes(args: argparse.Namespace) -> None:
     """Refuses the size options before any slow import: they must apply to
-    `--space`, and the smallest model with them must fit in memory."""
+    `--space`, and the smallest model with them must fit in memory. Also
+    refuses a tuner's own option given to another tuner."""
+    if getattr(args, "latency_weight", None) is not None and (
+        args.tuner != "proxyless"
+    ):
+        raise UsageError(
+            "--latency-weight applies to --tuner proxyless; got --tuner "
+            f"{args.tuner}"
+        )
     kwargs = space_kwargs(args)
     try:
         check_sizes_early(SPACES[args.space][1], kwargs, args.batch_size)

@@ -31,7 +31,8 @@ class HyperNetworkScores(OneShotEstimator):
 
     Use it as the `estimator=` of any keras-nas tuner, or wrap a
     keras-tuner tuner with `HyperNetworkScores.wrap(tuner)`. Each trial's
-    hyperparameters name a NAS-Bench-201 architecture; the estimate is its
+    hyperparameters name an architecture of the hypernetwork's space
+    (NAS-Bench-201 or the DARTS cell space); the estimate is its
     validation accuracy and loss with generated weights, reported as
     `val_accuracy` and `val_loss`. Values of other hyperparameters are
     ignored: the hypernetwork's sizes are used.
@@ -90,7 +91,7 @@ class HyperNetworkScores(OneShotEstimator):
         self.trained = hypernetwork.trained_epochs > 0
 
     def _key(self, values):
-        return tuple(self.hypernetwork.genotype(values).ops)
+        return self.hypernetwork.path(values)
 
     def _evaluate(self, key, x_val, y_val, train_data):
         # Batch statistics: no batch-norm recalibration on `train_data`.
