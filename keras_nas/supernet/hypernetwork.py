@@ -40,6 +40,7 @@ import keras_tuner
 import numpy as np
 from keras import ops
 
+from keras_nas._backend import backend_module, current_backend
 from keras_nas._hp_values import random_values
 from keras_nas._validation import check_positive_int
 from keras_nas.blocks.genotypes import NB201_EDGES, NasBench201Genotype
@@ -276,6 +277,9 @@ class HyperNetwork(keras.Model):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if current_backend() == "tensorflow":
+            # Plain Keras `fit`: mended there for several workers.
+            backend_module("keras_nas", "_distribute", "HyperNetwork")
         spec = self._space_spec(space) if space is not None else {}
         given = {
             "input_shape": input_shape,
