@@ -38,6 +38,20 @@ Outside `strategy.run`, or with one replica, every helper is the identity
 (`apply` is the optimizer's `apply`). Variables updated in the replica
 context with `assign` (no aggregation) update each replica's own copy: the
 steps only do so with replica-identical values.
+
+`tf.distribute.MultiWorkerMirroredStrategy` (several processes or
+machines) needs nothing more from the steps: the all-reduce spans the
+workers, variables (the `SeedGenerator` state included) start from the
+first worker's values, and a host-side draw runs once per worker from the
+same seeded generator. But Keras 3's TensorFlow trainer cannot `fit` any
+model under it (tensorflow/tensorflow#72388): its first-batch build reduces
+the nested batch with `strategy.reduce` (which takes one tensor, not a
+nest), and it averages the step's scalar logs with `strategy.reduce(...,
+axis=0)` (no axis 0 in a scalar). Importing this module mends both, for
+that strategy only (`_mend_keras_multi_worker`): the build uses the first
+local replica's batch (only its shapes matter) and the logs are averaged
+over the replicas (`axis=None`), as Keras does for `MirroredStrategy`.
+Every other strategy keeps Keras' own code.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
+from keras.src.backend.tensorflow import trainer as _keras_trainer
 
 __all__ = [
     "apply",
@@ -101,3 +116,58 @@ def replica_share(values, n):
     k = tf.distribute.get_replica_context().replica_id_in_sync_group
     start = tf.cast(k, "int32") * tf.cast(n, "int32")
     return values[start : start + n]
+
+
+def _multi_worker(strategy) -> bool:
+    """Whether `strategy` is a `MultiWorkerMirroredStrategy` with several
+    workers (Keras' own test, `_collective_all_reduce_multi_worker`)."""
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and bool(strategy.extended._in_multi_worker_mode())
+
+
+def _mend_keras_multi_worker() -> None:
+    """Lets Keras' TensorFlow trainer `fit` under several workers.
+
+    Replaces `TensorFlowTrainer._maybe_symbolic_build` and the trainer
+    module's `reduce_per_replica` by versions that differ from Keras' only
+    under a multi-worker `MultiWorkerMirroredStrategy` (module docstring).
+    Runs once; a Keras without these names is left alone.
+    """
+    trainer = getattr(_keras_trainer, "TensorFlowTrainer", None)
+    keras_reduce = getattr(_keras_trainer, "reduce_per_replica", None)
+    keras_build = getattr(trainer, "_maybe_symbolic_build", None)
+    if keras_reduce is None or keras_build is None:
+        return
+    if getattr(keras_build, "_keras_nas_mended", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if not _multi_worker(strategy) or reduction not in ("auto", "mean"):
+            return keras_reduce(values, strategy, reduction)
+
+        def mean(value):
+            if not isinstance(value, tf.distribute.DistributedValues):
+                return value
+            return strategy.reduce("MEAN", value, axis=None)
+
+        return tf.nest.map_structure(mean, values)
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if strategy is None or iterator is None or not _multi_worker(strategy):
+            return keras_build(self, iterator=iterator, data_batch=data_batch)
+        for _, _, it in iterator:
+            data_batch = tf.nest.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0], next(it)
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    maybe_symbolic_build._keras_nas_mended = True
+    _keras_trainer.reduce_per_replica = reduce_per_replica
+    trainer._maybe_symbolic_build = maybe_symbolic_build
+
+
+_mend_keras_multi_worker()

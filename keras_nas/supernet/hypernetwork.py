@@ -48,6 +48,7 @@ import keras_tuner
 import numpy as np
 from keras import ops
 
+from keras_nas._backend import backend_module, current_backend
 from keras_nas._hp_values import random_values
 from keras_nas._validation import check_positive_int
 from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
@@ -206,6 +207,9 @@ class HyperNetwork(keras.Model):
             )
         spec = tp.make_spec(space, given, kwargs)
         super().__init__(**kwargs)
+        if current_backend() == "tensorflow":
+            # Plain Keras `fit`: mended there for several workers.
+            backend_module("keras_nas", "_distribute", "HyperNetwork")
         check_positive_int("embedding_dim", embedding_dim)
         topology_class, body_class = _SPACES[spec["search_space"]]
         self._spec = spec

@@ -185,6 +185,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         }
         self._spec = make_spec(space, given, kwargs)
         super().__init__(**kwargs)
+        _steps_module()  # Now: on TF it mends `fit` for several workers.
         self.affine = bool(affine)
         self.seed = seed
         if isinstance(sampler, str) and sampler not in _SAMPLINGS:
