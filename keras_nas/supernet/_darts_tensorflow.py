@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _weight_update_tensorflow as weight_update
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -146,10 +147,11 @@ def train_step(model, data):
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables
     loss, logits, grad_w = _loss_and_grads(model, xt, yt, "w")
-    grad_w = clip_and_decay(
+    # Few graph ops per weight tensor (_weight_update_tensorflow.py).
+    grad_w = weight_update.clip_and_decay(
         grad_w, w, model.grad_clip, model.weight_decay
     )
-    distribute.apply(model.optimizer.weights_optimizer, grad_w, w)
+    weight_update.apply(model.optimizer.weights_optimizer, grad_w, w)
     model.loss_tracker.update_state(loss)
     model.accuracy_tracker.update_state(yt, logits)
     logs["loss"] = model.loss_tracker.result()
