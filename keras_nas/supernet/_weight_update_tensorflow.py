@@ -29,7 +29,7 @@ import tensorflow as tf
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet.torch_style import TorchSGD
 
-__all__ = ["apply", "clip_and_decay"]
+__all__ = ["Stacking", "apply", "clip_and_decay"]
 
 
 def _full_precision(g):
@@ -40,9 +40,36 @@ def _groups(tensors):
     """Indices of `tensors` grouped by (shape, dtype), in first-seen order."""
     groups: dict = {}
     for i, t in enumerate(tensors):
-        key = (tuple(t.shape.as_list()), t.dtype)
-        groups.setdefault(key, []).append(i)
+        shape = tuple(t.shape)
+        if None in shape:  # unknown shape: a group of its own
+            groups[("unknown", i)] = [i]
+        else:
+            groups.setdefault((shape, str(t.dtype)), []).append(i)
     return list(groups.values())
+
+
+class Stacking:
+    """Tensors shaped like `like`, stacked by shape (one op per shape).
+
+    Element-wise arithmetic on the stacked lists (`stack`) is the same
+    arithmetic per tensor with one op per shape; `unstack` gives the
+    tensors back in `like`'s order.
+    """
+
+    def __init__(self, like):
+        self.size = len(like)
+        self.groups = _groups(like)
+
+    def stack(self, tensors) -> list:
+        tensors = list(tensors)
+        return [tf.stack([tensors[i] for i in idx]) for idx in self.groups]
+
+    def unstack(self, stacked) -> list:
+        out = [None] * self.size
+        for s, idx in zip(stacked, self.groups, strict=True):
+            for i, t in zip(idx, tf.unstack(s, num=len(idx)), strict=True):
+                out[i] = t
+        return out
 
 
 def clip_and_decay(grads, variables, clip, decay):
@@ -54,27 +81,19 @@ def clip_and_decay(grads, variables, clip, decay):
     grads = [_full_precision(tf.convert_to_tensor(g)) for g in grads]
     if not grads or (not clip and not decay):
         return grads
-    groups = _groups(grads)
-    if any(None in grads[idx[0]].shape.as_list() for idx in groups):
-        # Unknown shapes: per tensor.
-        groups = [[i] for i in range(len(grads))]
-    stacked = [tf.stack([grads[i] for i in idx]) for idx in groups]
+    stacking = Stacking(grads)
+    stacked = stacking.stack(grads)
     if clip:
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(s)) for s in stacked]))
         scale = tf.minimum(1.0, clip / tf.maximum(norm, 1e-12))
         stacked = [s * scale for s in stacked]
     if decay:
-        stacked = [
-            s
-            + decay
-            * tf.stack([tf.cast(variables[i].value, s.dtype) for i in idx])
-            for s, idx in zip(stacked, groups, strict=True)
-        ]
-    out = [None] * len(grads)
-    for s, idx in zip(stacked, groups, strict=True):
-        for i, g in zip(idx, tf.unstack(s, num=len(idx)), strict=True):
-            out[i] = g
-    return out
+        values = stacking.stack(
+            tf.cast(v.value, g.dtype)
+            for v, g in zip(variables, grads, strict=True)
+        )
+        stacked = [s + decay * v for s, v in zip(stacked, values, strict=True)]
+    return stacking.unstack(stacked)
 
 
 def _fusable(optimizer, grads, variables) -> bool:
