@@ -91,10 +91,10 @@ REFERENCE = textwrap.dedent(
     first_cpu = time.process_time() - c0
     times, cpu_times = [], []
     for _ in range(cfg["steps"]):
-        t, c = time.perf_counter(), time.process_time()
+        t, t_cpu = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t)
-        cpu_times.append(time.process_time() - c)
+        cpu_times.append(time.process_time() - t_cpu)
     times.sort()
     cpu_times.sort()
     print("RESULT " + json.dumps({
