@@ -11,12 +11,17 @@ weights: a 5-cell or an 8-cell supernet has 5 kinds of edge.
 a function traced once per kind of edge (the key below) that takes the
 edge's weights as arguments. The function runs a representative layer of
 that kind statelessly (`keras.StatelessScope` maps its variables to the
-given values), so it reads none of its own weights; the batch-norm moving
-statistics it computes are returned and assigned to the calling layer's
-variables. On TensorFlow the function is a `tf.function` marked not to be
-inlined (one function in the caller's graph and one gradient function,
-however often it is called); on JAX it is a `jax.jit` function, whose jaxpr
-JAX traces once per input shapes.
+given values), so it reads none of its own weights. On TensorFlow the
+function is a `tf.function` marked not to be inlined (one function in the
+caller's graph and one gradient function, however often it is called) that
+takes the calling edge's variables themselves: it reads them and assigns
+the new batch-norm moving statistics in its body, so the caller's graph
+holds one call per edge, not a read per weight and an assignment per
+statistic (under a `tf.distribute` strategy it takes their values and
+returns the statistics, as on JAX). On JAX it is a `jax.jit` function of
+the values, whose jaxpr JAX traces once per input shapes; the moving
+statistics come back as outputs and are assigned to the calling layer's
+variables.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ import keras
 _FUNCTIONS: dict = {}
 #: False traces every edge inline (for measurements: benchmarks/).
 ENABLED = True
+#: False gives TensorFlow's functions the variables' values, not the
+#: variables (for measurements: benchmarks/).
+HANDLES = True
 _LOCAL = threading.local()
 
 
@@ -61,11 +69,12 @@ def enabled(inputs) -> bool:
     return False
 
 
-def _key(layer, inputs, op_weights, training):
+def _key(layer, inputs, op_weights, training, handles=False):
     config = layer.get_config()
     config.pop("name", None)
     return (
         keras.backend.backend(),
+        bool(handles),
         type(layer),
         repr(sorted(config.items())),
         tuple(inputs.shape),
@@ -73,6 +82,45 @@ def _key(layer, inputs, op_weights, training):
         tuple(op_weights.shape),
         str(op_weights.dtype),
         bool(training),
+    )
+
+
+def _make_handle_function(layer, direct, training):
+    """TensorFlow: a function of the edge's variables themselves.
+
+    It reads the weights and assigns the new moving statistics inside its
+    body (traced once per kind of edge), so the caller's graph holds one
+    call op per edge instead of a read per weight, an assignment per
+    statistic and their plumbing (micro configuration, first-order step:
+    ~2 x 3,300 outer ops fewer; benchmarks/RESULTS.md). Gradients reach
+    the variables through the call's resource inputs.
+    """
+    tf = _backend_module()
+    ref = weakref.ref(layer)
+
+    def edge(trainable, non_trainable, inputs, op_weights):
+        rep = ref()
+        values = [tf.convert_to_tensor(v) for v in trainable]
+        old = [tf.convert_to_tensor(v) for v in non_trainable]
+        mapping = list(zip(rep.trainable_variables, values, strict=True))
+        mapping += zip(rep.non_trainable_variables, old, strict=True)
+        _LOCAL.inside = True
+        try:
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                outputs = direct(rep, inputs, op_weights, training)
+        finally:
+            _LOCAL.inside = False
+        if training:
+            for v, target in zip(
+                rep.non_trainable_variables, non_trainable, strict=True
+            ):
+                value = scope.get_current_value(v)
+                if value is not None:
+                    target.assign(value)
+        return outputs
+
+    return tf.function(
+        edge, autograph=False, experimental_attributes={"_noinline": True}
     )
 
 
@@ -111,14 +159,28 @@ def _make_function(layer, direct, training):
     return _backend_module().jit(edge)
 
 
-def function_for(layer, inputs, op_weights, training, direct):
-    """The shared function of `layer`'s kind of edge (made on first use)."""
-    key = _key(layer, inputs, op_weights, training)
+def function_for(layer, inputs, op_weights, training, direct, handles=False):
+    """The shared function of `layer`'s kind of edge (made on first use).
+
+    `handles`: TensorFlow's function of the variables (see
+    `_make_handle_function`) instead of their values.
+    """
+    key = _key(layer, inputs, op_weights, training, handles)
     entry = _FUNCTIONS.get(key)
     if entry is None or entry[0]() is None:
-        entry = (weakref.ref(layer), _make_function(layer, direct, training))
+        make = _make_handle_function if handles else _make_function
+        entry = (weakref.ref(layer), make(layer, direct, training))
         _FUNCTIONS[key] = entry
     return entry[1]
+
+
+def _handles_apply() -> bool:
+    """Whether edges get their variables (TensorFlow without a
+    `tf.distribute` strategy: a strategy's variables go by value, as
+    before, and are assigned in the replica context)."""
+    if keras.backend.backend() != "tensorflow" or not HANDLES:
+        return False
+    return not _backend_module().distribute.has_strategy()
 
 
 def call(layer, inputs, op_weights, training, direct):
@@ -137,6 +199,14 @@ def call(layer, inputs, op_weights, training, direct):
         `layer`'s non-trainable variables when `training`.
     """
     training = bool(training)
+    if _handles_apply():
+        fn = function_for(layer, inputs, op_weights, training, direct, True)
+        return fn(
+            [v.value for v in layer.trainable_variables],
+            [v.value for v in layer.non_trainable_variables],
+            inputs,
+            op_weights,
+        )
     fn = function_for(layer, inputs, op_weights, training, direct)
     trainable = [v.value for v in layer.trainable_variables]
     non_trainable = [v.value for v in layer.non_trainable_variables]

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _weight_update_tensorflow as weight_update
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -93,32 +94,42 @@ def _assign(variables, values):
 
 
 def _unrolled_arch_grads(model, xt, yt, xv, yv):
-    """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
+    """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP).
+
+    The weight arithmetic (`w'`, `w +- eps v`, the norm of `v`) runs on the
+    weights stacked by shape (`weight_update.Stacking`: one op per shape,
+    not per tensor; the same arithmetic element for element).
+    """
     opt = model.optimizer.weights_optimizer
     w, a = model.weight_variables, model.arch_variables
     xi = tf.cast(opt.learning_rate, w[0].dtype)
     momentums, momentum = sgd_momentums(opt)
     _, _, gw = _loss_and_grads(model, xt, yt, "w")
-    backup = [tf.identity(v.value) for v in w]
-    moms = None if momentums is None else [m.value for m in momentums]
+    stacking = weight_update.Stacking(w)
+    backup = stacking.stack(v.value for v in w)
+    moms = None
+    if momentums is not None:
+        moms = stacking.stack(m.value for m in momentums)
     unrolled = virtual_step(
         backup,
-        gw,
+        stacking.stack(gw),
         moms,
         xi,
         momentum,
         model.weight_decay,
         lr_in_buffer=lr_in_buffer(opt),
     )
-    _assign(w, unrolled)
+    _assign(w, stacking.unstack(unrolled))
     loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, "aw")
-    grad_a, dw = grads[: len(a)], grads[len(a) :]
+    grad_a, dw = grads[: len(a)], stacking.stack(grads[len(a) :])
     eps = 0.01 / tf.maximum(global_norm(dw), 1e-12)
-    _assign(w, [b + eps * d for b, d in zip(backup, dw, strict=False)])
+    shifted = [b + eps * d for b, d in zip(backup, dw, strict=True)]
+    _assign(w, stacking.unstack(shifted))
     _, _, g_pos = _loss_and_grads(model, xt, yt, "a")
-    _assign(w, [b - eps * d for b, d in zip(backup, dw, strict=False)])
+    shifted = [b - eps * d for b, d in zip(backup, dw, strict=True)]
+    _assign(w, stacking.unstack(shifted))
     _, _, g_neg = _loss_and_grads(model, xt, yt, "a")
-    _assign(w, backup)
+    _assign(w, stacking.unstack(backup))
     grad_a = [
         g - xi * (p - n) / (2.0 * eps)
         for g, p, n in zip(grad_a, g_pos, g_neg, strict=False)
@@ -146,10 +157,11 @@ def train_step(model, data):
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables
     loss, logits, grad_w = _loss_and_grads(model, xt, yt, "w")
-    grad_w = clip_and_decay(
+    # Few graph ops per weight tensor (_weight_update_tensorflow.py).
+    grad_w = weight_update.clip_and_decay(
         grad_w, w, model.grad_clip, model.weight_decay
     )
-    distribute.apply(model.optimizer.weights_optimizer, grad_w, w)
+    weight_update.apply(model.optimizer.weights_optimizer, grad_w, w)
     model.loss_tracker.update_state(loss)
     model.accuracy_tracker.update_state(yt, logits)
     logs["loss"] = model.loss_tracker.result()

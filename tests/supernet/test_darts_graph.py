@@ -48,9 +48,11 @@ def test_extra_cells_add_their_weights_not_their_ops():
     extra_weights = len(big.variables) - len(small.variables)
     extra_ops = len(g4.node) - len(g2.node)
     assert extra_weights > 100
-    # Captures, reads, BN updates, constants, gradient sums: ~5.6 ops per
-    # weight tensor here (inline tracing, one graph copy per edge: ~30).
-    assert extra_ops <= 6 * extra_weights, (extra_ops, extra_weights)
+    # Each edge's function reads its weights and updates its batch-norm
+    # statistics itself: captures, gradient sums, call plumbing are left,
+    # ~3.8 ops per weight tensor here (values passed in and statistics
+    # assigned outside: ~5.6; inline tracing, one graph copy per edge: ~30).
+    assert extra_ops <= 4.5 * extra_weights, (extra_ops, extra_weights)
     # One forward, one forward-for-gradient and one backward function per
     # kind of edge (input shape and stride), whatever the number of edges.
     assert len(g2.library.function) <= 3 * len(kinds2)
