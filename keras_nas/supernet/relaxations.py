@@ -350,11 +350,12 @@ def add_arch_state(model) -> None:
 
 
 def read_noise(model):
-    """`(seed, draw)` tensors: reads of the noise variables (TensorFlow's
-    `.value` is the variable itself, which an assign would change)."""
+    """`(seed, draw)` tensors: copies of the noise variables' values now
+    (on TensorFlow `convert_to_tensor` of a variable is the variable,
+    which a later assign changes)."""
     seed_name, draws_name = _noise_names(model)
-    seed = ops.convert_to_tensor(getattr(model, seed_name))
-    return seed, ops.convert_to_tensor(getattr(model, draws_name))
+    seed = ops.copy(getattr(model, seed_name))
+    return seed, ops.copy(getattr(model, draws_name))
 
 
 def alpha_variables(model) -> list:
