@@ -160,3 +160,28 @@ def test_binary_step_rescales_the_pair_and_derives_both_spaces():
     assert tuple(nb201(x, training=True, arch_pass=True).shape) == (4, 3)
     with pytest.raises(ValueError, match="order=2"):
         _tiny(order=2)
+
+
+@pytest.mark.usefixtures("eager_functions")
+def test_darts_tuner_searches_the_nb201_space_with_binary_gates(tmp_path):
+    import json
+
+    from keras_nas.tuners import Darts
+
+    x, y = _data(4)
+    space = NasBench201SearchSpace((6, 6, 3), 3, filters=2, cells_per_stage=1)
+    tuner = Darts(
+        space, relaxation="binary", batch_size=4, seed=0, jit_compile=False,
+        directory=str(tmp_path), project_name="nb201",
+    )  # fmt: skip
+    assert tuner.supernet_config["search_space"] == "nb201"
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    hp = tuner.get_best_hyperparameters()[0].values
+    derived = tuner.supernet.derive_genotype()
+    assert space.genotype(hp) == derived
+    with open(tuner.alpha_history_path) as f:
+        (record,) = json.load(f)
+    assert set(record) >= {"normal", "genotype"} and "reduce" not in record
+    assert int(tuner.supernet.binary_draws.numpy()) == 2  # 1 step: 2 passes
+    model = tuner.get_best_models()[0]
+    assert tuple(model(x).shape) == (4, 3)
