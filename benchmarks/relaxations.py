@@ -11,6 +11,12 @@ TensorFlow's own peak of allocated bytes during the timed steps
 (`tf.config.experimental.get_memory_info("CPU:0")["peak"]`, reset after
 the warm-up step); ratios to the softmax. `--variants` picks a subset.
 
+`passes`: in one process per variant, TensorFlow's peak bytes of each
+kind of pass of a first-order step alone (`"w"`: the weights pass, one
+sampled op per edge for GDAS/binary; `"a"`: the `alpha` pass, two gated
+paths per edge for binary), eager, `repeats` times (the sampled ops, and
+so the memory, change with every draw; the first pass includes tracing).
+
 `nb201`: a short search of the NAS-Bench-201 cell (`search_space="nb201"`)
 on scikit-learn's digits (8x8x1, `keras_nas.data.load_digits_arrays`, half
 for the weights and half for `alpha`) with the softmax (DARTS) and GDAS,
@@ -23,6 +29,8 @@ Usage:
     python benchmarks/relaxations.py step --config micro --rounds 3
     python benchmarks/relaxations.py step --config paper --rounds 1 \
         --steps 1 --eager --variants softmax,binary
+    python benchmarks/relaxations.py passes --config paper-b16 \
+        --variants softmax,binary --repeats 3
     python benchmarks/relaxations.py nb201 --seeds 0,1,2 --epochs 10 \\
         --table ../shared/benchmarks/nas-bench-201/cifar10.csv
 """
@@ -166,6 +174,52 @@ def run_steps(args):
         )
 
 
+def run_passes(args):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_nas.supernet import _darts_tensorflow
+    from keras_nas.supernet.darts import DartsSupernet
+
+    cfg = CONFIGS[args.config]
+    rng = np.random.default_rng(0)
+    x = tf.constant(
+        rng.normal(size=(cfg["batch"],) + cfg["shape"]).astype("float32")
+    )
+    y = tf.constant(rng.integers(0, 10, cfg["batch"]).astype("int32"))
+    for variant in args.variants.split(","):
+        keras.utils.set_random_seed(0)
+        model = DartsSupernet(
+            cfg["shape"],
+            10,
+            filters=cfg["filters"],
+            num_cells=cfg["num_cells"],
+            seed=0,
+            **VARIANTS[variant],
+        )
+        model.compile(decay_steps=1000, run_eagerly=True)
+        for r in range(args.repeats):
+            for groups in ("w", "a"):
+                tf.config.experimental.reset_memory_stats("CPU:0")
+                info = tf.config.experimental.get_memory_info("CPU:0")
+                base = info["current"]
+                c0 = time.process_time()
+                _darts_tensorflow._pass(model, x, y, groups)
+                info = tf.config.experimental.get_memory_info("CPU:0")
+                row = {
+                    "variant": variant,
+                    "repeat": r,
+                    "pass": groups,
+                    "tf_peak_minus_base_mib": round(
+                        (info["peak"] - base) / 2**20
+                    ),
+                    "cpu_s": round(time.process_time() - c0, 1),
+                }
+                print(json.dumps(row), flush=True)
+        del model
+
+
 def run_nb201(args):
     import keras
     import numpy as np
@@ -235,6 +289,10 @@ def main():
     inner.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     inner.add_argument("--steps", type=int, default=3)
     inner.add_argument("--eager", action="store_true")
+    ps = sub.add_parser("passes")
+    ps.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    ps.add_argument("--variants", default="softmax,binary")
+    ps.add_argument("--repeats", type=int, default=3)
     n = sub.add_parser("nb201")
     n.add_argument("--table", required=True)
     n.add_argument("--seeds", default="0,1,2")
@@ -249,6 +307,8 @@ def main():
         print("RESULT " + json.dumps(measure_step(args)), flush=True)
     elif args.command == "step":
         run_steps(args)
+    elif args.command == "passes":
+        run_passes(args)
     else:
         run_nb201(args)
 

@@ -76,11 +76,14 @@ def _darts_arguments(args: argparse.Namespace, space: Any, data: Any) -> tuple:
 
 def _proxyless_arguments(args: argparse.Namespace, space: Any, data: Any):
     # ProxylessNAS trains one binary-gated supernet over the MobileNet space
-    # (a single trial); the latency term needs the Python API.
+    # (a single trial); the latency term needs the Python API. On the cell
+    # space: the DARTS supernet's binary relaxation (`_tuner_class`).
+    if args.space == "cell":
+        return _relaxed(relaxation="binary")(args, space, data)
     if args.space != "mobilenet" or not data.is_arrays:
         raise UsageError(
-            "--tuner proxyless searches --space mobilenet with array data; "
-            f"got --space {args.space} --dataset {args.dataset}"
+            "--tuner proxyless searches --space mobilenet or cell with array "
+            f"data; got --space {args.space} --dataset {args.dataset}"
         )
     return [space], {"batch_size": args.batch_size}
 def _relaxed(**relaxation: Any) -> Callable[..., tuple]:
@@ -260,7 +263,9 @@ def make_tuner(
             "--max-params/--max-flops need a tuner that builds every trial "
             f"({', '.join(sorted(_BUILDS_TRIALS))}); got --tuner {args.tuner}"
         )
-    cls = _resolve(TUNERS, args.tuner, "tuner")
+    # --tuner proxyless on the cell space is the Darts tuner (binary gates).
+    cell = args.tuner == "proxyless" and args.space == "cell"
+    cls = _resolve(TUNERS, "darts" if cell else args.tuner, "tuner")
     positional, keywords = TUNERS[args.tuner][2](args, space, data)
     from keras_nas.tensorboard import SearchViewsMixin
 
