@@ -335,7 +335,7 @@ class Darts(NasTuner):
             if not isinstance(hypermodel, (tuple, list)):
                 raise ValueError(
                     "Expected `hypermodel` to be a `keras_nas.spaces."
-                    "CellSearchSpace` or `NasBench201SearchSpace`. "
+                    "NasBench201SearchSpace` or `CellSearchSpace`. "
                     f"Received: hypermodel={short_repr(hypermodel)}"
                 )
             # keras-nas 0.x: `Darts(input_shape, num_classes, ...)`.
@@ -380,8 +380,9 @@ class Darts(NasTuner):
             seed=seed,
             relaxation=relaxation,
             partial_channels=partial_channels,
-            search_space="nb201" if nb201 else "darts",
         )
+        if nb201:
+            self.supernet_config["search_space"] = "nb201"
         # Validates the configuration before any search starts.
         darts_cells.check_ops(ops)
         self.batch_size = check_positive_int("batch_size", batch_size)
