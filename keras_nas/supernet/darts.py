@@ -171,14 +171,10 @@ class DartsSupernet(keras.Model):
             `tau_max` to `tau_min` over `anneal_steps` steps of the weights
             optimizer, so a saved and resumed search continues the anneal.
             See `keras_nas.supernet.relaxations`. Or "binary"
-            (ProxylessNAS, Cai et al., ICLR 2019, on the cells): the
-            weights pass runs one path per edge drawn from
-            `softmax(alpha)`; the `alpha` pass (`call(...,
-            arch_pass=True)`) two paths per edge behind binary gates with
-            the paper's two-path gradient estimator, then the two updated
-            logits of every edge are rescaled so the other paths keep
-            their probabilities; only the sampled ops run; `order` 0 or 1;
-            `training=False` runs the argmax op.
+            (ProxylessNAS, Cai et al., ICLR 2019): one sampled op per edge
+            in the weights pass, two gated ones with the paper's estimator
+            in the `alpha` pass (`call(..., arch_pass=True)`); `order` 0
+            or 1; see `relaxations.paired_edge`.
         partial_channels: K of PC-DARTS (Xu et al., ICLR 2020): every edge
             mixes 1/K of its channels, the rest bypass it, the channels are
             shuffled, and each node weighs its incoming edges by the
@@ -455,9 +451,7 @@ class DartsSupernet(keras.Model):
         self.built = True
 
     def call(self, inputs, training=None, arch_pass=False):
-        """Logits of `inputs`. `arch_pass=True`: the forward of the `alpha`
-        pass (relaxation "binary": two gated paths per edge; the other
-        relaxations ignore it)."""
+        # arch_pass: the alpha pass' forward (binary: two gated paths).
         weights = relaxations.cell_weights(self, training, arch_pass)
         x = self.stem_bn(self.stem_conv(inputs), training=training)
         if self.search_space == "nb201":
