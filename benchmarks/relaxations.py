@@ -1,12 +1,21 @@
 """The relaxations of `DartsSupernet`: step cost and NAS-Bench-201 cells.
 
 `step`: time and peak memory of one first-order search step with
-`relaxation="gumbel"` (GDAS) and `partial_channels=4` (PC-DARTS) against
-the softmax (DARTS), each variant in its own subprocess (so that its
-`ru_maxrss` is its own), the variants interleaved round by round so that
-the ratios see the same load. Reported per variant: median CPU and wall
-time per step, peak RSS and peak RSS minus the RSS after building (the
-step's own working memory); ratios to the softmax.
+`relaxation="gumbel"` (GDAS), `relaxation="binary"` (ProxylessNAS) and
+`partial_channels=4` (PC-DARTS) against the softmax (DARTS), each variant
+in its own subprocess (so that its `ru_maxrss` is its own), the variants
+interleaved round by round so that the ratios see the same load. Reported
+per variant: median CPU and wall time per step, peak RSS and peak RSS
+minus the RSS after building (the step's own working memory), and
+TensorFlow's own peak of allocated bytes during the timed steps
+(`tf.config.experimental.get_memory_info("CPU:0")["peak"]`, reset after
+the warm-up step); ratios to the softmax. `--variants` picks a subset.
+
+`passes`: in one process per variant, TensorFlow's peak bytes of each
+kind of pass of a first-order step alone (`"w"`: the weights pass, one
+sampled op per edge for GDAS/binary; `"a"`: the `alpha` pass, two gated
+paths per edge for binary), eager, `repeats` times (the sampled ops, and
+so the memory, change with every draw; the first pass includes tracing).
 
 `nb201`: a short search of the NAS-Bench-201 cell (`search_space="nb201"`)
 on scikit-learn's digits (8x8x1, `keras_nas.data.load_digits_arrays`, half
@@ -18,6 +27,10 @@ table accuracy.
 Usage:
 
     python benchmarks/relaxations.py step --config micro --rounds 3
+    python benchmarks/relaxations.py step --config paper --rounds 1 \
+        --steps 1 --eager --variants softmax,binary
+    python benchmarks/relaxations.py passes --config paper-b16 \
+        --variants softmax,binary --repeats 3
     python benchmarks/relaxations.py nb201 --seeds 0,1,2 --epochs 10 \\
         --table ../shared/benchmarks/nas-bench-201/cifar10.csv
 """
@@ -43,6 +56,7 @@ VARIANTS = {
     "softmax": {},
     "gumbel": {"relaxation": "gumbel"},
     "pc4": {"partial_channels": 4},
+    "binary": {"relaxation": "binary"},
 }
 
 
@@ -81,6 +95,11 @@ def measure_step(args):
     model.compile(decay_steps=1000, run_eagerly=args.eager)
     rss_built = _rss_mib()
     model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)  # warm-up
+    tf_memory = keras.backend.backend() == "tensorflow"
+    if tf_memory:
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("CPU:0")
     times, cpu = [], []
     for _ in range(args.steps):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -88,7 +107,12 @@ def measure_step(args):
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    tf_peak = float("nan")
+    if tf_memory:
+        info = tf.config.experimental.get_memory_info("CPU:0")
+        tf_peak = info["peak"] / 2**20
     return {
+        "tf_peak_mib": tf_peak,
         "variant": args.variant,
         "step_s": sorted(times)[len(times) // 2],
         "step_cpu_s": sorted(cpu)[len(cpu) // 2],
@@ -99,9 +123,13 @@ def measure_step(args):
 
 
 def run_steps(args):
-    rows = {v: [] for v in VARIANTS}
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or "softmax" not in variants:
+        sys.exit(f"--variants: softmax and some of {sorted(VARIANTS)}")
+    rows = {v: [] for v in variants}
     for r in range(args.rounds):
-        for variant in VARIANTS:
+        for variant in variants:
             cmd = [sys.executable, __file__, "_step", "--variant", variant]
             cmd += ["--config", args.config, "--steps", str(args.steps)]
             if args.eager:
@@ -126,20 +154,70 @@ def run_steps(args):
     print()
     print(
         "| relaxation | CPU/step (ms) | wall/step (ms) | peak RSS (MiB) "
-        "| peak - built (MiB) | CPU x softmax | peak-built x softmax |"
+        "| peak - built (MiB) | TF peak bytes (MiB) | CPU x softmax "
+        "| peak-built x softmax | TF peak x softmax |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     base_cpu = median("softmax", "step_cpu_s")
     base_mem = median("softmax", "delta")
-    for variant in VARIANTS:
+    base_tf = median("softmax", "tf_peak_mib")
+    for variant in variants:
         c = median(variant, "step_cpu_s")
         d = median(variant, "delta")
+        t = median(variant, "tf_peak_mib")
         print(
             f"| {variant} | {1000 * c:.0f} "
             f"| {1000 * median(variant, 'step_s'):.0f} "
-            f"| {median(variant, 'peak_rss_mib'):.0f} | {d:.0f} "
-            f"| {c / base_cpu:.2f} | {d / base_mem:.2f} |"
+            f"| {median(variant, 'peak_rss_mib'):.0f} | {d:.0f} | {t:.0f} "
+            f"| {c / base_cpu:.2f} | {d / base_mem:.2f} "
+            f"| {t / base_tf:.2f} |"
         )
+
+
+def run_passes(args):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_nas.supernet import _darts_tensorflow
+    from keras_nas.supernet.darts import DartsSupernet
+
+    cfg = CONFIGS[args.config]
+    rng = np.random.default_rng(0)
+    x = tf.constant(
+        rng.normal(size=(cfg["batch"],) + cfg["shape"]).astype("float32")
+    )
+    y = tf.constant(rng.integers(0, 10, cfg["batch"]).astype("int32"))
+    for variant in args.variants.split(","):
+        keras.utils.set_random_seed(0)
+        model = DartsSupernet(
+            cfg["shape"],
+            10,
+            filters=cfg["filters"],
+            num_cells=cfg["num_cells"],
+            seed=0,
+            **VARIANTS[variant],
+        )
+        model.compile(decay_steps=1000, run_eagerly=True)
+        for r in range(args.repeats):
+            for groups in ("w", "a"):
+                tf.config.experimental.reset_memory_stats("CPU:0")
+                info = tf.config.experimental.get_memory_info("CPU:0")
+                base = info["current"]
+                c0 = time.process_time()
+                _darts_tensorflow._pass(model, x, y, groups)
+                info = tf.config.experimental.get_memory_info("CPU:0")
+                row = {
+                    "variant": variant,
+                    "repeat": r,
+                    "pass": groups,
+                    "tf_peak_minus_base_mib": round(
+                        (info["peak"] - base) / 2**20
+                    ),
+                    "cpu_s": round(time.process_time() - c0, 1),
+                }
+                print(json.dumps(row), flush=True)
+        del model
 
 
 def run_nb201(args):
@@ -205,11 +283,16 @@ def main():
     s.add_argument("--steps", type=int, default=3)
     s.add_argument("--rounds", type=int, default=3)
     s.add_argument("--eager", action="store_true")
+    s.add_argument("--variants", default="softmax,gumbel,pc4")
     inner = sub.add_parser("_step")
     inner.add_argument("--variant", choices=sorted(VARIANTS))
     inner.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     inner.add_argument("--steps", type=int, default=3)
     inner.add_argument("--eager", action="store_true")
+    ps = sub.add_parser("passes")
+    ps.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    ps.add_argument("--variants", default="softmax,binary")
+    ps.add_argument("--repeats", type=int, default=3)
     n = sub.add_parser("nb201")
     n.add_argument("--table", required=True)
     n.add_argument("--seeds", default="0,1,2")
@@ -224,6 +307,8 @@ def main():
         print("RESULT " + json.dumps(measure_step(args)), flush=True)
     elif args.command == "step":
         run_steps(args)
+    elif args.command == "passes":
+        run_passes(args)
     else:
         run_nb201(args)
 

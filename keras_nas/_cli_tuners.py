@@ -78,11 +78,20 @@ def _proxyless_arguments(args: argparse.Namespace, space: Any, data: Any):
     # ProxylessNAS trains one binary-gated supernet over the MobileNet space
     # (a single trial). A positive --latency-weight adds the expected
     # latency to the architecture loss, from a latency table measured on
-    # this machine at the first trial (kept in the project directory).
+    # this machine at the first trial (kept in the project directory). On
+    # the cell space: the DARTS supernet's binary relaxation
+    # (`_tuner_class`), without a latency term.
+    if args.space == "cell":
+        if getattr(args, "latency_weight", None):
+            raise UsageError(
+                "--latency-weight needs --space mobilenet (its latency "
+                "table is per MobileNet block); got --space cell"
+            )
+        return _relaxed(relaxation="binary")(args, space, data)
     if args.space != "mobilenet" or not data.is_arrays:
         raise UsageError(
-            "--tuner proxyless searches --space mobilenet with array data; "
-            f"got --space {args.space} --dataset {args.dataset}"
+            "--tuner proxyless searches --space mobilenet or cell with array "
+            f"data; got --space {args.space} --dataset {args.dataset}"
         )
     keywords = {"batch_size": args.batch_size}
     weight = getattr(args, "latency_weight", None)
@@ -274,7 +283,9 @@ def make_tuner(
             "--max-params/--max-flops need a tuner that builds every trial "
             f"({', '.join(sorted(_BUILDS_TRIALS))}); got --tuner {args.tuner}"
         )
-    cls = _resolve(TUNERS, args.tuner, "tuner")
+    # --tuner proxyless on the cell space is the Darts tuner (binary gates).
+    cell = args.tuner == "proxyless" and args.space == "cell"
+    cls = _resolve(TUNERS, "darts" if cell else args.tuner, "tuner")
     positional, keywords = TUNERS[args.tuner][2](args, space, data)
     from keras_nas.tensorboard import SearchViewsMixin
 

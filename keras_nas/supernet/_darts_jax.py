@@ -13,6 +13,7 @@ import jax
 import keras
 
 from keras_nas._jax_state import update_metrics
+from keras_nas.supernet import relaxations
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -52,10 +53,10 @@ def _merge(model, w, a):
     return out
 
 
-def _loss_fn(model):
+def _loss_fn(model, arch_pass):
     def loss(w, a, ntv, x, y):
         logits, ntv = model.stateless_call(
-            _merge(model, w, a), ntv, x, training=True
+            _merge(model, w, a), ntv, x, training=True, arch_pass=arch_pass
         )
         return cross_entropy(y, logits), (logits, ntv)
 
@@ -63,7 +64,11 @@ def _loss_fn(model):
 
 
 def _grads(model, argnums):
-    return jax.value_and_grad(_loss_fn(model), argnums=argnums, has_aux=True)
+    # The alpha pass of the binary relaxation runs two gated paths.
+    arch_pass = argnums == 1 or argnums == (0, 1)
+    return jax.value_and_grad(
+        _loss_fn(model, arch_pass), argnums=argnums, has_aux=True
+    )
 
 
 def _lr_and_momentums(model, wov, dtype):
@@ -127,6 +132,30 @@ def _set_temperature(model, ntv, wov):
     return ntv
 
 
+def _noise(model, ntv):
+    """`(seed, draw)` of the binary relaxation, read from `ntv`."""
+    wanted = (model.binary_seed, model.binary_draws)
+    variables = model.non_trainable_variables
+    return tuple(
+        next(ntv[i] for i, v in enumerate(variables) if v is w)
+        for w in wanted
+    )
+
+
+def _rescale(model, old, new, seed, draw):
+    """`new` arch values with ProxylessNAS' rescaling of the alphas."""
+    alphas = {id(v) for v in relaxations.alpha_variables(model)}
+    arch = [v for v in model.trainable_variables if is_arch(v)]
+    keep = [i for i, v in enumerate(arch) if id(v) in alphas]
+    rescaled = relaxations.binary_rescale(
+        [old[i] for i in keep], [new[i] for i in keep], seed, draw
+    )
+    out = list(new)
+    for i, value in zip(keep, rescaled, strict=True):
+        out[i] = value
+    return out
+
+
 def train_step(model, state, data):
     tv, ntv, ov, mv = state
     xt, yt, xv, yv = unpack_search(data)
@@ -136,11 +165,16 @@ def train_step(model, state, data):
         ntv = _set_temperature(model, ntv, wov)
     updates = []
     if model.order:
+        if model.relaxation == "binary":  # the draw of the alpha pass
+            seed, draw = _noise(model, ntv)
+        old_a = a
         arch_loss, logits_v, ntv, grad_a = _arch_grads(
             model, w, a, ntv, wov, xt, yt, xv, yv
         )
         grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
         a, aov = model.optimizer.arch_optimizer.stateless_apply(aov, grad_a, a)
+        if model.relaxation == "binary":
+            a = _rescale(model, old_a, a, seed, draw)
         updates += [
             (model.arch_loss_tracker, (arch_loss,)),
             (model.arch_accuracy_tracker, (yv, logits_v)),

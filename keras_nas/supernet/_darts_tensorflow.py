@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _weight_update_tensorflow as weight_update
+from keras_nas.supernet import relaxations
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -49,7 +50,8 @@ def _pass(model, x, y, groups):
     variables = [v.value for v in _variables(model, groups)]
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(variables)
-        logits = model(x, training=True)
+        # The alpha pass of the binary relaxation runs two gated paths.
+        logits = model(x, training=True, arch_pass="a" in groups)
         loss = cross_entropy(y, logits)
     grads = tape.gradient(
         loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
@@ -150,9 +152,18 @@ def train_step(model, data):
         model.gumbel_tau.assign(model.temperature())
     if model.order:
         a = model.arch_variables
+        binary = model.relaxation == "binary"
+        if binary:  # ProxylessNAS: the draw and alpha before the update
+            seed, draw = relaxations.read_noise(model)
+            alphas = relaxations.alpha_variables(model)
+            old = [tf.identity(v.value) for v in alphas]
         arch_loss, logits_v, grad_a = _arch_grads(model, xt, yt, xv, yv)
         grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
         distribute.apply(model.optimizer.arch_optimizer, grad_a, a)
+        if binary:
+            new = [tf.identity(v.value) for v in alphas]
+            new = relaxations.binary_rescale(old, new, seed, draw)
+            _assign(alphas, new)
         model.arch_loss_tracker.update_state(arch_loss)
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables

@@ -27,10 +27,14 @@ of weighting the sum of all `N` op outputs (DARTS), a *binary gate* `g`
   common offset so that the probabilities of the paths that were not
   sampled do not change (`rescale_pair`, as the paper's code).
 
-Backend-neutral: the gates are `keras.ops`, the sampling NumPy. Any
-relaxation with per-choice logits can use these (the MobileNet supernet
-`keras_nas.supernet.proxyless` does; a binary relaxation of DARTS cells
-could).
+Backend-neutral: the gates and the rescaling are `keras.ops` (on one
+block's logits or on a batch of rows, e.g. every edge of a DARTS cell); the
+sampling is NumPy (`sample_path`, `sample_pair`, with a generator) or, in a
+traced step, `keras.ops` on given uniform numbers (`path_from_noise`,
+`pair_from_noise`: the Gumbel-max and Gumbel-top-2 tricks, the same
+distributions). The MobileNet supernet `keras_nas.supernet.proxyless` uses
+the NumPy samplers; the `"binary"` relaxation of `DartsSupernet`
+(`keras_nas.supernet.relaxations`) the traced ones.
 """
 
 from __future__ import annotations
@@ -44,8 +48,11 @@ from keras import ops
 __all__ = [
     "derive_index",
     "gate_gradient",
+    "pair_from_noise",
+    "path_from_noise",
     "probabilities",
     "rescale_pair",
+    "rescale_pairs",
     "sample_pair",
     "sample_path",
     "straight_through_gates",
@@ -88,7 +95,49 @@ def sample_pair(alpha: Any, rng: np.random.Generator) -> tuple[int, int]:
     return (i, j) if rng.random() < q[0] else (j, i)
 
 
-def straight_through_gates(alpha: Any, pair: Sequence[int]) -> Any:
+def _gumbel(uniform):
+    return -ops.log(-ops.log(ops.cast(uniform, "float32")))
+
+
+def path_from_noise(alpha: Any, uniform: Any) -> Any:
+    """`sample_path` in `keras.ops`: the index of `argmax(alpha + g)` per
+    row, `g = -log(-log(uniform))` (the Gumbel-max trick: a draw from
+    `softmax(alpha)`).
+
+    Args:
+        alpha: logits of shape `(..., N)`.
+        uniform: numbers in (0, 1) of the same shape.
+
+    Returns:
+        int32 indices of shape `(...)`.
+    """
+    perturbed = ops.cast(alpha, "float32") + _gumbel(uniform)
+    return ops.cast(ops.argmax(perturbed, axis=-1), "int32")
+
+
+def pair_from_noise(alpha: Any, uniform: Any, uniform_active: Any) -> Any:
+    """`sample_pair` in `keras.ops`: per row, two distinct paths drawn from
+    `softmax(alpha)` without replacement (the two largest `alpha + g`: the
+    Gumbel-top-2 trick), the first made active with probability
+    `softmax(alpha[pair])[0]` (else they are swapped).
+
+    Args:
+        alpha: logits of shape `(..., N)`, `N >= 2`.
+        uniform: numbers in (0, 1) of shape `(..., N)`.
+        uniform_active: numbers in (0, 1) of shape `(...)`.
+
+    Returns:
+        int32 `(active, inactive)` indices of shape `(..., 2)`.
+    """
+    alpha = ops.cast(alpha, "float32")
+    _, pair = ops.top_k(alpha + _gumbel(uniform), 2)
+    pair = ops.cast(pair, "int32")
+    q = ops.softmax(ops.take_along_axis(alpha, pair, axis=-1), axis=-1)
+    keep = ops.expand_dims(ops.cast(uniform_active, "float32") < q[..., 0], -1)
+    return ops.where(keep, pair, ops.flip(pair, axis=-1))
+
+
+def straight_through_gates(alpha: Any, pair: Any) -> Any:
     """Gates `(g_active, g_inactive)` with value `(1, 0)`, differentiable.
 
     `g = onehot + q - stop_gradient(q)` with `q = softmax(alpha[pair])`:
@@ -97,14 +146,16 @@ def straight_through_gates(alpha: Any, pair: Sequence[int]) -> Any:
     ProxylessNAS estimator over the two sampled paths.
 
     Args:
-        alpha: the block's logits, a tensor of shape `(N,)`.
-        pair: `(active, inactive)` indices (from `sample_pair`).
+        alpha: logits of shape `(N,)` (one block), or `(..., N)` (a row
+            per edge).
+        pair: `(active, inactive)` indices of shape `(2,)` (from
+            `sample_pair`), or `(..., 2)` (from `pair_from_noise`).
 
     Returns:
-        A tensor of shape `(2,)`.
+        A tensor of shape `(2,)` (or `(..., 2)`).
     """
-    a, b = (int(k) for k in pair)
-    q = ops.softmax(ops.stack([alpha[a], alpha[b]]))
+    pair = ops.cast(ops.convert_to_tensor(pair), "int32")
+    q = ops.softmax(ops.take_along_axis(alpha, pair, axis=-1), axis=-1)
     one_hot = ops.convert_to_tensor(np.asarray([1.0, 0.0]), dtype=q.dtype)
     return one_hot + q - ops.stop_gradient(q)
 
@@ -124,20 +175,39 @@ def gate_gradient(
     return out
 
 
+def rescale_pairs(old: Any, new: Any, pairs: Any) -> Any:
+    """`rescale_pair` in `keras.ops` on rows: `new` `(..., N)` with the two
+    entries `pairs` `(..., 2)` of every row shifted by one offset per row,
+    so that `logsumexp(new[pair]) == logsumexp(old[pair])`."""
+    old = ops.convert_to_tensor(old)
+    new = ops.convert_to_tensor(new)
+    pairs = ops.cast(ops.convert_to_tensor(pairs), "int32")
+
+    def pair_lse(a):
+        return ops.logsumexp(ops.take_along_axis(a, pairs, axis=-1), axis=-1)
+
+    offset = ops.expand_dims(pair_lse(new) - pair_lse(old), -1)
+    n = ops.shape(new)[-1]
+    mask = ops.maximum(
+        ops.one_hot(pairs[..., 0], n, dtype=new.dtype),
+        ops.one_hot(pairs[..., 1], n, dtype=new.dtype),
+    )
+    return new - mask * ops.cast(offset, new.dtype)
+
+
 def rescale_pair(
     old: Any, new: Any, pair: Sequence[int]
 ) -> np.ndarray:
     """`new` with its two sampled logits shifted by one offset so that
     `sum(exp(new[pair])) == sum(exp(old[pair]))`: the probabilities of the
-    other paths stay as they were before the update."""
-    old = np.asarray(old, dtype="float64").reshape(-1)
-    out = np.asarray(new, dtype="float64").reshape(-1).copy()
-    idx = sorted({int(k) for k in pair})
-    if len(idx) < 2:
-        return out
-    offset = np.logaddexp.reduce(out[idx]) - np.logaddexp.reduce(old[idx])
-    out[idx] -= offset
-    return out
+    other paths stay as they were before the update (NumPy, one block;
+    `rescale_pairs` on rows)."""
+    new = np.asarray(new, dtype="float64").reshape(-1)
+    if len({int(k) for k in pair}) < 2:
+        return new.copy()
+    old = np.asarray(old, dtype="float64").reshape(1, -1)
+    out = rescale_pairs(old, new[None], np.asarray([pair], "int32"))
+    return np.asarray(ops.convert_to_numpy(out), dtype="float64")[0]
 
 
 def derive_index(alpha: Any) -> int:

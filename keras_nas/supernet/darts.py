@@ -13,9 +13,9 @@ training batch. The gradient code of each backend lives in
 `_darts_math.py`); the layers in `darts_cells.py`, the two optimizers in
 `bilevel.py`, the derivation of a genotype in `darts_derive.py` and the
 search data in `darts_data.py` (all importable from here, as before). The
-GDAS and PC-DARTS relaxations (`relaxation=`, `partial_channels=`) are in
-`relaxations.py`, the NAS-Bench-201 cell space (`search_space="nb201"`)
-in `darts_nb201.py`.
+GDAS, ProxylessNAS and PC-DARTS relaxations (`relaxation=`,
+`partial_channels=`) are in `relaxations.py`, the NAS-Bench-201 cell
+space (`search_space="nb201"`) in `darts_nb201.py`.
 
 Data: each element given to `fit` is `((x_train, y_train), (x_val, y_val))`;
 `search_data` builds such a dataset from two arrays or two `tf.data`
@@ -170,7 +170,11 @@ class DartsSupernet(keras.Model):
             temperature (variable `gumbel_tau`) falls linearly from
             `tau_max` to `tau_min` over `anneal_steps` steps of the weights
             optimizer, so a saved and resumed search continues the anneal.
-            See `keras_nas.supernet.relaxations`.
+            See `keras_nas.supernet.relaxations`. Or "binary"
+            (ProxylessNAS, Cai et al., ICLR 2019): one sampled op per edge
+            in the weights pass, two gated ones with the paper's estimator
+            in the `alpha` pass (`call(..., arch_pass=True)`); `order` 0
+            or 1; see `relaxations.paired_edge`.
         partial_channels: K of PC-DARTS (Xu et al., ICLR 2020): every edge
             mixes 1/K of its channels, the rest bypass it, the channels are
             shuffled, and each node weighs its incoming edges by the
@@ -281,6 +285,11 @@ class DartsSupernet(keras.Model):
                 f"Expected `order` to be 0, 1 or 2. Received: order={order!r}"
             )
         self.order = int(order)
+        if self.relaxation == "binary" and self.order == 2:
+            raise ValueError(
+                "Expected `order` 0 or 1 with relaxation='binary' (the "
+                "ProxylessNAS estimator is first order). Received: order=2"
+            )
         self.weight_decay = _check_float("weight_decay", weight_decay)
         self.arch_weight_decay = _check_float(
             "arch_weight_decay", arch_weight_decay
@@ -441,8 +450,9 @@ class DartsSupernet(keras.Model):
         self.classifier.build((None, s1[-1]))
         self.built = True
 
-    def call(self, inputs, training=None):
-        weights = relaxations.cell_weights(self, training)
+    def call(self, inputs, training=None, arch_pass=False):
+        # arch_pass: the alpha pass' forward (binary: two gated paths).
+        weights = relaxations.cell_weights(self, training, arch_pass)
         x = self.stem_bn(self.stem_conv(inputs), training=training)
         if self.search_space == "nb201":
             w, b = weights[False]

@@ -102,9 +102,12 @@ class MixedOp(keras.layers.Layer):
         ops_version: 2 (default: the DARTS code's ops, with the batch norm
             after the pools) or 1 (keras-nas before: no batch norm after
             the pools; see `keras_nas.blocks.ops`).
-        relaxation: "softmax" (the weighted sum of every op) or "gumbel"
+        relaxation: "softmax" (the weighted sum of every op), "gumbel"
             (GDAS: `op_weights` is a straight-through one-hot and only the
-            chosen op runs; see `relaxations.sampled_edge`).
+            chosen op runs; see `relaxations.sampled_edge`) or "binary"
+            (ProxylessNAS: a one-hot, or in the architecture pass the
+            `(2, len(ops))` one-hots of two gated paths; only those run,
+            see `relaxations.paired_edge`).
         partial_channels: K of PC-DARTS: the ops see the first `1/K` of the
             channels, the rest bypass them, then the channels are shuffled
             (1: off; see `relaxations.partial_output`).
@@ -173,8 +176,14 @@ class MixedOp(keras.layers.Layer):
         k = self.partial_channels
         if k > 1:
             inputs, bypass = relaxations.split_channels(inputs, k)
-        if self.relaxation == "gumbel":
-            out = relaxations.sampled_edge(self, inputs, op_weights, training)
+        if self.relaxation in relaxations.SAMPLED:
+            # Binary architecture pass: two paths (a `(2, ops)` weight).
+            edge = (
+                relaxations.paired_edge
+                if len(op_weights.shape) == 2
+                else relaxations.sampled_edge
+            )
+            out = edge(self, inputs, op_weights, training)
         else:
             out = self._weighted_candidates(inputs, op_weights, training)
         if k > 1:
@@ -234,7 +243,7 @@ class SearchCell(keras.layers.Layer):
         num_nodes: number of intermediate nodes.
         ops: candidate op names.
         ops_version: 2 (default) or 1 (see `MixedOp`).
-        relaxation: "softmax" or "gumbel" (see `MixedOp`).
+        relaxation: "softmax", "gumbel" or "binary" (see `MixedOp`).
         partial_channels: K of PC-DARTS (see `MixedOp`; 1: off).
         **kwargs: base layer keyword arguments, such as `name`.
     """

@@ -50,7 +50,7 @@ class Nb201SearchCell(keras.layers.Layer):
         filters: channels of the input, the nodes and the output.
         ops: candidate op names (default: `NB201_OPS`).
         ops_version: 2 (default) or 1 (see `MixedOp`).
-        relaxation: "softmax" or "gumbel" (see `MixedOp`).
+        relaxation: "softmax", "gumbel" or "binary" (see `MixedOp`).
         partial_channels: K of PC-DARTS (see `MixedOp`; 1: off).
         **kwargs: base layer keyword arguments, such as `name`.
     """

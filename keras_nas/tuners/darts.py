@@ -28,6 +28,7 @@ from keras_nas._validation import (
     short_repr,
 )
 from keras_nas.blocks import registry
+from keras_nas.spaces.nas_bench_201_space import NasBench201SearchSpace
 from keras_nas.supernet import darts as darts_lib
 from keras_nas.supernet import darts_cells
 from keras_nas.tensorboard import log_trial_metrics
@@ -119,8 +120,8 @@ class AlphaHistory(keras.callbacks.Callback):
         weights = model.arch_weights()
         record = {
             "epoch": int(epoch) + 1,
-            "normal": weights["normal"].tolist(),
-            "reduce": weights["reduce"].tolist(),
+            # (No "reduce" for the NAS-Bench-201 cell: one kind of cell.)
+            **{kind: w.tolist() for kind, w in weights.items()},
             "genotype": model.derive_genotype().to_dict(),
             "logs": {k: float(v) for k, v in (logs or {}).items()},
         }
@@ -162,11 +163,14 @@ def _split_arrays(x, y, portion: float, seed: int | None):
 def _is_space(hypermodel: Any) -> bool:
     from keras_nas.spaces.cell_space import CellSearchSpace
 
-    return isinstance(hypermodel, CellSearchSpace)
+    return isinstance(hypermodel, (CellSearchSpace, NasBench201SearchSpace))
 
 
 def _supernet_ops(space: Any) -> tuple[str, ...]:
-    """The supernet's candidates: the space's ops and the zero op."""
+    """The supernet's candidates: the space's ops and the zero op (the
+    benchmark's five ops for the NAS-Bench-201 space)."""
+    if isinstance(space, NasBench201SearchSpace):
+        return tuple(registry.NB201_OPS)
     if not space.search_reduction:
         raise ValueError(
             "Expected a `CellSearchSpace` with `search_reduction=True`: "
@@ -250,13 +254,17 @@ class Darts(NasTuner):
     for one release with a `DeprecationWarning` (they build the space).
 
     Args:
-        hypermodel: a `CellSearchSpace` with `search_reduction=True`.
+        hypermodel: a `CellSearchSpace` with `search_reduction=True`, or
+            a `NasBench201SearchSpace` (the supernet of its cell,
+            `DartsSupernet(search_space="nb201")`; the derived cell is a
+            trial of the space).
         filters: initial filters of the supernet (default: the space's
             smallest `filters`).
         num_cells: cells of the supernet (default: the space's smallest
-            `num_cells`).
+            `num_cells`; NAS-Bench-201: `3 * cells_per_stage`).
         order: 1 (first-order) or 2 (second-order DARTS).
-        relaxation: "softmax" (DARTS) or "gumbel" (GDAS, Dong and Yang,
+        relaxation: "softmax" (DARTS), "binary" (ProxylessNAS' binary
+            gates, Cai et al., ICLR 2019) or "gumbel" (GDAS, Dong and Yang,
             CVPR 2019; see `DartsSupernet`).
         partial_channels: K of PC-DARTS (Xu et al., ICLR 2020; 1: off).
         batch_size: batch size of each half of a search step.
@@ -327,7 +335,7 @@ class Darts(NasTuner):
             if not isinstance(hypermodel, (tuple, list)):
                 raise ValueError(
                     "Expected `hypermodel` to be a `keras_nas.spaces."
-                    "CellSearchSpace`. "
+                    "NasBench201SearchSpace` or `CellSearchSpace`. "
                     f"Received: hypermodel={short_repr(hypermodel)}"
                 )
             # keras-nas 0.x: `Darts(input_shape, num_classes, ...)`.
@@ -352,22 +360,29 @@ class Darts(NasTuner):
                     + ", ".join(f"{k}={legacy[k]!r}" for k in given)
                 )
             ops = _supernet_ops(hypermodel)
+        nb201 = isinstance(hypermodel, NasBench201SearchSpace)
         if filters is None:
-            filters = min(hypermodel.filters)
+            filters = hypermodel.filters if nb201 else min(hypermodel.filters)
         if num_cells is None:
-            num_cells = min(hypermodel.num_cells)
+            num_cells = (
+                3 * hypermodel.cells_per_stage
+                if nb201
+                else min(hypermodel.num_cells)
+            )
         self.supernet_config = dict(
             input_shape=tuple(hypermodel.input_shape),
             num_classes=hypermodel.num_classes,
             filters=filters,
             num_cells=num_cells,
-            num_nodes=hypermodel.num_nodes,
+            num_nodes=4 if nb201 else hypermodel.num_nodes,
             ops=tuple(ops),
             order=order,
             seed=seed,
             relaxation=relaxation,
             partial_channels=partial_channels,
         )
+        if nb201:
+            self.supernet_config["search_space"] = "nb201"
         # Validates the configuration before any search starts.
         darts_cells.check_ops(ops)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -449,13 +464,16 @@ class Darts(NasTuner):
         )
         hp = trial.hyperparameters
         self.hypermodel.declare_hyperparameters(hp)
-        hp.values.update(
-            self.hypermodel.hyperparameters(
-                supernet.derive_genotype(),
-                num_cells=hp.get("num_cells"),
-                filters=hp.get("filters"),
+        if supernet.search_space == "nb201":
+            hp.values.update(supernet.derive_hyperparameters())
+        else:
+            hp.values.update(
+                self.hypermodel.hyperparameters(
+                    supernet.derive_genotype(),
+                    num_cells=hp.get("num_cells"),
+                    filters=hp.get("filters"),
+                )
             )
-        )
         self.oracle.update_space(hp)
         result = {
             "val_accuracy": float(metrics["accuracy"]),

@@ -1,6 +1,7 @@
 """Tests of the GDAS and PC-DARTS relaxations of `DartsSupernet` and of its
 NAS-Bench-201 cell space (issue 15), on the TF backend; the JAX step runs
-in a subprocess."""
+in a subprocess (for GDAS and the binary relaxation, whose other tests are
+in test_binary_relaxation.py)."""
 
 import textwrap
 
@@ -100,8 +101,8 @@ def test_gumbel_sample_is_one_hot_with_the_soft_gradient():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(tau), [10, 5.05, 0.1, 0.1], rtol=1e-6
     )
-    with pytest.raises(ValueError, match="relaxation=.binary"):
-        _tiny(relaxation="binary")
+    with pytest.raises(ValueError, match="relaxation=.bogus"):
+        _tiny(relaxation="bogus")
     with pytest.raises(ValueError, match="partial_channels=3"):
         _tiny(partial_channels=3)
 
@@ -187,11 +188,17 @@ data = np.load({data!r})
 batches = search_data((data["x"], data["y"]), (data["x"], data["y"]), 4,
                       shuffle=False)
 logs = model.fit(batches, epochs=1, verbose=0).history
+binary = keras.saving.load_model({binary!r})
+b_draws = int(binary.binary_draws.numpy())
+b_logs = binary.fit(batches, epochs=1, verbose=0).history
 print(json.dumps({{"before": before,
                   "tau": float(model.gumbel_tau.numpy()),
                   "draws": int(model.gumbel_draws.numpy()),
                   "loss": logs["loss"][-1],
-                  "alpha": np.asarray(model.alpha_normal.numpy()).tolist()}}))
+                  "alpha": np.asarray(model.alpha_normal.numpy()).tolist(),
+                  "binary": [b_draws, int(binary.binary_draws.numpy()),
+                             b_logs["loss"][-1], b_logs["arch_loss"][-1],
+                             np.asarray(binary.alpha_normal).tolist()]}}))
 """
 
 
@@ -220,9 +227,25 @@ def test_gumbel_search_saves_resumes_the_anneal_and_matches_jax(
     model.save(path)
     np.savez(tmp_path / "data.npz", x=x, y=y)
     logs = model.fit(batches, epochs=1, verbose=0).history
+    # The binary (ProxylessNAS) relaxation: one step, saved, the next step
+    # here and in the JAX process (the same hash draws, the same pairs).
+    binary = DartsSupernet(
+        (6, 6, 3), 3, filters=2, num_cells=1, num_nodes=1, seed=3,
+        ops=("skip_connect", "avg_pool_3x3", "sep_conv_3x3"),
+        relaxation="binary",
+    )
+    binary.compile(run_eagerly=True)
+    binary.fit(batches, epochs=1, verbose=0)
+    binary_path = str(tmp_path / "binary.keras")
+    binary.save(binary_path)
+    b_logs = binary.fit(batches, epochs=1, verbose=0).history
     out = run_on_backend(
         textwrap.dedent(
-            _JAX_RESUME.format(path=path, data=str(tmp_path / "data.npz"))
+            _JAX_RESUME.format(
+                path=path,
+                data=str(tmp_path / "data.npz"),
+                binary=binary_path,
+            )
         )
     )
     jax = json.loads(out.strip().splitlines()[-1])
@@ -234,3 +257,10 @@ def test_gumbel_search_saves_resumes_the_anneal_and_matches_jax(
     np.testing.assert_allclose(
         jax["alpha"], model.alpha_normal.numpy(), atol=1e-6
     )
+    b_before, b_draws, b_loss, b_arch_loss, b_alpha = jax["binary"]
+    assert (b_before, b_draws) == (2, int(binary.binary_draws.numpy())) == (
+        2, 4
+    )
+    assert b_loss == pytest.approx(b_logs["loss"][-1], rel=1e-4)
+    assert b_arch_loss == pytest.approx(b_logs["arch_loss"][-1], rel=1e-4)
+    np.testing.assert_allclose(b_alpha, binary.alpha_normal.numpy(), atol=1e-6)
