@@ -79,6 +79,15 @@ ORACLES["bananas-cold-refit"] = functools.partial(
     tuners.BananasOracle, refit_steps=None
 )
 ORACLES["local"] = tuners.LocalSearchOracle
+# At a local optimum, walk on from the best trial not yet a centre.
+ORACLES["local-best-unvisited"] = functools.partial(
+    tuners.LocalSearchOracle, restart="best_unvisited"
+)
+# Half the default warm-start steps (60): the default until issue 16's
+# quality branch.
+ORACLES["bananas-refit30"] = functools.partial(
+    tuners.BananasOracle, refit_steps=30
+)
 
 DEFAULT_ORACLES = (
     "random",

@@ -66,7 +66,8 @@ class BananasOracle(_model_based.SurrogateOracle):
             BANANAS.
         refit_steps: Adam steps of a warm-started refit, or None to train
             every fit from scratch (150 steps, as the first fit). Defaults
-            to 30: one or a few new trials move a fitted ensemble little.
+            to 60: as good as a cold refit on NAS-Bench-201 at ~2/5 of its
+            cost (30 lost quality; benchmarks/RESULTS.md).
         seed: Integer seed; the same seed gives the same trials (0 is a
             seed too).
         hyperparameters, allow_new_entries, tune_new_entries,
@@ -91,7 +92,7 @@ class BananasOracle(_model_based.SurrogateOracle):
         num_random_candidates: int = 20,
         score_transform: str | None = None,
         num_networks: int = 5,
-        refit_steps: int | None = 30,
+        refit_steps: int | None = 60,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         allow_new_entries: bool = True,
@@ -260,7 +261,7 @@ class Bananas(_base.NasTuner):
         num_random_candidates: int = 20,
         score_transform: str | None = None,
         num_networks: int = 5,
-        refit_steps: int | None = 30,
+        refit_steps: int | None = 60,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         tune_new_entries: bool = True,

@@ -22,6 +22,7 @@ from keras_nas.tuners import _base, _model_based, _oracle
 __all__ = ["LocalSearch", "LocalSearchOracle"]
 
 _RUNNING = (trial_module.TrialStatus.RUNNING, trial_module.TrialStatus.IDLE)
+_RESTARTS = ("random", "best_unvisited")
 
 
 class LocalSearchOracle(_oracle.SearchOracle):
@@ -35,7 +36,10 @@ class LocalSearchOracle(_oracle.SearchOracle):
     neighbours proposed before are not run again, their score is reused.
     When the whole neighbourhood is known, the best neighbour becomes the
     centre if it beats it; otherwise the centre is a local optimum and the
-    search restarts from one new random trial.
+    search restarts: from one new random trial (`restart="random"`), or it
+    continues from the best trial whose neighbourhood was not walked yet
+    (`restart="best_unvisited"`, the variant of White et al. that keeps
+    what was learnt; a random trial once every trial was a centre).
 
     With several workers (keras-tuner's distributed mode) the neighbours
     are handed out in parallel; while the last ones still run, other
@@ -49,6 +53,8 @@ class LocalSearchOracle(_oracle.SearchOracle):
         num_initial_trials: Random trials whose best is the first centre.
             Defaults to 10, as NASLib's local search: a better start than
             one random point for a tenth of a 100-trial budget.
+        restart: What follows a local optimum: "random" or
+            "best_unvisited" (see above). Defaults to "random".
         seed: Integer seed; the same seed gives the same trials (0 is a
             seed too).
         hyperparameters, allow_new_entries, tune_new_entries,
@@ -69,6 +75,7 @@ class LocalSearchOracle(_oracle.SearchOracle):
         objective: Any = None,
         max_trials: int = 100,
         num_initial_trials: int = 10,
+        restart: str = "random",
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         allow_new_entries: bool = True,
@@ -80,6 +87,13 @@ class LocalSearchOracle(_oracle.SearchOracle):
         self.num_initial_trials = check_positive_int(
             "num_initial_trials", num_initial_trials
         )
+        if restart not in _RESTARTS:
+            raise ValueError(
+                f"Expected `restart` to be one of {list(_RESTARTS)}. "
+                f"Received: restart={restart!r}"
+            )
+        self.restart = restart
+        self._centres: list[str] = []
         self._centre: str | None = None
         self._queue: list[dict[str, Any]] = []
         self._round: list[str] = []
@@ -87,7 +101,7 @@ class LocalSearchOracle(_oracle.SearchOracle):
         self._start_size = self.num_initial_trials
         self._restarts = 0
 
-    _state_settings = ("num_initial_trials",)
+    _state_settings = ("num_initial_trials", "restart")
 
     # -- helpers ------------------------------------------------------------
 
@@ -103,6 +117,7 @@ class LocalSearchOracle(_oracle.SearchOracle):
 
     def _move_to(self, trial_id: str) -> None:
         self._centre = trial_id
+        self._centres.append(trial_id)
         values = self.trials[trial_id].hyperparameters.values
         neighbours = _model_based.one_step_neighbours(
             self.hyperparameters, dict(values), self._rng
@@ -146,7 +161,18 @@ class LocalSearchOracle(_oracle.SearchOracle):
             ):
                 self._move_to(best)
                 continue
-            # A local optimum: restart from one random architecture.
+            # A local optimum: continue from the best trial whose
+            # neighbourhood was not walked yet, or restart from one random
+            # architecture.
+            if self.restart == "best_unvisited":
+                visited = set(self._centres)
+                best = self._best(
+                    [t for t in self.end_order if t not in visited]
+                )
+                if best is not None:
+                    self._restarts += 1
+                    self._move_to(best)
+                    continue
             self._centre, self._start, self._start_size = None, [], 1
             self._restarts += 1
 
@@ -162,6 +188,7 @@ class LocalSearchOracle(_oracle.SearchOracle):
                 "start": self._start,
                 "start_size": self._start_size,
                 "restarts": self._restarts,
+                "centres": self._centres,
             }
         )
         return state
@@ -174,6 +201,7 @@ class LocalSearchOracle(_oracle.SearchOracle):
         self._start = list(state["start"])
         self._start_size = state["start_size"]
         self._restarts = state["restarts"]
+        self._centres = list(state.get("centres", []))
 
 
 class LocalSearch(_base.NasTuner):
@@ -184,7 +212,7 @@ class LocalSearch(_base.NasTuner):
             space) or a function `hp -> compiled keras.Model`.
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
-        num_initial_trials: See `LocalSearchOracle`.
+        num_initial_trials, restart: See `LocalSearchOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As in
@@ -210,6 +238,7 @@ class LocalSearch(_base.NasTuner):
         objective: Any = None,
         max_trials: int = 100,
         num_initial_trials: int = 10,
+        restart: str = "random",
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         tune_new_entries: bool = True,

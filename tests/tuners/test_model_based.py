@@ -43,6 +43,9 @@ ORACLES = {
     ),
     "bananas": functools.partial(BananasOracle, num_networks=2, **FAST),
     "local": functools.partial(LocalSearchOracle, num_initial_trials=5),
+    "local_unvisited": functools.partial(
+        LocalSearchOracle, num_initial_trials=5, restart="best_unvisited"
+    ),
 }
 
 
@@ -69,7 +72,9 @@ def test_determinism_no_duplicates_and_progress(name, tmp_path):
     assert max(map(ops_score, a[5:])) > max(map(ops_score, a[:5]))
 
 
-@pytest.mark.parametrize("name", ["bo", "bananas", "local"])
+@pytest.mark.parametrize(
+    "name", ["bo", "bananas", "local", "local_unvisited"]
+)
 def test_reload_continues_identically(name, tmp_path):
     first = make(name, tmp_path, "p", seed=11)
     drive(first, ops_score, 12)
@@ -142,6 +147,26 @@ def test_local_search_walks_the_neighbourhood(tmp_path):
     assert max(scores) >= max(scores[:5]) + 2
 
 
+def test_local_search_restart_from_best_unvisited(tmp_path):
+    # A flat score: every centre is a local optimum after its neighbourhood.
+    def flat(v):
+        return 1.0
+
+    origins = {}
+    for name in ("local", "local_unvisited"):
+        oracle = make(name, tmp_path, name, seed=3)
+        drive(oracle, flat, 40)
+        origins[name] = [
+            oracle._lineage[t]["origin"] for t in oracle.start_order
+        ]
+        centres = oracle.get_state()["centres"]
+    # A random restart draws a new start; the variant walks on from the
+    # trials it already has (a new centre per local optimum).
+    assert "start" in origins["local"][5:]
+    assert set(origins["local_unvisited"][5:]) == {"neighbour"}
+    assert len(centres) == len(set(centres)) >= 3
+
+
 def test_neighbourhood_of_nb201_cell():
     hp = keras_tuner.HyperParameters()
     NasBench201SearchSpace().declare_hyperparameters(hp)
@@ -173,6 +198,8 @@ def test_invalid_arguments():
         BananasOracle(encoding="path", hyperparameters=choice_space())
     with pytest.raises(ValueError, match="num_initial_trials"):
         LocalSearchOracle(num_initial_trials=0)
+    with pytest.raises(ValueError, match="restart='best'"):
+        LocalSearchOracle(restart="best")
     with pytest.raises(ValueError, match="score_transform"):
         BananasOracle(score_transform="log")
     with pytest.raises(ValueError, match="num_networks"):
