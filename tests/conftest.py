@@ -8,9 +8,9 @@ import pytest
 #: subprocesses, the multi-process searches) go first. pytest-xdist's load
 #: scheduler sends each worker a first chunk of consecutive tests, so one
 #: worker runs these one after another while the other takes the short
-#: tests: measured, 875 s for the suite on 2 cores, against 958 s when they
-#: were dealt out to both workers (several multi-process tests at once
-#: contend for the 2 cores) and ~1,050 s in plain order.
+#: tests: measured 875-926 s for the suite on 2 cores, against 958 s when
+#: they were dealt out to both workers (several multi-process tests at once
+#: contend for the 2 cores; benchmarks/RESULTS.md).
 LONG_TESTS = (
     "test_tutorials.py::test_notebook_runs",
     "jax",
