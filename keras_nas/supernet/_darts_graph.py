@@ -85,6 +85,22 @@ def _key(layer, inputs, op_weights, training, handles=False):
     )
 
 
+def _run_stateless(rep, trainable, non_trainable, run):
+    """`run()` with `rep`'s variables read as the given values.
+
+    Returns its outputs and the `StatelessScope` (new moving statistics).
+    """
+    mapping = list(zip(rep.trainable_variables, trainable, strict=True))
+    mapping += zip(rep.non_trainable_variables, non_trainable, strict=True)
+    _LOCAL.inside = True
+    try:
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            outputs = run()
+    finally:
+        _LOCAL.inside = False
+    return outputs, scope
+
+
 def _make_handle_function(layer, direct, training):
     """TensorFlow: a function of the edge's variables themselves.
 
@@ -100,16 +116,12 @@ def _make_handle_function(layer, direct, training):
 
     def edge(trainable, non_trainable, inputs, op_weights):
         rep = ref()
-        values = [tf.convert_to_tensor(v) for v in trainable]
-        old = [tf.convert_to_tensor(v) for v in non_trainable]
-        mapping = list(zip(rep.trainable_variables, values, strict=True))
-        mapping += zip(rep.non_trainable_variables, old, strict=True)
-        _LOCAL.inside = True
-        try:
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                outputs = direct(rep, inputs, op_weights, training)
-        finally:
-            _LOCAL.inside = False
+        outputs, scope = _run_stateless(
+            rep,
+            [tf.convert_to_tensor(v) for v in trainable],
+            [tf.convert_to_tensor(v) for v in non_trainable],
+            lambda: direct(rep, inputs, op_weights, training),
+        )
         if training:
             for v, target in zip(
                 rep.non_trainable_variables, non_trainable, strict=True
@@ -129,14 +141,12 @@ def _make_function(layer, direct, training):
 
     def edge(trainable, non_trainable, inputs, op_weights):
         rep = ref()
-        mapping = list(zip(rep.trainable_variables, trainable, strict=True))
-        mapping += zip(rep.non_trainable_variables, non_trainable, strict=True)
-        _LOCAL.inside = True
-        try:
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                outputs = direct(rep, inputs, op_weights, training)
-        finally:
-            _LOCAL.inside = False
+        outputs, scope = _run_stateless(
+            rep,
+            trainable,
+            non_trainable,
+            lambda: direct(rep, inputs, op_weights, training),
+        )
         if not training or not non_trainable:
             return outputs, []
         new = []

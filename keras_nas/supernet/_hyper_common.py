@@ -1,7 +1,7 @@
 """What the SMASH hypernetwork bodies share (`_hyper_nb201.py`,
 `hypernetwork_cell.py`): parameter-free batch normalization, and the
 SMASH conditioning vector of a decision slot with its linear weight
-generators."""
+generators, and the softmax classifier."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 import keras
 from keras import ops
 
-__all__ = ["add_generator", "conditioning", "normalize"]
+__all__ = ["add_generator", "classifier", "conditioning", "normalize"]
 
 EPS = 1e-5
 
@@ -19,6 +19,16 @@ def normalize(x):
     """Batch normalization with the batch's statistics, no parameters."""
     mean, var = ops.moments(x, axes=(0, 1, 2), keepdims=True)
     return (x - mean) * ops.rsqrt(var + EPS)
+
+
+def classifier(num_classes: int, seed) -> keras.layers.Dense:
+    """The bodies' softmax classifier (Glorot-uniform kernel from `seed`)."""
+    return keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        name="classifier",
+    )
 
 
 def conditioning(layer, encoding, num_slots: int):

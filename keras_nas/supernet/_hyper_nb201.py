@@ -19,6 +19,7 @@ from keras_nas.blocks.genotypes import NB201_EDGES
 from keras_nas.blocks.registry import NB201_OPS
 from keras_nas.supernet._hyper_common import (
     add_generator,
+    classifier,
     conditioning,
     normalize,
 )
@@ -162,12 +163,7 @@ class Nb201HyperBody(keras.layers.Layer):
                 self.cells.append(
                     HyperCell(c, embedding_dim, name=f"stage{stage}_cell{i}")
                 )
-        self.classifier = keras.layers.Dense(
-            self.spec["num_classes"],
-            activation="softmax",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-            name="classifier",
-        )
+        self.classifier = classifier(self.spec["num_classes"], seed)
 
     def build(self, input_shape=None, encoding_shape=None):
         """Builds every layer from the known shapes (no forward pass)."""

@@ -41,6 +41,7 @@ from keras import ops
 from keras_nas._validation import check_positive_int
 from keras_nas.supernet._hyper_common import (
     add_generator,
+    classifier,
     conditioning,
     normalize,
 )
@@ -351,12 +352,7 @@ class CellHyperBody(keras.layers.Layer):
                 )
             )  # fmt: skip
             reduction_prev = reduce
-        self.classifier = keras.layers.Dense(
-            self.spec["num_classes"],
-            activation="softmax",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-            name="classifier",
-        )
+        self.classifier = classifier(self.spec["num_classes"], seed)
 
     def build(self, input_shape=None, encoding_shape=None):
         h, w, channels = self.spec["input_shape"]
