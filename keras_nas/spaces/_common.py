@@ -298,8 +298,46 @@ def compile_classifier(
             loss=loss,
             metrics=["accuracy"],
         )
-    build_training_state(model)
+    defer_training_state(model)
     return model
+
+
+def defer_training_state(model: keras.Model) -> None:
+    """Builds a compiled model's training state when it is first needed.
+
+    That is, before the model's first `fit`, `evaluate`, `train_on_batch` or
+    `test_on_batch` traces its step (TensorFlow backend: the step is then
+    traced once; under a distribution strategy, and on the other backends,
+    Keras builds that state itself first) and before `load_weights` (so
+    that a checkpoint's optimizer state, e.g. Hyperband continuing a trial,
+    is restored rather than skipped with a warning). Not at build time:
+    keras-tuner builds a space's model many times just to discover its
+    conditional hyperparameters (43-47 builds for the default
+    `ChainSearchSpace`) and throws those models away.
+    """
+
+    def ensure_state():
+        if getattr(model, "_distribute_strategy", None) is None and not (
+            model.optimizer is None or model.optimizer.built
+        ):
+            build_training_state(model)
+
+    load_weights = model.load_weights
+
+    def load_weights_with_state(filepath, *args, **kwargs):
+        ensure_state()
+        return load_weights(filepath, *args, **kwargs)
+
+    model.load_weights = load_weights_with_state
+    symbolic_build = getattr(model, "_maybe_symbolic_build", None)
+    if symbolic_build is None:  # Keras builds it itself before tracing
+        return
+
+    def symbolic_build_with_state(iterator=None, data_batch=None):
+        ensure_state()
+        return symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    model._maybe_symbolic_build = symbolic_build_with_state
 
 
 def build_training_state(model: keras.Model) -> None:

@@ -1,5 +1,7 @@
 """keras-tuner's built-in tuners run unchanged on every search space."""
 
+import warnings
+
 import keras_tuner
 import numpy as np
 import pytest
@@ -86,23 +88,50 @@ def test_tuner_runs_on_space(space_name, tuner_name, digits, tmp_path):
         assert isinstance(space.genotype(best), Genotype)
     elif space_name == "nb201":
         assert isinstance(space.genotype(best), NasBench201Genotype)
-    model = tuner.get_best_models()[0]
+    with warnings.catch_warnings():  # the optimizer state loads too
+        warnings.filterwarnings("error", message="Skipping variable loading")
+        model = tuner.get_best_models()[0]
+    assert int(model.optimizer.iterations) > 0
     assert model.predict(x[:4], verbose=0).shape == (4, 10)
 
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))
-def test_built_models_have_their_optimizer_variables(space_name):
-    model = SPACES[space_name]().build(keras_tuner.HyperParameters())
-    assert model.optimizer.built
-    assert model.optimizer.variables
+def test_training_state_waits_for_the_first_fit(space_name, digits):
+    """keras-tuner builds a space many times only to discover its
+    conditional hyperparameters: those builds create no optimizer or
+    metric variables; the first `fit` (or `evaluate`) of a model does."""
+    space = SPACES[space_name]()
+    model = space.build(keras_tuner.HyperParameters())
+    assert not model.optimizer.built
+    x, y = digits
+    model.evaluate(x[:8], y[:8], verbose=0)
+    assert model.optimizer.built and model.optimizer.variables
+    assert model.metrics_names
+
+
+def test_tuner_construction_builds_no_training_state(tmp_path, monkeypatch):
+    from keras_nas.spaces import _common
+
+    calls = []
+    build = _common.build_training_state
+    monkeypatch.setattr(
+        _common, "build_training_state", lambda m: calls.append(1) or build(m)
+    )
+    tuner = keras_tuner.RandomSearch(
+        SPACES["chain"](), objective="val_accuracy", max_trials=1,
+        directory=str(tmp_path),
+    )  # fmt: skip
+    assert len(tuner.oracle.get_space().space) > 5  # all conditions found
+    assert calls == []
 
 
 @pytest.mark.parametrize("auxiliary", [False, True])
 def test_first_fit_traces_the_train_step_once(auxiliary, digits):
-    """The built model's optimizer and metrics exist before `fit`, so
-    `tf.function` does not trace the step a second time to create them
-    (each trial's first epoch: about a third less CPU time)."""
+    """The model's optimizer and metrics are built before `fit` traces the
+    step, so `tf.function` does not trace it a second time to create them
+    (each trial's first epoch: about a third less CPU time); with the
+    space's `fit` (keras-tuner's path) and with the model's own."""
     import tensorflow as tf
 
     # Traced, as users run it (the autouse fixture of this folder restores
@@ -120,7 +149,10 @@ def test_first_fit_traces_the_train_step_once(auxiliary, digits):
     step = model.train_step
     model.train_step = lambda data: traces.append(1) or step(data)
     x, y = digits
-    history = space.fit(hp, model, x, y, batch_size=40, epochs=1, verbose=0)
+    if auxiliary:
+        history = space.fit(hp, model, x, y, batch_size=40, verbose=0)
+    else:
+        history = model.fit(x, y, batch_size=40, epochs=1, verbose=0)
     assert len(traces) == 1
     assert np.isfinite(history.history["loss"]).all()
     assert "accuracy" in history.history
