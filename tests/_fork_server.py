@@ -15,6 +15,7 @@ timeout).
 """
 
 import atexit
+import gc
 import json
 import os
 import signal
@@ -131,6 +132,10 @@ def main():
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     _warm_up()
+    # The imports' objects: out of every later collection (and not copied
+    # on write into each child by the collector touching them).
+    gc.collect()
+    gc.freeze()
     replies.write(json.dumps({"ready": True}) + "\n")
     replies.flush()
     for line in sys.stdin:
