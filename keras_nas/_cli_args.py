@@ -244,11 +244,12 @@ def add_search_parser(commands: Any) -> None:
         type=devices_option,
         default=None,
         metavar="N|all|cpu",
-        help="train every trial (and darts/gdas/pc-darts/enas supernets, "
-        "and the retrained best) data-parallel on N local devices, or all, "
-        "with tf.distribute.MirroredStrategy (TensorFlow backend; GPUs if "
-        "any, else the CPUs TensorFlow lists; --batch-size is the global "
-        "batch); 'cpu': hide the GPUs. Absent: Keras' default device",
+        help="train every trial (and the one-shot supernets but "
+        "proxyless on mobilenet, and the retrained best) data-parallel on "
+        "N local devices, or all, with tf.distribute.MirroredStrategy "
+        "(TensorFlow backend; GPUs if any, else the CPUs TensorFlow lists; "
+        "--batch-size is the global batch); 'cpu': hide the GPUs. Absent: "
+        "Keras' default device",
     )
     estimation.add_argument(
         "--xla",

@@ -8,9 +8,10 @@
   TensorFlow backend a `tf.distribute.MirroredStrategy` over them is handed
   to the tuner as keras-tuner's `distribution_strategy=`: each trial's model
   (and the supernet of the one-shot tuners `darts`, `gdas`, `pc-darts`,
-  `enas`) is built, compiled and fitted in its scope, and the best
-  architecture is retrained in it. `--batch-size` is the global batch, split
-  across the devices. With 1 device no strategy is made.
+  `enas`, and `proxyless` on the cell space) is built, compiled and fitted
+  in its scope, and the best architecture is retrained in it.
+  `--batch-size` is the global batch, split across the devices. With 1
+  device no strategy is made.
 
 Several machines, or several trials at a time, use keras-tuner's
 `KERASTUNER_*` variables (README, "Scaling out"); `--devices` then applies
@@ -26,10 +27,14 @@ from typing import Any
 
 from keras_nas._cli_env import UsageError, quietly
 
-#: Tuners whose supernet is not built in the strategy's scope yet.
-_NO_STRATEGY = {
-    "proxyless": "ProxylessSupernet's eager step is not distribution-aware",
-}
+
+def _one_device_only(args: argparse.Namespace) -> str | None:
+    """Why the search cannot use several devices, or None."""
+    # On the cell space --tuner proxyless is the DARTS supernet's binary
+    # relaxation, which is distribution-aware.
+    if args.tuner == "proxyless" and args.space != "cell":
+        return "ProxylessSupernet's eager step is not distribution-aware"
+    return None
 
 
 def devices_option(text: str) -> int | str:
@@ -103,10 +108,11 @@ def make_strategy(args: argparse.Namespace) -> tuple[Any, str | None]:
             f"{len(present)} present ({names}). Received: devices={devices}"
         )
     chosen = present if devices == "all" else present[:devices]
-    if len(chosen) > 1 and args.tuner in _NO_STRATEGY:
+    reason = _one_device_only(args)
+    if len(chosen) > 1 and reason:
         raise UsageError(
-            f"--tuner {args.tuner} trains on one device only "
-            f"({_NO_STRATEGY[args.tuner]}). Received: devices={devices}"
+            f"--tuner {args.tuner} --space {args.space} trains on one device "
+            f"only ({reason}). Received: devices={devices}"
         )
     shown = ", ".join(_short(d) for d in chosen)
     if len(chosen) == 1:
