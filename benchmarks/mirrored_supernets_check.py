@@ -97,10 +97,11 @@ def same_halves():
     X, Y = X[idx], Y[idx]
 
 
-def darts(order, arch_sgd=False):
+def darts(order, arch_sgd=False, filters=2, **relaxation):
     model = DartsSupernet(
-        (8, 8, 3), 10, filters=2, num_cells=2, num_nodes=2, order=order, seed=0
-    )
+        (8, 8, 3), 10, filters=filters, num_cells=2, num_nodes=2,
+        order=order, seed=0, **relaxation,
+    )  # fmt: skip
     # With plain SGD (learning rate 1) the update of alpha is its gradient.
     arch = keras.optimizers.SGD(1.0) if arch_sgd else None
     model.compile(decay_steps=10, arch_optimizer=arch)
@@ -148,6 +149,10 @@ CASES = {
     "darts_order1": lambda: darts(1),
     "darts_order2": lambda: darts(2),
     "darts_order1_arch_sgd": lambda: darts(1, arch_sgd=True),
+    # The CLI's --tuner gdas, pc-darts and (cell space) proxyless.
+    "gdas": lambda: darts(1, relaxation="gumbel"),
+    "pc_darts": lambda: darts(1, filters=4, partial_channels=2),
+    "darts_binary": lambda: darts(1, relaxation="binary"),
     "spos_uniform": lambda: one_shot(None),
     "spos_fair": lambda: one_shot("fair"),
     "spos_eager": lambda: one_shot(None, step="eager"),

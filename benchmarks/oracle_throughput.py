@@ -6,7 +6,9 @@ values. The space is `CellSearchSpace`'s (34 hyperparameters: cells,
 filters, and the inputs and op of every node of a normal and a reduction
 cell).
 
-Two modes, for each oracle (AgingEvolution, MCTS, Reinforce):
+Two modes, for each multi-trial oracle (AgingEvolution, MCTS, Reinforce,
+Bananas, ArchitectureBayesianOptimization, LocalSearch; the one-shot tuners'
+oracles serve one trial, or one per ENAS round in one process):
 
 - `grpc`: the chief is a separate process serving the oracle over gRPC on
   loopback (`keras_nas.tuners._distributed.serve_oracle`, as
@@ -53,7 +55,12 @@ from keras_tuner.engine import trial as trial_module  # noqa: E402
 
 from keras_nas.spaces.cell_space import CellSearchSpace  # noqa: E402
 from keras_nas.tuners._persistence import ResumableOracle  # noqa: E402
+from keras_nas.tuners.bananas import Bananas  # noqa: E402
+from keras_nas.tuners.bayesian import (  # noqa: E402
+    ArchitectureBayesianOptimization,
+)
 from keras_nas.tuners.evolution import AgingEvolution  # noqa: E402
+from keras_nas.tuners.local_search import LocalSearch  # noqa: E402
 from keras_nas.tuners.mcts import MonteCarloTreeSearch  # noqa: E402
 from keras_nas.tuners.reinforce import Reinforce  # noqa: E402
 
@@ -61,6 +68,9 @@ TUNERS = {
     "evolution": AgingEvolution,
     "mcts": MonteCarloTreeSearch,
     "reinforce": Reinforce,
+    "bananas": Bananas,
+    "bo": ArchitectureBayesianOptimization,
+    "local": LocalSearch,
 }
 
 
@@ -119,6 +129,9 @@ def _oracle_json_kib(directory: str, algo: str) -> float:
 
 def run_inprocess(algo, trials, workers, window, directory, state):
     _bookkeeping(state)
+    # No heartbeats here: a slow oracle must not count the simulated
+    # running trials as lost (`keras_nas.tuners._leases`).
+    os.environ["KERASNAS_WORKER_TIMEOUT"] = "86400"
     tuner = make_tuner(algo, directory, trials)
     oracle = tuner.oracle
     oracle.verbose = 0

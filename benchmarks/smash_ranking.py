@@ -103,6 +103,38 @@ def _spos(args, space, archs, train, val, seed):
     return scores, train_time, time.perf_counter() - start
 
 
+def _smash_runs(args, space, archs, data, reference, extra=None, shown=None):
+    """One SMASH run per `--hyper-seeds` seed, ranked against the
+    stand-alone accuracies; `extra(run, seed)` adds to a run (SPOS), and
+    the keys `shown(key)` accepts are printed (all if None)."""
+    (train, val), (standalone, standalone_time) = data, reference
+    runs = []
+    for seed in args.hyper_seeds:
+        acc, loss, t_train, t_eval = _smash(
+            args, space, archs, train, val, seed
+        )
+        tau, rho = _rank(standalone, acc)
+        run = {
+            "seed": seed,
+            "smash_tau": tau,
+            "smash_rho": rho,
+            "smash_tau_by_loss": _rank(standalone, [-v for v in loss])[0],
+            "smash_seconds": t_train + t_eval,
+            "smash_train_seconds": t_train,
+            "smash_eval_seconds": t_eval,
+            "smash_ratio": (t_train + t_eval) / standalone_time,
+            "smash_acc_range": [min(acc), max(acc)],
+            "smash_scores": acc,
+            "loadavg": os.getloadavg(),
+        }
+        if extra is not None:
+            extra(run, seed)
+        runs.append(run)
+        keys = [k for k in run if shown is None or shown(k)]
+        print(json.dumps({k: run[k] for k in keys}), flush=True)
+    return runs
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_ranking_task_arguments(parser, standalone_epochs=30)
@@ -160,45 +192,24 @@ def main(argv=None) -> dict:
     result.update(standalone=standalone, standalone_seconds=standalone_time)
     if len(per_seed) > 1:
         result["seed_vs_seed_tau"] = _rank(per_seed[0], per_seed[1])[0]
-    runs = []
-    for seed in args.hyper_seeds:
-        acc, loss, t_train, t_eval = _smash(
-            args, space, archs, train, val, seed
+    def with_spos(run, seed):
+        if not args.spos_epochs:
+            return
+        scores, s_train, s_eval = _spos(args, space, archs, train, val, seed)
+        tau_s, rho_s = _rank(standalone, scores)
+        run.update(
+            spos_tau=tau_s,
+            spos_rho=rho_s,
+            spos_seconds=s_train + s_eval,
+            spos_ratio=(s_train + s_eval) / standalone_time,
+            smash_vs_spos_tau=_rank(scores, run["smash_scores"])[0],
+            spos_scores=scores,
         )
-        tau, rho = _rank(standalone, acc)
-        run = {
-            "seed": seed,
-            "smash_tau": tau,
-            "smash_rho": rho,
-            "smash_tau_by_loss": _rank(standalone, [-v for v in loss])[0],
-            "smash_seconds": t_train + t_eval,
-            "smash_train_seconds": t_train,
-            "smash_eval_seconds": t_eval,
-            "smash_ratio": (t_train + t_eval) / standalone_time,
-            "smash_acc_range": [min(acc), max(acc)],
-            "smash_scores": acc,
-            "loadavg": os.getloadavg(),
-        }
-        if args.spos_epochs:
-            scores, s_train, s_eval = _spos(
-                args, space, archs, train, val, seed
-            )
-            tau_s, rho_s = _rank(standalone, scores)
-            run.update(
-                spos_tau=tau_s,
-                spos_rho=rho_s,
-                spos_seconds=s_train + s_eval,
-                spos_ratio=(s_train + s_eval) / standalone_time,
-                smash_vs_spos_tau=_rank(scores, acc)[0],
-                spos_scores=scores,
-            )
-        runs.append(run)
-        print(
-            json.dumps(
-                {k: v for k, v in run.items() if not k.endswith("_scores")}
-            ),
-            flush=True,
-        )
+
+    runs = _smash_runs(
+        args, space, archs, (train, val), (standalone, standalone_time),
+        extra=with_spos, shown=lambda k: not k.endswith("_scores"),
+    )  # fmt: skip
     result.update(runs=runs, loadavg=[load_start, os.getloadavg()])
     for key in ("smash_tau", "smash_ratio", "spos_tau", "spos_ratio"):
         if key in runs[0]:
@@ -267,27 +278,9 @@ def _cell_main(args) -> dict:
         standalone_seconds=standalone_time,
         standalone_seconds_each=seconds,
     )
-    runs = []
-    for seed in args.hyper_seeds:
-        acc, loss, t_train, t_eval = _smash(
-            args, space, archs, train, val, seed
-        )
-        tau, rho = _rank(standalone, acc)
-        run = {
-            "seed": seed,
-            "smash_tau": tau,
-            "smash_rho": rho,
-            "smash_tau_by_loss": _rank(standalone, [-v for v in loss])[0],
-            "smash_seconds": t_train + t_eval,
-            "smash_train_seconds": t_train,
-            "smash_eval_seconds": t_eval,
-            "smash_ratio": (t_train + t_eval) / standalone_time,
-            "smash_acc_range": [min(acc), max(acc)],
-            "smash_scores": acc,
-            "loadavg": os.getloadavg(),
-        }
-        runs.append(run)
-        print(json.dumps(run), flush=True)
+    runs = _smash_runs(
+        args, space, archs, (train, val), (standalone, standalone_time)
+    )
     result.update(runs=runs, loadavg=[load_start, os.getloadavg()])
     for key in ("smash_tau", "smash_ratio"):
         result[f"mean_{key}"] = float(np.mean([r[key] for r in runs]))

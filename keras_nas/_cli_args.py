@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from keras_nas._cli_devices import devices_option
 from keras_nas._cli_tuners import SPACES, TUNERS
 from keras_nas._validation import MAX_CELLS, MAX_FILTERS, MAX_NODES
 
@@ -237,6 +238,18 @@ def add_search_parser(commands: Any) -> None:
         help="proxyless: weight (per ms) of the expected latency in the "
         "architecture loss, from a latency table measured on this machine "
         "at the start (saved in --directory); 0 or absent: no latency term",
+    )
+    estimation.add_argument(
+        "--devices",
+        type=devices_option,
+        default=None,
+        metavar="N|all|cpu",
+        help="train every trial (and the one-shot supernets but "
+        "proxyless on mobilenet, and the retrained best) data-parallel on "
+        "N local devices, or all, with tf.distribute.MirroredStrategy "
+        "(TensorFlow backend; GPUs if any, else the CPUs TensorFlow lists; "
+        "--batch-size is the global batch); 'cpu': hide the GPUs. Absent: "
+        "Keras' default device",
     )
     estimation.add_argument(
         "--xla",

@@ -133,6 +133,7 @@ class Run:
         )
         self.space = None
         self.tuner = None
+        self.strategy = None  # --devices (keras_nas._cli_devices).
 
     def say(self, text: str) -> None:
         if not self.args.quiet:

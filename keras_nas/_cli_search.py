@@ -14,6 +14,11 @@ import time
 from typing import Any
 
 from keras_nas import _project
+from keras_nas._cli_devices import (
+    hide_accelerators,
+    make_strategy,
+    strategy_scope,
+)
 from keras_nas._cli_env import UsageError, import_backend, plural, quietly
 from keras_nas._cli_results import (
     Run,
@@ -59,7 +64,8 @@ def _load(args: argparse.Namespace) -> Any:
 def _retrain(run: Run, data: Any, best: Any) -> dict[str, Any]:
     args = run.args
     _seed_everything(args.seed)
-    model = run.tuner.hypermodel.build(best.hyperparameters.copy())
+    with strategy_scope(run.strategy):  # --devices: retrained on them too.
+        model = run.tuner.hypermodel.build(best.hyperparameters.copy())
     set_jit(model, jit_setting(args))
     started = time.perf_counter()
     model.fit(
@@ -106,6 +112,7 @@ def search_worker(args: argparse.Namespace) -> int:
     args.overwrite = False  # Only the chief may clear the directory.
     os.makedirs(args.directory, exist_ok=True)
     run = Run(args, None)
+    run.strategy, devices_line = make_strategy(args)
     data = _load(args)
     run.space = make_space(args, data)
     _seed_everything(args.seed)
@@ -120,12 +127,14 @@ def search_worker(args: argparse.Namespace) -> int:
             f"{summary(run.space, trial.hyperparameters.values)}"
         )
 
-    run.tuner = make_tuner(args, run.space, data, report)
+    run.tuner = make_tuner(args, run.space, data, report, run.strategy)
     run.say(
         f"keras-nas search worker {tuner_id}: chief at "
         f"{os.environ['KERASTUNER_ORACLE_IP']}:"
         f"{os.environ['KERASTUNER_ORACLE_PORT']}, directory {args.directory}"
     )
+    if devices_line:
+        run.say(devices_line)
     run.tuner.search(
         epochs=args.epochs,
         validation_data=data.validation_data(),
@@ -149,11 +158,15 @@ def search(args: argparse.Namespace) -> int:
     # Bad options fail before any slow import, and before --overwrite
     # clears anything.
     check_sizes(args)
+    hide_accelerators(args)  # --devices cpu: before TensorFlow loads.
     if _is_worker():
         return search_worker(args)
+    # Too many --devices fail before --overwrite clears anything.
+    strategy, devices_line = make_strategy(args)
     previous = prepare_directory(args)
     os.makedirs(args.directory, exist_ok=True)
     run = Run(args, previous)
+    run.strategy = strategy
     run.say(
         f"keras-nas search: {args.space} space, {args.tuner} tuner, "
         f"directory {args.directory}"
@@ -161,10 +174,12 @@ def search(args: argparse.Namespace) -> int:
     with quietly(args.verbose):  # tfds imports TensorFlow.
         data = _load(args)
     run.say(import_backend(verbose=args.verbose))
+    if devices_line:
+        run.say(devices_line)
     run.space = make_space(args, data)
     _seed_everything(args.seed)
     _project.install_atomic_tuner_writes()
-    run.tuner = make_tuner(args, run.space, data, run.report)
+    run.tuner = make_tuner(args, run.space, data, run.report, strategy)
     _project.reconcile(run.tuner)
     run.tuner._announce = run.announce
     # Records the arguments now, so an interrupted search can be resumed.

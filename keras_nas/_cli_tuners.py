@@ -275,7 +275,11 @@ _BUILDS_TRIALS = frozenset(TUNERS) - {"darts", "enas", "proxyless"}
 
 
 def make_tuner(
-    args: argparse.Namespace, space: Any, data: Any, report: Callable
+    args: argparse.Namespace,
+    space: Any,
+    data: Any,
+    report: Callable,
+    strategy: Any = None,
 ) -> Any:
     budget = args.max_params is not None or args.max_flops is not None
     if budget and args.tuner not in _BUILDS_TRIALS:
@@ -287,6 +291,8 @@ def make_tuner(
     cell = args.tuner == "proxyless" and args.space == "cell"
     cls = _resolve(TUNERS, "darts" if cell else args.tuner, "tuner")
     positional, keywords = TUNERS[args.tuner][2](args, space, data)
+    if strategy is not None:  # --devices: keras-tuner's own argument.
+        keywords["distribution_strategy"] = strategy
     from keras_nas.tensorboard import SearchViewsMixin
 
     # keras-tuner's own tuners get the search views of the keras-nas ones.

@@ -121,3 +121,41 @@ def test_tfds_bad_arguments():
         data.tfds_pipelines("mnist", image_size=(0, 3))
     with pytest.raises(ValueError, match="subset"):
         data.tfds_pipelines("mnist", subset=0)
+
+
+def test_tfds_pipeline_values_mocked():
+    # The values, not only the shapes: each example is its raw tfds image
+    # / 255 (resized as tf.image.resize does) with its own label; validation
+    # and test keep tfds' order, train is a permutation of its examples.
+    # (mock_data serves the same examples for every split and slice.)
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow as tf
+
+    def examples(ds, batched=True):
+        ds = ds.unbatch() if batched else ds
+        xs, ys = zip(*ds.as_numpy_iterator(), strict=True)
+        return np.stack(xs), np.array(ys)
+
+    with tfds.testing.mock_data(num_examples=20):
+        raw_x, raw_y = examples(
+            tfds.builder("mnist").as_dataset(split="test", as_supervised=True),
+            batched=False,
+        )
+        assert raw_x.dtype == np.uint8 and raw_x.max() > 200  # Not blank.
+        out = data.tfds_pipelines("mnist", batch_size=8, subset=12, seed=3)
+        small = data.tfds_pipelines("mnist", batch_size=8, image_size=14)
+    expected = raw_x.astype(np.float32) / 255.0
+    x, y = examples(out["test"])
+    np.testing.assert_allclose(x, expected[:12], atol=1e-7)
+    np.testing.assert_array_equal(y, raw_y[:12])
+    x, y = examples(out["train"])
+    order = [
+        next(i for i in range(12) if np.array_equal(row, expected[i]))
+        for row in x
+    ]
+    assert sorted(order) == list(range(12)) and order != sorted(order)
+    np.testing.assert_array_equal(y, raw_y[order])
+    resized = tf.image.resize(expected, (14, 14), antialias=True).numpy()
+    x, y = examples(small["validation"])
+    np.testing.assert_allclose(x, resized, atol=1e-6)
+    np.testing.assert_array_equal(y, raw_y)

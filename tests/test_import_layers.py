@@ -89,6 +89,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "_doctor",
             "_cli_env",
             "_cli_progress",
+            "_cli_devices",
             "_cli_show",
             "_cli_export",
             "_cli_doctor",

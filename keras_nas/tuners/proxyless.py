@@ -103,6 +103,15 @@ class Proxyless(Darts):
                 "Expected `hypermodel` to be a MobileNetSearchSpace. "
                 f"Received: hypermodel={short_repr(hypermodel)}"
             )
+        strategy = kwargs.get("distribution_strategy")
+        if strategy is not None:
+            # Its eager step samples a path per replica thread and sums
+            # the replicas' gradients: not distribution-aware (yet).
+            raise ValueError(
+                "Expected no `distribution_strategy`: ProxylessSupernet "
+                "trains on one device. Received: distribution_strategy="
+                f"{short_repr(strategy)}"
+            )
         if isinstance(latency_table, str) and latency_table != "measure":
             latency_table = LatencyTable.load(latency_table)
         self.latency_table = latency_table

@@ -8,7 +8,10 @@ initial weights) takes the same step on one device. Both replicas get the
 same 4 samples, so per-replica batch-norm statistics equal those of the
 global batch and the two steps must agree to float rounding. The model of
 the first case trained under the strategy is saved to `argv[1]/model.keras`
-with its weights in `argv[1]/weights.npz`. Prints one JSON line.
+with its weights in `argv[1]/weights.npz`. The `OneShotSupernet` trained
+under the strategy is also saved, loaded inside the strategy's scope and
+trained one more step (`resumed`), against a second step of the 1-device
+model. Prints one JSON line.
 """
 
 import json
@@ -101,6 +104,27 @@ def step(make, strategy):
     return model, start, _values(model)
 
 
+def resume(model, one_model, strategy, out_dir):
+    """Largest difference after a save, a load in the scope and a second
+    step, from the second 1-device step; and the optimizer's iterations."""
+    path = pathlib.Path(out_dir) / "one_shot.keras"
+    model.save(path)
+    keras.utils.set_random_seed(1)
+    one_model.fit(X[1], Y[1], batch_size=2 * HALF, verbose=0, shuffle=False)
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        loaded = keras.saving.load_model(path)
+    loaded.fit(X[1], Y[1], batch_size=2 * HALF, verbose=0, shuffle=False)
+    diff = 0.0
+    for a, b in zip(_values(one_model), _values(loaded), strict=True):
+        if a.dtype.kind == "f":
+            diff = max(diff, float(np.abs(a - b).max()))
+        elif not np.array_equal(a, b):
+            diff = float("inf")
+    iterations = int(loaded.optimizer.iterations.numpy())
+    return {"max_diff": diff, "iterations": iterations}
+
+
 def main(out_dir):
     one_device = tf.distribute.get_strategy()  # the default: no strategy
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -108,7 +132,7 @@ def main(out_dir):
     for k, (name, make) in enumerate(CASES.items()):
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         cpu = cpu.ru_utime + cpu.ru_stime
-        _, start, one = step(make, one_device)
+        one_model, start, one = step(make, one_device)
         model, start2, two = step(make, mirrored)
         pairs = list(zip(start, start2, strict=True))
         case = {
@@ -126,6 +150,8 @@ def main(out_dir):
             case["max_diff"] = max(case["max_diff"], float(np.abs(a - b).max()))
             change = float(np.abs(a - s).max())
             case["max_change"] = max(case["max_change"], change)
+        if name == "one_shot_uniform":
+            case["resumed"] = resume(model, one_model, mirrored, out_dir)
         report[name] = case
         end = resource.getrusage(resource.RUSAGE_SELF)
         print(name, end.ru_utime + end.ru_stime - cpu, file=sys.stderr)

@@ -9,7 +9,9 @@ variable (float32 rounding of the all-reduce and of a 1-sample-different
 summation order; the steps move weights by ~0.2 or more). Before the
 all-reduce in the DARTS step, both orders differed by 7.6e-3 here. A second
 fresh process importing only keras_nas (and Keras) loads the model saved
-after the distributed step and finds its weights and optimizer state.
+after the distributed step and finds its weights and optimizer state;
+the OneShotSupernet is saved, loaded in the strategy's scope and resumed
+for a second step (as two 1-device steps, same tolerance).
 """
 
 import json
@@ -47,6 +49,11 @@ def test_one_step_on_two_replicas_equals_one_device(tmp_path):
         # Same path, seed state and step counters on both devices.
         assert case["ints_equal"], (name, case)
         assert case["replica_spread"] <= TOLERANCE, (name, case)
+    # Saved under the strategy, loaded in its scope, one more step: as two
+    # steps on one device (the sampler's seed state included).
+    resumed = report["one_shot_uniform"]["resumed"]
+    assert resumed["max_diff"] <= TOLERANCE, resumed
+    assert resumed["iterations"] == 2
 
     # Saved after the distributed step, loaded by a fresh process.
     script = textwrap.dedent(

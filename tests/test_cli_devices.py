@@ -1,0 +1,116 @@
+"""`keras-nas search --devices` in a subprocess, as a person runs it.
+
+TensorFlow must see 2 logical CPUs before it initialises (as in
+tests/supernet/test_distribute.py), so the subprocess configures them and
+then calls the command's `main` with the command line, twice in one process
+(one TensorFlow import): `--devices 3` (one more than present: a one-line
+error, status 2, nothing written) and a 1-trial search with `--devices 2`.
+The subprocess records the number of replicas of every `fit` (the model's
+own `distribute_strategy`): the trial and the retrained best train on 2.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from keras_nas._cli_devices import devices_option
+
+_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    import keras
+
+    replicas = []
+    fit = keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        replicas.append(self.distribute_strategy.num_replicas_in_sync)
+        return fit(self, *args, **kwargs)
+
+    keras.Model.fit = recording_fit
+    from keras_nas.cli import main
+
+    common = sys.argv[1:]
+    first = main(["search", "--devices", "3", *common])
+    directory = common[common.index("--directory") + 1]
+    made = os.path.exists(directory)
+    print(json.dumps({"status": first, "made": made}), flush=True)
+    second = main(["search", "--devices", "2", *common])
+    print(json.dumps({"status": second, "fit_replicas": replicas}))
+    """
+)
+
+
+def test_devices_option_values():
+    assert devices_option("2") == 2
+    assert devices_option("all") == "all"
+    assert devices_option("cpu") == "cpu"
+
+
+def test_search_on_two_logical_cpus(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=rng.random((60, 4, 4, 1)), y=np.arange(60) % 3)
+    out = tmp_path / "out"
+    common = [
+        "--dataset", str(data), "--space", "chain", "--num-cells", "1",
+        "--tuner", "evolution", "--max-trials", "1", "--epochs", "1",
+        "--retrain-epochs", "1", "--batch-size", "16",
+        "--directory", str(out),
+    ]  # fmt: skip
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, *common],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    # --devices 3: one line on stderr, status 2, no directory made.
+    assert json.loads(lines[0]) == {"status": 2, "made": False}
+    errors = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert errors == [
+        "error: --devices 3 asks for more devices than the 2 present "
+        "(cpu:0, cpu:1). Received: devices=3"
+    ]
+    # --devices 2: the header names both devices and the strategy.
+    assert lines[1].startswith("keras-nas search: chain space, evolution")
+    assert lines[2].startswith("backend tensorflow")
+    assert lines[3] == (
+        "devices: cpu:0, cpu:1 (MirroredStrategy: each trial data-parallel, "
+        "global batch 16)"
+    )
+    report = json.loads(lines[-1])
+    assert report["status"] == 0
+    # The trial and the retrained best model, both on 2 replicas.
+    assert report["fit_replicas"] == [2, 2]
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "done"
+    assert results["args"]["devices"] == 2
+    assert len(results["trials"]) == 1
+    assert (out / "best_model.keras").is_file()
+
+
+def test_help_names_the_option():
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_nas", "search", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "--devices N|all|cpu" in text
+    assert "tf.distribute.MirroredStrategy" in text
