@@ -39,13 +39,13 @@ from keras_nas._validation import (
 from keras_nas.blocks.mobilenet_genotype import MobileNetGenotype
 from keras_nas.estimation.latency_table import STATISTICS, LatencyTable
 from keras_nas.spaces.mobilenet_space import MobileNetSearchSpace
+from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet import binary_gates
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
     unpack_search,
 )
-from keras_nas.supernet._one_shot_indexed import optimizer_slots
 from keras_nas.supernet.bilevel import (
     add_metric_trackers,
     as_bilevel,
@@ -55,7 +55,6 @@ from keras_nas.supernet.proxyless_block import (
     ProxylessMixedBlock,
     steps_module,
 )
-from keras_nas.supernet.relaxations import hash_uniform
 from keras_nas.supernet.torch_style import TorchAdam
 
 __all__ = ["ProxylessMixedBlock", "ProxylessSupernet"]
@@ -416,49 +415,18 @@ class ProxylessSupernet(keras.Model):
             for a in self.arch_variables
         ]
 
-    def _noise(self, draw, shape, stream):
-        return hash_uniform(self.path_seed, draw, shape, stream=stream)
-
-    def _draw_path(self, draw) -> list:
-        """The weight step's path of draw `draw`: one int32 index per block
-        from `softmax(path_alpha)` (Gumbel-max)."""
-        n = len(self.mixed_blocks)
-        path = []
-        for b, a in enumerate(self.arch_variables):
-            size = int(a.shape[0])
-            if size == 1:
-                path.append(0)
-                continue
-            u = self._noise(draw, (size,), 2 * n + b)
-            path.append(binary_gates.path_from_noise(a, u))
-        return path
-
-    def _draw_pairs(self, draw) -> list:
-        """The architecture step's `(active, inactive)` pair per block of
-        draw `draw` (`binary_gates.pair_from_noise`: Gumbel-top-2)."""
-        n = len(self.mixed_blocks)
-        pairs = []
-        for b, a in enumerate(self.arch_variables):
-            size = int(a.shape[0])
-            if size == 1:
-                pairs.append((0, 0))
-                continue
-            u = self._noise(draw, (size,), b)
-            active = self._noise(draw, (), n + b)
-            pairs.append(binary_gates.pair_from_noise(a, u, active))
-        return pairs
-
     def sample_path(self) -> tuple[int, ...]:
         """The path the next step's weight update draws under the current
         logits (Python ints; nothing advances)."""
-        return tuple(int(k) for k in self._draw_path(self.path_draws.value))
+        path = paths.draw_path(self, self.path_draws.value)
+        return tuple(int(k) for k in path)
 
     def sample_pairs(self) -> tuple[tuple[int, int], ...]:
         """The `(active, inactive)` paths per block that the next step's
         architecture update draws (Python ints; nothing advances)."""
         return tuple(
             tuple(int(k) for k in ops.convert_to_numpy(pair))
-            for pair in self._draw_pairs(self.path_draws.value)
+            for pair in paths.draw_pairs(self, self.path_draws.value)
         )
 
     def expected_latency(self) -> Any:
@@ -575,7 +543,7 @@ class ProxylessSupernet(keras.Model):
 
     def _arch_step(self, xv, yv, draw) -> None:
         alphas = self.arch_variables
-        pairs = self._draw_pairs(draw)
+        pairs = paths.draw_pairs(self, draw)
         old = [ops.copy(ops.convert_to_tensor(a)) for a in alphas]
         loss, logits, grads = self._steps.value_and_grads(
             self, lambda: self.arch_loss(xv, yv, pairs), alphas
@@ -593,21 +561,8 @@ class ProxylessSupernet(keras.Model):
         self.arch_loss_tracker.update_state(loss)
         self.arch_accuracy_tracker.update_state(yv, logits)
 
-    def _path_masks(self, path) -> list:
-        """Per weight variable: True (stem, head) or a boolean tensor, whether
-        the sampled `path` uses it."""
-        masks = {}
-        for block, index in zip(self.mixed_blocks, path, strict=True):
-            for k in range(len(block.choices)):
-                layer = block.op_layer(k)
-                if layer is not None:
-                    taken = ops.equal(index, k)
-                    for v in layer.trainable_variables:
-                        masks[id(v)] = taken
-        return [masks.get(id(v), True) for v in self.weight_variables]
-
     def _weight_step(self, xt, yt, draw) -> None:
-        path = self._draw_path(draw)
+        path = paths.draw_path(self, draw)
         masks = None
         if all(self._steps.is_concrete(k) for k in path):
             # Eager: only the path's variables reach the optimizer.
@@ -618,7 +573,7 @@ class ProxylessSupernet(keras.Model):
             # and updated, then the off-path ones are put back, with their
             # optimizer slots: the eager step's result.
             variables = self.weight_variables
-            masks = self._path_masks(path)
+            masks = paths.path_masks(self, path)
 
         def loss_fn():
             logits = self.forward_path(xt, path, training=True)
@@ -634,7 +589,7 @@ class ProxylessSupernet(keras.Model):
         if masks is None:
             optimizer.apply(grads, variables)
         else:
-            _masked_apply(optimizer, grads, variables, masks)
+            paths.masked_apply(optimizer, grads, variables, masks)
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(yt, logits)
 
@@ -715,21 +670,6 @@ class ProxylessSupernet(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _masked_apply(optimizer, grads, variables, masks) -> None:
-    """Applies `optimizer` to `variables`, then puts back every variable
-    whose mask is False, with its optimizer slots."""
-    slots = optimizer_slots(optimizer, variables)
-    saved = []
-    for v, mask, v_slots in zip(variables, masks, slots, strict=True):
-        if mask is True:
-            continue
-        for w in (v, *v_slots):
-            saved.append((w, ops.copy(ops.convert_to_tensor(w)), mask))
-    optimizer.apply(grads, variables)
-    for w, old, mask in saved:
-        w.assign(ops.where(mask, ops.convert_to_tensor(w), old))
 
 
 def _default_weights_optimizer(learning_rate, decay_steps):
