@@ -1,11 +1,15 @@
-"""ProxylessNAS steps for the TensorFlow backend (eager, GradientTape).
+"""ProxylessNAS steps for the TensorFlow backend (GradientTape).
 
-The sampled path is a Python choice, so the steps run eagerly; the
-gradient of a step is taken with one non-persistent tape that watches only
-the variables it differentiates (the sampled path's weights, or the path
-logits). Every layer's call runs as its own cached `tf.function` (traced
-once per layer and `training` value), so a step dispatches a few graph
-calls per block instead of every op eagerly.
+`fit` runs Keras' compiled step (`tf.function`, traced once): the paths
+are int32 tensors drawn inside the step, every block dispatches with
+`tf.switch_case` (only the taken candidate runs, forward and backward),
+the warm-up condition is a `tf.cond`, and the weight update is masked to
+the sampled path (`ProxylessSupernet._weight_step`). Eagerly
+(`run_eagerly=True`, or a call outside `fit`) the drawn indices have
+values, so each block runs its op directly, every layer's call as its own
+cached `tf.function`, and only the path's variables reach the optimizer.
+Every gradient comes from one non-persistent tape that watches only the
+variables it differentiates.
 """
 
 from __future__ import annotations
@@ -13,6 +17,23 @@ from __future__ import annotations
 import weakref
 
 import tensorflow as tf
+
+from keras_nas.supernet._darts_tensorflow import test_step
+from keras_nas.supernet._one_shot_tensorflow import switch
+
+__all__ = [
+    "JIT_COMPILE",
+    "is_concrete",
+    "layer_caller",
+    "switch",
+    "test_step",
+    "train_step",
+    "value_and_grads",
+    "when",
+]
+
+#: `compile(jit_compile=...)` of the supernet: TensorFlow's graph, no XLA.
+JIT_COMPILE = False
 
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -36,6 +57,20 @@ def is_concrete(value) -> bool:
     return tf.executing_eagerly() and not tf.inside_function()
 
 
+def when(model, condition, fn) -> None:
+    """Runs `fn()` (which only updates variables) if `condition` holds."""
+    if is_concrete(condition):
+        if bool(condition):
+            fn()
+        return
+
+    def run():
+        fn()
+        return tf.constant(True)
+
+    tf.cond(condition, run, lambda: tf.constant(False))
+
+
 def value_and_grads(model, fn, variables):
     """`(loss, aux, grads)` of `loss, aux = fn()` with respect to
     `variables`; batch-norm statistics updated by `fn` stay updated."""
@@ -51,7 +86,3 @@ def value_and_grads(model, fn, variables):
 
 def train_step(model, data):
     return model.train_batch(data)
-
-
-def test_step(model, data):
-    return model.test_batch(data)

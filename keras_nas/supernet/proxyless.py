@@ -29,7 +29,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_nas._hp_values import rng_from_json, rng_to_json
 from keras_nas._validation import (
     check_choice,
     check_number,
@@ -40,6 +39,7 @@ from keras_nas._validation import (
 from keras_nas.blocks.mobilenet_genotype import MobileNetGenotype
 from keras_nas.estimation.latency_table import STATISTICS, LatencyTable
 from keras_nas.spaces.mobilenet_space import MobileNetSearchSpace
+from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet import binary_gates
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
@@ -60,7 +60,6 @@ from keras_nas.supernet.torch_style import TorchAdam
 __all__ = ["ProxylessMixedBlock", "ProxylessSupernet"]
 
 _PACKAGE = "keras_nas"
-_RNG_KEY = "path_rng_state"
 # The arguments of `MobileNetSearchSpace` that shape the network.
 _SPACE_ARGS = (
     "input_shape", "num_classes", "stages", "stem_filters", "stem_strides",
@@ -147,13 +146,19 @@ class ProxylessSupernet(keras.Model):
        are differentiated and updated (gradient clipped at `grad_clip`,
        then L2 decay `weight_decay`).
 
-    The path is a Python choice, drawn with a seeded NumPy generator saved
-    with the model, so the steps run eagerly (`compile` sets
-    `run_eagerly=True`; on TensorFlow each op's call is traced once).
+    The paths are drawn inside the step from a counter-based hash of
+    `(seed, step)` (`relaxations.hash_uniform`: the Gumbel-max and
+    Gumbel-top-2 tricks of `binary_gates`; the seed and the draw counter
+    are non-trainable variables, saved with the model, the same numbers on
+    TensorFlow and JAX), so `fit` runs one compiled step (a `tf.function`
+    or a jitted JAX function, traced once) in which every block dispatches
+    to its sampled op (`tf.switch_case` / `jax.lax.switch`: only that op
+    runs) and the weight update is masked to the sampled path. With
+    `compile(run_eagerly=True)` the same step runs eagerly (same numbers).
     Logs: `loss`, `accuracy` (training batch, sampled path), `arch_loss`,
-    `arch_accuracy` (validation batch), `expected_latency` (ms, with a
-    table). `evaluate`, `predict` and `call` run the derived network (the
-    largest logit of every block).
+    `arch_accuracy` (validation batch; 0 until the first architecture
+    step), `expected_latency` (ms, with a table). `evaluate`, `predict`
+    and `call` run the derived network (the largest logit of every block).
 
     Args:
         space: the `MobileNetSearchSpace`.
@@ -240,7 +245,6 @@ class ProxylessSupernet(keras.Model):
             "warmup_steps", warmup_steps, minimum=0
         )
         self.seed = check_seed(seed)
-        self._rng = np.random.default_rng(self.seed)
         self._make_layers()
         add_metric_trackers(self)
         self.latency_tracker = keras.metrics.Mean(name="expected_latency")
@@ -306,6 +310,20 @@ class ProxylessSupernet(keras.Model):
             shape = self.head_conv.compute_output_shape(shape)
             self.head_bn.build(shape)
         self.classifier.build((None, shape[-1]))
+        seed = self.seed
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        # The path sampler's state: a seed and the number of steps drawn.
+        for name, value in (("path_seed", seed), ("path_draws", 0)):
+            variable = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(value),
+                name=name,
+                dtype="int32",
+                trainable=False,
+                autocast=False,
+            )
+            setattr(self, name, variable)
         if self.space.bn_momentum is not None:
             for block in self.mixed_blocks:
                 for candidate in block.candidates:
@@ -325,17 +343,18 @@ class ProxylessSupernet(keras.Model):
         x = self.dropout(self.pool(x), training=training)
         return self.classifier(x)
 
-    def forward_path(self, x, path: Sequence[int], training=None):
+    def forward_path(self, x, path: Sequence[Any], training=None):
         """Logits of the network with op `path[i]` in block `i` (only
-        those ops run)."""
+        those ops run; Python ints or int32 scalar tensors)."""
         x = self._stem(x, training)
         for block, index in zip(self.mixed_blocks, path, strict=True):
-            x = block.run(x, index, training=training)
+            x = block.run_indexed(x, index, training=training)
         return self._head(x, training)
 
-    def forward_gated(self, x, pairs: Sequence[Sequence[int]], training=None):
+    def forward_gated(self, x, pairs: Sequence[Any], training=None):
         """Logits of the architecture step: in block `i` the `(active,
-        inactive)` paths `pairs[i]` behind their binary gates."""
+        inactive)` paths `pairs[i]` (ints, or an int32 tensor of shape
+        `(2,)`) behind their binary gates."""
         x = self._stem(x, training)
         for block, pair in zip(self.mixed_blocks, pairs, strict=True):
             x = block.gated(x, pair, training=training)
@@ -397,17 +416,17 @@ class ProxylessSupernet(keras.Model):
         ]
 
     def sample_path(self) -> tuple[int, ...]:
-        """One path per block drawn from the path probabilities."""
-        return tuple(
-            binary_gates.sample_path(ops.convert_to_numpy(a), self._rng)
-            for a in self.arch_variables
-        )
+        """The path the next step's weight update draws under the current
+        logits (Python ints; nothing advances)."""
+        path = paths.draw_path(self, self.path_draws.value)
+        return tuple(int(k) for k in path)
 
     def sample_pairs(self) -> tuple[tuple[int, int], ...]:
-        """`(active, inactive)` paths per block for the architecture step."""
+        """The `(active, inactive)` paths per block that the next step's
+        architecture update draws (Python ints; nothing advances)."""
         return tuple(
-            binary_gates.sample_pair(ops.convert_to_numpy(a), self._rng)
-            for a in self.arch_variables
+            tuple(int(k) for k in ops.convert_to_numpy(pair))
+            for pair in paths.draw_pairs(self, self.path_draws.value)
         )
 
     def expected_latency(self) -> Any:
@@ -448,12 +467,15 @@ class ProxylessSupernet(keras.Model):
                 optimizer.
             decay_steps: total search steps, for the default schedule.
             **kwargs: accepted for `compile_from_config`; `loss`,
-                `metrics`, `jit_compile` and `run_eagerly` are ignored (the
-                supernet computes its losses itself and runs eagerly).
+                `metrics`, `jit_compile` and `steps_per_execution` are
+                ignored (the supernet computes its losses itself; JAX jits
+                the step, TensorFlow runs it as a graph without XLA), and
+                `run_eagerly=True` runs the same step eagerly.
         """
+        run_eagerly = bool(kwargs.pop("run_eagerly", False))
         for key in (
             "loss", "metrics", "loss_weights", "weighted_metrics",
-            "jit_compile", "run_eagerly", "steps_per_execution",
+            "jit_compile", "steps_per_execution",
         ):  # fmt: skip
             kwargs.pop(key, None)
         if kwargs:
@@ -469,8 +491,8 @@ class ProxylessSupernet(keras.Model):
         )
         super().compile(
             optimizer=bilevel,
-            jit_compile=False,
-            run_eagerly=True,
+            jit_compile=self._steps.JIT_COMPILE and not run_eagerly,
+            run_eagerly=run_eagerly,
             auto_scale_loss=False,
         )
         self._build_optimizer()
@@ -519,24 +541,39 @@ class ProxylessSupernet(keras.Model):
         )
         return [np.asarray(ops.convert_to_numpy(g)) for g in grads], pairs
 
-    def _arch_step(self, xv, yv) -> None:
+    def _arch_step(self, xv, yv, draw) -> None:
         alphas = self.arch_variables
-        pairs = self.sample_pairs()
-        old = [np.asarray(ops.convert_to_numpy(a)) for a in alphas]
+        pairs = paths.draw_pairs(self, draw)
+        old = [ops.copy(ops.convert_to_tensor(a)) for a in alphas]
         loss, logits, grads = self._steps.value_and_grads(
             self, lambda: self.arch_loss(xv, yv, pairs), alphas
         )
         grads = clip_and_decay(grads, alphas, None, self.arch_weight_decay)
         self.optimizer.arch_optimizer.apply(grads, alphas)
         for a, before, pair in zip(alphas, old, pairs, strict=True):
-            after = ops.convert_to_numpy(a)
-            a.assign(binary_gates.rescale_pair(before, after, pair))
+            if int(a.shape[0]) < 2:
+                continue
+            new = binary_gates.rescale_pairs(
+                before[None], ops.convert_to_tensor(a)[None],
+                ops.reshape(pair, (1, 2)),
+            )  # fmt: skip
+            a.assign(new[0])
         self.arch_loss_tracker.update_state(loss)
         self.arch_accuracy_tracker.update_state(yv, logits)
 
-    def _weight_step(self, xt, yt) -> None:
-        path = self.sample_path()
-        variables = self.path_weight_variables(path)
+    def _weight_step(self, xt, yt, draw) -> None:
+        path = paths.draw_path(self, draw)
+        masks = None
+        if all(self._steps.is_concrete(k) for k in path):
+            # Eager: only the path's variables reach the optimizer.
+            path = tuple(int(k) for k in path)
+            variables = self.path_weight_variables(path)
+        else:
+            # Compiled: every weight is differentiated (zeros off the path)
+            # and updated, then the off-path ones are put back, with their
+            # optimizer slots: the eager step's result.
+            variables = self.weight_variables
+            masks = paths.path_masks(self, path)
 
         def loss_fn():
             logits = self.forward_path(xt, path, training=True)
@@ -548,43 +585,39 @@ class ProxylessSupernet(keras.Model):
         grads = clip_and_decay(
             grads, variables, self.grad_clip, self.weight_decay
         )
-        self.optimizer.weights_optimizer.apply(grads, variables)
+        optimizer = self.optimizer.weights_optimizer
+        if masks is None:
+            optimizer.apply(grads, variables)
+        else:
+            paths.masked_apply(optimizer, grads, variables, masks)
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(yt, logits)
 
     def train_batch(self, data) -> dict[str, Any]:
         """One search step on `((x_train, y_train), (x_val, y_val))`
-        (backend-neutral; the backend's `train_step` calls it)."""
+        (backend-neutral; the backend's `train_step` calls it, eagerly or
+        traced)."""
         xt, yt, xv, yv = unpack_search(data)
-        iterations = int(
-            ops.convert_to_numpy(self.optimizer.weights_optimizer.iterations)
+        draw = ops.copy(ops.convert_to_tensor(self.path_draws))
+        iterations = self.optimizer.weights_optimizer.iterations
+        searching = ops.greater_equal(
+            ops.convert_to_tensor(iterations), self.warmup_steps
         )
-        searching = iterations >= self.warmup_steps
-        if searching:
-            self._arch_step(xv, yv)
-        self._weight_step(xt, yt)
+        self._steps.when(
+            self, searching, lambda: self._arch_step(xv, yv, draw)
+        )
+        self._weight_step(xt, yt, draw)
+        self.path_draws.assign(draw + 1)
         logs = {
             "loss": self.loss_tracker.result(),
             "accuracy": self.accuracy_tracker.result(),
+            "arch_loss": self.arch_loss_tracker.result(),
+            "arch_accuracy": self.arch_accuracy_tracker.result(),
         }
-        if searching:
-            logs["arch_loss"] = self.arch_loss_tracker.result()
-            logs["arch_accuracy"] = self.arch_accuracy_tracker.result()
         if self.latency_table is not None:
             self.latency_tracker.update_state(self.expected_latency())
             logs["expected_latency"] = self.latency_tracker.result()
         return logs
-
-    def test_batch(self, data) -> dict[str, Any]:
-        """Loss and accuracy of the derived network on `(x, y)`."""
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        logits = self(x, training=False)
-        self.loss_tracker.update_state(cross_entropy(y, logits))
-        self.accuracy_tracker.update_state(y, logits)
-        return {
-            "loss": self.loss_tracker.result(),
-            "accuracy": self.accuracy_tracker.result(),
-        }
 
     # -------------------------------------------------------- derivation
 
@@ -614,19 +647,6 @@ class ProxylessSupernet(keras.Model):
         )
 
     # ------------------------------------------------------------ saving
-
-    def save_own_variables(self, store) -> None:
-        """Saves the variables and the path sampler's NumPy state."""
-        super().save_own_variables(store)
-        state = json.dumps(rng_to_json(self._rng)).encode()
-        store[_RNG_KEY] = np.frombuffer(state, dtype="uint8")
-
-    def load_own_variables(self, store) -> None:
-        keys = [k for k in store.keys() if k != _RNG_KEY]
-        super().load_own_variables({k: store[k] for k in keys})
-        if _RNG_KEY in store:
-            state = np.asarray(store[_RNG_KEY], dtype="uint8").tobytes()
-            self._rng = rng_from_json(json.loads(state))
 
     def get_config(self):
         config = super().get_config()

@@ -32,6 +32,18 @@ _PACKAGE = "keras_nas"
 ALPHA_NAME = "path_alpha"
 
 
+class _Zero:
+    """The zero op as a switch branch: returns its input, no variables."""
+
+    variables = ()
+
+    def __call__(self, inputs, training=None):
+        return inputs
+
+
+_ZERO = _Zero()
+
+
 def steps_module():
     """The ProxylessNAS step module of the current backend."""
     return backend_module("keras_nas.supernet", "_proxyless", "ProxylessNAS")
@@ -121,17 +133,35 @@ class ProxylessMixedBlock(keras.layers.Layer):
             return x
         return steps_module().layer_caller(layer)(x, training=training)
 
-    def gated(self, x, pair: Sequence[int], training=None):
+    def run_indexed(self, x, index, training=None):
+        """Applies op `index` alone: a Python int or a tensor with a value
+        runs it directly (`run`), a traced index through the backend's
+        switch (only the taken op runs)."""
+        steps = steps_module()
+        if steps.is_concrete(index):
+            return self.run(x, int(index), training=training)
+        branches = [
+            (_ZERO if layer is None else layer, 0)
+            for layer in map(self.op_layer, range(len(self.choices)))
+        ]
+        return steps.switch(index, branches, (x,), training)
+
+    def gated(self, x, pair, training=None):
         """`g_a * op_a(x) + g_b * op_b(x)` with binary, straight-through
-        gates (value `(1, 0)`): the architecture step of one block."""
-        a, b = (int(k) for k in pair)
-        if a == b:
-            return self.run(x, a, training=training)
-        g = binary_gates.straight_through_gates(self.alpha, (a, b))
-        out = self.run(x, a, training=training)
+        gates (value `(1, 0)`): the architecture step of one block.
+
+        `pair` holds the `(active, inactive)` indices: Python ints or an
+        int32 tensor of shape `(2,)` (distinct unless the block has a
+        single candidate)."""
+        if len(self.choices) == 1:
+            return self.run(x, 0, training=training)
+        if isinstance(pair, (tuple, list)) and int(pair[0]) == int(pair[1]):
+            return self.run(x, int(pair[0]), training=training)
+        g = binary_gates.straight_through_gates(self.alpha, pair)
+        out = self.run_indexed(x, pair[0], training=training)
         # The inactive path only feeds its gate's gradient: nothing flows
         # back through it into `x`.
-        other = self.run(ops.stop_gradient(x), b, training=training)
+        other = self.run_indexed(ops.stop_gradient(x), pair[1], training)
         return ops.cast(g[0], out.dtype) * out + ops.cast(
             g[1], other.dtype
         ) * other

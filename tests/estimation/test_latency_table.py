@@ -6,29 +6,10 @@ import json
 import keras
 import numpy as np
 import pytest
+from _latency_testing import fake_table, tiny_space
 
 from keras_nas.estimation import HardwareAware, LatencyTable
 from keras_nas.estimation.latency_table import STATISTICS
-from keras_nas.spaces import MobileNetSearchSpace
-
-
-def tiny_space():
-    return MobileNetSearchSpace(
-        (8, 8, 1), 10, stem_filters=8, stages=((8, 2, 1), (16, 1, 2)),
-        kernel_sizes=(3, 5), expansions=(3,),
-    )  # fmt: skip
-
-
-def fake_table(space):
-    """A table of made-up latencies: every part 1 ms more than the call."""
-    layout = space.latency_layout()
-    entries = {}
-    for i, key in enumerate(layout["models"]):
-        ms = 0.5 if key.startswith("call") else 1.5 + i
-        entries[key] = {
-            "median_ms": ms, "min_ms": ms / 2, "mean_ms": ms, "p90_ms": ms,
-        }  # fmt: skip
-    return LatencyTable(layout, entries, {"batch_size": 1})
 
 
 def test_measure_save_load_and_resume(tmp_path):

@@ -7,8 +7,8 @@ import sys
 import keras
 import numpy as np
 import pytest
+from _latency_testing import fake_table, tiny_space
 
-from keras_nas.estimation import LatencyTable
 from keras_nas.spaces import MobileNetSearchSpace
 from keras_nas.supernet import binary_gates, search_data
 from keras_nas.supernet.proxyless import ProxylessSupernet
@@ -17,25 +17,6 @@ from keras_nas.tuners import Proxyless
 # One or two steps per model: tracing each layer's tf.function would cost
 # more than running it (the benchmark and the CLI run the traced calls).
 pytestmark = pytest.mark.usefixtures("eager_functions")
-
-
-def tiny_space():
-    return MobileNetSearchSpace(
-        (8, 8, 1), 10, stem_filters=8, stages=((8, 2, 1), (16, 1, 2)),
-        kernel_sizes=(3, 5), expansions=(3,),
-    )  # fmt: skip
-
-
-def fake_table(space):
-    """Made-up latencies: part `i` costs `1.5 + i` ms, the call 0.5 ms."""
-    layout = space.latency_layout()
-    entries = {}
-    for i, key in enumerate(layout["models"]):
-        ms = 0.5 if key.startswith("call") else 1.5 + i
-        entries[key] = {
-            "median_ms": ms, "min_ms": ms / 2, "mean_ms": ms, "p90_ms": ms,
-        }  # fmt: skip
-    return LatencyTable(layout, entries, {"batch_size": 1})
 
 
 def batch(n=16, seed=0):
@@ -67,7 +48,9 @@ def test_weight_step_runs_and_trains_only_the_sampled_path():
 
             layer.call = counted
     path = (0, 2, 1)  # block 1 skipped ("zero")
-    model.sample_path = lambda: path
+    for a, k in zip(model.arch_variables, path, strict=True):
+        a.assign(30.0 * np.eye(a.shape[0])[k])  # the draw is this path
+    assert model.sample_path() == path
     model.warmup_steps = 1  # no architecture step: the weights only
     before = values(model.weight_variables)
     model.train_batch(data())
@@ -125,8 +108,7 @@ def test_latency_gradient_matches_the_table():
 def test_arch_step_keeps_the_other_paths_probabilities():
     model = ProxylessSupernet(tiny_space(), seed=0)
     model.compile()
-    pairs = ((1, 0), (2, 1), (0, 1))
-    model.sample_pairs = lambda: pairs
+    pairs = model.sample_pairs()  # what the step draws
     before = model.probabilities()
     model.train_batch(data())
     after = model.probabilities()
@@ -134,6 +116,45 @@ def test_arch_step_keeps_the_other_paths_probabilities():
         assert not np.allclose(p0, p1)
         others = [k for k in range(len(p0)) if k not in pair]
         np.testing.assert_allclose(p1[others], p0[others], rtol=1e-5)
+
+
+def test_compiled_step_equals_the_eager_step_and_traces_once():
+    # `fit` runs one compiled step (tf.function / jit), traced once; the
+    # same step run eagerly gives the same variables (float32 round-off).
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(False)  # the fixture's eager off here
+    space = MobileNetSearchSpace(
+        (8, 8, 1), 10, stem_filters=8, stages=((8, 1, 1),),
+        kernel_sizes=(3,), expansions=(3,),
+    )  # fmt: skip
+    states, traces = [], []
+    for eager in (True, False):
+        keras.utils.set_random_seed(1)
+        model = ProxylessSupernet(space, warmup_steps=1, seed=3)
+        model.compile(run_eagerly=eager)
+        calls = []
+        step = model.train_batch
+        model.train_batch = lambda d, s=step, c=calls: c.append(1) or s(d)
+        per_epoch = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs, c=calls: traces.append(len(c))
+        )
+        data = search_data(*data_set(), batch_size=8, seed=0)
+        model.fit(data, epochs=2, verbose=0, callbacks=[per_epoch])
+        states.append(values(model.variables))
+        assert int(keras.ops.convert_to_numpy(model.path_draws)) == 4
+    # Eagerly the step runs per batch; compiled it is traced in epoch 1
+    # only (both epochs: 2 batches of 8 + 8).
+    assert traces == [2, 4, 1, 1]
+    for u, v in zip(*states, strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
+    # An architecture step happened (warm-up of one step).
+    assert any(np.any(u != 0) for u in values(model.arch_variables))
+
+
+def data_set(n=16):
+    (xt, yt), (xv, yv) = batch(n, 0), batch(n, 1)
+    return (xt, yt), (xv, yv)
 
 
 def test_derive_genotype_and_hyperparameters():

@@ -10,7 +10,9 @@ learns `alpha` by gradient descent on the validation loss while the weights
 learn on the training loss. keras-nas runs it as a keras-tuner tuner:
 `Darts(space).search(x, y, validation_data=..., epochs=...)`. This notebook
 searches a cell on Fashion-MNIST, plots `alpha` over the epochs, draws the
-derived cell and retrains it from scratch.
+derived cell and retrains it from scratch. The last section compares DARTS
+with the cheaper one-shot relaxations of the same supernet: GDAS, PC-DARTS and
+ProxylessNAS' binary gates.
 """
 
 CELLS = [
@@ -183,5 +185,107 @@ CELLS = [
         model.save(path)
         reloaded = keras.models.load_model(path)
         print("reloaded:", reloaded.evaluate(x_test, y_test, verbose=0)[1])
+    """),
+    ("md", """
+        ## DARTS, GDAS, PC-DARTS and ProxylessNAS on the same data
+
+        DARTS runs every candidate op on every edge. Three relaxations of the
+        same supernet (`DartsSupernet`, or `Darts(space, relaxation=...,
+        partial_channels=...)` as a tuner) cut that cost:
+
+        - **GDAS** (Dong and Yang, CVPR 2019), `relaxation="gumbel"`: one op
+          per edge, drawn with the hard Gumbel-softmax (straight-through
+          gradient, temperature annealed from 10 to 0.1);
+        - **PC-DARTS** (Xu et al., ICLR 2020), `partial_channels=K`: the
+          mixed op sees 1/K of the channels (channel shuffle, edge betas);
+        - **ProxylessNAS** (Cai, Zhu and Han, ICLR 2019),
+          `relaxation="binary"`: one sampled path per edge for the weights,
+          two behind binary gates for `alpha`.
+
+        Each searches the same data with the same budget; we record the
+        search time, TensorFlow's peak of allocated bytes on the device, the
+        derived cell, and the test accuracy of that cell retrained from
+        scratch. (At the paper's size, 16 filters, 8 cells, batch 64, one
+        compiled step of GDAS or of the binary relaxation took 0.12x the
+        CPU time of DARTS' and 0.16-0.17x its peak memory on a CPU,
+        PC-DARTS 0.26x the memory: `benchmarks/RESULTS.md`.) In the fast
+        setting the supernets are tiny, one step each, every function runs
+        eagerly (tracing would cost more than running) and nothing is
+        retrained, so the figures only show the mechanics.
+    """),
+    ("code", """
+        import time
+        import warnings
+
+        import keras_tuner
+        import tensorflow as tf
+
+        from keras_nas.supernet import DartsSupernet, search_data
+
+        C = tutorial_settings(
+            subset=(None, 32),
+            epochs=(10, 1),
+            num_nodes=(S.num_nodes, 1),
+            num_cells=(S.num_cells, 1),
+            ops=(None, ("skip_connect", "sep_conv_3x3", "avg_pool_3x3")),
+            partial_channels=(4, 2),
+            retrain_epochs=(S.retrain_epochs, 0),
+        )
+        METHODS = {
+            "DARTS": {},
+            "GDAS": {"relaxation": "gumbel"},
+            "PC-DARTS": {"partial_channels": C.partial_channels},
+            "ProxylessNAS": {"relaxation": "binary"},
+        }
+        device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+        xs, ys = x[:C.subset], y[:C.subset]
+        xvs, yvs = x_val[:C.subset], y_val[:C.subset]
+        tf.config.run_functions_eagerly(S.fast)
+        # (tf.data's own functions stay graphs, as TensorFlow warns.)
+        warnings.filterwarnings("ignore", message="Even though the")
+        rows = []
+        for name, kwargs in METHODS.items():
+            keras.utils.set_random_seed(0)
+            supernet = DartsSupernet(
+                data.input_shape, data.num_classes, filters=S.filters,
+                num_cells=C.num_cells, num_nodes=C.num_nodes, ops=C.ops,
+                seed=0, **kwargs,
+            )
+            train_data = search_data((xs, ys), (xvs, yvs), S.batch_size,
+                                     seed=0)
+            supernet.compile(decay_steps=C.epochs * len(train_data))
+            tf.config.experimental.reset_memory_stats(device)
+            start = time.perf_counter()
+            supernet.fit(train_data, epochs=C.epochs, verbose=0)
+            seconds = time.perf_counter() - start
+            peak = tf.config.experimental.get_memory_info(device)["peak"]
+            genotype = supernet.derive_genotype()
+            accuracy = float("nan")  # (no retraining in the fast setting)
+            if C.retrain_epochs:
+                # The derived cell, retrained from scratch.
+                hp = keras_tuner.HyperParameters()
+                hp.values.update(space.hyperparameters(genotype))
+                model = space.build(hp)
+                model.fit(xs, ys, epochs=C.retrain_epochs,
+                          batch_size=S.batch_size, verbose=0)
+                accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+            rows.append((name, seconds, peak / 2**20, accuracy, genotype))
+        tf.config.run_functions_eagerly(False)
+
+        print(f"{'method':<13}{'search s':>9}{'peak MiB':>10}{'test acc':>10}")
+        for name, seconds, mib, accuracy, _ in rows:
+            print(f"{name:<13}{seconds:>9.1f}{mib:>10.1f}{accuracy:>10.3f}")
+        for name, *_, genotype in rows:
+            print(f"{name}: {genotype}")
+    """),
+    ("md", """
+        The sampled relaxations (GDAS, ProxylessNAS) run one or two ops per
+        edge instead of all of them, so their steps are cheaper in time and
+        memory; PC-DARTS keeps every op but on a quarter of the channels.
+        Their `alpha` moves only where ops are drawn, so with short searches
+        the derived cells depend more on the draws than DARTS' do; the
+        MobileNet-style ProxylessNAS with a latency term is
+        `keras_nas.supernet.ProxylessSupernet` (`--tuner proxyless --space
+        mobilenet` on the command line).
     """),
 ]
