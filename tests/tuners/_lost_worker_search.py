@@ -46,7 +46,8 @@ class FakeTrainingTuner(AgingEvolution):
         return {"score": _fake_search.score(trial.hyperparameters.values)}
 
 
-def main(role: str, directory: str) -> None:
+def main(argv: list[str]) -> None:
+    role, directory = argv
     tuner = FakeTrainingTuner(
         objective=keras_tuner.Objective("score", "max"),
         max_trials=MAX_TRIALS,
@@ -65,4 +66,4 @@ def main(role: str, directory: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main(sys.argv[1:])
