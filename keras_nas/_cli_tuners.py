@@ -231,8 +231,11 @@ class _ProgressMixin:
     _max_flops: int | None = None
 
     def _try_build(self, hp):
-        # keras-tuner builds and compiles each trial's model here.
-        model = super()._try_build(hp)
+        # keras-tuner builds and compiles each trial's model here (after
+        # one garbage collection, not keras-tuner's two).
+        from keras_nas.tuners._build import build_trial_model
+
+        model = build_trial_model(self, hp)
         set_jit(model, self._jit_compile)
         _check_budget(model, self._max_params, self._max_flops)
         return model

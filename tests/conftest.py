@@ -16,8 +16,6 @@ import pytest
 LONG_TESTS = (
     "test_tutorials.py::test_notebook_runs",
     "jax",
-    "test_resume_distributed.py",
-    "test_lost_worker.py",
     "test_distribute.py",
     "test_cli.py::test_search_writes_everything",
     "test_faults.py",

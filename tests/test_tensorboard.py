@@ -92,6 +92,7 @@ def _check_logged(tuner, logdir):
     return sessions
 
 
+@pytest.mark.usefixtures("eager_functions")  # 2 epochs of 3 batches
 def test_keras_tuner_random_search_logs_hparams(tmp_path):
     tuner = keras_tuner.RandomSearch(
         build_tiny,
@@ -107,6 +108,7 @@ def test_keras_tuner_random_search_logs_hparams(tmp_path):
     assert str in kinds and float in kinds and bool in kinds
 
 
+@pytest.mark.usefixtures("eager_functions")  # 2 epochs of 3 batches
 @pytest.mark.parametrize(
     "tuner_name", ["AgingEvolution", "Reinforce", "MonteCarloTreeSearch"]
 )
@@ -126,6 +128,7 @@ def test_nas_tuners_log_hparams(tuner_name, tmp_path):
     assert len(sessions) == 3
 
 
+@pytest.mark.usefixtures("eager_functions")  # 2 epochs of 3 batches
 def test_cell_space_choices_of_ints_and_op_names(tmp_path):
     from keras_nas.spaces import CellSearchSpace
 

@@ -54,6 +54,7 @@ from keras_nas.estimation._protocol import (
 )
 from keras_nas.tensorboard import SearchViewsMixin
 from keras_nas.tuners import _distributed, _results
+from keras_nas.tuners._build import build_trial_model
 
 __all__ = [
     "NasTuner",
@@ -225,6 +226,10 @@ class NasTuner(SearchViewsMixin, keras_tuner.Tuner):
         self.save()
         _distributed.serve_oracle(self.oracle)
         return None
+
+    def _try_build(self, hp):
+        # One garbage collection per trial, not two (`_build`).
+        return build_trial_model(self, hp)
 
     @runs_estimator
     def run_trial(self, trial, *args, **kwargs):

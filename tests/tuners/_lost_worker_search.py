@@ -71,7 +71,8 @@ class FakeTraining:
         return {"score": _fake_search.score(trial.hyperparameters.values)}
 
 
-def main(role: str, directory: str) -> None:
+def main(argv: list[str]) -> None:
+    role, directory = argv
     tuner_class, arguments = _tuner_class()
     cls = type("FakeTrainingTuner", (FakeTraining, tuner_class), {})
     tuner = cls(
@@ -92,4 +93,4 @@ def main(role: str, directory: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

@@ -70,6 +70,7 @@ def test_one_shot_tuners_check_their_objective_and_max_trials(tmp_path):
             cls(*args, objective="val_auc", directory=str(tmp_path))
 
 
+@pytest.mark.usefixtures("eager_functions")  # 1 epoch: tracing costs more
 def test_unreported_objective_stops_at_the_first_trial(tmp_path, digits):
     tuner = tiny_digits_tuner(AgingEvolution, tmp_path)
     tuner.oracle.objective = keras_tuner.Objective("val_auc", "max")
@@ -82,6 +83,7 @@ def test_unreported_objective_stops_at_the_first_trial(tmp_path, digits):
     assert len(tuner.oracle.trials) == 1
 
 
+@pytest.mark.usefixtures("eager_functions")  # 1 epoch: tracing costs more
 def test_all_diverged_search_has_no_best_model(tmp_path, digits):
     x, y = digits
     x = x.copy()

@@ -187,6 +187,7 @@ def test_tuner_with_estimator(tmp_path):
     assert best.score == max(t.score for t in tuner.oracle.trials.values())
 
 
+@pytest.mark.usefixtures("eager_functions")  # 1 epoch: tracing costs more
 def test_tiny_digits_search(tmp_path, digits):
     tuner = tiny_digits_search(
         AgingEvolution, tmp_path, digits, population_size=2, sample_size=2

@@ -8,15 +8,16 @@
     `max_retries_per_trial + 1` fails; a late report of a trial that another
     worker completed is dropped; idle workers are forgotten.
 
-Training is faked (the score is a function of the values), so the time goes
-to starting the five Python processes, which run at the same time.
+Training is faked (the score is a function of the values), so the time went
+to starting the five Python processes, which run at the same time: they are
+forks of one process that imported keras-tuner, Keras and JAX once
+(`_forked.py`).
 """
 
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -31,9 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _fake_search  # noqa: E402
+import _forked  # noqa: E402
 import _lost_worker_search  # noqa: E402
 
-SCRIPT = os.path.join(HERE, "_lost_worker_search.py")
 TIMEOUT = 300  # generous: only reached on a very loaded machine
 WORKER_TIMEOUT = 3  # seconds without news before a worker counts as lost
 
@@ -75,15 +76,18 @@ def test_worker_killed_mid_trial(tmp_path):
     roles = [("chief", "chief")] + [
         (f"tuner{i}", "victim" if i == 3 else "worker") for i in range(4)
     ]
+    statuses = tmp_path / "forker"
+    statuses.mkdir()
+    forker = _forked.Forker(["_lost_worker_search"], str(statuses), env)
     procs = {}
     try:
         for tuner_id, role in roles:
-            out = open(os.path.join(directory, f"{tuner_id}.out"), "w")
-            procs[tuner_id] = subprocess.Popen(
-                [sys.executable, SCRIPT, role, directory],
-                env={**env, "KERASTUNER_TUNER_ID": tuner_id},
-                stdout=out,
-                stderr=subprocess.STDOUT,
+            out = os.path.join(directory, f"{tuner_id}.out")
+            procs[tuner_id] = forker.spawn(
+                "_lost_worker_search",
+                [role, directory],
+                out,
+                KERASTUNER_TUNER_ID=tuner_id,
             )
         chief, victim = procs["chief"], procs["tuner3"]
         workers = [procs[f"tuner{i}"] for i in range(3)]
@@ -114,6 +118,7 @@ def test_worker_killed_mid_trial(tmp_path):
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+        forker.close()
 
     project = os.path.join(directory, "search")
     trials = {}

@@ -140,6 +140,7 @@ def test_invalid_arguments():
         MonteCarloTreeSearchOracle(max_weight=2.0)
 
 
+@pytest.mark.usefixtures("eager_functions")  # 1 epoch: tracing costs more
 def test_tiny_digits_search(tmp_path, digits):
     tuner = tiny_digits_search(MonteCarloTreeSearch, tmp_path, digits)
     assert len(tuner.oracle.trials) == 3
@@ -177,6 +178,7 @@ def _canonical_build_model(hp):
     return model
 
 
+@pytest.mark.usefixtures("eager_functions")  # 1 epoch: tracing costs more
 def test_canonical_script_explores_the_learning_rate(tmp_path, digits):
     # Seed 2 used the same learning rate in 6 of 6 trials when the "best"
     # rollout copied the best trial's exact value.

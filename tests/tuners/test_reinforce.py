@@ -299,6 +299,7 @@ def test_lstm_controller_on_jax_backend(tmp_path, run_on_backend):
     assert "OK" in run_on_backend(script, timeout=600)
 
 
+@pytest.mark.usefixtures("eager_functions")  # 1 epoch: tracing costs more
 def test_tiny_real_search_on_digits(tmp_path, digits):
     tuner = tiny_digits_search(Reinforce, tmp_path, digits)
     trials = tuner.oracle.trials.values()

@@ -10,8 +10,9 @@
     respected and no point is proposed twice.
 
 Training is faked (`_fake_search.py`: the score is a function of the values),
-so the time goes to starting Python processes; they are all started together
-by a module fixture.
+so the time went to starting Python processes: they are all started together
+by a module fixture, as forks of one process that imported keras-tuner, Keras
+and JAX once (`_forked.py`).
 """
 
 import json
@@ -28,10 +29,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _fake_search  # noqa: E402
+import _forked  # noqa: E402
 
 pytest.importorskip("grpc")
 
 ALGOS = list(_fake_search.ALGOS)
+ALGOS_CLASSES = list(_fake_search.ALGOS.values())
 SCRIPT = os.path.join(HERE, "_fake_search.py")
 TIMEOUT = 300  # generous: only reached on a very loaded machine
 
@@ -42,23 +45,21 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _spawn(args, directory, **env):
-    full_env = {
+def _spawn(forker, args, directory, **env):
+    out = os.path.join(directory, f"{args[2]}_{len(os.listdir(directory))}.out")
+    open(out, "w").close()  # before the next name is counted
+    return forker.spawn("_fake_search", args, out, **env)
+
+
+def _forker(directory):
+    env = {
         k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER")
     }
-    full_env.update(env)
-    full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # The fake searches need no TensorFlow; JAX's Keras imports faster.
-    full_env["KERAS_BACKEND"] = "jax"
-    out = open(
-        os.path.join(directory, f"{args[2]}_{len(os.listdir(directory))}.out"),
-        "w",
-    )
-    return subprocess.Popen(
-        [sys.executable, SCRIPT, *args],
-        env=full_env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
+    env["KERAS_BACKEND"] = "jax"
+    return _forked.Forker(
+        ["_fake_search", *(m for m, _ in ALGOS_CLASSES)], directory, env
     )
 
 
@@ -92,6 +93,7 @@ def _trials(project_dir):
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
     """Starts every subprocess of the module at once."""
+    forker = _forker(str(tmp_path_factory.mktemp("forker")))
     procs = {}
     for algo in ALGOS:
         kill_dir = str(tmp_path_factory.mktemp(f"kill_{algo}"))
@@ -99,6 +101,7 @@ def launched(tmp_path_factory):
             kill_dir,
             [
                 _spawn(
+                    forker,
                     [algo, kill_dir, "search", "search", _fake_search.BLOCK_AT],
                     kill_dir,
                 )
@@ -111,6 +114,7 @@ def launched(tmp_path_factory):
         }
         group = [
             _spawn(
+                forker,
                 [algo, dist_dir, "dist", "chief"],
                 dist_dir,
                 KERASTUNER_TUNER_ID="chief",
@@ -120,6 +124,7 @@ def launched(tmp_path_factory):
         for i in range(2):
             group.append(
                 _spawn(
+                    forker,
                     [algo, dist_dir, "dist", "worker"],
                     dist_dir,
                     KERASTUNER_TUNER_ID=f"tuner{i}",
@@ -133,6 +138,7 @@ def launched(tmp_path_factory):
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGKILL)
                 p.wait()
+    forker.close()
 
 
 def _comparable_state(oracle):
