@@ -18,7 +18,12 @@ from keras import ops
 from keras_nas._validation import MAX_FILTERS, MAX_NODES, check_positive_int
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
-from keras_nas.supernet import _darts_graph, _fused_mixed_op, relaxations
+from keras_nas.supernet import (
+    _cell_scan,
+    _darts_graph,
+    _fused_mixed_op,
+    relaxations,
+)
 
 __all__ = ["MixedOp", "SearchCell", "check_ops", "num_edges"]
 
@@ -319,6 +324,12 @@ class SearchCell(keras.layers.Layer):
             self.preprocess0(s0, training=training),
             self.preprocess1(s1, training=training),
         ]
+        if _cell_scan.applies(self, states[1]):
+            # Traced: each kind of edge once per cell (_cell_scan.py).
+            return _cell_scan.call(
+                self, states, op_weights, training, edge_weights,
+                MixedOp._call_ops,
+            )
         e = 0
         for i in range(self.num_nodes):
             node = None
