@@ -85,7 +85,10 @@ def measure(args):
     import keras
     import numpy as np
 
+    from keras_nas.supernet import _cell_scan
     from keras_nas.supernet.darts import DartsSupernet, SearchData
+
+    _cell_scan.ENABLED = args.cell_scan
 
     cfg = dict(CONFIGS[args.config])
     if args.batch:
@@ -130,6 +133,7 @@ def measure(args):
         "backend": keras.backend.backend(),
         "jit": bool(jit),
         "eager": bool(args.eager),
+        "cell_scan": args.cell_scan,
         "config": args.config,
         "batch": cfg["batch"],
         "order": args.mode,
@@ -155,6 +159,11 @@ def main():
     p.add_argument("--jit", action="store_true", help="XLA on TensorFlow")
     p.add_argument(
         "--eager", action="store_true", help="TensorFlow eager (no tracing)"
+    )
+    p.add_argument(
+        "--cell-scan",
+        action="store_true",
+        help="each cell's edges as two scans (_cell_scan.py)",
     )
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     p.add_argument(
@@ -189,6 +198,8 @@ def main():
             cmd.append("--jit")
         if args.eager:
             cmd.append("--eager")
+        if args.cell_scan:
+            cmd.append("--cell-scan")
         if args.dtype:
             cmd += ["--dtype", args.dtype]
         if args.max_rss_gib:

@@ -16,12 +16,16 @@ __all__ = [
     "MAX_CELLS",
     "MAX_FILTERS",
     "MAX_NODES",
+    "RELAXATIONS",
     "check_bool",
     "check_choice",
+    "check_edge_arguments",
     "check_no_estimator",
     "check_number",
     "check_objective",
+    "check_partial_channels",
     "check_positive_int",
+    "check_relaxation",
     "check_seed",
     "is_int",
     "short_repr",
@@ -36,6 +40,9 @@ MAX_FILTERS = 65_536
 MAX_NODES = 64
 #: The most cells in a network (DARTS: 20 on CIFAR-10, 14 on ImageNet).
 MAX_CELLS = 1024
+#: The accepted values of a DARTS edge's `relaxation`
+#: (keras_nas.supernet.relaxations).
+RELAXATIONS = ("softmax", "gumbel", "binary")
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel = 4
@@ -85,6 +92,43 @@ def check_positive_int(
             f"Received: {name}={short_repr(value)}"
         )
     return int(value)
+
+
+def check_relaxation(relaxation: Any) -> str:
+    """`relaxation` of a DARTS edge, cell or supernet: one of
+    `RELAXATIONS`."""
+    if relaxation not in RELAXATIONS:
+        raise ValueError(
+            f"Expected `relaxation` to be one of {list(RELAXATIONS)}. "
+            f"Received: relaxation={relaxation!r}"
+        )
+    return str(relaxation)
+
+
+def check_partial_channels(partial_channels: Any, filters: int) -> int:
+    """PC-DARTS' K: a positive int dividing `filters`."""
+    k = check_positive_int("partial_channels", partial_channels)
+    if filters % k:
+        raise ValueError(
+            "Expected `partial_channels` to divide the channels of every "
+            f"edge ({filters}). Received: partial_channels={k!r}"
+        )
+    return k
+
+
+def check_edge_arguments(
+    filters: Any,
+    relaxation: Any,
+    partial_channels: Any,
+    min_filters: int = 1,
+) -> tuple[int, str, int]:
+    """`(filters, relaxation, partial_channels)` of a DARTS `MixedOp`,
+    `SearchCell` or NAS-Bench-201 search cell, checked in that order
+    (their `ops_version` is checked by the blocks' version scope)."""
+    filters = check_positive_int("filters", filters, min_filters, MAX_FILTERS)
+    relaxation = check_relaxation(relaxation)
+    k = check_partial_channels(partial_channels, filters)
+    return filters, relaxation, k
 
 
 def check_number(

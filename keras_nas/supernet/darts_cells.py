@@ -15,10 +15,19 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_nas._validation import MAX_FILTERS, MAX_NODES, check_positive_int
+from keras_nas._validation import (
+    MAX_NODES,
+    check_edge_arguments,
+    check_positive_int,
+)
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
-from keras_nas.supernet import _darts_graph, _fused_mixed_op, relaxations
+from keras_nas.supernet import (
+    _cell_scan,
+    _darts_graph,
+    _fused_mixed_op,
+    relaxations,
+)
 
 __all__ = ["MixedOp", "SearchCell", "check_ops", "num_edges"]
 
@@ -133,10 +142,10 @@ class MixedOp(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.ops_version = nas_ops._check_version(ops_version)
-        self.filters = check_positive_int("filters", filters, 1, MAX_FILTERS)
-        self.relaxation = relaxations.check_relaxation(relaxation)
-        self.partial_channels = relaxations.check_partial_channels(
-            partial_channels, self.filters
+        self.filters, self.relaxation, self.partial_channels = (
+            check_edge_arguments(
+                filters, relaxation, partial_channels, min_filters=1
+            )
         )
         if strides not in (1, 2):
             raise ValueError(
@@ -262,10 +271,10 @@ class SearchCell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.ops_version = nas_ops._check_version(ops_version)
-        self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
-        self.relaxation = relaxations.check_relaxation(relaxation)
-        self.partial_channels = relaxations.check_partial_channels(
-            partial_channels, self.filters
+        self.filters, self.relaxation, self.partial_channels = (
+            check_edge_arguments(
+                filters, relaxation, partial_channels, min_filters=2
+            )
         )
         self.reduction = bool(reduction)
         self.reduction_prev = bool(reduction_prev)
@@ -319,6 +328,12 @@ class SearchCell(keras.layers.Layer):
             self.preprocess0(s0, training=training),
             self.preprocess1(s1, training=training),
         ]
+        if _cell_scan.applies(self, states[1]):
+            # Traced: each kind of edge once per cell (_cell_scan.py).
+            return _cell_scan.call(
+                self, states, op_weights, training, edge_weights,
+                MixedOp._call_ops,
+            )
         e = 0
         for i in range(self.num_nodes):
             node = None

@@ -22,12 +22,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_nas._validation import MAX_FILTERS, check_positive_int
+from keras_nas._validation import check_edge_arguments
 from keras_nas.blocks import ops as nas_ops
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import NB201_EDGES, NasBench201Genotype
 from keras_nas.blocks.network import ResNetBasicBlock
-from keras_nas.supernet import relaxations
 from keras_nas.supernet.darts_cells import MixedOp, check_ops
 
 __all__ = ["Nb201SearchCell", "derive_nb201_genotype", "NODE_SIZES"]
@@ -66,12 +65,12 @@ class Nb201SearchCell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.ops_version = nas_ops._check_version(ops_version)
-        self.filters = check_positive_int("filters", filters, 1, MAX_FILTERS)
-        self.ops = check_ops(ops)
-        self.relaxation = relaxations.check_relaxation(relaxation)
-        self.partial_channels = relaxations.check_partial_channels(
-            partial_channels, self.filters
+        self.filters, self.relaxation, self.partial_channels = (
+            check_edge_arguments(
+                filters, relaxation, partial_channels, min_filters=1
+            )
         )
+        self.ops = check_ops(ops)
         with nas_ops._version_scope(self.ops_version):
             self.edges = [
                 MixedOp(

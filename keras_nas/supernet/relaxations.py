@@ -34,13 +34,16 @@ from the saved counter. Backend-neutral.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_nas._validation import check_positive_int
+from keras_nas._validation import (
+    RELAXATIONS,
+    check_partial_channels,
+    check_relaxation,
+)
 from keras_nas.supernet import binary_gates
 from keras_nas.supernet.bilevel import ARCH_NAMES, BETA_NAMES
 
@@ -65,29 +68,8 @@ __all__ = [
     "temperature",
 ]
 
-#: The accepted values of `relaxation`.
-RELAXATIONS = ("softmax", "gumbel", "binary")
 #: The relaxations that run only sampled ops (a one-hot per edge).
 SAMPLED = ("gumbel", "binary")
-
-
-def check_relaxation(relaxation: Any) -> str:
-    if relaxation not in RELAXATIONS:
-        raise ValueError(
-            f"Expected `relaxation` to be one of {list(RELAXATIONS)}. "
-            f"Received: relaxation={relaxation!r}"
-        )
-    return str(relaxation)
-
-
-def check_partial_channels(partial_channels: Any, filters: int) -> int:
-    k = check_positive_int("partial_channels", partial_channels)
-    if filters % k:
-        raise ValueError(
-            "Expected `partial_channels` to divide the channels of every "
-            f"edge ({filters}). Received: partial_channels={k!r}"
-        )
-    return k
 
 
 # ------------------------------------------------------------------ GDAS
