@@ -86,9 +86,9 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         batch: "constant_liar" or "thompson" (see above). Defaults to
             "constant_liar": deterministic given the running trials.
         num_regions: Independent searches sharing the budget (see above).
-            Defaults to 1: each region must have trials enough to climb a
-            basin, which a default cannot know (2 helps at 100 trials on
-            NAS-Bench-201 and hurts at ~20; benchmarks/RESULTS.md).
+            Defaults to 1: a region must have trials enough to climb a
+            basin alone, which depends on the budget (2 regions at 100
+            NAS-Bench-201 queries: no clear gain; benchmarks/RESULTS.md).
         seed: Integer seed; the same seed gives the same trials (0 is a
             seed too).
         hyperparameters, allow_new_entries, tune_new_entries,
