@@ -49,6 +49,11 @@ def tuners(initial):
         "bo": functools.partial(
             ArchitectureBayesianOptimization, num_initial_trials=initial
         ),
+        "bo-regions2": functools.partial(
+            ArchitectureBayesianOptimization,
+            num_initial_trials=initial,
+            num_regions=2,
+        ),
         "bananas": functools.partial(Bananas, num_initial_trials=initial),
         "local": functools.partial(LocalSearch, num_initial_trials=initial),
     }

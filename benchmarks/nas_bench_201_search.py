@@ -73,6 +73,10 @@ ORACLES["bo"] = tuners.ArchitectureBayesianOptimizationOracle
 ORACLES["bo-raw-scores"] = functools.partial(
     tuners.ArchitectureBayesianOptimizationOracle, score_transform=None
 )
+# Two independent BO searches sharing the budget in turns (issue 16).
+ORACLES["bo-regions2"] = functools.partial(
+    tuners.ArchitectureBayesianOptimizationOracle, num_regions=2
+)
 ORACLES["bananas"] = tuners.BananasOracle
 # Every refit from scratch (150 steps), BANANAS as published.
 ORACLES["bananas-cold-refit"] = functools.partial(

@@ -27,6 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.linalg import cho_solve
+from scipy.spatial.distance import pdist, squareform
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor, kernels
 
@@ -178,27 +180,41 @@ _NOISE_LEVELS = (1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0)
 
 
 def _median_distance(x: np.ndarray) -> float:
-    sq = np.sum(x * x, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
-    upper = d2[np.triu_indices(len(x), 1)]
-    upper = np.sqrt(np.maximum(upper[upper > 1e-12], 0.0))
+    upper = pdist(x, "sqeuclidean")
+    upper = np.sqrt(upper[upper > 1e-12])
     return float(np.median(upper)) if upper.size else 1.0
 
 
-def _grid_optimizer(obj_func, initial_theta, bounds):
-    # scikit-learn's optimizer hook: theta = log([length_scale, noise]).
-    # A fixed grid instead of L-BFGS: deterministic, ~50 Cholesky
-    # factorisations (a few ms each at hundreds of points) and no flat-
-    # likelihood runs to the bounds.
-    base = np.exp(initial_theta[0])
-    best, best_theta = np.inf, initial_theta
+#: scikit-learn's `GaussianProcessRegressor(alpha=...)` default: jitter.
+_JITTER = 1e-10
+
+
+def _grid_fit(x: np.ndarray, y: np.ndarray, scale: float) -> tuple:
+    """(length scale, noise) of highest marginal likelihood on the grid.
+
+    The likelihood of `1 * RBF(l) + White(noise)` (scikit-learn's kernel
+    and formula, its jitter included), computed from one distance matrix:
+    a fixed grid instead of L-BFGS is deterministic and has no flat-
+    likelihood runs to the bounds, and one Cholesky factorisation per grid
+    point without scikit-learn's per-call kernel bookkeeping keeps a refit
+    at a few hundred architectures in the milliseconds.
+    """
+    d2 = squareform(pdist(x, "sqeuclidean"))
+    eye = np.eye(len(x))
+    best, best_theta = -np.inf, (scale, _NOISE_LEVELS[0])
     for factor in _LENGTH_FACTORS:
+        length = scale * factor
+        k = np.exp(-0.5 * d2 / length**2)
         for noise in _NOISE_LEVELS:
-            theta = np.log([base * factor, noise])
-            value = obj_func(theta, eval_gradient=False)
-            if value < best:
-                best, best_theta = value, theta
-    return best_theta, best
+            try:
+                chol = np.linalg.cholesky(k + (noise + _JITTER) * eye)
+            except np.linalg.LinAlgError:
+                continue
+            alpha = cho_solve((chol, True), y)
+            value = -0.5 * y @ alpha - np.log(np.diag(chol)).sum()
+            if value > best:
+                best, best_theta = value, (length, noise)
+    return best_theta
 
 
 class GaussianProcessPredictor(Predictor):
@@ -231,14 +247,15 @@ class GaussianProcessPredictor(Predictor):
 
     def _fit(self, x, y):
         # Amplitude 1 (the scores are standardised); length scale and noise
-        # chosen on a grid by marginal likelihood (`_grid_optimizer`).
-        scale = _median_distance(x)
+        # chosen on a grid by marginal likelihood (`_grid_fit`).
+        length, noise = _grid_fit(x, y, _median_distance(x))
         kernel = kernels.ConstantKernel(1.0, "fixed") * kernels.RBF(
-            scale, (1e-3 * scale, 1e3 * scale)
-        ) + kernels.WhiteKernel(0.1, (1e-4, 10.0))
+            length, "fixed"
+        ) + kernels.WhiteKernel(noise, "fixed")
         self._gp = GaussianProcessRegressor(
             kernel,
-            optimizer=_grid_optimizer,
+            optimizer=None,
+            alpha=_JITTER,
             normalize_y=False,
             random_state=self.seed,
         ).fit(x, y)

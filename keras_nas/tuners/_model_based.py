@@ -245,13 +245,18 @@ class SurrogateOracle(_oracle.SearchOracle):
             add(_base.random_values(self.hyperparameters, self._rng), [])
         return candidates, parents
 
-    def _predicted_best(self, done):
+    def _pending(self, region: int = 0) -> list[dict[str, Any]]:
+        """Values of the running trials (of one region, in subclasses
+        that have regions)."""
+        return [
+            dict(t.hyperparameters.values) for t in self.ongoing_trials.values()
+        ]
+
+    def _predicted_best(self, done, region: int = 0):
         candidates, parents = self._candidates(done)
         if not candidates:
             return self._unique_random(), {"origin": "random"}
-        pending = [
-            dict(t.hyperparameters.values) for t in self.ongoing_trials.values()
-        ]
+        pending = self._pending(region)
         seed = int(self._rng.integers(2**31 - 1))
         rewards = np.asarray([d[2] for d in done])
         if self.score_transform == "rank":

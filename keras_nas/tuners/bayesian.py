@@ -16,6 +16,7 @@ import keras_tuner
 import numpy as np
 from scipy.special import ndtr
 
+from keras_nas._validation import check_positive_int
 from keras_nas.predictors.models import GaussianProcessPredictor
 from keras_nas.tuners import _base, _model_based, _oracle
 
@@ -50,6 +51,14 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
     the active decisions); on the cell spaces the path and adjacency
     encodings are available too.
 
+    With `num_regions > 1` the budget is shared in turns by that many
+    independent searches ("regions"), each with its own random start, GP,
+    parents and best score (a portfolio of restarts, as the several trust
+    regions of TuRBO: Eriksson et al., "Scalable Global Optimization via
+    Local Bayesian Optimization", NeurIPS 2019): a search drawn into a
+    poor basin by its early trials then decides only its own share of the
+    budget. Proposals never repeat a point of any region.
+
     Several workers (keras-tuner's distributed mode) get different proposals
     without waiting: with `batch="constant_liar"` the trials still running
     enter the GP with the worst score seen so far as a stand-in (Ginsbourger
@@ -63,8 +72,8 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         encoding: "onehot", "path" or "adjacency". Defaults to "onehot":
             it exists for every space, and the GP ranks NAS-Bench-201 cells
             at least as well on it as on the path encoding.
-        num_initial_trials: Random trials before the GP. Defaults to 10,
-            as in BANANAS: enough points for a first length-scale fit.
+        num_initial_trials: Random trials before the GP, in all (split
+            evenly among the regions). Defaults to 10, as in BANANAS.
         num_parents: Best trials whose one-step neighbours are candidates.
             Defaults to 5: local moves around several good points, not one.
         num_random_candidates: Random candidates per decision. Defaults to
@@ -76,6 +85,10 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
             among the good ones.
         batch: "constant_liar" or "thompson" (see above). Defaults to
             "constant_liar": deterministic given the running trials.
+        num_regions: Independent searches sharing the budget (see above).
+            Defaults to 1: a region must have trials enough to climb a
+            basin alone, which depends on the budget (2 regions at 100
+            NAS-Bench-201 queries: no clear gain; benchmarks/RESULTS.md).
         seed: Integer seed; the same seed gives the same trials (0 is a
             seed too).
         hyperparameters, allow_new_entries, tune_new_entries,
@@ -102,6 +115,7 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         num_random_candidates: int = 20,
         score_transform: str | None = "rank",
         batch: str = "constant_liar",
+        num_regions: int = 1,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         allow_new_entries: bool = True,
@@ -115,6 +129,7 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
                 f"Received: batch={batch!r}"
             )
         self.batch = batch
+        self.num_regions = check_positive_int("num_regions", num_regions)
         super().__init__(
             **_oracle.arguments_of(_model_based.SurrogateOracle, locals())
         )
@@ -122,7 +137,36 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
     _state_settings = (
         *_model_based.SurrogateOracle._state_settings,
         "batch",
+        "num_regions",
     )
+
+    def _region(self, trial_id: str) -> int:
+        return int(self._lineage.get(trial_id, {}).get("region", 0))
+
+    def _propose(self, trial_id: str):
+        # Regions take proposals in turns (one lineage entry per proposal,
+        # saved with the state, so a reloaded oracle continues the turns).
+        region = len(self._lineage) % self.num_regions
+        done = [
+            d
+            for d in _model_based.completed_rewards(self)
+            if self._region(d[0]) == region
+        ]
+        initial = -(-self.num_initial_trials // self.num_regions)
+        if len(done) < initial:
+            values, origin = self._unique_random(), {"origin": "random"}
+        else:
+            values, origin = self._predicted_best(done, region)
+        if self.num_regions > 1:
+            origin["region"] = region
+        return values, origin
+
+    def _pending(self, region: int = 0) -> list[dict]:
+        return [
+            dict(t.hyperparameters.values)
+            for t in self.ongoing_trials.values()
+            if self._region(t.trial_id) == region
+        ]
 
     def _acquisition(self, x, y, x_pending, x_candidates, seed):
         best = float(np.max(y))
@@ -147,8 +191,8 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
         encoding, num_initial_trials, num_parents, num_random_candidates,
-        score_transform,
-        batch: See `ArchitectureBayesianOptimizationOracle`.
+        score_transform, batch,
+        num_regions: See `ArchitectureBayesianOptimizationOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As in
@@ -179,6 +223,7 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
         num_random_candidates: int = 20,
         score_transform: str | None = "rank",
         batch: str = "constant_liar",
+        num_regions: int = 1,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         tune_new_entries: bool = True,

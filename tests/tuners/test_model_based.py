@@ -42,6 +42,9 @@ ORACLES = {
         ArchitectureBayesianOptimizationOracle, batch="thompson", **FAST
     ),
     "bananas": functools.partial(BananasOracle, num_networks=2, **FAST),
+    "bo_regions": functools.partial(
+        ArchitectureBayesianOptimizationOracle, num_regions=2, **FAST
+    ),
     "local": functools.partial(LocalSearchOracle, num_initial_trials=5),
     "local_unvisited": functools.partial(
         LocalSearchOracle, num_initial_trials=5, restart="best_unvisited"
@@ -59,7 +62,7 @@ def make(name, tmp_path, project="p", **kwargs):
     return make_oracle(ORACLES[name], tmp_path, project, **kwargs)
 
 
-@pytest.mark.parametrize("name", ORACLES)
+@pytest.mark.parametrize("name", [n for n in ORACLES if n != "bo_regions"])
 def test_determinism_no_duplicates_and_progress(name, tmp_path):
     a = drive(make(name, tmp_path, "a", seed=0), ops_score, 18)
     b = drive(make(name, tmp_path, "b", seed=0), ops_score, 18)
@@ -73,7 +76,7 @@ def test_determinism_no_duplicates_and_progress(name, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["bo", "bananas", "local", "local_unvisited"]
+    "name", ["bo", "bo_regions", "bananas", "local", "local_unvisited"]
 )
 def test_reload_continues_identically(name, tmp_path):
     first = make(name, tmp_path, "p", seed=11)
@@ -106,7 +109,9 @@ def test_small_space_is_exhausted_then_stops(name, tmp_path):
     assert len(keys) == len(seen) == 18
 
 
-@pytest.mark.parametrize("name", ["bo", "thompson", "bananas", "local"])
+@pytest.mark.parametrize(
+    "name", ["bo", "thompson", "bo_regions", "bananas", "local"]
+)
 def test_several_workers_never_idle_and_differ(name, tmp_path):
     oracle = make(name, tmp_path, seed=1)
     drive(oracle, ops_score, 6)
@@ -114,6 +119,18 @@ def test_several_workers_never_idle_and_differ(name, tmp_path):
     assert all(t.status == STATUS.RUNNING for t in running)
     keys = {json.dumps(t.hyperparameters.values) for t in running}
     assert len(keys) == 4
+
+
+def test_regions_take_turns_each_from_its_own_random_start(tmp_path):
+    oracle = make("bo_regions", tmp_path, seed=4)
+    seen = drive(oracle, ops_score, 12)
+    assert len({json.dumps(v, sort_keys=True) for v in seen}) == 12
+    lineage = [oracle._lineage[t] for t in oracle.start_order]
+    assert [o["region"] for o in lineage] == [0, 1] * 6
+    # ceil(5 / 2) = 3 random trials per region, then its own GP.
+    origins = [o["origin"] for o in lineage]
+    assert origins[:6] == ["random"] * 6
+    assert "random" not in origins[6:]
 
 
 def test_failed_and_nan_trials_are_skipped(tmp_path):
@@ -192,6 +209,8 @@ def test_expected_improvement():
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="batch"):
         ArchitectureBayesianOptimizationOracle(batch="kriging")
+    with pytest.raises(ValueError, match="num_regions"):
+        ArchitectureBayesianOptimizationOracle(num_regions=0)
     with pytest.raises(ValueError, match="encoding"):
         BananasOracle(encoding="graph")
     with pytest.raises(ValueError, match="encoding='path'"):
