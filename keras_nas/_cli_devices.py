@@ -33,7 +33,7 @@ def _one_device_only(args: argparse.Namespace) -> str | None:
     # On the cell space --tuner proxyless is the DARTS supernet's binary
     # relaxation, which is distribution-aware.
     if args.tuner == "proxyless" and args.space != "cell":
-        return "ProxylessSupernet's eager step is not distribution-aware"
+        return "ProxylessSupernet's step is not distribution-aware"
     return None
 
 

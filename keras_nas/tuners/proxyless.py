@@ -105,8 +105,8 @@ class Proxyless(Darts):
             )
         strategy = kwargs.get("distribution_strategy")
         if strategy is not None:
-            # Its eager step samples a path per replica thread and sums
-            # the replicas' gradients: not distribution-aware (yet).
+            # Its step (compiled or eager) is not written for replicas:
+            # the sampled paths and the masked update are per process.
             raise ValueError(
                 "Expected no `distribution_strategy`: ProxylessSupernet "
                 "trains on one device. Received: distribution_strategy="
