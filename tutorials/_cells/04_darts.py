@@ -274,7 +274,10 @@ CELLS = [
 
         print(f"{'method':<13}{'search s':>9}{'peak MiB':>10}{'test acc':>10}")
         for name, seconds, mib, accuracy, _ in rows:
-            print(f"{name:<13}{seconds:>9.1f}{mib:>10.1f}{accuracy:>10.3f}")
+            shown = "-" if np.isnan(accuracy) else f"{accuracy:.3f}"
+            print(f"{name:<13}{seconds:>9.1f}{mib:>10.1f}{shown:>10}")
+        if not C.retrain_epochs:
+            print("(test acc: not retrained in the fast setting)")
         for name, *_, genotype in rows:
             print(f"{name}: {genotype}")
     """),
