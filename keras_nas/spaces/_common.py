@@ -349,7 +349,8 @@ def build_training_state(model: keras.Model) -> None:
     a third of a small trial's first epoch on a CPU. Keras' own symbolic
     build (what it runs under a distribution strategy, and always on JAX)
     builds them from the input and label specs without running the model;
-    the labels are sparse class indices, one per example (and per output).
+    the labels are sparse class indices, one per prediction (per example,
+    or per node of a graph), for each output.
     """
     symbolic_build = getattr(model, "_symbolic_build", None)
     if symbolic_build is None:  # a Keras without it: traced twice
@@ -357,9 +358,9 @@ def build_training_state(model: keras.Model) -> None:
     x = keras.tree.map_structure(
         lambda t: keras.KerasTensor(t.shape, t.dtype), model.input
     )
-    y = keras.KerasTensor((None,), "int32")
-    if isinstance(model.output, dict):
-        y = {name: y for name in model.output}
+    y = keras.tree.map_structure(
+        lambda t: keras.KerasTensor(t.shape[:-1], "int32"), model.output
+    )
     symbolic_build(data_batch=(x, y))
 
 

@@ -275,4 +275,5 @@ class GraphSearchSpace(keras_tuner.HyperModel):
             loss="sparse_categorical_crossentropy",
             weighted_metrics=["accuracy"],
         )
+        _common.defer_training_state(model)
         return model
