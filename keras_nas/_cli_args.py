@@ -9,7 +9,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from keras_nas._cli_devices import devices_option
 from keras_nas._cli_tuners import SPACES, TUNERS
 from keras_nas._validation import MAX_CELLS, MAX_FILTERS, MAX_NODES
 
@@ -45,6 +44,18 @@ def _non_negative_int(text: str) -> int:
             f"expected a non-negative integer, got {text!r}"
         )
     return value
+
+
+def devices_option(text: str) -> int | str:
+    """`--devices` value: a positive integer, `all` or `cpu`."""
+    if text in ("all", "cpu"):
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, 'all' or 'cpu', got {text!r}"
+        ) from None
 
 
 def _size(maximum: int) -> Callable[[str], int]:

@@ -37,21 +37,6 @@ def _one_device_only(args: argparse.Namespace) -> str | None:
     return None
 
 
-def devices_option(text: str) -> int | str:
-    """`--devices` value: a positive integer, `all` or `cpu`."""
-    if text in ("all", "cpu"):
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, 'all' or 'cpu', got {text!r}"
-        )
-    return value
-
-
 def hide_accelerators(args: argparse.Namespace) -> None:
     """`--devices cpu`: hides GPUs from TensorFlow and JAX; must run before
     either is imported (tfds imports TensorFlow when the data loads)."""

@@ -17,7 +17,7 @@ import textwrap
 
 import numpy as np
 
-from keras_nas._cli_devices import devices_option
+from keras_nas._cli_args import devices_option
 
 _SCRIPT = textwrap.dedent(
     """
