@@ -65,6 +65,43 @@ def _as_nb201_genotype(genotype: Any) -> NasBench201Genotype:
     )
 
 
+def _nb201_used_edges(ops: Sequence[str]) -> tuple[bool, ...]:
+    """Per edge of `NB201_EDGES`: whether its op can change the cell output.
+
+    An edge is unused when its op is `none` or when its head node reaches
+    the output (node 3) only through `none` edges.
+    """
+    reaches = {3: True}
+    for node in (2, 1):
+        reaches[node] = any(
+            op != "none" and reaches[to]
+            for (to, src), op in zip(NB201_EDGES, ops, strict=True)
+            if src == node
+        )
+    return tuple(
+        op != "none" and reaches[to]
+        for (to, _), op in zip(NB201_EDGES, ops, strict=True)
+    )
+
+
+def _connected_zeros(x):
+    """Zeros like `x` whose gradient with respect to `x` is zero, not None.
+
+    `ops.zeros_like` cuts the graph: the layers before it would get no
+    gradient. A select keeps them connected and ignores `x`'s values.
+    """
+    zeros = ops.zeros_like(x)
+    return ops.where(ops.cast(zeros, "bool"), x, zeros)
+
+
+def _zero_gradient_join(x, other):
+    """`x`, with a zero gradient (not None) for `other`, of `x`'s shape."""
+    return ops.where(ops.cast(ops.zeros_like(x), "bool"), other, x)
+
+
+_LEGACY_FROM_CONFIG = _legacy_from_config()
+
+
 def _is_shape_list(shape: Any) -> bool:
     return (
         isinstance(shape, (list, tuple))
@@ -293,7 +330,7 @@ class Cell(keras.layers.Layer):
         )
         return config
 
-    from_config = _legacy_from_config()
+    from_config = _LEGACY_FROM_CONFIG
 
 
 class _FixedKindCell(Cell):
@@ -382,6 +419,13 @@ class NasBench201Cell(keras.layers.Layer):
         filters: channels of the input and of every node.
         ops_version: numerics of the ops, 2 (default) or 1 (see
             `keras_nas.blocks.ops`).
+        keep_unused_edges: whether to build the ops of unused edges too:
+            edges into a node that reaches the output only through `none`
+            edges cannot change the output. False (default) builds no op
+            for them, so the weights of the cell (`count_params`) are those
+            that matter and training warns of no missing gradient; True
+            builds and runs them as before this option, their weights
+            getting a zero gradient (files saved before it load so).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -396,15 +440,28 @@ class NasBench201Cell(keras.layers.Layer):
         genotype: NasBench201Genotype | str | Sequence[str],
         filters: int = 16,
         ops_version: int | None = None,
+        keep_unused_edges: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.ops_version = _check_version(ops_version)
         self.genotype = _as_nb201_genotype(genotype)
         self.filters = check_positive_int("filters", filters, 2, MAX_FILTERS)
+        self.keep_unused_edges = bool(keep_unused_edges)
+        self.used_edges = _nb201_used_edges(self.genotype.ops)
+        # The edges whose op the cell runs and sums into its head node.
+        self.summed_edges = tuple(
+            used or (self.keep_unused_edges and op != "none")
+            for op, used in zip(self.genotype.ops, self.used_edges, strict=True)
+        )
         with _version_scope(self.ops_version):
             self.edge_ops = [
-                get_op(op, self.filters, 1) for op in self.genotype.ops
+                get_op(op, self.filters, 1)
+                if used or self.keep_unused_edges
+                else None
+                for op, used in zip(
+                    self.genotype.ops, self.used_edges, strict=True
+                )
             ]
 
     def build(self, input_shape):
@@ -416,19 +473,36 @@ class NasBench201Cell(keras.layers.Layer):
                 f"input_shape={shape!r}"
             )
         for op in self.edge_ops:
-            if not op.built:
+            if op is not None and not op.built:
                 op.build(shape)
 
     def call(self, inputs, training=None):
         nodes = [inputs]
         for node in (1, 2, 3):
             total = None
-            for (to, src), op in zip(NB201_EDGES, self.edge_ops, strict=True):
-                if to == node:
+            for (to, src), op, summed in zip(
+                NB201_EDGES, self.edge_ops, self.summed_edges, strict=True
+            ):
+                if to == node and summed:
                     h = op(nodes[src], training=training)
                     total = h if total is None else total + h
-            nodes.append(total)
-        return nodes[3]
+            # A node with no summed edge is zero (the `none` ops' sum); the
+            # zeros keep a zero gradient to the input, so that a cell whose
+            # output ignores its input leaves no variable without one.
+            nodes.append(_connected_zeros(inputs) if total is None else total)
+        out = nodes[3]
+        # Nodes summing kept unused ops: joined with a zero gradient.
+        for node in sorted(
+            {
+                to
+                for (to, _), summed, used in zip(
+                    NB201_EDGES, self.summed_edges, self.used_edges, strict=True
+                )
+                if summed and not used
+            }
+        ):
+            out = _zero_gradient_join(out, nodes[node])
+        return out
 
     def compute_output_shape(self, input_shape):
         return _with(input_shape, channels=self.filters)
@@ -439,7 +513,14 @@ class NasBench201Cell(keras.layers.Layer):
             genotype=self.genotype.to_string(),
             filters=self.filters,
             ops_version=self.ops_version,
+            keep_unused_edges=self.keep_unused_edges,
         )
         return config
 
-    from_config = _legacy_from_config()
+    @classmethod
+    def from_config(cls, config, **kwargs):
+        # Files saved before unused edges were skipped hold the weights of
+        # all six ops: build them all, so that the weights load in place.
+        config = dict(config)
+        config.setdefault("keep_unused_edges", True)
+        return _LEGACY_FROM_CONFIG.__func__(cls, config, **kwargs)

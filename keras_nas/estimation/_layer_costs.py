@@ -17,6 +17,7 @@ import keras
 
 from keras_nas.blocks import cells, graph, mbconv, network
 from keras_nas.blocks import ops as nas_ops
+from keras_nas.blocks.genotypes import NB201_EDGES
 
 __all__ = [
     "CostFunction",
@@ -112,8 +113,13 @@ def _cell_cost(layer, inputs, outputs):
 
 
 def _nb201_cell_cost(layer, inputs, outputs):
-    # Node 2 sums two edges, node 3 three: 1 + 2 additions per element.
-    return 0, 3 * num_elements(outputs[0])
+    # A node adds the edges it sums: node 2 two, node 3 three when none is
+    # `none` or unused, 1 + 2 additions per element.
+    summed = [0, 0, 0, 0]
+    for (to, _), edge in zip(NB201_EDGES, layer.summed_edges, strict=True):
+        summed[to] += edge
+    additions = sum(max(n - 1, 0) for n in summed)
+    return 0, additions * num_elements(outputs[0])
 
 
 def _resnet_block_cost(layer, inputs, outputs):

@@ -1,4 +1,5 @@
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -228,3 +229,56 @@ def test_cell_with_registered_custom_op_round_trip(tmp_path):
         assert keras.saving.load_model(path).output_shape == (None, 3, 3, 4)
     finally:
         registry._FACTORIES.pop(name, None)
+
+
+def test_nb201_cell_builds_no_unused_edge_and_trains_without_warnings():
+    # Edge 1<-0 feeds node 1, which reaches the output only through `none`
+    # edges: no op is built for it. The second cell's output ignores its
+    # input (node 1 is zeros), yet the layers before it get a gradient.
+    dead = ("nor_conv_1x1", "nor_conv_3x3", "none", "skip_connect", "none",
+            "nor_conv_1x1")
+    cut = ("none", "none", "none", "none", "nor_conv_1x1", "none")
+
+    def model(**kwargs):
+        x = keras.Input((5, 5, 1))
+        h = keras.layers.Conv2D(4, 1, name="stem")(x)
+        h = NasBench201Cell(dead, 4, name="dead", **kwargs)(h)
+        h = NasBench201Cell(cut, 4, name="cut", **kwargs)(h)
+        h = keras.layers.GlobalAveragePooling2D()(h)
+        return keras.Model(x, keras.layers.Dense(2, name="head")(h))
+
+    pruned, kept = model(), model(keep_unused_edges=True)
+    cell = pruned.get_layer("dead")
+    assert cell.used_edges == (False, True, False, True, False, True)
+    assert cell.edge_ops[0] is None and cell.edge_ops[2] is None
+    unused = kept.get_layer("dead").edge_ops[0].count_params()
+    assert kept.count_params() - pruned.count_params() == unused + sum(
+        op.count_params()
+        for op, used in zip(
+            kept.get_layer("cut").edge_ops, (0, 0, 0, 0, 1, 0), strict=True
+        )
+        if not used
+    )
+    # Same function: give the used ops of both the same weights.
+    for name in ("stem", "dead", "cut", "head"):
+        a, b = pruned.get_layer(name), kept.get_layer(name)
+        if name in ("dead", "cut"):
+            for op_a, op_b in zip(a.edge_ops, b.edge_ops, strict=True):
+                if op_a is not None:
+                    op_b.set_weights(op_a.get_weights())
+        else:
+            b.set_weights(a.get_weights())
+    x = _x(5, 1, batch=8)
+    np.testing.assert_allclose(_np(pruned(x)), _np(kept(x)), atol=1e-6)
+    # A config saved before `keep_unused_edges` builds all six ops.
+    config = kept.get_layer("dead").get_config()
+    del config["keep_unused_edges"]
+    assert NasBench201Cell.from_config(config).keep_unused_edges
+    y = np.arange(8) % 2
+    for m in (pruned, kept):
+        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        messages = [str(w.message) for w in caught]
+        assert not [m for m in messages if "Gradients do not exist" in m]

@@ -10,7 +10,7 @@ import pytest
 from _estimation_testing import evolution, wrapped_random_search
 
 from keras_nas.blocks import DARTS_V2, build_nb201_network, build_network
-from keras_nas.blocks.cells import Cell
+from keras_nas.blocks.cells import Cell, NasBench201Cell
 from keras_nas.blocks.ops import SepConv
 from keras_nas.estimation.hardware import (
     count_flops,
@@ -232,6 +232,18 @@ def test_nb201_cell_and_resnet_block_own_flops():
     )
     own = {c.path: c.flops for c in profile_model(model) if c.macs == 0}
     assert own["cell_0_0"] == 3 * 8 * 8 * 4
+    # Node 2 reaches the output only through `none`: node 3's two other
+    # edges make the only addition, and node 2's edges are not run.
+    cell = NasBench201Cell(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|"
+        "+|skip_connect~0|nor_conv_3x3~1|none~2|",
+        4,
+    )
+    costs = profile_model(cell, (8, 8, 4))
+    assert [c.flops for c in costs if c.class_name == "NasBench201Cell"] == [
+        8 * 8 * 4
+    ]
+    assert "Pool" not in {c.class_name for c in costs}
     # Residual add (4x4x8) + 2x2 average pooling of the 8x8x4 shortcut.
     assert own["resblock_1"] == 4 * 4 * 8 + 4 * 4 * 4 * 4
 
