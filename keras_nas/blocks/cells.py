@@ -95,11 +95,32 @@ def _connected_zeros(x):
 
 
 def _zero_gradient_join(x, other):
-    """`x`, with a zero gradient (not None) for `other`, of `x`'s shape."""
-    return ops.where(ops.cast(ops.zeros_like(x), "bool"), other, x)
+    """`x`, with a zero gradient (not None) for the 4-D tensor `other`."""
+    never = ops.cast(ops.zeros_like(x), "bool")
+    return ops.where(never, other[:, :1, :1, :1], x)
+
+
+def _live_states(pairs, concat, arity: int) -> list[bool]:
+    """Per state of a `Cell`: whether it reaches the output (`concat`)
+    through ops other than `none`."""
+    num_nodes = len(pairs) // arity
+    live = [i in concat for i in range(num_nodes + 2)]
+    for node in reversed(range(num_nodes)):
+        if live[node + 2]:
+            for op, index in pairs[node * arity : (node + 1) * arity]:
+                live[index] = live[index] or op != "none"
+    return live
 
 
 _LEGACY_FROM_CONFIG = _legacy_from_config()
+
+
+def _from_config_keeping_unused_edges(cls, config, **kwargs):
+    # Files saved before unused edges were skipped hold the weights of all
+    # the ops: build them all, so that the weights load in place.
+    config = dict(config)
+    config.setdefault("keep_unused_edges", True)
+    return _LEGACY_FROM_CONFIG.__func__(cls, config, **kwargs)
 
 
 def _is_shape_list(shape: Any) -> bool:
@@ -155,6 +176,13 @@ class Cell(keras.layers.Layer):
         ops_version: numerics of the ops, 2 (default: as the DARTS code) or
             1 (keras-nas before; files saved then load as 1). See
             `keras_nas.blocks.ops`.
+        keep_unused_edges: whether to build what cannot change the output
+            too: the ops of edges into a node that reaches the output only
+            through `none` ops, and the preprocessing of an input no op
+            reads. False (default) builds none of it, so `count_params`
+            counts the weights that matter and training warns of no missing
+            gradient; True builds and runs it, its weights getting a zero
+            gradient (files saved before this option load so).
         **kwargs: base layer keyword arguments, such as `name`.
 
     Example:
@@ -174,6 +202,7 @@ class Cell(keras.layers.Layer):
         drop_path_rate: float = 0.0,
         seed: int | None = None,
         ops_version: int | None = None,
+        keep_unused_edges: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -200,10 +229,25 @@ class Cell(keras.layers.Layer):
                 "(they are not reduced). "
                 f"Received: reduce_concat={self.concat!r}"
             )
+        self.keep_unused_edges = bool(keep_unused_edges)
+        self.live_states = _live_states(self.pairs, self.concat, self.arity)
+        self.used_edges = tuple(
+            op != "none" and self.live_states[j // self.arity + 2]
+            for j, (op, _) in enumerate(self.pairs)
+        )
+        # The edges whose op the cell runs and sums into its node.
+        self.summed_edges = tuple(
+            used or (self.keep_unused_edges and op != "none")
+            for used, (op, _) in zip(self.used_edges, self.pairs, strict=True)
+        )
         with _version_scope(self.ops_version):
             self.edge_ops = [
                 get_op(op, self.filters, 2 if (self.reduction and i < 2) else 1)
-                for op, i in self.pairs
+                if used or self.keep_unused_edges
+                else None
+                for used, (op, i) in zip(
+                    self.used_edges, self.pairs, strict=True
+                )
             ]
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if self.drop_path_rate else None
@@ -246,15 +290,21 @@ class Cell(keras.layers.Layer):
                 f"{[s0, s1]!r}, reduction_prev={self.reduction_prev}"
             )
         version = self.ops_version
-        if reduce_s0:
-            self.preprocess0 = FactorizedReduce(
-                self.filters, ops_version=version
-            )
-        else:
-            self.preprocess0 = ReLUConvBN(self.filters, 1, ops_version=version)
-        self.preprocess1 = ReLUConvBN(self.filters, 1, ops_version=version)
-        self.preprocess0.build(s0)
-        self.preprocess1.build(s1)
+        keep = self.keep_unused_edges
+        self.preprocess0 = self.preprocess1 = None
+        if keep or self.live_states[0]:
+            if reduce_s0:
+                self.preprocess0 = FactorizedReduce(
+                    self.filters, ops_version=version
+                )
+            else:
+                self.preprocess0 = ReLUConvBN(
+                    self.filters, 1, ops_version=version
+                )
+            self.preprocess0.build(s0)
+        if keep or self.live_states[1]:
+            self.preprocess1 = ReLUConvBN(self.filters, 1, ops_version=version)
+            self.preprocess1.build(s1)
         if self.drop_path_rate:
             self.drop_path_rate_variable = self.add_weight(
                 shape=(),
@@ -265,14 +315,20 @@ class Cell(keras.layers.Layer):
         state = _with(s1, channels=self.filters)
         shapes = [state, state]
         for node in range(self.num_nodes):
-            out = None
             for k in range(self.arity):
                 j = node * self.arity + k
                 op, index = self.edge_ops[j], self.pairs[j][1]
-                if not op.built:
+                if op is not None and not op.built:
                     op.build(shapes[index])
-                out = op.compute_output_shape(shapes[index])
-            shapes.append(out)
+            shapes.append(_with(s1, self._node_hw(s1[1:3]), self.filters))
+
+    def _node_hw(self, hw):
+        return tuple(map(_half, hw)) if self.reduction else tuple(hw)
+
+    def _zeros(self, s1):
+        """Zeros of a node's shape (a node whose edges are all `none`)."""
+        x = s1[:, ::2, ::2, :1] if self.reduction else s1[..., :1]
+        return ops.repeat(ops.zeros_like(x), self.filters, axis=-1)
 
     def load_own_variables(self, store):
         if self.drop_path_rate_variable is not None and not len(store.keys()):
@@ -293,22 +349,39 @@ class Cell(keras.layers.Layer):
     def call(self, inputs, training=None):
         s0, s1 = self._split(inputs)
         states = [
-            self.preprocess0(s0, training=training),
-            self.preprocess1(s1, training=training),
+            None if p is None else p(s, training=training)
+            for p, s in ((self.preprocess0, s0), (self.preprocess1, s1))
         ]
         drop = bool(training) and self.drop_path_rate > 0.0
         for node in range(self.num_nodes):
             total = None
             for k in range(self.arity):
                 j = node * self.arity + k
+                if not self.summed_edges[j]:
+                    continue
                 op, index = self.edge_ops[j], self.pairs[j][1]
                 h = op(states[index], training=training)
                 if drop and not isinstance(op, Identity):
                     h = self._drop_path(h)
                 total = h if total is None else total + h
+            if total is None and (
+                self.keep_unused_edges or self.live_states[node + 2]
+            ):
+                # The sum of `none` ops.
+                total = self._zeros(s1)
             states.append(total)
         outs = [states[i] for i in self.concat]
-        return outs[0] if len(outs) == 1 else ops.concatenate(outs, axis=-1)
+        out = outs[0] if len(outs) == 1 else ops.concatenate(outs, axis=-1)
+        # What cannot change the output gets a zero gradient, not None: the
+        # cell's unused inputs (and their preprocessing, when kept), and the
+        # nodes of kept unused ops.
+        for i, live in enumerate(self.live_states):
+            state = states[i]
+            if state is None and i < 2:
+                state = (s0, s1)[i]
+            if not live and state is not None:
+                out = _zero_gradient_join(out, state)
+        return out
 
     def compute_output_shape(self, input_shape):
         _, s1 = self._split_shapes(input_shape)
@@ -327,10 +400,11 @@ class Cell(keras.layers.Layer):
             drop_path_rate=self.drop_path_rate,
             seed=self.seed,
             ops_version=self.ops_version,
+            keep_unused_edges=self.keep_unused_edges,
         )
         return config
 
-    from_config = _LEGACY_FROM_CONFIG
+    from_config = classmethod(_from_config_keeping_unused_edges)
 
 
 class _FixedKindCell(Cell):
@@ -517,10 +591,4 @@ class NasBench201Cell(keras.layers.Layer):
         )
         return config
 
-    @classmethod
-    def from_config(cls, config, **kwargs):
-        # Files saved before unused edges were skipped hold the weights of
-        # all six ops: build them all, so that the weights load in place.
-        config = dict(config)
-        config.setdefault("keep_unused_edges", True)
-        return _LEGACY_FROM_CONFIG.__func__(cls, config, **kwargs)
+    from_config = classmethod(_from_config_keeping_unused_edges)

@@ -108,8 +108,14 @@ def _free(layer, inputs, outputs):
 
 
 def _cell_cost(layer, inputs, outputs):
+    # A node adds the edges it sums (not `none` ones, nor unused ones).
     node = num_elements(outputs[0]) // len(layer.concat)
-    return 0, layer.num_nodes * (layer.arity - 1) * node
+    summed = layer.summed_edges
+    additions = sum(
+        max(sum(summed[n * layer.arity : (n + 1) * layer.arity]) - 1, 0)
+        for n in range(layer.num_nodes)
+    )
+    return 0, additions * node
 
 
 def _nb201_cell_cost(layer, inputs, outputs):

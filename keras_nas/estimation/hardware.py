@@ -42,8 +42,9 @@ MAC also counts as 2 FLOPs, and a bias adds `out` FLOPs):
 - `Add`, `Subtract`, `Multiply`, `Maximum`, `Minimum`: `(n_inputs - 1) *
   out` FLOPs; `Average`: `n_inputs * out`.
 - `Cell`: its node sums, `(arity - 1) * out / len(concat)` FLOPs per
-  node; `NasBench201Cell`: `out` per addition of its node sums (`3 * out`
-  when every edge is used: nodes 2 and 3 sum 2 and 3 edges);
+  node (fewer where edges are `none` or unused); `NasBench201Cell`: `out`
+  per addition of its node sums (`3 * out` when every edge is used: nodes
+  2 and 3 sum 2 and 3 edges);
   `ResNetBasicBlock`: the residual addition (and the 2x2 average pooling
   of a stride-2 shortcut); `MBConv`: its residual addition, if any.
 - Activations, dropout, reshapes, `Concatenate`, padding, cropping,

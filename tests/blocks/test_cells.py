@@ -282,3 +282,52 @@ def test_nb201_cell_builds_no_unused_edge_and_trains_without_warnings():
             m.fit(x, y, epochs=1, batch_size=8, verbose=0)
         messages = [str(w.message) for w in caught]
         assert not [m for m in messages if "Gradients do not exist" in m]
+
+
+def test_cell_builds_nothing_unused_and_trains_without_warnings():
+    # No op reads input 0; node 3 sums `none` ops only (zeros). The reduce
+    # cell's output reads no input at all.
+    g = G.Genotype(
+        normal=[("sep_conv_3x3", 1), ("skip_connect", 1), ("none", 2),
+                ("none", 0)],
+        normal_concat=[2, 3],
+        reduce=[("none", 0), ("none", 1)],
+        reduce_concat=[2],
+    )
+
+    def model(**kwargs):
+        x = keras.Input((6, 6, 1))
+        h = keras.layers.Conv2D(4, 1, name="stem")(x)
+        h = Cell(g, "normal", filters=4, name="normal", **kwargs)(h)
+        h = Cell(g, "reduce", filters=4, name="reduce", **kwargs)(h)
+        h = keras.layers.Flatten()(h)
+        return keras.Model(x, keras.layers.Dense(2, name="head")(h))
+
+    pruned, kept = model(), model(keep_unused_edges=True)
+    normal = pruned.get_layer("normal")
+    assert normal.preprocess0 is None and normal.edge_ops[2:] == [None, None]
+    assert pruned.get_layer("reduce").preprocess1 is None
+    for name in ("stem", "normal", "head"):
+        a, b = pruned.get_layer(name), kept.get_layer(name)
+        pairs = [(a, b)]
+        if name == "normal":
+            pairs = [
+                (a.preprocess1, b.preprocess1),
+                (a.edge_ops[0], b.edge_ops[0]),
+            ]
+        for la, lb in pairs:
+            lb.set_weights(la.get_weights())
+    x = _x(6, 1, batch=8)
+    np.testing.assert_allclose(_np(pruned(x)), _np(kept(x)), atol=1e-6)
+    assert kept.count_params() > pruned.count_params()
+    config = normal.get_config()
+    del config["keep_unused_edges"]
+    assert Cell.from_config(config).keep_unused_edges
+    y = np.arange(8) % 2
+    for m in (pruned, kept):
+        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        messages = [str(w.message) for w in caught]
+        assert not [m for m in messages if "Gradients do not exist" in m]
