@@ -1,10 +1,10 @@
 import gc
-import json
 import os
 import subprocess
 import sys
 
 import pytest
+from _fork_server import ForkServer
 
 #: Tests that take 20-80 s each (the notebooks, the other-backend
 #: subprocesses, the multi-process searches) go first. pytest-xdist's load
@@ -57,53 +57,6 @@ def _backend_environ(backend: str) -> dict:
     return env
 
 
-class _ForkServer:
-    """One warm process per backend that forks a child for each check.
-
-    See `tests/_fork_server.py`: each check still runs in a process of its
-    own, started from a copy of one that has imported Keras, the backend
-    and keras-nas already. Variables read at import time (the backend's,
-    XLA's) must be the same as the server's; otherwise, or if the server
-    is gone, the check runs in a new interpreter as before.
-    """
-
-    _IMPORT_TIME_VARIABLES = ("KERAS_BACKEND", "JAX_PLATFORMS", "XLA_FLAGS")
-
-    def __init__(self, env: dict):
-        self.env = env
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.join(os.path.dirname(__file__),
-                                          "_fork_server.py")],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.ready = None
-
-    def serves(self, env: dict) -> bool:
-        if self.process.poll() is not None:
-            return False
-        if self.ready is None:
-            self.ready = bool(self.process.stdout.readline())
-        return self.ready and all(
-            env.get(k) == self.env.get(k) for k in self._IMPORT_TIME_VARIABLES
-        )
-
-    def run(self, code: str, env: dict, timeout: float) -> tuple:
-        request = {"code": code, "environ": env, "timeout": timeout}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the fork server died: see the log above"
-        reply = json.loads(line)
-        return reply["returncode"], reply["stdout"], reply["stderr"]
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def _fork_servers():
     servers = {}
@@ -119,14 +72,14 @@ def run_on_backend(_fork_servers):
     `run_on_backend(code, backend="jax", timeout=300)` asserts that the
     process exits with 0 (showing the end of its stderr otherwise) and
     returns its stdout. JAX runs on the CPU. The process is a fork of a
-    warm server that has done the imports (`_ForkServer`).
+    warm server that has done the imports (`tests/_fork_server.py`).
     """
 
     def run(code: str, backend: str = "jax", timeout: int = 300) -> str:
         env = _backend_environ(backend)
         server = _fork_servers.get(backend)
-        if server is None or server.process.poll() is not None:
-            server = _fork_servers[backend] = _ForkServer(env)
+        if server is None or not server.alive():
+            server = _fork_servers[backend] = ForkServer(env)
         if server.serves(env):
             returncode, stdout, stderr = server.run(code, env, timeout)
         else:

@@ -11,7 +11,7 @@
 Training is faked (the score is a function of the values), so the time went
 to starting the five Python processes, which run at the same time: they are
 forks of one process that imported keras-tuner, Keras and JAX once
-(`_forked.py`).
+(`tests/_fork_server.py`).
 """
 
 import json
@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _fake_search  # noqa: E402
-import _forked  # noqa: E402
+import _fork_server  # noqa: E402
 import _lost_worker_search  # noqa: E402
 
 TIMEOUT = 300  # generous: only reached on a very loaded machine
@@ -78,7 +78,9 @@ def test_worker_killed_mid_trial(tmp_path):
     ]
     statuses = tmp_path / "forker"
     statuses.mkdir()
-    forker = _forked.Forker(["_lost_worker_search"], str(statuses), env)
+    forker = _fork_server.Forker(
+        ["_lost_worker_search"], str(statuses), env, path=[HERE]
+    )
     procs = {}
     try:
         for tuner_id, role in roles:

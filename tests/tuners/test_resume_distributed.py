@@ -12,7 +12,7 @@
 Training is faked (`_fake_search.py`: the score is a function of the values),
 so the time went to starting Python processes: they are all started together
 by a module fixture, as forks of one process that imported keras-tuner, Keras
-and JAX once (`_forked.py`).
+and JAX once (`tests/_fork_server.py`).
 """
 
 import json
@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _fake_search  # noqa: E402
-import _forked  # noqa: E402
+import _fork_server  # noqa: E402
 
 pytest.importorskip("grpc")
 
@@ -58,8 +58,11 @@ def _forker(directory):
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # The fake searches need no TensorFlow; JAX's Keras imports faster.
     env["KERAS_BACKEND"] = "jax"
-    return _forked.Forker(
-        ["_fake_search", *(m for m, _ in ALGOS_CLASSES)], directory, env
+    return _fork_server.Forker(
+        ["_fake_search", *(m for m, _ in ALGOS_CLASSES)],
+        directory,
+        env,
+        path=[HERE],
     )
 
 
