@@ -20,21 +20,14 @@ from typing import Any
 from keras_nas import _project
 from keras_nas._cli_env import UsageError
 from keras_nas._cli_export import EXPORT_DIR
-from keras_nas._cli_show import describe
+from keras_nas._cli_show import FILES, describe
 from keras_nas._cli_tuners import PROJECT_NAME
 from keras_nas._project import ProjectError, open_for_resume
 from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
 
-#: Files of a run; `--overwrite` removes exactly these (and the tuner's
-#: project folder), never anything else in the directory.
-ARTEFACTS = (
-    "best_model.keras",
-    "best_genotype.json",
-    "best_hyperparameters.json",
-    "results.json",
-    "history.png",
-    "best_cell.png",
-)
+#: Files of a run (those `show` lists); `--overwrite` removes exactly these
+#: (and the tuner's project folder), never anything else in the directory.
+ARTEFACTS = FILES
 
 #: Arguments that must match for a directory to be resumed.
 RESUME_KEYS = ("space", "tuner", "dataset", "seed", "epochs", "batch_size")
