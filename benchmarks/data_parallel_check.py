@@ -28,67 +28,13 @@ import os
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 
+import _supernet_cases as cases  # noqa: E402
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_nas.blocks.gan import (  # noqa: E402
-    build_discriminator,
-    build_generator,
-)
-from keras_nas.gan.model import GAN  # noqa: E402
-from keras_nas.spaces import NasBench201SearchSpace  # noqa: E402
-from keras_nas.supernet.darts import DartsSupernet, SearchData  # noqa: E402
-from keras_nas.supernet.hypernetwork import HyperNetwork  # noqa: E402
-from keras_nas.supernet.one_shot import OneShotSupernet  # noqa: E402
-
-BATCH = 16
-rng = np.random.default_rng(0)
-X = rng.random((2 * BATCH, 8, 8, 3), dtype=np.float32)
-Y = rng.integers(0, 10, 2 * BATCH).astype("int32")
-
-
-def darts(order):
-    model = DartsSupernet(
-        (8, 8, 3), 10, filters=2, num_cells=1, num_nodes=1, order=order, seed=0
-    )
-    model.compile(decay_steps=10)
-    data = SearchData(
-        (X[:BATCH], Y[:BATCH]), (X[BATCH:], Y[BATCH:]), BATCH, shuffle=False
-    )
-    return model, lambda: model.fit(data, epochs=1, verbose=0)
-
-
-def one_shot(sampler):
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 3), num_classes=10, filters=2, cells_per_stage=1
-    )
-    model = OneShotSupernet(space, sampler=sampler, seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
-    return model, lambda: model.fit(
-        X[:BATCH], Y[:BATCH], batch_size=BATCH, verbose=0, shuffle=False
-    )
-
-
-def hypernetwork():
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 3), num_classes=10, filters=2, cells_per_stage=1
-    )
-    model = HyperNetwork(space, seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
-    # `train` shuffles the batch: one image repeated, so the order is moot.
-    images = np.repeat(X[:1], BATCH, axis=0)
-    return model, lambda: model.train(images, Y[:BATCH], 1, BATCH)
-
-
-def gan():
-    generator = build_generator((4, 4, 1), [{}, {"skips": [True]}], 4, 8)
-    model = GAN(generator, build_discriminator((4, 4, 1), filters=4), seed=0)
-    model.compile()
-    images = X[:BATCH, :4, :4, :1]
-    return model, lambda: model.fit(
-        images, batch_size=BATCH, verbose=0, shuffle=False
-    )
+BATCH = cases.BATCH
+X, Y = cases.data()
 
 
 def step(make):
@@ -120,16 +66,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     assert len(jax.devices()) == 2
     out = {}
-    cases = {
-        "darts_order1": lambda: darts(1),
-        "darts_order2": lambda: darts(2),
-        "spos_uniform": lambda: one_shot(None),
-        "spos_fair": lambda: one_shot("fair"),
-        "hypernetwork": hypernetwork,
-        "gan": gan,
+    small = {"num_cells": 1, "num_nodes": 1}
+    # The hypernetwork's `train` shuffles: one image repeated.
+    repeated = np.repeat(X[:1], BATCH, axis=0)
+    makers = {
+        "darts_order1": lambda: cases.darts(X, Y, 1, **small),
+        "darts_order2": lambda: cases.darts(X, Y, 2, **small),
+        "spos_uniform": lambda: cases.one_shot(X, Y, None),
+        "spos_fair": lambda: cases.one_shot(X, Y, "fair"),
+        "hypernetwork": lambda: cases.hypernetwork(repeated, Y),
+        "gan": lambda: cases.gan(X),
     }
     for name in args.cases.split(","):
-        make = cases[name]
+        make = makers[name]
         keras.distribution.set_distribution(None)
         start = init(make)
         one = step(make)

@@ -67,23 +67,12 @@ elif _EARLY.strategy == "mirrored":
         [tf.config.LogicalDeviceConfiguration()] * 2,
     )
 
+import _supernet_cases as cases  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_nas.blocks.gan import (  # noqa: E402
-    build_discriminator,
-    build_generator,
-)
-from keras_nas.gan.model import GAN  # noqa: E402
-from keras_nas.spaces import NasBench201SearchSpace  # noqa: E402
-from keras_nas.supernet.darts import DartsSupernet, SearchData  # noqa: E402
-from keras_nas.supernet.hypernetwork import HyperNetwork  # noqa: E402
-from keras_nas.supernet.one_shot import OneShotSupernet  # noqa: E402
-
-BATCH = 16
-rng = np.random.default_rng(0)
-X = rng.random((2 * BATCH, 8, 8, 3), dtype=np.float32)
-Y = rng.integers(0, 10, 2 * BATCH).astype("int32")
+BATCH = cases.BATCH
+X, Y = cases.data()
 SAME = False
 
 
@@ -97,52 +86,18 @@ def same_halves():
     X, Y = X[idx], Y[idx]
 
 
-def darts(order, arch_sgd=False, filters=2, **relaxation):
-    model = DartsSupernet(
-        (8, 8, 3), 10, filters=filters, num_cells=2, num_nodes=2,
-        order=order, seed=0, **relaxation,
-    )  # fmt: skip
-    # With plain SGD (learning rate 1) the update of alpha is its gradient.
-    arch = keras.optimizers.SGD(1.0) if arch_sgd else None
-    model.compile(decay_steps=10, arch_optimizer=arch)
-    data = SearchData(
-        (X[:BATCH], Y[:BATCH]), (X[BATCH:], Y[BATCH:]), BATCH, shuffle=False
-    )
-    return model, lambda m=model: m.fit(data, epochs=1, verbose=0)
+def darts(order, **kwargs):
+    return cases.darts(X, Y, order, **kwargs)
 
 
 def one_shot(sampler, step="auto"):
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 3), num_classes=10, filters=2, cells_per_stage=1
-    )
-    model = OneShotSupernet(space, sampler=sampler, seed=0)
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1, momentum=0.9), step=step
-    )
-    return model, lambda m=model: m.fit(
-        X[:BATCH], Y[:BATCH], batch_size=BATCH, verbose=0, shuffle=False
-    )
+    return cases.one_shot(X, Y, sampler, step)
 
 
 def hypernetwork():
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 3), num_classes=10, filters=2, cells_per_stage=1
-    )
-    model = HyperNetwork(space, seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
     # `train` shuffles the batch: with --halves same, one image repeated.
-    images = np.repeat(X[:1], BATCH, axis=0) if SAME else X[:BATCH]
-    return model, lambda: model.train(images, Y[:BATCH], 1, BATCH)
-
-
-def gan():
-    generator = build_generator((4, 4, 1), [{}, {"skips": [True]}], 4, 8)
-    model = GAN(generator, build_discriminator((4, 4, 1), filters=4), seed=0)
-    model.compile()
-    images = X[:BATCH, :4, :4, :1]
-    return model, lambda m=model: m.fit(
-        images, batch_size=BATCH, verbose=0, shuffle=False
-    )
+    images = np.repeat(X[:1], BATCH, axis=0) if SAME else X
+    return cases.hypernetwork(images, Y)
 
 
 CASES = {
@@ -157,7 +112,7 @@ CASES = {
     "spos_fair": lambda: one_shot("fair"),
     "spos_eager": lambda: one_shot(None, step="eager"),
     "hypernetwork": hypernetwork,
-    "gan": gan,
+    "gan": lambda: cases.gan(X),
 }
 
 

@@ -68,15 +68,34 @@ def _rss_mib():
     return float("nan")
 
 
+def _supernet(config, variant, run_eagerly):
+    """The compiled `DartsSupernet` of a config and a variant, seeded."""
+    import keras
+
+    from keras_nas.supernet.darts import DartsSupernet
+
+    cfg = CONFIGS[config]
+    keras.utils.set_random_seed(0)
+    model = DartsSupernet(
+        cfg["shape"],
+        10,
+        filters=cfg["filters"],
+        num_cells=cfg["num_cells"],
+        seed=0,
+        **VARIANTS[variant],
+    )
+    model.compile(decay_steps=1000, run_eagerly=run_eagerly)
+    return model
+
+
 def measure_step(args):
     """In a subprocess: builds one variant, warms up, times `steps`."""
     import keras
     import numpy as np
 
-    from keras_nas.supernet.darts import DartsSupernet, SearchData
+    from keras_nas.supernet.darts import SearchData
 
     cfg = CONFIGS[args.config]
-    keras.utils.set_random_seed(0)
     n = cfg["batch"] * (args.steps + 1)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2 * n,) + cfg["shape"]).astype("float32")
@@ -84,15 +103,7 @@ def measure_step(args):
     data = SearchData(
         (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
     )
-    model = DartsSupernet(
-        cfg["shape"],
-        10,
-        filters=cfg["filters"],
-        num_cells=cfg["num_cells"],
-        seed=0,
-        **VARIANTS[args.variant],
-    )
-    model.compile(decay_steps=1000, run_eagerly=args.eager)
+    model = _supernet(args.config, args.variant, args.eager)
     rss_built = _rss_mib()
     model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)  # warm-up
     tf_memory = keras.backend.backend() == "tensorflow"
@@ -175,12 +186,10 @@ def run_steps(args):
 
 
 def run_passes(args):
-    import keras
     import numpy as np
     import tensorflow as tf
 
     from keras_nas.supernet import _darts_tensorflow
-    from keras_nas.supernet.darts import DartsSupernet
 
     cfg = CONFIGS[args.config]
     rng = np.random.default_rng(0)
@@ -189,16 +198,7 @@ def run_passes(args):
     )
     y = tf.constant(rng.integers(0, 10, cfg["batch"]).astype("int32"))
     for variant in args.variants.split(","):
-        keras.utils.set_random_seed(0)
-        model = DartsSupernet(
-            cfg["shape"],
-            10,
-            filters=cfg["filters"],
-            num_cells=cfg["num_cells"],
-            seed=0,
-            **VARIANTS[variant],
-        )
-        model.compile(decay_steps=1000, run_eagerly=True)
+        model = _supernet(args.config, variant, run_eagerly=True)
         for r in range(args.repeats):
             for groups in ("w", "a"):
                 tf.config.experimental.reset_memory_stats("CPU:0")
