@@ -71,6 +71,23 @@ def add_ranking_task_arguments(parser, *, standalone_epochs: int) -> None:
     parser.add_argument("--json", default=None, help="write results here")
 
 
+def ranking_task(args):
+    """`(space, train, val)` of the digits ranking task: the
+    NAS-Bench-201 space of `add_ranking_task_arguments`' networks on 8x8x1
+    digits, and the digits split."""
+    from keras_nas.spaces import NasBench201SearchSpace
+
+    train, val = digits_split(args.seed, args.num_train, args.num_val)
+    space = NasBench201SearchSpace(
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        filters=args.filters,
+        cells_per_stage=args.cells_per_stage,
+        learning_rate=args.learning_rate,
+    )
+    return space, train, val
+
+
 def digits_train_test(test_size: float = 0.2, random_state: int = 0):
     """Stratified split of the digits: `x_train, x_test, y_train, y_test`."""
     from sklearn.model_selection import train_test_split

@@ -36,7 +36,7 @@ import os
 import time
 
 import numpy as np
-from _common import add_ranking_task_arguments, digits_split, fit_score
+from _common import add_ranking_task_arguments, fit_score, ranking_task
 
 
 def _sample_archs(supernet, n: int, seed: int) -> list[dict]:
@@ -334,17 +334,9 @@ def main(argv=None) -> dict:
 
     import keras
 
-    from keras_nas.spaces import NasBench201SearchSpace
     from keras_nas.supernet import OneShotSupernet
 
-    train, val = digits_split(args.seed, args.num_train, args.num_val)
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 1),
-        num_classes=10,
-        filters=args.filters,
-        cells_per_stage=args.cells_per_stage,
-        learning_rate=args.learning_rate,
-    )
+    space, train, val = ranking_task(args)
     keras.utils.set_random_seed(args.seed)
     supernet = OneShotSupernet(space, seed=args.seed)
     archs = _sample_archs(supernet, args.archs, args.seed + 1)

@@ -42,7 +42,7 @@ import os
 import time
 
 import numpy as np
-from _common import add_ranking_task_arguments, digits_split, fit_score
+from _common import add_ranking_task_arguments, fit_score, ranking_task
 
 
 def _sample_archs(n: int, seed: int) -> list[tuple[str, ...]]:
@@ -199,19 +199,11 @@ def main(argv=None) -> dict:
         ZERO_COST_PROXIES,
         zero_cost_score,
     )
-    from keras_nas.spaces import NasBench201SearchSpace
 
     proxies = (
         tuple(args.proxies.split(",")) if args.proxies else ZERO_COST_PROXIES
     )
-    train, val = digits_split(args.seed, args.num_train, args.num_val)
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 1),
-        num_classes=10,
-        filters=args.filters,
-        cells_per_stage=args.cells_per_stage,
-        learning_rate=args.learning_rate,
-    )
+    space, train, val = ranking_task(args)
     if args.standalone_json:
         with open(args.standalone_json) as f:
             previous = json.load(f)
