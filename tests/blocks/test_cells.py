@@ -231,6 +231,17 @@ def test_cell_with_registered_custom_op_round_trip(tmp_path):
         registry._FACTORIES.pop(name, None)
 
 
+def _fit_warns_of_no_missing_gradient(*models, x):
+    y = np.arange(len(x)) % 2
+    for m in models:
+        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(x, y, epochs=1, batch_size=len(x), verbose=0)
+        messages = [str(w.message) for w in caught]
+        assert not [m for m in messages if "Gradients do not exist" in m]
+
+
 def test_nb201_cell_builds_no_unused_edge_and_trains_without_warnings():
     # Edge 1<-0 feeds node 1, which reaches the output only through `none`
     # edges: no op is built for it. The second cell's output ignores its
@@ -274,14 +285,7 @@ def test_nb201_cell_builds_no_unused_edge_and_trains_without_warnings():
     config = kept.get_layer("dead").get_config()
     del config["keep_unused_edges"]
     assert NasBench201Cell.from_config(config).keep_unused_edges
-    y = np.arange(8) % 2
-    for m in (pruned, kept):
-        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            m.fit(x, y, epochs=1, batch_size=8, verbose=0)
-        messages = [str(w.message) for w in caught]
-        assert not [m for m in messages if "Gradients do not exist" in m]
+    _fit_warns_of_no_missing_gradient(pruned, kept, x=x)
 
 
 def test_cell_builds_nothing_unused_and_trains_without_warnings():
@@ -323,11 +327,4 @@ def test_cell_builds_nothing_unused_and_trains_without_warnings():
     config = normal.get_config()
     del config["keep_unused_edges"]
     assert Cell.from_config(config).keep_unused_edges
-    y = np.arange(8) % 2
-    for m in (pruned, kept):
-        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            m.fit(x, y, epochs=1, batch_size=8, verbose=0)
-        messages = [str(w.message) for w in caught]
-        assert not [m for m in messages if "Gradients do not exist" in m]
+    _fit_warns_of_no_missing_gradient(pruned, kept, x=x)
