@@ -586,6 +586,24 @@ class DartsSupernet(keras.Model):
             step, self.anneal_steps, self.tau_max, self.tau_min
         )
 
+    def make_train_function(self, force: bool = False):
+        """Builds the optimizers' state eagerly, then Keras' function.
+
+        Keras' TensorFlow trainer (no distribution strategy) otherwise
+        creates the optimizers' variables inside the first trace of the
+        step: one `cond` per variable, then the whole step traced again
+        (micro configuration: ~1/3 of the first `fit` call,
+        benchmarks/RESULTS.md).
+        """
+        optimizer = getattr(self, "optimizer", None)
+        if (
+            getattr(self, "_distribute_strategy", None) is None
+            and optimizer is not None
+            and not optimizer.built
+        ):
+            optimizer.build(self.trainable_variables)
+        return super().make_train_function(force=force)
+
     def train_step(self, *args):
         return self._steps.train_step(self, *args)
 

@@ -219,12 +219,23 @@ def test_alpha_moves_toward_the_useful_op():
     assert np.sum(after > before) >= len(after) - 1
 
 
-def test_fit_save_and_load(tmp_path, order=2):
+def test_fit_save_and_load(tmp_path, monkeypatch, order=2):
     x, y = _data(64, (4, 4, 2), seed=5)
     model = _tiny_supernet(order=order)
     model.compile(decay_steps=8, jit_compile=False)
     data = search_data((x[:32], y[:32]), (x[32:], y[32:]), batch_size=8)
+    traces = []
+    step = model._steps.train_step
+    monkeypatch.setattr(
+        model._steps,
+        "train_step",
+        lambda *args: traces.append(1) or step(*args),
+    )
     history = model.fit(data, epochs=2, verbose=0).history
+    monkeypatch.undo()
+    # The graph step is traced once: the optimizers' state exists before
+    # (created inside the trace, it made tf.function trace the step twice).
+    assert len(traces) == 1
     assert set(history) >= {"loss", "accuracy", "arch_loss", "arch_accuracy"}
     assert all(np.isfinite(v).all() for v in history.values())
     path = str(tmp_path / "supernet.keras")
