@@ -20,11 +20,24 @@ architecture loss. This script:
    search's table, and the fresh one);
 5. plots test accuracy against measured and predicted latency.
 
+`--stages` / `--stem-filters` choose a smaller space (the supernet of the
+default 8 blocks does not learn in a few hundred steps); `--realtime` times
+the table and the networks at real-time priority on one CPU
+(`benchmarks/_realtime.py`: SCHED_FIFO 50 on CPU 1, as root), the search
+runs at normal priority; `--deploy-size S` also times the derived networks
+built for an `S x S` input (the same blocks) against a table of that
+space (its parts, the networks and `--calibrate` random networks in the
+same interleaved rounds), where a network takes milliseconds and the
+per-part call overhead matters less.
+
 Usage:
 
     python benchmarks/proxyless_search.py
     python benchmarks/proxyless_search.py --weights 0 0.5 4 --epochs 15 \
         --plot benchmarks/proxyless_search.png --json results.json
+    python benchmarks/proxyless_search.py --stages 16,2,1 32,2,2 \
+        --stem-filters 8 --width 1 --warmup-epochs 50 --epochs 80 \
+        --batch-size 64 --weights 0 0.5 2 8 --realtime --deploy-size 128
 """
 
 import argparse
@@ -34,6 +47,7 @@ import time
 
 import numpy as np
 from _common import digits_split
+from _realtime import realtime
 
 
 def _load() -> str:
@@ -62,6 +76,25 @@ def main():
         "SGD of ProxylessSupernet.compile)",
     )
     parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=None,
+        help="the space's stages as FILTERS,BLOCKS,STRIDES (default: the "
+        "MobileNetSearchSpace default, 8 searched blocks)",
+    )
+    parser.add_argument("--stem-filters", type=int, default=16)
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="time at SCHED_FIFO priority 50 on CPU 1 (root)",
+    )
+    parser.add_argument(
+        "--deploy-size",
+        type=int,
+        default=0,
+        help="also time the derived networks at this input size",
+    )
     parser.add_argument("--statistic", default="min_ms")
     parser.add_argument("--calibrate", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
@@ -91,26 +124,32 @@ def main():
     x_val, y_val = x_rest[:400], y_rest[:400]
     x_test, y_test = x_rest[400:], y_rest[400:]
     x_train, x_val, x_test = (upsample(x, 2) for x in (x_train, x_val, x_test))
-    space = MobileNetSearchSpace(
-        (16, 16, 1), 10, width_multiplier=args.width, learning_rate=3e-3
-    )
+    shape = {}
+    if args.stages:
+        shape["stages"] = [tuple(map(int, t.split(","))) for t in args.stages]
+    shape.update(stem_filters=args.stem_filters, width_multiplier=args.width)
+    space = MobileNetSearchSpace((16, 16, 1), 10, learning_rate=3e-3, **shape)
     print(
         f"space: input {space.input_shape}, {len(space.blocks)} blocks, "
         f"widths {[b.filters for b in space.blocks]}; backend "
         f"{keras.backend.backend()}, threads {args.threads}, load {_load()}"
     )
     start = time.perf_counter()
-    table = LatencyTable.measure(
-        space, runs=args.runs, repeats=args.repeats, seed=args.seed,
-        calibrate=args.calibrate,
-    )  # fmt: skip
+    with realtime(enabled=args.realtime) as scheduling:
+        table = LatencyTable.measure(
+            space, runs=args.runs, repeats=args.repeats, seed=args.seed,
+            calibrate=args.calibrate,
+        )  # fmt: skip
+    print(f"timed with scheduling {scheduling or 'as started'}")
     print(
         f"table: {len(table.entries)} parts in "
         f"{time.perf_counter() - start:.0f} s; per-part overhead "
         f"{table.part_overhead[args.statistic]:.4f} ms ({args.statistic}); "
         f"load {_load()}"
     )
-    steps = (len(x_train) // args.batch_size) * args.epochs
+    # An epoch of `search_data` has min(train, val) // batch_size steps.
+    per_epoch = min(len(x_train), len(x_val)) // args.batch_size
+    steps = per_epoch * args.epochs
     results = []
     for weight in args.weights:
         keras.utils.set_random_seed(args.seed)
@@ -119,8 +158,7 @@ def main():
             latency_table=table,
             latency_weight=weight,
             latency_statistic=args.statistic,
-            warmup_steps=(len(x_train) // args.batch_size)
-            * args.warmup_epochs,
+            warmup_steps=per_epoch * args.warmup_epochs,
             seed=args.seed,
         )
         model.compile(
@@ -159,6 +197,9 @@ def main():
             "search_seconds": seconds,
             "search_arch_accuracy": float(history.history["arch_accuracy"][-1]),
             "search_accuracy": float(history.history["accuracy"][-1]),
+            "warmup_end_accuracy": float(
+                history.history["accuracy"][max(args.warmup_epochs - 1, 0)]
+            ),
             "expected_latency_ms": float(
                 keras.ops.convert_to_numpy(model.expected_latency())
             ),
@@ -187,10 +228,11 @@ def main():
     for i, ops in enumerate(calibration):
         models[f"calibration {i}"] = space.build_network(ops)
     print(f"timing {len(models)} models (load {_load()})")
-    stats = measure_interleaved(
-        models, repeats=args.repeats, seed=args.seed + 1, runs=args.runs,
-        warmup=5, batch_size=1,
-    )  # fmt: skip
+    with realtime(enabled=args.realtime):
+        stats = measure_interleaved(
+            models, repeats=args.repeats, seed=args.seed + 1,
+            runs=args.runs, warmup=5, batch_size=1,
+        )  # fmt: skip
     fresh = LatencyTable(layout, {k: stats[k] for k in layout["models"]})
     plain = [fresh.predict(r["genotype"], args.statistic) for r in results]
     fresh.fit_overhead(
@@ -211,12 +253,68 @@ def main():
             f"table plain {row['fresh_plain_ms']:.3f}, calibrated "
             f"{row['fresh_calibrated_ms']:.3f} ({args.statistic})"
         )
+    if args.deploy_size:
+        deploy(results, shape, calibration, args)
     print(f"end (load {_load()})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=1)
+            json.dump(
+                {"args": vars(args), "scheduling": scheduling}
+                | {"results": results},
+                f,
+                indent=1,
+            )
     if args.plot:
         plot(results, args)
+
+
+def deploy(results, shape, calibration, args):
+    """Times the derived networks built for a `--deploy-size` input with a
+    table of that space (parts, networks and calibration networks in the
+    same interleaved rounds); adds `deploy_*` keys to every result."""
+    from keras_nas.estimation import LatencyTable
+    from keras_nas.estimation.latency_table import measure_interleaved
+    from keras_nas.spaces import MobileNetSearchSpace
+
+    size = args.deploy_size
+    space = MobileNetSearchSpace((size, size, 1), 10, **shape)
+    layout = space.latency_layout()
+    models = dict(layout["models"])
+    for i, row in enumerate(results):
+        models[f"derived {i}"] = space.build_network(row["genotype"])
+    for i, ops in enumerate(calibration):
+        models[f"calibration {i}"] = space.build_network(ops)
+    print(f"deployed at {size}x{size}: timing {len(models)} models")
+    with realtime(enabled=args.realtime):
+        stats = measure_interleaved(
+            models, repeats=args.repeats, seed=args.seed + 2,
+            runs=args.runs, warmup=5, batch_size=1,
+        )  # fmt: skip
+    table = LatencyTable(layout, {k: stats[k] for k in layout["models"]})
+    plain = [table.predict(r["genotype"], args.statistic) for r in results]
+    plain_median = [table.predict(r["genotype"]) for r in results]
+    table.fit_overhead(
+        [(ops, stats[f"calibration {i}"]) for i, ops in enumerate(calibration)]
+    )
+    for i, row in enumerate(results):
+        measured = stats[f"derived {i}"][args.statistic]
+        row.update(
+            deploy_measured_ms=measured,
+            deploy_measured_median_ms=stats[f"derived {i}"]["median_ms"],
+            deploy_plain_ms=plain[i],
+            deploy_calibrated_ms=table.predict(
+                row["genotype"], args.statistic
+            ),
+            deploy_median_plain_ms=plain_median[i],
+        )
+        print(
+            f"  weight {row['weight']}: measured {measured:.3f} ms; table "
+            f"plain {plain[i]:.3f} (ratio {measured / plain[i]:.3f}), "
+            f"calibrated {row['deploy_calibrated_ms']:.3f} ms "
+            f"({args.statistic}); median: measured "
+            f"{row['deploy_measured_median_ms']:.3f}, table "
+            f"{row['deploy_median_plain_ms']:.3f}"
+        )
 
 
 def plot(results, args):
@@ -225,25 +323,38 @@ def plot(results, args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    acc = [100 * r["test_accuracy"] for r in results]
-    ax.plot(
-        [r["measured_ms"] for r in results], acc, "o-", label="measured"
+    sizes = [16] + ([args.deploy_size] if args.deploy_size else [])
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(6 * len(sizes), 4.2), squeeze=False
     )
-    ax.plot(
-        [r["predicted_ms"] for r in results], acc, "s--",
-        label="predicted (search table)",
-    )  # fmt: skip
-    for r, a in zip(results, acc, strict=True):
-        ax.annotate(
-            f"w={r['weight']:g}", (r["measured_ms"], a),
-            textcoords="offset points", xytext=(4, 4), fontsize=8,
-        )  # fmt: skip
-    ax.set_xlabel(f"latency per image, ms ({args.statistic}, 1 thread)")
-    ax.set_ylabel("test accuracy of the retrained network, %")
-    ax.set_title("ProxylessNAS on digits 16x16: latency weight sweep")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    acc = [100 * r["test_accuracy"] for r in results]
+    for ax, size in zip(axes[0], sizes, strict=True):
+        key = "" if size == 16 else "deploy_"
+        measured = [r[f"{key}measured_ms"] for r in results]
+        predicted = [
+            r["predicted_ms" if size == 16 else "deploy_plain_ms"]
+            for r in results
+        ]
+        ax.plot(measured, acc, "o-", label="measured")
+        ax.plot(predicted, acc, "s--", label="predicted (latency table)")
+        for r, x, a in zip(results, measured, acc, strict=True):
+            ax.annotate(
+                f"w={r['weight']:g}", (x, a),
+                textcoords="offset points", xytext=(4, 4), fontsize=8,
+            )  # fmt: skip
+        ax.set_xlabel(
+            f"latency per image at {size}x{size}, ms ({args.statistic}, "
+            "1 thread)"
+        )
+        ax.set_ylabel("test accuracy of the retrained network, %")
+        ax.set_title(
+            "search on digits 16x16"
+            if size == 16
+            else f"same networks built for {size}x{size} inputs"
+        )
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle("ProxylessNAS on digits: latency weight sweep")
     fig.tight_layout()
     fig.savefig(args.plot, dpi=120)
     print(f"plot: {args.plot}")

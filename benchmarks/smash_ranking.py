@@ -42,7 +42,7 @@ import os
 import time
 
 import numpy as np
-from _common import add_ranking_task_arguments, digits_split
+from _common import add_ranking_task_arguments, digits_split, fit_score
 from one_shot_ranking import _load_standalone, _rank, _sample_archs
 
 
@@ -152,11 +152,37 @@ def main(argv=None) -> dict:
         default=0,
         help="also train SPOS for this many epochs per seed (0: no)",
     )
+    parser.add_argument(
+        "--standalone-seeds",
+        type=int,
+        default=0,
+        help="nb201: train the stand-alone ground truth in this process, "
+        "this many seeds, interleaved with the SMASH (and SPOS) runs "
+        "(round r: stand-alone seed r, SMASH seed r, SPOS seed r), wall "
+        "and CPU time of each; --hyper-seeds is then 0..N-1",
+    )
+    parser.add_argument("--standalone-last", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="TensorFlow intra- and inter-op threads (0: its default)",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     if args.space == "cell":
         return _cell_main(args)
+    if args.standalone_seeds:
+        return _interleaved_main(args)
     if not args.standalone_json:
-        parser.error("--standalone-json is required with --space nb201")
+        parser.error(
+            "--standalone-json or --standalone-seeds is required with "
+            "--space nb201"
+        )
 
     import keras
 
@@ -225,6 +251,144 @@ def main(argv=None) -> dict:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
     return result
+
+
+class _Clock:
+    """Wall (`perf_counter`) and CPU (`process_time`: every thread of this
+    process) seconds of a `with` block: `.wall`, `.cpu`."""
+
+    def __enter__(self):
+        self._start = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self._start[0]
+        self.cpu = time.process_time() - self._start[1]
+
+
+def _interleaved_main(args) -> dict:
+    """Stand-alone ground truth, SMASH and SPOS in one process, round by
+    round (see `--standalone-seeds`); ratios by CPU and by wall time to
+    the mean stand-alone seed; tau against the mean of the stand-alone
+    seeds trained so far (and each seed alone). The JSON is rewritten
+    after every round."""
+    import keras
+    import keras_tuner
+
+    from keras_nas.spaces import NasBench201SearchSpace
+    from keras_nas.supernet import OneShotSupernet
+
+    train, val = digits_split(args.seed, args.num_train, args.num_val)
+    space = NasBench201SearchSpace(
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        filters=args.filters,
+        cells_per_stage=args.cells_per_stage,
+        learning_rate=args.learning_rate,
+    )
+    keras.utils.set_random_seed(args.seed)
+    sampler = OneShotSupernet(space, seed=args.seed)
+    archs = _sample_archs(sampler, args.archs, args.seed + 1)
+    result = {
+        "backend": keras.backend.backend(),
+        "num_train": len(train[0]),
+        "num_val": len(val[0]),
+        "args": vars(args),
+        "archs_ops": [list(sampler._to_path(v)) for v in archs],
+        "rounds": [],
+    }
+    per_seed = []
+    for r in range(args.standalone_seeds):
+        load = [os.getloadavg()[0]]
+        scores = []
+        with _Clock() as sa:
+            for i, values in enumerate(archs):
+                hp = keras_tuner.HyperParameters()
+                space.declare_hyperparameters(hp)
+                hp.values.update(values)
+                scores.append(
+                    fit_score(
+                        space, hp, train, val,
+                        seed=1000 * r + args.seed + i,
+                        epochs=args.standalone_epochs,
+                        batch_size=args.batch_size,
+                        last=args.standalone_last,
+                    )  # fmt: skip
+                )
+        per_seed.append(scores)
+        load.append(os.getloadavg()[0])
+        with _Clock() as hy:
+            acc, loss, t_train, t_eval = _smash(
+                args, space, archs, train, val, r
+            )
+        load.append(os.getloadavg()[0])
+        row = {
+            "round": r,
+            "standalone_scores": scores,
+            "standalone_wall": sa.wall,
+            "standalone_cpu": sa.cpu,
+            "smash_scores": acc,
+            "smash_loss": loss,
+            "smash_wall": hy.wall,
+            "smash_cpu": hy.cpu,
+            "smash_train_wall": t_train,
+            "smash_eval_wall": t_eval,
+        }
+        if args.spos_epochs:
+            with _Clock() as sp:
+                spos, _, _ = _spos(args, space, archs, train, val, r)
+            load.append(os.getloadavg()[0])
+            row.update(spos_scores=spos, spos_wall=sp.wall, spos_cpu=sp.cpu)
+        row["loadavg_1min"] = load
+        result["rounds"].append(row)
+        _summarize(result, per_seed)
+        print(json.dumps(result["summary"]), flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=1)
+    return result
+
+
+def _summarize(result: dict, per_seed: list) -> None:
+    """Taus and time ratios of the rounds so far, in `result["summary"]`."""
+    rounds = result["rounds"]
+    truth = list(np.mean(per_seed, axis=0))
+    summary = {"standalone_seeds": len(per_seed)}
+    if len(per_seed) > 1:
+        summary["seed_pairs_tau"] = [
+            _rank(a, b)[0]
+            for k, a in enumerate(per_seed)
+            for b in per_seed[k + 1 :]
+        ]
+    sa_wall = float(np.mean([r["standalone_wall"] for r in rounds]))
+    sa_cpu = float(np.mean([r["standalone_cpu"] for r in rounds]))
+    summary.update(standalone_wall=sa_wall, standalone_cpu=sa_cpu)
+    for m in ("smash", "spos"):
+        if f"{m}_scores" not in rounds[0]:
+            continue
+        summary[m] = [
+            {
+                "seed": r["round"],
+                "tau_vs_mean": _rank(truth, r[f"{m}_scores"])[0],
+                "rho_vs_mean": _rank(truth, r[f"{m}_scores"])[1],
+                "tau_vs_each_seed": [
+                    _rank(p, r[f"{m}_scores"])[0] for p in per_seed
+                ],
+                "cpu": r[f"{m}_cpu"],
+                "wall": r[f"{m}_wall"],
+                "cpu_ratio": r[f"{m}_cpu"] / sa_cpu,
+                "wall_ratio": r[f"{m}_wall"] / sa_wall,
+                "cpu_ratio_same_round": r[f"{m}_cpu"] / r["standalone_cpu"],
+            }
+            for r in rounds
+        ]
+        summary[f"mean_{m}_tau"] = float(
+            np.mean([x["tau_vs_mean"] for x in summary[m]])
+        )
+        summary[f"mean_{m}_cpu_ratio"] = float(
+            np.mean([x["cpu_ratio"] for x in summary[m]])
+        )
+    result["summary"] = summary
 
 
 def _cell_main(args) -> dict:

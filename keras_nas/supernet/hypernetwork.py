@@ -360,18 +360,29 @@ class HyperNetwork(keras.Model):
 
     def predict_architecture(self, values: Any, x, batch_size: int = 256):
         """Class probabilities of `x` with the architecture's generated
-        weights (batch statistics over batches of `batch_size`)."""
+        weights (batch statistics over batches of `batch_size`).
+
+        When `x` has more than `batch_size` images, every batch has
+        `batch_size` of them: the last one is filled up with the first
+        images of `x` (their probabilities are dropped), so its statistics
+        come from a full batch and one compiled predict step serves every
+        batch and every architecture (no retrace for a short last batch).
+        """
+        check_positive_int("batch_size", batch_size)
         x = np.asarray(x, dtype="float32")
-        code = np.tile(self.encode(values)[None], (len(x), 1))
+        n = len(x)
+        # Row indices, the last batch wrapped around to the first images.
+        rows = np.arange(-(-n // batch_size) * batch_size) % max(n, 1)
+        if n <= batch_size:
+            rows = np.arange(n)
+        code = np.tile(self.encode(values)[None], (min(n, batch_size), 1))
         out = [
             ops.convert_to_numpy(
-                self.predict_on_batch(
-                    (x[i : i + batch_size], code[i : i + batch_size])
-                )
+                self.predict_on_batch((x[rows[i : i + batch_size]], code))
             )
-            for i in range(0, len(x), batch_size)
+            for i in range(0, len(rows), batch_size)
         ]
-        return np.concatenate(out, axis=0)
+        return np.concatenate(out, axis=0)[:n]
 
     def evaluate_architecture(
         self, values: Any, x_val, y_val, batch_size: int = 256

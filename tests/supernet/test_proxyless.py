@@ -1,6 +1,7 @@
 """ProxylessNAS: binary path gates on the MobileNet space, the latency
 term, derivation, saving, determinism and argument checks."""
 
+import json
 import subprocess
 import sys
 
@@ -155,6 +156,65 @@ def test_compiled_step_equals_the_eager_step_and_traces_once():
 def data_set(n=16):
     (xt, yt), (xv, yv) = batch(n, 0), batch(n, 1)
     return (xt, yt), (xv, yv)
+
+
+# `fit`'s jitted step on JAX: traced once; each step's sampled path (one
+# block: the MBConv or "zero") decides whether the MBConv's variables move
+# (the masked update); after the warm-up the path logits move too.
+JAX_COMPILED_STEP = """
+import json, keras, numpy as np
+from keras_nas.spaces import MobileNetSearchSpace
+from keras_nas.supernet import ProxylessSupernet, search_data
+from keras_nas.supernet import _proxyless_paths as paths
+space = MobileNetSearchSpace(
+    (8, 8, 1), 10, stem_filters=8, stages=((8, 1, 1),),
+    kernel_sizes=(3,), expansions=(3,))
+rng = np.random.default_rng(0)
+x = rng.normal(size=(16, 8, 8, 1)).astype("float32")
+y = rng.integers(0, 10, 16)
+keras.utils.set_random_seed(1)
+model = ProxylessSupernet(space, warmup_steps=2, seed=3)
+model.compile()
+calls = []
+step = model.train_batch
+model.train_batch = lambda d: calls.append(1) or step(d)
+block = model.mixed_blocks[0]
+op = block.op_layer(block.choices.index("mbconv_3x3_e3"))
+def state():
+    return [keras.ops.convert_to_numpy(v).copy() for v in op.variables] + [
+        keras.ops.convert_to_numpy(model.arch_variables[0]).copy()]
+rows, before = [], [state()]
+def on_epoch_end(epoch, logs):
+    draw = int(keras.ops.convert_to_numpy(model.path_draws)) - 1
+    path = int(keras.ops.convert_to_numpy(paths.draw_path(model, draw)[0]))
+    now = state()
+    rows.append([block.choices[path],
+                 any(np.any(u != v) for u, v in zip(now[:-1], before[-1])),
+                 bool(np.any(now[-1] != before[-1][-1]))])
+    before.append(now)
+data = search_data((x[:8], y[:8]), (x[8:], y[8:]), 8, seed=0)
+model.fit(data, epochs=4, verbose=0, callbacks=[
+    keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)])
+print("RESULT " + json.dumps({
+    "backend": keras.backend.backend(), "traces": len(calls), "rows": rows}))
+"""
+
+
+def test_jax_compiled_step_traces_once_and_masks_the_update(run_on_backend):
+    stdout = run_on_backend(JAX_COMPILED_STEP, "jax", timeout=300)
+    line = [s for s in stdout.splitlines() if s.startswith("RESULT")][-1]
+    result = json.loads(line.split(" ", 1)[1])
+    assert result["backend"] == "jax"
+    assert result["traces"] == 1  # 4 epochs of one batch, one jit trace
+    rows = result["rows"]
+    # The MBConv's variables (weights, batch-norm statistics) move exactly
+    # in the steps whose sampled path runs it.
+    assert [moved for _, moved, _ in rows] == [
+        op == "mbconv_3x3_e3" for op, _, _ in rows
+    ]
+    assert {op for op, _, _ in rows} == {"mbconv_3x3_e3", "zero"}
+    # Two warm-up steps, then an architecture step in every step.
+    assert [alpha for _, _, alpha in rows] == [False, False, True, True]
 
 
 def test_derive_genotype_and_hyperparameters():
