@@ -264,6 +264,22 @@ class GaussianProcessPredictor(Predictor):
         mean, std = self._gp.predict(x, return_std=True)
         return mean, std
 
+    def predict_joint(self, encodings: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The joint posterior at `encodings`: mean `(m,)` and covariance
+        `(m, m)` in the scale of the scores (the noise on the diagonal, as
+        in `predict`'s std); for conditioning on a few of them.
+
+        Args:
+            encodings: Array `(m, size)` (a predictor fitted without
+                `features`).
+
+        Returns:
+            `(mean, cov)`.
+        """
+        x = _matrix("encodings", encodings, self._columns)
+        mean, cov = self._gp.predict(x, return_cov=True)
+        return mean * self._y_scale + self._y_mean, cov * self._y_scale**2
+
     def sample(
         self, encodings: Any, rng: np.random.Generator, features: Any = None
     ) -> np.ndarray:
@@ -317,6 +333,9 @@ class MLPEnsemblePredictor(Predictor):
             continue training from (a warm start; `steps` may then be 0:
             no training, the earlier networks as they are). Defaults to
             None.
+        batch_size: None (full-batch steps) or the rows of a random
+            minibatch per step when there are more architectures, so a
+            step's cost stops growing with them. Defaults to None.
 
     Example:
 
@@ -339,9 +358,13 @@ class MLPEnsemblePredictor(Predictor):
         learning_rate: float = 0.01,
         weight_decay: float = 1e-4,
         initial_weights: list[np.ndarray] | None = None,
+        batch_size: int | None = None,
     ):
         super().__init__(seed)
         check_positive_int("num_networks", num_networks)
+        self.batch_size = check_positive_int(
+            "batch_size", batch_size, allow_none=True
+        )
         check_positive_int(
             "steps", steps, minimum=0 if initial_weights is not None else 1
         )
@@ -407,14 +430,24 @@ class MLPEnsemblePredictor(Predictor):
                 params.append(rng.normal(0.0, scale, shape))
         return params
 
-    def _fit(self, x, y):
-        e, n = self.num_networks, x.shape[0]
-        params = self._initial_params(x.shape[1])
+    def _fit(self, x_all, y):
+        e, n = self.num_networks, self.batch_size or x_all.shape[0]
+        params = self._initial_params(x_all.shape[1])
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]
         beta1, beta2, lr = 0.9, 0.999, self.learning_rate
-        target = y[None, :, None]
+        target_all = y[None, :, None]
+        batches = None
+        if n < x_all.shape[0]:
+            batches = np.random.default_rng(
+                None if self.seed is None else [self.seed, 1]
+            )
+        else:
+            n, x, target = x_all.shape[0], x_all, target_all
         for step in range(1, self.steps + 1):
+            if batches is not None:
+                rows = batches.choice(x_all.shape[0], n, replace=False)
+                x, target = x_all[rows], target_all[:, rows]
             acts = self._forward(params, x)
             grad = np.sign(acts[-1] - target) / n  # d MAE / d output
             grads = [None] * len(params)
