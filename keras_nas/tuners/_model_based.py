@@ -102,16 +102,24 @@ def completed_rewards(
     unless given); rewards are in the maximize direction
     (`score_to_maximize`).
     """
-    out, seen = [], set()
-    for trial_id in oracle.end_order if end_order is None else end_order:
+    out: list[tuple[str, dict, float]] = []
+    _add_completed(
+        oracle, oracle.end_order if end_order is None else end_order, out, set()
+    )
+    return out
+
+
+def _add_completed(oracle: Any, trial_ids, out: list, seen: set) -> None:
+    # A trial counts once, at its first end with a score (a failed trial
+    # retried later counts when it completes).
+    for trial_id in trial_ids:
         if trial_id in seen:
             continue
-        seen.add(trial_id)
         trial = oracle.trials.get(trial_id)
         reward = None if trial is None else _base.trial_reward(oracle, trial)
         if reward is not None:
+            seen.add(trial_id)
             out.append((trial_id, dict(trial.hyperparameters.values), reward))
-    return out
 
 
 class SurrogateOracle(_oracle.SearchOracle):
@@ -188,6 +196,7 @@ class SurrogateOracle(_oracle.SearchOracle):
         # The last fit per region and what it depended on (`_refit`).
         self._batches: dict[int, _refit.Batch] = {}
         self._refit_marks: dict[int, dict[str, Any]] = {}
+        self._done_cache: list | None = None
         if hyperparameters is not None and encoding is not None:
             self._get_encoder()  # Fail early on a space without cells.
 
@@ -230,7 +239,7 @@ class SurrogateOracle(_oracle.SearchOracle):
     # -- proposals ----------------------------------------------------------
 
     def _propose(self, trial_id: str):
-        done = completed_rewards(self)
+        done = self._completed()
         if len(done) < self.num_initial_trials:
             return self._unique_random(), {"origin": "random"}
         return self._predicted_best(done)
@@ -266,7 +275,16 @@ class SurrogateOracle(_oracle.SearchOracle):
         return True
 
     def _completed(self, end_order=None) -> list[tuple[str, dict, float]]:
-        return completed_rewards(self, end_order)
+        """`completed_rewards`, extended from the last call's (a chief
+        serving many workers asks at every proposal)."""
+        if end_order is not None:
+            return completed_rewards(self, end_order)
+        order, cache = self.end_order, self._done_cache
+        if cache is None or cache[0] is not order or cache[1] > len(order):
+            cache = self._done_cache = [order, 0, [], set()]
+        _add_completed(self, order[cache[1] :], cache[2], cache[3])
+        cache[1] = len(order)
+        return list(cache[2])
 
     def _targets(self, rewards: np.ndarray) -> np.ndarray:
         """The predictor's targets for the rewards (`score_transform`)."""

@@ -214,16 +214,24 @@ def replay(oracle: Any, region: int) -> Batch | None:
 def _observed(oracle: Any, batch: Batch, done: list, running: list) -> list:
     """`(row, target, completed)` of the pool's rows with news since the
     fit: completed trials at their score, running ones (no score yet)."""
-    index = {key: i for i, key in enumerate(batch.keys)}
+    index = batch.cache.get("index")
+    if index is None:
+        index = batch.cache["index"] = {k: i for i, k in enumerate(batch.keys)}
+
+    def row(trial_id, values):
+        # keras-tuner keeps each trial's hash (`_record_values`).
+        key = oracle._id_to_hash.get(trial_id)
+        return index.get(key or _base.values_hash(oracle, values))
+
     out = []
-    for _, values, reward in done[batch.num_done :]:
-        row = index.get(_base.values_hash(oracle, values))
-        if row is not None:
-            out.append((row, batch.target(reward), True))
+    for trial_id, values, reward in done[batch.num_done :]:
+        at = row(trial_id, values)
+        if at is not None:
+            out.append((at, batch.target(reward), True))
     for trial in running:
-        row = index.get(_base.values_hash(oracle, trial.hyperparameters.values))
-        if row is not None:
-            out.append((row, batch.lie, False))
+        at = row(trial.trial_id, trial.hyperparameters.values)
+        if at is not None:
+            out.append((at, batch.lie, False))
     return out
 
 

@@ -152,11 +152,9 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         # Regions take proposals in turns (one lineage entry per proposal,
         # saved with the state, so a reloaded oracle continues the turns).
         region = len(self._lineage) % self.num_regions
-        done = [
-            d
-            for d in _model_based.completed_rewards(self)
-            if self._region(d[0]) == region
-        ]
+        done = self._completed()
+        if self.num_regions > 1:
+            done = [d for d in done if self._region(d[0]) == region]
         initial = -(-self.num_initial_trials // self.num_regions)
         if len(done) < initial:
             values, origin = self._unique_random(), {"origin": "random"}
