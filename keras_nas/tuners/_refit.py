@@ -165,11 +165,11 @@ def _fit(oracle: Any, done: list, region: int, running: list) -> Batch | None:
     rows = oracle._fit_rows(x_done, targets, done)
     model = oracle._fit_surrogate(x_done[rows], targets[rows], seed)
     keys = [_base.values_hash(oracle, v) for v in candidates]
-    extra = {}
+    pool, extra = set(keys), {}
     for trial in running:
         values = dict(trial.hyperparameters.values)
         key = _base.values_hash(oracle, values)
-        if key not in extra and key not in set(keys):
+        if key not in extra and key not in pool:
             extra[key] = values
     order = np.argsort(rewards, kind="stable")
     batch = Batch(
