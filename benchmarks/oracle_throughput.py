@@ -54,6 +54,7 @@ import keras_tuner  # noqa: E402
 from keras_tuner.engine import trial as trial_module  # noqa: E402
 
 from keras_nas.spaces.cell_space import CellSearchSpace  # noqa: E402
+from keras_nas.tuners._oracle import SharedSpaceHyperParameters  # noqa: E402
 from keras_nas.tuners._persistence import ResumableOracle  # noqa: E402
 from keras_nas.tuners.bananas import Bananas  # noqa: E402
 from keras_nas.tuners.bayesian import (  # noqa: E402
@@ -187,13 +188,16 @@ def _bookkeeping(state: str) -> None:
     ResumableOracle.compact_state = compact
     if compact:
         ResumableOracle._check_consecutive_failures = _CHECK
+        SharedSpaceHyperParameters.copy = _COPY
     else:
         ResumableOracle._check_consecutive_failures = (
             keras_tuner.Oracle._check_consecutive_failures
         )
+        SharedSpaceHyperParameters.copy = keras_tuner.HyperParameters.copy
 
 
 _CHECK = ResumableOracle._check_consecutive_failures
+_COPY = SharedSpaceHyperParameters.copy
 
 
 def _cpu_s() -> float:
@@ -349,9 +353,10 @@ def main(argv=None) -> None:
         choices=["full", "compact", "both"],
         default="compact",
         help="keras-tuner's bookkeeping (full: oracle.json with every "
-        "value hash, every ended trial scanned for a failure streak), "
-        "keras-nas' (compact: `ResumableOracle.compact_state`, last trials "
-        "scanned), or both, interleaved",
+        "value hash, every ended trial scanned for a failure streak, the "
+        "space copied through its config per trial), keras-nas' (compact: "
+        "`ResumableOracle.compact_state`, last trials scanned, "
+        "`SharedSpaceHyperParameters.copy`), or both, interleaved",
     )
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)

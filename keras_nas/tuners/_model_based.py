@@ -10,7 +10,9 @@
   acquisition function of a performance predictor fitted on the completed
   trials. Candidates are the one-step neighbours of the best trials plus a
   few random points, never a point proposed before. Subclasses implement
-  `_acquisition(x_train, y_train, x_pending, x_candidates, seed)`.
+  `_fit_surrogate(x_train, y_train, seed)` and `_score(batch, rows, seed,
+  observed, fresh)`; while other trials run, proposals come in batches
+  between refits (`_refit`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from threadpoolctl import ThreadpoolController
 
 from keras_nas._validation import check_positive_int
 from keras_nas.predictors.encodings import ArchitectureEncoder
-from keras_nas.tuners import _base, _oracle
+from keras_nas.tuners import _base, _oracle, _refit
 
 __all__ = ["SurrogateOracle", "completed_rewards", "one_step_neighbours"]
 
@@ -91,32 +93,46 @@ def normal_scores(rewards: np.ndarray) -> np.ndarray:
     return ndtri((ranks - 0.5) / len(rewards))
 
 
-def completed_rewards(oracle: Any) -> list[tuple[str, dict, float]]:
+def completed_rewards(
+    oracle: Any, end_order: list[str] | None = None
+) -> list[tuple[str, dict, float]]:
     """`(trial_id, values, reward)` of completed trials with finite scores.
 
-    In completion order (`end_order`, each trial once); rewards are in the
-    maximize direction (`score_to_maximize`).
+    In completion order (`end_order`, each trial once; `oracle.end_order`
+    unless given); rewards are in the maximize direction
+    (`score_to_maximize`).
     """
-    out, seen = [], set()
-    for trial_id in oracle.end_order:
+    out: list[tuple[str, dict, float]] = []
+    _add_completed(
+        oracle, oracle.end_order if end_order is None else end_order, out, set()
+    )
+    return out
+
+
+def _add_completed(oracle: Any, trial_ids, out: list, seen: set) -> None:
+    # A trial counts once, at its first end with a score (a failed trial
+    # retried later counts when it completes).
+    for trial_id in trial_ids:
         if trial_id in seen:
             continue
-        seen.add(trial_id)
         trial = oracle.trials.get(trial_id)
         reward = None if trial is None else _base.trial_reward(oracle, trial)
         if reward is not None:
+            seen.add(trial_id)
             out.append((trial_id, dict(trial.hyperparameters.values), reward))
-    return out
 
 
 class SurrogateOracle(_oracle.SearchOracle):
     """Base of the predictor-based oracles (see the module docstring).
 
-    The state is the trials, the RNG and the lineage; the predictor is
-    refitted from the completed trials at every decision, so a reloaded
-    oracle continues exactly. It never answers `IDLE`: while trials run on
-    other workers it proposes with what has completed (the subclass handles
-    the pending points).
+    The state is the trials, the RNG, the lineage and what the last fit
+    depended on; with no other trial running the predictor is refitted
+    from the completed trials at every decision; while trials run on other
+    workers, once per `refit_policy` (a `_refit.RefitPolicy`: by default
+    once per round of the running trials), the proposals in between drawn
+    from the last fit given what completed or started since (`_refit`). A
+    reloaded oracle rebuilds that fit and continues exactly. It never
+    answers `IDLE`.
 
     Args:
         objective, max_trials, seed, hyperparameters, allow_new_entries,
@@ -177,6 +193,10 @@ class SurrogateOracle(_oracle.SearchOracle):
         self._encoder = None
         self._encoder_key = None
         self._cache: dict[str, np.ndarray] = {}
+        # The last fit per region and what it depended on (`_refit`).
+        self._batches: dict[int, _refit.Batch] = {}
+        self._refit_marks: dict[int, dict[str, Any]] = {}
+        self._done_cache: list | None = None
         if hyperparameters is not None and encoding is not None:
             self._get_encoder()  # Fail early on a space without cells.
 
@@ -219,7 +239,7 @@ class SurrogateOracle(_oracle.SearchOracle):
     # -- proposals ----------------------------------------------------------
 
     def _propose(self, trial_id: str):
-        done = completed_rewards(self)
+        done = self._completed()
         if len(done) < self.num_initial_trials:
             return self._unique_random(), {"origin": "random"}
         return self._predicted_best(done)
@@ -245,34 +265,75 @@ class SurrogateOracle(_oracle.SearchOracle):
             add(_base.random_values(self.hyperparameters, self._rng), [])
         return candidates, parents
 
-    def _pending(self, region: int = 0) -> list[dict[str, Any]]:
-        """Values of the running trials (of one region, in subclasses
-        that have regions)."""
-        return [
-            dict(t.hyperparameters.values) for t in self.ongoing_trials.values()
-        ]
+    # -- proposals in batches (`_refit`) ------------------------------------
+
+    #: When to refit the predictor and what bounds a fit (`_refit`).
+    refit_policy = _refit.RefitPolicy()
+
+    def _in_region(self, trial_id: str, region: int) -> bool:
+        """Whether a trial belongs to `region` (subclasses with regions)."""
+        return True
+
+    def _completed(self, end_order=None) -> list[tuple[str, dict, float]]:
+        """`completed_rewards`, extended from the last call's (a chief
+        serving many workers asks at every proposal)."""
+        if end_order is not None:
+            return completed_rewards(self, end_order)
+        order, cache = self.end_order, self._done_cache
+        if cache is None or cache[0] is not order or cache[1] > len(order):
+            cache = self._done_cache = [order, 0, [], set()]
+        _add_completed(self, order[cache[1] :], cache[2], cache[3])
+        cache[1] = len(order)
+        return list(cache[2])
+
+    def _targets(self, rewards: np.ndarray) -> np.ndarray:
+        """The predictor's targets for the rewards (`score_transform`)."""
+        if self.score_transform == "rank":
+            return normal_scores(rewards)
+        return rewards
+
+    def _fit_rows(self, x, targets, done) -> np.ndarray:
+        """Indices of the completed trials the predictor is fitted on."""
+        return np.arange(len(x))
 
     def _predicted_best(self, done, region: int = 0):
-        candidates, parents = self._candidates(done)
-        if not candidates:
-            return self._unique_random(), {"origin": "random"}
-        pending = self._pending(region)
-        seed = int(self._rng.integers(2**31 - 1))
-        rewards = np.asarray([d[2] for d in done])
-        if self.score_transform == "rank":
-            rewards = normal_scores(rewards)
         with _one_blas_thread():
-            scores = self._acquisition(
-                self._encode([d[1] for d in done]),
-                rewards,
-                self._encode(pending),
-                self._encode(candidates),
-                seed,
-            )
-        best = int(np.argmax(scores))
-        origin = "mutation" if parents[best] else "candidate"
-        return candidates[best], {"origin": origin, "parents": parents[best]}
+            values, origin = _refit.propose(self, done, region)
+        if values is None:
+            return self._unique_random(), {"origin": "random"}
+        return values, origin
 
-    def _acquisition(self, x, y, x_pending, x_candidates, seed):
-        """Scores of the candidates (larger is better); see subclasses."""
+    def _fit_surrogate(self, x, y, seed):
+        """The predictor fitted on encodings `x` and targets `y`."""
         raise NotImplementedError
+
+    def _score(self, batch, rows, seed, observed, fresh):
+        """Acquisition values of the pool's `rows` (larger is better).
+
+        Args:
+            batch: The `_refit.Batch` of the last fit.
+            rows: Indices of the untried candidates in the pool.
+            seed: The seed of this proposal's random draws.
+            observed: `(row, target, completed)` of the pool's rows that
+                completed (target: their score) or started (target: the
+                liar's) since the fit.
+            fresh: Whether the batch was fitted for this proposal.
+        """
+        raise NotImplementedError
+
+    # -- state --------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["refit_marks"] = {
+            str(region): mark for region, mark in self._refit_marks.items()
+        }
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._refit_marks = {
+            int(region): mark
+            for region, mark in state.get("refit_marks", {}).items()
+        }
+        self._batches = {}

@@ -37,7 +37,11 @@ class BananasOracle(_model_based.SurrogateOracle):
     `num_parents` best trials plus `num_random_candidates` random points,
     never a point already proposed. The draws differ from one proposal to
     the next, so several workers get different candidates without waiting
-    for each other.
+    for each other. While trials run, the ensemble is refitted once per
+    round of the running trials (`refit_policy`, see
+    `keras_nas.tuners._refit`), the proposals in between drawn afresh from
+    the same fit and candidates, as BANANAS proposes k = 10 per fit; beyond
+    256 completed trials each Adam step takes a random minibatch of 256.
 
     The first fit trains every network from its random initialisation;
     every later decision continues from the previous decision's networks
@@ -130,7 +134,7 @@ class BananasOracle(_model_based.SurrogateOracle):
         "refit_steps",
     )
 
-    def _acquisition(self, x, y, x_pending, x_candidates, seed):
+    def _fit_surrogate(self, x, y, seed):
         previous = self._weights
         if (
             self.refit_steps is None
@@ -146,14 +150,24 @@ class BananasOracle(_model_based.SurrogateOracle):
             num_networks=self.num_networks,
             steps=steps,
             initial_weights=initial,
+            batch_size=self.refit_policy.max_batch_rows,
         ).fit(x, y)
         if self.refit_steps is not None and (steps or initial is None):
             self._weights = mlp.weights
             self._fitted_on = len(x)
             self._weights_version += 1
-        mean, std = mlp.predict(x_candidates)
+        return mlp
+
+    def _score(self, batch, rows, seed, observed, fresh):
+        # Independent Thompson sampling: a fresh draw per candidate from
+        # the ensemble's mean and spread (the same fit for the whole batch).
+        if "mean_std" not in batch.cache:
+            batch.cache["mean_std"] = batch.model.predict(
+                batch.x[: len(batch.candidates)]
+            )
+        mean, std = batch.cache["mean_std"]
         rng = np.random.default_rng(seed)
-        return mean + std * rng.standard_normal(len(mean))
+        return mean[rows] + std[rows] * rng.standard_normal(len(rows))
 
     # -- state --------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from scipy.special import ndtr
 
 from keras_nas._validation import check_positive_int
 from keras_nas.predictors.models import GaussianProcessPredictor
-from keras_nas.tuners import _base, _model_based, _oracle
+from keras_nas.tuners import _base, _model_based, _oracle, _refit
 
 __all__ = [
     "ArchitectureBayesianOptimization",
@@ -64,7 +64,12 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
     enter the GP with the worst score seen so far as a stand-in (Ginsbourger
     et al., 2010), which lowers the expected improvement around them; with
     `batch="thompson"` each proposal is the best candidate of one joint draw
-    from the posterior.
+    from the posterior. While trials run, the GP (kernel and candidates) is
+    refitted once per round of the running trials (`refit_policy`, see
+    `keras_nas.tuners._refit`); the proposals in between condition its
+    joint posterior over the candidates on the trials completed since (and
+    the liars), with the kernel fixed, as batch BO does. Beyond 256
+    completed trials the GP is fitted on the 256 nearest the parents.
 
     Args:
         objective: A string, `keras_tuner.Objective` or list of them.
@@ -147,11 +152,9 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         # Regions take proposals in turns (one lineage entry per proposal,
         # saved with the state, so a reloaded oracle continues the turns).
         region = len(self._lineage) % self.num_regions
-        done = [
-            d
-            for d in _model_based.completed_rewards(self)
-            if self._region(d[0]) == region
-        ]
+        done = self._completed()
+        if self.num_regions > 1:
+            done = [d for d in done if self._region(d[0]) == region]
         initial = -(-self.num_initial_trials // self.num_regions)
         if len(done) < initial:
             values, origin = self._unique_random(), {"origin": "random"}
@@ -161,25 +164,71 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
             origin["region"] = region
         return values, origin
 
-    def _pending(self, region: int = 0) -> list[dict]:
-        return [
-            dict(t.hyperparameters.values)
-            for t in self.ongoing_trials.values()
-            if self._region(t.trial_id) == region
-        ]
+    def _in_region(self, trial_id: str, region: int) -> bool:
+        return self._region(trial_id) == region
 
-    def _acquisition(self, x, y, x_pending, x_candidates, seed):
-        best = float(np.max(y))
+    def _fit_rows(self, x, targets, done) -> np.ndarray:
+        # A local GP beyond `max_fit_points` trials: those nearest the
+        # parents of the candidates (ties: the better first).
+        limit = self.refit_policy.max_fit_points
+        if len(x) <= limit:
+            return np.arange(len(x))
+        parents = np.argsort(-targets, kind="stable")[: self.num_parents]
+        distance = np.min(
+            ((x[:, None, :] - x[None, parents, :]) ** 2).sum(axis=-1), axis=1
+        )
+        return np.sort(np.lexsort((-targets, distance))[:limit])
+
+    def _fit_surrogate(self, x, y, seed):
+        return GaussianProcessPredictor(seed=seed).fit(x, y)
+
+    def _score(self, batch, rows, seed, observed, fresh):
+        gp = batch.model
         if self.batch == "thompson":
-            gp = GaussianProcessPredictor(seed=seed).fit(x, y)
-            return gp.sample(x_candidates, np.random.default_rng(seed))
-        if len(x_pending):
-            x = np.vstack([x, x_pending])
-            y = np.concatenate([y, np.full(len(x_pending), np.min(y))])
-        gp = GaussianProcessPredictor(seed=seed).fit(x, y)
-        mean, std = gp.predict(x_candidates)
-        return expected_improvement(mean, std, best)
+            # Pending trials are not fantasised: the draws differ.
+            observed = [o for o in observed if o[2]]
+            if fresh and not observed:
+                return gp.sample(batch.x[rows], np.random.default_rng(seed))
+            return _thompson(batch, rows, seed, observed)
+        if not observed:
+            mean, std = gp.predict(batch.x[rows])
+            return expected_improvement(mean, std, batch.best)
+        mean, cov = _joint(batch)
+        at = np.asarray([o[0] for o in observed])
+        values = np.asarray([o[1] for o in observed])
+        mean, gain = _refit.condition(mean, cov, at, values)
+        var = np.diag(cov)[rows] - np.einsum(
+            "ij,ji->i", gain[rows], cov[at][:, rows]
+        )
+        best = max([batch.best] + [v for _, v, done in observed if done])
+        return expected_improvement(
+            mean[rows], np.sqrt(np.maximum(var, 0.0)), best
+        )
 
+
+def _joint(batch) -> tuple[np.ndarray, np.ndarray]:
+    """The GP's joint posterior over the batch's pool (computed once)."""
+    if "joint" not in batch.cache:
+        batch.cache["joint"] = batch.model.predict_joint(batch.x)
+    return batch.cache["joint"]
+
+
+def _thompson(batch, rows, seed, observed) -> np.ndarray:
+    """One joint posterior draw over the pool, conditioned on the trials
+    completed since the fit by Matheron's rule (the draw plus the gain
+    times the draw's residuals at the observed rows)."""
+    mean, cov = _joint(batch)
+    if "eigh" not in batch.cache:
+        vals, vecs = np.linalg.eigh(cov + 1e-9 * np.eye(len(mean)))
+        batch.cache["eigh"] = vecs * np.sqrt(np.maximum(vals, 0.0))
+    draw = mean + batch.cache["eigh"] @ np.random.default_rng(
+        seed
+    ).standard_normal(len(mean))
+    if observed:
+        at = np.asarray([o[0] for o in observed])
+        values = np.asarray([o[1] for o in observed])
+        draw, _ = _refit.condition(draw, cov, at, values)
+    return draw[rows]
 
 
 class ArchitectureBayesianOptimization(_base.NasTuner):
