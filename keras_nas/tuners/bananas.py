@@ -48,8 +48,9 @@ class BananasOracle(_model_based.SurrogateOracle):
     Args:
         objective: A string, `keras_tuner.Objective` or list of them.
         max_trials: Maximum number of trials.
-        encoding: "onehot", "path" or "adjacency". Defaults to None: the
-            path encoding on the cell spaces (BANANAS' own), one-hot on
+        encoding: "onehot", "path", "reduced_path" or "adjacency".
+            Defaults to None: the path encoding on the cell spaces
+            (BANANAS' own; the reduced one was not better here), one-hot on
             other spaces.
         num_initial_trials: Random trials before the predictor. Defaults
             to 10, as in BANANAS.
