@@ -49,6 +49,12 @@ def tuners(initial):
         "bo": functools.partial(
             ArchitectureBayesianOptimization, num_initial_trials=initial
         ),
+        # BO's default encoding before issue 16's reduced path encoding.
+        "bo-onehot": functools.partial(
+            ArchitectureBayesianOptimization,
+            num_initial_trials=initial,
+            encoding="onehot",
+        ),
         "bo-regions2": functools.partial(
             ArchitectureBayesianOptimization,
             num_initial_trials=initial,

@@ -77,6 +77,26 @@ ORACLES["bo-raw-scores"] = functools.partial(
 ORACLES["bo-regions2"] = functools.partial(
     tuners.ArchitectureBayesianOptimizationOracle, num_regions=2
 )
+# Issue 16, branch i16-bo-acquisition: BO's encoding before the reduced
+# path encoding became its default on cell spaces; the acquisition maximised
+# over every unseen cell (exhaustive_limit); BANANAS on the reduced paths.
+ORACLES["bo-onehot"] = functools.partial(
+    tuners.ArchitectureBayesianOptimizationOracle, encoding="onehot"
+)
+ORACLES["bo-exhaustive"] = functools.partial(
+    tuners.ArchitectureBayesianOptimizationOracle, exhaustive_limit=20_000
+)
+ORACLES["bo-onehot-exhaustive"] = functools.partial(
+    tuners.ArchitectureBayesianOptimizationOracle,
+    encoding="onehot",
+    exhaustive_limit=20_000,
+)
+ORACLES["bananas-exhaustive"] = functools.partial(
+    tuners.BananasOracle, exhaustive_limit=20_000
+)
+ORACLES["bananas-reduced-path"] = functools.partial(
+    tuners.BananasOracle, encoding="reduced_path"
+)
 ORACLES["bananas"] = tuners.BananasOracle
 # Every refit from scratch (150 steps), BANANAS as published.
 ORACLES["bananas-cold-refit"] = functools.partial(

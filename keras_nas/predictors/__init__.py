@@ -3,8 +3,9 @@
 Usable on their own or inside a search (`keras_nas.tuners.Bananas`,
 `ArchitectureBayesianOptimization`): `ArchitectureEncoder` turns a trial's
 values into a vector (one-hot of the active decisions, or for the cell
-spaces the path or adjacency encoding) and the predictors share one
-interface, `fit(encodings, scores)` and `predict(encodings) -> (mean, std)`.
+spaces the path, reduced path or adjacency encoding) and the predictors
+share one interface, `fit(encodings, scores)` and
+`predict(encodings) -> (mean, std)`.
 Nothing here imports TensorFlow.
 """
 

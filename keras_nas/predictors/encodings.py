@@ -14,6 +14,11 @@ keras-tuner `HyperParameters` space:
   Savani, "BANANAS: Bayesian Optimization with Neural Architectures for
   Neural Architecture Search", AAAI 2021: one bit per sequence of
   operations that some input-to-output path of the cell carries.
+- `"reduced_path"` (cell spaces only): the path encoding with the identity
+  operations (`IDENTITY_OPS`) left out of every path's op sequence, so that
+  paths computing the same function share a feature: input -> skip -> skip
+  -> output and input -> skip -> output are both the identity path, and
+  cells that differ only in how a skip is routed encode alike.
 - `"adjacency"` (cell spaces only): the cell's adjacency matrix (how many
   edges go from node j to node i) and its op matrix (one-hot op of every
   edge), flattened (White et al., "A Study on Encodings for Neural
@@ -27,8 +32,8 @@ appended one-hot to the path and adjacency encodings.
 
 `ArchitectureEncoder.distance(a, b)` is the weighted L1 distance between two
 encodings that counts, for the one-hot encoding, the decisions in which `a`
-and `b` differ (plus the scaled difference of numbers), for the path
-encoding the paths in one cell but not the other, and for the adjacency
+and `b` differ (plus the scaled difference of numbers), for the (reduced)
+path encoding the paths in one cell but not the other, and for the adjacency
 encoding the differing edges plus the edges whose op differs.
 
 Nothing here imports TensorFlow, Keras or keras-tuner: the space is read
@@ -46,10 +51,14 @@ import numpy as np
 
 from keras_nas.blocks.genotypes import NB201_EDGES
 
-__all__ = ["ENCODINGS", "ArchitectureEncoder"]
+__all__ = ["ENCODINGS", "IDENTITY_OPS", "ArchitectureEncoder"]
 
 #: The encodings `ArchitectureEncoder` offers.
-ENCODINGS: tuple[str, ...] = ("onehot", "path", "adjacency")
+ENCODINGS: tuple[str, ...] = ("onehot", "path", "reduced_path", "adjacency")
+
+#: Operations that pass their input on unchanged (up to a reduction's
+#: resolution change); the reduced path encoding leaves them out of paths.
+IDENTITY_OPS: tuple[str, ...] = ("skip_connect",)
 
 #: Longest paths of the path encoding are shortened until the encoding has
 #: at most this many path features (BANANAS truncates the same way).
@@ -239,9 +248,11 @@ class ArchitectureEncoder:
         hyperparameters: A keras-tuner `HyperParameters` (e.g. the
             `oracle.hyperparameters` of a search, or one filled by a
             space's `declare_hyperparameters`).
-        encoding: `"onehot"` (any space), `"path"` or `"adjacency"` (the
-            cell spaces: `NasBench201SearchSpace`, `CellSearchSpace`).
-        max_path_length: Longest op sequence of the path encoding. Defaults
+        encoding: `"onehot"` (any space), `"path"`, `"reduced_path"` or
+            `"adjacency"` (the cell spaces: `NasBench201SearchSpace`,
+            `CellSearchSpace`).
+        max_path_length: Longest op sequence of the (reduced) path
+            encoding. Defaults
             to the longest that keeps at most 4096 path features per
             encoding, as BANANAS truncates long paths.
 
@@ -300,16 +311,18 @@ class ArchitectureEncoder:
         self.feature_names: list[str] = []
         weights: list[float] = []
         self._index: list[dict] = []
-        if encoding == "path":
+        if encoding in ("path", "reduced_path"):
             self.max_path_length = self._path_length(max_path_length)
             for cell in self.cells:
                 index = {}
+                ops, shortest = self._path_ops(cell)
                 for start in range(cell.num_inputs):
-                    for length in range(1, self.max_path_length + 1):
-                        for seq in itertools.product(cell.ops, repeat=length):
+                    for length in range(shortest, self.max_path_length + 1):
+                        for seq in itertools.product(ops, repeat=length):
                             index[(start, seq)] = len(self.feature_names)
+                            name = ">".join(seq) or "identity"
                             self.feature_names.append(
-                                f"{cell.prefix}path{start}:{'>'.join(seq)}"
+                                f"{cell.prefix}path{start}:{name}"
                             )
                 self._index.append(index)
             weights = [1.0] * len(self.feature_names)
@@ -353,16 +366,25 @@ class ArchitectureEncoder:
             return min(max_path_length, longest)
 
         def size(length):
-            return sum(
-                c.num_inputs
-                * sum(len(c.ops) ** k for k in range(1, length + 1))
-                for c in self.cells
-            )
+            total = 0
+            for c in self.cells:
+                ops, shortest = self._path_ops(c)
+                total += c.num_inputs * sum(
+                    len(ops) ** k for k in range(shortest, length + 1)
+                )
+            return total
 
         length = longest
         while length > 1 and size(length) > MAX_PATH_FEATURES:
             length -= 1
         return length
+
+    def _path_ops(self, cell: _Cell) -> tuple[list[str], int]:
+        """The ops of the path features and their shortest sequence (the
+        reduced encoding has the empty one, the identity path)."""
+        if self.encoding == "reduced_path":
+            return [o for o in cell.ops if o not in IDENTITY_OPS], 0
+        return cell.ops, 1
 
     @property
     def size(self) -> int:
@@ -389,8 +411,11 @@ class ArchitectureEncoder:
                     f"Expected `values` to hold the cell hyperparameters "
                     f"{missing}. Received: values={dict(values)!r}"
                 )
-            if self.encoding == "path":
+            if self.encoding in ("path", "reduced_path"):
+                reduce = self.encoding == "reduced_path"
                 for start, seq in cell.paths(values):
+                    if reduce:
+                        seq = tuple(o for o in seq if o not in IDENTITY_OPS)
                     if len(seq) <= self.max_path_length:
                         out[index[(start, seq)]] = 1.0
             else:
@@ -411,7 +436,8 @@ class ArchitectureEncoder:
         """The distance between two trials' values under this encoding.
 
         One-hot: the number of decisions that differ (numbers count their
-        scaled difference); path: the number of paths only one of them has;
+        scaled difference); (reduced) path: the number of (reduced) paths
+        only one of them has;
         adjacency: differing edges plus edges whose op differs.
         """
         diff = np.abs(self.encode(a) - self.encode(b))

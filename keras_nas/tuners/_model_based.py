@@ -9,7 +9,9 @@
   `num_initial_trials` random trials, the best candidate under an
   acquisition function of a performance predictor fitted on the completed
   trials. Candidates are the one-step neighbours of the best trials plus a
-  few random points, never a point proposed before. Subclasses implement
+  few random points, never a point proposed before; on a space of at most
+  `exhaustive_limit` points, every point not proposed before (the
+  acquisition maximised exactly, `_candidates`). Subclasses implement
   `_fit_surrogate(x_train, y_train, seed)` and `_score(batch, rows, seed,
   observed, fresh)`; while other trials run, proposals come in batches
   between refits (`_refit`).
@@ -26,8 +28,8 @@ from scipy.stats import rankdata
 from threadpoolctl import ThreadpoolController
 
 from keras_nas._validation import check_positive_int
-from keras_nas.predictors.encodings import ArchitectureEncoder
-from keras_nas.tuners import _base, _oracle, _refit
+from keras_nas.predictors.encodings import ENCODINGS, ArchitectureEncoder
+from keras_nas.tuners import _base, _candidates, _oracle, _refit
 
 __all__ = ["SurrogateOracle", "completed_rewards", "one_step_neighbours"]
 
@@ -143,12 +145,15 @@ class SurrogateOracle(_oracle.SearchOracle):
         num_initial_trials: Random trials before the predictor is used.
         num_parents: Best trials whose one-step neighbours are candidates.
         num_random_candidates: Random points added to the candidates.
+        exhaustive_limit: On a finite space of at most this many points,
+            every point not proposed yet is a candidate (0: never).
         score_transform: None (fit the predictor to the scores) or "rank"
             (to `normal_scores` of them).
     """
 
-    #: Encoding used when `encoding=None` (subclasses may pick per space).
+    #: Encoding used when `encoding=None`, on spaces without / with cells.
     default_encoding = "onehot"
+    cell_encoding = "onehot"
 
     def __init__(
         self,
@@ -158,6 +163,7 @@ class SurrogateOracle(_oracle.SearchOracle):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        exhaustive_limit: int = 0,
         score_transform: str | None = None,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
@@ -167,14 +173,10 @@ class SurrogateOracle(_oracle.SearchOracle):
         max_consecutive_failed_trials: int = 3,
     ):
         super().__init__(**_oracle.arguments_of(_oracle.SearchOracle, locals()))
-        if encoding is not None and encoding not in (
-            "onehot",
-            "path",
-            "adjacency",
-        ):
+        if encoding is not None and encoding not in ENCODINGS:
             raise ValueError(
-                "Expected `encoding` to be None, 'onehot', 'path' or "
-                f"'adjacency'. Received: encoding={encoding!r}"
+                f"Expected `encoding` to be None or one of {list(ENCODINGS)}."
+                f" Received: encoding={encoding!r}"
             )
         if score_transform not in (None, "rank"):
             raise ValueError(
@@ -190,6 +192,10 @@ class SurrogateOracle(_oracle.SearchOracle):
         self.num_random_candidates = check_positive_int(
             "num_random_candidates", num_random_candidates, minimum=0
         )
+        self.exhaustive_limit = check_positive_int(
+            "exhaustive_limit", exhaustive_limit, minimum=0
+        )
+        self._enumeration = None
         self._encoder = None
         self._encoder_key = None
         self._cache: dict[str, np.ndarray] = {}
@@ -205,13 +211,21 @@ class SurrogateOracle(_oracle.SearchOracle):
         "num_initial_trials",
         "num_parents",
         "num_random_candidates",
+        "exhaustive_limit",
         "score_transform",
+        "cell_encoding",
     )
+    #: `cell_encoding` of a search saved before it was part of the state.
+    saved_cell_encoding = "onehot"
 
     # -- encodings ----------------------------------------------------------
 
     def _resolved_encoding(self) -> str:
-        return self.encoding or self.default_encoding
+        if self.encoding is not None:
+            return self.encoding
+        if ArchitectureEncoder.has_cells(self.hyperparameters):
+            return self.cell_encoding
+        return self.default_encoding
 
     def _get_encoder(self) -> ArchitectureEncoder:
         key = tuple(hp.name for hp in self.hyperparameters.space)
@@ -221,6 +235,7 @@ class SurrogateOracle(_oracle.SearchOracle):
             )
             self._encoder_key = key
             self._cache = {}
+            self._enumeration = None
         return self._encoder
 
     def _encode(self, values_list: list[dict[str, Any]]) -> np.ndarray:
@@ -296,6 +311,31 @@ class SurrogateOracle(_oracle.SearchOracle):
         """Indices of the completed trials the predictor is fitted on."""
         return np.arange(len(x))
 
+    def _exhaustive_candidates(self):
+        """(values, encodings, hashes) of every point not proposed yet, or None
+        when the space is not finite or has over `exhaustive_limit`
+        points."""
+        encoder = self._get_encoder()  # Drops a stale enumeration.
+        if (
+            self._enumeration is None
+            or self._enumeration.limit != self.exhaustive_limit
+        ):
+            self._enumeration = _candidates.SpaceEnumeration(
+                self, self.exhaustive_limit
+            )
+        space = self._enumeration
+        if not space.finite:
+            return None
+        index = space.unseen(self._tried_so_far)
+        x = space.encodings(
+            lambda points: np.stack([encoder.encode(v) for v in points])
+        )
+        return (
+            [space.points[i] for i in index],
+            x[index],
+            [space.hashes[i] for i in index],
+        )
+
     def _predicted_best(self, done, region: int = 0):
         with _one_blas_thread():
             values, origin = _refit.propose(self, done, region)
@@ -331,7 +371,17 @@ class SurrogateOracle(_oracle.SearchOracle):
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
+        # A search saved before `exhaustive_limit` existed used mutations,
+        # and one saved before `cell_encoding` was kept resumes with the
+        # encoding it started with.
+        super().set_state(
+            {
+                "exhaustive_limit": 0,
+                "cell_encoding": self.saved_cell_encoding,
+                **state,
+            }
+        )
+        self._encoder = None
         self._refit_marks = {
             int(region): mark
             for region, mark in state.get("refit_marks", {}).items()

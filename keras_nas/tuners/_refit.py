@@ -99,7 +99,7 @@ class Batch:
 
     num_done: int
     candidates: list[dict[str, Any]]
-    parents: list[list[str]]
+    parents: list[list[str] | None]  # None: from the enumeration.
     keys: list[str]
     x: np.ndarray
     model: Any
@@ -155,7 +155,16 @@ def _fit(oracle: Any, done: list, region: int, running: list) -> Batch | None:
         "done": len(done),
         "running": [t.trial_id for t in running],
     }
-    candidates, parents = oracle._candidates(done)
+    exhaustive = oracle._exhaustive_candidates()
+    if exhaustive is not None:  # Every untried point of a small space.
+        candidates, x_candidates, keys = exhaustive
+        parents = [None] * len(candidates)
+    else:
+        candidates, parents = oracle._candidates(done)
+        if not candidates:
+            return None
+        x_candidates = oracle._encode(candidates)
+        keys = [_base.values_hash(oracle, v) for v in candidates]
     if not candidates:
         return None
     seed = int(oracle._rng.integers(2**31 - 1))
@@ -164,7 +173,6 @@ def _fit(oracle: Any, done: list, region: int, running: list) -> Batch | None:
     x_done = oracle._encode([d[1] for d in done])
     rows = oracle._fit_rows(x_done, targets, done)
     model = oracle._fit_surrogate(x_done[rows], targets[rows], seed)
-    keys = [_base.values_hash(oracle, v) for v in candidates]
     pool, extra = set(keys), {}
     for trial in running:
         values = dict(trial.hyperparameters.values)
@@ -177,7 +185,11 @@ def _fit(oracle: Any, done: list, region: int, running: list) -> Batch | None:
         candidates=candidates,
         parents=parents,
         keys=keys + list(extra),
-        x=oracle._encode(candidates + list(extra.values())),
+        x=(
+            np.concatenate([x_candidates, oracle._encode(list(extra.values()))])
+            if extra
+            else x_candidates
+        ),
         model=model,
         best=float(np.max(targets)),
         lie=float(np.min(targets)),
@@ -271,8 +283,11 @@ def propose(oracle: Any, done: list, region: int = 0):
     scores = oracle._score(batch, rows, seed, observed, fresh)
     best = int(rows[int(np.argmax(scores))])
     parents = batch.parents[best]
-    origin = "mutation" if parents else "candidate"
+    if parents is None:
+        origin = "exhaustive"
+    else:
+        origin = "mutation" if parents else "candidate"
     return dict(batch.candidates[best]), {
         "origin": origin,
-        "parents": list(parents),
+        "parents": list(parents or []),
     }

@@ -18,7 +18,6 @@ import keras_tuner
 import numpy as np
 
 from keras_nas._validation import check_positive_int
-from keras_nas.predictors.encodings import ArchitectureEncoder
 from keras_nas.predictors.models import MLPEnsemblePredictor
 from keras_nas.tuners import _base, _model_based, _oracle
 
@@ -53,8 +52,9 @@ class BananasOracle(_model_based.SurrogateOracle):
     Args:
         objective: A string, `keras_tuner.Objective` or list of them.
         max_trials: Maximum number of trials.
-        encoding: "onehot", "path" or "adjacency". Defaults to None: the
-            path encoding on the cell spaces (BANANAS' own), one-hot on
+        encoding: "onehot", "path", "reduced_path" or "adjacency".
+            Defaults to None: the path encoding on the cell spaces
+            (BANANAS' own; the reduced one was not better here), one-hot on
             other spaces.
         num_initial_trials: Random trials before the predictor. Defaults
             to 10, as in BANANAS.
@@ -62,6 +62,10 @@ class BananasOracle(_model_based.SurrogateOracle):
             Defaults to 5: local moves around several good points, not one.
         num_random_candidates: Random candidates per decision. Defaults to
             20: a little global exploration next to ~100+ mutations.
+        exhaustive_limit: On a finite space of at most this many points
+            (e.g. 20,000), every point not proposed yet is a candidate
+            instead. Defaults to 0 (never): scoring all NAS-Bench-201 cells
+            found no better cells than the mutations (benchmarks/RESULTS.md).
         score_transform: None or "rank" (the ensemble is fitted to the
             normal quantiles of the scores' ranks). Defaults to None, as in
             BANANAS: the ensemble's absolute-error loss is robust to the
@@ -94,6 +98,7 @@ class BananasOracle(_model_based.SurrogateOracle):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        exhaustive_limit: int = 0,
         score_transform: str | None = None,
         num_networks: int = 5,
         refit_steps: int | None = 60,
@@ -119,14 +124,8 @@ class BananasOracle(_model_based.SurrogateOracle):
         self._weights_version = 0
         self._saved_weights: str | None = None
 
-    def _resolved_encoding(self) -> str:
-        if self.encoding is not None:
-            return self.encoding
-        return (
-            "path"
-            if ArchitectureEncoder.has_cells(self.hyperparameters)
-            else "onehot"
-        )
+    cell_encoding = "path"
+    saved_cell_encoding = "path"
 
     _state_settings = (
         *_model_based.SurrogateOracle._state_settings,
@@ -243,7 +242,7 @@ class Bananas(_base.NasTuner):
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
         encoding, num_initial_trials, num_parents, num_random_candidates,
-        score_transform, num_networks,
+        exhaustive_limit, score_transform, num_networks,
         refit_steps: See `BananasOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
@@ -273,6 +272,7 @@ class Bananas(_base.NasTuner):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        exhaustive_limit: int = 0,
         score_transform: str | None = None,
         num_networks: int = 5,
         refit_steps: int | None = 60,

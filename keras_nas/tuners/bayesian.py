@@ -47,9 +47,11 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
     candidate of highest expected improvement over the best score. The
     candidates are the one-step neighbours of the `num_parents` best trials
     (mutations) plus `num_random_candidates` random points, never a point
-    already proposed. Works on any keras-tuner space (one-hot encoding of
-    the active decisions); on the cell spaces the path and adjacency
-    encodings are available too.
+    already proposed (or, with `exhaustive_limit`, every point not
+    proposed yet of a small finite space: the acquisition maximised
+    exactly). Works on any keras-tuner space (one-hot encoding of the
+    active decisions); on the cell spaces the GP uses the reduced path
+    encoding by default (`keras_nas.predictors.ArchitectureEncoder`).
 
     With `num_regions > 1` the budget is shared in turns by that many
     independent searches ("regions"), each with its own random start, GP,
@@ -74,15 +76,20 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
     Args:
         objective: A string, `keras_tuner.Objective` or list of them.
         max_trials: Maximum number of trials.
-        encoding: "onehot", "path" or "adjacency". Defaults to "onehot":
-            it exists for every space, and the GP ranks NAS-Bench-201 cells
-            at least as well on it as on the path encoding.
+        encoding: "onehot", "path", "reduced_path" or "adjacency".
+            Defaults to None: "reduced_path" on the cell spaces (cells that
+            route a skip differently encode alike, so the GP sees past
+            them; benchmarks/RESULTS.md), "onehot" on other spaces.
         num_initial_trials: Random trials before the GP, in all (split
             evenly among the regions). Defaults to 10, as in BANANAS.
         num_parents: Best trials whose one-step neighbours are candidates.
             Defaults to 5: local moves around several good points, not one.
         num_random_candidates: Random candidates per decision. Defaults to
             20: a little global exploration next to ~100+ mutations.
+        exhaustive_limit: On a finite space of at most this many points
+            (e.g. 20,000), every point not proposed yet is a candidate
+            instead. Defaults to 0 (never): scoring all NAS-Bench-201 cells
+            found no better cells than the mutations (benchmarks/RESULTS.md).
         score_transform: None or "rank": the GP is fitted to the normal
             quantiles of the scores' ranks (`_model_based.normal_scores`).
             Defaults to "rank": a few collapsed architectures (e.g. a cut-off
@@ -118,6 +125,7 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        exhaustive_limit: int = 0,
         score_transform: str | None = "rank",
         batch: str = "constant_liar",
         num_regions: int = 1,
@@ -138,6 +146,8 @@ class ArchitectureBayesianOptimizationOracle(_model_based.SurrogateOracle):
         super().__init__(
             **_oracle.arguments_of(_model_based.SurrogateOracle, locals())
         )
+
+    cell_encoding = "reduced_path"
 
     _state_settings = (
         *_model_based.SurrogateOracle._state_settings,
@@ -240,7 +250,7 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
         objective: The objective, e.g. `"val_accuracy"`.
         max_trials: Maximum number of trials.
         encoding, num_initial_trials, num_parents, num_random_candidates,
-        score_transform, batch,
+        exhaustive_limit, score_transform, batch,
         num_regions: See `ArchitectureBayesianOptimizationOracle`.
         seed: Integer seed.
         hyperparameters, tune_new_entries, allow_new_entries,
@@ -270,6 +280,7 @@ class ArchitectureBayesianOptimization(_base.NasTuner):
         num_initial_trials: int = 10,
         num_parents: int = 5,
         num_random_candidates: int = 20,
+        exhaustive_limit: int = 0,
         score_transform: str | None = "rank",
         batch: str = "constant_liar",
         num_regions: int = 1,

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
+from keras_nas.blocks.genotypes import NB201_EDGES
+from keras_nas.blocks.registry import NB201_OPS
 from keras_nas.predictors import (
     ENCODINGS,
     ArchitectureEncoder,
@@ -74,6 +76,36 @@ def test_nb201_path_encoding_counts_paths():
     assert on == {"avg_pool_3x3", "nor_conv_3x3>skip_connect>nor_conv_1x1"}
 
 
+def _nb201_cell(letters):
+    # Edge order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2; "-" none, "s" skip,
+    # "1"/"3" convolutions, "p" pooling.
+    ops = dict(zip("-s13p", NB201_OPS, strict=True))
+    names = [f"edge_{to}_{src}" for to, src in NB201_EDGES]
+    return {n: ops[c] for n, c in zip(names, letters, strict=True)}
+
+
+def test_nb201_reduced_path_encoding_drops_identity_ops():
+    hp = nb201_space()
+    encoder = ArchitectureEncoder(hp, "reduced_path")
+    assert encoder.size == 1 + 3 + 9 + 27  # identity path + conv/pool paths
+    stuck, optimum = _nb201_cell("3s3-1s"), _nb201_cell("333s31")
+    x = encoder.encode(stuck)
+    on = {encoder.feature_names[i].split(":")[1] for i in np.flatnonzero(x)}
+    # 0->2->3 through two skips is the identity path; 0->1->2->3 loses its
+    # last (skip) op.
+    assert on == {
+        "identity",
+        "nor_conv_3x3>nor_conv_1x1",
+        "nor_conv_3x3>nor_conv_3x3",
+    }
+    # Routing the input's skip 0->3 instead of 0->2->3 changes nothing...
+    np.testing.assert_array_equal(x, encoder.encode(_nb201_cell("3s3s1s")))
+    # ... and the best NAS-Bench-201 cell, 4 edges away, is 1 path away.
+    assert encoder.distance(stuck, optimum) == 1.0
+    assert ArchitectureEncoder(hp, "path").distance(stuck, optimum) == 5.0
+    assert ArchitectureEncoder(hp, "onehot").distance(stuck, optimum) == 4.0
+
+
 def test_nb201_adjacency_and_onehot():
     hp = nb201_space()
     values = nb201_hyperparameters_from_genotype(CELL)
@@ -136,6 +168,7 @@ def test_unknown_encoding_and_space_without_cells():
         (nb201_space, "path"),
         (nb201_space, "adjacency"),
         (cell_space, "path"),
+        (cell_space, "reduced_path"),
         (cell_space, "adjacency"),
         (chain_space, "onehot"),
     ],
@@ -214,4 +247,4 @@ def test_encodings_import_no_deep_learning_framework():
 
 
 def test_encodings_listed():
-    assert ENCODINGS == ("onehot", "path", "adjacency")
+    assert ENCODINGS == ("onehot", "path", "reduced_path", "adjacency")

@@ -193,6 +193,28 @@ def test_neighbourhood_of_nb201_cell():
     assert len(neighbours) == 6 * 4
 
 
+def test_default_encoding_per_space(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    NasBench201SearchSpace().declare_hyperparameters(hp)
+    for name, encoding in (("bo", "reduced_path"), ("bananas", "path")):
+        cell = make(name, tmp_path, f"{name}_cell", space=hp)
+        assert cell._get_encoder().encoding == encoding
+        other = make(name, tmp_path, f"{name}_ops")
+        assert other._get_encoder().encoding == "onehot"
+    explicit = make("bo", tmp_path, "explicit", space=hp, encoding="onehot")
+    assert explicit._get_encoder().encoding == "onehot"
+    # A search saved before the default was part of the state resumes with
+    # the default it started with (BO: one-hot; BANANAS: path, unchanged).
+    for name, encoding in (("bo", "onehot"), ("bananas", "path")):
+        saved = make(name, tmp_path, f"{name}_saved", space=hp)
+        state = saved.get_state()
+        assert state["cell_encoding"] == saved.cell_encoding
+        del state["cell_encoding"]
+        old = make(name, tmp_path, f"{name}_old", space=hp)
+        old.set_state(state)
+        assert old._get_encoder().encoding == encoding
+
+
 def test_normal_scores_keep_the_order():
     z = _model_based.normal_scores(np.array([94.0, 10.0, 93.0, 94.0]))
     assert z[1] < z[2] < z[0] == z[3]
