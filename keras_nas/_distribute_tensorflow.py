@@ -134,6 +134,15 @@ def _multi_worker(strategy) -> bool:
     ) and bool(strategy.extended._in_multi_worker_mode())
 
 
+def _unbuilt(model) -> bool:
+    """Whether Keras' `_symbolic_build` has anything to build in `model`
+    (its own test: layers, compiled metrics and loss, optimizer)."""
+    parts = [model.optimizer, model._compile_metrics, model._compile_loss]
+    return not all(layer.built for layer in model._flatten_layers()) or any(
+        part is not None and not part.built for part in parts
+    )
+
+
 def _mend_keras_multi_worker() -> None:
     """Lets Keras' TensorFlow trainer `fit` under several workers, and
     builds a `BUILD_BEFORE_TRACE` model's state before the first trace.
@@ -167,6 +176,8 @@ def _mend_keras_multi_worker() -> None:
         strategy = self._distribute_strategy
         if strategy is None and getattr(self, "BUILD_BEFORE_TRACE", False):
             # Built now, not inside the first trace (module docstring).
+            if not _unbuilt(self):
+                return None
             if iterator is not None:
                 for _, _, it in iterator:
                     data_batch = next(it)
