@@ -52,6 +52,14 @@ that strategy only (`_mend_keras_multi_worker`): the build uses the first
 local replica's batch (only its shapes matter) and the logs are averaged
 over the replicas (`axis=None`), as Keras does for `MirroredStrategy`.
 Every other strategy keeps Keras' own code.
+
+Without a strategy, Keras' TensorFlow trainer builds nothing before the
+first trace of the step: an unbuilt optimizer, compiled metric or loss
+creates its variables inside the trace, and `tf.function` then traces the
+whole step a second time (each new variable in a `cond`). A model class
+with `BUILD_BEFORE_TRACE = True` (the supernets with their own steps) gets
+Keras' strategy-time build instead (`_symbolic_build` on the first batch's
+shapes), so its step is traced once; other models keep Keras' code.
 """
 
 from __future__ import annotations
@@ -126,12 +134,23 @@ def _multi_worker(strategy) -> bool:
     ) and bool(strategy.extended._in_multi_worker_mode())
 
 
+def _unbuilt(model) -> bool:
+    """Whether Keras' `_symbolic_build` has anything to build in `model`
+    (its own test: layers, compiled metrics and loss, optimizer)."""
+    parts = [model.optimizer, model._compile_metrics, model._compile_loss]
+    return not all(layer.built for layer in model._flatten_layers()) or any(
+        part is not None and not part.built for part in parts
+    )
+
+
 def _mend_keras_multi_worker() -> None:
-    """Lets Keras' TensorFlow trainer `fit` under several workers.
+    """Lets Keras' TensorFlow trainer `fit` under several workers, and
+    builds a `BUILD_BEFORE_TRACE` model's state before the first trace.
 
     Replaces `TensorFlowTrainer._maybe_symbolic_build` and the trainer
     module's `reduce_per_replica` by versions that differ from Keras' only
-    under a multi-worker `MultiWorkerMirroredStrategy` (module docstring).
+    under a multi-worker `MultiWorkerMirroredStrategy`, or without a
+    strategy for a `BUILD_BEFORE_TRACE` model (module docstring).
     Runs once; a Keras without these names is left alone.
     """
     trainer = getattr(_keras_trainer, "TensorFlowTrainer", None)
@@ -155,6 +174,16 @@ def _mend_keras_multi_worker() -> None:
 
     def maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
+        if strategy is None and getattr(self, "BUILD_BEFORE_TRACE", False):
+            # Built now, not inside the first trace (module docstring).
+            if not _unbuilt(self):
+                return None
+            if iterator is not None:
+                for _, _, it in iterator:
+                    data_batch = next(it)
+                    break
+            self._symbolic_build(data_batch=data_batch)
+            return None
         if strategy is None or iterator is None or not _multi_worker(strategy):
             return keras_build(self, iterator=iterator, data_batch=data_batch)
         for _, _, it in iterator:

@@ -210,6 +210,10 @@ class DartsSupernet(keras.Model):
     >>> model.derive_genotype()  # doctest: +SKIP
     """
 
+    # Keras builds the state before the step is traced (no second trace;
+    # keras_nas/_distribute_tensorflow.py).
+    BUILD_BEFORE_TRACE = True
+
     def __init__(
         self,
         input_shape: Sequence[int],
@@ -585,24 +589,6 @@ class DartsSupernet(keras.Model):
         return relaxations.temperature(
             step, self.anneal_steps, self.tau_max, self.tau_min
         )
-
-    def make_train_function(self, force: bool = False):
-        """Builds the optimizers' state eagerly, then Keras' function.
-
-        Keras' TensorFlow trainer (no distribution strategy) otherwise
-        creates the optimizers' variables inside the first trace of the
-        step: one `cond` per variable, then the whole step traced again
-        (micro configuration: ~1/3 of the first `fit` call,
-        benchmarks/RESULTS.md).
-        """
-        optimizer = getattr(self, "optimizer", None)
-        if (
-            getattr(self, "_distribute_strategy", None) is None
-            and optimizer is not None
-            and not optimizer.built
-        ):
-            optimizer.build(self.trainable_variables)
-        return super().make_train_function(force=force)
 
     def train_step(self, *args):
         return self._steps.train_step(self, *args)

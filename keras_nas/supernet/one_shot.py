@@ -154,6 +154,10 @@ class OneShotSupernet(PathEvaluation, keras.Model):
     ```
     """
 
+    # Keras builds the state before the step is traced (no second trace;
+    # keras_nas/_distribute_tensorflow.py).
+    BUILD_BEFORE_TRACE = True
+
     def __init__(
         self,
         space: Any = None,

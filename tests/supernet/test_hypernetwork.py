@@ -99,7 +99,11 @@ def test_scoring_without_training_and_exact_resume(tmp_path):
     for v, w in zip(first.weights, weights, strict=True):
         np.testing.assert_array_equal(v.numpy(), w)
     first.compile(optimizer=keras.optimizers.Adam(1e-2))
+    traces, step = [], first.train_step
+    first.train_step = lambda *args: traces.append(1) or step(*args)
     first.train(x, y, epochs=2, batch_size=16)
+    assert len(traces) == 1  # the state is built before the trace
+    del first.train_step
     after = first.evaluate_architecture(CONVS, x, y, batch_size=48)
     assert after["loss"] < before["loss"]
     # Another candidate, never trained as such, is scored too.

@@ -387,11 +387,14 @@ def test_compiled_step_equals_eager_step_on_the_sampled_path(tmp_path):
         stats = [v for v in model.non_trainable_variables if "moving" in v.path]
         return model.trainable_variables + stats + model.optimizer.variables
 
-    paths = []
+    paths, traces, step = [], [], net.train_step
+    net.train_step = lambda *args: traces.append(1) or step(*args)
     for _ in range(3):
         before = [v.numpy().copy() for v in net.trainable_variables]
         net.fit(x, y, epochs=1, batch_size=32, verbose=0)  # one step
         assert net._train_mode == "compiled"
+        # Traced once: the state is built before (BUILD_BEFORE_TRACE).
+        assert len(traces) == 1
         path = net.last_path
         paths.append(path)
         on_path = {id(v) for v in net.path_trainable_variables(path)}

@@ -113,8 +113,11 @@ def test_compiled_fair_step_updates_exactly_the_union_of_the_paths():
     ref.set_weights(net.get_weights())
     stats = [v for v in net.non_trainable_variables if "moving" in v.path]
     before = [v.numpy().copy() for v in net.trainable_variables + stats]
+    traces, step = [], net.train_step
+    net.train_step = lambda *args: traces.append(1) or step(*args)
     net.fit(x, y, epochs=1, batch_size=32, verbose=0)  # one step
     assert net._train_mode == "compiled"
+    assert len(traces) == 1  # the state is built before the trace
     paths = net.last_paths
     assert len(paths) == 3 and net.last_path == paths[-1]
     union = set()
