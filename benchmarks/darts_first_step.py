@@ -33,7 +33,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from darts_step import CONFIGS  # noqa: E402
+from darts_step import CONFIGS, random_search_data  # noqa: E402
 
 # The functions of Keras' TensorFlow train function (the step's traces).
 STEP_FUNCTIONS = ("multi_step_on_iterator", "one_step_on_data")
@@ -105,13 +105,12 @@ def main():
     args = p.parse_args()
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import keras
-    import numpy as np
     import tensorflow as tf
     from tensorflow.python.eager.polymorphic_function import (
         tracing_compilation,
     )
 
-    from keras_nas.supernet.darts import DartsSupernet, SearchData
+    from keras_nas.supernet.darts import DartsSupernet
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -120,13 +119,7 @@ def main():
     _count_traces(tracing_compilation, traces)
     cfg = CONFIGS[args.config]
     keras.utils.set_random_seed(0)
-    n = cfg["batch"] * (args.steps + 1)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2 * n,) + cfg["shape"]).astype("float32")
-    y = rng.integers(0, 10, size=2 * n).astype("int32")
-    data = SearchData(
-        (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
-    )
+    data = random_search_data(cfg, args.steps + 1)
     out = {"config": args.config, "order": args.order}
     out["grappler"] = args.grappler
     t = _clock()

@@ -49,6 +49,22 @@ CONFIGS = {
 TARGETS = {1: 2.3, 2: 5.0}
 
 
+def random_search_data(cfg, batches):
+    """`SearchData` of `batches` random training and as many validation
+    batches of `cfg`'s shape and batch size (seed 0, in order)."""
+    import numpy as np
+
+    from keras_nas.supernet.darts import SearchData
+
+    n = cfg["batch"] * batches
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2 * n,) + cfg["shape"]).astype("float32")
+    y = rng.integers(0, 10, size=2 * n).astype("int32")
+    return SearchData(
+        (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
+    )
+
+
 def _rss_mib():
     with open("/proc/self/status") as f:
         for line in f:
@@ -83,10 +99,9 @@ def measure(args):
     if args.max_rss_gib:
         _watch_memory(1024.0 * args.max_rss_gib, phase)
     import keras
-    import numpy as np
 
     from keras_nas.supernet import _cell_scan
-    from keras_nas.supernet.darts import DartsSupernet, SearchData
+    from keras_nas.supernet.darts import DartsSupernet
 
     _cell_scan.ENABLED = args.cell_scan
 
@@ -94,13 +109,7 @@ def measure(args):
     if args.batch:
         cfg["batch"] = args.batch
     keras.utils.set_random_seed(0)
-    n = cfg["batch"] * (args.steps + args.warmup)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2 * n,) + cfg["shape"]).astype("float32")
-    y = rng.integers(0, 10, size=2 * n).astype("int32")
-    data = SearchData(
-        (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
-    )
+    data = random_search_data(cfg, args.steps + args.warmup)
     t0, c0 = time.perf_counter(), time.process_time()
     model = DartsSupernet(
         cfg["shape"],

@@ -45,10 +45,11 @@ import subprocess
 import sys
 import time
 
+from darts_step import CONFIGS as _STEP_CONFIGS
+from darts_step import _rss_mib, random_search_data
+
 CONFIGS = {
-    "micro": dict(filters=8, num_cells=5, batch=16, shape=(16, 16, 3)),
-    "paper": dict(filters=16, num_cells=8, batch=64, shape=(32, 32, 3)),
-    "tiny": dict(filters=4, num_cells=2, batch=16, shape=(8, 8, 3)),
+    **_STEP_CONFIGS,
     # The paper's network at a quarter of its batch (fits a shared box).
     "paper-b16": dict(filters=16, num_cells=8, batch=16, shape=(32, 32, 3)),
 }
@@ -58,14 +59,6 @@ VARIANTS = {
     "pc4": {"partial_channels": 4},
     "binary": {"relaxation": "binary"},
 }
-
-
-def _rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def _supernet(config, variant, run_eagerly):
@@ -91,18 +84,10 @@ def _supernet(config, variant, run_eagerly):
 def measure_step(args):
     """In a subprocess: builds one variant, warms up, times `steps`."""
     import keras
-    import numpy as np
 
-    from keras_nas.supernet.darts import SearchData
 
     cfg = CONFIGS[args.config]
-    n = cfg["batch"] * (args.steps + 1)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2 * n,) + cfg["shape"]).astype("float32")
-    y = rng.integers(0, 10, size=2 * n).astype("int32")
-    data = SearchData(
-        (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
-    )
+    data = random_search_data(cfg, args.steps + 1)
     model = _supernet(args.config, args.variant, args.eager)
     rss_built = _rss_mib()
     model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)  # warm-up

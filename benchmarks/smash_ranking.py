@@ -42,7 +42,12 @@ import os
 import time
 
 import numpy as np
-from _common import add_ranking_task_arguments, digits_split, fit_score
+from _common import (
+    add_ranking_task_arguments,
+    digits_split,
+    fit_score,
+    ranking_task,
+)
 from one_shot_ranking import _load_standalone, _rank, _sample_archs
 
 
@@ -135,6 +140,28 @@ def _smash_runs(args, space, archs, data, reference, extra=None, shown=None):
     return runs
 
 
+def _nb201_task(args):
+    """`(space, train, val, archs, result)`: the ranking task of
+    `one_shot_ranking.py` (`_common.ranking_task`), its `--archs` sampled
+    architectures and the start of the JSON result."""
+    import keras
+
+    from keras_nas.supernet import OneShotSupernet
+
+    space, train, val = ranking_task(args)
+    keras.utils.set_random_seed(args.seed)
+    sampler = OneShotSupernet(space, seed=args.seed)
+    archs = _sample_archs(sampler, args.archs, args.seed + 1)
+    result = {
+        "backend": keras.backend.backend(),
+        "num_train": len(train[0]),
+        "num_val": len(val[0]),
+        "args": vars(args),
+        "archs_ops": [list(sampler._to_path(v)) for v in archs],
+    }
+    return space, train, val, archs, result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_ranking_task_arguments(parser, standalone_epochs=30)
@@ -184,30 +211,8 @@ def main(argv=None) -> dict:
             "--space nb201"
         )
 
-    import keras
-
-    from keras_nas.spaces import NasBench201SearchSpace
-    from keras_nas.supernet import OneShotSupernet
-
     load_start = os.getloadavg()
-    train, val = digits_split(args.seed, args.num_train, args.num_val)
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 1),
-        num_classes=10,
-        filters=args.filters,
-        cells_per_stage=args.cells_per_stage,
-        learning_rate=args.learning_rate,
-    )
-    keras.utils.set_random_seed(args.seed)
-    sampler = OneShotSupernet(space, seed=args.seed)
-    archs = _sample_archs(sampler, args.archs, args.seed + 1)
-    result = {
-        "backend": keras.backend.backend(),
-        "num_train": len(train[0]),
-        "num_val": len(val[0]),
-        "args": vars(args),
-        "archs_ops": [list(sampler._to_path(v)) for v in archs],
-    }
+    space, train, val, archs, result = _nb201_task(args)
     per_seed, seconds = [], []
     for path in args.standalone_json:
         previous = _load_standalone(path, result)
@@ -272,31 +277,10 @@ def _interleaved_main(args) -> dict:
     the mean stand-alone seed; tau against the mean of the stand-alone
     seeds trained so far (and each seed alone). The JSON is rewritten
     after every round."""
-    import keras
     import keras_tuner
 
-    from keras_nas.spaces import NasBench201SearchSpace
-    from keras_nas.supernet import OneShotSupernet
-
-    train, val = digits_split(args.seed, args.num_train, args.num_val)
-    space = NasBench201SearchSpace(
-        input_shape=(8, 8, 1),
-        num_classes=10,
-        filters=args.filters,
-        cells_per_stage=args.cells_per_stage,
-        learning_rate=args.learning_rate,
-    )
-    keras.utils.set_random_seed(args.seed)
-    sampler = OneShotSupernet(space, seed=args.seed)
-    archs = _sample_archs(sampler, args.archs, args.seed + 1)
-    result = {
-        "backend": keras.backend.backend(),
-        "num_train": len(train[0]),
-        "num_val": len(val[0]),
-        "args": vars(args),
-        "archs_ops": [list(sampler._to_path(v)) for v in archs],
-        "rounds": [],
-    }
+    space, train, val, archs, result = _nb201_task(args)
+    result["rounds"] = []
     per_seed = []
     for r in range(args.standalone_seeds):
         load = [os.getloadavg()[0]]
