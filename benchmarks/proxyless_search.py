@@ -115,7 +115,6 @@ def main():
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from keras_nas.estimation import LatencyTable
-    from keras_nas.estimation.latency_table import measure_interleaved
     from keras_nas.spaces import MobileNetSearchSpace
     from keras_nas.supernet import ProxylessSupernet, search_data
     from keras_nas.supernet.proxyless import default_arch_optimizer
@@ -216,24 +215,15 @@ def main():
             f"{row['predicted_ms']:.3f} ms ({args.statistic}); load {_load()}"
         )
     # Every derived network timed with a fresh measurement of the parts.
-    layout = space.latency_layout()
-    models = dict(layout["models"])
-    for i, row in enumerate(results):
-        models[f"derived {i}"] = space.build_network(row["genotype"])
     rng = np.random.default_rng(args.seed + 1)
     calibration = [
         tuple(str(rng.choice(b.choices)) for b in space.blocks)
         for _ in range(args.calibrate)
     ]
-    for i, ops in enumerate(calibration):
-        models[f"calibration {i}"] = space.build_network(ops)
-    print(f"timing {len(models)} models (load {_load()})")
-    with realtime(enabled=args.realtime):
-        stats = measure_interleaved(
-            models, repeats=args.repeats, seed=args.seed + 1,
-            runs=args.runs, warmup=5, batch_size=1,
-        )  # fmt: skip
-    fresh = LatencyTable(layout, {k: stats[k] for k in layout["models"]})
+    print(f"timing the networks (load {_load()})")
+    stats, fresh = time_networks(
+        space, results, calibration, args, args.seed + 1
+    )
     plain = [fresh.predict(r["genotype"], args.statistic) for r in results]
     fresh.fit_overhead(
         [(ops, stats[f"calibration {i}"]) for i, ops in enumerate(calibration)]
@@ -268,29 +258,44 @@ def main():
         plot(results, args)
 
 
-def deploy(results, shape, calibration, args):
-    """Times the derived networks built for a `--deploy-size` input with a
-    table of that space (parts, networks and calibration networks in the
-    same interleaved rounds); adds `deploy_*` keys to every result."""
+def time_networks(space, results, calibration, args, seed):
+    """Times `space`'s latency-table parts, the networks of the results'
+    genotypes (`"derived i"`) and of the `calibration` ops (`"calibration
+    i"`) in the same interleaved rounds. Returns `(stats, table)`: the
+    statistics of every model and a `LatencyTable` of the parts (no
+    overhead fitted)."""
     from keras_nas.estimation import LatencyTable
     from keras_nas.estimation.latency_table import measure_interleaved
-    from keras_nas.spaces import MobileNetSearchSpace
 
-    size = args.deploy_size
-    space = MobileNetSearchSpace((size, size, 1), 10, **shape)
     layout = space.latency_layout()
     models = dict(layout["models"])
     for i, row in enumerate(results):
         models[f"derived {i}"] = space.build_network(row["genotype"])
     for i, ops in enumerate(calibration):
         models[f"calibration {i}"] = space.build_network(ops)
-    print(f"deployed at {size}x{size}: timing {len(models)} models")
+    print(f"  {len(models)} models")
     with realtime(enabled=args.realtime):
         stats = measure_interleaved(
-            models, repeats=args.repeats, seed=args.seed + 2,
+            models, repeats=args.repeats, seed=seed,
             runs=args.runs, warmup=5, batch_size=1,
         )  # fmt: skip
-    table = LatencyTable(layout, {k: stats[k] for k in layout["models"]})
+    return stats, LatencyTable(
+        layout, {k: stats[k] for k in layout["models"]}
+    )
+
+
+def deploy(results, shape, calibration, args):
+    """Times the derived networks built for a `--deploy-size` input with a
+    table of that space (parts, networks and calibration networks in the
+    same interleaved rounds); adds `deploy_*` keys to every result."""
+    from keras_nas.spaces import MobileNetSearchSpace
+
+    size = args.deploy_size
+    space = MobileNetSearchSpace((size, size, 1), 10, **shape)
+    print(f"deployed at {size}x{size}: timing the networks")
+    stats, table = time_networks(
+        space, results, calibration, args, args.seed + 2
+    )
     plain = [table.predict(r["genotype"], args.statistic) for r in results]
     plain_median = [table.predict(r["genotype"]) for r in results]
     table.fit_overhead(
