@@ -161,12 +161,12 @@ def _fit(oracle: Any, done: list, region: int, running: list) -> Batch | None:
         parents = [None] * len(candidates)
     else:
         candidates, parents = oracle._candidates(done)
-        if not candidates:
-            return None
-        x_candidates = oracle._encode(candidates)
-        keys = [_base.values_hash(oracle, v) for v in candidates]
+        x_candidates = keys = None
     if not candidates:
         return None
+    if keys is None:
+        x_candidates = oracle._encode(candidates)
+        keys = [_base.values_hash(oracle, v) for v in candidates]
     seed = int(oracle._rng.integers(2**31 - 1))
     rewards = np.asarray([d[2] for d in done], dtype=np.float64)
     targets = oracle._targets(rewards)
