@@ -375,11 +375,10 @@ class HyperNetwork(keras.Model):
         check_positive_int("batch_size", batch_size)
         x = np.asarray(x, dtype="float32")
         n = len(x)
+        size = min(n, batch_size)
         # Row indices, the last batch wrapped around to the first images.
-        rows = np.arange(-(-n // batch_size) * batch_size) % max(n, 1)
-        if n <= batch_size:
-            rows = np.arange(n)
-        code = np.tile(self.encode(values)[None], (min(n, batch_size), 1))
+        rows = np.arange(-(-n // max(size, 1)) * size) % max(n, 1)
+        code = np.tile(self.encode(values)[None], (size, 1))
         out = [
             ops.convert_to_numpy(
                 self.predict_on_batch((x[rows[i : i + batch_size]], code))
