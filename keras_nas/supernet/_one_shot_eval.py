@@ -124,10 +124,17 @@ class PathEvaluation:
             idx = None
         else:
             idx = self.path_indices(path)
-        out = [
-            ops.convert_to_numpy(run(x[i : i + batch_size], idx))
-            for i in range(0, len(x), batch_size)
-        ]
+        size = max(1, min(batch_size, len(x)))
+        out = []
+        for i in range(0, len(x), size):
+            xb = x[i : i + size]
+            n = len(xb)
+            if idx is not None and n < size:
+                # The compiled function keeps one batch shape: a short last
+                # batch is padded (inference is per example) and cut again.
+                pad = np.repeat(xb[-1:], size - n, axis=0)
+                xb = np.concatenate([xb, pad], axis=0)
+            out.append(ops.convert_to_numpy(run(xb, idx))[:n])
         return np.concatenate(out, axis=0)
 
     def evaluate_path(

@@ -433,3 +433,18 @@ def test_compiled_step_equals_eager_step_on_the_sampled_path(tmp_path):
         net.compile(step="compiled")
         net.sampler = lambda rng: values
         net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+
+
+def test_predict_path_short_last_batch_keeps_one_compiled_shape():
+    x, _ = _data(40)
+    net = OneShotSupernet(NB201, seed=0)
+    net.compile()
+    values = net.sample_values(np.random.default_rng(3))
+    # 40 = 16 + 16 + 8: the short batch is padded to 16, not traced again.
+    parts = net.predict_path(values, x, batch_size=16)
+    net.predict_path(values, x[:25], batch_size=16)
+    fn = tf_step.indexed_function(net, False)
+    assert fn.experimental_get_tracing_count() == 1
+    whole = net.predict_path(values, x, batch_size=40)
+    assert parts.shape == whole.shape == (40, NB201.num_classes)
+    np.testing.assert_allclose(parts, whole, atol=1e-5)
