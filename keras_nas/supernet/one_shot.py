@@ -66,7 +66,6 @@ def _steps_module():
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class OneShotSupernet(PathEvaluation, keras.Model):
     """Weight-sharing supernet trained one sampled path per batch.
 
