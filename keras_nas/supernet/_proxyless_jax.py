@@ -25,6 +25,7 @@ from keras_nas.supernet._one_shot_jax import switch
 
 __all__ = [
     "JIT_COMPILE",
+    "apply",
     "is_concrete",
     "layer_caller",
     "switch",
@@ -41,6 +42,12 @@ JIT_COMPILE = True
 def layer_caller(layer):
     """`layer` itself (JAX runs the layers as they are)."""
     return layer
+
+
+def apply(optimizer, grads, variables) -> None:
+    """`optimizer.apply(grads, variables)` (under `keras.distribution`
+    the step is one program over the global batch: nothing to average)."""
+    optimizer.apply(grads, variables)
 
 
 def is_concrete(value) -> bool:

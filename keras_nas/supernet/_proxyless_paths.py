@@ -66,9 +66,10 @@ def path_masks(model, path) -> list:
     return [masks.get(id(v), True) for v in model.weight_variables]
 
 
-def masked_apply(optimizer, grads, variables, masks) -> None:
-    """Applies `optimizer` to `variables`, then puts back every variable
-    whose mask is False, with its optimizer slots."""
+def masked_apply(optimizer, grads, variables, masks, apply) -> None:
+    """Applies `optimizer` to `variables` with `apply(optimizer, grads,
+    variables)` (the backend's), then puts back every variable whose mask
+    is False, with its optimizer slots."""
     slots = optimizer_slots(optimizer, variables)
     saved = []
     for v, mask, v_slots in zip(variables, masks, slots, strict=True):
@@ -76,6 +77,6 @@ def masked_apply(optimizer, grads, variables, masks) -> None:
             continue
         for w in (v, *v_slots):
             saved.append((w, ops.copy(ops.convert_to_tensor(w)), mask))
-    optimizer.apply(grads, variables)
+    apply(optimizer, grads, variables)
     for w, old, mask in saved:
         w.assign(ops.where(mask, ops.convert_to_tensor(w), old))

@@ -2,7 +2,8 @@
 
 One subprocess (`_distribute_run.py`: TensorFlow must see the 2 logical
 devices before it initialises) builds, compiles and fits `DartsSupernet`
-(first and second order) and `OneShotSupernet` (uniform paths) inside
+(first and second order), `OneShotSupernet` (uniform paths) and
+`ProxylessSupernet` (with and without a warm-up step) inside
 `strategy.scope()` for one step on a global batch of 8, and the same step
 on one device. Tolerance: 1e-5 absolute on every weight and architecture
 variable (float32 rounding of the all-reduce and of a 1-sample-different
@@ -40,7 +41,10 @@ def _run(args):
 
 def test_one_step_on_two_replicas_equals_one_device(tmp_path):
     report = _run([str(HERE / "_distribute_run.py"), str(tmp_path)])
-    assert set(report) == {"darts_order1", "darts_order2", "one_shot_uniform"}
+    assert set(report) == {
+        "darts_order1", "darts_order2", "one_shot_uniform", "proxyless",
+        "proxyless_warmup",
+    }  # fmt: skip
     for name, case in report.items():
         assert case["replicas"] == 2, name
         assert case["same_start"], name
@@ -49,6 +53,12 @@ def test_one_step_on_two_replicas_equals_one_device(tmp_path):
         # Same path, seed state and step counters on both devices.
         assert case["ints_equal"], (name, case)
         assert case["replica_spread"] <= TOLERANCE, (name, case)
+    # ProxylessNAS: the binary gates' architecture step on the global
+    # batch; during the warm-up the path logits stay put on both replicas.
+    assert report["proxyless"]["arch_change"] > 1e-4, report["proxyless"]
+    assert report["proxyless"]["arch_diff"] <= TOLERANCE, report["proxyless"]
+    assert report["proxyless_warmup"]["arch_change"] == 0.0
+    assert report["proxyless_warmup"]["arch_diff"] == 0.0
     # Saved under the strategy, loaded in its scope, one more step: as two
     # steps on one device (the sampler's seed state included).
     resumed = report["one_shot_uniform"]["resumed"]
