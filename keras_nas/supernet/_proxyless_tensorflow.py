@@ -17,9 +17,11 @@ mirrored variables), the gradients are averaged over the replicas before
 clipping and decay (`_distribute_tensorflow.mean_gradients`) and applied
 once (`apply`), so every replica keeps the same weights, path logits and
 optimizer slots. An optimizer's update cannot run inside a `tf.cond`
-branch there (its all-reduce is a `merge_call`), so during the warm-up
-`when` runs the architecture step anyway and puts back every variable it
-changed. Batch norm keeps per-replica statistics (see
+branch there (its all-reduce is a `merge_call`), so with `warmup_steps > 0`
+`when` copies every variable of the model, its optimizers and metrics,
+runs the architecture step on every step and puts the copies back while
+the warm-up lasts (one copy of the state and one architecture step per
+step, under a strategy only). Batch norm keeps per-replica statistics (see
 `keras_nas._distribute_tensorflow`).
 """
 
