@@ -169,7 +169,10 @@ def fit_to_devices(data: Any) -> tuple[Any, str | None]:
 
 def _trim_batches(dataset: Any, n: int) -> Any:
     """Each `(x, y)` batch of `dataset` cut to a multiple of `n` rows;
-    batches of fewer than `n` rows left out."""
+    batches of fewer than `n` rows left out (an empty batch would make a
+    NaN loss). The filter leaves the number of batches unknown to Keras,
+    which then warns "Your input ran out of data" once per `fit`, at the
+    end of the first epoch."""
     import tensorflow as tf
 
     def trim(x, y):
