@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet._darts_jax import test_step
 from keras_nas.supernet._one_shot_jax import switch
 
@@ -60,19 +61,6 @@ def _current(scope, variable, old):
     return old if value is None else value
 
 
-def _state_variables(model) -> list:
-    out, seen = [], set()
-    for v in (
-        list(model.variables)
-        + list(model.optimizer.variables)
-        + list(model.metrics_variables)
-    ):
-        if id(v) not in seen:
-            seen.add(id(v))
-            out.append(v)
-    return out
-
-
 def when(model, condition, fn) -> None:
     """Runs `fn()` (which only updates variables) if `condition` holds: a
     `jax.lax.cond` over every variable's value when `condition` is
@@ -81,7 +69,7 @@ def when(model, condition, fn) -> None:
         if bool(condition):
             fn()
         return
-    variables = _state_variables(model)
+    variables = paths.state_variables(model)
 
     def run(values):
         mapping = list(zip(variables, values, strict=True))

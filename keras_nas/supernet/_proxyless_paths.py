@@ -52,6 +52,16 @@ def draw_pairs(model, draw) -> list:
     return pairs
 
 
+def state_variables(model) -> list:
+    """Every variable of `model`, its optimizers and its metrics, once."""
+    variables = (
+        *model.variables,
+        *model.optimizer.variables,
+        *model.metrics_variables,
+    )
+    return list({id(v): v for v in variables}.values())
+
+
 def path_masks(model, path) -> list:
     """Per weight variable: True (stem, head) or a boolean tensor, whether
     the sampled `path` uses it."""

@@ -32,6 +32,7 @@ import weakref
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet._darts_tensorflow import test_step
 from keras_nas.supernet._one_shot_tensorflow import switch
 
@@ -86,15 +87,9 @@ def when(model, condition, fn) -> None:
     if distribute.num_replicas() > 1:
         # No optimizer update in a `tf.cond` branch under a strategy: run
         # `fn`, then put back what it changed unless `condition` holds.
-        variables = {
-            id(v): v
-            for v in (
-                *model.variables,
-                *model.optimizer.variables,
-                *model.metrics_variables,
-            )
-        }.values()
-        saved = [(v, tf.identity(v.value)) for v in variables]
+        saved = [
+            (v, tf.identity(v.value)) for v in paths.state_variables(model)
+        ]
         fn()
         for v, old in saved:
             v.assign(tf.where(condition, v.value, old))
