@@ -15,10 +15,11 @@ import numpy as np
 
 from keras_nas.blocks.gan import build_discriminator, build_generator
 from keras_nas.gan.model import GAN
-from keras_nas.spaces import NasBench201SearchSpace
+from keras_nas.spaces import MobileNetSearchSpace, NasBench201SearchSpace
 from keras_nas.supernet.darts import DartsSupernet, SearchData
 from keras_nas.supernet.hypernetwork import HyperNetwork
 from keras_nas.supernet.one_shot import OneShotSupernet
+from keras_nas.supernet.proxyless import ProxylessSupernet
 
 BATCH = 16
 
@@ -67,6 +68,22 @@ def one_shot(x, y, sampler, step="auto"):
     return model, lambda m=model: m.fit(
         x[:BATCH], y[:BATCH], batch_size=BATCH, verbose=0, shuffle=False
     )
+
+
+def proxyless(x, y, warmup_steps=0):
+    """A `ProxylessSupernet` step (binary gates: path logits on the
+    second half, the sampled path's weights on the first) on a 2-block
+    MobileNet space (kernels 3, 5; expansions 1, 3)."""
+    space = MobileNetSearchSpace(
+        (8, 8, 3), 10, stem_filters=4, stages=((4, 2, 1),),
+        kernel_sizes=(3, 5), expansions=(1, 3),
+    )  # fmt: skip
+    model = ProxylessSupernet(space, warmup_steps=warmup_steps, seed=0)
+    model.compile(decay_steps=10)
+    batches = SearchData(
+        (x[:BATCH], y[:BATCH]), (x[BATCH:], y[BATCH:]), BATCH, shuffle=False
+    )
+    return model, lambda m=model: m.fit(batches, epochs=1, verbose=0)
 
 
 def hypernetwork(images, y):

@@ -1,11 +1,12 @@
 """One step of each supernet under `tf.distribute.MirroredStrategy`.
 
 TensorFlow backend, 2 logical CPU devices (set here before TensorFlow
-starts). `DartsSupernet` (first and second order) and `OneShotSupernet`
-(uniform SPOS paths and FairNAS `sampler="fair"`) are built, compiled and
-fitted inside `strategy.scope()` as Keras users do, for one step on a
-global batch of 16 (8 per replica), and the same model takes the same step
-on one device from the same initial weights. Prints one JSON line: per
+starts). `DartsSupernet` (first and second order), `OneShotSupernet`
+(uniform SPOS paths and FairNAS `sampler="fair"`), `HyperNetwork`, the GAN
+and `ProxylessSupernet` (without and with a 1-step warm-up) are built,
+compiled and fitted inside `strategy.scope()` as Keras users do, for one
+step on a global batch of 16 (8 per replica), and the same model takes the
+same step on one device from the same initial weights. Prints one JSON line: per
 case the largest absolute difference over all weights (architecture
 variables included), the largest relative difference of the architecture
 update (DARTS) and the largest change of any weight in the step.
@@ -113,6 +114,8 @@ CASES = {
     "spos_eager": lambda: one_shot(None, step="eager"),
     "hypernetwork": hypernetwork,
     "gan": lambda: cases.gan(X),
+    "proxyless": lambda: cases.proxyless(X, Y),
+    "proxyless_warmup": lambda: cases.proxyless(X, Y, warmup_steps=1),
 }
 
 

@@ -2,12 +2,14 @@
 
 TensorFlow backend, 2 logical CPUs (`set_logical_device_configuration`)
 and `tf.distribute.MirroredStrategy` over them: each tuner runs 2 trials
-(`Darts`: its 1 trial) of a tiny `CellSearchSpace` (1 cell, 2 nodes, 4
-filters; `Enas` a 1-cell NAS-Bench-201 space) on 256 digits images, 1
-epoch, global batch 64; keras-tuner builds and fits every trial's model in
-the strategy's scope (`Darts` and `Enas` build their supernet there).
-Prints, per tuner, the trial scores, the best model's first weight type
-(`MirroredVariable`) and the time.
+(`Darts`, `Proxyless`: their 1 trial) of a tiny `CellSearchSpace` (1
+cell, 2 nodes, 4 filters; `Enas` a 1-cell NAS-Bench-201 space, `Proxyless`
+a 2-block MobileNet space) on 256 digits images, 1 epoch, global batch 64;
+keras-tuner builds and fits every trial's model in the strategy's scope
+(`Darts`, `Enas` and `Proxyless` build their supernet there). Prints, per
+tuner, the trial scores, the replicas of the supernet (`Darts`, `Enas`,
+`Proxyless`), the best model's first weight type (`MirroredVariable`) and
+the time.
 
 `--role chief|worker` runs the same search in keras-tuner's chief/worker
 mode (set `KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP` and
@@ -36,6 +38,7 @@ tf.config.set_logical_device_configuration(
 from keras_nas.data import load_digits_arrays  # noqa: E402
 from keras_nas.spaces import (  # noqa: E402
     CellSearchSpace,
+    MobileNetSearchSpace,
     NasBench201SearchSpace,
 )
 from keras_nas.tuners import (  # noqa: E402
@@ -46,6 +49,7 @@ from keras_nas.tuners import (  # noqa: E402
     Enas,
     LocalSearch,
     MonteCarloTreeSearch,
+    Proxyless,
     Reinforce,
 )
 
@@ -58,6 +62,7 @@ TUNERS = {
     "local": LocalSearch,
     "darts": Darts,
     "enas": Enas,
+    "proxyless": Proxyless,
 }
 
 
@@ -88,6 +93,12 @@ def _tuner(cls, directory, strategy):
             nb201, max_trials=2, controller_steps=1, reward_batch_size=32,
             **kwargs,
         )  # fmt: skip
+    if cls is Proxyless:
+        mobilenet = MobileNetSearchSpace(
+            (8, 8, 1), 10, stem_filters=4, stages=((8, 2, 1),),
+            kernel_sizes=(3, 5), expansions=(1, 3),
+        )  # fmt: skip
+        return cls(mobilenet, batch_size=64, **kwargs)
     return cls(space, max_trials=2, **kwargs)
 
 
@@ -115,8 +126,16 @@ def main(argv=None) -> None:
             continue
         model = tuner.get_best_models(1)[0]
         scores = [float(t.score) for t in tuner.oracle.trials.values()]
+        supernet = getattr(tuner, "supernet", None)
+        replicas = (
+            ""
+            if supernet is None
+            else "supernet replicas "
+            f"{supernet.distribute_strategy.num_replicas_in_sync}, "
+        )
         print(
             f"{cls.__name__}: {len(scores)} trials, scores {scores}, "
+            f"{replicas}"
             f"best model weight {type(model.weights[0].value).__name__}, "
             f"{time.time() - t0:.1f} s",
             flush=True,

@@ -255,11 +255,12 @@ def add_search_parser(commands: Any) -> None:
         type=devices_option,
         default=None,
         metavar="N|all|cpu",
-        help="train every trial (and the one-shot supernets but "
-        "proxyless on mobilenet, and the retrained best) data-parallel on "
-        "N local devices, or all, with tf.distribute.MirroredStrategy "
-        "(TensorFlow backend; GPUs if any, else the CPUs TensorFlow lists; "
-        "--batch-size is the global batch); 'cpu': hide the GPUs. Absent: "
+        help="train every trial (and the one-shot supernets, and the "
+        "retrained best) data-parallel on N local devices, or all, with "
+        "tf.distribute.MirroredStrategy (TensorFlow backend; GPUs if any, "
+        "else the CPUs TensorFlow lists) or keras.distribution.DataParallel "
+        "(JAX backend; JAX's devices; --batch-size must be a multiple of N). "
+        "--batch-size is the global batch; 'cpu': hide the GPUs. Absent: "
         "Keras' default device",
     )
     estimation.add_argument(

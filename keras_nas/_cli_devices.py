@@ -4,14 +4,22 @@
 - `cpu`: accelerators hidden from TensorFlow and JAX (set before either is
   imported), everything on the CPU;
 - `N` or `all`: data-parallel training on the first N (or all) local
-  devices: GPUs when TensorFlow sees any, else its (logical) CPUs. On the
-  TensorFlow backend a `tf.distribute.MirroredStrategy` over them is handed
-  to the tuner as keras-tuner's `distribution_strategy=`: each trial's model
-  (and the supernet of the one-shot tuners `darts`, `gdas`, `pc-darts`,
-  `enas`, and `proxyless` on the cell space) is built, compiled and fitted
-  in its scope, and the best architecture is retrained in it.
+  devices, each trial's model (and the supernet of the one-shot tuners
+  `darts`, `gdas`, `pc-darts`, `enas`, `proxyless`) built, compiled and
+  fitted on them, and the best architecture retrained on them.
   `--batch-size` is the global batch, split across the devices. With 1
-  device no strategy is made.
+  device no distribution is set up.
+  - TensorFlow backend: a `tf.distribute.MirroredStrategy` over its GPUs if
+    any, else its (logical) CPUs, handed to the tuner as keras-tuner's
+    `distribution_strategy=`.
+  - JAX backend: `keras.distribution.DataParallel` over JAX's devices
+    (`keras.distribution.list_devices()`), set for the whole process with
+    `keras.distribution.set_distribution` before any model is built (the
+    tuners keep it across the Keras session they clear before each trial,
+    `keras_nas.tuners._build`). Every batch must split evenly over the
+    devices (Keras' JAX data sharding): `--batch-size` must be a multiple
+    of N, and `fit_to_devices` drops the last few (< N) examples of each
+    array split so that the last batch splits too.
 
 Several machines, or several trials at a time, use keras-tuner's
 `KERASTUNER_*` variables (README, "Scaling out"); `--devices` then applies
@@ -22,19 +30,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 from typing import Any
 
 from keras_nas._cli_env import UsageError, quietly
-
-
-def _one_device_only(args: argparse.Namespace) -> str | None:
-    """Why the search cannot use several devices, or None."""
-    # On the cell space --tuner proxyless is the DARTS supernet's binary
-    # relaxation, which is distribution-aware.
-    if args.tuner == "proxyless" and args.space != "cell":
-        return "ProxylessSupernet's step is not distribution-aware"
-    return None
 
 
 def hide_accelerators(args: argparse.Namespace) -> None:
@@ -60,14 +60,18 @@ def _short(name: str) -> str:
 def make_strategy(args: argparse.Namespace) -> tuple[Any, str | None]:
     """The `distribution_strategy` for `--devices`, and a line saying so.
 
+    On the JAX backend the strategy is always None: `keras.distribution.
+    DataParallel` is set for the process instead (module docstring).
+
     Returns:
-        `(strategy, line)`: `strategy` is None when no strategy applies
-        (option absent, `cpu`, or one device); `line` is None when the
-        option is absent.
+        `(strategy, line)`: `strategy` is None when no `tf.distribute`
+        strategy applies (option absent, `cpu`, one device, JAX); `line`
+        is None when the option is absent.
 
     Raises:
         UsageError: more devices asked for than are present, a backend
-            other than TensorFlow, or a tuner that cannot use them.
+            other than TensorFlow or JAX, or (JAX) a `--batch-size` that
+            does not split over the devices.
     """
     devices = getattr(args, "devices", None)
     if devices is None:
@@ -77,15 +81,19 @@ def make_strategy(args: argparse.Namespace) -> tuple[Any, str | None]:
     with quietly(args.verbose):
         import keras
     backend = keras.backend.backend()
-    if backend != "tensorflow":
+    if backend == "jax":
+        present = list(keras.distribution.list_devices())
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        present = _local_devices(tf)
+    else:
         raise UsageError(
             "--devices N|all trains on several devices with "
-            "tf.distribute.MirroredStrategy: it needs KERAS_BACKEND="
-            f"tensorflow. Received: devices={devices}, backend={backend}"
+            "tf.distribute.MirroredStrategy (KERAS_BACKEND=tensorflow) or "
+            "keras.distribution.DataParallel (KERAS_BACKEND=jax). "
+            f"Received: devices={devices}, backend={backend}"
         )
-    import tensorflow as tf
-
-    present = _local_devices(tf)
     names = ", ".join(_short(d) for d in present)
     if devices != "all" and devices > len(present):
         raise UsageError(
@@ -93,20 +101,85 @@ def make_strategy(args: argparse.Namespace) -> tuple[Any, str | None]:
             f"{len(present)} present ({names}). Received: devices={devices}"
         )
     chosen = present if devices == "all" else present[:devices]
-    reason = _one_device_only(args)
-    if len(chosen) > 1 and reason:
-        raise UsageError(
-            f"--tuner {args.tuner} --space {args.space} trains on one device "
-            f"only ({reason}). Received: devices={devices}"
-        )
     shown = ", ".join(_short(d) for d in chosen)
     if len(chosen) == 1:
-        return None, f"devices: 1 device ({shown}), no distribution strategy"
+        if backend == "jax":  # One device: no distribution left set.
+            keras.distribution.set_distribution(None)
+        return None, f"devices: 1 device ({shown}), no distribution"
+    if backend == "jax":
+        if args.batch_size % len(chosen):
+            raise UsageError(
+                f"--batch-size must be a multiple of the {len(chosen)} "
+                "devices: keras.distribution.DataParallel splits every "
+                "batch evenly over them. Received: "
+                f"batch_size={args.batch_size}, devices={devices}"
+            )
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=chosen)
+        )
+        return None, (
+            f"devices: {shown} (keras.distribution.DataParallel: each trial "
+            f"data-parallel, global batch {args.batch_size})"
+        )
     strategy = tf.distribute.MirroredStrategy(chosen)
     return strategy, (
         f"devices: {shown} (MirroredStrategy: each trial data-parallel, "
         f"global batch {args.batch_size})"
     )
+
+
+def fit_to_devices(data: Any) -> tuple[Any, str | None]:
+    """`data` with every batch splittable over the devices of the JAX
+    `DataParallel` distribution in effect, and a line saying what was
+    dropped (None if nothing).
+
+    Each array split keeps its first `len - len % N` examples (N devices),
+    so that its last, partial batch splits too (`--batch-size` is a
+    multiple of N); each batch of a `tf.data` pipeline keeps its first
+    `size - size % N`. Without a distribution (TensorFlow, one device),
+    `data` as it is.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return data, None
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return data, None
+    n = int(distribution.device_mesh.shape[0])
+    splits = ("train", "validation", "test")
+    if not data.is_arrays:
+        return dataclasses.replace(
+            data, **{s: _trim_batches(getattr(data, s), n) for s in splits}
+        ), None
+    kept, dropped = {}, []
+    for split in splits:
+        x, y = getattr(data, split)
+        size = len(y) - len(y) % n
+        kept[split] = (x[:size], y[:size])
+        if size < len(y):
+            dropped.append(f"{len(y) - size} {split}")
+    if not dropped:
+        return data, None
+    return dataclasses.replace(data, **kept), (
+        f"devices: dropped the last {', '.join(dropped)} example(s), so "
+        f"that every batch splits over the {n} devices"
+    )
+
+
+def _trim_batches(dataset: Any, n: int) -> Any:
+    """Each `(x, y)` batch of `dataset` cut to a multiple of `n` rows;
+    batches of fewer than `n` rows left out (an empty batch would make a
+    NaN loss). The filter leaves the number of batches unknown to Keras,
+    which then warns "Your input ran out of data" once per `fit`, at the
+    end of the first epoch."""
+    import tensorflow as tf
+
+    def trim(x, y):
+        size = tf.shape(y)[0] - tf.shape(y)[0] % n
+        return x[:size], y[:size]
+
+    return dataset.map(trim).filter(lambda x, y: tf.shape(y)[0] > 0)
 
 
 def strategy_scope(strategy: Any) -> contextlib.AbstractContextManager:

@@ -15,6 +15,7 @@ from typing import Any
 
 from keras_nas import _project
 from keras_nas._cli_devices import (
+    fit_to_devices,
     hide_accelerators,
     make_strategy,
     strategy_scope,
@@ -113,7 +114,7 @@ def search_worker(args: argparse.Namespace) -> int:
     os.makedirs(args.directory, exist_ok=True)
     run = Run(args, None)
     run.strategy, devices_line = make_strategy(args)
-    data = _load(args)
+    data, dropped = fit_to_devices(_load(args))
     run.space = make_space(args, data)
     _seed_everything(args.seed)
 
@@ -133,8 +134,9 @@ def search_worker(args: argparse.Namespace) -> int:
         f"{os.environ['KERASTUNER_ORACLE_IP']}:"
         f"{os.environ['KERASTUNER_ORACLE_PORT']}, directory {args.directory}"
     )
-    if devices_line:
-        run.say(devices_line)
+    for line in (devices_line, dropped):
+        if line:
+            run.say(line)
     run.tuner.search(
         epochs=args.epochs,
         validation_data=data.validation_data(),
@@ -174,8 +176,10 @@ def search(args: argparse.Namespace) -> int:
     with quietly(args.verbose):  # tfds imports TensorFlow.
         data = _load(args)
     run.say(import_backend(verbose=args.verbose))
-    if devices_line:
-        run.say(devices_line)
+    data, dropped = fit_to_devices(data)
+    for line in (devices_line, dropped):
+        if line:
+            run.say(line)
     run.space = make_space(args, data)
     _seed_everything(args.seed)
     _project.install_atomic_tuner_writes()

@@ -7,6 +7,9 @@ then calls the command's `main` with the command line, twice in one process
 error, status 2, nothing written) and a 1-trial search with `--devices 2`.
 The subprocess records the number of replicas of every `fit` (the model's
 own `distribute_strategy`): the trial and the retrained best train on 2.
+`test_search_on_two_jax_devices` does the same on the JAX backend
+(`keras.distribution.DataParallel`) and compares `--devices 2` with
+`--devices 1`.
 """
 
 import json
@@ -49,6 +52,115 @@ _SCRIPT = textwrap.dedent(
     print(json.dumps({"status": second, "fit_replicas": replicas}))
     """
 )
+
+
+# The same on the JAX backend with 2 host devices (XLA_FLAGS, before JAX
+# starts): `--devices 3` and a `--batch-size` the devices cannot split are
+# refused; the same 1-trial search with `--devices 1` and `--devices 2`.
+# Every `fit` records the distribution in effect and how many devices hold
+# the model's first weight; the best model's weights are saved to compare.
+_JAX_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import keras
+    import numpy as np
+
+    fits = []
+    fit = keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        distribution = keras.distribution.distribution()
+        fits.append([
+            type(distribution).__name__,
+            len(self.weights[0].value.sharding.device_set),
+        ])
+        return fit(self, *args, **kwargs)
+
+    keras.Model.fit = recording_fit
+    import keras_nas
+    from keras_nas.cli import main
+
+    out, common = sys.argv[1], sys.argv[2:]
+    report = {}
+    for name, extra in [
+        ("three", ["--devices", "3"]),
+        ("odd", ["--devices", "2", "--batch-size", "15"]),
+        ("one", ["--devices", "1"]),
+        ("two", ["--devices", "2"]),
+    ]:
+        directory = os.path.join(out, name)
+        del fits[:]
+        argv = ["search", *common, *extra, "--directory", directory]
+        status = main(argv)
+        report[name] = {"status": status, "fits": list(fits)}
+        if status == 0:
+            model = keras.saving.load_model(directory + "/best_model.keras")
+            np.savez(directory + "/weights.npz", *model.get_weights())
+        print(name, flush=True)
+    print(json.dumps(report))
+    """
+)
+
+
+def test_search_on_two_jax_devices(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=rng.random((60, 4, 4, 1)), y=np.arange(60) % 3)
+    common = [
+        "--dataset", str(data), "--space", "chain", "--num-cells", "1",
+        "--tuner", "evolution", "--max-trials", "1", "--epochs", "1",
+        "--retrain-epochs", "1", "--batch-size", "16",
+    ]  # fmt: skip
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    done = subprocess.run(
+        [sys.executable, "-c", _JAX_SCRIPT, str(tmp_path), *common],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    errors = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert errors == [
+        "error: --devices 3 asks for more devices than the 2 present "
+        "(cpu:0, cpu:1). Received: devices=3",
+        "error: --batch-size must be a multiple of the 2 devices: "
+        "keras.distribution.DataParallel splits every batch evenly over "
+        "them. Received: batch_size=15, devices=2",
+    ]
+    assert report["three"] == report["odd"] == {"status": 2, "fits": []}
+    assert not (tmp_path / "three").exists()
+    assert not (tmp_path / "odd").exists()
+    # The trial and the retrained best: on one device, then on both.
+    assert report["one"] == {"status": 0, "fits": [["NoneType", 1]] * 2}
+    assert report["two"] == {"status": 0, "fits": [["DataParallel", 2]] * 2}
+    lines = done.stdout.splitlines()
+    assert "devices: 1 device (cpu:0), no distribution" in lines
+    assert (
+        "devices: cpu:0, cpu:1 (keras.distribution.DataParallel: each trial "
+        "data-parallel, global batch 16)"
+    ) in lines
+    # The same search: same architectures, scores and test accuracy, and
+    # the retrained weights within float32 rounding of the cross-device
+    # sums (1e-5; one retraining epoch, 3 steps on 48 examples).
+    one, two = (
+        json.loads((tmp_path / name / "results.json").read_text())
+        for name in ("one", "two")
+    )
+    assert len(one["trials"]) == 1
+    for trial in one["trials"] + two["trials"]:
+        del trial["seconds"]
+    for key in ("trials", "best", "test_accuracy"):
+        assert one[key] == two[key], key
+    assert abs(one["test_loss"] - two["test_loss"]) <= 1e-5
+    first, second = (
+        np.load(tmp_path / name / "weights.npz") for name in ("one", "two")
+    )
+    assert len(first.files) > 0
+    for key in first.files:
+        np.testing.assert_allclose(first[key], second[key], atol=1e-5)
 
 
 def test_devices_option_values():

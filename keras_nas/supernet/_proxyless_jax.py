@@ -20,11 +20,13 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet._darts_jax import test_step
 from keras_nas.supernet._one_shot_jax import switch
 
 __all__ = [
     "JIT_COMPILE",
+    "apply",
     "is_concrete",
     "layer_caller",
     "switch",
@@ -43,6 +45,12 @@ def layer_caller(layer):
     return layer
 
 
+def apply(optimizer, grads, variables) -> None:
+    """`optimizer.apply(grads, variables)` (under `keras.distribution`
+    the step is one program over the global batch: nothing to average)."""
+    optimizer.apply(grads, variables)
+
+
 def is_concrete(value) -> bool:
     """Whether `value` has a value now, not a tracer."""
     return not isinstance(value, jax.core.Tracer)
@@ -53,19 +61,6 @@ def _current(scope, variable, old):
     return old if value is None else value
 
 
-def _state_variables(model) -> list:
-    out, seen = [], set()
-    for v in (
-        list(model.variables)
-        + list(model.optimizer.variables)
-        + list(model.metrics_variables)
-    ):
-        if id(v) not in seen:
-            seen.add(id(v))
-            out.append(v)
-    return out
-
-
 def when(model, condition, fn) -> None:
     """Runs `fn()` (which only updates variables) if `condition` holds: a
     `jax.lax.cond` over every variable's value when `condition` is
@@ -74,7 +69,7 @@ def when(model, condition, fn) -> None:
         if bool(condition):
             fn()
         return
-    variables = _state_variables(model)
+    variables = paths.state_variables(model)
 
     def run(values):
         mapping = list(zip(variables, values, strict=True))

@@ -52,6 +52,16 @@ def draw_pairs(model, draw) -> list:
     return pairs
 
 
+def state_variables(model) -> list:
+    """Every variable of `model`, its optimizers and its metrics, once."""
+    variables = (
+        *model.variables,
+        *model.optimizer.variables,
+        *model.metrics_variables,
+    )
+    return list({id(v): v for v in variables}.values())
+
+
 def path_masks(model, path) -> list:
     """Per weight variable: True (stem, head) or a boolean tensor, whether
     the sampled `path` uses it."""
@@ -66,9 +76,10 @@ def path_masks(model, path) -> list:
     return [masks.get(id(v), True) for v in model.weight_variables]
 
 
-def masked_apply(optimizer, grads, variables, masks) -> None:
-    """Applies `optimizer` to `variables`, then puts back every variable
-    whose mask is False, with its optimizer slots."""
+def masked_apply(optimizer, grads, variables, masks, apply) -> None:
+    """Applies `optimizer` to `variables` with `apply(optimizer, grads,
+    variables)` (the backend's), then puts back every variable whose mask
+    is False, with its optimizer slots."""
     slots = optimizer_slots(optimizer, variables)
     saved = []
     for v, mask, v_slots in zip(variables, masks, slots, strict=True):
@@ -76,6 +87,6 @@ def masked_apply(optimizer, grads, variables, masks) -> None:
             continue
         for w in (v, *v_slots):
             saved.append((w, ops.copy(ops.convert_to_tensor(w)), mask))
-    optimizer.apply(grads, variables)
+    apply(optimizer, grads, variables)
     for w, old, mask in saved:
         w.assign(ops.where(mask, ops.convert_to_tensor(w), old))

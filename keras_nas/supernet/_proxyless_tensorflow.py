@@ -10,6 +10,19 @@ values, so each block runs its op directly, every layer's call as its own
 cached `tf.function`, and only the path's variables reach the optimizer.
 Every gradient comes from one non-persistent tape that watches only the
 variables it differentiates.
+
+Under a `tf.distribute` strategy (`fit` inside `strategy.scope()`) every
+replica draws the same paths (the sampler's seed and draw counter are
+mirrored variables), the gradients are averaged over the replicas before
+clipping and decay (`_distribute_tensorflow.mean_gradients`) and applied
+once (`apply`), so every replica keeps the same weights, path logits and
+optimizer slots. An optimizer's update cannot run inside a `tf.cond`
+branch there (its all-reduce is a `merge_call`), so with `warmup_steps > 0`
+`when` copies every variable of the model, its optimizers and metrics,
+runs the architecture step on every step and puts the copies back while
+the warm-up lasts (one copy of the state and one architecture step per
+step, under a strategy only). Batch norm keeps per-replica statistics (see
+`keras_nas._distribute_tensorflow`).
 """
 
 from __future__ import annotations
@@ -18,11 +31,14 @@ import weakref
 
 import tensorflow as tf
 
+from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet._darts_tensorflow import test_step
 from keras_nas.supernet._one_shot_tensorflow import switch
 
 __all__ = [
     "JIT_COMPILE",
+    "apply",
     "is_concrete",
     "layer_caller",
     "switch",
@@ -57,11 +73,26 @@ def is_concrete(value) -> bool:
     return tf.executing_eagerly() and not tf.inside_function()
 
 
+def apply(optimizer, grads, variables) -> None:
+    """`optimizer.apply` of replica-identical (averaged) `grads`."""
+    distribute.apply(optimizer, grads, variables)
+
+
 def when(model, condition, fn) -> None:
     """Runs `fn()` (which only updates variables) if `condition` holds."""
-    if is_concrete(condition):
+    if isinstance(condition, bool) or is_concrete(condition):
         if bool(condition):
             fn()
+        return
+    if distribute.num_replicas() > 1:
+        # No optimizer update in a `tf.cond` branch under a strategy: run
+        # `fn`, then put back what it changed unless `condition` holds.
+        saved = [
+            (v, tf.identity(v.value)) for v in paths.state_variables(model)
+        ]
+        fn()
+        for v, old in saved:
+            v.assign(tf.where(condition, v.value, old))
         return
 
     def run():
@@ -81,7 +112,8 @@ def value_and_grads(model, fn, variables):
     grads = tape.gradient(
         loss, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
-    return loss, aux, grads
+    # Under a strategy: the global batch's gradients, on every replica.
+    return loss, aux, distribute.mean_gradients(grads)
 
 
 def train_step(model, data):

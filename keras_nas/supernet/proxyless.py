@@ -549,7 +549,7 @@ class ProxylessSupernet(keras.Model):
             self, lambda: self.arch_loss(xv, yv, pairs), alphas
         )
         grads = clip_and_decay(grads, alphas, None, self.arch_weight_decay)
-        self.optimizer.arch_optimizer.apply(grads, alphas)
+        self._steps.apply(self.optimizer.arch_optimizer, grads, alphas)
         for a, before, pair in zip(alphas, old, pairs, strict=True):
             if int(a.shape[0]) < 2:
                 continue
@@ -587,9 +587,11 @@ class ProxylessSupernet(keras.Model):
         )
         optimizer = self.optimizer.weights_optimizer
         if masks is None:
-            optimizer.apply(grads, variables)
+            self._steps.apply(optimizer, grads, variables)
         else:
-            paths.masked_apply(optimizer, grads, variables, masks)
+            paths.masked_apply(
+                optimizer, grads, variables, masks, self._steps.apply
+            )
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(yt, logits)
 
@@ -600,7 +602,7 @@ class ProxylessSupernet(keras.Model):
         xt, yt, xv, yv = unpack_search(data)
         draw = ops.copy(ops.convert_to_tensor(self.path_draws))
         iterations = self.optimizer.weights_optimizer.iterations
-        searching = ops.greater_equal(
+        searching = self.warmup_steps == 0 or ops.greater_equal(
             ops.convert_to_tensor(iterations), self.warmup_steps
         )
         self._steps.when(

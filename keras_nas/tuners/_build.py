@@ -5,7 +5,9 @@ full garbage collection, and then runs a second one at once. A full
 collection walks every object of the process: 0.2-0.3 s once TensorFlow is
 imported, more in a long-lived process (a notebook, a test run), on every
 trial, and the second finds next to nothing the first left.
-`build_trial_model` does what `_try_build` does after a single collection.
+`build_trial_model` does what `_try_build` does after a single collection,
+and keeps the `keras.distribution` in effect (JAX `DataParallel`), which
+`clear_session` forgets.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ def build_trial_model(tuner: Any, hp: Any) -> Any:
     Returns:
         The built (and, by the hypermodel or the tuner, compiled) model.
     """
+    # `clear_session` also forgets the `keras.distribution` set for the
+    # process (e.g. `DataParallel`): the trial's model is built under it.
+    distribution = keras.distribution.distribution()
     keras.backend.clear_session()  # frees the old graphs: one collection
+    if distribution is not None:
+        keras.distribution.set_distribution(distribution)
     model = tuner._build_hypermodel(hp)
     if not isinstance(model, keras.models.Model):
         raise keras_tuner.errors.FatalTypeError(

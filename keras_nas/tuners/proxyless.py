@@ -11,6 +11,7 @@ values of the space. `retrain(...)` and `get_best_models()` are those of
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from keras_nas._validation import (
@@ -67,7 +68,9 @@ class Proxyless(Darts):
         seed: seed of the path sampling and the data order.
         objective: "val_accuracy" (default) or "val_loss".
         **kwargs: `keras_tuner.Tuner` arguments (`directory`,
-            `project_name`, `overwrite`, ...).
+            `project_name`, `overwrite`, `distribution_strategy`: a
+            `tf.distribute` strategy the supernet is built and trained in,
+            ...).
 
     Example:
 
@@ -102,15 +105,6 @@ class Proxyless(Darts):
             raise ValueError(
                 "Expected `hypermodel` to be a MobileNetSearchSpace. "
                 f"Received: hypermodel={short_repr(hypermodel)}"
-            )
-        strategy = kwargs.get("distribution_strategy")
-        if strategy is not None:
-            # Its step (compiled or eager) is not written for replicas:
-            # the sampled paths and the masked update are per process.
-            raise ValueError(
-                "Expected no `distribution_strategy`: ProxylessSupernet "
-                "trains on one device. Received: distribution_strategy="
-                f"{short_repr(strategy)}"
             )
         if isinstance(latency_table, str) and latency_table != "measure":
             latency_table = LatencyTable.load(latency_table)
@@ -157,16 +151,21 @@ class Proxyless(Darts):
         data, val, epochs, verbose, callbacks = self._search_inputs(
             args, kwargs
         )
-        supernet = ProxylessSupernet(
-            self.hypermodel,
-            latency_table=self._table(),
-            warmup_steps=self.warmup_epochs * len(data),
-            **self.supernet_config,
-        )
-        supernet.compile(
-            arch_optimizer=default_arch_optimizer(self.arch_learning_rate),
-            decay_steps=max(1, epochs * len(data)),
-        )
+        table = self._table()
+        # keras-tuner's `distribution_strategy=`: the supernet is built in
+        # its scope, so that `fit` runs on its replicas.
+        strategy = self.distribution_strategy
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            supernet = ProxylessSupernet(
+                self.hypermodel,
+                latency_table=table,
+                warmup_steps=self.warmup_epochs * len(data),
+                **self.supernet_config,
+            )
+            supernet.compile(
+                arch_optimizer=default_arch_optimizer(self.arch_learning_rate),
+                decay_steps=max(1, epochs * len(data)),
+            )
         supernet.fit(data, epochs=epochs, callbacks=callbacks, verbose=verbose)
         self.supernet = supernet
         metrics = supernet.evaluate(

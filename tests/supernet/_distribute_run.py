@@ -1,7 +1,9 @@
 """Run by `test_distribute.py` in a subprocess: supernets on 2 replicas.
 
 TensorFlow backend with 2 logical CPU devices (configured here, before
-TensorFlow initialises). Each case builds, compiles and fits its model
+TensorFlow initialises). Each case (DARTS first and second order, the
+uniform `OneShotSupernet`, `ProxylessSupernet`) builds, compiles and fits
+its model
 inside `tf.distribute.MirroredStrategy(...).scope()` for one step on a
 global batch of 8 (4 per replica), and the same model (same seed, same
 initial weights) takes the same step on one device. Both replicas get the
@@ -11,7 +13,12 @@ the first case trained under the strategy is saved to `argv[1]/model.keras`
 with its weights in `argv[1]/weights.npz`. The `OneShotSupernet` trained
 under the strategy is also saved, loaded inside the strategy's scope and
 trained one more step (`resumed`), against a second step of the 1-device
-model. Prints one JSON line.
+model. `ProxylessSupernet` takes two steps (a warm-up step, then one with
+the architecture update; the same global batch twice); its path logits'
+largest change, 1- vs 2-device difference and the number of architecture
+updates on 2 replicas are reported apart (`arch_change`, `arch_diff`,
+`arch_updates`).
+Prints one JSON line.
 """
 
 import json
@@ -35,8 +42,12 @@ tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_nas.spaces import CellSearchSpace  # noqa: E402
-from keras_nas.supernet import DartsSupernet, OneShotSupernet  # noqa: E402
+from keras_nas.spaces import CellSearchSpace, MobileNetSearchSpace  # noqa
+from keras_nas.supernet import (  # noqa: E402
+    DartsSupernet,
+    OneShotSupernet,
+    ProxylessSupernet,
+)
 from keras_nas.supernet.darts import SearchData  # noqa: E402
 
 HALF = 4
@@ -71,10 +82,26 @@ def one_shot(sampler):
     )
 
 
+def proxyless():
+    # Two steps: the first a warm-up step (no architecture update), the
+    # second with the binary gates' architecture update.
+    space = MobileNetSearchSpace(
+        (8, 8, 1), 3, stem_filters=4, stages=((4, 2, 1),),
+        kernel_sizes=(3,), expansions=(1, 3),
+    )  # fmt: skip
+    model = ProxylessSupernet(space, warmup_steps=1, seed=0)
+    model.compile(decay_steps=10)
+    train = np.concatenate([X[0], X[0]]), np.concatenate([Y[0], Y[0]])
+    val = np.concatenate([X[1], X[1]]), np.concatenate([Y[1], Y[1]])
+    data = SearchData(train, val, 2 * HALF, shuffle=False)
+    return model, lambda: model.fit(data, epochs=1, verbose=0)
+
+
 CASES = {
     "darts_order1": lambda: darts(1),
     "darts_order2": lambda: darts(2),
     "one_shot_uniform": lambda: one_shot(None),
+    "proxyless": proxyless,
 }
 
 
@@ -93,6 +120,17 @@ def _replica_spread(model):
         elif not np.array_equal(first, second):
             spread = float("inf")
     return spread
+
+
+def _arch_report(model, start, one, two):
+    """The path logits' largest change and 1- vs 2-device difference."""
+    ids = {id(a) for a in model.arch_variables}
+    k = [i for i, v in enumerate(model.weights) if id(v) in ids]
+    return {
+        "arch_change": max(float(np.abs(one[i] - start[i]).max()) for i in k),
+        "arch_diff": max(float(np.abs(one[i] - two[i]).max()) for i in k),
+        "arch_updates": int(model.optimizer.arch_optimizer.iterations.numpy()),
+    }
 
 
 def step(make, strategy):
@@ -150,6 +188,8 @@ def main(out_dir):
             case["max_diff"] = max(case["max_diff"], float(np.abs(a - b).max()))
             change = float(np.abs(a - s).max())
             case["max_change"] = max(case["max_change"], change)
+        if isinstance(model, ProxylessSupernet):
+            case.update(_arch_report(model, start, one, two))
         if name == "one_shot_uniform":
             case["resumed"] = resume(model, one_model, mirrored, out_dir)
         report[name] = case

@@ -329,6 +329,3 @@ def test_proxyless_tuner_reports_the_derived_architecture(tmp_path):
     assert space.genotype(hp) == tuner.supernet.derive_genotype()
     with pytest.raises(ValueError, match="Received: hypermodel="):
         Proxyless("mobilenet", directory=str(tmp_path))
-    # Not silently trained on one device (#17).
-    with pytest.raises(ValueError, match="Received: distribution_strategy="):
-        Proxyless(space, distribution_strategy=object(), directory="x")

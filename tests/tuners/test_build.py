@@ -53,3 +53,29 @@ def test_one_collection_per_build_and_keras_tuners_checks(tmp_path):
     wrong = _tuner(tmp_path / "wrong", lambda hp: "a model")
     with pytest.raises(keras_tuner.errors.FatalTypeError, match="str"):
         wrong._try_build(keras_tuner.HyperParameters())
+
+
+def test_the_keras_distribution_outlives_the_cleared_session(tmp_path):
+    # `keras.backend.clear_session` forgets the distribution set for the
+    # process; each trial's model must still be built under it (JAX
+    # `keras-nas search --devices`).
+    seen = []
+
+    def build(hp):
+        seen.append(keras.distribution.distribution())
+        return _dense(hp)
+
+    distribution = keras.distribution.DataParallel()
+    keras.distribution.set_distribution(distribution)
+    try:
+        tuner = _tuner(tmp_path, build)
+        seen.clear()  # keras-tuner builds once when the tuner is made
+        tuner._try_build(keras_tuner.HyperParameters())
+        assert seen == [distribution]
+        assert keras.distribution.distribution() is distribution
+    finally:
+        keras.distribution.set_distribution(None)
+    tuner = _tuner(tmp_path / "none", build)
+    seen.clear()
+    tuner._try_build(keras_tuner.HyperParameters())
+    assert seen == [None]
