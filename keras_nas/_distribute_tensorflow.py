@@ -60,6 +60,13 @@ whole step a second time (each new variable in a `cond`). A model class
 with `BUILD_BEFORE_TRACE = True` (the supernets with their own steps) gets
 Keras' strategy-time build instead (`_symbolic_build` on the first batch's
 shapes), so its step is traced once; other models keep Keras' code.
+That build creates the variables with one TensorFlow-side name
+(`unnamed_variables`; Keras' `name` and `path` are kept): eager
+TensorFlow caches the kernel of the op that creates a variable by its
+attributes, the variable's name among them, so a new name per variable
+(Keras' default) costs a new kernel each time, ~0.6 ms per variable
+(DARTS' 893 momentum buffers: ~0.55 s of the first step;
+benchmarks/RESULTS.md, issue #13).
 """
 
 from __future__ import annotations
@@ -134,6 +141,24 @@ def _multi_worker(strategy) -> bool:
     ) and bool(strategy.extended._in_multi_worker_mode())
 
 
+def _unnamed(next_creator, **kwargs):
+    kwargs["name"] = "Variable/"  # absolute: no enclosing name scope
+    return next_creator(**kwargs)
+
+
+def unnamed_variables():
+    """A scope whose new variables have one TensorFlow name, `Variable:0`.
+
+    Only the `tf.Variable`'s own name changes (not the enclosing name
+    scopes' path either, which would make it unique again): a Keras
+    variable keeps its `name` and `path`, and the optimizers, checkpoints
+    and `.keras` files go by those or by the object, not by the
+    TensorFlow name. Creating a variable costs ~4x less CPU (module
+    docstring).
+    """
+    return tf.variable_creator_scope(_unnamed)
+
+
 def _unbuilt(model) -> bool:
     """Whether Keras' `_symbolic_build` has anything to build in `model`
     (its own test: layers, compiled metrics and loss, optimizer)."""
@@ -182,7 +207,8 @@ def _mend_keras_multi_worker() -> None:
                 for _, _, it in iterator:
                     data_batch = next(it)
                     break
-            self._symbolic_build(data_batch=data_batch)
+            with unnamed_variables():
+                self._symbolic_build(data_batch=data_batch)
             return None
         if strategy is None or iterator is None or not _multi_worker(strategy):
             return keras_build(self, iterator=iterator, data_batch=data_batch)

@@ -251,6 +251,14 @@ def test_fit_save_and_load(tmp_path, monkeypatch, order=2):
     )
     assert loaded.derive_genotype() == model.derive_genotype()
     assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations)
+    # The optimizers' state (built before the trace with one TensorFlow
+    # variable name, issue #13) keeps distinct Keras paths and round-trips.
+    paths = [v.path for v in model.optimizer.variables]
+    assert len(set(paths)) == len(paths)
+    for a, b in zip(
+        loaded.optimizer.variables, model.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     loaded.fit(data, epochs=1, verbose=0)
     hp = loaded.derive_hyperparameters()
     assert hp["normal/node1/input1"] in (0, 1, 2)
