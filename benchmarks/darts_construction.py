@@ -7,11 +7,13 @@ configuration) and takes `--steps` one-step `fit` calls in TF graph mode
 after each phase: the imports, the construction (with `compile`), the trace
 or compilation of the step (TF graph: when Keras' step function's trace
 returns; JAX: after the last XLA compilation of the first call), the first
-step and the later ones; the peak (`ru_maxrss`). Also the construction's
-counts: Keras layers, variables, JAX compilations (`jax.monitoring`) or,
-with `--count-ops`, eager TensorFlow ops (an op callback, which slows the
-construction: its time is then not comparable), and which big packages the
-process imported (e.g. whether JAX is loaded in a TensorFlow process).
+step and the later ones; the peak (`ru_maxrss`). `keras.utils.
+set_random_seed` has its own phase: on JAX it imports TensorFlow. Also the
+construction's counts: Keras layers, variables, JAX compilations
+(`jax.monitoring`) or, with `--count-ops`, eager TensorFlow ops (an op
+callback, which slows the construction: its time is then not comparable),
+and which big packages the process imported (e.g. whether JAX is loaded
+in a TensorFlow process).
 
 `--profile N` prints the N most expensive functions of the construction
 (cProfile, cumulative and own time).
@@ -133,8 +135,14 @@ def main():
     out["imported"] = sorted(
         {m.split(".")[0] for m in sys.modules} & set(BIG_PACKAGES)
     )
-    cfg = CONFIGS[args.config]
+    # Seeds Python, NumPy and, where it can be imported, TensorFlow: on
+    # JAX this imports TensorFlow (its own phase, not the construction's).
     keras.utils.set_random_seed(0)
+    t = _phase(out, "set_random_seed", t)
+    out["imported_after_seed"] = sorted(
+        {m.split(".")[0] for m in sys.modules} & set(BIG_PACKAGES)
+    )
+    cfg = CONFIGS[args.config]
     data = random_search_data(cfg, args.steps)
     ops, marks = collections.Counter(), []
     if backend == "tensorflow":
