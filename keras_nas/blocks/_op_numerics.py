@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -129,6 +130,114 @@ def _torch_uniform(fan_in_divisor: int = 1) -> keras.initializers.Initializer:
     return keras.initializers.VarianceScaling(
         scale=float(fan_in_divisor) / 3.0, mode="fan_in", distribution="uniform"
     )
+
+
+class _HostDraw(keras.initializers.Initializer):
+    """The values of a Keras initializer, drawn by NumPy on the host.
+
+    Same distribution as `initializer` (a uniform `VarianceScaling`,
+    `RandomUniform`, `Zeros` or `Ones`, see `_host_draw`), no backend op:
+    a `keras.random` draw costs a few eager ops on TensorFlow and, on JAX,
+    an XLA compilation per distinct shape (~0.4 s each; a micro DARTS
+    supernet has 29 shapes). The values are a function of the
+    initializer's seed, as Keras' are (reproducible under
+    `keras.utils.set_random_seed`), from NumPy's stream instead of the
+    backend's. Only used while a layer builds (`_build`): the layer's
+    config keeps the Keras initializer.
+    """
+
+    def __init__(self, initializer: keras.initializers.Initializer):
+        self.initializer = initializer
+
+    def __call__(self, shape, dtype=None):
+        init, shape = self.initializer, tuple(shape)
+        if isinstance(init, keras.initializers.Zeros):
+            values = np.zeros(shape, np.float32)
+        elif isinstance(init, keras.initializers.Ones):
+            values = np.ones(shape, np.float32)
+        else:
+            if isinstance(init, keras.initializers.RandomUniform):
+                low, high = init.minval, init.maxval
+            else:
+                limit = math.sqrt(3.0 * init.scale / _fan(init.mode, shape))
+                low, high = -limit, limit
+            rng = np.random.default_rng(init.seed % 2**63)
+            values = rng.uniform(low, high, size=shape).astype(np.float32)
+        dtype = keras.backend.standardize_dtype(dtype)
+        if dtype == "float32":
+            return values
+        return ops.convert_to_tensor(values, dtype=dtype)
+
+
+def _fan(mode: str, shape: Sequence[int]) -> float:
+    """The fan of a `VarianceScaling` mode (Keras' `compute_fans`)."""
+    shape = tuple(shape)
+    if len(shape) < 2:
+        fan_in = fan_out = shape[0] if shape else 1
+    else:
+        receptive = math.prod(shape[:-2])
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(
+        mode, (fan_in + fan_out) / 2.0
+    )
+    return max(1.0, fan)
+
+
+def _host_draw(initializer: Any) -> _HostDraw | None:
+    """`_HostDraw(initializer)`, or None where Keras must draw itself.
+
+    Keras draws under a distribution (it may shard the draw).
+    """
+    if keras.distribution.distribution() is not None:
+        return None
+    if isinstance(initializer, (keras.initializers.Zeros,
+                                keras.initializers.Ones)):
+        return _HostDraw(initializer)
+    seeded = isinstance(getattr(initializer, "seed", None), int)
+    if isinstance(initializer, keras.initializers.RandomUniform) and seeded:
+        return _HostDraw(initializer)
+    if (
+        isinstance(initializer, keras.initializers.VarianceScaling)
+        and seeded
+        and initializer.distribution == "uniform"
+        and initializer.input_axes is None
+        and initializer.output_axes is None
+    ):
+        return _HostDraw(initializer)
+    return None
+
+
+#: The initializer attributes of Keras' convolution, dense and batch-norm
+#: layers.
+_INITIALIZERS = (
+    "kernel_initializer",
+    "depthwise_initializer",
+    "bias_initializer",
+    "gamma_initializer",
+    "beta_initializer",
+    "moving_mean_initializer",
+    "moving_variance_initializer",
+)
+
+
+def _build(layer: keras.layers.Layer, shape: Sequence) -> None:
+    """`layer.build(shape)` with its initial values drawn on the host.
+
+    The initializers are swapped for `_HostDraw` while the layer creates
+    its variables, then put back (its config and any later draw are
+    Keras').
+    """
+    kept = {}
+    for name in _INITIALIZERS:
+        host = _host_draw(getattr(layer, name, None))
+        if host is not None:
+            kept[name] = getattr(layer, name)
+            setattr(layer, name, host)
+    try:
+        layer.build(shape)
+    finally:
+        for name, initializer in kept.items():
+            setattr(layer, name, initializer)
 
 
 def _kernel_init(version: int) -> Any:

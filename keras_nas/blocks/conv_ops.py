@@ -15,6 +15,7 @@ from keras import ops
 from keras_nas._validation import MAX_FILTERS, check_positive_int
 from keras_nas.blocks._op_numerics import (
     _batch_norm,
+    _build,
     _check_strides,
     _check_version,
     _kernel_init,
@@ -137,11 +138,11 @@ class ReLUConvBN(_VersionedOp):
         for conv, pads in zip(self.convs, self._pads, strict=True):
             if pads is not None:
                 shape = _padded_shape(shape, *pads)
-            conv.build(shape)
+            _build(conv, shape)
             shape = conv.compute_output_shape(shape)
         if self.dilation_rate > 1 and self.strides > 1:
             shape = _out_shape(shape, 2, None)
-        self.bn.build(shape)
+        _build(self.bn, shape)
 
     def call(self, inputs, training=None):
         x = ops.relu(inputs)
@@ -250,13 +251,13 @@ class SepConv(_VersionedOp):
                 )
             if r == 0 and self._pads is not None:
                 shape = _padded_shape(shape, *self._pads)
-            self.depthwise[r].build(shape)
+            _build(self.depthwise[r], shape)
             shape = self.depthwise[r].compute_output_shape(shape)
             if r == 0 and self._subsampled_first():
                 shape = _out_shape(shape, 2, None)
-            self.pointwise[r].build(shape)
+            _build(self.pointwise[r], shape)
             shape = self.pointwise[r].compute_output_shape(shape)
-            self.bns[r].build(shape)
+            _build(self.bns[r], shape)
 
     def call(self, inputs, training=None):
         x = inputs
@@ -362,9 +363,9 @@ class FactorizedReduce(_VersionedOp):
 
     def build(self, input_shape):
         shape = tuple(input_shape)
-        self.conv_1.build(shape)
-        self.conv_2.build(shape)
-        self.bn.build(self.compute_output_shape(shape))
+        _build(self.conv_1, shape)
+        _build(self.conv_2, shape)
+        _build(self.bn, self.compute_output_shape(shape))
 
     def call(self, inputs, training=None):
         x = ops.relu(inputs)

@@ -45,6 +45,7 @@ from keras_nas.blocks._op_numerics import BN_EPSILON as BN_EPSILON
 from keras_nas.blocks._op_numerics import BN_MOMENTUM as BN_MOMENTUM
 from keras_nas.blocks._op_numerics import OPS_VERSION as OPS_VERSION
 from keras_nas.blocks._op_numerics import _batch_norm as _batch_norm
+from keras_nas.blocks._op_numerics import _build as _build
 from keras_nas.blocks._op_numerics import _check_strides
 from keras_nas.blocks._op_numerics import _check_version as _check_version
 from keras_nas.blocks._op_numerics import _kernel_init as _kernel_init

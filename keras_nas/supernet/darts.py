@@ -436,9 +436,9 @@ class DartsSupernet(keras.Model):
             return
         relaxations.add_arch_state(self)
         shape = (None,) + self.image_shape
-        self.stem_conv.build(shape)
+        nas_ops._build(self.stem_conv, shape)
         shape = self.stem_conv.compute_output_shape(shape)
-        self.stem_bn.build(shape)
+        nas_ops._build(self.stem_bn, shape)
         if self.search_space == "nb201":
             s1 = darts_nb201.build_cells(self, shape)
         else:
@@ -451,7 +451,7 @@ class DartsSupernet(keras.Model):
             self.classifier.bias_initializer = keras.initializers.RandomUniform(
                 -bound, bound
             )
-        self.classifier.build((None, s1[-1]))
+        nas_ops._build(self.classifier, (None, s1[-1]))
         self.built = True
 
     def call(self, inputs, training=None, arch_pass=False):

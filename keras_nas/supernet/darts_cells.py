@@ -171,7 +171,20 @@ class MixedOp(keras.layers.Layer):
         shape = tuple(input_shape)
         shape = shape[:-1] + (self.filters // self.partial_channels,)
         for op in self.candidates:
-            op.build(shape)
+            if type(op) is keras.Sequential:
+                # A pool and its batch norm, built one after the other in
+                # the Sequential's name scope: Sequential's own build would
+                # first call them on a symbolic input to make a Functional
+                # model. The same variables (paths included); Sequential
+                # then calls them in a plain loop.
+                layer_shape = shape
+                with keras.name_scope(op.name):
+                    for layer in op.layers:
+                        nas_ops._build(layer, layer_shape)
+                        layer_shape = layer.compute_output_shape(layer_shape)
+                op.built = True
+            else:
+                op.build(shape)
 
     def call(self, inputs, op_weights, training=None):
         if _darts_graph.enabled(inputs):

@@ -139,3 +139,33 @@ def test_old_keras_files_load_with_their_numerics(tmp_path):
     np.testing.assert_allclose(
         _np(again(saved["x"], training=False)), saved["net"], atol=1e-6
     )
+
+
+def test_initial_values_drawn_on_the_host_keep_keras_distributions():
+    """The ops draw their initial values with NumPy (`_HostDraw`): Keras'
+    distributions, reproducible under `set_random_seed`, Keras' initializers
+    left in the configs."""
+
+    def kernels(version):
+        keras.utils.set_random_seed(3)
+        op = nas_ops.ReLUConvBN(64, 3, ops_version=version)
+        op.build((1, 8, 8, 32))
+        return op, _np(op.convs[0].kernel)
+
+    op, w = kernels(2)
+    limit = 1 / np.sqrt(3 * 3 * 32)  # PyTorch's kaiming_uniform(a=sqrt(5))
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
+    assert abs(w.mean()) < 0.01 * limit
+    assert abs(w.var() / (limit**2 / 3) - 1) < 0.02  # 18,432 values
+    np.testing.assert_array_equal(kernels(2)[1], w)
+    config = op.convs[0].get_config()["kernel_initializer"]
+    assert config["class_name"] == "VarianceScaling"
+    assert _np(op.bn.moving_variance).tolist() == [1.0] * 64
+    # ops_version=1: Keras' Glorot uniform.
+    w1 = kernels(1)[1]
+    glorot = np.sqrt(6 / (9 * 32 + 9 * 64))
+    assert np.abs(w1).max() <= glorot and np.abs(w1).max() > 0.99 * glorot
+    # Two layers built after one another draw different values.
+    other = nas_ops.ReLUConvBN(64, 3)
+    other.build((1, 8, 8, 32))
+    assert not np.array_equal(_np(other.convs[0].kernel), w)
