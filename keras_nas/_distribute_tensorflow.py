@@ -71,6 +71,7 @@ benchmarks/RESULTS.md, issue #13).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -157,6 +158,15 @@ def unnamed_variables():
     docstring).
     """
     return tf.variable_creator_scope(_unnamed)
+
+
+def construction_scope():
+    """`unnamed_variables()` unless a distribution strategy is in effect
+    (its variables keep their names), for building a model's many
+    variables."""
+    if tf.distribute.has_strategy():
+        return contextlib.nullcontext()
+    return unnamed_variables()
 
 
 def _unbuilt(model) -> bool:

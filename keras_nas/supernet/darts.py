@@ -31,7 +31,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_nas._backend import backend_module
+from keras_nas._backend import backend_module, variable_creation_scope
 from keras_nas._validation import (
     MAX_CELLS,
     MAX_FILTERS,
@@ -434,6 +434,11 @@ class DartsSupernet(keras.Model):
     def build(self, input_shape):
         if self.built:
             return
+        with variable_creation_scope():
+            self._build_variables()
+        self.built = True
+
+    def _build_variables(self):
         relaxations.add_arch_state(self)
         shape = (None,) + self.image_shape
         nas_ops._build(self.stem_conv, shape)
@@ -452,7 +457,6 @@ class DartsSupernet(keras.Model):
                 -bound, bound
             )
         nas_ops._build(self.classifier, (None, s1[-1]))
-        self.built = True
 
     def call(self, inputs, training=None, arch_pass=False):
         # arch_pass: the alpha pass' forward (binary: two gated paths).
