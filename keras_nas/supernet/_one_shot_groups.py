@@ -239,52 +239,36 @@ def _call(group: Group, x, trainable, non_trainable, training, wrap):
     return y, _darts_graph._unpack(new[0], rep.non_trainable_variables)
 
 
-class _Packed:
-    """Tensors packed into one flat vector per dtype (static layout)."""
+class _Layout:
+    """A layer's variables packed into one flat vector per dtype."""
 
-    def __init__(self, values):
-        self.layout = []  # per value: (dtype, start, end, shape)
-        parts: dict[str, list] = {}
-        for v in values:
-            dtype = standardize_dtype(v.dtype)
-            start = sum(_size(p) for p in parts.get(dtype, []))
-            self.layout.append((dtype, start, start + _size(v), v.shape))
-            parts.setdefault(dtype, []).append(v)
-        self.dtypes = list(parts)
-        self.vectors = [_flat(parts[d]) for d in self.dtypes]
+    def __init__(self, variables):
+        self.shapes = [tuple(v.shape) for v in variables]
+        self.buckets: dict[str, list[int]] = {}
+        for i, v in enumerate(variables):
+            self.buckets.setdefault(standardize_dtype(v.dtype), []).append(i)
 
-    def unpack(self, vectors, indices) -> list:
-        out = []
-        for i in indices:
-            dtype, start, end, shape = self.layout[i]
-            vector = vectors[self.dtypes.index(dtype)]
-            out.append(ops.reshape(vector[start:end], tuple(shape)))
-        return out
+    def pack(self, values) -> list:
+        return [
+            _flat([values[i] for i in indices])
+            for indices in self.buckets.values()
+        ]
 
-    def replace(self, vectors, indices, values) -> list:
-        """`vectors` with the contiguous entries `indices` set to
-        `values`."""
-        out = list(vectors)
-        for k, dtype in enumerate(self.dtypes):
-            mine = [
-                (i, v)
-                for i, v in zip(indices, values, strict=True)
-                if self.layout[i][0] == dtype
-            ]
-            if not mine:
-                continue
-            start = self.layout[mine[0][0]][1]
-            end = self.layout[mine[-1][0]][2]
-            flat = _flat([ops.cast(v, dtype) for _, v in mine])
-            out[k] = ops.concatenate(
-                [vectors[k][:start], flat, vectors[k][end:]], axis=0
-            )
+    def unpack(self, vectors) -> list:
+        out = [None] * len(self.shapes)
+        for vector, indices in zip(vectors, self.buckets.values(), strict=True):
+            start = 0
+            for i in indices:
+                size = _size(self.shapes[i])
+                part = vector[start : start + size]
+                out[i] = ops.reshape(part, self.shapes[i])
+                start += size
         return out
 
 
-def _size(value) -> int:
+def _size(shape) -> int:
     size = 1
-    for d in value.shape:
+    for d in shape:
         size *= int(d)
     return size
 
@@ -294,7 +278,30 @@ def _flat(values):
     return flat[0] if len(flat) == 1 else ops.concatenate(flat, axis=0)
 
 
-def grouped_switch(index, branches, operands, training, case, wrap, convert):
+def _member_vectors(layers, variables_of, layout, convert) -> list[list]:
+    """Per member: its variables (`variables_of(layer)`) packed."""
+    out = []
+    for layer in layers:
+        values = [v.value for v in variables_of(layer)]
+        if convert is not None:
+            values = [convert(v) for v in values]
+        out.append(layout.pack(values))
+    return out
+
+
+def _pick(members: list[list], member, take) -> list:
+    """The chosen member's packed vectors (stacked, then taken)."""
+    if len(members) == 1:
+        return members[0]
+    return [
+        take(ops.stack([m[b] for m in members]), member)
+        for b in range(len(members[0]))
+    ]
+
+
+def grouped_switch(
+    index, branches, operands, training, case, wrap, convert, take
+):
     """Runs `branches[index]` of a decision slot only (see the module).
 
     Args:
@@ -307,12 +314,14 @@ def grouped_switch(index, branches, operands, training, case, wrap, convert):
             `functions[group](*arguments)` only.
         wrap: the backend's wrapper of a shared function.
         convert: maps a variable's value to a tensor (or None).
+        take: the backend's `take(stacked, member)` along the first axis.
 
-    The chosen member's operand and weights are gathered before the
-    switch and handed to it packed (one vector per dtype), so the switch
-    has a handful of inputs whatever the number of layers, and every
-    branch is one call of its kind's shared function. The new batch-norm
-    statistics come back packed and are written to the chosen layer only.
+    Before the switch, every member's variables are packed into one flat
+    vector (per dtype) and the chosen member's operand and vectors of
+    every group are taken, so the switch has a few inputs per group
+    whatever the number of layers, and every branch is one call of its
+    kind's shared function. The new batch-norm statistics come back
+    packed and are written to the chosen layer only.
     """
     slot = slot_groups(branches, operands)
     group, member = slot.split(index)
@@ -323,57 +332,77 @@ def grouped_switch(index, branches, operands, training, case, wrap, convert):
             write_back(chosen, new, member)
         return y
     inputs: dict[tuple, int] = {}
-    xs, trainable, non_trainable, where = [], [], [], []
+    xs, t_vectors, n_vectors, n_members, layouts = [], [], [], [], []
     for g in slot.groups:
-        x, t, n = select(g, operands, member)
         key = tuple(g.positions)
         if key not in inputs:
             inputs[key] = len(xs)
-            xs.append(x)
-        if convert is not None:
-            t = [convert(v) for v in t]
-            n = [convert(v) for v in n]
-        where.append(
-            (
-                inputs[key],
-                range(len(trainable), len(trainable) + len(t)),
-                range(len(non_trainable), len(non_trainable) + len(n)),
+            if len(set(key)) == 1:
+                xs.append(operands[key[0]])
+            else:
+                xs.append(take(ops.stack([operands[p] for p in key]), member))
+        rep = g.layers[0]
+        t_layout = _Layout(rep.trainable_variables)
+        n_layout = _Layout(rep.non_trainable_variables)
+        layouts.append((inputs[key], t_layout, n_layout))
+        t_members = _member_vectors(
+            g.layers, lambda layer: layer.trainable_variables, t_layout, convert
+        )
+        n_members.append(
+            _member_vectors(
+                g.layers,
+                lambda layer: layer.non_trainable_variables,
+                n_layout,
+                convert,
             )
         )
-        trainable += t
-        non_trainable += n
-    packed_t, packed_n = _Packed(trainable), _Packed(non_trainable)
-    stats = bool(training) and bool(non_trainable)
+        t_vectors.append(_pick(t_members, member, take))
+        n_vectors.append(_pick(n_members[-1], member, take))
+    stats = bool(training) and any(n for n in n_vectors)
 
     def make(gi):
         chosen = slot.groups[gi]
-        x_at, t_at, n_at = where[gi]
+        x_at, t_layout, n_layout = layouts[gi]
 
-        def run(xs, vectors_t, vectors_n):
+        def run(xs, t_vectors, n_vectors):
             y, new = _call(
                 chosen,
                 xs[x_at],
-                packed_t.unpack(vectors_t, t_at),
-                packed_n.unpack(vectors_n, n_at),
+                t_layout.unpack(t_vectors[gi]),
+                n_layout.unpack(n_vectors[gi]),
                 training,
                 wrap,
             )
             if not stats:
                 return y
-            if new is None:
-                return y, list(vectors_n)
-            return y, packed_n.replace(vectors_n, n_at, new)
+            out = list(n_vectors)
+            if new is not None:
+                out[gi] = n_layout.pack(new)
+            return y, out
 
         return run
 
     functions = [make(gi) for gi in range(len(slot.groups))]
-    out = case(group, functions, (xs, packed_t.vectors, packed_n.vectors))
+    out = case(group, functions, (xs, t_vectors, n_vectors))
     if not stats:
         return out
-    y, vectors_n = out
+    y, new_vectors = out
     for gi, g in enumerate(slot.groups):
-        n_at = where[gi][2]
-        if not n_at:
+        if not n_vectors[gi]:
             continue
-        write_back(g, packed_n.unpack(vectors_n, n_at), member)
+        n_layout = layouts[gi][2]
+        for m, layer in enumerate(g.layers):
+            vectors = new_vectors[gi]
+            if len(g.layers) > 1:
+                hit = ops.equal(member, m)
+                vectors = [
+                    ops.where(hit, new, old)
+                    for new, old in zip(vectors, n_members[gi][m], strict=True)
+                ]
+            for v, value in zip(
+                layer.non_trainable_variables,
+                n_layout.unpack(vectors),
+                strict=True,
+            ):
+                v.assign(value)
     return y

@@ -97,6 +97,10 @@ def _case(index, functions, arguments):
     return jax.lax.switch(index, functions, *arguments)
 
 
+def _take(stacked, index):
+    return stacked[index]
+
+
 def slot_switch(index, branches, operands, training):
     """Runs `branches[index]` of a one-shot decision slot only: a
     `jax.lax.switch` over its kinds of layer, each branch one call of the
@@ -104,7 +108,7 @@ def slot_switch(index, branches, operands, training):
     weights (`_one_shot_groups`); the batch-norm statistics come back as
     values and are assigned to the chosen layer after the switch."""
     return groups.grouped_switch(
-        index, branches, operands, training, _case, jax.jit, None
+        index, branches, operands, training, _case, jax.jit, None, _take
     )
 
 

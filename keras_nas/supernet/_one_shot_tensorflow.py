@@ -83,9 +83,7 @@ def _shared(fn):
 
 
 def _case(index, functions, arguments):
-    return tf.switch_case(
-        index, [lambda f=f: f(*arguments) for f in functions]
-    )
+    return tf.switch_case(index, [lambda f=f: f(*arguments) for f in functions])
 
 
 def slot_switch(index, branches, operands, training):
@@ -101,6 +99,7 @@ def slot_switch(index, branches, operands, training):
         _case,
         _shared,
         tf.convert_to_tensor,
+        tf.gather,
     )
 
 
