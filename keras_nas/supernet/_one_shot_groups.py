@@ -12,15 +12,21 @@ of layer (same class and configuration, same input and weight shapes; e.g.
 weights and their input.
 
 `slot_groups` partitions a slot's branches into such *groups*. The compiled
-step switches over the groups only (7 branches for a normal cell, 14 for a
-reduction cell, whose inputs 0-1 take stride-2 ops, whatever the node),
-and inside a group's branch `select` gathers the chosen member's input and
-weights (stacked at call time, taken at the member's index; the variables
-stay one per op layer, as saved). The backends then run the group's
-representative layer statelessly on those values, through one function
-traced once per kind of layer and shape (`_one_shot_tensorflow`,
-`_one_shot_jax`), and write the batch-norm statistics back to the chosen
-member only. Backend-neutral (`keras.ops` only).
+step (`grouped_switch`) switches over the groups only (7 branches for a
+normal cell, 14 for a reduction cell, whose inputs 0-1 take stride-2 ops,
+whatever the node). Before the switch every member's variables are packed
+into one flat vector (per dtype) and the chosen member's operand and
+vectors are taken in every group (the variables stay one per op layer, as
+saved), so the switch has a few inputs per group; each branch is one call
+of its kind's shared function (`shared_function`: the representative
+layer run statelessly, traced once per kind of layer and shape; a
+noinline `tf.function` or a `jax.jit` function, `_one_shot_tensorflow`,
+`_one_shot_jax`). The new batch-norm statistics come back as values and
+are written to the chosen layer only. The price: every step reads and
+packs all the slot's weights (the old switch read only the taken
+branch's), a larger share of a TensorFlow step at small sizes
+(benchmarks/RESULTS.md). A Python index (eager use) runs the chosen
+member directly (`run_group`). Backend-neutral (`keras.ops` only).
 """
 
 from __future__ import annotations

@@ -39,6 +39,9 @@ from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 
+#: False dispatches every slot over all its (input, op) branches (the step
+#: before `_one_shot_groups`; for measurements: benchmarks/RESULTS.md).
+GROUPED = True
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -91,6 +94,8 @@ def slot_switch(index, branches, operands, training):
     over its kinds of layer, each branch one call of the kind's shared
     function on the chosen member's gathered operand and weights
     (`_one_shot_groups`)."""
+    if not GROUPED:
+        return switch(index, branches, operands, training)
     return groups.grouped_switch(
         index,
         branches,
