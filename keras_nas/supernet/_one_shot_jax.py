@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import keras
 from keras.src.backend.jax.trainer import JAXTrainer
 
+from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -92,6 +93,25 @@ def switch(index, branches, operands, training):
     return y
 
 
+def _case(index, functions, arguments):
+    return jax.lax.switch(index, functions, *arguments)
+
+
+def _take(stacked, index):
+    return stacked[index]
+
+
+def slot_switch(index, branches, operands, training):
+    """Runs `branches[index]` of a one-shot decision slot only: a
+    `jax.lax.switch` over its kinds of layer, each branch one call of the
+    kind's jitted function on the chosen member's gathered operand and
+    weights (`_one_shot_groups`); the batch-norm statistics come back as
+    values and are assigned to the chosen layer after the switch."""
+    return groups.grouped_switch(
+        index, branches, operands, training, _case, jax.jit, None, _take
+    )
+
+
 def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
     """Eager step: trains one batch on `path`; returns `(loss, y_pred)`."""
     trainable = model.path_trainable_variables(path)
@@ -146,7 +166,7 @@ def compiled_call(model, inputs, training):
     idx = getattr(model, "_fair_path", None)
     if idx is None:
         idx = model._sample_indices()
-    return indexed.forward(model, inputs, idx, training, switch)
+    return indexed.forward(model, inputs, idx, training, slot_switch)
 
 
 def _masked(model, masks, old_state, new_state) -> tuple:
@@ -300,7 +320,7 @@ def indexed_function(model, training: bool):
         variables = model.variables
         mapping = list(zip(variables, values, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            y = indexed.forward(model, x, idx, training, switch)
+            y = indexed.forward(model, x, idx, training, slot_switch)
         new = []
         for v, old in zip(variables, values, strict=True):
             value = scope.get_current_value(v)

@@ -36,8 +36,12 @@ import keras
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 
+#: False dispatches every slot over all its (input, op) branches (the step
+#: before `_one_shot_groups`; for measurements: benchmarks/RESULTS.md).
+GROUPED = True
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -69,6 +73,38 @@ def switch(index, branches, operands, training):
 
     return tf.switch_case(
         tf.cast(index, tf.int32), [make(*b) for b in branches]
+    )
+
+
+def _shared(fn):
+    """A function of `_one_shot_groups.shared_function`: traced once per
+    kind of layer and not inlined, so the step's graph holds one call per
+    slot and kind, not a copy of the op (nor of its gradient)."""
+    return tf.function(
+        fn, autograph=False, experimental_attributes={"_noinline": True}
+    )
+
+
+def _case(index, functions, arguments):
+    return tf.switch_case(index, [lambda f=f: f(*arguments) for f in functions])
+
+
+def slot_switch(index, branches, operands, training):
+    """Runs `branches[index]` of a one-shot decision slot only: a switch
+    over its kinds of layer, each branch one call of the kind's shared
+    function on the chosen member's gathered operand and weights
+    (`_one_shot_groups`)."""
+    if not GROUPED:
+        return switch(index, branches, operands, training)
+    return groups.grouped_switch(
+        index,
+        branches,
+        operands,
+        training,
+        _case,
+        _shared,
+        tf.convert_to_tensor,
+        tf.gather,
     )
 
 
@@ -118,7 +154,7 @@ def apply_indexed_gradients(model, x, y, sample_weight, idx) -> Any:
     """
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
-        y_pred = indexed.forward(model, x, idx, True, switch)
+        y_pred = indexed.forward(model, x, idx, True, slot_switch)
         loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
     grads = tape.gradient(scaled, variables)
     _masked_apply(model, grads, indexed.variable_masks(model, idx))
@@ -139,7 +175,7 @@ def fair_gradients(model, x, y, sample_weight, paths) -> tuple:
 
     def body(k, loss_sum, y_pred, grads):
         with tf.GradientTape() as tape:
-            y_pred = indexed.forward(model, x, paths[k], True, switch)
+            y_pred = indexed.forward(model, x, paths[k], True, slot_switch)
             loss, scaled = indexed.training_loss(
                 model, x, y, y_pred, sample_weight
             )
@@ -205,7 +241,7 @@ def indexed_function(model, training: bool):
     if fn is None:
 
         def run(x, idx):
-            return indexed.forward(model, x, idx, training, switch)
+            return indexed.forward(model, x, idx, training, slot_switch)
 
         fn = cache[training] = tf.function(
             run, reduce_retracing=True, autograph=False

@@ -354,7 +354,7 @@ def test_path_tensors_match_python_paths(space):
         on_path = {id(v) for v in net.path_trainable_variables(path)}
         assert trained == on_path == _reference_live_layers(net, path)
         if seed < 2:  # Branch dispatch (run eagerly) == the Python path.
-            out = indexed.forward(net, x, idx, False, tf_step.switch)
+            out = indexed.forward(net, x, idx, False, tf_step.slot_switch)
             np.testing.assert_allclose(
                 out, net(x, training=False, path=path), atol=1e-6
             )

@@ -146,7 +146,9 @@ def test_a_toy_topology_plugs_into_the_supernet(chain, tmp_path):
         }
         assert tensor == _trained(net, path)
         np.testing.assert_allclose(
-            indexed.forward(net, x, tf.constant(idx), False, tf_step.switch),
+            indexed.forward(
+                net, x, tf.constant(idx), False, tf_step.slot_switch
+            ),
             net(x, training=False, path=path),
             atol=1e-6,
         )
