@@ -39,9 +39,14 @@ from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 
-#: False dispatches every slot over all its (input, op) branches (the step
-#: before `_one_shot_groups`; for measurements: benchmarks/RESULTS.md).
-GROUPED = True
+#: True dispatches every slot over its kinds of layer (`grouped_switch`):
+#: ~1.6x less trace CPU and ~45% less peak memory on the DARTS cell space,
+#: but a 1.4-2.8x slower step (every step gathers all of a slot's weights;
+#: tiny cell space, NAS-Bench-201 and a small cell space: RESULTS.md, issue
+#: #13, q13-oneshot). A search runs thousands of steps, so TensorFlow keeps
+#: the switch over all (input, op) branches by default; JAX, where the
+#: grouped step is as fast and compiles ~1.6x faster, always groups.
+GROUPED = False
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -96,6 +101,11 @@ def slot_switch(index, branches, operands, training):
     (`_one_shot_groups`)."""
     if not GROUPED:
         return switch(index, branches, operands, training)
+    return grouped_switch(index, branches, operands, training)
+
+
+def grouped_switch(index, branches, operands, training):
+    """`slot_switch` with the grouped dispatch, whatever `GROUPED` says."""
     return groups.grouped_switch(
         index,
         branches,

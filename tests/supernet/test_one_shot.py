@@ -354,10 +354,10 @@ def test_path_tensors_match_python_paths(space):
         on_path = {id(v) for v in net.path_trainable_variables(path)}
         assert trained == on_path == _reference_live_layers(net, path)
         if seed < 2:  # Branch dispatch (run eagerly) == the Python path.
-            out = indexed.forward(net, x, idx, False, tf_step.slot_switch)
-            np.testing.assert_allclose(
-                out, net(x, training=False, path=path), atol=1e-6
-            )
+            expected = net(x, training=False, path=path)
+            for dispatch in (tf_step.switch, tf_step.grouped_switch):
+                out = indexed.forward(net, x, idx, False, dispatch)
+                np.testing.assert_allclose(out, expected, atol=1e-6)
     # In-graph SPOS sampling covers every candidate of every slot.
     draws = np.stack([net._sample_indices().numpy() for _ in range(300)])
     sizes = indexed.slot_sizes(net)
