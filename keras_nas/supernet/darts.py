@@ -590,6 +590,19 @@ class DartsSupernet(keras.Model):
             step, self.anneal_steps, self.tau_max, self.tau_min
         )
 
+    def make_train_function(self, force=False):
+        # JAX: the step compiled piecewise (_darts_jax.py).
+        make = getattr(self._steps, "make_train_function", None)
+        if make is None:
+            return super().make_train_function(force)
+        return make(self, force, super().make_train_function)
+
+    def make_test_function(self, force=False):
+        make = getattr(self._steps, "make_test_function", None)
+        if make is None:
+            return super().make_test_function(force)
+        return make(self, force, super().make_test_function)
+
     def train_step(self, *args):
         return self._steps.train_step(self, *args)
 
