@@ -76,6 +76,11 @@ def _merge(model, w, a):
 #: under a distribution (for measurements: benchmarks/).
 PIECEWISE = True
 
+#: XLA options of the pieces made by `_piece` (elementwise updates over
+#: every weight: LLVM's optimizations cost more compile time than they
+#: save; micro configuration, benchmarks/RESULTS.md).
+PIECE_OPTIONS = {"xla_backend_optimization_level": 0}
+
 # model -> {name: jitted piece}
 _PIECES = weakref.WeakKeyDictionary()
 
@@ -85,7 +90,9 @@ def _piece(model, name, fn):
     (inlined under an outer jit, its own executable when called eagerly)."""
     pieces = _PIECES.setdefault(model, {})
     if name not in pieces:
-        pieces[name] = jax.jit(functools.partial(fn, model))
+        pieces[name] = jax.jit(
+            functools.partial(fn, model), compiler_options=PIECE_OPTIONS
+        )
     return pieces[name]
 
 
