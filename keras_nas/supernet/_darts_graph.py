@@ -67,10 +67,13 @@ def enabled(inputs) -> bool:
         return True
     if backend == "jax":
         jax = _backend_module()
-        return getattr(_LOCAL, "piecewise", False) or isinstance(
-            inputs, jax.core.Tracer
-        )
+        return in_piecewise() or isinstance(inputs, jax.core.Tracer)
     return False
+
+
+def in_piecewise() -> bool:
+    """Whether this thread runs inside `piecewise()`."""
+    return getattr(_LOCAL, "piecewise", False)
 
 
 @contextlib.contextmanager
@@ -203,9 +206,9 @@ def _jax_edge(edge):
     compiled once per kind of edge and per set of differentiated inputs
     (weights pass: weights, input, op weights; alpha pass: input and op
     weights; the backward pass with the weights' gradients costs ~4x the
-    compile time of the one without, micro configuration). Called eagerly (the piecewise step, `_darts_jax.py`), every
-    edge of a kind runs those two executables; under an outer `jax.jit`
-    they are inlined as before.
+    compile time of the one without, micro configuration). Called eagerly
+    (the piecewise step, `_darts_jax.py`), every edge of a kind runs those
+    two executables; under an outer `jax.jit` they are inlined as before.
     """
     jax = _backend_module()
     primal = jax.jit(edge)
@@ -217,7 +220,8 @@ def _jax_edge(edge):
 
         def diff(*args):
             args = iter(args)
-            t, x, w = (next(args) if m else g for g, m in zip(groups, mask))
+            pairs = zip(groups, mask, strict=True)
+            t, x, w = (next(args) if m else g for g, m in pairs)
             return edge(t, non_trainable, x, w)
 
         args = [g for g, m in zip(groups, mask, strict=True) if m]

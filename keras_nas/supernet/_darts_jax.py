@@ -86,8 +86,11 @@ _PIECES = weakref.WeakKeyDictionary()
 
 
 def _piece(model, name, fn):
-    """`jax.jit(fn)` with `model` as first argument, made once per model
-    (inlined under an outer jit, its own executable when called eagerly)."""
+    """`fn` with `model` as first argument: in the piecewise step its
+    `jax.jit` function (made once per model), else `fn` itself (traced
+    into the whole step)."""
+    if not _darts_graph.in_piecewise():
+        return functools.partial(fn, model)
     pieces = _PIECES.setdefault(model, {})
     if name not in pieces:
         pieces[name] = jax.jit(

@@ -32,17 +32,26 @@ plan, inputs, op_weights, training)` evaluates it.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import keras
 from keras import ops
 
 from keras_nas.blocks import ops as nas_ops
 
+#: (backend, platform) pairs on which the depthwise convolutions are
+#: computed as sums of shifted slices (`_shifted_depthwise`): XLA's CPU
+#: convolution with `feature_group_count` is ~20x slower at DARTS' sizes
+#: (benchmarks/RESULTS.md, #13 piecewise JAX step). Not measured on GPUs.
+SHIFTED_DEPTHWISE = {("jax", "cpu")}
 
-#: Backends on which the depthwise convolutions are computed as sums of
-#: shifted slices (`_shifted_depthwise`): XLA's CPU convolution with
-#: `feature_group_count` is slow (benchmarks/RESULTS.md, #13 piecewise).
-SHIFTED_DEPTHWISE = {"jax": True}
+
+def _shifted() -> bool:
+    """Whether `_depthwise` sums shifted slices on this backend/platform."""
+    if keras.backend.backend() != "jax":  # TensorFlow: its own kernels
+        return False
+    platform = importlib.import_module("jax").default_backend()
+    return ("jax", platform) in SHIFTED_DEPTHWISE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,7 +318,7 @@ def _shifted_depthwise(x, kernel, strides, size, dilation):
 
 def _depthwise(x, kernel, strides, size, dilation):
     """The depthwise conv of `SepConv` (ops_version 2) at `strides`."""
-    if SHIFTED_DEPTHWISE.get(keras.backend.backend(), False):
+    if _shifted():
         return _shifted_depthwise(x, kernel, strides, size, dilation)
     if strides > 1 and dilation == 1:
         pad = size // 2

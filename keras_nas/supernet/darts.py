@@ -591,17 +591,15 @@ class DartsSupernet(keras.Model):
         )
 
     def make_train_function(self, force=False):
-        # JAX: the step compiled piecewise (_darts_jax.py).
+        # JAX: compiled piecewise (_darts_jax.py); TensorFlow: Keras'.
         make = getattr(self._steps, "make_train_function", None)
-        if make is None:
-            return super().make_train_function(force)
-        return make(self, force, super().make_train_function)
+        whole = super().make_train_function
+        return make(self, force, whole) if make else whole(force)
 
     def make_test_function(self, force=False):
         make = getattr(self._steps, "make_test_function", None)
-        if make is None:
-            return super().make_test_function(force)
-        return make(self, force, super().make_test_function)
+        whole = super().make_test_function
+        return make(self, force, whole) if make else whole(force)
 
     def train_step(self, *args):
         return self._steps.train_step(self, *args)
