@@ -523,7 +523,8 @@ class DartsSupernet(keras.Model):
                 learning rate once per epoch of this many steps, as in the
                 DARTS code; otherwise every step.
             jit_compile: as in `keras.Model.compile` (XLA on TensorFlow;
-                JAX always compiles unless False).
+                JAX compiles unless False: the step in separately jitted
+                pieces, the whole step under a `keras.distribution`).
             steps_per_execution: as in `keras.Model.compile`.
             run_eagerly: as in `keras.Model.compile`.
             **kwargs: accepted for `compile_from_config`; `loss` and
