@@ -101,6 +101,7 @@ def _key(layer, inputs, op_weights, training, handles=False):
         tuple(op_weights.shape),
         str(op_weights.dtype),
         bool(training),
+        in_piecewise(),  # JAX: traced differently (_fused_mixed_op.py)
     )
 
 

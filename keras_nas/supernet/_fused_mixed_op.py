@@ -38,17 +38,20 @@ import keras
 from keras import ops
 
 from keras_nas.blocks import ops as nas_ops
+from keras_nas.supernet import _darts_graph
 
-#: (backend, platform) pairs on which the depthwise convolutions are
-#: computed as sums of shifted slices (`_shifted_depthwise`): XLA's CPU
-#: convolution with `feature_group_count` is ~20x slower at DARTS' sizes
-#: (benchmarks/RESULTS.md, #13 piecewise JAX step). Not measured on GPUs.
+#: (backend, platform) pairs on which the depthwise convolutions of the
+#: piecewise JAX step (`_darts_jax.py`) are computed as sums of shifted
+#: slices (`_shifted_depthwise`): XLA's CPU convolution with
+#: `feature_group_count` is ~20x slower at DARTS' sizes, but in one whole
+#: jitted step the slices cost XLA far more compile time (micro: ~4x;
+#: benchmarks/RESULTS.md, #13 piecewise JAX step). Not measured on GPUs.
 SHIFTED_DEPTHWISE = {("jax", "cpu")}
 
 
 def _shifted() -> bool:
-    """Whether `_depthwise` sums shifted slices on this backend/platform."""
-    if keras.backend.backend() != "jax":  # TensorFlow: its own kernels
+    """Whether `_depthwise` sums shifted slices here and now."""
+    if keras.backend.backend() != "jax" or not _darts_graph.in_piecewise():
         return False
     platform = importlib.import_module("jax").default_backend()
     return ("jax", platform) in SHIFTED_DEPTHWISE

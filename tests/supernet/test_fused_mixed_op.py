@@ -154,7 +154,7 @@ def test_supernet_saves_and_loads_with_the_same_weights(tmp_path):
 
 JAX_SCRIPT = textwrap.dedent(
     """
-    import json
+    import contextlib, json
     import jax, keras, numpy as np
     from keras_nas.blocks import registry
     from keras_nas.supernet import _darts_graph, darts_cells
@@ -177,14 +177,20 @@ JAX_SCRIPT = textwrap.dedent(
             return keras.ops.sum(y * keras.ops.sin(y)), (y, new)
 
         out = {}
-        for fused in (True, False):
-            darts_cells.FUSED = fused
+        # Fused with the depthwise convolutions as shifted slices (as in
+        # the piecewise step on the CPU), fused, op by op.
+        for variant in ("shifted", "fused", "per-op"):
+            darts_cells.FUSED = variant != "per-op"
             grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))
-            (gt, gw, gx), (y, new) = grad(tv, w, x)
-            out[fused] = [np.asarray(a) for a in [y, gw, gx, *gt, *new]]
+            with _darts_graph.piecewise() if variant == "shifted" else (
+                contextlib.nullcontext()
+            ):
+                (gt, gw, gx), (y, new) = grad(tv, w, x)
+            out[variant] = [np.asarray(a) for a in [y, gw, gx, *gt, *new]]
         errors += [
             float(np.abs(a - b).max() / (np.abs(b).max() + 1e-6))
-            for a, b in zip(out[True], out[False])
+            for variant in ("shifted", "fused")
+            for a, b in zip(out[variant], out["per-op"])
         ]
     print("RESULT", json.dumps(errors))
     """
