@@ -205,9 +205,9 @@ def _jax_edge(edge):
     The forward pass (the edge's outputs and the residuals of its
     backward pass) and the backward pass are each a `jax.jit` function
     compiled once per kind of edge and per set of differentiated inputs
-    (weights pass: weights, input, op weights; alpha pass: input and op
-    weights; the backward pass with the weights' gradients costs ~4x the
-    compile time of the one without, micro configuration). Called eagerly
+    (with the weights' gradients or without: the alpha pass; the backward
+    pass with them costs ~4x the compile time of the one without, micro
+    configuration). Called eagerly
     (the piecewise step, `_darts_jax.py`), every edge of a kind runs those
     two executables; under an outer `jax.jit` they are inlined as before.
     """
@@ -235,9 +235,11 @@ def _jax_edge(edge):
         return primal(trainable, non_trainable, inputs, op_weights)
 
     def fwd(trainable, non_trainable, inputs, op_weights):
-        # The input's gradient always (the first cells' inputs are
-        # constants in the alpha pass: one variant fewer to compile).
-        mask = (_perturbed(trainable), True, _perturbed([op_weights]))
+        # The input's and the op weights' gradients always (the first
+        # cells' inputs are constants in the alpha pass, the op weights in
+        # the weights pass): two variants to compile, with and without the
+        # weights' gradients, for every pass of either order.
+        mask = (_perturbed(trainable), True, True)
         run = forwards.get(mask)
         if run is None:
             run = forwards[mask] = jax.jit(functools.partial(forward, mask))
