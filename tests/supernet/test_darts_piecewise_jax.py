@@ -9,8 +9,8 @@ weights, then `evaluate`s; weights, alphas, batch-norm statistics and
 metrics agree to 1e-5 (float32 rounding of differently fused XLA
 computations; the steps move weights by ~0.01 or more). The piecewise step
 compiles at most two forward passes per kind of edge (with and without the
-weights' gradients), not one per edge, and its second step compiles
-nothing.
+weights' gradients) for both orders, not one per edge, and its second
+step compiles nothing.
 """
 
 import json
@@ -87,6 +87,8 @@ def test_piecewise_step_equals_whole_step(run_on_backend):
         assert r["max_change"] > 1e-3, r
         assert r["max_diff"] <= TOLERANCE, r
         assert r["logs_diff"] <= TOLERANCE, r
-        # 10 edges of 3 kinds: one forward per kind and set of gradients.
-        assert 3 <= r["forwards"] <= 6, r
+        # 10 edges of 3 kinds: one forward per kind and set of gradients
+        # (the second order's model may reuse the first's: none then).
+        assert r["forwards"] <= 6, r
         assert r["second"] == 0, r
+    assert result["1"]["forwards"] >= 3, result
