@@ -21,7 +21,9 @@ Usage:
         --torch-python /work/venv-torch/bin/python --config micro \
         --orders 1,2 --variants tf,tf-xla,jax --threads 1
 
-Variants: `tf` (TF graph, the `fit` default), `tf-xla`, `tf-eager`, `jax`.
+Variants: `tf` (TF graph, the `fit` default), `tf-xla`, `tf-eager`, `jax`
+(the step compiled piecewise, `_darts_jax.py`), `jax-whole` (the whole
+step jitted).
 """
 
 import argparse
@@ -123,6 +125,7 @@ VARIANTS = {
     "tf-xla": ("tensorflow", ["--jit"]),
     "tf-eager": ("tensorflow", ["--eager"]),
     "jax": ("jax", []),
+    "jax-whole": ("jax", ["--jax-whole"]),
 }
 
 

@@ -104,6 +104,10 @@ def measure(args):
     from keras_nas.supernet.darts import DartsSupernet
 
     _cell_scan.ENABLED = args.cell_scan
+    if keras.backend.backend() == "jax":
+        from keras_nas.supernet import _darts_jax
+
+        _darts_jax.PIECEWISE = not args.jax_whole
 
     cfg = dict(CONFIGS[args.config])
     if args.batch:
@@ -174,6 +178,11 @@ def main():
         action="store_true",
         help="each cell's edges as two scans (_cell_scan.py)",
     )
+    p.add_argument(
+        "--jax-whole",
+        action="store_true",
+        help="JAX: the whole step jitted (not piecewise, _darts_jax.py)",
+    )
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     p.add_argument(
         "--batch", type=int, default=None, help="overrides the batch size"
@@ -209,6 +218,8 @@ def main():
             cmd.append("--eager")
         if args.cell_scan:
             cmd.append("--cell-scan")
+        if args.jax_whole:
+            cmd.append("--jax-whole")
         if args.dtype:
             cmd += ["--dtype", args.dtype]
         if args.max_rss_gib:

@@ -26,6 +26,8 @@ variables.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import itertools
 import math
@@ -65,8 +67,25 @@ def enabled(inputs) -> bool:
         return True
     if backend == "jax":
         jax = _backend_module()
-        return isinstance(inputs, jax.core.Tracer)
+        return in_piecewise() or isinstance(inputs, jax.core.Tracer)
     return False
+
+
+def in_piecewise() -> bool:
+    """Whether this thread runs inside `piecewise()`."""
+    return getattr(_LOCAL, "piecewise", False)
+
+
+@contextlib.contextmanager
+def piecewise():
+    """JAX: edges called eagerly in this thread run their jitted function
+    (the piecewise step of `_darts_jax.py`), not op by op."""
+    before = getattr(_LOCAL, "piecewise", False)
+    _LOCAL.piecewise = True
+    try:
+        yield
+    finally:
+        _LOCAL.piecewise = before
 
 
 def _key(layer, inputs, op_weights, training, handles=False):
@@ -82,6 +101,7 @@ def _key(layer, inputs, op_weights, training, handles=False):
         tuple(op_weights.shape),
         str(op_weights.dtype),
         bool(training),
+        in_piecewise(),  # JAX: traced differently (_fused_mixed_op.py)
     )
 
 
@@ -166,7 +186,78 @@ def _make_function(layer, direct, training):
             autograph=False,
             experimental_attributes={"_noinline": True},
         )
-    return _backend_module().jit(edge)
+    return _jax_edge(edge)
+
+
+def _perturbed(group) -> bool:
+    return any(p.perturbed for p in group)
+
+
+def _expand(mask, pullback, cotangent):
+    """The pullback's cotangents, None for the groups not differentiated."""
+    grads = iter(pullback(cotangent))
+    return tuple(next(grads) if m else None for m in mask)
+
+
+def _jax_edge(edge):
+    """`edge` as a `jax.custom_vjp` function of jitted pieces.
+
+    The forward pass (the edge's outputs and the residuals of its
+    backward pass) and the backward pass are each a `jax.jit` function
+    compiled once per kind of edge and per set of differentiated inputs
+    (with the weights' gradients or without: the alpha pass; the backward
+    pass with them costs ~4x the compile time of the one without, micro
+    configuration). Called eagerly
+    (the piecewise step, `_darts_jax.py`), every edge of a kind runs those
+    two executables; under an outer `jax.jit` they are inlined as before.
+    """
+    jax = _backend_module()
+    primal = jax.jit(edge)
+    forwards = {}
+    backward = jax.jit(lambda residuals, cotangent: residuals(cotangent))
+
+    def forward(mask, trainable, non_trainable, inputs, op_weights):
+        groups = (trainable, inputs, op_weights)
+
+        def diff(*args):
+            args = iter(args)
+            pairs = zip(groups, mask, strict=True)
+            t, x, w = (next(args) if m else g for g, m in pairs)
+            return edge(t, non_trainable, x, w)
+
+        args = [g for g, m in zip(groups, mask, strict=True) if m]
+        outputs, pullback, new = jax.vjp(diff, *args, has_aux=True)
+        expand = functools.partial(_expand, mask)
+        return (outputs, new), jax.tree_util.Partial(expand, pullback)
+
+    @jax.custom_vjp
+    def fn(trainable, non_trainable, inputs, op_weights):
+        return primal(trainable, non_trainable, inputs, op_weights)
+
+    def fwd(trainable, non_trainable, inputs, op_weights):
+        # The input's and the op weights' gradients always (the first
+        # cells' inputs are constants in the alpha pass, the op weights in
+        # the weights pass): two variants to compile, with and without the
+        # weights' gradients, for every pass of either order.
+        mask = (_perturbed(trainable), True, True)
+        run = forwards.get(mask)
+        if run is None:
+            run = forwards[mask] = jax.jit(functools.partial(forward, mask))
+        return run(
+            [p.value for p in trainable],
+            [p.value for p in non_trainable],
+            inputs.value,
+            op_weights.value,
+        )
+
+    def bwd(residuals, cotangents):
+        d_trainable, d_inputs, d_op_weights = backward(
+            residuals, cotangents[0]
+        )
+        return d_trainable, None, d_inputs, d_op_weights
+
+    fn.defvjp(fwd, bwd, symbolic_zeros=True)
+    return fn
 
 
 def function_for(layer, inputs, op_weights, training, direct, handles=False):

@@ -5,15 +5,34 @@ state `(trainable, non_trainable, optimizer, metrics)` values. Gradients come
 from `jax.value_and_grad` of a pure loss built on `model.stateless_call`;
 the optimizers update through `stateless_apply`. The trainable values are
 split into the network weights and `alpha` by position.
+
+Piecewise compilation (`make_train_function`, the default for
+`jit_compile=True` without a `keras.distribution`): Keras' trainer jits the
+whole step, and XLA then compiles one computation that holds every edge of
+every cell (it inlines the shared `jax.jit` edge functions of
+`_darts_graph.py` at each call), forward and backward, for every pass of
+the step; its compile time grows superlinearly with that size (micro
+configuration, first order: ~80 s CPU). Instead the step runs in Python on
+separately jitted pieces, each compiled once per shape and reused by every
+call: each kind of edge's forward and backward pass (`_darts_graph._jax_edge`,
+a `jax.custom_vjp` of two `jax.jit` functions), the optimizers' updates
+with their clipping and decay over the flat weight lists, the unrolled step
+of the second order and the metrics; what lies between (stem, cells'
+preprocessing, node sums, head, loss) runs op by op. Under a
+`keras.distribution` the whole step is jitted as before (the pieces are
+then inlined).
 """
 
 from __future__ import annotations
+
+import functools
+import weakref
 
 import jax
 import keras
 
 from keras_nas._jax_state import update_metrics
-from keras_nas.supernet import relaxations
+from keras_nas.supernet import _darts_graph, relaxations
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -53,6 +72,33 @@ def _merge(model, w, a):
     return out
 
 
+#: False: `jit_compile=True` jits the whole step (Keras' trainer), as
+#: under a distribution (for measurements: benchmarks/).
+PIECEWISE = True
+
+#: XLA options of the pieces made by `_piece` (elementwise updates over
+#: every weight: LLVM's optimizations cost more compile time than they
+#: save; micro configuration, benchmarks/RESULTS.md).
+PIECE_OPTIONS = {"xla_backend_optimization_level": 0}
+
+# model -> {name: jitted piece}
+_PIECES = weakref.WeakKeyDictionary()
+
+
+def _piece(model, name, fn):
+    """`fn` with `model` as first argument: in the piecewise step its
+    `jax.jit` function (made once per model), else `fn` itself (traced
+    into the whole step)."""
+    if not _darts_graph.in_piecewise():
+        return functools.partial(fn, model)
+    pieces = _PIECES.setdefault(model, {})
+    if name not in pieces:
+        pieces[name] = jax.jit(
+            functools.partial(fn, model), compiler_options=PIECE_OPTIONS
+        )
+    return pieces[name]
+
+
 def _loss_fn(model, arch_pass):
     def loss(w, a, ntv, x, y):
         logits, ntv = model.stateless_call(
@@ -84,10 +130,9 @@ def _lr_and_momentums(model, wov, dtype):
     return lr, [wov[index[id(m)]] for m in momentums], momentum
 
 
-def _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
-    """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
+def _virtual(model, w, gw, wov):
+    """The unrolled weights `w'` and the learning rate `xi`."""
     xi, moms, momentum = _lr_and_momentums(model, wov, w[0].dtype)
-    (_, (_, ntv)), gw = _grads(model, 0)(w, a, ntv, xt, yt)
     w_virtual = virtual_step(
         w,
         gw,
@@ -97,18 +142,37 @@ def _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
         model.weight_decay,
         lr_in_buffer=lr_in_buffer(model.optimizer.weights_optimizer),
     )
-    (loss_v, (logits_v, ntv)), (dw, grad_a) = _grads(model, (0, 1))(
-        w_virtual, a, ntv, xv, yv
-    )
+    return w_virtual, xi
+
+
+def _perturbed(model, w, dw):
+    """`w + eps dw`, `w - eps dw` and `eps = 0.01 / ||dw||`."""
     eps = 0.01 / jax.numpy.maximum(global_norm(dw), 1e-12)
     w_pos = [v + eps * d for v, d in zip(w, dw, strict=False)]
     w_neg = [v - eps * d for v, d in zip(w, dw, strict=False)]
-    (_, (_, ntv)), g_pos = _grads(model, 1)(w_pos, a, ntv, xt, yt)
-    (_, (_, ntv)), g_neg = _grads(model, 1)(w_neg, a, ntv, xt, yt)
-    grad_a = [
+    return w_pos, w_neg, eps
+
+
+def _unrolled(model, grad_a, g_pos, g_neg, xi, eps):
+    return [
         g - xi * (p - n) / (2.0 * eps)
         for g, p, n in zip(grad_a, g_pos, g_neg, strict=False)
     ]
+
+
+def _unrolled_arch_grads(model, w, a, ntv, wov, xt, yt, xv, yv):
+    """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP)."""
+    (_, (_, ntv)), gw = _grads(model, 0)(w, a, ntv, xt, yt)
+    w_virtual, xi = _piece(model, "virtual", _virtual)(w, gw, wov)
+    (loss_v, (logits_v, ntv)), (dw, grad_a) = _grads(model, (0, 1))(
+        w_virtual, a, ntv, xv, yv
+    )
+    w_pos, w_neg, eps = _piece(model, "perturbed", _perturbed)(w, dw)
+    (_, (_, ntv)), g_pos = _grads(model, 1)(w_pos, a, ntv, xt, yt)
+    (_, (_, ntv)), g_neg = _grads(model, 1)(w_neg, a, ntv, xt, yt)
+    grad_a = _piece(model, "unrolled", _unrolled)(
+        grad_a, g_pos, g_neg, xi, eps
+    )
     return loss_v, logits_v, ntv, grad_a
 
 
@@ -171,32 +235,45 @@ def train_step(model, state, data):
         arch_loss, logits_v, ntv, grad_a = _arch_grads(
             model, w, a, ntv, wov, xt, yt, xv, yv
         )
-        grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
-        a, aov = model.optimizer.arch_optimizer.stateless_apply(aov, grad_a, a)
+        a, aov = _piece(model, "arch_update", _arch_update)(aov, grad_a, a)
         if model.relaxation == "binary":
             a = _rescale(model, old_a, a, seed, draw)
-        updates += [
-            (model.arch_loss_tracker, (arch_loss,)),
-            (model.arch_accuracy_tracker, (yv, logits_v)),
-        ]
+        updates += [(arch_loss,), (yv, logits_v)]
     (loss, (logits, ntv)), grad_w = _grads(model, 0)(w, a, ntv, xt, yt)
-    grad_w = clip_and_decay(
-        grad_w, w, model.grad_clip, model.weight_decay
-    )
-    w, wov = model.optimizer.weights_optimizer.stateless_apply(wov, grad_w, w)
-    updates = [
-        (model.loss_tracker, (loss,)),
-        (model.accuracy_tracker, (yt, logits)),
-    ] + updates
-    logs, mv = update_metrics(model, mv, updates)
+    w, wov = _piece(model, "weights_update", _weights_update)(wov, grad_w, w)
+    updates = [(loss,), (yt, logits)] + updates
+    logs, mv = _piece(model, "metrics", _train_metrics)(mv, updates)
     return logs, (_merge(model, w, a), ntv, wov + aov, mv)
+
+
+def _arch_update(model, aov, grad_a, a):
+    grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
+    return model.optimizer.arch_optimizer.stateless_apply(aov, grad_a, a)
+
+
+def _weights_update(model, wov, grad_w, w):
+    grad_w = clip_and_decay(grad_w, w, model.grad_clip, model.weight_decay)
+    return model.optimizer.weights_optimizer.stateless_apply(wov, grad_w, w)
+
+
+def _train_metrics(model, mv, args):
+    """The training step's metrics: `args` of the loss and accuracy
+    trackers, then of the arch trackers when `alpha` took a step."""
+    trackers = [model.loss_tracker, model.accuracy_tracker]
+    trackers += [model.arch_loss_tracker, model.arch_accuracy_tracker]
+    return update_metrics(model, mv, list(zip(trackers, args, strict=False)))
 
 
 def test_step(model, state, data):
     tv, ntv, mv = state
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     logits, ntv = model.stateless_call(tv, ntv, x, training=False)
-    logs, mv = update_metrics(
+    logs, mv = _piece(model, "test_metrics", _test_metrics)(mv, y, logits)
+    return logs, (tv, ntv, mv)
+
+
+def _test_metrics(model, mv, y, logits):
+    return update_metrics(
         model,
         mv,
         [
@@ -204,7 +281,45 @@ def test_step(model, state, data):
             (model.accuracy_tracker, (y, logits)),
         ],
     )
-    return logs, (tv, ntv, mv)
+
+
+def _piecewise(model) -> bool:
+    """Whether `model`'s compiled steps run piecewise (module doc)."""
+    return bool(
+        PIECEWISE
+        and model.jit_compile
+        and not model.run_eagerly
+        and keras.distribution.distribution() is None
+        and model.relaxation == "softmax"
+    )
+
+
+def _eager(step, model, state, data):
+    """`step` run in Python on the jitted pieces."""
+    data = jax.tree.map(jax.numpy.asarray, data)
+    with _darts_graph.piecewise():
+        return step(model, state, data)
+
+
+def make_train_function(model, force, whole):
+    """Keras' train function: piecewise (module doc) or `whole(force)`,
+    Keras' own (the whole step jitted)."""
+    if not _piecewise(model):
+        return whole(force)
+    if model.train_function is None or force:
+        step = functools.partial(_eager, train_step, model)
+        model.train_function = model._make_function(step)
+    return model.train_function
+
+
+def make_test_function(model, force, whole):
+    """Keras' test function: piecewise or `whole(force)`."""
+    if not _piecewise(model):
+        return whole(force)
+    if model.test_function is None or force:
+        step = functools.partial(_eager, test_step, model)
+        model.test_function = model._make_function(step)
+    return model.test_function
 
 
 def arch_gradients(model, train_batch, val_batch):

@@ -32,11 +32,29 @@ plan, inputs, op_weights, training)` evaluates it.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import keras
 from keras import ops
 
 from keras_nas.blocks import ops as nas_ops
+from keras_nas.supernet import _darts_graph
+
+#: (backend, platform) pairs on which the depthwise convolutions of the
+#: piecewise JAX step (`_darts_jax.py`) are computed as sums of shifted
+#: slices (`_shifted_depthwise`): XLA's CPU convolution with
+#: `feature_group_count` is ~20x slower at DARTS' sizes, but in one whole
+#: jitted step the slices cost XLA far more compile time (micro: ~4x;
+#: benchmarks/RESULTS.md, #13 piecewise JAX step). Not measured on GPUs.
+SHIFTED_DEPTHWISE = {("jax", "cpu")}
+
+
+def _shifted() -> bool:
+    """Whether `_depthwise` sums shifted slices here and now."""
+    if keras.backend.backend() != "jax" or not _darts_graph.in_piecewise():
+        return False
+    platform = importlib.import_module("jax").default_backend()
+    return ("jax", platform) in SHIFTED_DEPTHWISE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,8 +233,96 @@ def _batch_norm(x, bns, training, plan_):
     )
 
 
+def _window(x, a, b, out_hw, strides):
+    """`x[:, a + strides * h, b + strides * w, :]` for the output's h, w."""
+    h, w = out_hw
+    return x[
+        :,
+        a : a + strides * (h - 1) + 1 : strides,
+        b : b + strides * (w - 1) + 1 : strides,
+        :,
+    ]
+
+
+def _taps(x, kernel, out_hw, strides, dilation):
+    """The valid depthwise correlation of `x` with `kernel` (k, k, C, 1):
+    the sum over taps of shifted windows times the tap's weights."""
+    size = kernel.shape[0]
+    out = None
+    for i in range(size):
+        for j in range(size):
+            window = _window(x, i * dilation, j * dilation, out_hw, strides)
+            tap = window * kernel[i, j, :, 0]
+            out = tap if out is None else out + tap
+    return out
+
+
+def _zero_insert(y, strides, axis):
+    """`strides - 1` zeros between the elements of `y` along `axis`."""
+    if strides == 1:
+        return y
+    zeros = [ops.zeros_like(y)] * (strides - 1)
+    z = ops.stack([y, *zeros], axis=axis + 1)
+    shape = list(y.shape)
+    shape[axis] *= strides
+    z = ops.reshape(z, shape)
+    keep = strides * (y.shape[axis] - 1) + 1
+    return z[:, :keep] if axis == 1 else z[:, :, :keep]
+
+
+def _shifted_depthwise(x, kernel, strides, size, dilation):
+    """`_depthwise` as sums over the kernel's taps of shifted (strided)
+    windows of the padded input times the tap's per-channel weights, with
+    the same sums for its gradients: the input's is the correlation of the
+    (zero-inserted) upstream gradient with the flipped kernel, the
+    kernel's one reduction per tap. Equal to the convolution up to float32
+    rounding; on XLA's CPU backend ~20x faster forward and backward than
+    its grouped convolution (micro configuration; benchmarks/RESULTS.md).
+    """
+    pad = dilation * (size // 2)
+    height, width = x.shape[1], x.shape[2]
+    out_hw = ((height - 1) // strides + 1, (width - 1) // strides + 1)
+
+    def padded(t, after_h, after_w):
+        return ops.pad(t, [[0, 0], [pad, after_h], [pad, after_w], [0, 0]])
+
+    @ops.custom_gradient
+    def depthwise(x, kernel):
+        xp = padded(x, pad, pad)
+        out = _taps(xp, kernel, out_hw, strides, dilation)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            dz = _zero_insert(_zero_insert(upstream, strides, 1), strides, 2)
+            dzp = padded(
+                dz, height + pad - dz.shape[1], width + pad - dz.shape[2]
+            )
+            d_x = _taps(
+                dzp, kernel[::-1, ::-1], (height, width), 1, dilation
+            )
+            d_kernel = ops.stack(
+                [
+                    ops.sum(
+                        _window(xp, i * dilation, j * dilation, out_hw, strides)
+                        * upstream,
+                        axis=(0, 1, 2),
+                    )
+                    for i in range(size)
+                    for j in range(size)
+                ]
+            )
+            return d_x, ops.reshape(d_kernel, kernel.shape)
+
+        return out, grad
+
+    return depthwise(x, kernel)
+
+
 def _depthwise(x, kernel, strides, size, dilation):
     """The depthwise conv of `SepConv` (ops_version 2) at `strides`."""
+    if _shifted():
+        return _shifted_depthwise(x, kernel, strides, size, dilation)
     if strides > 1 and dilation == 1:
         pad = size // 2
         x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])

@@ -527,7 +527,8 @@ class DartsSupernet(keras.Model):
                 learning rate once per epoch of this many steps, as in the
                 DARTS code; otherwise every step.
             jit_compile: as in `keras.Model.compile` (XLA on TensorFlow;
-                JAX always compiles unless False).
+                JAX compiles unless False: the step in separately jitted
+                pieces, the whole step under a `keras.distribution`).
             steps_per_execution: as in `keras.Model.compile`.
             run_eagerly: as in `keras.Model.compile`.
             **kwargs: accepted for `compile_from_config`; `loss` and
@@ -593,6 +594,17 @@ class DartsSupernet(keras.Model):
         return relaxations.temperature(
             step, self.anneal_steps, self.tau_max, self.tau_min
         )
+
+    def make_train_function(self, force=False):
+        # JAX: compiled piecewise (_darts_jax.py); TensorFlow: Keras'.
+        make = getattr(self._steps, "make_train_function", None)
+        whole = super().make_train_function
+        return make(self, force, whole) if make else whole(force)
+
+    def make_test_function(self, force=False):
+        make = getattr(self._steps, "make_test_function", None)
+        whole = super().make_test_function
+        return make(self, force, whole) if make else whole(force)
 
     def train_step(self, *args):
         return self._steps.train_step(self, *args)

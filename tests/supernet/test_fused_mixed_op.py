@@ -154,7 +154,7 @@ def test_supernet_saves_and_loads_with_the_same_weights(tmp_path):
 
 JAX_SCRIPT = textwrap.dedent(
     """
-    import json
+    import contextlib, json
     import jax, keras, numpy as np
     from keras_nas.blocks import registry
     from keras_nas.supernet import _darts_graph, darts_cells
@@ -162,28 +162,36 @@ JAX_SCRIPT = textwrap.dedent(
 
     _darts_graph.ENABLED = False  # each variant traced afresh below
 
-    op = MixedOp(3, 2, registry.DARTS_OPS)
-    op.build((2, 5, 5, 3))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 5, 5, 3)).astype("float32")
     w = rng.dirichlet(np.ones(8)).astype("float32")
-    tv = [v.value for v in op.trainable_variables]
-    ntv = [v.value for v in op.non_trainable_variables]
+    errors = []
+    for strides in (2, 1):  # the input's gradient too (chained cells)
+        op = MixedOp(3, strides, registry.DARTS_OPS)
+        op.build((2, 5, 5, 3))
+        tv = [v.value for v in op.trainable_variables]
+        ntv = [v.value for v in op.non_trainable_variables]
 
-    def loss(tv, w):
-        y, new = op.stateless_call(tv, ntv, x, w, training=True)
-        return keras.ops.sum(y * keras.ops.sin(y)), (y, new)
+        def loss(tv, w, x):
+            y, new = op.stateless_call(tv, ntv, x, w, training=True)
+            return keras.ops.sum(y * keras.ops.sin(y)), (y, new)
 
-    out = {}
-    for fused in (True, False):
-        darts_cells.FUSED = fused
-        grad = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))
-        (gt, gw), (y, new) = grad(tv, w)
-        out[fused] = [np.asarray(a) for a in [y, gw, *gt, *new]]
-    errors = [
-        float(np.abs(a - b).max() / (np.abs(b).max() + 1e-6))
-        for a, b in zip(out[True], out[False])
-    ]
+        out = {}
+        # Fused with the depthwise convolutions as shifted slices (as in
+        # the piecewise step on the CPU), fused, op by op.
+        for variant in ("shifted", "fused", "per-op"):
+            darts_cells.FUSED = variant != "per-op"
+            grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))
+            with _darts_graph.piecewise() if variant == "shifted" else (
+                contextlib.nullcontext()
+            ):
+                (gt, gw, gx), (y, new) = grad(tv, w, x)
+            out[variant] = [np.asarray(a) for a in [y, gw, gx, *gt, *new]]
+        errors += [
+            float(np.abs(a - b).max() / (np.abs(b).max() + 1e-6))
+            for variant in ("shifted", "fused")
+            for a, b in zip(out[variant], out["per-op"])
+        ]
     print("RESULT", json.dumps(errors))
     """
 )
