@@ -186,10 +186,10 @@ def _fan(mode: str, shape: Sequence[int]) -> float:
 def _host_draw(initializer: Any) -> _HostDraw | None:
     """`_HostDraw(initializer)`, or None where Keras must draw itself.
 
-    Keras draws under a distribution (it may shard the draw).
+    Also under a `keras.distribution`: Keras lays the drawn value out on
+    the devices as it does its own draw, so a seed gives the same initial
+    weights on one device and on several.
     """
-    if keras.distribution.distribution() is not None:
-        return None
     if isinstance(initializer, (keras.initializers.Zeros,
                                 keras.initializers.Ones)):
         return _HostDraw(initializer)

@@ -26,8 +26,9 @@ are written to the chosen layer only. The price: every step reads and
 packs all the slot's weights (the old switch read only the taken
 branch's), a larger share of a TensorFlow step at small sizes
 (benchmarks/RESULTS.md): JAX always groups, TensorFlow only with
-`_one_shot_tensorflow.GROUPED = True`. A Python index (eager use) runs the chosen
-member directly (`run_group`). Backend-neutral (`keras.ops` only).
+`_one_shot_tensorflow.GROUPED = True`. A Python index (eager use) runs
+the chosen member directly (`run_group`). Backend-neutral (`keras.ops`
+only).
 """
 
 from __future__ import annotations
