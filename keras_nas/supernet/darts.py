@@ -530,7 +530,11 @@ class DartsSupernet(keras.Model):
                 JAX compiles unless False: the step in separately jitted
                 pieces, the whole step under a `keras.distribution`).
             steps_per_execution: as in `keras.Model.compile`.
-            run_eagerly: as in `keras.Model.compile`.
+            run_eagerly: as in `keras.Model.compile`. On TensorFlow the
+                eager step reaches its first step ~3x sooner than the
+                traced one (no graph to trace and optimize) and then runs
+                each step ~1.8x slower (micro configuration on a CPU,
+                benchmarks/RESULTS.md): for short runs and debugging.
             **kwargs: accepted for `compile_from_config`; `loss` and
                 `metrics` are ignored (the supernet computes the
                 cross-entropy of its logits and the accuracy itself).
