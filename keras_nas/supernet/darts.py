@@ -36,6 +36,7 @@ from keras_nas._validation import (
     MAX_CELLS,
     MAX_FILTERS,
     MAX_NODES,
+    check_number,
     check_positive_int,
 )
 from keras_nas.blocks import ops as nas_ops
@@ -83,23 +84,13 @@ __all__ = [
 _PACKAGE = "keras_nas"
 
 
+def _non_negative(name: str, value: Any) -> float:
+    return check_number(name, value, 0.0, math.inf, high_open=True)
+
+
 def step_module():
     """Returns the module with the gradient steps of the current backend."""
     return backend_module("keras_nas.supernet", "_darts", "DARTS")
-
-
-def _check_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"Expected `{name}` to be a non-negative number. "
-            f"Received: {name}={value!r}"
-        )
-    if value < 0 or not math.isfinite(value):
-        raise ValueError(
-            f"Expected `{name}` to be a non-negative number. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 
@@ -277,8 +268,8 @@ class DartsSupernet(keras.Model):
         self.partial_channels = relaxations.check_partial_channels(
             partial_channels, self.filters
         )
-        self.tau_max = _check_float("tau_max", tau_max)
-        self.tau_min = _check_float("tau_min", tau_min)
+        self.tau_max = _non_negative("tau_max", tau_max)
+        self.tau_min = _non_negative("tau_min", tau_min)
         self.anneal_steps = (
             None
             if anneal_steps is None
@@ -294,12 +285,12 @@ class DartsSupernet(keras.Model):
                 "Expected `order` 0 or 1 with relaxation='binary' (the "
                 "ProxylessNAS estimator is first order). Received: order=2"
             )
-        self.weight_decay = _check_float("weight_decay", weight_decay)
-        self.arch_weight_decay = _check_float(
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.arch_weight_decay = _non_negative(
             "arch_weight_decay", arch_weight_decay
         )
         self.grad_clip = (
-            None if grad_clip is None else _check_float("grad_clip", grad_clip)
+            None if grad_clip is None else _non_negative("grad_clip", grad_clip)
         )
         self.stem_multiplier = check_positive_int(
             "stem_multiplier", stem_multiplier

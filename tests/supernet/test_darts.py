@@ -347,3 +347,10 @@ def test_jax_backend_first_and_second_order_and_mixed_precision(
     for before, after, moved in result.values():
         assert after < before
         assert moved > 0
+
+
+@pytest.mark.parametrize("name", ["weight_decay", "grad_clip", "tau_min"])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), True, "1"])
+def test_non_negative_arguments_are_checked(name, bad):
+    with pytest.raises(ValueError, match=rf"`{name}` to be a number in"):
+        DartsSupernet((8, 8, 3), 10, filters=2, num_cells=1, **{name: bad})
