@@ -156,6 +156,18 @@ def _make_handle_function(layer, direct, training):
     )
 
 
+def packed_statistics(rep, non_trainable, scope):
+    """`rep`'s non-trainable values after a stateless run in `scope` (the
+    old value in `non_trainable` where the run set none), packed into one
+    tensor: each output of a TF function gets its own zero gradient at
+    every call site, so all moving statistics travel as one."""
+    new = []
+    for v, old in zip(rep.non_trainable_variables, non_trainable, strict=True):
+        value = scope.get_current_value(v)
+        new.append(old if value is None else value)
+    return _pack(new)
+
+
 def _make_function(layer, direct, training):
     ref = weakref.ref(layer)
 
@@ -169,15 +181,7 @@ def _make_function(layer, direct, training):
         )
         if not training or not non_trainable:
             return outputs, []
-        new = []
-        for v, old in zip(
-            rep.non_trainable_variables, non_trainable, strict=True
-        ):
-            value = scope.get_current_value(v)
-            new.append(old if value is None else value)
-        # One output for all moving statistics: each output of a TF
-        # function gets its own zero gradient at every call site.
-        return outputs, [_pack(new)]
+        return outputs, [packed_statistics(rep, non_trainable, scope)]
 
     if keras.backend.backend() == "tensorflow":
         tf = _backend_module()

@@ -301,25 +301,25 @@ def _eager(step, model, state, data):
         return step(model, state, data)
 
 
-def make_train_function(model, force, whole):
-    """Keras' train function: piecewise (module doc) or `whole(force)`,
-    Keras' own (the whole step jitted)."""
+def _function(model, force, whole, attribute, step):
+    """`model.<attribute>` made from the piecewise `step` (module doc), or
+    `whole(force)`, Keras' own (the whole step jitted)."""
     if not _piecewise(model):
         return whole(force)
-    if model.train_function is None or force:
-        step = functools.partial(_eager, train_step, model)
-        model.train_function = model._make_function(step)
-    return model.train_function
+    if getattr(model, attribute) is None or force:
+        run = functools.partial(_eager, step, model)
+        setattr(model, attribute, model._make_function(run))
+    return getattr(model, attribute)
+
+
+def make_train_function(model, force, whole):
+    """Keras' train function: piecewise or `whole(force)`."""
+    return _function(model, force, whole, "train_function", train_step)
 
 
 def make_test_function(model, force, whole):
     """Keras' test function: piecewise or `whole(force)`."""
-    if not _piecewise(model):
-        return whole(force)
-    if model.test_function is None or force:
-        step = functools.partial(_eager, test_step, model)
-        model.test_function = model._make_function(step)
-    return model.test_function
+    return _function(model, force, whole, "test_function", test_step)
 
 
 def arch_gradients(model, train_batch, val_batch):

@@ -209,13 +209,8 @@ def shared_function(layer, x, training: bool, wrap: Callable):
             )
             if not training or not non_trainable:
                 return y, []
-            new = []
-            for v, old in zip(
-                rep.non_trainable_variables, non_trainable, strict=True
-            ):
-                value = scope.get_current_value(v)
-                new.append(old if value is None else value)
-            return y, [_darts_graph._pack(new)]
+            stats = _darts_graph.packed_statistics(rep, non_trainable, scope)
+            return y, [stats]
 
         entry = _FUNCTIONS[key] = (ref, wrap(run))
     return entry[1]
