@@ -88,6 +88,16 @@ REFERENCE = textwrap.dedent(
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
+    extra = {"params": sum(p.numel() for p in model.parameters())}
+    """
+)
+
+# Ends a child script that has run `import json, resource, time`, taken
+# `t0, c0` (wall and CPU clocks) before the construction and defined
+# `step()`, `cfg` and `extra` (a dict of more figures): runs the first
+# step and `cfg["steps"]` timed ones, prints the RESULT line.
+TIMED_STEPS = textwrap.dedent(
+    """
     step()
     first = time.perf_counter() - t0
     first_cpu = time.process_time() - c0
@@ -99,15 +109,15 @@ REFERENCE = textwrap.dedent(
         cpu_times.append(time.process_time() - t_cpu)
     times.sort()
     cpu_times.sort()
-    print("RESULT " + json.dumps({
-        "first_step_s": first,
-        "first_step_cpu_s": first_cpu,
-        "step_s_median": times[len(times) // 2],
-        "step_cpu_s_median": cpu_times[len(cpu_times) // 2],
-        "peak_rss_mib": resource.getrusage(
+    print("RESULT " + json.dumps(dict(
+        extra,
+        first_step_s=first,
+        first_step_cpu_s=first_cpu,
+        step_s_median=times[len(times) // 2],
+        step_cpu_s_median=cpu_times[len(cpu_times) // 2],
+        peak_rss_mib=resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "params": sum(p.numel() for p in model.parameters()),
-    }))
+    )))
     """
 )
 
@@ -153,7 +163,7 @@ def run_reference(args, copy, order, cfg):
     spec = dict(cfg, order=order, steps=args.steps, threads=args.threads)
     env = dict(os.environ, PYTHONPATH=copy, OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.run(
-        [args.torch_python, "-c", REFERENCE, json.dumps(spec)],
+        [args.torch_python, "-c", REFERENCE + TIMED_STEPS, json.dumps(spec)],
         cwd=copy,
         env=env,
         capture_output=True,

@@ -41,7 +41,12 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from darts_reference import KEYS, _patched_copy, _result  # noqa: E402
+from darts_reference import (  # noqa: E402
+    KEYS,
+    TIMED_STEPS,
+    _patched_copy,
+    _result,
+)
 from darts_step import CONFIGS  # noqa: E402
 
 # Runs in the PyTorch interpreter, with the patched copy on sys.path.
@@ -101,25 +106,7 @@ REFERENCE = textwrap.dedent(
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-    step()
-    first = time.perf_counter() - t0
-    first_cpu = time.process_time() - c0
-    times, cpu_times = [], []
-    for _ in range(cfg["steps"]):
-        t, t_cpu = time.perf_counter(), time.process_time()
-        step()
-        times.append(time.perf_counter() - t)
-        cpu_times.append(time.process_time() - t_cpu)
-    times.sort()
-    cpu_times.sort()
-    print("RESULT " + json.dumps({
-        "first_step_s": first,
-        "first_step_cpu_s": first_cpu,
-        "step_s_median": times[len(times) // 2],
-        "step_cpu_s_median": cpu_times[len(cpu_times) // 2],
-        "peak_rss_mib": resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }))
+    extra = {}
     """
 )
 
@@ -149,28 +136,13 @@ KERAS_NAS = textwrap.dedent(
         optimizer=keras.optimizers.SGD(
             0.025, momentum=0.9, global_clipnorm=5.0),
         step=cfg["step"])
-    t1, c1 = time.perf_counter(), time.process_time()
-    net.fit(x, y, batch_size=b, epochs=1, verbose=0)
-    first = time.perf_counter() - t0
-    first_cpu = time.process_time() - c0
-    times, cpu_times = [], []
-    for _ in range(cfg["steps"]):
-        t, t_cpu = time.perf_counter(), time.process_time()
-        net.fit(x, y, batch_size=b, epochs=1, verbose=0)
-        times.append(time.perf_counter() - t)
-        cpu_times.append(time.process_time() - t_cpu)
-    times.sort()
-    cpu_times.sort()
-    print("RESULT " + json.dumps({
-        "build_cpu_s": c1 - c0,
-        "first_step_s": first,
-        "first_step_cpu_s": first_cpu,
-        "step_s_median": times[len(times) // 2],
-        "step_cpu_s_median": cpu_times[len(cpu_times) // 2],
-        "peak_rss_mib": resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    extra = {
+        "build_cpu_s": time.process_time() - c0,
         "params": int(net.count_params()),
-    }))
+    }
+
+    def step():
+        net.fit(x, y, batch_size=b, epochs=1, verbose=0)
     """
 )
 
@@ -185,7 +157,7 @@ def run_reference(args, copy, cfg):
     spec = dict(cfg, steps=args.steps, threads=args.threads)
     env = dict(os.environ, PYTHONPATH=copy, OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.run(
-        [args.torch_python, "-c", REFERENCE, json.dumps(spec)],
+        [args.torch_python, "-c", REFERENCE + TIMED_STEPS, json.dumps(spec)],
         cwd=copy,
         env=env,
         capture_output=True,
@@ -204,7 +176,7 @@ def run_keras_nas(args, variant, cfg):
     if backend == "jax":
         env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
-        [sys.executable, "-c", KERAS_NAS, json.dumps(spec)],
+        [sys.executable, "-c", KERAS_NAS + TIMED_STEPS, json.dumps(spec)],
         env=env,
         capture_output=True,
         text=True,
