@@ -128,16 +128,16 @@ def make_strategy(args: argparse.Namespace) -> tuple[Any, str | None]:
     )
 
 
-def fit_to_devices(data: Any) -> tuple[Any, str | None]:
+def fit_to_devices(data: Any, batch_size: int) -> tuple[Any, str | None]:
     """`data` with every batch splittable over the devices of the JAX
     `DataParallel` distribution in effect, and a line saying what was
     dropped (None if nothing).
 
     Each array split keeps its first `len - len % N` examples (N devices),
-    so that its last, partial batch splits too (`--batch-size` is a
-    multiple of N); each batch of a `tf.data` pipeline keeps its first
-    `size - size % N`. Without a distribution (TensorFlow, one device),
-    `data` as it is.
+    so that its last, partial batch splits too (`batch_size`, the
+    pipelines' batch size, is a multiple of N); each batch of a `tf.data`
+    pipeline keeps its first `size - size % N`. Without a distribution
+    (TensorFlow, one device), `data` as it is.
     """
     import keras
 
@@ -147,39 +147,54 @@ def fit_to_devices(data: Any) -> tuple[Any, str | None]:
     if distribution is None:
         return data, None
     n = int(distribution.device_mesh.shape[0])
-    splits = ("train", "validation", "test")
-    if not data.is_arrays:
-        return dataclasses.replace(
-            data, **{s: _trim_batches(getattr(data, s), n) for s in splits}
-        ), None
     kept, dropped = {}, []
-    for split in splits:
-        x, y = getattr(data, split)
-        size = len(y) - len(y) % n
-        kept[split] = (x[:size], y[:size])
-        if size < len(y):
-            dropped.append(f"{len(y) - size} {split}")
-    if not dropped:
-        return data, None
+    for split in ("train", "validation", "test"):
+        if data.is_arrays:
+            x, y = getattr(data, split)
+            size = len(y) - len(y) % n
+            kept[split] = (x[:size], y[:size])
+            lost = len(y) - size
+        else:
+            size = data.sizes()[split]
+            kept[split] = _trim_batches(
+                getattr(data, split), n, size, batch_size
+            )
+            # Only the last, partial batch can lose rows.
+            lost = 0 if size is None else size % batch_size % n
+        if lost:
+            dropped.append(f"{lost} {split}")
     return dataclasses.replace(data, **kept), (
         f"devices: dropped the last {', '.join(dropped)} example(s), so "
         f"that every batch splits over the {n} devices"
+        if dropped
+        else None
     )
 
 
-def _trim_batches(dataset: Any, n: int) -> Any:
+def _trim_batches(
+    dataset: Any, n: int, size: int | None, batch_size: int
+) -> Any:
     """Each `(x, y)` batch of `dataset` cut to a multiple of `n` rows;
     batches of fewer than `n` rows left out (an empty batch would make a
-    NaN loss). The filter leaves the number of batches unknown to Keras,
-    which then warns "Your input ran out of data" once per `fit`, at the
-    end of the first epoch."""
+    NaN loss).
+
+    The filter hides the number of batches from tf.data; when the split's
+    `size` (examples) is known, the batches of `batch_size` (a multiple of
+    `n`) that remain are counted and asserted, so Keras knows the epoch's
+    length (without it Keras warns "Your input ran out of data" at the end
+    of every `fit`'s first epoch).
+    """
     import tensorflow as tf
 
     def trim(x, y):
-        size = tf.shape(y)[0] - tf.shape(y)[0] % n
-        return x[:size], y[:size]
+        rows = tf.shape(y)[0] - tf.shape(y)[0] % n
+        return x[:rows], y[:rows]
 
-    return dataset.map(trim).filter(lambda x, y: tf.shape(y)[0] > 0)
+    trimmed = dataset.map(trim).filter(lambda x, y: tf.shape(y)[0] > 0)
+    if size is None:
+        return trimmed
+    batches = size // batch_size + (size % batch_size >= n)
+    return trimmed.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def strategy_scope(strategy: Any) -> contextlib.AbstractContextManager:

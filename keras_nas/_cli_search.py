@@ -100,7 +100,6 @@ def _evaluate(model: Any, data: Any, batch_size: int) -> tuple[float, float]:
     return float(metrics["loss"]), float(accuracy)
 
 
-
 def search_worker(args: argparse.Namespace) -> int:
     """A worker of a distributed search: runs the trials the chief hands out.
 
@@ -114,7 +113,7 @@ def search_worker(args: argparse.Namespace) -> int:
     os.makedirs(args.directory, exist_ok=True)
     run = Run(args, None)
     run.strategy, devices_line = make_strategy(args)
-    data, dropped = fit_to_devices(_load(args))
+    data, dropped = fit_to_devices(_load(args), args.batch_size)
     run.space = make_space(args, data)
     _seed_everything(args.seed)
 
@@ -176,7 +175,7 @@ def search(args: argparse.Namespace) -> int:
     with quietly(args.verbose):  # tfds imports TensorFlow.
         data = _load(args)
     run.say(import_backend(verbose=args.verbose))
-    data, dropped = fit_to_devices(data)
+    data, dropped = fit_to_devices(data, args.batch_size)
     for line in (devices_line, dropped):
         if line:
             run.say(line)
@@ -199,7 +198,7 @@ def search(args: argparse.Namespace) -> int:
         + (
             f"; train/val/test {sizes['train']}/{sizes['validation']}/"
             f"{sizes['test']}"
-            if data.is_arrays
+            if None not in sizes.values()
             else ""
         )
         + ")"

@@ -69,6 +69,9 @@ class DataSplits:
         test: the held-out test split (used once, on the final model).
         input_shape: shape of one image, e.g. `(8, 8, 1)`.
         num_classes: number of classes.
+        pipeline_sizes: number of examples of each `tf.data` split where
+            tf.data knows it (`{"train": 1200, ...}`, a split it does not
+            know maps to None); None for array splits.
     """
 
     name: str
@@ -77,6 +80,7 @@ class DataSplits:
     test: Any
     input_shape: tuple[int, ...]
     num_classes: int
+    pipeline_sizes: dict[str, int | None] | None = None
 
     @property
     def is_arrays(self) -> bool:
@@ -84,9 +88,11 @@ class DataSplits:
         return isinstance(self.train, tuple)
 
     def sizes(self) -> dict[str, int | None]:
-        """Number of examples per split (`None` for `tf.data` pipelines)."""
+        """Number of examples per split (`None` for a `tf.data` pipeline
+        of unknown length)."""
         if not self.is_arrays:
-            return {"train": None, "validation": None, "test": None}
+            known = self.pipeline_sizes or {}
+            return {s: known.get(s) for s in ("train", "validation", "test")}
         return {
             "train": len(self.train[1]),
             "validation": len(self.validation[1]),
@@ -103,14 +109,20 @@ class DataSplits:
                 batched).
 
         Returns:
-            A dict with `x` (and `y`, `batch_size` for arrays).
+            A dict with `x` (and `y`, `batch_size` for arrays; `shuffle=False`
+            for a pipeline to train on, which shuffles itself).
         """
         if split == "train+validation":
             if self.is_arrays:
                 x = np.concatenate([self.train[0], self.validation[0]])
                 y = np.concatenate([self.train[1], self.validation[1]])
                 return {"x": x, "y": y, "batch_size": batch_size}
-            return {"x": self.train.concatenate(self.validation)}
+            # Pipelines shuffle themselves (`fit`'s default shuffle=True
+            # would only warn that it is ignored).
+            return {
+                "x": self.train.concatenate(self.validation),
+                "shuffle": False,
+            }
         if split not in ("train", "validation", "test"):
             raise ValueError(
                 "Expected `split` to be 'train', 'validation', 'test' or "
@@ -119,7 +131,9 @@ class DataSplits:
         data = getattr(self, split)
         if self.is_arrays:
             return {"x": data[0], "y": data[1], "batch_size": batch_size}
-        return {"x": data}
+        return (
+            {"x": data, "shuffle": False} if split == "train" else {"x": data}
+        )
 
     def validation_data(self) -> Any:
         """The validation split in the form `fit(validation_data=...)` takes."""
@@ -296,7 +310,9 @@ def tfds_pipelines(
 
     Returns:
         A dict with `train`, `validation`, `test` (batched `tf.data.Dataset`s
-        of `(image, label)`), `input_shape`, `num_classes` and `info`.
+        of `(image, label)`), `input_shape`, `num_classes`, `info` and
+        `sizes` (examples per split before batching, None where tf.data
+        does not know it).
 
     Example:
 
@@ -381,11 +397,13 @@ def tfds_pipelines(
             image = tf.image.resize(image, size, antialias=True)
         return image, tf.cast(label, tf.int64)
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"sizes": {}}
     for split, spec in names.items():
         ds = builder.as_dataset(split=spec, as_supervised=True)
         if subset:
             ds = ds.take(subset)
+        count = int(ds.cardinality())
+        out["sizes"][split] = count if count >= 0 else None
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         if split == "train":
             ds = ds.shuffle(shuffle_buffer, seed=seed)
@@ -487,6 +505,7 @@ def load_dataset(
             test=data["test"],
             input_shape=data["input_shape"],
             num_classes=data["num_classes"],
+            pipeline_sizes=data["sizes"],
         )
     if spec == "digits":
         x, y = load_digits_arrays()

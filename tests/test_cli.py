@@ -368,7 +368,10 @@ def test_search_on_mocked_tfds_dataset(tmp_path, capsys):
         )
     assert status == 0
     out = capsys.readouterr().out
-    assert "dataset tfds:mnist (8, 8, 1) (10 classes)" in out
+    assert (
+        "dataset tfds:mnist (8, 8, 1) (10 classes; train/val/test 16/16/16)"
+        in out
+    )
     with open(os.path.join(directory, "results.json")) as f:
         results = json.load(f)
     assert len(results["trials"]) == 1

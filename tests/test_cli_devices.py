@@ -21,6 +21,7 @@ import textwrap
 import numpy as np
 
 from keras_nas._cli_args import devices_option
+from keras_nas._cli_devices import _trim_batches
 
 _SCRIPT = textwrap.dedent(
     """
@@ -226,3 +227,22 @@ def test_help_names_the_option():
     text = " ".join(done.stdout.split())
     assert "--devices N|all|cpu" in text
     assert "tf.distribute.MirroredStrategy" in text
+
+
+def test_trimmed_pipeline_keeps_a_known_length():
+    # A tf.data split under `--devices 2` on JAX: each batch cut to an even
+    # number of rows, a batch of 1 row left out. With the split's size
+    # known, Keras is told the number of batches (else it warns "Your
+    # input ran out of data" at the end of every fit's first epoch).
+    import tensorflow as tf
+
+    for size, rows in ((37, [8, 8, 8, 8, 4]), (33, [8, 8, 8, 8])):
+        batched = tf.data.Dataset.from_tensor_slices(
+            (np.zeros((size, 3)), np.arange(size))
+        ).batch(8)
+        trimmed = _trim_batches(batched, 2, size, 8)
+        assert int(trimmed.cardinality()) == len(rows)
+        assert [len(y) for _, y in trimmed.as_numpy_iterator()] == rows
+        unknown = _trim_batches(batched, 2, None, 8)
+        assert int(unknown.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+        assert [len(y) for _, y in unknown.as_numpy_iterator()] == rows

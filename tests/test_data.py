@@ -102,6 +102,7 @@ def test_tfds_pipelines_mocked():
             assert images.dtype == np.float32
             assert 0.0 <= images.min() and images.max() <= 1.0
             assert labels.dtype == np.int64
+        assert out["sizes"] == {"train": 12, "validation": 12, "test": 12}
         full = data.tfds_pipelines("cifar10", batch_size=16)
         assert full["input_shape"] == (32, 32, 3)
         images, _ = next(iter(full["train"].as_numpy_iterator()))
@@ -109,6 +110,7 @@ def test_tfds_pipelines_mocked():
         splits = data.load_dataset("tfds:mnist", batch_size=4, subset=8)
         assert not splits.is_arrays
         assert splits.input_shape == (28, 28, 1)
+        assert splits.sizes() == {"train": 8, "validation": 8, "test": 8}
         x = splits.fit_kwargs("train+validation", 4)["x"]
         assert sum(len(b[1]) for b in x.as_numpy_iterator()) == 16
 
