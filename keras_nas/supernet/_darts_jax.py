@@ -85,16 +85,17 @@ PIECE_OPTIONS = {"xla_backend_optimization_level": 0}
 _PIECES = weakref.WeakKeyDictionary()
 
 
-def _piece(model, name, fn):
+def _piece(model, name, fn, options=PIECE_OPTIONS):
     """`fn` with `model` as first argument: in the piecewise step its
     `jax.jit` function (made once per model), else `fn` itself (traced
-    into the whole step)."""
+    into the whole step). `options`: XLA's (None under autodiff: JAX
+    takes them only on a top-level `jax.jit`)."""
     if not _darts_graph.in_piecewise():
         return functools.partial(fn, model)
     pieces = _PIECES.setdefault(model, {})
     if name not in pieces:
         pieces[name] = jax.jit(
-            functools.partial(fn, model), compiler_options=PIECE_OPTIONS
+            functools.partial(fn, model), compiler_options=options
         )
     return pieces[name]
 
@@ -104,9 +105,14 @@ def _loss_fn(model, arch_pass):
         logits, ntv = model.stateless_call(
             _merge(model, w, a), ntv, x, training=True, arch_pass=arch_pass
         )
-        return cross_entropy(y, logits), (logits, ntv)
+        loss = _piece(model, "loss", _cross_entropy, None)(y, logits)
+        return loss, (logits, ntv)
 
     return loss
+
+
+def _cross_entropy(model, y, logits):
+    return cross_entropy(y, logits)
 
 
 def _grads(model, argnums):

@@ -337,9 +337,10 @@ class SearchCell(keras.layers.Layer):
 
     def call(self, inputs, op_weights, training=None, edge_weights=None):
         s0, s1 = inputs
+        # JAX's piecewise step: each kind of preprocessing compiled once.
         states = [
-            self.preprocess0(s0, training=training),
-            self.preprocess1(s1, training=training),
+            _darts_graph.call_layer(self.preprocess0, s0, training),
+            _darts_graph.call_layer(self.preprocess1, s1, training),
         ]
         if _cell_scan.applies(self, states[1]):
             # Traced: each kind of edge once per cell (_cell_scan.py).
@@ -348,10 +349,11 @@ class SearchCell(keras.layers.Layer):
                 MixedOp._call_ops,
             )
         e = 0
+        weights = _darts_graph.rows(op_weights)
         for i in range(self.num_nodes):
             node = None
             for j in range(i + 2):
-                y = self.edges[e](states[j], op_weights[e], training=training)
+                y = self.edges[e](states[j], weights[e], training=training)
                 if edge_weights is not None:  # PC-DARTS' betas
                     y = y * ops.cast(edge_weights[e], y.dtype)
                 node = y if node is None else node + y
