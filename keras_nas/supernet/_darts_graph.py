@@ -95,14 +95,28 @@ def piecewise():
         _LOCAL.piecewise = before
 
 
-def _key(layer, inputs, op_weights, training, handles=False):
+def _config(layer) -> str:
+    """`layer`'s config as a key. On JAX, of a layer that names its
+    constructor's arguments (`_config_names`), those, its dtype policy and
+    trainability: Keras' `get_config` serializes the dtype policy, which
+    imports TensorFlow in a JAX process (~520 MiB resident, micro
+    configuration; benchmarks/RESULTS.md, #13 glue pieces)."""
+    names = getattr(type(layer), "_config_names", ())
+    if keras.backend.backend() == "jax" and names:
+        items = [(n, getattr(layer, n)) for n in names]
+        items += [("dtype", layer.dtype_policy.name)]
+        return repr(items + [("trainable", layer.trainable)])
     config = layer.get_config()
     config.pop("name", None)
+    return repr(sorted(config.items()))
+
+
+def _key(layer, inputs, op_weights, training, handles=False):
     return (
         keras.backend.backend(),
         bool(handles),
         type(layer),
-        repr(sorted(config.items())),
+        _config(layer),
         tuple(inputs.shape),
         str(inputs.dtype),
         None if op_weights is None else tuple(op_weights.shape),

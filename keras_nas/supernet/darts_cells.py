@@ -230,16 +230,21 @@ class MixedOp(keras.layers.Layer):
         out = self.candidates[0].compute_output_shape(shape)
         return tuple(out[:-1]) + (self.filters,)
 
+    #: The constructor's arguments (the config, and the key of the edge's
+    #: shared function on JAX, `_darts_graph._config`).
+    _config_names = (
+        "filters",
+        "strides",
+        "ops",
+        "ops_version",
+        "relaxation",
+        "partial_channels",
+    )
+
     def get_config(self):
         config = super().get_config()
-        config.update(
-            filters=self.filters,
-            strides=self.strides,
-            ops=list(self.ops),
-            ops_version=self.ops_version,
-            relaxation=self.relaxation,
-            partial_channels=self.partial_channels,
-        )
+        config.update({n: getattr(self, n) for n in self._config_names})
+        config["ops"] = list(self.ops)
         return config
 
     from_config = nas_ops._legacy_from_config()
