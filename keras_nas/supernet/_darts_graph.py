@@ -44,6 +44,13 @@ ENABLED = True
 #: variables (for measurements: benchmarks/).
 HANDLES = True
 _LOCAL = threading.local()
+#: JAX: every edge's backward computes its weights' gradients, also in
+#: the alpha pass (one variant to compile per kind of edge, not two:
+#: micro configuration, first order: first call -14 s CPU, step +25%;
+#: for measurements: benchmarks/RESULTS.md).
+ALWAYS_WEIGHT_GRADS = False
+#: JAX: XLA options of the edges' forward and backward executables.
+EDGE_OPTIONS = None
 
 
 def _backend_module():
@@ -88,18 +95,32 @@ def piecewise():
         _LOCAL.piecewise = before
 
 
-def _key(layer, inputs, op_weights, training, handles=False):
+def _config(layer) -> str:
+    """`layer`'s config as a key. On JAX, of a layer that names its
+    constructor's arguments (`_config_names`), those, its dtype policy and
+    trainability: Keras' `get_config` serializes the dtype policy, which
+    imports TensorFlow in a JAX process (~520 MiB resident, micro
+    configuration; benchmarks/RESULTS.md, #13 glue pieces)."""
+    names = getattr(type(layer), "_config_names", ())
+    if keras.backend.backend() == "jax" and names:
+        items = [(n, getattr(layer, n)) for n in names]
+        items += [("dtype", layer.dtype_policy.name)]
+        return repr(items + [("trainable", layer.trainable)])
     config = layer.get_config()
     config.pop("name", None)
+    return repr(sorted(config.items()))
+
+
+def _key(layer, inputs, op_weights, training, handles=False):
     return (
         keras.backend.backend(),
         bool(handles),
         type(layer),
-        repr(sorted(config.items())),
+        _config(layer),
         tuple(inputs.shape),
         str(inputs.dtype),
-        tuple(op_weights.shape),
-        str(op_weights.dtype),
+        None if op_weights is None else tuple(op_weights.shape),
+        None if op_weights is None else str(op_weights.dtype),
         bool(training),
         in_piecewise(),  # JAX: traced differently (_fused_mixed_op.py)
     )
@@ -190,7 +211,21 @@ def _make_function(layer, direct, training):
             autograph=False,
             experimental_attributes={"_noinline": True},
         )
-    return _jax_edge(edge)
+    return _jax_edge(_unpacked(edge, ref))
+
+
+def _unpacked(edge, ref):
+    """JAX: `edge` returning the moving statistics as a list of values,
+    unpacked inside the jitted function (eagerly, the piecewise step's
+    split of each kind's packed statistics compiled on its own)."""
+
+    def run(trainable, non_trainable, inputs, op_weights):
+        outputs, new = edge(trainable, non_trainable, inputs, op_weights)
+        if new:
+            new = [_unpack(new[0], ref().non_trainable_variables)]
+        return outputs, new
+
+    return run
 
 
 def _perturbed(group) -> bool:
@@ -218,7 +253,10 @@ def _jax_edge(edge):
     jax = _backend_module()
     primal = jax.jit(edge)
     forwards = {}
-    backward = jax.jit(lambda residuals, cotangent: residuals(cotangent))
+    backward = jax.jit(
+        lambda residuals, cotangent: residuals(cotangent),
+        compiler_options=EDGE_OPTIONS,
+    )
 
     def forward(mask, trainable, non_trainable, inputs, op_weights):
         groups = (trainable, inputs, op_weights)
@@ -243,15 +281,25 @@ def _jax_edge(edge):
         # cells' inputs are constants in the alpha pass, the op weights in
         # the weights pass): two variants to compile, with and without the
         # weights' gradients, for every pass of either order.
-        mask = (_perturbed(trainable), True, True)
+        # A layer's piece (`call_layer`: no op weights) always computes
+        # its weights' gradients: one variant to compile, a cheap backward.
+        layer_piece = op_weights is None
+        mask = (
+            ALWAYS_WEIGHT_GRADS or layer_piece or _perturbed(trainable),
+            True,
+            not layer_piece,
+        )
         run = forwards.get(mask)
         if run is None:
-            run = forwards[mask] = jax.jit(functools.partial(forward, mask))
+            run = forwards[mask] = jax.jit(
+                functools.partial(forward, mask),
+                compiler_options=EDGE_OPTIONS,
+            )
         return run(
             [p.value for p in trainable],
             [p.value for p in non_trainable],
             inputs.value,
-            op_weights.value,
+            None if op_weights is None else op_weights.value,
         )
 
     def bwd(residuals, cotangents):
@@ -277,6 +325,45 @@ def function_for(layer, inputs, op_weights, training, direct, handles=False):
         entry = (weakref.ref(layer), make(layer, direct, training))
         _FUNCTIONS[key] = entry
     return entry[1]
+
+
+def _apply_layer(layer, inputs, op_weights, training):
+    """`call_layer`'s computation: the layer itself (no op weights)."""
+    return layer(inputs, training=training)
+
+
+def call_layer(layer, inputs, training):
+    """`layer(inputs)`; in JAX's piecewise step (`piecewise()`) through
+    the shared function of its kind (as an edge's, `call`: compiled once
+    per kind of layer and input shape, forward and backward, reused by
+    every such layer), not op by op (eagerly, each op compiles once per
+    shape: a cell's preprocessing is ~30 of them).
+
+    Args:
+        layer: a built layer whose output depends only on its variables
+            and `inputs` (no random ops), e.g. a cell's preprocessing.
+        inputs: the input tensor.
+        training: the training flag.
+    """
+    if not (in_piecewise() and enabled(inputs)):
+        return layer(inputs, training=training)
+    return call(layer, inputs, None, training, _apply_layer)
+
+
+def rows(op_weights):
+    """The rows of a cell's `op_weights` (one per edge); in JAX's
+    piecewise step split by one jitted function (eagerly, each row's
+    slice and its gradient compile on their own), else `op_weights`
+    itself (indexed per edge)."""
+    if not in_piecewise():
+        return op_weights
+    return _jax_rows()(op_weights)
+
+
+@functools.cache
+def _jax_rows():
+    jax = _backend_module()
+    return jax.jit(lambda w: tuple(w[i] for i in range(w.shape[0])))
 
 
 def _handles_apply() -> bool:
@@ -336,7 +423,10 @@ def _pack(values):
 
 
 def _unpack(packed, variables):
-    """`_pack`'s values, shaped as `variables`."""
+    """`_pack`'s values, shaped as `variables` (a list: unpacked already,
+    `_unpacked`)."""
+    if isinstance(packed, (list, tuple)):
+        return list(packed)
     sizes = [math.prod(v.shape) for v in variables]
     if len(sizes) == 1:
         return [keras.ops.reshape(packed, variables[0].shape)]

@@ -17,10 +17,20 @@ separately jitted pieces, each compiled once per shape and reused by every
 call: each kind of edge's forward and backward pass (`_darts_graph._jax_edge`,
 a `jax.custom_vjp` of two `jax.jit` functions), the optimizers' updates
 with their clipping and decay over the flat weight lists, the unrolled step
-of the second order and the metrics; what lies between (stem, cells'
-preprocessing, node sums, head, loss) runs op by op. Under a
-`keras.distribution` the whole step is jitted as before (the pieces are
-then inlined).
+of the second order and the metrics, and of the glue: each kind of cell
+preprocessing layer (`_darts_graph.call_layer`, forward and backward as
+an edge's), the split of a cell's op weights into rows and the loss; what
+lies between (stem, node sums, head) runs op by op, each op compiled once
+per shape. Under a `keras.distribution` the whole step is jitted as before
+(the pieces are then inlined).
+
+A later process can skip most compilations: JAX's persistent compilation
+cache, the user's opt-in (keras-nas sets nothing), e.g.
+`jax.config.update("jax_compilation_cache_dir", path)` and
+`jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)` (or
+the environment variables `JAX_COMPILATION_CACHE_DIR` and
+`JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0`) before the first step
+(micro configuration: benchmarks/RESULTS.md, #13 glue pieces).
 """
 
 from __future__ import annotations
@@ -85,16 +95,17 @@ PIECE_OPTIONS = {"xla_backend_optimization_level": 0}
 _PIECES = weakref.WeakKeyDictionary()
 
 
-def _piece(model, name, fn):
+def _piece(model, name, fn, options=PIECE_OPTIONS):
     """`fn` with `model` as first argument: in the piecewise step its
     `jax.jit` function (made once per model), else `fn` itself (traced
-    into the whole step)."""
+    into the whole step). `options`: XLA's (None under autodiff: JAX
+    takes them only on a top-level `jax.jit`)."""
     if not _darts_graph.in_piecewise():
         return functools.partial(fn, model)
     pieces = _PIECES.setdefault(model, {})
     if name not in pieces:
         pieces[name] = jax.jit(
-            functools.partial(fn, model), compiler_options=PIECE_OPTIONS
+            functools.partial(fn, model), compiler_options=options
         )
     return pieces[name]
 
@@ -104,9 +115,14 @@ def _loss_fn(model, arch_pass):
         logits, ntv = model.stateless_call(
             _merge(model, w, a), ntv, x, training=True, arch_pass=arch_pass
         )
-        return cross_entropy(y, logits), (logits, ntv)
+        loss = _piece(model, "loss", _cross_entropy, None)(y, logits)
+        return loss, (logits, ntv)
 
     return loss
+
+
+def _cross_entropy(model, y, logits):
+    return cross_entropy(y, logits)
 
 
 def _grads(model, argnums):

@@ -230,16 +230,21 @@ class MixedOp(keras.layers.Layer):
         out = self.candidates[0].compute_output_shape(shape)
         return tuple(out[:-1]) + (self.filters,)
 
+    #: The constructor's arguments (the config, and the key of the edge's
+    #: shared function on JAX, `_darts_graph._config`).
+    _config_names = (
+        "filters",
+        "strides",
+        "ops",
+        "ops_version",
+        "relaxation",
+        "partial_channels",
+    )
+
     def get_config(self):
         config = super().get_config()
-        config.update(
-            filters=self.filters,
-            strides=self.strides,
-            ops=list(self.ops),
-            ops_version=self.ops_version,
-            relaxation=self.relaxation,
-            partial_channels=self.partial_channels,
-        )
+        config.update({n: getattr(self, n) for n in self._config_names})
+        config["ops"] = list(self.ops)
         return config
 
     from_config = nas_ops._legacy_from_config()
@@ -337,9 +342,10 @@ class SearchCell(keras.layers.Layer):
 
     def call(self, inputs, op_weights, training=None, edge_weights=None):
         s0, s1 = inputs
+        # JAX's piecewise step: each kind of preprocessing compiled once.
         states = [
-            self.preprocess0(s0, training=training),
-            self.preprocess1(s1, training=training),
+            _darts_graph.call_layer(self.preprocess0, s0, training),
+            _darts_graph.call_layer(self.preprocess1, s1, training),
         ]
         if _cell_scan.applies(self, states[1]):
             # Traced: each kind of edge once per cell (_cell_scan.py).
@@ -348,10 +354,11 @@ class SearchCell(keras.layers.Layer):
                 MixedOp._call_ops,
             )
         e = 0
+        weights = _darts_graph.rows(op_weights)
         for i in range(self.num_nodes):
             node = None
             for j in range(i + 2):
-                y = self.edges[e](states[j], op_weights[e], training=training)
+                y = self.edges[e](states[j], weights[e], training=training)
                 if edge_weights is not None:  # PC-DARTS' betas
                     y = y * ops.cast(edge_weights[e], y.dtype)
                 node = y if node is None else node + y

@@ -9,8 +9,9 @@ weights, then `evaluate`s; weights, alphas, batch-norm statistics and
 metrics agree to 1e-5 (float32 rounding of differently fused XLA
 computations; the steps move weights by ~0.01 or more). The piecewise step
 compiles at most two forward passes per kind of edge (with and without the
-weights' gradients) for both orders, not one per edge, and its second
-step compiles nothing.
+weights' gradients) and one per kind of cell preprocessing layer, for
+both orders, not one per edge or layer, and its second step compiles
+nothing.
 """
 
 import json
@@ -22,7 +23,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, logging, re
     import jax, keras, numpy as np
-    from keras_nas.supernet import _darts_jax
+    from keras_nas.supernet import _darts_graph, _darts_jax
     from keras_nas.supernet.darts import DartsSupernet, SearchData
 
     compiled = []
@@ -36,6 +37,12 @@ SCRIPT = textwrap.dedent(
 
     jax.config.update("jax_log_compiles", True)
     logging.getLogger("jax").addHandler(Log())
+    def kinds():
+        # The piecewise training step's kinds of edge and of layer.
+        keys = [k for k in _darts_graph._FUNCTIONS if k[-1] and k[-2]]
+        edges = sum(k[6] is not None for k in keys)
+        return edges, len(keys) - edges
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 10, 16).astype("int32")
@@ -61,6 +68,10 @@ SCRIPT = textwrap.dedent(
                 weights=[np.asarray(v.value) for v in m.weights],
                 start=start, logs=logs,
                 forwards=sum(n == "jit(forward)" for n in first),
+                compiled=len(first),
+                pieces=sum(n in ("jit(forward)", "jit(<lambda>)")
+                           for n in first),
+                kinds=kinds(),
                 second=len(second),
             )
         a, b = runs[True], runs[False]
@@ -72,6 +83,7 @@ SCRIPT = textwrap.dedent(
             logs_diff=max(abs(a["logs"][k] - b["logs"][k])
                           for k in b["logs"]),
             forwards=a["forwards"], second=a["second"],
+            compiled=a["compiled"], pieces=a["pieces"], kinds=a["kinds"],
         )
     print("RESULT", json.dumps(out))
     """
@@ -87,8 +99,12 @@ def test_piecewise_step_equals_whole_step(run_on_backend):
         assert r["max_change"] > 1e-3, r
         assert r["max_diff"] <= TOLERANCE, r
         assert r["logs_diff"] <= TOLERANCE, r
-        # 10 edges of 3 kinds: one forward per kind and set of gradients
-        # (the second order's model may reuse the first's: none then).
-        assert r["forwards"] <= 6, r
+        # 10 edges of 3 kinds and 4 preprocessing layers of 3 kinds: per
+        # kind of edge one forward per set of gradients, per kind of layer
+        # one (the second order's model may reuse the first's: none then).
+        edges, layers = r["kinds"]
+        assert r["forwards"] <= 2 * edges + layers, r
         assert r["second"] == 0, r
-    assert result["1"]["forwards"] >= 3, result
+    edges, layers = result["1"]["kinds"]
+    assert (edges, layers) == (3, 3), result
+    assert result["1"]["forwards"] >= edges + layers, result
