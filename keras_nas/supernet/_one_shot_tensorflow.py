@@ -133,12 +133,9 @@ def grouped_switch(index, branches, operands, training):
 
 
 def piece_caller(model):
-    """`use(layer)` of the piecewise step: one noinline `tf.function` per
-    kind of layer, called eagerly on the layer's variables
-    (`_one_shot_groups.piece_caller`); under a `tf.distribute` strategy
-    the per-layer functions of `layer_caller`."""
-    if tf.distribute.has_strategy():
-        return layer_caller(model)
+    """`use(layer)` of the piecewise step: one `tf.function` per kind of
+    layer, called eagerly on the layer's variables
+    (`_one_shot_groups.piece_caller`)."""
     return groups.piece_caller(_piece, tf.convert_to_tensor)
 
 
@@ -154,14 +151,16 @@ def piecewise(model) -> bool:
 
 
 def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
-    """Eager step: trains one batch on the Python `path`."""
-    return apply_paths_gradients(model, x, y, sample_weight, [path])
+    """Eager step: trains one batch on the Python `path`, every layer a
+    call of its own cached `tf.function` (`layer_caller`)."""
+    use = layer_caller(model)
+    return apply_paths_gradients(model, x, y, sample_weight, [path], use)
 
 
-def apply_paths_gradients(model, x, y, sample_weight, paths) -> Any:
+def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
     """Trains one batch on the Python `paths` (one, or the `m` paths of a
-    strictly fair step): eagerly, each layer a call of its kind's
-    compiled piece (`piece_caller`).
+    strictly fair step), eagerly; `use(layer)` is what a layer's call runs
+    (the piecewise step: its kind's compiled piece, `piece_caller`).
 
     Only the paths' trainable variables are differentiated and handed to
     the optimizer, in one update with the paths' gradients summed, so the
@@ -169,7 +168,6 @@ def apply_paths_gradients(model, x, y, sample_weight, paths) -> Any:
     untouched optimizer slots). Returns the mean loss and the last path's
     predictions.
     """
-    use = piece_caller(model)
     variables, grads, seen, losses = [], [], {}, []
     for path in paths:
         on_path = model.path_trainable_variables(path)
@@ -293,9 +291,7 @@ def train_step(model, data) -> dict:
     if model._pieces:  # drawn eagerly: the same paths as in the graph
         rows = idx.numpy().reshape(-1, idx.shape[-1])
         paths = [indexed.indices_path(model, row) for row in rows]
-        loss, y_pred = apply_paths_gradients(
-            model, x, y, sample_weight, paths
-        )
+        loss, y_pred = apply_paths_gradients(model, x, y, sample_weight, paths)
         model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
         return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients
