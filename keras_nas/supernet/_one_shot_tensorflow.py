@@ -291,7 +291,9 @@ def train_step(model, data) -> dict:
     if model._pieces:  # drawn eagerly: the same paths as in the graph
         rows = idx.numpy().reshape(-1, idx.shape[-1])
         paths = [indexed.indices_path(model, row) for row in rows]
-        loss, y_pred = apply_paths_gradients(model, x, y, sample_weight, paths)
+        loss, y_pred = apply_paths_gradients(
+            model, x, y, sample_weight, paths, piece_caller(model)
+        )
         model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
         return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients
