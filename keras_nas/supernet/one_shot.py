@@ -451,7 +451,11 @@ class OneShotSupernet(PathEvaluation, keras.Model):
                 a distribution strategy, or `jit_compile=True` on
                 TensorFlow) one traced (TensorFlow) or jitted (JAX) step
                 for all paths that dispatches every slot with a real
-                branch (`keras.ops.switch`). With `sampler="fair"` the `m`
+                branch (`keras.ops.switch`). The piecewise step reaches
+                its first step tens of times sooner and needs several
+                times less memory; once compiled, the switch steps ran
+                faster at a tiny size (TF ~1.2x, JAX ~5x;
+                benchmarks/RESULTS.md). With `sampler="fair"` the `m`
                 paths of a step run one after the other, their gradients
                 summed into one update. `"eager"`: the path is a Python
                 choice (required by a Python `sampler`, e.g. the ENAS
