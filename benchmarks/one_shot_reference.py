@@ -15,8 +15,10 @@ the original's: its modules, cross-entropy, SGD with momentum 0.9 and
 weight decay 3e-4, gradient norm clipped at 5. keras-nas:
 `OneShotSupernet(search_space="cell")` of the same size (stem 3C, reductions at
 1/3 and 2/3 of the depth, 4 nodes), `compile(SGD(0.025, momentum=0.9,
-global_clipnorm=5))`, the default compiled step (`--variants tf,jax`) or
-the eager step (`tf-eager`), one `fit` call per step.
+global_clipnorm=5))`, the default compiled step (`--variants tf,jax`: the
+piecewise step), the switch step over every branch it replaced on this
+space (`tf-switch`, `jax-switch`: `one_shot.PIECEWISE = ()`) or the eager
+step (`tf-eager`), one `fit` call per step.
 
 Each measurement runs in its own subprocess, interleaved per round:
 reference, then each keras-nas variant. Printed per run: time to the first
@@ -118,7 +120,9 @@ KERAS_NAS = textwrap.dedent(
     cfg = json.loads(sys.argv[1])
     import keras
     import keras_nas  # noqa: F401
-    from keras_nas.supernet import OneShotSupernet
+    from keras_nas.supernet import OneShotSupernet, one_shot
+    if cfg["switch"]:  # the jitted/traced switch over every branch
+        one_shot.PIECEWISE = ()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
@@ -146,10 +150,13 @@ KERAS_NAS = textwrap.dedent(
     """
 )
 
+# variant -> (backend, step, the switch step instead of the piecewise one)
 VARIANTS = {
-    "tf": ("tensorflow", "compiled"),
-    "tf-eager": ("tensorflow", "eager"),
-    "jax": ("jax", "compiled"),
+    "tf": ("tensorflow", "compiled", False),
+    "tf-switch": ("tensorflow", "compiled", True),
+    "tf-eager": ("tensorflow", "eager", False),
+    "jax": ("jax", "compiled", False),
+    "jax-switch": ("jax", "compiled", True),
 }
 
 
@@ -167,8 +174,10 @@ def run_reference(args, copy, cfg):
 
 
 def run_keras_nas(args, variant, cfg):
-    backend, step = VARIANTS[variant]
-    spec = dict(cfg, steps=args.steps, threads=args.threads, step=step)
+    backend, step, switch = VARIANTS[variant]
+    spec = dict(
+        cfg, steps=args.steps, threads=args.threads, step=step, switch=switch
+    )
     env = dict(os.environ, KERAS_BACKEND=backend)
     env["OMP_NUM_THREADS"] = str(args.threads)
     env["TF_NUM_INTRAOP_THREADS"] = str(args.threads)

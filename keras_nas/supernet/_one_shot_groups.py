@@ -47,9 +47,11 @@ from keras_nas.supernet import _darts_graph
 __all__ = [
     "Group",
     "SlotGroups",
+    "piece_caller",
     "run_group",
     "select",
     "shared_function",
+    "shared_keys",
     "slot_groups",
     "write_back",
 ]
@@ -194,7 +196,7 @@ def shared_function(layer, x, training: bool, wrap: Callable):
     TensorFlow every output of a function gets its own zero gradient at
     every call site).
     """
-    key = (kind(layer, x), bool(training))
+    key = (kind(layer, x), bool(training), wrap)
     entry = _FUNCTIONS.get(key)
     if entry is None or entry[0]() is None:
         ref = weakref.ref(layer)
@@ -229,6 +231,42 @@ def run_group(group: Group, operands, member, training, wrap, convert=None):
         trainable = [convert(v) for v in trainable]
         non_trainable = [convert(v) for v in non_trainable]
     return _call(group, x, trainable, non_trainable, training, wrap)
+
+
+def piece_caller(wrap: Callable, convert: Callable | None = None):
+    """`use(layer)` of the piecewise step: a layer with variables runs as
+    one call of its kind's shared function (`shared_function`, made on the
+    kind's first call) on its own weights, and its new batch-norm
+    statistics are assigned to it; a layer without variables runs as it
+    is. Every layer of a kind (the same op on any edge of the same width,
+    stride and input shape, the cells' preprocessing of one shape, ...)
+    shares one function, compiled once (`wrap`, `convert`: as for
+    `run_group`)."""
+
+    def use(layer):
+        if not layer.variables:
+            return layer
+        group = Group([layer], [0])
+
+        def call(x, training=None):
+            y, new = run_group(group, [x], 0, training, wrap, convert)
+            if new is not None:
+                write_back(group, new, 0)
+            return y
+
+        return call
+
+    return use
+
+
+def shared_keys(wrap: Callable) -> set:
+    """The keys (kind of layer, `training`, `wrap`) of the shared functions
+    `wrap` made: the pieces a piecewise step compiled."""
+    return {
+        key
+        for key, entry in _FUNCTIONS.items()
+        if key[-1] is wrap and entry[0]() is not None
+    }
 
 
 def _call(group: Group, x, trainable, non_trainable, training, wrap):

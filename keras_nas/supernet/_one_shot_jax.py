@@ -1,8 +1,16 @@
 """JAX training steps of `OneShotSupernet`.
 
 Keras' JAX trainer calls `train_step(state, data)` with the model's
-variables held in `state`. Three steps:
+variables held in `state`. Four steps:
 
+- piecewise (the compiled step on the cell space, without a
+  `keras.distribution` or `jit_compile=False`): the step runs in Python;
+  the paths are drawn eagerly from the supernet's `SeedGenerator`, each
+  path's loss is differentiated by an eager `jax.value_and_grad` in which
+  every layer is one call of its kind's `jax.custom_vjp` function of a
+  jitted forward and a jitted backward pass (`_darts_graph._jax_edge`,
+  compiled when the kind is first sampled); the optimizer gets the paths'
+  variables only, the metrics update is jitted.
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
   the step (`keras.random` with the supernet's `SeedGenerator`, whose state
@@ -27,18 +35,23 @@ variables held in `state`. Three steps:
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import keras
+import numpy as np
 from keras.src.backend.jax.trainer import JAXTrainer
 
+from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# model -> {name: jitted piece of the piecewise step}
+_PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_caller(model):
@@ -294,8 +307,136 @@ def _fair_train_step(model, state, data) -> tuple:
     return logs, (new_trainable, non_trainable, new_optimizer, metrics_vars)
 
 
+def piecewise(model) -> bool:
+    """Whether `model`'s compiled step runs piecewise: without a
+    `keras.distribution` and without `jit_compile=False`."""
+    return keras.distribution.distribution() is None and model._jit is not False
+
+
+def _wrap(run):
+    """`run(trainable, non_trainable, x)` of a kind of layer as a
+    `jax.custom_vjp` function of a jitted forward and a jitted backward
+    pass (`_darts_graph._jax_edge`, whose fourth argument, the DARTS op
+    weights, is a constant zero here)."""
+    edge = _darts_graph._jax_edge(lambda t, n, x, _: run(t, n, x))
+
+    def fn(trainable, non_trainable, x):
+        return edge(trainable, non_trainable, x, _zero(x.dtype))
+
+    return fn
+
+
+@functools.cache
+def _zero(dtype):
+    return jnp.zeros((), dtype)
+
+
+def _piece(model, name, fn):
+    """`fn` with `model` as first argument, jitted once per model."""
+    pieces = _PIECES.setdefault(model, {})
+    if name not in pieces:
+        pieces[name] = jax.jit(functools.partial(fn, model))
+    return pieces[name]
+
+
+def _metrics(model, metrics_vars, loss, x, y, y_pred, sample_weight):
+    return model._update_metrics_variables(
+        metrics_vars, loss, x, y, y_pred, sample_weight
+    )
+
+
+def _path_grads(model, state, x, y, sample_weight, path, positions):
+    """`(loss, y_pred, non_trainable, grads)` of one Python path: eager
+    `jax.value_and_grad` over the path's trainable values (`positions` in
+    `model.trainable_variables`), every layer a call of its kind's
+    jitted pieces."""
+    trainable, non_trainable = state
+    variables = model.trainable_variables
+    states = model.non_trainable_variables
+    use = groups.piece_caller(_wrap)
+
+    def loss_fn(values):
+        current = list(trainable)
+        for i, value in zip(positions, values, strict=True):
+            current[i] = value
+        mapping = list(zip(variables, current, strict=True))
+        mapping += zip(states, non_trainable, strict=True)
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            y_pred = model._forward(x, path, True, use)
+            loss, scaled = indexed.training_loss(
+                model, x, y, y_pred, sample_weight
+            )
+        new = [
+            _current(scope, v, old)
+            for v, old in zip(states, non_trainable, strict=True)
+        ]
+        return scaled, (loss, y_pred, new)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (_, (loss, y_pred, new)), grads = grad_fn([trainable[i] for i in positions])
+    return loss, y_pred, new, grads
+
+
+def _pieces_train_step(model, state, data) -> tuple:
+    """The piecewise step: the path (or the `m` paths of a strictly fair
+    step) drawn eagerly from the supernet's `SeedGenerator` (the paths the
+    jitted switch step draws), each path's loss differentiated in Python
+    over the jitted pieces of its layers' kinds, the summed gradients
+    handed to the optimizer with the paths' variables only."""
+    trainable, non_trainable, optimizer_vars, metrics_vars = state
+    data = jax.tree.map(jnp.asarray, data)
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    states = model.non_trainable_variables
+    mapping = list(zip(states, non_trainable, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        idx = model._sample_indices()
+    non_trainable = [
+        _current(scope, v, old)
+        for v, old in zip(states, non_trainable, strict=True)
+    ]
+    rows = np.asarray(idx).reshape(-1, idx.shape[-1])
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    grads = [None] * len(trainable)
+    losses = []
+    for row in rows:
+        path = indexed.indices_path(model, row)
+        positions = [
+            position[id(v)] for v in model.path_trainable_variables(path)
+        ]
+        loss, y_pred, non_trainable, path_grads = _path_grads(
+            model,
+            (trainable, non_trainable),
+            x,
+            y,
+            sample_weight,
+            path,
+            positions,
+        )
+        for i, g in zip(positions, path_grads, strict=True):
+            grads[i] = g if grads[i] is None else grads[i] + g
+        losses.append(loss)
+    # Eagerly, as the eager step: the optimizer gets the paths' variables
+    # only (an update jitted over all variables, masked, costs a compile
+    # as long as the whole switch step's optimizer part).
+    _assign(model.trainable_variables, trainable)
+    _assign(model.optimizer.variables, optimizer_vars)
+    on = [i for i, g in enumerate(grads) if g is not None]
+    model.optimizer.apply(
+        [grads[i] for i in on], [model.trainable_variables[i] for i in on]
+    )
+    trainable = [v.value for v in model.trainable_variables]
+    optimizer_vars = [v.value for v in model.optimizer.variables]
+    loss = losses[0] if len(losses) == 1 else sum(losses) / len(losses)
+    logs, metrics_vars = _piece(model, "metrics", _metrics)(
+        metrics_vars, loss, x, y, y_pred, sample_weight
+    )
+    return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+
 def train_step(model, state, data) -> tuple:
     """`Model.train_step(state, data)` of the JAX trainer."""
+    if model._train_mode == "compiled" and model._pieces:
+        return _pieces_train_step(model, state, data)
     if model._train_mode == "compiled" and model._fair:
         return _fair_train_step(model, state, data)
     if model._train_mode == "compiled":

@@ -1,8 +1,16 @@
 """TensorFlow training steps of `OneShotSupernet`.
 
-Three steps:
+Four steps:
 
-- compiled (default without a Python `sampler`): the path is an int32
+- piecewise (the compiled step on the cell space, without a
+  `tf.distribute` strategy or `jit_compile=True`): Keras' train function
+  runs in Python; the path (or the `m` paths of a strictly fair step) is
+  drawn eagerly from the supernet's `SeedGenerator` (the same numbers as
+  in the graph step), and every layer of the path runs as one call of the
+  `tf.function` of its kind of layer (`_one_shot_groups.piece_caller`,
+  traced when the kind is first sampled), under a `tf.GradientTape`; the
+  optimizer gets the paths' variables and summed gradients only.
+- compiled (default without a Python `sampler` elsewhere): the path is an int32
   tensor drawn inside the step, every decision slot dispatches with
   `tf.switch_case`, and Keras traces `train_step` once (`tf.function`).
   In graph mode only the taken branch runs, forward and backward, so a
@@ -90,6 +98,12 @@ def _shared(fn):
     )
 
 
+def _piece(fn):
+    """A piece of the piecewise step: a `tf.function` called eagerly,
+    traced once per kind of layer (`_one_shot_groups.piece_caller`)."""
+    return tf.function(fn, autograph=False)
+
+
 def _case(index, functions, arguments):
     return tf.switch_case(index, [lambda f=f: f(*arguments) for f in functions])
 
@@ -118,19 +132,61 @@ def grouped_switch(index, branches, operands, training):
     )
 
 
-def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
-    """Eager step: trains one batch on the Python `path`.
+def piece_caller(model):
+    """`use(layer)` of the piecewise step: one `tf.function` per kind of
+    layer, called eagerly on the layer's variables
+    (`_one_shot_groups.piece_caller`)."""
+    return groups.piece_caller(_piece, tf.convert_to_tensor)
 
-    Only the path's trainable variables are differentiated and
-    handed to the optimizer, so the other ops get no update at all (no
-    momentum, no weight decay, untouched optimizer slots).
+
+def piecewise(model) -> bool:
+    """Whether `model`'s compiled step runs piecewise: without a
+    `tf.distribute` strategy and without `jit_compile=True` (XLA compiles
+    the whole switch step)."""
+    return not (
+        model._distribute_strategy is not None
+        or tf.distribute.has_strategy()
+        or model._jit
+    )
+
+
+def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
+    """Eager step: trains one batch on the Python `path`, every layer a
+    call of its own cached `tf.function` (`layer_caller`)."""
+    use = layer_caller(model)
+    return apply_paths_gradients(model, x, y, sample_weight, [path], use)
+
+
+def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
+    """Trains one batch on the Python `paths` (one, or the `m` paths of a
+    strictly fair step), eagerly; `use(layer)` is what a layer's call runs
+    (the piecewise step: its kind's compiled piece, `piece_caller`).
+
+    Only the paths' trainable variables are differentiated and handed to
+    the optimizer, in one update with the paths' gradients summed, so the
+    other ops get no update at all (no momentum, no weight decay,
+    untouched optimizer slots). Returns the mean loss and the last path's
+    predictions.
     """
-    variables = model.path_trainable_variables(path)
-    with tf.GradientTape() as tape:
-        y_pred = model._forward(x, path, True, layer_caller(model))
-        loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
-    grads = tape.gradient(scaled, variables)
+    variables, grads, seen, losses = [], [], {}, []
+    for path in paths:
+        on_path = model.path_trainable_variables(path)
+        with tf.GradientTape() as tape:
+            y_pred = model._forward(x, path, True, use)
+            loss, scaled = indexed.training_loss(
+                model, x, y, y_pred, sample_weight
+            )
+        for v, g in zip(on_path, tape.gradient(scaled, on_path), strict=True):
+            i = seen.get(id(v))
+            if i is None:
+                seen[id(v)] = len(variables)
+                variables.append(v)
+                grads.append(g)
+            elif g is not None:
+                grads[i] = g if grads[i] is None else grads[i] + g
+        losses.append(loss)
     model.optimizer.apply(grads, variables)
+    loss = losses[0] if len(losses) == 1 else tf.add_n(losses) / len(losses)
     return distribute.unscale_loss(loss), y_pred
 
 
@@ -232,6 +288,14 @@ def train_step(model, data) -> dict:
         return model._train_on_path(data, values)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     idx = model._sample_indices()
+    if model._pieces:  # drawn eagerly: the same paths as in the graph
+        rows = idx.numpy().reshape(-1, idx.shape[-1])
+        paths = [indexed.indices_path(model, row) for row in rows]
+        loss, y_pred = apply_paths_gradients(
+            model, x, y, sample_weight, paths, piece_caller(model)
+        )
+        model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
+        return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients
     loss, y_pred = apply(model, x, y, sample_weight, idx)
     model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])

@@ -59,6 +59,9 @@ _RNG_KEY = "path_rng_state"
 # The built-in topologies (registered by their modules); others register
 # themselves with `keras_nas.supernet.topology.register_topology`.
 _BUILT_IN = (CellTopology, NasBench201Topology)
+#: The topologies whose compiled step runs piecewise (see `compile`);
+#: empty: the switch step everywhere (for measurements: benchmarks/).
+PIECEWISE = ("cell",)
 
 
 def _steps_module():
@@ -84,18 +87,28 @@ class OneShotSupernet(PathEvaluation, keras.Model):
     of every edge is trained exactly once per step.
 
     Two training steps (`compile(step=...)`): without a Python `sampler`
-    the step is compiled by default: the path is an integer tensor drawn in
-    the step from a seeded `keras.random.SeedGenerator` and every edge
-    dispatches with a real branch (`keras.ops.switch`), so one traced
-    (TensorFlow graph) or jitted (JAX) step serves every path and each step
-    costs about one path; the updates of variables off the path are masked
-    so the semantics equal the eager step's. With a Python `sampler` (or
+    the step is compiled by default: the path is drawn from a seeded
+    `keras.random.SeedGenerator` (its state is saved with the supernet, so
+    resumed training draws the paths uninterrupted training would) and
+    only its ops run. On the cell space the compiled step runs piecewise:
+    in Python, every layer of the path one call of a function compiled
+    once per kind of layer (same op, stride, width and input shape; a
+    `tf.function` / jitted `jax.custom_vjp` pieces, made when the kind is
+    first sampled), and the optimizer gets the path's variables only.
+    Elsewhere (NAS-Bench-201 and other topologies, under a `tf.distribute`
+    strategy or a `keras.distribution`, with `jit_compile=True` on
+    TensorFlow) every slot dispatches with a real branch
+    (`keras.ops.switch`) in one traced (TensorFlow graph) or jitted (JAX)
+    step for all paths, whose off-path updates are masked. Both equal the
+    eager step on the same path. With a Python `sampler` (or
     `step="eager"`) the path is a Python choice and the step runs eagerly.
-    Tracing the compiled step is a one-time cost that grows with the number
+    Tracing the switch step is a one-time cost that grows with the number
     of candidate ops (tens of seconds on a CPU for a small NAS-Bench-201
-    supernet). Backend code: `_one_shot_tensorflow`, `_one_shot_jax`; the
-    sampling and masks of the compiled step: `_one_shot_indexed`; the
-    space (layers, path encoding, forward pass, liveness): `topology`.
+    supernet, minutes for the DARTS cell space: why the cell space runs
+    piecewise; benchmarks/RESULTS.md). Backend code: `_one_shot_tensorflow`,
+    `_one_shot_jax`; the pieces: `_one_shot_groups`; the sampling and
+    masks of the switch step: `_one_shot_indexed`; the space (layers, path
+    encoding, forward pass, liveness): `topology`.
 
     The network: for the cell space a DARTS-style search network (3x3 conv
     stem with `3 * filters` channels, `num_cells` cells with reduction cells
@@ -203,6 +216,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         self._step = "auto"
         self._jit = None
         self._train_mode: str | None = None
+        self._pieces = False
         self.topology: Topology = TOPOLOGIES[self._spec["search_space"]](
             self._spec, affine=self.affine
         )
@@ -428,18 +442,27 @@ class OneShotSupernet(PathEvaluation, keras.Model):
             optimizer: as in `keras.Model.compile`.
             loss: as in `keras.Model.compile`.
             metrics: as in `keras.Model.compile`.
-            step: `"compiled"`: the path is an integer tensor drawn
-                uniformly inside the step (SPOS) and every edge dispatches
-                with a real branch (`keras.ops.switch`), so `fit` runs one
-                traced (TensorFlow) or jitted (JAX) step for all paths and
-                each step costs about one path (`m` paths, run one after
-                the other in a loop traced once, with `sampler="fair"`).
-                `"eager"`: the path is a Python choice (required by a
-                Python `sampler`, e.g. the ENAS controller), the step runs
-                eagerly. `"auto"` (default): compiled when `sampler` is
-                None, "uniform" or "fair", else eager; decided again at
-                every `fit`. Both update exactly the sampled paths'
-                variables and optimizer slots.
+            step: `"compiled"`: the path is drawn uniformly (SPOS) from
+                the supernet's seeded generator, and only the path's ops
+                run, through compiled code: on the cell space piecewise
+                (one function per kind of layer, compiled when first
+                sampled, called from a Python step: the first step
+                compiles only what its path uses), elsewhere (and under
+                a distribution strategy, or `jit_compile=True` on
+                TensorFlow) one traced (TensorFlow) or jitted (JAX) step
+                for all paths that dispatches every slot with a real
+                branch (`keras.ops.switch`). The piecewise step reaches
+                its first step tens of times sooner and needs several
+                times less memory; once compiled, the switch steps ran
+                faster at a tiny size (TF ~1.2x, JAX ~5x;
+                benchmarks/RESULTS.md). With `sampler="fair"` the `m`
+                paths of a step run one after the other, their gradients
+                summed into one update. `"eager"`: the path is a Python
+                choice (required by a Python `sampler`, e.g. the ENAS
+                controller), the step runs eagerly. `"auto"` (default):
+                compiled when `sampler` is None, "uniform" or "fair",
+                else eager; decided again at every `fit`. All update
+                exactly the sampled paths' variables and optimizer slots.
             **kwargs: other `keras.Model.compile` arguments.
                 `run_eagerly=True` means `step="eager"`; `jit_compile`
                 (XLA) applies to the compiled step (default: False on
@@ -500,8 +523,13 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         """Picks the compiled or eager step (see `compile`), then builds
         Keras' train function."""
         mode = self._wanted_mode()
-        if mode != self._train_mode:
-            self._train_mode = mode
+        pieces = (
+            mode == "compiled"
+            and self.topology.name in PIECEWISE
+            and _steps_module().piecewise(self)
+        )
+        if mode != self._train_mode or pieces != self._pieces:
+            self._train_mode, self._pieces = mode, pieces
             self.train_function = None
             self.run_eagerly = mode == "eager"
             jit = keras.backend.backend() == "jax"
@@ -513,7 +541,14 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         optimizer = getattr(self, "optimizer", None)
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.trainable_variables)
-        return super().make_train_function(force=force)
+        if not self._pieces:
+            return super().make_train_function(force=force)
+        # The piecewise step runs in Python (its pieces are compiled).
+        self.run_eagerly = True
+        try:
+            return super().make_train_function(force=force)
+        finally:
+            self.run_eagerly = False
 
     def _train_on_path(self, data, values=None) -> dict[str, Any]:
         """The eager step: one batch on a Python-sampled path (`values`,

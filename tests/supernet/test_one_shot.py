@@ -13,6 +13,7 @@ from keras_nas.blocks.genotypes import NB201_EDGES, Genotype
 from keras_nas.spaces import CellSearchSpace
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
+from keras_nas.supernet import one_shot
 from keras_nas.supernet.one_shot import OneShotSupernet
 
 CELLS = CellSearchSpace(
@@ -367,11 +368,16 @@ def test_path_tensors_match_python_paths(space):
             assert set(draws[:, slot]) == set(range(size))
 
 
-def test_compiled_step_equals_eager_step_on_the_sampled_path(tmp_path):
+def test_compiled_step_equals_eager_step_on_the_sampled_path(
+    tmp_path, monkeypatch
+):
     """`fit` (compiled, graph mode) samples a path in the step and updates
     exactly what the eager step updates on that path: same variables, same
     batch-norm statistics, same optimizer slots; nothing off the path moves
     (momentum and weight decay included)."""
+    # The switch step (the cell space trains piecewise by default:
+    # test_one_shot_pieces.py checks that it equals this one).
+    monkeypatch.setattr(one_shot, "PIECEWISE", ())
     x, y = _data(32)
 
     def optimizer():

@@ -12,6 +12,7 @@ from _one_shot_testing import data as _data
 from keras_nas.spaces import CellSearchSpace
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
+from keras_nas.supernet import one_shot
 from keras_nas.supernet.one_shot import OneShotSupernet
 
 MIRRORED = CellSearchSpace(
@@ -96,10 +97,13 @@ def test_fair_gradient_is_the_sum_of_the_single_path_gradients():
     assert moved and moved <= union
 
 
-def test_compiled_fair_step_updates_exactly_the_union_of_the_paths():
+def test_compiled_fair_step_updates_exactly_the_union_of_the_paths(monkeypatch):
     """`fit` (graph mode, one while loop over the paths): one optimizer
     update with the summed gradients; variables on none of the m paths
     (cut off by `none` ops) keep their values and optimizer slots."""
+    # The switch step (the cell space trains piecewise by default:
+    # test_one_shot_pieces.py checks that it equals this one).
+    monkeypatch.setattr(one_shot, "PIECEWISE", ())
     x, y = _data(32)
 
     def optimizer():

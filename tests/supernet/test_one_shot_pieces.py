@@ -1,0 +1,100 @@
+"""Tests of the piecewise compiled step of `OneShotSupernet` (cell space).
+
+The step runs in Python over one compiled function per kind of layer
+(`_one_shot_groups.piece_caller`), made when the kind is first sampled.
+"""
+
+import keras
+import numpy as np
+import pytest
+from _one_shot_testing import TINY
+from _one_shot_testing import data as _data
+
+from keras_nas.spaces import CellSearchSpace
+from keras_nas.supernet import _one_shot_groups as groups
+from keras_nas.supernet import _one_shot_tensorflow as tf_step
+from keras_nas.supernet import one_shot
+from keras_nas.supernet.one_shot import OneShotSupernet
+
+# Shapes no other test uses: its kinds of layer are made here first.
+ODD = CellSearchSpace(
+    input_shape=(6, 6, 2),
+    num_classes=3,
+    ops=("none", "skip_connect", "avg_pool_3x3", "sep_conv_3x3"),
+    num_nodes=2,
+    num_cells=3,
+    filters=3,
+)
+
+
+def _optimizer():
+    return keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
+
+
+def _traces() -> int:
+    return sum(
+        groups._FUNCTIONS[key][1].experimental_get_tracing_count()
+        for key in groups.shared_keys(tf_step._piece)
+    )
+
+
+def test_first_step_compiles_only_the_sampled_kinds():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6, 6, 2)).astype("float32")
+    y = rng.integers(0, 3, size=32).astype("int32")
+    net = OneShotSupernet(ODD, seed=0)
+    net.compile(optimizer=_optimizer())
+    before = groups.shared_keys(tf_step._piece)
+    net.fit(x[:16], y[:16], epochs=1, batch_size=16, verbose=0)  # one step
+    assert net._train_mode == "compiled" and net._pieces
+    first = groups.shared_keys(tf_step._piece) - before
+    # Only the layers the path runs (with variables) have pieces: at most
+    # one per such layer, of their classes.
+    path = net.last_path
+    layers = [layer for layer in net.path_layers(path) if layer.variables]
+    assert 0 < len(first) <= len(layers)
+    assert {key[0][0] for key in first} <= {type(layer) for layer in layers}
+    # Until every kind is sampled; then an epoch compiles nothing.
+    seen = first
+    for _ in range(10):
+        net.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        now, seen = seen, groups.shared_keys(tf_step._piece) - before
+        if now == seen:
+            break
+    assert len(seen) > len(first)
+    traces = _traces()
+    net.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert groups.shared_keys(tf_step._piece) - before == seen
+    assert _traces() == traces  # no piece traced again
+
+
+@pytest.mark.parametrize("sampler", [None, "fair"])
+def test_piecewise_step_equals_the_switch_step(sampler, monkeypatch):
+    """Same seed: the same paths, and after each step the same weights,
+    batch-norm statistics and optimizer state as the traced switch step
+    (which equals the eager step: test_one_shot, test_one_shot_fair)."""
+    x, y = _data(32)
+    nets = []
+    for pieces in (True, False):
+        monkeypatch.setattr(one_shot, "PIECEWISE", ("cell",) if pieces else ())
+        net = OneShotSupernet(TINY, seed=0, sampler=sampler)
+        net.compile(optimizer=_optimizer())
+        if nets:
+            net.set_weights(nets[0].get_weights())
+        nets.append(net)
+    piecewise, switch = nets
+
+    def state(model):
+        stats = [v for v in model.non_trainable_variables if "moving" in v.path]
+        return model.trainable_variables + stats + model.optimizer.variables
+
+    for _ in range(2):
+        for net, pieces in ((piecewise, True), (switch, False)):
+            monkeypatch.setattr(
+                one_shot, "PIECEWISE", ("cell",) if pieces else ()
+            )
+            net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+            assert net._pieces == pieces
+        assert piecewise.last_paths == switch.last_paths
+        for a, b in zip(state(piecewise), state(switch), strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
