@@ -7,8 +7,9 @@ configuration) and takes `--steps` one-step `fit` calls in TF graph mode
 after each phase: the imports, the construction (with `compile`), the trace
 or compilation of the step (TF graph: when Keras' step function's trace
 returns; JAX: after the last XLA compilation of the first call), the first
-step and the later ones; the peak (`ru_maxrss`). `keras.utils.
-set_random_seed` has its own phase: on JAX it imports TensorFlow. Also the
+step and the later ones; the peak (`ru_maxrss`). Seeding has its own
+phase (`darts_step.seed_everything`, which on JAX does not import
+TensorFlow as `keras.utils.set_random_seed` does). Also the
 construction's counts: Keras layers, variables, JAX compilations
 (`jax.monitoring`) or, with `--count-ops`, eager TensorFlow ops (an op
 callback, which slows the construction: its time is then not comparable),
@@ -36,7 +37,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from darts_step import CONFIGS, _rss_mib, random_search_data  # noqa: E402
+from darts_step import (  # noqa: E402
+    CONFIGS,
+    _rss_mib,
+    build_supernet,
+    random_search_data,
+    seed_everything,
+)
 
 BIG_PACKAGES = (
     "tensorflow",
@@ -126,7 +133,7 @@ def main():
         if args.threads:
             tf.config.threading.set_intra_op_parallelism_threads(args.threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-    from keras_nas.supernet.darts import DartsSupernet
+    import keras_nas.supernet.darts  # noqa: F401 (the imports' phase)
 
     t = _phase(out, "imports", t)
     out["variant"] = (
@@ -135,10 +142,9 @@ def main():
     out["imported"] = sorted(
         {m.split(".")[0] for m in sys.modules} & set(BIG_PACKAGES)
     )
-    # Seeds Python, NumPy and, where it can be imported, TensorFlow: on
-    # JAX this imports TensorFlow (its own phase, not the construction's).
-    keras.utils.set_random_seed(0)
-    t = _phase(out, "set_random_seed", t)
+    # Seeds Python, NumPy, Keras and on TF TensorFlow (not on JAX).
+    seed_everything(0)
+    t = _phase(out, "seed", t)
     out["imported_after_seed"] = sorted(
         {m.split(".")[0] for m in sys.modules} & set(BIG_PACKAGES)
     )
@@ -156,14 +162,7 @@ def main():
         profile = cProfile.Profile()
         profile.enable()
     t = time.process_time()
-    model = DartsSupernet(
-        cfg["shape"],
-        10,
-        filters=cfg["filters"],
-        num_cells=cfg["num_cells"],
-        order=args.order,
-    )
-    model.compile(decay_steps=1000, run_eagerly=args.eager)
+    model = build_supernet(cfg, args.order, run_eagerly=args.eager)
     if profile is not None:
         profile.disable()
     t = _phase(out, "construction", t)
