@@ -111,6 +111,9 @@ def main():
     p.add_argument("--backend", choices=["tensorflow", "jax"], default=None)
     p.add_argument("--eager", action="store_true", help="TF eager steps")
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    p.add_argument(
+        "--batch", type=int, default=None, help="overrides the batch size"
+    )
     p.add_argument("--order", type=int, default=1)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
@@ -148,7 +151,10 @@ def main():
     out["imported_after_seed"] = sorted(
         {m.split(".")[0] for m in sys.modules} & set(BIG_PACKAGES)
     )
-    cfg = CONFIGS[args.config]
+    cfg = dict(CONFIGS[args.config])
+    if args.batch:
+        cfg["batch"] = args.batch
+    out["batch"] = cfg["batch"]
     data = random_search_data(cfg, args.steps)
     ops, marks = collections.Counter(), []
     if backend == "tensorflow":

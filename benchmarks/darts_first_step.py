@@ -101,6 +101,9 @@ def _scoped(fn, mode):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    p.add_argument(
+        "--batch", type=int, default=None, help="overrides the batch size"
+    )
     p.add_argument("--order", type=int, default=1)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
@@ -119,10 +122,12 @@ def main():
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     traces = []
     _count_traces(tracing_compilation, traces)
-    cfg = CONFIGS[args.config]
+    cfg = dict(CONFIGS[args.config])
+    if args.batch:
+        cfg["batch"] = args.batch
     seed_everything(0)
     data = random_search_data(cfg, args.steps + 1)
-    out = {"config": args.config, "order": args.order}
+    out = {"config": args.config, "order": args.order, "batch": cfg["batch"]}
     out["grappler"] = args.grappler
     t = _clock()
     model = build_supernet(cfg, args.order)
