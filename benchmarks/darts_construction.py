@@ -6,9 +6,11 @@ configuration) and takes `--steps` one-step `fit` calls in TF graph mode
 (`--backend jax`, jit). Prints the CPU time and the resident memory (RSS)
 after each phase: the imports, the construction (with `compile`), the trace
 or compilation of the step (TF graph: when Keras' step function's trace
-returns; JAX: after the last XLA compilation of the first call), the first
-step and the later ones; the peak (`ru_maxrss`). `keras.utils.
-set_random_seed` has its own phase: on JAX it imports TensorFlow. Also the
+returns; JAX: after the last XLA compilation of the first call, with the
+count and wall time of the first call's XLA compilations), the first
+step and the later ones; the peak (`ru_maxrss`). Seeding has its own
+phase (`darts_step.seed_everything`, which on JAX does not import
+TensorFlow as `keras.utils.set_random_seed` does). Also the
 construction's counts: Keras layers, variables, JAX compilations
 (`jax.monitoring`) or, with `--count-ops`, eager TensorFlow ops (an op
 callback, which slows the construction: its time is then not comparable),
@@ -36,7 +38,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from darts_step import CONFIGS, _rss_mib, random_search_data  # noqa: E402
+from darts_step import (  # noqa: E402
+    CONFIGS,
+    _rss_mib,
+    build_supernet,
+    random_search_data,
+    seed_everything,
+)
 
 BIG_PACKAGES = (
     "tensorflow",
@@ -83,7 +91,7 @@ def _watch_tf_trace(marks):
 
     def trace_function(*args, **kwargs):
         result = original(*args, **kwargs)
-        marks.append((time.process_time(), _rss_mib()))
+        marks.append((time.process_time(), _rss_mib(), 0.0))
         return result
 
     tracing_compilation.trace_function = trace_function
@@ -94,7 +102,7 @@ def _watch_jax_compiles(marks):
 
     def listener(event, duration, **kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
-            marks.append((time.process_time(), _rss_mib()))
+            marks.append((time.process_time(), _rss_mib(), duration))
 
     jax.monitoring.register_event_duration_secs_listener(listener)
 
@@ -104,6 +112,9 @@ def main():
     p.add_argument("--backend", choices=["tensorflow", "jax"], default=None)
     p.add_argument("--eager", action="store_true", help="TF eager steps")
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    p.add_argument(
+        "--batch", type=int, default=None, help="overrides the batch size"
+    )
     p.add_argument("--order", type=int, default=1)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
@@ -126,7 +137,7 @@ def main():
         if args.threads:
             tf.config.threading.set_intra_op_parallelism_threads(args.threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-    from keras_nas.supernet.darts import DartsSupernet
+    import keras_nas.supernet.darts  # noqa: F401 (the imports' phase)
 
     t = _phase(out, "imports", t)
     out["variant"] = (
@@ -135,14 +146,16 @@ def main():
     out["imported"] = sorted(
         {m.split(".")[0] for m in sys.modules} & set(BIG_PACKAGES)
     )
-    # Seeds Python, NumPy and, where it can be imported, TensorFlow: on
-    # JAX this imports TensorFlow (its own phase, not the construction's).
-    keras.utils.set_random_seed(0)
-    t = _phase(out, "set_random_seed", t)
+    # Seeds Python, NumPy, Keras and on TF TensorFlow (not on JAX).
+    seed_everything(0)
+    t = _phase(out, "seed", t)
     out["imported_after_seed"] = sorted(
         {m.split(".")[0] for m in sys.modules} & set(BIG_PACKAGES)
     )
-    cfg = CONFIGS[args.config]
+    cfg = dict(CONFIGS[args.config])
+    if args.batch:
+        cfg["batch"] = args.batch
+    out["batch"] = cfg["batch"]
     data = random_search_data(cfg, args.steps)
     ops, marks = collections.Counter(), []
     if backend == "tensorflow":
@@ -156,14 +169,7 @@ def main():
         profile = cProfile.Profile()
         profile.enable()
     t = time.process_time()
-    model = DartsSupernet(
-        cfg["shape"],
-        10,
-        filters=cfg["filters"],
-        num_cells=cfg["num_cells"],
-        order=args.order,
-    )
-    model.compile(decay_steps=1000, run_eagerly=args.eager)
+    model = build_supernet(cfg, args.order, run_eagerly=args.eager)
     if profile is not None:
         profile.disable()
     t = _phase(out, "construction", t)
@@ -179,14 +185,23 @@ def main():
     else:
         out["xla_compiles"] = len(marks)
         marks.clear()
+    wall = time.perf_counter()
     for step in range(args.steps):
         model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
         if step == 0 and marks:
-            cpu, rss = marks[-1]
+            cpu, rss, _ = marks[-1]
             out["trace_or_compile"] = {
                 "cpu_s": round(cpu - t, 2),
                 "rss_mib": round(rss),
             }
+            if backend == "jax":  # XLA compilations in the first call
+                out["trace_or_compile"]["xla_compiles"] = len(marks)
+                out["trace_or_compile"]["xla_compile_wall_s"] = round(
+                    sum(m[2] for m in marks), 2
+                )
+                out["trace_or_compile"]["first_call_wall_s"] = round(
+                    time.perf_counter() - wall, 2
+                )
         t = _phase(out, f"step_{step + 1}", t)
     out["peak_rss_mib"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -33,7 +33,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from darts_step import CONFIGS, random_search_data  # noqa: E402
+from darts_step import (  # noqa: E402
+    CONFIGS,
+    build_supernet,
+    random_search_data,
+    seed_everything,
+)
 
 # The functions of Keras' TensorFlow train function (the step's traces).
 STEP_FUNCTIONS = ("multi_step_on_iterator", "one_step_on_data")
@@ -96,6 +101,9 @@ def _scoped(fn, mode):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
+    p.add_argument(
+        "--batch", type=int, default=None, help="overrides the batch size"
+    )
     p.add_argument("--order", type=int, default=1)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
@@ -104,33 +112,25 @@ def main():
     )
     args = p.parse_args()
     os.environ["KERAS_BACKEND"] = "tensorflow"
-    import keras
     import tensorflow as tf
     from tensorflow.python.eager.polymorphic_function import (
         tracing_compilation,
     )
-
-    from keras_nas.supernet.darts import DartsSupernet
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     traces = []
     _count_traces(tracing_compilation, traces)
-    cfg = CONFIGS[args.config]
-    keras.utils.set_random_seed(0)
+    cfg = dict(CONFIGS[args.config])
+    if args.batch:
+        cfg["batch"] = args.batch
+    seed_everything(0)
     data = random_search_data(cfg, args.steps + 1)
-    out = {"config": args.config, "order": args.order}
+    out = {"config": args.config, "order": args.order, "batch": cfg["batch"]}
     out["grappler"] = args.grappler
     t = _clock()
-    model = DartsSupernet(
-        cfg["shape"],
-        10,
-        filters=cfg["filters"],
-        num_cells=cfg["num_cells"],
-        order=args.order,
-    )
-    model.compile(decay_steps=1000)
+    model = build_supernet(cfg, args.order)
     out["build_wall_cpu_s"] = _since(t)
     optimizer_build = []
     build = model.optimizer.build

@@ -23,7 +23,14 @@ Usage:
 
 Variants: `tf` (TF graph, the `fit` default), `tf-xla`, `tf-eager`, `jax`
 (the step compiled piecewise, `_darts_jax.py`), `jax-whole` (the whole
-step jitted).
+step jitted), `jax-no-tf` (`jax` with TensorFlow made unimportable, as on
+an install without it: Keras imports TensorFlow on JAX where it can, e.g.
+in `get_config`, and its ~460 MiB count in the `jax` peak).
+
+`--batch` overrides the configuration's batch size on both sides (the
+paper configuration's reference step takes ~9.4 GB at batch 64);
+`--max-rss-gib` stops a keras-nas measurement whose resident memory passes
+the limit (the row then says where it stopped).
 """
 
 import argparse
@@ -136,6 +143,7 @@ VARIANTS = {
     "tf-eager": ("tensorflow", ["--eager"]),
     "jax": ("jax", []),
     "jax-whole": ("jax", ["--jax-whole"]),
+    "jax-no-tf": ("jax", ["--without-tensorflow"]),
 }
 
 
@@ -154,6 +162,13 @@ def _patched_copy(darts_dir):
 
 def _result(proc, what):
     lines = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")]
+    if lines and proc.returncode == 3:  # darts_step's memory limit
+        r = json.loads(lines[-1][len("RESULT ") :])
+        if "exceeded_mib" in r:
+            return {
+                "error": f"{what} stopped at {r['rss_mib']:.0f} MiB "
+                f"during {r['phase']}"
+            }
     if proc.returncode or not lines:
         return {"error": f"{what} failed: {proc.stderr[-1500:]}"}
     return json.loads(lines[-1][len("RESULT ") :])
@@ -178,6 +193,10 @@ def run_keras_nas(args, variant, order):
     cmd += ["--backend", backend, "--mode", str(order)]
     cmd += ["--config", args.config, "--steps", "1", "--warmup", "1"]
     cmd += ["--repeats", str(args.steps)] + flags
+    if args.batch:
+        cmd += ["--batch", str(args.batch)]
+    if args.max_rss_gib:
+        cmd += ["--max-rss-gib", str(args.max_rss_gib)]
     env = dict(os.environ, KERAS_BACKEND=backend)
     if backend == "jax":
         env["JAX_PLATFORMS"] = "cpu"
@@ -203,8 +222,12 @@ def main():
     p.add_argument("--steps", type=int, default=5, help="timed steps")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=None, help="overrides it")
+    p.add_argument("--max-rss-gib", type=float, default=None)
     args = p.parse_args()
     cfg = dict(CONFIGS[args.config])
+    if args.batch:
+        cfg["batch"] = args.batch
     copy = _patched_copy(args.darts_dir)
     rows = []
     try:
@@ -219,7 +242,8 @@ def main():
     finally:
         shutil.rmtree(copy, ignore_errors=True)
     print(
-        f"\nconfig {args.config}, {args.threads} thread(s), "
+        f"\nconfig {args.config}, batch {cfg['batch']}, "
+        f"{args.threads} thread(s), "
         f"load {os.getloadavg()[0]:.1f}"
     )
     print(

@@ -34,6 +34,7 @@ where the full batch does not fit).
 import argparse
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -63,6 +64,51 @@ def random_search_data(cfg, batches):
     return SearchData(
         (x[:n], y[:n]), (x[n:], y[n:]), batch_size=cfg["batch"], shuffle=False
     )
+
+
+def seed_everything(seed):
+    """`keras.utils.set_random_seed(seed)` without importing TensorFlow.
+
+    On TensorFlow this is `keras.utils.set_random_seed`. On the other
+    backends it seeds what that function seeds there, Python's and NumPy's
+    global generators, and drops Keras' global `SeedGenerator`
+    (`keras.utils.clear_session`; Keras draws the seed of a new one from
+    Python's generator), but not TensorFlow's generator:
+    `keras.utils.set_random_seed` imports TensorFlow to seed it when TF is
+    installed (~460 MiB resident here), which would count against a JAX
+    step's peak memory although the step never uses TensorFlow.
+    """
+    import keras
+    import numpy as np
+
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    keras.utils.clear_session(free_memory=False)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def build_supernet(cfg, order, **compile_kwargs):
+    """The compiled `DartsSupernet` of configuration `cfg` (a `CONFIGS`
+    value) and search `order`, as the DARTS benchmarks time it.
+
+    `compile_kwargs` go to `compile` (e.g. `jit_compile`, `run_eagerly`)
+    besides `decay_steps=1000`; a `dtype` entry goes to the constructor.
+    """
+    from keras_nas.supernet.darts import DartsSupernet
+
+    dtype = compile_kwargs.pop("dtype", None)
+    model = DartsSupernet(
+        cfg["shape"],
+        10,
+        filters=cfg["filters"],
+        num_cells=cfg["num_cells"],
+        order=order,
+        dtype=dtype,
+    )
+    model.compile(decay_steps=1000, **compile_kwargs)
+    return model
 
 
 def _rss_mib():
@@ -96,12 +142,14 @@ def _watch_memory(limit_mib, phase):
 def measure(args):
     """Runs in a subprocess: builds, compiles, warms up, times one mode."""
     phase = ["build"]
+    if args.without_tensorflow:
+        # As on an install without TensorFlow: `import tensorflow` fails.
+        sys.modules["tensorflow"] = None
     if args.max_rss_gib:
         _watch_memory(1024.0 * args.max_rss_gib, phase)
     import keras
 
     from keras_nas.supernet import _cell_scan
-    from keras_nas.supernet.darts import DartsSupernet
 
     _cell_scan.ENABLED = args.cell_scan
     if keras.backend.backend() == "jax":
@@ -112,19 +160,17 @@ def measure(args):
     cfg = dict(CONFIGS[args.config])
     if args.batch:
         cfg["batch"] = args.batch
-    keras.utils.set_random_seed(0)
+    seed_everything(0)
     data = random_search_data(cfg, args.steps + args.warmup)
     t0, c0 = time.perf_counter(), time.process_time()
-    model = DartsSupernet(
-        cfg["shape"],
-        10,
-        filters=cfg["filters"],
-        num_cells=cfg["num_cells"],
-        order=args.mode,
-        dtype=args.dtype,
-    )
     jit = True if keras.backend.backend() == "jax" else args.jit
-    model.compile(decay_steps=1000, jit_compile=jit, run_eagerly=args.eager)
+    model = build_supernet(
+        cfg,
+        args.mode,
+        dtype=args.dtype,
+        jit_compile=jit,
+        run_eagerly=args.eager,
+    )
     build_s = time.perf_counter() - t0
     build_cpu_s = time.process_time() - c0
     rss_built = _rss_mib()
@@ -162,6 +208,8 @@ def measure(args):
         "rss_after_build_mib": rss_built,
         "rss_after_warmup_mib": rss_warm,
         "peak_rss_mib": peak,
+        # Whether the measured process imported TensorFlow (its RSS).
+        "tensorflow_imported": sys.modules.get("tensorflow") is not None,
         "loadavg": [round(v, 2) for v in os.getloadavg()],
     }
 
@@ -182,6 +230,11 @@ def main():
         "--jax-whole",
         action="store_true",
         help="JAX: the whole step jitted (not piecewise, _darts_jax.py)",
+    )
+    p.add_argument(
+        "--without-tensorflow",
+        action="store_true",
+        help="JAX: TensorFlow made unimportable (as if not installed)",
     )
     p.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     p.add_argument(
@@ -220,6 +273,8 @@ def main():
             cmd.append("--cell-scan")
         if args.jax_whole:
             cmd.append("--jax-whole")
+        if args.without_tensorflow:
+            cmd.append("--without-tensorflow")
         if args.dtype:
             cmd += ["--dtype", args.dtype]
         if args.max_rss_gib:
