@@ -168,11 +168,14 @@ def train_step(model, data):
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables
     loss, logits, grad_w = _loss_and_grads(model, xt, yt, "w")
-    # Few graph ops per weight tensor (_weight_update_tensorflow.py).
-    grad_w = weight_update.clip_and_decay(
-        grad_w, w, model.grad_clip, model.weight_decay
+    # Few graph ops per layer (_weight_update_tensorflow.py).
+    weight_update.update(
+        model.optimizer.weights_optimizer,
+        grad_w,
+        w,
+        model.grad_clip,
+        model.weight_decay,
     )
-    weight_update.apply(model.optimizer.weights_optimizer, grad_w, w)
     model.loss_tracker.update_state(loss)
     model.accuracy_tracker.update_state(yt, logits)
     logs["loss"] = model.loss_tracker.result()

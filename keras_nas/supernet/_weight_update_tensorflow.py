@@ -20,6 +20,19 @@ op count. Here the same arithmetic is written with fewer ops:
   Keras-side clipping or decay, gradient accumulation, constraints,
   non-float32 weights, a `tf.distribute` strategy) goes through the
   optimizer's own `apply`.
+- `update` (clip, decay and `apply` in one): inside a `tf.function`, for
+  `TorchSGD`, the per-tensor work runs in functions traced once per kind
+  of layer (`by_layer`: the variables of one edge, one preprocessing block
+  ...; the signature is the group's shapes) that take the layer's
+  variables, momentum buffers and gradients (`_noinline`, as the edge
+  functions of `_darts_graph.py`): the global norm is the sum of the
+  groups' partial sums, then one call per group clips, decays and applies
+  the fused kernel. The step's graph holds two calls per layer, not a read
+  and an update per tensor: grappler and the executor set-up see a graph
+  ~1,800 ops smaller (micro configuration), and the shared bodies are
+  optimized once per kind (benchmarks/RESULTS.md, branch r13-tf-outer).
+  Same arithmetic element for element; the norm's squares summed per
+  layer (float32 rounding).
 """
 
 from __future__ import annotations
@@ -29,7 +42,19 @@ import tensorflow as tf
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet.torch_style import TorchSGD
 
-__all__ = ["Stacking", "apply", "clip_and_decay"]
+__all__ = [
+    "Stacking",
+    "apply",
+    "by_layer",
+    "clip_and_decay",
+    "group_call",
+    "squared_norm",
+    "update",
+]
+
+#: Path components that name a group's layer (`by_layer`): the model, a
+#: cell, a layer of the cell (an edge, a preprocessing block).
+LAYER_DEPTH = 3
 
 
 def _full_precision(g):
@@ -153,4 +178,102 @@ def apply(optimizer, grads, variables) -> None:
                 use_locking=False,
                 use_nesterov=False,
             )
+        optimizer.iterations.assign_add(1)
+
+
+def by_layer(variables, depth: int = LAYER_DEPTH) -> list:
+    """Indices of `variables` grouped by the first `depth` components of
+    their paths (the layer that holds them), in first-seen order."""
+    groups: dict = {}
+    for i, v in enumerate(variables):
+        key = "/".join(v.path.split("/")[:depth])
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _noinline(fn):
+    """`fn` as a `tf.function` that stays one call in its caller's graph,
+    traced once per signature (the shapes of its arguments)."""
+    return tf.function(
+        fn, autograph=False, experimental_attributes={"_noinline": True}
+    )
+
+
+def group_call(fn, groups, *lists, **kwargs) -> list:
+    """`fn(*[l[i] for i in g], **kwargs)` per group `g` of `groups`, for
+    each list in `lists` (None: passed as None); the results in order."""
+    return [
+        fn(*[None if l is None else [l[i] for i in g] for l in lists], **kwargs)
+        for g in groups
+    ]
+
+
+def _squared_norm(tensors):
+    return tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors])
+
+
+_SQUARED_NORM = _noinline(_squared_norm)
+
+
+def squared_norm(tensors, groups) -> tf.Tensor:
+    """The squared global L2 norm of `tensors`: one call per group."""
+    return tf.add_n(group_call(_SQUARED_NORM, groups, tensors))
+
+
+def _apply_group(variables, momentums, grads, lr, momentum, scale, decay):
+    for v, m, g in zip(variables, momentums, grads, strict=True):
+        if scale is not None:
+            g = g * scale
+        if decay:
+            g = g + decay * v.read_value()
+        tf.raw_ops.ResourceApplyMomentum(
+            var=v.handle,
+            accum=m.handle,
+            lr=lr,
+            grad=g,
+            momentum=momentum,
+            use_locking=False,
+            use_nesterov=False,
+        )
+
+
+_APPLY_GROUP = _noinline(_apply_group)
+
+
+def update(optimizer, grads, variables, clip, decay) -> None:
+    """`apply(optimizer, clip_and_decay(grads, variables, clip, decay),
+    variables)`; inside a `tf.function` with the fused kernel, one call per
+    layer (module docstring)."""
+    grads, variables = list(grads), list(variables)
+    if not (
+        grads
+        and tf.inside_function()
+        and _fusable(optimizer, grads, variables)
+    ):
+        grads = clip_and_decay(grads, variables, clip, decay)
+        apply(optimizer, grads, variables)
+        return
+    groups = by_layer(variables)
+    scale = None
+    if clip:
+        norm = tf.sqrt(squared_norm(grads, groups))
+        scale = tf.minimum(1.0, clip / tf.maximum(norm, 1e-12))
+    with tf.name_scope(optimizer.name):
+        momentums = [
+            optimizer.momentums[optimizer._get_variable_index(v)].value
+            for v in variables
+        ]
+        group_call(
+            _APPLY_GROUP,
+            groups,
+            [v.value for v in variables],
+            momentums,
+            grads,
+            lr=tf.cast(optimizer.learning_rate, tf.float32),
+            # A Python number: a constant input would make grappler
+            # specialize the function for every call site.
+            momentum=float(optimizer.momentum),
+            scale=scale,
+            decay=float(decay) if decay else 0.0,
+        )
         optimizer.iterations.assign_add(1)
