@@ -104,7 +104,9 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
-        "--grappler", choices=["default", "off", "one", "function"], default="default"
+        "--grappler",
+        choices=["default", "off", "one", "function"],
+        default="default",
     )
     args = p.parse_args()
     os.environ["KERAS_BACKEND"] = "tensorflow"

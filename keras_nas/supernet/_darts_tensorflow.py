@@ -11,14 +11,30 @@ into its own `tf.function`, marked not to be inlined, and calls it: it
 runs five passes but holds three pass graphs (micro configuration: peak
 memory 10.8 -> 7.6 GB, benchmarks/RESULTS.md). The other steps run each
 kind of pass once and trace it inline; eagerly, the passes run directly.
+
+`make_train_function` (graph mode, no `tf.distribute` strategy, TF's
+default grappler settings) runs Keras' train function with grappler's
+function optimizer alone, one iteration, on the step's own graph; the
+functions it calls (edges, passes, weight updates) keep the settings the
+caller had (`train_step` restores them while it is traced: a call op
+carries the options of its trace). The step's graph is thousands of
+small ops (variable captures, slices, sums) that grappler's other passes
+took ~4 s to optimize for no measured gain in the step, while the function
+optimizer's specializations (gradients not needed pruned) keep it ~25%
+faster than with grappler off (micro configuration, benchmarks/RESULTS.md,
+sections f13-first-step and r13-tf-outer).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import weakref
 
 import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+from tensorflow.python.eager import context
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _weight_update_tensorflow as weight_update
@@ -35,6 +51,9 @@ from keras_nas.supernet._darts_math import (
 
 # model -> {groups: tf.function}; weak so that models can be collected.
 _TRACED_PASSES = weakref.WeakKeyDictionary()
+# .options: the caller's function-call options while the step runs with
+# its own (`_outer_optimized`).
+_LOCAL = threading.local()
 
 
 def _variables(model, groups):
@@ -145,7 +164,84 @@ def _arch_grads(model, xt, yt, xv, yv):
     return _loss_and_grads(model, xv, yv, "a")
 
 
+def _step_options(options):
+    """`options` with grappler's function optimizer alone, one iteration;
+    None where `options` already set grappler (left to the user)."""
+    config = config_pb2.ConfigProto()
+    if options.config_proto_serialized:
+        config.ParseFromString(options.config_proto_serialized)
+    rewrite = config.graph_options.rewrite_options
+    if rewrite != rewriter_config_pb2.RewriterConfig():
+        return None
+    rewrite.optimizers.append("function")
+    rewrite.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
+    return type(options)(
+        executor_type=options.executor_type, config_proto=config
+    )
+
+
+def _outer_optimized(fn):
+    """`fn` (Keras' train function) called with `_step_options`."""
+
+    def train_function(*args, **kwargs):
+        ctx = context.context()
+        caller = ctx.function_call_options
+        options = _step_options(caller)
+        if options is None:
+            return fn(*args, **kwargs)
+        _LOCAL.options, ctx.function_call_options = caller, options
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            ctx.function_call_options, _LOCAL.options = caller, None
+
+    train_function.outer_optimized = True
+    return train_function
+
+
+@contextlib.contextmanager
+def _caller_options():
+    """The caller's function-call options while the step is traced (the
+    call ops of the functions it calls carry them)."""
+    options = getattr(_LOCAL, "options", None)
+    if options is None:
+        yield
+        return
+    ctx = context.context()
+    own, ctx.function_call_options = ctx.function_call_options, options
+    try:
+        yield
+    finally:
+        ctx.function_call_options = own
+
+
+def make_train_function(model, force, whole):
+    """Keras' train function (`whole`), run with `_step_options` in graph
+    mode without a `tf.distribute` strategy (module docstring)."""
+    whole(force)
+    fn = model.train_function
+    if (
+        getattr(fn, "outer_optimized", False)
+        or model.run_eagerly
+        or model._distribute_strategy is not None
+        or tf.distribute.has_strategy()
+    ):
+        return fn
+    # Keras' make_train_function returns it only when it was made before.
+    model.train_function = _outer_optimized(fn)
+    return model.train_function
+
+
+# Keras traces the step with autograph, which would transpile every Python
+# function of the step (~30: ~1.5 s of the micro configuration's trace)
+# for no use: its control flow is on Python values.
+@tf.autograph.experimental.do_not_convert
 def train_step(model, data):
+    with _caller_options():
+        return _train_step(model, data)
+
+
+def _train_step(model, data):
     xt, yt, xv, yv = unpack_search(data)
     logs = {}
     if model.relaxation == "gumbel":  # GDAS' annealed temperature

@@ -203,7 +203,7 @@ def group_call(fn, groups, *lists, **kwargs) -> list:
     """`fn(*[l[i] for i in g], **kwargs)` per group `g` of `groups`, for
     each list in `lists` (None: passed as None); the results in order."""
     return [
-        fn(*[None if l is None else [l[i] for i in g] for l in lists], **kwargs)
+        fn(*[None if x is None else [x[i] for i in g] for x in lists], **kwargs)
         for g in groups
     ]
 
@@ -246,9 +246,7 @@ def update(optimizer, grads, variables, clip, decay) -> None:
     layer (module docstring)."""
     grads, variables = list(grads), list(variables)
     if not (
-        grads
-        and tf.inside_function()
-        and _fusable(optimizer, grads, variables)
+        grads and tf.inside_function() and _fusable(optimizer, grads, variables)
     ):
         grads = clip_and_decay(grads, variables, clip, decay)
         apply(optimizer, grads, variables)
