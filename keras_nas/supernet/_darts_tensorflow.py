@@ -42,11 +42,9 @@ from keras_nas.supernet import relaxations
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
-    global_norm,
     lr_in_buffer,
     sgd_momentums,
     unpack_search,
-    virtual_step,
 )
 
 # model -> {groups: tf.function}; weak so that models can be collected.
@@ -103,6 +101,7 @@ def _traced_pass(model, groups):
 
         passes[groups] = tf.function(
             traced,
+            autograph=False,
             reduce_retracing=True,
             experimental_attributes={"_noinline": True},
         )
@@ -117,40 +116,28 @@ def _assign(variables, values):
 def _unrolled_arch_grads(model, xt, yt, xv, yv):
     """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP).
 
-    The weight arithmetic (`w'`, `w +- eps v`, the norm of `v`) runs on the
-    weights stacked by shape (`weight_update.Stacking`: one op per shape,
-    not per tensor; the same arithmetic element for element).
+    The weight arithmetic (`w'`, `w +- eps v`, the norm of `v`) runs one
+    call per layer in a traced step, else on the weights stacked by shape
+    (`weight_update.weights_for_unrolling`; the same arithmetic element
+    for element).
     """
     opt = model.optimizer.weights_optimizer
     w, a = model.weight_variables, model.arch_variables
     xi = tf.cast(opt.learning_rate, w[0].dtype)
     momentums, momentum = sgd_momentums(opt)
     _, _, gw = _loss_and_grads(model, xt, yt, "w")
-    stacking = weight_update.Stacking(w)
-    backup = stacking.stack(v.value for v in w)
-    moms = None
-    if momentums is not None:
-        moms = stacking.stack(m.value for m in momentums)
-    unrolled = virtual_step(
-        backup,
-        stacking.stack(gw),
-        moms,
-        xi,
-        momentum,
-        model.weight_decay,
-        lr_in_buffer=lr_in_buffer(opt),
+    weights = weight_update.weights_for_unrolling(w, momentums)
+    weights.virtual_step(
+        gw, xi, momentum, model.weight_decay, lr_in_buffer(opt)
     )
-    _assign(w, stacking.unstack(unrolled))
     loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, "aw")
-    grad_a, dw = grads[: len(a)], stacking.stack(grads[len(a) :])
-    eps = 0.01 / tf.maximum(global_norm(dw), 1e-12)
-    shifted = [b + eps * d for b, d in zip(backup, dw, strict=True)]
-    _assign(w, stacking.unstack(shifted))
+    grad_a, dw = grads[: len(a)], grads[len(a) :]
+    eps = 0.01 / tf.maximum(weights.norm(dw), 1e-12)
+    weights.shift(dw, eps, 1)
     _, _, g_pos = _loss_and_grads(model, xt, yt, "a")
-    shifted = [b - eps * d for b, d in zip(backup, dw, strict=True)]
-    _assign(w, stacking.unstack(shifted))
+    weights.shift(dw, eps, -1)
     _, _, g_neg = _loss_and_grads(model, xt, yt, "a")
-    _assign(w, stacking.unstack(backup))
+    weights.restore()
     grad_a = [
         g - xi * (p - n) / (2.0 * eps)
         for g, p, n in zip(grad_a, g_pos, g_neg, strict=False)

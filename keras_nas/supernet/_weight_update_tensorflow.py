@@ -33,6 +33,10 @@ op count. Here the same arithmetic is written with fewer ops:
   optimized once per kind (benchmarks/RESULTS.md, branch r13-tf-outer).
   Same arithmetic element for element; the norm's squares summed per
   layer (float32 rounding).
+- `weights_for_unrolling`: the second-order step's moves of the weights
+  (`w'`, `w +- eps v`, the restore, the norm of `v`) the same way, one
+  call per layer (`LayerWeights`), or stacked by shape (`StackedWeights`)
+  eagerly and under a `tf.distribute` strategy.
 """
 
 from __future__ import annotations
@@ -40,9 +44,12 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet._darts_math import global_norm, virtual_step
 from keras_nas.supernet.torch_style import TorchSGD
 
 __all__ = [
+    "LayerWeights",
+    "StackedWeights",
     "Stacking",
     "apply",
     "by_layer",
@@ -50,6 +57,7 @@ __all__ = [
     "group_call",
     "squared_norm",
     "update",
+    "weights_for_unrolling",
 ]
 
 #: Path components that name a group's layer (`by_layer`): the model, a
@@ -275,3 +283,127 @@ def update(optimizer, grads, variables, clip, decay) -> None:
             decay=float(decay) if decay else 0.0,
         )
         optimizer.iterations.assign_add(1)
+
+
+def _assign(variables, values):
+    for v, value in zip(variables, values, strict=True):
+        v.assign(tf.cast(value, v.dtype))
+
+
+def _virtual_group(variables, momentums, grads, lr, momentum, decay, in_buf):
+    backup = [v.read_value() for v in variables]
+    moms = None if momentums is None else [m.read_value() for m in momentums]
+    new = virtual_step(
+        backup, grads, moms, lr, momentum, decay, lr_in_buffer=in_buf
+    )
+    _assign(variables, new)
+    return backup
+
+
+def _shift(backup, direction, eps, sign):
+    if sign > 0:
+        return [b + eps * d for b, d in zip(backup, direction, strict=True)]
+    return [b - eps * d for b, d in zip(backup, direction, strict=True)]
+
+
+def _shift_group(variables, backup, direction, eps, sign):
+    _assign(variables, _shift(backup, direction, eps, sign))
+
+
+_VIRTUAL_GROUP = _noinline(_virtual_group)
+_SHIFT_GROUP = _noinline(_shift_group)
+_ASSIGN_GROUP = _noinline(_assign)
+
+
+class StackedWeights:
+    """The weights' moves of the unrolled step, on the weights stacked by
+    shape (`Stacking`: one op per shape, not per tensor)."""
+
+    def __init__(self, variables, momentums):
+        self.variables, self.momentums = variables, momentums
+        self.stacking = Stacking(variables)
+
+    def virtual_step(self, grads, lr, momentum, decay, lr_in_buffer):
+        """Saves the weights and moves them to `w'` (`virtual_step`)."""
+        stack = self.stacking.stack
+        self.backup = stack(v.value for v in self.variables)
+        moms = None
+        if self.momentums is not None:
+            moms = stack(m.value for m in self.momentums)
+        new = virtual_step(
+            self.backup,
+            stack(grads),
+            moms,
+            lr,
+            momentum,
+            decay,
+            lr_in_buffer=lr_in_buffer,
+        )
+        _assign(self.variables, self.stacking.unstack(new))
+
+    def norm(self, tensors):
+        """The global L2 norm of `tensors` (shaped as the weights)."""
+        return global_norm(self.stacking.stack(tensors))
+
+    def shift(self, direction, eps, sign):
+        """Sets the weights to `backup + eps * direction` (sign > 0) or
+        `backup - eps * direction`."""
+        shifted = _shift(self.backup, self.stacking.stack(direction), eps, sign)
+        _assign(self.variables, self.stacking.unstack(shifted))
+
+    def restore(self):
+        _assign(self.variables, self.stacking.unstack(self.backup))
+
+
+class LayerWeights(StackedWeights):
+    """`StackedWeights`' moves in one call per layer (`by_layer`)."""
+
+    def __init__(self, variables, momentums):
+        self.variables, self.momentums = variables, momentums
+        self.groups = by_layer(variables)
+        self.handles = [v.value for v in variables]
+
+    def virtual_step(self, grads, lr, momentum, decay, lr_in_buffer):
+        moms = None
+        if self.momentums is not None:
+            moms = [m.value for m in self.momentums]
+        backups = group_call(
+            _VIRTUAL_GROUP,
+            self.groups,
+            self.handles,
+            moms,
+            list(grads),
+            lr=lr,
+            momentum=float(momentum),
+            decay=float(decay),
+            in_buf=bool(lr_in_buffer),
+        )
+        self.backup = [None] * len(self.variables)
+        for idx, values in zip(self.groups, backups, strict=True):
+            for i, value in zip(idx, values, strict=True):
+                self.backup[i] = value
+
+    def norm(self, tensors):
+        return tf.sqrt(squared_norm(list(tensors), self.groups))
+
+    def shift(self, direction, eps, sign):
+        group_call(
+            _SHIFT_GROUP,
+            self.groups,
+            self.handles,
+            self.backup,
+            list(direction),
+            eps=eps,
+            sign=1 if sign > 0 else -1,
+        )
+
+    def restore(self):
+        group_call(_ASSIGN_GROUP, self.groups, self.handles, self.backup)
+
+
+def weights_for_unrolling(variables, momentums) -> StackedWeights:
+    """`LayerWeights` inside a `tf.function` without a `tf.distribute`
+    strategy, else `StackedWeights`."""
+    if tf.inside_function() and not tf.distribute.has_strategy():
+        return LayerWeights(variables, momentums)
+    return StackedWeights(variables, momentums)
