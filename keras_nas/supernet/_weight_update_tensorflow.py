@@ -118,7 +118,7 @@ def clip_and_decay(grads, variables, clip, decay):
     stacked = stacking.stack(grads)
     if clip:
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(s)) for s in stacked]))
-        scale = tf.minimum(1.0, clip / tf.maximum(norm, 1e-12))
+        scale = tf.minimum(clip / tf.maximum(norm, 1e-12), 1.0)
         stacked = [s * scale for s in stacked]
     if decay:
         values = stacking.stack(
@@ -263,7 +263,7 @@ def update(optimizer, grads, variables, clip, decay) -> None:
     scale = None
     if clip:
         norm = tf.sqrt(squared_norm(grads, groups))
-        scale = tf.minimum(1.0, clip / tf.maximum(norm, 1e-12))
+        scale = tf.minimum(clip / tf.maximum(norm, 1e-12), 1.0)
     with tf.name_scope(optimizer.name):
         momentums = [
             optimizer.momentums[optimizer._get_variable_index(v)].value
