@@ -49,8 +49,8 @@ from keras_nas.supernet._darts_math import (
 
 # model -> {groups: tf.function}; weak so that models can be collected.
 _TRACED_PASSES = weakref.WeakKeyDictionary()
-# .options: the caller's function-call options while the step runs with
-# its own (`_outer_optimized`).
+# .caller, .step: the caller's function-call options and the step's own
+# while an `_outer_optimized` train function runs.
 _LOCAL = threading.local()
 
 
@@ -87,7 +87,11 @@ def _loss_and_grads(model, x, y, groups):
     if model.order != 2 or not tf.inside_function():
         loss, logits, grads = _pass(model, x, y, groups)
     else:
-        loss, logits, grads = _traced_pass(model, groups)(x, y)
+        # The pass's own graph (calls of the edges, as the step's) gets
+        # the step's grappler options (`_step_options`), the edges inside
+        # it the caller's.
+        with _options("step"):
+            loss, logits, grads = _traced_pass(model, groups)(x, y)
     # Under a tf.distribute strategy: the global batch's gradients.
     return loss, logits, distribute.mean_gradients(grads)
 
@@ -97,7 +101,8 @@ def _traced_pass(model, groups):
     if groups not in passes:
 
         def traced(x, y):
-            return _pass(model, x, y, groups)
+            with _options("caller"):
+                return _pass(model, x, y, groups)
 
         passes[groups] = tf.function(
             traced,
@@ -176,21 +181,24 @@ def _outer_optimized(fn):
         options = _step_options(caller)
         if options is None:
             return fn(*args, **kwargs)
-        _LOCAL.options, ctx.function_call_options = caller, options
+        _LOCAL.caller, _LOCAL.step = caller, options
+        ctx.function_call_options = options
         try:
             return fn(*args, **kwargs)
         finally:
-            ctx.function_call_options, _LOCAL.options = caller, None
+            ctx.function_call_options = caller
+            _LOCAL.caller = _LOCAL.step = None
 
     train_function.outer_optimized = True
     return train_function
 
 
 @contextlib.contextmanager
-def _caller_options():
-    """The caller's function-call options while the step is traced (the
-    call ops of the functions it calls carry them)."""
-    options = getattr(_LOCAL, "options", None)
+def _options(which):
+    """The caller's ("caller") or the step's ("step") function-call
+    options, inside an `_outer_optimized` train function (else none set):
+    the call ops traced meanwhile carry them."""
+    options = getattr(_LOCAL, which, None)
     if options is None:
         yield
         return
@@ -224,7 +232,7 @@ def make_train_function(model, force, whole):
 # for no use: its control flow is on Python values.
 @tf.autograph.experimental.do_not_convert
 def train_step(model, data):
-    with _caller_options():
+    with _options("caller"):
         return _train_step(model, data)
 
 
