@@ -81,6 +81,10 @@ def _scoped(fn, mode):
     rewrite = config.graph_options.rewrite_options
     if mode == "off":
         rewrite.disable_meta_optimizer = True
+    elif mode == "function":
+        rewrite.optimizers.append("function")
+        one = rewriter_config_pb2.RewriterConfig.ONE
+        rewrite.meta_optimizer_iterations = one
     else:
         one = rewriter_config_pb2.RewriterConfig.ONE
         rewrite.meta_optimizer_iterations = one
@@ -108,7 +112,9 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
-        "--grappler", choices=["default", "off", "one"], default="default"
+        "--grappler",
+        choices=["default", "off", "one", "function"],
+        default="default",
     )
     args = p.parse_args()
     os.environ["KERAS_BACKEND"] = "tensorflow"

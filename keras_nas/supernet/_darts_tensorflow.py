@@ -11,14 +11,30 @@ into its own `tf.function`, marked not to be inlined, and calls it: it
 runs five passes but holds three pass graphs (micro configuration: peak
 memory 10.8 -> 7.6 GB, benchmarks/RESULTS.md). The other steps run each
 kind of pass once and trace it inline; eagerly, the passes run directly.
+
+`make_train_function` (graph mode, no `tf.distribute` strategy, TF's
+default grappler settings) runs Keras' train function with grappler's
+function optimizer alone, one iteration, on the step's own graph; the
+functions it calls (edges, passes, weight updates) keep the settings the
+caller had (`train_step` restores them while it is traced: a call op
+carries the options of its trace). The step's graph is thousands of
+small ops (variable captures, slices, sums) that grappler's other passes
+took ~4 s to optimize for no measured gain in the step, while the function
+optimizer's specializations (gradients not needed pruned) keep it ~25%
+faster than with grappler off (micro configuration, benchmarks/RESULTS.md,
+sections f13-first-step and r13-tf-outer).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import weakref
 
 import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+from tensorflow.python.eager import context
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _weight_update_tensorflow as weight_update
@@ -26,15 +42,16 @@ from keras_nas.supernet import relaxations
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
-    global_norm,
     lr_in_buffer,
     sgd_momentums,
     unpack_search,
-    virtual_step,
 )
 
 # model -> {groups: tf.function}; weak so that models can be collected.
 _TRACED_PASSES = weakref.WeakKeyDictionary()
+# .caller, .step: the caller's function-call options and the step's own
+# while an `_outer_optimized` train function runs.
+_LOCAL = threading.local()
 
 
 def _variables(model, groups):
@@ -70,7 +87,11 @@ def _loss_and_grads(model, x, y, groups):
     if model.order != 2 or not tf.inside_function():
         loss, logits, grads = _pass(model, x, y, groups)
     else:
-        loss, logits, grads = _traced_pass(model, groups)(x, y)
+        # The pass's own graph (calls of the edges, as the step's) gets
+        # the step's grappler options (`_step_options`), the edges inside
+        # it the caller's.
+        with _options("step"):
+            loss, logits, grads = _traced_pass(model, groups)(x, y)
     # Under a tf.distribute strategy: the global batch's gradients.
     return loss, logits, distribute.mean_gradients(grads)
 
@@ -80,10 +101,12 @@ def _traced_pass(model, groups):
     if groups not in passes:
 
         def traced(x, y):
-            return _pass(model, x, y, groups)
+            with _options("caller"):
+                return _pass(model, x, y, groups)
 
         passes[groups] = tf.function(
             traced,
+            autograph=False,
             reduce_retracing=True,
             experimental_attributes={"_noinline": True},
         )
@@ -98,40 +121,28 @@ def _assign(variables, values):
 def _unrolled_arch_grads(model, xt, yt, xv, yv):
     """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP).
 
-    The weight arithmetic (`w'`, `w +- eps v`, the norm of `v`) runs on the
-    weights stacked by shape (`weight_update.Stacking`: one op per shape,
-    not per tensor; the same arithmetic element for element).
+    The weight arithmetic (`w'`, `w +- eps v`, the norm of `v`) runs one
+    call per layer in a traced step, else on the weights stacked by shape
+    (`weight_update.weights_for_unrolling`; the same arithmetic element
+    for element).
     """
     opt = model.optimizer.weights_optimizer
     w, a = model.weight_variables, model.arch_variables
     xi = tf.cast(opt.learning_rate, w[0].dtype)
     momentums, momentum = sgd_momentums(opt)
     _, _, gw = _loss_and_grads(model, xt, yt, "w")
-    stacking = weight_update.Stacking(w)
-    backup = stacking.stack(v.value for v in w)
-    moms = None
-    if momentums is not None:
-        moms = stacking.stack(m.value for m in momentums)
-    unrolled = virtual_step(
-        backup,
-        stacking.stack(gw),
-        moms,
-        xi,
-        momentum,
-        model.weight_decay,
-        lr_in_buffer=lr_in_buffer(opt),
+    weights = weight_update.weights_for_unrolling(w, momentums)
+    weights.virtual_step(
+        gw, xi, momentum, model.weight_decay, lr_in_buffer(opt)
     )
-    _assign(w, stacking.unstack(unrolled))
     loss_v, logits_v, grads = _loss_and_grads(model, xv, yv, "aw")
-    grad_a, dw = grads[: len(a)], stacking.stack(grads[len(a) :])
-    eps = 0.01 / tf.maximum(global_norm(dw), 1e-12)
-    shifted = [b + eps * d for b, d in zip(backup, dw, strict=True)]
-    _assign(w, stacking.unstack(shifted))
+    grad_a, dw = grads[: len(a)], grads[len(a) :]
+    eps = 0.01 / tf.maximum(weights.norm(dw), 1e-12)
+    weights.shift(dw, eps, 1)
     _, _, g_pos = _loss_and_grads(model, xt, yt, "a")
-    shifted = [b - eps * d for b, d in zip(backup, dw, strict=True)]
-    _assign(w, stacking.unstack(shifted))
+    weights.shift(dw, eps, -1)
     _, _, g_neg = _loss_and_grads(model, xt, yt, "a")
-    _assign(w, stacking.unstack(backup))
+    weights.restore()
     grad_a = [
         g - xi * (p - n) / (2.0 * eps)
         for g, p, n in zip(grad_a, g_pos, g_neg, strict=False)
@@ -145,7 +156,87 @@ def _arch_grads(model, xt, yt, xv, yv):
     return _loss_and_grads(model, xv, yv, "a")
 
 
+def _step_options(options):
+    """`options` with grappler's function optimizer alone, one iteration;
+    None where `options` already set grappler (left to the user)."""
+    config = config_pb2.ConfigProto()
+    if options.config_proto_serialized:
+        config.ParseFromString(options.config_proto_serialized)
+    rewrite = config.graph_options.rewrite_options
+    if rewrite != rewriter_config_pb2.RewriterConfig():
+        return None
+    rewrite.optimizers.append("function")
+    rewrite.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
+    return type(options)(
+        executor_type=options.executor_type, config_proto=config
+    )
+
+
+def _outer_optimized(fn):
+    """`fn` (Keras' train function) called with `_step_options`."""
+
+    def train_function(*args, **kwargs):
+        ctx = context.context()
+        caller = ctx.function_call_options
+        options = _step_options(caller)
+        if options is None:
+            return fn(*args, **kwargs)
+        _LOCAL.caller, _LOCAL.step = caller, options
+        ctx.function_call_options = options
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            ctx.function_call_options = caller
+            _LOCAL.caller = _LOCAL.step = None
+
+    train_function.outer_optimized = True
+    return train_function
+
+
+@contextlib.contextmanager
+def _options(which):
+    """The caller's ("caller") or the step's ("step") function-call
+    options, inside an `_outer_optimized` train function (else none set):
+    the call ops traced meanwhile carry them."""
+    options = getattr(_LOCAL, which, None)
+    if options is None:
+        yield
+        return
+    ctx = context.context()
+    own, ctx.function_call_options = ctx.function_call_options, options
+    try:
+        yield
+    finally:
+        ctx.function_call_options = own
+
+
+def make_train_function(model, force, whole):
+    """Keras' train function (`whole`), run with `_step_options` in graph
+    mode without a `tf.distribute` strategy (module docstring)."""
+    whole(force)
+    fn = model.train_function
+    if (
+        getattr(fn, "outer_optimized", False)
+        or model.run_eagerly
+        or model._distribute_strategy is not None
+        or tf.distribute.has_strategy()
+    ):
+        return fn
+    # Keras' make_train_function returns it only when it was made before.
+    model.train_function = _outer_optimized(fn)
+    return model.train_function
+
+
+# Keras traces the step with autograph, which would transpile every Python
+# function of the step (~30: ~1.5 s of the micro configuration's trace)
+# for no use: its control flow is on Python values.
+@tf.autograph.experimental.do_not_convert
 def train_step(model, data):
+    with _options("caller"):
+        return _train_step(model, data)
+
+
+def _train_step(model, data):
     xt, yt, xv, yv = unpack_search(data)
     logs = {}
     if model.relaxation == "gumbel":  # GDAS' annealed temperature
@@ -168,11 +259,14 @@ def train_step(model, data):
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables
     loss, logits, grad_w = _loss_and_grads(model, xt, yt, "w")
-    # Few graph ops per weight tensor (_weight_update_tensorflow.py).
-    grad_w = weight_update.clip_and_decay(
-        grad_w, w, model.grad_clip, model.weight_decay
+    # Few graph ops per layer (_weight_update_tensorflow.py).
+    weight_update.update(
+        model.optimizer.weights_optimizer,
+        grad_w,
+        w,
+        model.grad_clip,
+        model.weight_decay,
     )
-    weight_update.apply(model.optimizer.weights_optimizer, grad_w, w)
     model.loss_tracker.update_state(loss)
     model.accuracy_tracker.update_state(yt, logits)
     logs["loss"] = model.loss_tracker.result()

@@ -74,3 +74,75 @@ def test_calls_from_inside_a_shared_function_run_the_layer_directly():
         assert not _darts_graph.enabled(x)
     finally:
         _darts_graph._LOCAL.inside = False
+
+
+def _step_graph(num_cells, order=2, seed=0):
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    model = DartsSupernet(
+        (8, 8, 3), 3, filters=2, num_cells=num_cells, ops=OPS, order=order
+    )
+    model.compile()
+    model.optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4, 8, 8, 3)).astype(keras.config.floatx())
+    y = rng.integers(0, 3, size=(4,)).astype("int32")
+    data = ((x, y), (x[::-1], y[::-1]))
+    step = tf.function(model.train_step)
+    graph = step.get_concrete_function(data).graph.as_graph_def()
+    return model, graph, step, data
+
+
+def _state(model):
+    return [np.asarray(v) for v in model.variables + model.optimizer.variables]
+
+
+def test_the_steps_per_tensor_work_runs_in_shared_functions():
+    from collections import Counter
+
+    from keras_nas.supernet._weight_update_tensorflow import by_layer
+
+    small, g2, _, _ = _step_graph(2)
+    big, g4, _, _ = _step_graph(4)
+    ops2 = Counter(n.op for n in g2.node)
+    ops4 = Counter(n.op for n in g4.node)
+    # The second-order step's weight moves and the weights' update (reads,
+    # assignments, the fused momentum kernel) run inside functions called
+    # once per layer: their op counts do not grow with the cells (before:
+    # one read, assignment or update per tensor and move).
+    assert ops4["ResourceApplyMomentum"] == 0
+    for op in ("ReadVariableOp", "AssignVariableOp"):
+        assert ops4[op] == ops2[op], (op, ops2[op], ops4[op])
+    extra_tensors = len(big.weight_variables) - len(small.weight_variables)
+    extra_layers = len(by_layer(big.weight_variables)) - len(
+        by_layer(small.weight_variables)
+    )
+    extra_ops = (len(g4.node) - ops4["Placeholder"]) - (
+        len(g2.node) - ops2["Placeholder"]
+    )
+    assert extra_tensors > 100
+    # ~16 ops per extra layer here (calls of the passes' edges, their
+    # gradients, the moves and the update); per tensor it was ~9.
+    assert extra_ops <= 20 * extra_layers, (extra_ops, extra_layers)
+    assert extra_ops < 2 * extra_tensors, (extra_ops, extra_tensors)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_the_traced_step_computes_the_eager_step(order):
+    # First order in float32: the fused update (clip, decay, momentum).
+    # Second order in float64, where the finite-difference term is not
+    # lost in rounding: the unrolled step's weight moves per layer.
+    policy = keras.config.dtype_policy()
+    if order == 2:
+        keras.config.set_dtype_policy("float64")
+    try:
+        traced, _, step, data = _step_graph(2, order)
+        eager, _, _, _ = _step_graph(2, order)
+        step(data)
+        eager.train_step(data)
+        tol = {"rtol": 1e-4, "atol": 1e-6} if order == 1 else {"rtol": 1e-9}
+        for a, b in zip(_state(traced), _state(eager), strict=True):
+            np.testing.assert_allclose(a, b, **tol)
+    finally:
+        keras.config.set_dtype_policy(policy)
