@@ -274,20 +274,26 @@ def _current(scope, variable, old):
     return old if value is None else value
 
 
+def _draw(model, non_trainable) -> tuple:
+    """The sampler's next path indices, drawn statelessly: `(indices, the
+    non-trainable values with the sampler's state advanced)`."""
+    variables = model.non_trainable_variables
+    mapping = list(zip(variables, non_trainable, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        indices = model._sample_indices()
+    return indices, [
+        _current(scope, v, old)
+        for v, old in zip(variables, non_trainable, strict=True)
+    ]
+
+
 def _fair_train_step(model, state, data) -> tuple:
     """Strictly fair step (FairNAS, Chu et al., ICCV 2021): the summed
     gradients of the `m` paths, one optimizer update masked to the
     variables of at least one path."""
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    variables = model.non_trainable_variables
-    mapping = list(zip(variables, non_trainable, strict=True))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        paths = model._sample_indices()
-    non_trainable = [
-        _current(scope, v, old)
-        for v, old in zip(variables, non_trainable, strict=True)
-    ]
+    paths, non_trainable = _draw(model, non_trainable)
     loss, y_pred, grads, non_trainable = fair_gradients(
         model,
         (trainable, non_trainable, optimizer_vars, metrics_vars),
@@ -386,14 +392,7 @@ def _pieces_train_step(model, state, data) -> tuple:
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     data = jax.tree.map(jnp.asarray, data)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    states = model.non_trainable_variables
-    mapping = list(zip(states, non_trainable, strict=True))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        idx = model._sample_indices()
-    non_trainable = [
-        _current(scope, v, old)
-        for v, old in zip(states, non_trainable, strict=True)
-    ]
+    idx, non_trainable = _draw(model, non_trainable)
     rows = np.asarray(idx).reshape(-1, idx.shape[-1])
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     grads = [None] * len(trainable)
