@@ -113,11 +113,6 @@ def _traced_pass(model, groups):
     return passes[groups]
 
 
-def _assign(variables, values):
-    for v, value in zip(variables, values, strict=False):
-        v.assign(tf.cast(value, v.dtype))
-
-
 def _unrolled_arch_grads(model, xt, yt, xv, yv):
     """Eq. 7-8 of Liu et al.: grad_a L_val(w', a) - xi * (finite-diff HVP).
 
@@ -254,7 +249,7 @@ def _train_step(model, data):
         if binary:
             new = [tf.identity(v.value) for v in alphas]
             new = relaxations.binary_rescale(old, new, seed, draw)
-            _assign(alphas, new)
+            weight_update.assign(alphas, new)
         model.arch_loss_tracker.update_state(arch_loss)
         model.arch_accuracy_tracker.update_state(yv, logits_v)
     w = model.weight_variables

@@ -285,7 +285,8 @@ def update(optimizer, grads, variables, clip, decay) -> None:
         optimizer.iterations.assign_add(1)
 
 
-def _assign(variables, values):
+def assign(variables, values) -> None:
+    """`variables[i].assign(values[i])`, cast to each variable's dtype."""
     for v, value in zip(variables, values, strict=True):
         v.assign(tf.cast(value, v.dtype))
 
@@ -296,7 +297,7 @@ def _virtual_group(variables, momentums, grads, lr, momentum, decay, in_buf):
     new = virtual_step(
         backup, grads, moms, lr, momentum, decay, lr_in_buffer=in_buf
     )
-    _assign(variables, new)
+    assign(variables, new)
     return backup
 
 
@@ -307,12 +308,12 @@ def _shift(backup, direction, eps, sign):
 
 
 def _shift_group(variables, backup, direction, eps, sign):
-    _assign(variables, _shift(backup, direction, eps, sign))
+    assign(variables, _shift(backup, direction, eps, sign))
 
 
 _VIRTUAL_GROUP = _noinline(_virtual_group)
 _SHIFT_GROUP = _noinline(_shift_group)
-_ASSIGN_GROUP = _noinline(_assign)
+_ASSIGN_GROUP = _noinline(assign)
 
 
 class StackedWeights:
@@ -339,7 +340,7 @@ class StackedWeights:
             decay,
             lr_in_buffer=lr_in_buffer,
         )
-        _assign(self.variables, self.stacking.unstack(new))
+        assign(self.variables, self.stacking.unstack(new))
 
     def norm(self, tensors):
         """The global L2 norm of `tensors` (shaped as the weights)."""
@@ -349,10 +350,10 @@ class StackedWeights:
         """Sets the weights to `backup + eps * direction` (sign > 0) or
         `backup - eps * direction`."""
         shifted = _shift(self.backup, self.stacking.stack(direction), eps, sign)
-        _assign(self.variables, self.stacking.unstack(shifted))
+        assign(self.variables, self.stacking.unstack(shifted))
 
     def restore(self):
-        _assign(self.variables, self.stacking.unstack(self.backup))
+        assign(self.variables, self.stacking.unstack(self.backup))
 
 
 class LayerWeights(StackedWeights):
