@@ -23,7 +23,20 @@ step (`tf-eager`), one `fit` call per step.
 Each measurement runs in its own subprocess, interleaved per round:
 reference, then each keras-nas variant. Printed per run: time to the first
 step (wall and CPU: `time.process_time`, all threads), median step (wall,
-CPU), peak RSS (`ru_maxrss`), and the ratios to the round's reference.
+CPU; keras-nas: one `fit` call per step, and the steps in which a newly
+sampled kind of layer compiles are among them), peak RSS (`ru_maxrss`),
+the warm steady step and the ratios to the round's reference.
+
+The warm steady step: after the timed steps, steps run until
+`--warm-clean` steps in a row compiled nothing (keras-nas: no
+`tf.function` traced outside TensorFlow's own modules, e.g. tf.data's,
+or no XLA compile on JAX; the reference never compiles), then the CPU
+median of `--steps` single steps in which nothing compiled
+(`warm_step_cpu_s`, keras-nas still one `fit` per step) and the CPU per
+step of `--fit-steps` steps run by one `fit` call (keras-nas) or one
+loop (reference), median of 3 such runs in which nothing compiled
+(`fit_step_cpu_s`: Keras' per-call cost of `fit` spread over its steps,
+as a user's epoch runs).
 
 Usage:
 
@@ -109,6 +122,13 @@ REFERENCE = textwrap.dedent(
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
     extra = {}
+
+    def compiles():
+        return 0
+
+    def steps(k):
+        for _ in range(k):
+            step()
     """
 )
 
@@ -147,8 +167,82 @@ KERAS_NAS = textwrap.dedent(
 
     def step():
         net.fit(x, y, batch_size=b, epochs=1, verbose=0)
+
+    if keras.backend.backend() == "tensorflow":
+        import gc
+
+        def compiles():  # traces of functions outside TF's own modules
+            return sum(
+                f.experimental_get_tracing_count()
+                for f in gc.get_objects()
+                if isinstance(f, tf.types.experimental.PolymorphicFunction)
+                and not f.python_function.__module__.startswith("tensorflow")
+            )
+    else:
+        import jax
+        _compiled = [0]
+
+        def _count(event, duration, **kwargs):
+            if event == "/jax/core/compile/backend_compile_duration":
+                _compiled[0] += 1
+
+        jax.monitoring.register_event_duration_secs_listener(_count)
+
+        def compiles():
+            return _compiled[0]
+
+    xk = np.concatenate([x] * cfg["fit_steps"])
+    yk = np.concatenate([y] * cfg["fit_steps"])
+
+    def steps(k):  # one fit call of k batches
+        net.fit(xk[: k * b], yk[: k * b], batch_size=b, epochs=1, verbose=0)
     """
 )
+
+# Runs after TIMED_STEPS (both sides): the warm steady step (its names
+# must not shadow the scripts' own, e.g. the reference's `c`).
+STEADY = textwrap.dedent(
+    """
+    warm = clean = 0
+    while clean < cfg["warm_clean"] and warm < cfg["max_warm"]:
+        seen = compiles()
+        step()
+        warm += 1
+        clean = clean + 1 if compiles() == seen else 0
+    warm_cpu, fit_cpu = [], []
+    for _ in range(4 * cfg["steps"]):
+        if len(warm_cpu) == cfg["steps"]:
+            break
+        seen, t = compiles(), time.process_time()
+        step()
+        if compiles() == seen:
+            warm_cpu.append(time.process_time() - t)
+    for _ in range(6):
+        if len(fit_cpu) == 3:
+            break
+        seen, t = compiles(), time.process_time()
+        steps(cfg["fit_steps"])
+        if compiles() == seen:
+            fit_cpu.append((time.process_time() - t) / cfg["fit_steps"])
+    warm_cpu.sort()
+    fit_cpu.sort()
+    nan = float("nan")
+    print("RESULT " + json.dumps(dict(
+        extra,
+        first_step_s=first,
+        first_step_cpu_s=first_cpu,
+        step_s_median=times[len(times) // 2],
+        step_cpu_s_median=cpu_times[len(cpu_times) // 2],
+        peak_rss_mib=resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        warm_up_steps=warm,
+        warm_step_cpu_s=warm_cpu[len(warm_cpu) // 2] if warm_cpu else nan,
+        fit_step_cpu_s=fit_cpu[len(fit_cpu) // 2] if fit_cpu else nan,
+    )))
+    """
+)
+# The figures of the table (the first five: darts_reference's).
+COLUMNS = KEYS + ("warm_step_cpu_s", "fit_step_cpu_s")
 
 # variant -> (backend, step, the switch step instead of the piecewise one)
 VARIANTS = {
@@ -160,11 +254,21 @@ VARIANTS = {
 }
 
 
+def _steady(args) -> dict:
+    return dict(
+        steps=args.steps,
+        warm_clean=args.warm_clean,
+        max_warm=args.max_warm,
+        fit_steps=args.fit_steps,
+    )
+
+
 def run_reference(args, copy, cfg):
-    spec = dict(cfg, steps=args.steps, threads=args.threads)
+    spec = dict(cfg, threads=args.threads, **_steady(args))
     env = dict(os.environ, PYTHONPATH=copy, OMP_NUM_THREADS=str(args.threads))
+    script = REFERENCE + TIMED_STEPS + STEADY
     proc = subprocess.run(
-        [args.torch_python, "-c", REFERENCE + TIMED_STEPS, json.dumps(spec)],
+        [args.torch_python, "-c", script, json.dumps(spec)],
         cwd=copy,
         env=env,
         capture_output=True,
@@ -176,7 +280,7 @@ def run_reference(args, copy, cfg):
 def run_keras_nas(args, variant, cfg):
     backend, step, switch = VARIANTS[variant]
     spec = dict(
-        cfg, steps=args.steps, threads=args.threads, step=step, switch=switch
+        cfg, threads=args.threads, step=step, switch=switch, **_steady(args)
     )
     env = dict(os.environ, KERAS_BACKEND=backend)
     env["OMP_NUM_THREADS"] = str(args.threads)
@@ -185,7 +289,8 @@ def run_keras_nas(args, variant, cfg):
     if backend == "jax":
         env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
-        [sys.executable, "-c", KERAS_NAS + TIMED_STEPS, json.dumps(spec)],
+        [sys.executable, "-c", KERAS_NAS + TIMED_STEPS + STEADY,
+         json.dumps(spec)],
         env=env,
         capture_output=True,
         text=True,
@@ -201,6 +306,16 @@ def main():
     p.add_argument("--variants", default="tf,tf-eager,jax")
     p.add_argument("--steps", type=int, default=5, help="timed steps")
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument(
+        "--warm-clean",
+        type=int,
+        default=10,
+        help="warm-up ends after this many steps in a row compiled nothing",
+    )
+    p.add_argument("--max-warm", type=int, default=100)
+    p.add_argument(
+        "--fit-steps", type=int, default=20, help="steps of one fit call"
+    )
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     cfg = dict(CONFIGS[args.config])
@@ -223,22 +338,25 @@ def main():
     print(
         "| variant | first step (s) | x ref | first step CPU (s) | x ref "
         "| median step (s) | x ref | median step CPU (s) | x ref "
-        "| peak RSS (MiB) | x ref |"
+        "| peak RSS (MiB) | x ref | warm step CPU (s) | x ref "
+        "| in-fit step CPU (s) | x ref | warm-up steps |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 16 + "|")
     for variant, r, ref in rows:
         if "error" in r or "error" in ref:
             err = (r.get("error", "") + " " + ref.get("error", ""))[-300:]
             print(f"| {variant} | {err} |")
             continue
         cells = []
-        for key in KEYS:
-            cells += [f"{r[key]:.2f}", f"{r[key] / ref[key]:.2f}"]
+        for key in COLUMNS:
+            digits = 3 if key.endswith("_cpu_s") and "first" not in key else 2
+            cells += [f"{r[key]:.{digits}f}", f"{r[key] / ref[key]:.2f}"]
+        cells.append(str(r["warm_up_steps"]))
         print(f"| {variant} | " + " | ".join(cells) + " |")
         print(
             "| reference | "
-            + " | ".join(f"{ref[key]:.2f} | 1" for key in KEYS)
-            + " |"
+            + " | ".join(f"{ref[key]:.3f} | 1" for key in COLUMNS)
+            + f" | {ref['warm_up_steps']} |"
         )
 
 

@@ -37,6 +37,7 @@ per-replica statistics (see `keras_nas._distribute_tensorflow`).
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
@@ -44,6 +45,7 @@ import keras
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 
@@ -134,9 +136,47 @@ def grouped_switch(index, branches, operands, training):
 
 def piece_caller(model):
     """`use(layer)` of the piecewise step: one `tf.function` per kind of
-    layer, called eagerly on the layer's variables
-    (`_one_shot_groups.piece_caller`)."""
-    return groups.piece_caller(_piece, tf.convert_to_tensor)
+    layer, called eagerly on the layer's variables themselves
+    (`_darts_graph.call`: the function of the variables reads them and
+    assigns the new batch-norm statistics inside its body, so a piece is
+    one call, without the eager reads, the unpacking and the assignments
+    around it; the gradients reach the variables through the call's
+    resource inputs). Without `_darts_graph.HANDLES`: the function of
+    the values (`_one_shot_groups.piece_caller`)."""
+    if not _darts_graph.HANDLES:
+        return groups.piece_caller(_piece, tf.convert_to_tensor)
+    return _handle_piece
+
+
+def pieces() -> dict:
+    """The pieces the piecewise step made so far (their layers alive):
+    `{(class of layer, key of the kind): tf.function}`."""
+    if not _darts_graph.HANDLES:
+        return {
+            (key[0][0], key): entry[1]
+            for key, entry in groups._FUNCTIONS.items()
+            if key[-1] is _piece and entry[0]() is not None
+        }
+    # `_darts_graph._key`: (backend, handles, class, ..., op weights' shape,
+    # ...); a layer's piece has no op weights.
+    return {
+        (key[2], key): entry[1]
+        for key, entry in _darts_graph._FUNCTIONS.items()
+        if key[:2] == ("tensorflow", True)
+        and key[6] is None
+        and entry[0]() is not None
+    }
+
+
+def _handle_piece(layer):
+    if not layer.variables:
+        return layer
+    return functools.partial(
+        _darts_graph.call,
+        layer,
+        op_weights=None,
+        direct=_darts_graph._apply_layer,
+    )
 
 
 def piecewise(model) -> bool:

@@ -1,7 +1,7 @@
 """Tests of the piecewise compiled step of `OneShotSupernet` (cell space).
 
 The step runs in Python over one compiled function per kind of layer
-(`_one_shot_groups.piece_caller`), made when the kind is first sampled.
+(`_one_shot_tensorflow.piece_caller`), made when the kind is first sampled.
 """
 
 import keras
@@ -11,7 +11,6 @@ from _one_shot_testing import TINY
 from _one_shot_testing import data as _data
 
 from keras_nas.spaces import CellSearchSpace
-from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
 from keras_nas.supernet import one_shot
 from keras_nas.supernet.one_shot import OneShotSupernet
@@ -33,9 +32,12 @@ def _optimizer():
 
 def _traces() -> int:
     return sum(
-        groups._FUNCTIONS[key][1].experimental_get_tracing_count()
-        for key in groups.shared_keys(tf_step._piece)
+        fn.experimental_get_tracing_count() for fn in tf_step.pieces().values()
     )
+
+
+def _kinds() -> set:
+    return set(tf_step.pieces())
 
 
 def test_first_step_compiles_only_the_sampled_kinds():
@@ -44,27 +46,27 @@ def test_first_step_compiles_only_the_sampled_kinds():
     y = rng.integers(0, 3, size=32).astype("int32")
     net = OneShotSupernet(ODD, seed=0)
     net.compile(optimizer=_optimizer())
-    before = groups.shared_keys(tf_step._piece)
+    before = _kinds()
     net.fit(x[:16], y[:16], epochs=1, batch_size=16, verbose=0)  # one step
     assert net._train_mode == "compiled" and net._pieces
-    first = groups.shared_keys(tf_step._piece) - before
+    first = _kinds() - before
     # Only the layers the path runs (with variables) have pieces: at most
     # one per such layer, of their classes.
     path = net.last_path
     layers = [layer for layer in net.path_layers(path) if layer.variables]
     assert 0 < len(first) <= len(layers)
-    assert {key[0][0] for key in first} <= {type(layer) for layer in layers}
+    assert {key[0] for key in first} <= {type(layer) for layer in layers}
     # Until every kind is sampled; then an epoch compiles nothing.
     seen = first
     for _ in range(10):
         net.fit(x, y, epochs=2, batch_size=4, verbose=0)
-        now, seen = seen, groups.shared_keys(tf_step._piece) - before
+        now, seen = seen, _kinds() - before
         if now == seen:
             break
     assert len(seen) > len(first)
     traces = _traces()
     net.fit(x, y, epochs=1, batch_size=4, verbose=0)
-    assert groups.shared_keys(tf_step._piece) - before == seen
+    assert _kinds() - before == seen
     assert _traces() == traces  # no piece traced again
 
 
