@@ -351,14 +351,12 @@ def _metrics(model, metrics_vars, loss, x, y, y_pred, sample_weight):
     )
 
 
-def _path_grads(model, state, x, y, sample_weight, path, positions):
+def _path_grads(model, step, state, x, y, sample_weight, path, positions):
     """`(loss, y_pred, non_trainable, grads)` of one Python path: eager
     `jax.value_and_grad` over the path's trainable values (`positions` in
-    `model.trainable_variables`), every layer a call of its kind's
-    jitted pieces."""
+    `step.trainable`), every layer a call of its kind's jitted pieces."""
     trainable, non_trainable = state
-    variables = model.trainable_variables
-    states = model.non_trainable_variables
+    variables, states = step.trainable, step.non_trainable
     use = groups.piece_caller(_wrap)
 
     def loss_fn(values):
@@ -383,27 +381,72 @@ def _path_grads(model, state, x, y, sample_weight, path, positions):
     return loss, y_pred, new, grads
 
 
+class _StepVariables:
+    """The model's variable lists as the piecewise step uses them, read
+    once per model and optimizer (each `model.trainable_variables` walks
+    every layer: ~750 variables at the tiny size, called per variable of
+    the path it cost more than the step's compiled pieces)."""
+
+    def __init__(self, model):
+        self.optimizer = model.optimizer
+        self.trainable = model.trainable_variables
+        self.non_trainable = model.non_trainable_variables
+        self.optimizer_variables = model.optimizer.variables
+        self.position = {id(v): i for i, v in enumerate(self.trainable)}
+        at = {id(v): p for p, v in enumerate(self.optimizer_variables)}
+        slots = indexed.optimizer_slots(self.optimizer, self.trainable)
+        # Per trainable variable its slots' positions; the optimizer's
+        # other variables (iterations, learning rate, ...) are global.
+        self.slots = [[at[id(w)] for w in v_slots] for v_slots in slots]
+        owned = {p for positions in self.slots for p in positions}
+        self.shared = [
+            p for p in range(len(self.optimizer_variables)) if p not in owned
+        ]
+
+    def optimizer_positions(self, on) -> list[int]:
+        """The optimizer variables an update of the variables `on`
+        (positions) reads or writes: theirs and the global ones."""
+        return self.shared + [p for i in on for p in self.slots[i]]
+
+
+_STEP_VARIABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _step_variables(model, state) -> _StepVariables:
+    step = _STEP_VARIABLES.get(model)
+    if (
+        step is None
+        or step.optimizer is not model.optimizer
+        or len(step.trainable) != len(state[0])
+        or len(step.non_trainable) != len(state[1])
+        or len(step.optimizer_variables) != len(state[2])
+    ):
+        step = _STEP_VARIABLES[model] = _StepVariables(model)
+    return step
+
+
 def _pieces_train_step(model, state, data) -> tuple:
     """The piecewise step: the path (or the `m` paths of a strictly fair
     step) drawn eagerly from the supernet's `SeedGenerator` (the paths the
     jitted switch step draws), each path's loss differentiated in Python
     over the jitted pieces of its layers' kinds, the summed gradients
     handed to the optimizer with the paths' variables only."""
+    step = _step_variables(model, state)
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     data = jax.tree.map(jnp.asarray, data)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     idx, non_trainable = _draw(model, non_trainable)
     rows = np.asarray(idx).reshape(-1, idx.shape[-1])
-    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     grads = [None] * len(trainable)
     losses = []
     for row in rows:
         path = indexed.indices_path(model, row)
         positions = [
-            position[id(v)] for v in model.path_trainable_variables(path)
+            step.position[id(v)] for v in model.path_trainable_variables(path)
         ]
         loss, y_pred, non_trainable, path_grads = _path_grads(
             model,
+            step,
             (trainable, non_trainable),
             x,
             y,
@@ -416,15 +459,22 @@ def _pieces_train_step(model, state, data) -> tuple:
         losses.append(loss)
     # Eagerly, as the eager step: the optimizer gets the paths' variables
     # only (an update jitted over all variables, masked, costs a compile
-    # as long as the whole switch step's optimizer part).
-    _assign(model.trainable_variables, trainable)
-    _assign(model.optimizer.variables, optimizer_vars)
+    # as long as the whole switch step's optimizer part). Only those
+    # variables, their slots and the optimizer's global variables are
+    # loaded from `state` and read back.
     on = [i for i, g in enumerate(grads) if g is not None]
-    model.optimizer.apply(
-        [grads[i] for i in on], [model.trainable_variables[i] for i in on]
-    )
-    trainable = [v.value for v in model.trainable_variables]
-    optimizer_vars = [v.value for v in model.optimizer.variables]
+    at = step.optimizer_positions(on)
+    variables, optimizer_variables = step.trainable, step.optimizer_variables
+    for i in on:
+        variables[i].assign(trainable[i])
+    for p in at:
+        optimizer_variables[p].assign(optimizer_vars[p])
+    model.optimizer.apply([grads[i] for i in on], [variables[i] for i in on])
+    trainable, optimizer_vars = list(trainable), list(optimizer_vars)
+    for i in on:
+        trainable[i] = variables[i].value
+    for p in at:
+        optimizer_vars[p] = optimizer_variables[p].value
     loss = losses[0] if len(losses) == 1 else sum(losses) / len(losses)
     logs, metrics_vars = _piece(model, "metrics", _metrics)(
         metrics_vars, loss, x, y, y_pred, sample_weight
