@@ -162,6 +162,7 @@ def measure(args):
         cfg["batch"] = args.batch
     seed_everything(0)
     data = random_search_data(cfg, args.steps + args.warmup)
+    rss_imported = _rss_mib()
     t0, c0 = time.perf_counter(), time.process_time()
     jit = True if keras.backend.backend() == "jax" else args.jit
     model = build_supernet(
@@ -205,6 +206,7 @@ def measure(args):
         "step_s_median": sorted(times)[len(times) // 2],
         "step_cpu_s_median": sorted(cpu_times)[len(cpu_times) // 2],
         "step_cpu_s": min(cpu_times),
+        "rss_before_build_mib": rss_imported,
         "rss_after_build_mib": rss_built,
         "rss_after_warmup_mib": rss_warm,
         "peak_rss_mib": peak,
