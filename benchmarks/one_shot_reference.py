@@ -24,7 +24,9 @@ Each measurement runs in its own subprocess, interleaved per round:
 reference, then each keras-nas variant. Printed per run: time to the first
 step (wall and CPU: `time.process_time`, all threads), median step (wall,
 CPU; keras-nas: one `fit` call per step, and the steps in which a newly
-sampled kind of layer compiles are among them), peak RSS (`ru_maxrss`),
+sampled kind of layer compiles are among them), peak RSS (`ru_maxrss`;
+also less the resident memory before the construction, as in
+darts_reference),
 the warm steady step and the ratios to the round's reference.
 
 The warm steady step: after the timed steps, steps run until
@@ -63,6 +65,18 @@ from darts_reference import (  # noqa: E402
     _result,
 )
 from darts_step import CONFIGS  # noqa: E402
+
+# The resident memory before the construction (after the imports), as
+# darts_reference measures it: `_result` reports the peak above it.
+RSS_MIB = textwrap.dedent(
+    """
+    def rss_mib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024.0 for line in f
+                        if line.startswith("VmRSS:"))
+    rss_imported = rss_mib()
+    """
+)
 
 # Runs in the PyTorch interpreter, with the patched copy on sys.path.
 REFERENCE = textwrap.dedent(
@@ -104,6 +118,7 @@ REFERENCE = textwrap.dedent(
 
     model_search.Cell.forward = cell_forward
     model_search.Network.forward = network_forward
+    RSS_MIB
     t0, c0 = time.perf_counter(), time.process_time()
     criterion = nn.CrossEntropyLoss()
     model = model_search.Network(cfg["filters"], 10, cfg["num_cells"],
@@ -121,7 +136,7 @@ REFERENCE = textwrap.dedent(
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-    extra = {}
+    extra = {"rss_before_build_mib": rss_imported}
 
     def compiles():
         return 0
@@ -130,7 +145,7 @@ REFERENCE = textwrap.dedent(
         for _ in range(k):
             step()
     """
-)
+).replace("RSS_MIB\n", RSS_MIB)
 
 # Runs in this interpreter with KERAS_BACKEND set.
 KERAS_NAS = textwrap.dedent(
@@ -151,6 +166,7 @@ KERAS_NAS = textwrap.dedent(
     rng = np.random.default_rng(0)
     x = rng.normal(size=(b,) + shape).astype("float32")
     y = rng.integers(0, 10, size=b).astype("int32")
+    RSS_MIB
     t0, c0 = time.perf_counter(), time.process_time()
     net = OneShotSupernet(
         search_space="cell", input_shape=shape, num_classes=10,
@@ -163,6 +179,7 @@ KERAS_NAS = textwrap.dedent(
     extra = {
         "build_cpu_s": time.process_time() - c0,
         "params": int(net.count_params()),
+        "rss_before_build_mib": rss_imported,
     }
 
     def step():
@@ -197,7 +214,7 @@ KERAS_NAS = textwrap.dedent(
     def steps(k):  # one fit call of k batches
         net.fit(xk[: k * b], yk[: k * b], batch_size=b, epochs=1, verbose=0)
     """
-)
+).replace("RSS_MIB\n", RSS_MIB)
 
 # Runs after TIMED_STEPS (both sides): the warm steady step (its names
 # must not shadow the scripts' own, e.g. the reference's `c`).
@@ -340,10 +357,11 @@ def main():
     print(
         "| variant | first step (s) | x ref | first step CPU (s) | x ref "
         "| median step (s) | x ref | median step CPU (s) | x ref "
-        "| peak RSS (MiB) | x ref | warm step CPU (s) | x ref "
-        "| in-fit step CPU (s) | x ref | warm-up steps |"
+        "| peak RSS (MiB) | x ref | peak above imports (MiB) | x ref "
+        "| warm step CPU (s) | x ref | in-fit step CPU (s) | x ref "
+        "| warm-up steps |"
     )
-    print("|---" * 16 + "|")
+    print("|---" * 18 + "|")
     for variant, r, ref in rows:
         if "error" in r or "error" in ref:
             err = (r.get("error", "") + " " + ref.get("error", ""))[-300:]
