@@ -402,11 +402,16 @@ class _StepVariables:
         self.shared = [
             p for p in range(len(self.optimizer_variables)) if p not in owned
         ]
+        self.whole = bool(getattr(self.optimizer, "use_ema", False))
 
-    def optimizer_positions(self, on) -> list[int]:
-        """The optimizer variables an update of the variables `on`
-        (positions) reads or writes: theirs and the global ones."""
-        return self.shared + [p for i in on for p in self.slots[i]]
+    def loaded(self, on) -> tuple:
+        """`(trainable positions, optimizer positions)` an update of the
+        variables `on` reads or writes: those, their slots and the
+        optimizer's global variables (everything with an EMA)."""
+        if self.whole:
+            everything = range(len(self.optimizer_variables))
+            return range(len(self.trainable)), everything
+        return on, self.shared + [p for i in on for p in self.slots[i]]
 
 
 _STEP_VARIABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -461,17 +466,19 @@ def _pieces_train_step(model, state, data) -> tuple:
     # only (an update jitted over all variables, masked, costs a compile
     # as long as the whole switch step's optimizer part). Only those
     # variables, their slots and the optimizer's global variables are
-    # loaded from `state` and read back.
+    # loaded from `state` and read back (during `fit` Keras' JAX trainer
+    # leaves the other variables without values); all of them with an
+    # EMA, which moves every variable's average.
     on = [i for i, g in enumerate(grads) if g is not None]
-    at = step.optimizer_positions(on)
+    load, at = step.loaded(on)
     variables, optimizer_variables = step.trainable, step.optimizer_variables
-    for i in on:
+    for i in load:
         variables[i].assign(trainable[i])
     for p in at:
         optimizer_variables[p].assign(optimizer_vars[p])
     model.optimizer.apply([grads[i] for i in on], [variables[i] for i in on])
     trainable, optimizer_vars = list(trainable), list(optimizer_vars)
-    for i in on:
+    for i in load:
         trainable[i] = variables[i].value
     for p in at:
         optimizer_vars[p] = optimizer_variables[p].value
