@@ -205,9 +205,48 @@ def _options(which):
         ctx.function_call_options = own
 
 
+def _without_optionals(data):
+    """`data` with TF `Optional`s as None (as Keras' train function)."""
+    return tf.nest.map_structure(
+        lambda x: None if isinstance(x, tf.experimental.Optional) else x,
+        data,
+    )
+
+
+def _one_step_function(model, keras_function):
+    """The train function of one step per call as one `tf.function` that
+    takes the iterator (Keras' nests a `tf.function` of the step in one of
+    the iterator: every captured variable became an input of both graphs,
+    the inner one a call with ~3,000 inputs; micro configuration, first
+    order: trace -1 s, first execution -1 s CPU; benchmarks/RESULTS.md,
+    branch w13-tf-first). Same step, same logs; other iterators go to
+    Keras' `keras_function`."""
+
+    @tf.autograph.experimental.do_not_convert
+    def one_step_on_iterator(iterator):
+        data = _without_optionals(iterator.get_next())
+        return tf.experimental.Optional.from_value(model.train_step(data))
+
+    step = tf.function(one_step_on_iterator, reduce_retracing=True)
+
+    def function(iterator):
+        if not isinstance(
+            iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)
+        ):
+            return keras_function(iterator)
+        outputs = step(iterator)
+        if not outputs.has_value():
+            raise StopIteration
+        return outputs.get_value()
+
+    return function
+
+
 def make_train_function(model, force, whole):
-    """Keras' train function (`whole`), run with `_step_options` in graph
-    mode without a `tf.distribute` strategy (module docstring)."""
+    """Keras' train function (`whole`), in graph mode without a
+    `tf.distribute` strategy one `tf.function` per step
+    (`_one_step_function`, one step per execution, no XLA) run with
+    `_step_options` (module docstring)."""
     whole(force)
     fn = model.train_function
     if (
@@ -217,6 +256,8 @@ def make_train_function(model, force, whole):
         or tf.distribute.has_strategy()
     ):
         return fn
+    if model.steps_per_execution == 1 and not model.jit_compile:
+        fn = _one_step_function(model, fn)
     # Keras' make_train_function returns it only when it was made before.
     model.train_function = _outer_optimized(fn)
     return model.train_function
