@@ -12,17 +12,19 @@ runs five passes but holds three pass graphs (micro configuration: peak
 memory 10.8 -> 7.6 GB, benchmarks/RESULTS.md). The other steps run each
 kind of pass once and trace it inline; eagerly, the passes run directly.
 
-`make_train_function` (graph mode, no `tf.distribute` strategy, TF's
-default grappler settings) runs Keras' train function with grappler's
-function optimizer alone, one iteration, on the step's own graph; the
-functions it calls (edges, passes, weight updates) keep the settings the
-caller had (`train_step` restores them while it is traced: a call op
-carries the options of its trace). The step's graph is thousands of
-small ops (variable captures, slices, sums) that grappler's other passes
-took ~4 s to optimize for no measured gain in the step, while the function
-optimizer's specializations (gradients not needed pruned) keep it ~25%
-faster than with grappler off (micro configuration, benchmarks/RESULTS.md,
-sections f13-first-step and r13-tf-outer).
+`make_train_function` (graph mode, no `tf.distribute` strategy) makes
+the train function one `tf.function` of the iterator per step (one step
+per execution, no XLA; else Keras' nested pair), and with TF's default
+grappler settings runs it with grappler's function optimizer alone, one
+iteration, on the step's own graph; the functions it calls (edges,
+passes, weight updates) keep the settings the caller had (`train_step`
+restores them while it is traced: a call op carries the options of its
+trace). The step's graph is thousands of small ops (variable captures,
+slices, sums) that grappler's other passes took ~4 s to optimize for no
+measured gain in the step, while the function optimizer's
+specializations (gradients not needed pruned) keep it ~25% faster than
+with grappler off (micro configuration, benchmarks/RESULTS.md, sections
+f13-first-step, r13-tf-outer and w13-tf-first).
 """
 
 from __future__ import annotations
