@@ -353,11 +353,25 @@ def call_layer(layer, inputs, training):
 def rows(op_weights):
     """The rows of a cell's `op_weights` (one per edge); in JAX's
     piecewise step split by one jitted function (eagerly, each row's
-    slice and its gradient compile on their own), else `op_weights`
-    itself (indexed per edge)."""
-    if not in_piecewise():
-        return op_weights
-    return _jax_rows()(op_weights)
+    slice and its gradient compile on their own), on TensorFlow by one
+    `unstack` (a traced step held a strided slice, its 3 constants and
+    its gradient's per edge: ~900 graph ops at the micro configuration),
+    else `op_weights` itself (indexed per edge)."""
+    if in_piecewise():
+        return _jax_rows()(op_weights)
+    if keras.backend.backend() == "tensorflow":
+        return keras.ops.unstack(op_weights)
+    return op_weights
+
+
+def node_sum(values):
+    """The sum of a cell node's edge outputs; on TensorFlow one `add_n`
+    (its gradient passes the upstream gradient on as it is; a chain of
+    adds gets a broadcasting gradient per add, ~7 graph ops, where the
+    batch size is unknown), else added left to right."""
+    if keras.backend.backend() == "tensorflow" and len(values) > 1:
+        return _backend_module().add_n(values)
+    return functools.reduce(lambda a, b: a + b, values)
 
 
 @functools.cache

@@ -12,17 +12,19 @@ runs five passes but holds three pass graphs (micro configuration: peak
 memory 10.8 -> 7.6 GB, benchmarks/RESULTS.md). The other steps run each
 kind of pass once and trace it inline; eagerly, the passes run directly.
 
-`make_train_function` (graph mode, no `tf.distribute` strategy, TF's
-default grappler settings) runs Keras' train function with grappler's
-function optimizer alone, one iteration, on the step's own graph; the
-functions it calls (edges, passes, weight updates) keep the settings the
-caller had (`train_step` restores them while it is traced: a call op
-carries the options of its trace). The step's graph is thousands of
-small ops (variable captures, slices, sums) that grappler's other passes
-took ~4 s to optimize for no measured gain in the step, while the function
-optimizer's specializations (gradients not needed pruned) keep it ~25%
-faster than with grappler off (micro configuration, benchmarks/RESULTS.md,
-sections f13-first-step and r13-tf-outer).
+`make_train_function` (graph mode, no `tf.distribute` strategy) makes
+the train function one `tf.function` of the iterator per step (one step
+per execution, no XLA; else Keras' nested pair), and with TF's default
+grappler settings runs it with grappler's function optimizer alone, one
+iteration, on the step's own graph; the functions it calls (edges,
+passes, weight updates) keep the settings the caller had (`train_step`
+restores them while it is traced: a call op carries the options of its
+trace). The step's graph is thousands of small ops (variable captures,
+slices, sums) that grappler's other passes took ~4 s to optimize for no
+measured gain in the step, while the function optimizer's
+specializations (gradients not needed pruned) keep it ~25% faster than
+with grappler off (micro configuration, benchmarks/RESULTS.md, sections
+f13-first-step, r13-tf-outer and w13-tf-first).
 """
 
 from __future__ import annotations
@@ -205,9 +207,48 @@ def _options(which):
         ctx.function_call_options = own
 
 
+def _without_optionals(data):
+    """`data` with TF `Optional`s as None (as Keras' train function)."""
+    return tf.nest.map_structure(
+        lambda x: None if isinstance(x, tf.experimental.Optional) else x,
+        data,
+    )
+
+
+def _one_step_function(model, keras_function):
+    """The train function of one step per call as one `tf.function` that
+    takes the iterator (Keras' nests a `tf.function` of the step in one of
+    the iterator: every captured variable became an input of both graphs,
+    the inner one a call with ~3,000 inputs; micro configuration, first
+    order: trace -1 s, first execution -1 s CPU; benchmarks/RESULTS.md,
+    branch w13-tf-first). Same step, same logs; other iterators go to
+    Keras' `keras_function`."""
+
+    @tf.autograph.experimental.do_not_convert
+    def one_step_on_iterator(iterator):
+        data = _without_optionals(iterator.get_next())
+        return tf.experimental.Optional.from_value(model.train_step(data))
+
+    step = tf.function(one_step_on_iterator, reduce_retracing=True)
+
+    def function(iterator):
+        if not isinstance(
+            iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)
+        ):
+            return keras_function(iterator)
+        outputs = step(iterator)
+        if not outputs.has_value():
+            raise StopIteration
+        return outputs.get_value()
+
+    return function
+
+
 def make_train_function(model, force, whole):
-    """Keras' train function (`whole`), run with `_step_options` in graph
-    mode without a `tf.distribute` strategy (module docstring)."""
+    """Keras' train function (`whole`), in graph mode without a
+    `tf.distribute` strategy one `tf.function` per step
+    (`_one_step_function`, one step per execution, no XLA) run with
+    `_step_options` (module docstring)."""
     whole(force)
     fn = model.train_function
     if (
@@ -217,6 +258,8 @@ def make_train_function(model, force, whole):
         or tf.distribute.has_strategy()
     ):
         return fn
+    if model.steps_per_execution == 1 and not model.jit_compile:
+        fn = _one_step_function(model, fn)
     # Keras' make_train_function returns it only when it was made before.
     model.train_function = _outer_optimized(fn)
     return model.train_function

@@ -356,14 +356,14 @@ class SearchCell(keras.layers.Layer):
         e = 0
         weights = _darts_graph.rows(op_weights)
         for i in range(self.num_nodes):
-            node = None
+            ys = []
             for j in range(i + 2):
                 y = self.edges[e](states[j], weights[e], training=training)
                 if edge_weights is not None:  # PC-DARTS' betas
                     y = y * ops.cast(edge_weights[e], y.dtype)
-                node = y if node is None else node + y
+                ys.append(y)
                 e += 1
-            states.append(node)
+            states.append(_darts_graph.node_sum(ys))
         return ops.concatenate(states[2:], axis=-1)
 
     def compute_output_shape(self, input_shape, op_weights_shape=None):

@@ -146,3 +146,50 @@ def test_the_traced_step_computes_the_eager_step(order):
             np.testing.assert_allclose(a, b, **tol)
     finally:
         keras.config.set_dtype_policy(policy)
+
+
+def test_fit_traces_one_function_per_step_as_keras_steps():
+    # `fit` runs the step as one tf.function of the iterator (Keras nests
+    # a tf.function of the step in one of the iterator: every variable
+    # captured twice). It trains as Keras' own train function does (here
+    # its loop of steps_per_execution=2 steps).
+    from tensorflow.python.eager.polymorphic_function import (
+        tracing_compilation,
+    )
+
+    from keras_nas.supernet.darts import search_data
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, size=(16,)).astype("int32")
+    data = search_data(
+        (x[:8], y[:8]), (x[8:], y[8:]), batch_size=4, shuffle=False
+    )
+    states, traced = [], {}
+    trace = tracing_compilation.trace_function
+    for per_execution in (1, 2):
+        keras.utils.set_random_seed(0)
+        model = DartsSupernet(
+            (8, 8, 3), 3, filters=2, num_cells=2, ops=OPS, order=1
+        )
+        model.compile(jit_compile=False, steps_per_execution=per_execution)
+        names = traced[per_execution] = []
+
+        def recorded(*args, names=names, **kwargs):
+            options = kwargs.get("tracing_options") or args[2]
+            names.append(options.name)
+            return trace(*args, **kwargs)
+
+        tracing_compilation.trace_function = recorded
+        try:
+            model.fit(data, epochs=1, verbose=0)
+        finally:
+            tracing_compilation.trace_function = trace
+        states.append(_state(model))
+    # (trace_function is called on every call: it looks up the cache)
+    steps = {n for n in traced[1] if "step_on" in n}
+    assert steps == {"one_step_on_iterator"}, steps
+    keras_steps = {n for n in traced[2] if "step_on" in n}
+    assert keras_steps == {"multi_step_on_iterator", "one_step_on_data"}
+    for a, b in zip(*states, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
