@@ -33,6 +33,7 @@ import itertools
 import math
 import threading
 import weakref
+from typing import Any, NamedTuple
 
 import keras
 
@@ -111,8 +112,23 @@ def _config(layer) -> str:
     return repr(sorted(config.items()))
 
 
-def _key(layer, inputs, op_weights, training, handles=False):
-    return (
+class Key(NamedTuple):
+    """What makes two layers' calls one shared function (a kind)."""
+
+    backend: str
+    handles: bool
+    layer_class: type
+    config: Any
+    input_shape: tuple
+    input_dtype: str
+    op_weights_shape: tuple | None
+    op_weights_dtype: str | None
+    training: bool
+    piecewise: bool  # JAX: traced differently (_fused_mixed_op.py)
+
+
+def _key(layer, inputs, op_weights, training, handles=False) -> Key:
+    return Key(
         keras.backend.backend(),
         bool(handles),
         type(layer),
@@ -122,8 +138,18 @@ def _key(layer, inputs, op_weights, training, handles=False):
         None if op_weights is None else tuple(op_weights.shape),
         None if op_weights is None else str(op_weights.dtype),
         bool(training),
-        in_piecewise(),  # JAX: traced differently (_fused_mixed_op.py)
+        in_piecewise(),
     )
+
+
+def functions() -> dict:
+    """The shared functions made so far whose layers are alive:
+    `{Key: function}`."""
+    return {
+        key: entry[1]
+        for key, entry in _FUNCTIONS.items()
+        if entry[0]() is not None
+    }
 
 
 def _run_stateless(rep, trainable, non_trainable, run):

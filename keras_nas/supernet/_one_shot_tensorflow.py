@@ -157,14 +157,13 @@ def pieces() -> dict:
             for key, entry in groups._FUNCTIONS.items()
             if key[-1] is _piece and entry[0]() is not None
         }
-    # `_darts_graph._key`: (backend, handles, class, ..., op weights' shape,
-    # ...); a layer's piece has no op weights.
+    # A layer's piece has no op weights (an edge's has).
     return {
-        (key[2], key): entry[1]
-        for key, entry in _darts_graph._FUNCTIONS.items()
-        if key[:2] == ("tensorflow", True)
-        and key[6] is None
-        and entry[0]() is not None
+        (key.layer_class, key): fn
+        for key, fn in _darts_graph.functions().items()
+        if key.backend == "tensorflow"
+        and key.handles
+        and key.op_weights_shape is None
     }
 
 

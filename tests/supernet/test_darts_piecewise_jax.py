@@ -39,8 +39,9 @@ SCRIPT = textwrap.dedent(
     logging.getLogger("jax").addHandler(Log())
     def kinds():
         # The piecewise training step's kinds of edge and of layer.
-        keys = [k for k in _darts_graph._FUNCTIONS if k[-1] and k[-2]]
-        edges = sum(k[6] is not None for k in keys)
+        keys = [k for k in _darts_graph._FUNCTIONS
+                if k.piecewise and k.training]
+        edges = sum(k.op_weights_shape is not None for k in keys)
         return edges, len(keys) - edges
 
     rng = np.random.default_rng(0)
