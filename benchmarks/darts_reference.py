@@ -110,7 +110,8 @@ REFERENCE = textwrap.dedent(
 # Ends a child script that has run `import json, resource, time`, taken
 # `t0, c0` (wall and CPU clocks) before the construction and defined
 # `step()`, `cfg` and `extra` (a dict of more figures): runs the first
-# step and `cfg["steps"]` timed ones, prints the RESULT line.
+# step and `cfg["steps"]` timed ones, prints the RESULT line (the dict
+# `timed`, which a script appended after it may extend and print again).
 TIMED_STEPS = textwrap.dedent(
     """
     step()
@@ -124,7 +125,7 @@ TIMED_STEPS = textwrap.dedent(
         cpu_times.append(time.process_time() - t_cpu)
     times.sort()
     cpu_times.sort()
-    print("RESULT " + json.dumps(dict(
+    timed = dict(
         extra,
         first_step_s=first,
         first_step_cpu_s=first_cpu,
@@ -132,7 +133,8 @@ TIMED_STEPS = textwrap.dedent(
         step_cpu_s_median=cpu_times[len(cpu_times) // 2],
         peak_rss_mib=resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    )))
+    )
+    print("RESULT " + json.dumps(timed))
     """
 )
 

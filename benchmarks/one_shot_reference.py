@@ -246,18 +246,14 @@ STEADY = textwrap.dedent(
     warm_cpu.sort()
     fit_cpu.sort()
     nan = float("nan")
-    print("RESULT " + json.dumps(dict(
-        extra,
-        first_step_s=first,
-        first_step_cpu_s=first_cpu,
-        step_s_median=times[len(times) // 2],
-        step_cpu_s_median=cpu_times[len(cpu_times) // 2],
+    timed.update(
         peak_rss_mib=resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         warm_up_steps=warm,
         warm_step_cpu_s=warm_cpu[len(warm_cpu) // 2] if warm_cpu else nan,
         fit_step_cpu_s=fit_cpu[len(fit_cpu) // 2] if fit_cpu else nan,
-    )))
+    )
+    print("RESULT " + json.dumps(timed))
     """
 )
 # The figures of the table (the first five: darts_reference's).
