@@ -51,7 +51,7 @@ __all__ = [
     "run_group",
     "select",
     "shared_function",
-    "shared_keys",
+    "shared_functions",
     "slot_groups",
     "write_back",
 ]
@@ -259,11 +259,11 @@ def piece_caller(wrap: Callable, convert: Callable | None = None):
     return use
 
 
-def shared_keys(wrap: Callable) -> set:
-    """The keys (kind of layer, `training`, `wrap`) of the shared functions
-    `wrap` made: the pieces a piecewise step compiled."""
+def shared_functions(wrap: Callable) -> dict:
+    """The shared functions `wrap` made whose layers are alive (the pieces
+    a piecewise step compiled): `{(kind of layer, training, wrap): fn}`."""
     return {
-        key
+        key: entry[1]
         for key, entry in _FUNCTIONS.items()
         if key[-1] is wrap and entry[0]() is not None
     }

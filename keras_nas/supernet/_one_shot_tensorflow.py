@@ -152,10 +152,10 @@ def pieces() -> dict:
     """The pieces the piecewise step made so far (their layers alive):
     `{(class of layer, key of the kind): tf.function}`."""
     if not _darts_graph.HANDLES:
+        # (kind, ...): the kind's first element is the class of layer.
         return {
-            (key[0][0], key): entry[1]
-            for key, entry in groups._FUNCTIONS.items()
-            if key[-1] is _piece and entry[0]() is not None
+            (key[0][0], key): fn
+            for key, fn in groups.shared_functions(_piece).items()
         }
     # A layer's piece has no op weights (an edge's has).
     return {
