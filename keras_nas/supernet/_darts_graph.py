@@ -152,6 +152,22 @@ def functions() -> dict:
     }
 
 
+def weakly_bound(fn, model):
+    """`fn` with `model` as its first argument, holding `model` weakly.
+
+    For the functions a cache keyed weakly by the model keeps: a value
+    that referred to its key strongly (`functools.partial(fn, model)`, a
+    closure) would keep the model, its variables and its compiled pieces
+    alive for the rest of the process.
+    """
+    ref = weakref.ref(model)
+
+    def bound(*args, **kwargs):
+        return fn(ref(), *args, **kwargs)
+
+    return bound
+
+
 def _run_stateless(rep, trainable, non_trainable, run):
     """`run()` with `rep`'s variables read as the given values.
 

@@ -105,7 +105,7 @@ def _piece(model, name, fn, options=PIECE_OPTIONS):
     pieces = _PIECES.setdefault(model, {})
     if name not in pieces:
         pieces[name] = jax.jit(
-            functools.partial(fn, model), compiler_options=options
+            _darts_graph.weakly_bound(fn, model), compiler_options=options
         )
     return pieces[name]
 

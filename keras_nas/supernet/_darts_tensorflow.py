@@ -39,8 +39,8 @@ from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 from tensorflow.python.eager import context
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _darts_graph, relaxations
 from keras_nas.supernet import _weight_update_tensorflow as weight_update
-from keras_nas.supernet import relaxations
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -102,12 +102,12 @@ def _traced_pass(model, groups):
     passes = _TRACED_PASSES.setdefault(model, {})
     if groups not in passes:
 
-        def traced(x, y):
+        def traced(model, x, y):
             with _options("caller"):
                 return _pass(model, x, y, groups)
 
         passes[groups] = tf.function(
-            traced,
+            _darts_graph.weakly_bound(traced, model),
             autograph=False,
             reduce_retracing=True,
             experimental_attributes={"_noinline": True},

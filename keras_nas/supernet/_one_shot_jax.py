@@ -341,7 +341,7 @@ def _piece(model, name, fn):
     """`fn` with `model` as first argument, jitted once per model."""
     pieces = _PIECES.setdefault(model, {})
     if name not in pieces:
-        pieces[name] = jax.jit(functools.partial(fn, model))
+        pieces[name] = jax.jit(_darts_graph.weakly_bound(fn, model))
     return pieces[name]
 
 
@@ -513,7 +513,7 @@ def indexed_function(model, training: bool):
     if fn is not None:
         return fn
 
-    def pure(values, x, idx):
+    def pure(model, values, x, idx):
         variables = model.variables
         mapping = list(zip(variables, values, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
@@ -524,9 +524,9 @@ def indexed_function(model, training: bool):
             new.append(old if value is None else value)
         return y, new
 
-    jitted = jax.jit(pure)
+    jitted = jax.jit(_darts_graph.weakly_bound(pure, model))
 
-    def fn(x, idx):
+    def fn(model, x, idx):
         variables = model.variables
         y, new = jitted([v.value for v in variables], x, idx)
         if training:
@@ -535,5 +535,5 @@ def indexed_function(model, training: bool):
                     v.assign(value)
         return y
 
-    cache[training] = fn
+    fn = cache[training] = _darts_graph.weakly_bound(fn, model)
     return fn

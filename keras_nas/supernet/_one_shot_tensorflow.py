@@ -353,10 +353,12 @@ def indexed_function(model, training: bool):
     fn = cache.get(training)
     if fn is None:
 
-        def run(x, idx):
+        def run(model, x, idx):
             return indexed.forward(model, x, idx, training, slot_switch)
 
         fn = cache[training] = tf.function(
-            run, reduce_retracing=True, autograph=False
+            _darts_graph.weakly_bound(run, model),
+            reduce_retracing=True,
+            autograph=False,
         )
     return fn

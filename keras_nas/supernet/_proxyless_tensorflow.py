@@ -32,6 +32,7 @@ import weakref
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
+from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet._darts_tensorflow import test_step
 from keras_nas.supernet._one_shot_tensorflow import switch
@@ -61,10 +62,12 @@ def layer_caller(layer):
     fn = _CALLERS.get(layer)
     if fn is None:
 
-        def call(inputs, training=None):
+        def call(layer, inputs, training=None):
             return layer(inputs, training=training)
 
-        fn = _CALLERS[layer] = tf.function(call, reduce_retracing=True)
+        fn = _CALLERS[layer] = tf.function(
+            _darts_graph.weakly_bound(call, layer), reduce_retracing=True
+        )
     return fn
 
 

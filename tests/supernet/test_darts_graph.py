@@ -5,11 +5,14 @@ gradients and updates of its weights (a few graph ops per weight tensor),
 not another copy of every candidate op's forward and backward graph.
 """
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
 
-from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _darts_graph, _darts_tensorflow
 from keras_nas.supernet._darts_math import cross_entropy
 from keras_nas.supernet.darts import DartsSupernet
 
@@ -193,3 +196,15 @@ def test_fit_traces_one_function_per_step_as_keras_steps():
     assert keras_steps == {"multi_step_on_iterator", "one_step_on_data"}
     for a, b in zip(*states, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_traced_passes_hold_the_model_weakly():
+    # The second order's per-model pass functions (`_traced_pass`) are
+    # cached by the model, weakly: the cached function must not keep it.
+    model = DartsSupernet((8, 8, 3), 3, filters=2, num_cells=2, ops=OPS)
+    for groups in ("w", "a", "aw"):
+        _darts_tensorflow._traced_pass(model, groups)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

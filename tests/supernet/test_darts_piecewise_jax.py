@@ -21,7 +21,7 @@ TOLERANCE = 1e-5
 
 SCRIPT = textwrap.dedent(
     """
-    import json, logging, re
+    import gc, json, logging, re, weakref
     import jax, keras, numpy as np
     from keras_nas.supernet import _darts_graph, _darts_jax
     from keras_nas.supernet.darts import DartsSupernet, SearchData
@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent(
     x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 10, 16).astype("int32")
     data = SearchData((x[:8], y[:8]), (x[8:], y[8:]), 8, shuffle=False)
-    out = {}
+    out, pieced = {}, []
     for order in (1, 2):
         runs = {}
         for piecewise in (True, False):
@@ -65,6 +65,8 @@ SCRIPT = textwrap.dedent(
             m.fit(data, epochs=1, verbose=0)
             second = list(compiled)
             logs = m.evaluate(x[:8], y[:8], verbose=0, return_dict=True)
+            if piecewise:
+                pieced.append(weakref.ref(m))
             runs[piecewise] = dict(
                 weights=[np.asarray(v.value) for v in m.weights],
                 start=start, logs=logs,
@@ -86,6 +88,10 @@ SCRIPT = textwrap.dedent(
             forwards=a["forwards"], second=a["second"],
             compiled=a["compiled"], pieces=a["pieces"], kinds=a["kinds"],
         )
+    del m
+    gc.collect()
+    # The pieces' per-model caches hold the models weakly.
+    out["collected"] = [r() is None for r in pieced]
     print("RESULT", json.dumps(out))
     """
 )
@@ -108,4 +114,5 @@ def test_piecewise_step_equals_whole_step(run_on_backend):
         assert r["second"] == 0, r
     edges, layers = result["1"]["kinds"]
     assert (edges, layers) == (3, 3), result
+    assert result["collected"] == [True, True], result
     assert result["1"]["forwards"] >= edges + layers, result

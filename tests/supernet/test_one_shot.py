@@ -275,6 +275,12 @@ def test_jax_backend_smoke(run_on_backend):
         p = np.asarray(child(x, training=False))
         acc = float(np.mean(p.argmax(-1) == y))
         assert abs(acc - s["accuracy"]) < 1e-9, (acc, s)
+        # The piecewise step's caches hold the supernet weakly.
+        import gc, weakref
+        ref = weakref.ref(net)
+        del net, child
+        gc.collect()
+        assert ref() is None, "the supernet outlived its last reference"
         print("JAX_OK")
         """
     )

@@ -4,6 +4,9 @@ The step runs in Python over one compiled function per kind of layer
 (`_one_shot_tensorflow.piece_caller`), made when the kind is first sampled.
 """
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -100,3 +103,15 @@ def test_piecewise_step_equals_the_switch_step(sampler, monkeypatch):
         assert piecewise.last_paths == switch.last_paths
         for a, b in zip(state(piecewise), state(switch), strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_the_path_functions_hold_the_supernet_weakly():
+    # `evaluate_path`'s traced forward is cached by the supernet, weakly:
+    # the cached function must not keep it (nor its variables) alive.
+    net = OneShotSupernet(TINY, seed=0)
+    for training in (True, False):
+        tf_step.indexed_function(net, training)
+    ref = weakref.ref(net)
+    del net
+    gc.collect()
+    assert ref() is None

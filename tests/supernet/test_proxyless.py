@@ -1,9 +1,11 @@
 """ProxylessNAS: binary path gates on the MobileNet space, the latency
 term, derivation, saving, determinism and argument checks."""
 
+import gc
 import json
 import subprocess
 import sys
+import weakref
 
 import keras
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from _latency_testing import fake_table, tiny_space
 
 from keras_nas.spaces import MobileNetSearchSpace
-from keras_nas.supernet import binary_gates, search_data
+from keras_nas.supernet import _proxyless_tensorflow, binary_gates, search_data
 from keras_nas.supernet.proxyless import ProxylessSupernet
 from keras_nas.tuners import Proxyless
 
@@ -329,3 +331,15 @@ def test_proxyless_tuner_reports_the_derived_architecture(tmp_path):
     assert space.genotype(hp) == tuner.supernet.derive_genotype()
     with pytest.raises(ValueError, match="Received: hypermodel="):
         Proxyless("mobilenet", directory=str(tmp_path))
+
+
+def test_the_cached_layer_calls_hold_their_layers_weakly():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the TensorFlow step's cache")
+    layer = keras.layers.Dense(2)
+    fn = _proxyless_tensorflow.layer_caller(layer)
+    assert fn(np.ones((1, 3), "float32")).shape == (1, 2)
+    ref = weakref.ref(layer)
+    del layer, fn
+    gc.collect()
+    assert ref() is None
