@@ -230,20 +230,24 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
     return distribute.unscale_loss(loss), y_pred
 
 
-def _clip(rule, grads) -> list:
-    """Keras' `_clip_gradients` (TensorFlow's `_clip_by_norm`)."""
+def _clip(rule, grads) -> tuple[list, Any]:
+    """Keras' `_clip_gradients` (TensorFlow's `_clip_by_norm`): `(grads,
+    scale)`. The factor of `global_clipnorm` is returned, not applied
+    (None: nothing to scale): SGD's kernels take it in the learning rate
+    (`g * lr * scale`: the same product, another rounding), Adam's in the
+    gradients. The global norm sums each gradient's `L2Loss` (one op per
+    gradient; the same squares summed in another order)."""
     if rule.clip == "clipnorm":
-        return [tf.clip_by_norm(g, rule.clipnorm) for g in grads]
+        return [tf.clip_by_norm(g, rule.clipnorm) for g in grads], None
     if rule.clip == "global_clipnorm":
         clip = rule.global_clipnorm
-        squares = [tf.reduce_sum(tf.square(g)) for g in grads]
-        norm = tf.sqrt(tf.reduce_sum(tf.stack(squares)))
+        norm = tf.sqrt(2.0 * tf.add_n([tf.raw_ops.L2Loss(t=g) for g in grads]))
         scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
-        return [g * scale for g in grads]
+        return grads, scale
     if rule.clip == "clipvalue":
         v = rule.clipvalue
-        return [tf.clip_by_value(g, -v, v) for g in grads]
-    return grads
+        return [tf.clip_by_value(g, -v, v) for g in grads], None
+    return grads, None
 
 
 def apply_update(optimizer, grads, variables) -> None:
@@ -265,8 +269,14 @@ def apply_update(optimizer, grads, variables) -> None:
         optimizer.apply(grads, variables)
         return
     f32 = tf.float32
-    grads = _clip(rule, [tf.cast(g, f32) for g in grads])
+    grads, scale = _clip(rule, [tf.cast(g, f32) for g in grads])
     lr = tf.cast(optimizer.learning_rate, f32)
+    step_lr = lr
+    if scale is not None:
+        if rule.kind == "sgd":
+            step_lr = lr * scale
+        else:
+            grads = [g * scale for g in grads]
     if rule.weight_decay is not None:
         wd = tf.cast(rule.weight_decay, f32)
         for v, decay in zip(
@@ -305,7 +315,7 @@ def apply_update(optimizer, grads, variables) -> None:
             tf.raw_ops.ResourceApplyKerasMomentum(
                 var=handle,
                 accum=slots[0].value.handle,
-                lr=lr,
+                lr=step_lr,
                 grad=g,
                 momentum=momentum,
                 use_locking=False,
@@ -313,7 +323,7 @@ def apply_update(optimizer, grads, variables) -> None:
             )
         else:
             tf.raw_ops.ResourceApplyGradientDescent(
-                var=handle, alpha=lr, delta=g, use_locking=False
+                var=handle, alpha=step_lr, delta=g, use_locking=False
             )
     optimizer.iterations.assign_add(1)
 

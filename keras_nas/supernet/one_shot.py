@@ -571,6 +571,15 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         return _steps_module().train_step(self, *args)
 
 
+    def __setattr__(self, name, value):
+        if name == "_jax_state":
+            # Keras' JAX `fit` sets it after every step: the state's lists
+            # of arrays, nothing to track, which the tracker would wrap and
+            # walk (~1,500 values at the tiny size, ~4,000 at micro).
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
+
     @staticmethod
     def _steps():
         """The backend's steps module (`_one_shot_tensorflow`, ...)."""
