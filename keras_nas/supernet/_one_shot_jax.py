@@ -419,11 +419,16 @@ class _StepVariables:
             id(v): j for j, v in enumerate(self.non_trainable)
         }
         self.layers: dict = {}
-        # The variables the sampler reads and writes.
-        sampler = [model._path_seed.state, model._last_indices]
-        if hasattr(model, "_fair_indices"):
-            sampler.append(model._fair_indices)
-        self.sampler = [self.state_position[id(v)] for v in sampler]
+        # The variables the sampler reads and writes (a supernet's).
+        seed = getattr(model, "_path_seed", None)
+        sampler = [
+            None if seed is None else seed.state,
+            getattr(model, "_last_indices", None),
+            getattr(model, "_fair_indices", None),
+        ]
+        self.sampler = [
+            self.state_position[id(v)] for v in sampler if v is not None
+        ]
         self.at = at = {
             id(v): p for p, v in enumerate(self.optimizer_variables)
         }
