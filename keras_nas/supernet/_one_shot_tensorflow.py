@@ -37,7 +37,6 @@ per-replica statistics (see `keras_nas._distribute_tensorflow`).
 
 from __future__ import annotations
 
-import functools
 import weakref
 from typing import Any
 
@@ -168,15 +167,56 @@ def pieces() -> dict:
     }
 
 
+class _HandlePiece:
+    """A layer's piece on its variables (`_darts_graph.call` with
+    handles), its variables and its kinds' keys read once (per call, the
+    walk over the layer's sublayers and the key, made of its
+    configuration, cost about as much as the call of the piece)."""
+
+    def __init__(self, layer):
+        self.layer = weakref.ref(layer)
+        self.trainable = list(layer.trainable_variables)
+        self.non_trainable = list(layer.non_trainable_variables)
+        self.keys: dict = {}
+
+    def __call__(self, inputs, training=None):
+        training = bool(training)
+        at = (tuple(inputs.shape), inputs.dtype, training)
+        key = self.keys.get(at)
+        if key is None:
+            key = self.keys[at] = _darts_graph._key(
+                self.layer(), inputs, None, training, True
+            )
+        entry = _darts_graph._FUNCTIONS.get(key)
+        if entry is None or entry[0]() is None:  # made, or made again
+            fn = _darts_graph.function_for(
+                self.layer(),
+                inputs,
+                None,
+                training,
+                _darts_graph._apply_layer,
+                True,
+            )
+        else:
+            fn = entry[1]
+        return fn(
+            [v.value for v in self.trainable],
+            [v.value for v in self.non_trainable],
+            inputs,
+            None,
+        )
+
+
+_HANDLE_PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _handle_piece(layer):
-    if not layer.variables:
+    piece = _HANDLE_PIECES.get(layer)
+    if piece is None:
+        piece = _HANDLE_PIECES[layer] = _HandlePiece(layer)
+    if not (piece.trainable or piece.non_trainable):
         return layer
-    return functools.partial(
-        _darts_graph.call,
-        layer,
-        op_weights=None,
-        direct=_darts_graph._apply_layer,
-    )
+    return piece
 
 
 def piecewise(model) -> bool:
