@@ -10,7 +10,8 @@ variables held in `state`. Four steps:
   every layer is one call of its kind's `jax.custom_vjp` function of a
   jitted forward and a jitted backward pass (`_darts_graph._jax_edge`,
   compiled when the kind is first sampled); the optimizer gets the paths'
-  variables only, the metrics update is jitted.
+  variables only (Keras' SGD and Adam / AdamW: one function jitted per
+  shape per variable, `_apply_rule`), the metrics update is jitted.
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
   the step (`keras.random` with the supernet's `SeedGenerator`, whose state
@@ -633,9 +634,9 @@ def _pieces_train_step(model, state, data) -> tuple:
         for i, g in zip(positions[0], path_grads, strict=True):
             grads[i] = g if grads[i] is None else grads[i] + g
         losses.append(loss)
-    # Eagerly, as the eager step: the optimizer gets the paths' variables
-    # only (an update jitted over all variables, masked, costs a compile
-    # as long as the whole switch step's optimizer part). Only those
+    # Other optimizers: eagerly, as the eager step, the optimizer gets the
+    # paths' variables only (an update jitted over all variables, masked,
+    # costs a compile as long as the whole switch step's). Only those
     # variables, their slots and the optimizer's global variables are
     # loaded from `state` and read back (during `fit` Keras' JAX trainer
     # leaves the other variables without values); all of them with an
