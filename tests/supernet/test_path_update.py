@@ -1,10 +1,10 @@
 """The piecewise one-shot step's optimizer update equals `optimizer.apply`.
 
 `_path_update` reads Keras' SGD / Adam / AdamW; TensorFlow runs the update
-in fused training kernels (`_one_shot_tensorflow.apply_update`), JAX in
-functions jitted per shape on the state's values
-(`_one_shot_jax._apply_rule`). For every supported optimizer and option
-(momentum, Nesterov, weight decay and its exclusions, `clipnorm`,
+in fused training kernels (`_path_update_tensorflow`), JAX in functions
+jitted per shape on the state's values (`_path_update_jax`). For every
+supported optimizer and option (momentum, Nesterov, weight decay and its
+exclusions, `clipnorm`,
 `global_clipnorm`, `clipvalue`, a schedule, a learning rate set between
 steps), three updates, the second on a subset of the variables as a path
 is, leave the variables and every optimizer variable (slots, iterations)
@@ -20,19 +20,21 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nas.supernet import _one_shot_tensorflow as tf_step
 from keras_nas.supernet import _path_update as update
+from keras_nas.supernet._path_update_tensorflow import apply_update
 
 SCRIPT = textwrap.dedent(
     """
     import json
     import keras, numpy as np
     from keras_nas.supernet import _path_update as update
+from keras_nas.supernet._path_update_tensorflow import apply_update
     JAX = keras.backend.backend() == "jax"
     if JAX:
         from keras_nas.supernet import _one_shot_jax as steps
+        from keras_nas.supernet import _path_update_jax as backend_update
     else:
-        from keras_nas.supernet import _one_shot_tensorflow as steps
+        from keras_nas.supernet import _path_update_tensorflow as backend_update
     O = keras.optimizers
     schedule = O.schedules.ExponentialDecay(0.05, 2, 0.5)
     CASES = {
@@ -73,7 +75,7 @@ SCRIPT = textwrap.dedent(
                 continue
             assert update.rule(opt) is not None, name
             if not JAX:
-                steps.apply_update(
+                backend_update.apply_update(
                     opt, [keras.ops.convert_to_tensor(grads[i]) for i in on],
                     [variables[i] for i in on])
                 continue
@@ -82,7 +84,7 @@ SCRIPT = textwrap.dedent(
                      [v.value for v in step.optimizer_variables])
             full = [keras.ops.convert_to_tensor(g) if i in on else None
                     for i, g in enumerate(grads)]
-            trainable, optimizer_vars = steps._apply_rule(
+            trainable, optimizer_vars = backend_update.apply_rule(
                 model, step, update.rule(opt), full, on, state)
             for v, value in zip(step.trainable, trainable):
                 v.assign(value)
@@ -137,7 +139,7 @@ def test_other_optimizers_fall_back_to_apply(make):
     reference = [keras.Variable(np.ones((3, 2), "float32"))]
     twin = make()
     twin.build(reference)
-    tf_step.apply_update(optimizer, grads, variables)
+    apply_update(optimizer, grads, variables)
     twin.apply(grads, reference)
     np.testing.assert_array_equal(variables[0].numpy(), reference[0].numpy())
 
@@ -154,6 +156,6 @@ def test_constrained_variables_fall_back_to_apply():
     assert update.rule(optimizer) is not None
     grads = [keras.ops.ones((1, 2))]
     assert not update.supported(grads, [variable])
-    tf_step.apply_update(optimizer, grads, [variable])  # 1 - 10, then >= 0
+    apply_update(optimizer, grads, [variable])  # 1 - 10, then >= 0
     np.testing.assert_array_equal(variable.numpy(), [[0.0, 0.0]])
     assert int(optimizer.iterations.numpy()) == 1
