@@ -28,13 +28,13 @@ SCRIPT = textwrap.dedent(
     import json
     import keras, numpy as np
     from keras_nas.supernet import _path_update as update
-from keras_nas.supernet._path_update_tensorflow import apply_update
     JAX = keras.backend.backend() == "jax"
     if JAX:
         from keras_nas.supernet import _one_shot_jax as steps
         from keras_nas.supernet import _path_update_jax as backend_update
     else:
-        from keras_nas.supernet import _path_update_tensorflow as backend_update
+        from keras_nas.supernet import (
+            _path_update_tensorflow as backend_update)
     O = keras.optimizers
     schedule = O.schedules.ExponentialDecay(0.05, 2, 0.5)
     CASES = {
