@@ -242,6 +242,7 @@ class _PieceLayer:
 
     def __init__(self, layer):
         self.layer = weakref.ref(layer)
+        self.frozen = not layer.trainable
         self.trainable = list(layer.trainable_variables)
         self.non_trainable = list(layer.non_trainable_variables)
         self.functions: dict = {}
@@ -279,7 +280,7 @@ def piece_caller(
 
     def use(layer):
         known = _PIECE_LAYERS.get(layer)
-        if known is None:
+        if known is None or known.frozen != (not layer.trainable):
             known = _PIECE_LAYERS[layer] = _PieceLayer(layer)
         if not (every or known.trainable or known.non_trainable):
             return layer

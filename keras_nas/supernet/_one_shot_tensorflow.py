@@ -176,6 +176,7 @@ class _HandlePiece:
 
     def __init__(self, layer):
         self.layer = weakref.ref(layer)
+        self.frozen = not layer.trainable
         self.trainable = list(layer.trainable_variables)
         self.non_trainable = list(layer.non_trainable_variables)
         self.keys: dict = {}
@@ -213,7 +214,7 @@ _HANDLE_PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _handle_piece(layer):
     piece = _HANDLE_PIECES.get(layer)
-    if piece is None:
+    if piece is None or piece.frozen != (not layer.trainable):
         piece = _HANDLE_PIECES[layer] = _HandlePiece(layer)
     if not (piece.trainable or piece.non_trainable):
         return layer
