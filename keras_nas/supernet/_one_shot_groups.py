@@ -233,7 +233,39 @@ def run_group(group: Group, operands, member, training, wrap, convert=None):
     return _call(group, x, trainable, non_trainable, training, wrap)
 
 
-def piece_caller(wrap: Callable, convert: Callable | None = None):
+class _PieceLayer:
+    """A layer of the piecewise step, read once: its variables and, per
+    input shape and dtype, `training` and wrapper, its kind's shared
+    function (`Layer.variables` walks the layer's sublayers, and the kind
+    reads the layer's configuration: per call they cost more than the
+    call of the compiled piece)."""
+
+    def __init__(self, layer):
+        self.layer = weakref.ref(layer)
+        self.frozen = not layer.trainable
+        self.trainable = list(layer.trainable_variables)
+        self.non_trainable = list(layer.non_trainable_variables)
+        self.functions: dict = {}
+
+    def function(self, x, training: bool, wrap: Callable):
+        key = (tuple(x.shape), str(x.dtype), training, wrap)
+        entry = self.functions.get(key)
+        # The function holds its kind's representative weakly: made again
+        # (`shared_function`) if that layer is gone.
+        if entry is None or entry[0]() is None:
+            layer = self.layer()
+            fn = shared_function(layer, x, training, wrap)
+            rep = _FUNCTIONS[(kind(layer, x), training, wrap)][0]
+            entry = self.functions[key] = (rep, fn)
+        return entry[1]
+
+
+_PIECE_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def piece_caller(
+    wrap: Callable, convert: Callable | None = None, every: bool = False
+):
     """`use(layer)` of the piecewise step: a layer with variables runs as
     one call of its kind's shared function (`shared_function`, made on the
     kind's first call) on its own weights, and its new batch-norm
@@ -241,17 +273,30 @@ def piece_caller(wrap: Callable, convert: Callable | None = None):
     is. Every layer of a kind (the same op on any edge of the same width,
     stride and input shape, the cells' preprocessing of one shape, ...)
     shares one function, compiled once (`wrap`, `convert`: as for
-    `run_group`)."""
+    `run_group`). With `every`, the layers without variables (pooling,
+    identity, ...) are pieces too (JAX: one call of a compiled function
+    in the differentiated forward instead of a Keras call of several
+    ops)."""
 
     def use(layer):
-        if not layer.variables:
+        known = _PIECE_LAYERS.get(layer)
+        if known is None or known.frozen != (not layer.trainable):
+            known = _PIECE_LAYERS[layer] = _PieceLayer(layer)
+        if not (every or known.trainable or known.non_trainable):
             return layer
-        group = Group([layer], [0])
 
         def call(x, training=None):
-            y, new = run_group(group, [x], 0, training, wrap, convert)
-            if new is not None:
-                write_back(group, new, 0)
+            fn = known.function(x, bool(training), wrap)
+            trainable = [v.value for v in known.trainable]
+            non_trainable = [v.value for v in known.non_trainable]
+            if convert is not None:
+                trainable = [convert(v) for v in trainable]
+                non_trainable = [convert(v) for v in non_trainable]
+            y, new = fn(trainable, non_trainable, x)
+            if new:
+                values = _darts_graph._unpack(new[0], known.non_trainable)
+                for v, value in zip(known.non_trainable, values, strict=True):
+                    v.assign(value)
             return y
 
         return call

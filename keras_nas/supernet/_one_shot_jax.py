@@ -10,7 +10,8 @@ variables held in `state`. Four steps:
   every layer is one call of its kind's `jax.custom_vjp` function of a
   jitted forward and a jitted backward pass (`_darts_graph._jax_edge`,
   compiled when the kind is first sampled); the optimizer gets the paths'
-  variables only, the metrics update is jitted.
+  variables only (Keras' SGD and Adam / AdamW: one function jitted per
+  shape per variable, `_path_update_jax`), the metrics update is jitted.
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
   the step (`keras.random` with the supernet's `SeedGenerator`, whose state
@@ -48,6 +49,8 @@ from keras.src.backend.jax.trainer import JAXTrainer
 from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet import _path_update as update
+from keras_nas.supernet import _path_update_jax as update_jax
 
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # model -> {name: jitted piece of the piecewise step}
@@ -274,17 +277,23 @@ def _current(scope, variable, old):
     return old if value is None else value
 
 
-def _draw(model, non_trainable) -> tuple:
+def _draw(model, non_trainable, step=None) -> tuple:
     """The sampler's next path indices, drawn statelessly: `(indices, the
-    non-trainable values with the sampler's state advanced)`."""
-    variables = model.non_trainable_variables
-    mapping = list(zip(variables, non_trainable, strict=True))
+    non-trainable values with the sampler's state advanced)`. With the
+    piecewise step's `step` (`_StepVariables`) only the sampler's
+    variables are mapped and read back."""
+    if step is None:
+        variables = model.non_trainable_variables
+        at = range(len(variables))
+    else:
+        variables, at = step.non_trainable, step.sampler
+    mapping = [(variables[j], non_trainable[j]) for j in at]
     with keras.StatelessScope(state_mapping=mapping) as scope:
         indices = model._sample_indices()
-    return indices, [
-        _current(scope, v, old)
-        for v, old in zip(variables, non_trainable, strict=True)
-    ]
+    new = list(non_trainable)
+    for j in at:
+        new[j] = _current(scope, variables[j], non_trainable[j])
+    return indices, new
 
 
 def _fair_train_step(model, state, data) -> tuple:
@@ -324,7 +333,16 @@ def _wrap(run):
     `jax.custom_vjp` function of a jitted forward and a jitted backward
     pass (`_darts_graph._jax_edge`, whose fourth argument, the DARTS op
     weights, is a constant zero here)."""
-    edge = _darts_graph._jax_edge(lambda t, n, x, _: run(t, n, x))
+
+    def unpacked(trainable, non_trainable, x, _):
+        # The moving statistics split inside the jitted function (eagerly
+        # every split and reshape is an op of the differentiated forward).
+        y, new = run(trainable, non_trainable, x)
+        if new:
+            new = [_darts_graph._unpack(new[0], non_trainable)]
+        return y, new
+
+    edge = _darts_graph._jax_edge(unpacked)
 
     def fn(trainable, non_trainable, x):
         return edge(trainable, non_trainable, x, _zero(x.dtype))
@@ -351,34 +369,40 @@ def _metrics(model, metrics_vars, loss, x, y, y_pred, sample_weight):
     )
 
 
-def _path_grads(model, step, state, x, y, sample_weight, path, positions):
+def _path_grads(model, step, state, data, path, positions):
     """`(loss, y_pred, non_trainable, grads)` of one Python path: eager
-    `jax.value_and_grad` over the path's trainable values (`positions` in
-    `step.trainable`), every layer a call of its kind's jitted pieces."""
+    `jax.value_and_grad` over the path's trainable values (`positions`:
+    `_StepVariables.path`), every layer a call of its kind's jitted
+    pieces. Only the variables the forward reads are mapped, and only its
+    non-trainable ones read back."""
     trainable, non_trainable = state
-    variables, states = step.trainable, step.non_trainable
-    use = groups.piece_caller(_wrap)
+    x, y, sample_weight = data
+    on, read, states = positions
+    variables = [step.trainable[i] for i in on]
+    state_variables = [step.non_trainable[j] for j in states]
+    use = groups.piece_caller(_wrap, every=True)
 
     def loss_fn(values):
-        current = list(trainable)
-        for i, value in zip(positions, values, strict=True):
-            current[i] = value
-        mapping = list(zip(variables, current, strict=True))
-        mapping += zip(states, non_trainable, strict=True)
+        mapping = list(zip(variables, values, strict=True))
+        mapping += [(step.trainable[i], trainable[i]) for i in read]
+        mapping += [(step.non_trainable[j], non_trainable[j]) for j in states]
         with keras.StatelessScope(state_mapping=mapping) as scope:
             y_pred = model._forward(x, path, True, use)
             loss, scaled = indexed.training_loss(
                 model, x, y, y_pred, sample_weight
             )
         new = [
-            _current(scope, v, old)
-            for v, old in zip(states, non_trainable, strict=True)
+            _current(scope, v, non_trainable[j])
+            for v, j in zip(state_variables, states, strict=True)
         ]
         return scaled, (loss, y_pred, new)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (_, (loss, y_pred, new)), grads = grad_fn([trainable[i] for i in positions])
-    return loss, y_pred, new, grads
+    (_, (loss, y_pred, new)), grads = grad_fn([trainable[i] for i in on])
+    non_trainable = list(non_trainable)
+    for j, value in zip(states, new, strict=True):
+        non_trainable[j] = value
+    return loss, y_pred, non_trainable, grads
 
 
 class _StepVariables:
@@ -393,7 +417,23 @@ class _StepVariables:
         self.non_trainable = model.non_trainable_variables
         self.optimizer_variables = model.optimizer.variables
         self.position = {id(v): i for i, v in enumerate(self.trainable)}
-        at = {id(v): p for p, v in enumerate(self.optimizer_variables)}
+        self.state_position = {
+            id(v): j for j, v in enumerate(self.non_trainable)
+        }
+        self.layers: dict = {}
+        # The variables the sampler reads and writes (a supernet's).
+        seed = getattr(model, "_path_seed", None)
+        sampler = [
+            None if seed is None else seed.state,
+            getattr(model, "_last_indices", None),
+            getattr(model, "_fair_indices", None),
+        ]
+        self.sampler = [
+            self.state_position[id(v)] for v in sampler if v is not None
+        ]
+        self.at = at = {
+            id(v): p for p, v in enumerate(self.optimizer_variables)
+        }
         slots = indexed.optimizer_slots(self.optimizer, self.trainable)
         # Per trainable variable its slots' positions; the optimizer's
         # other variables (iterations, learning rate, ...) are global.
@@ -403,6 +443,42 @@ class _StepVariables:
             p for p in range(len(self.optimizer_variables)) if p not in owned
         ]
         self.whole = bool(getattr(self.optimizer, "use_ema", False))
+
+    def _positions(self, layer) -> tuple[list, list]:
+        known = self.layers.get(id(layer))
+        if known is None:
+            known = self.layers[id(layer)] = (
+                [self.position[id(v)] for v in layer.trainable_variables],
+                [
+                    self.state_position[id(v)]
+                    for v in layer.non_trainable_variables
+                ],
+            )
+        return known
+
+    def path(self, model, path) -> tuple[list, list, list]:
+        """Positions of the variables a step on `path` reads: `(trainable
+        ones of the layers connected to the output: differentiated, the
+        other trainable ones the forward reads, the non-trainable ones it
+        reads and writes)` (each layer's variables read once)."""
+        on, seen = [], set()
+        for layer in model._path_layers(path):
+            for i in self._positions(layer)[0]:
+                if i not in seen:
+                    seen.add(i)
+                    on.append(i)
+        read, states = [], []
+        for layer in model.topology.run_layers(path):
+            trainable, non_trainable = self._positions(layer)
+            for i in trainable:
+                if i not in seen:
+                    seen.add(i)
+                    read.append(i)
+            for j in non_trainable:
+                if ~j not in seen:
+                    seen.add(~j)
+                    states.append(j)
+        return on, read, states
 
     def loaded(self, on) -> tuple:
         """`(trainable positions, optimizer positions)` an update of the
@@ -440,36 +516,42 @@ def _pieces_train_step(model, state, data) -> tuple:
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     data = jax.tree.map(jnp.asarray, data)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    idx, non_trainable = _draw(model, non_trainable)
+    idx, non_trainable = _draw(model, non_trainable, step)
     rows = np.asarray(idx).reshape(-1, idx.shape[-1])
     grads = [None] * len(trainable)
     losses = []
     for row in rows:
         path = indexed.indices_path(model, row)
-        positions = [
-            step.position[id(v)] for v in model.path_trainable_variables(path)
-        ]
+        positions = step.path(model, path)
         loss, y_pred, non_trainable, path_grads = _path_grads(
             model,
             step,
             (trainable, non_trainable),
-            x,
-            y,
-            sample_weight,
+            (x, y, sample_weight),
             path,
             positions,
         )
-        for i, g in zip(positions, path_grads, strict=True):
+        for i, g in zip(positions[0], path_grads, strict=True):
             grads[i] = g if grads[i] is None else grads[i] + g
         losses.append(loss)
-    # Eagerly, as the eager step: the optimizer gets the paths' variables
-    # only (an update jitted over all variables, masked, costs a compile
-    # as long as the whole switch step's optimizer part). Only those
+    # Other optimizers: eagerly, as the eager step, the optimizer gets the
+    # paths' variables only (an update jitted over all variables, masked,
+    # costs a compile as long as the whole switch step's). Only those
     # variables, their slots and the optimizer's global variables are
     # loaded from `state` and read back (during `fit` Keras' JAX trainer
     # leaves the other variables without values); all of them with an
     # EMA, which moves every variable's average.
     on = [i for i, g in enumerate(grads) if g is not None]
+    rule = update.rule(model.optimizer)
+    if rule is not None and update.supported(
+        [grads[i] for i in on], [step.trainable[i] for i in on]
+    ):
+        trainable, optimizer_vars = update_jax.apply_rule(
+            model, step, rule, grads, on, (trainable, optimizer_vars)
+        )
+        return _finish(model, (x, y, sample_weight), losses, y_pred, (
+            trainable, non_trainable, optimizer_vars, metrics_vars
+        ))
     load, at = step.loaded(on)
     variables, optimizer_variables = step.trainable, step.optimizer_variables
     for i in load:
@@ -482,6 +564,16 @@ def _pieces_train_step(model, state, data) -> tuple:
         trainable[i] = variables[i].value
     for p in at:
         optimizer_vars[p] = optimizer_variables[p].value
+    return _finish(model, (x, y, sample_weight), losses, y_pred, (
+        trainable, non_trainable, optimizer_vars, metrics_vars
+    ))
+
+
+def _finish(model, data, losses, y_pred, state) -> tuple:
+    """`(logs, state)` of the piecewise step: the mean loss of the paths
+    and the last path's predictions through the metrics (jitted)."""
+    trainable, non_trainable, optimizer_vars, metrics_vars = state
+    x, y, sample_weight = data
     loss = losses[0] if len(losses) == 1 else sum(losses) / len(losses)
     logs, metrics_vars = _piece(model, "metrics", _metrics)(
         metrics_vars, loss, x, y, y_pred, sample_weight

@@ -9,7 +9,8 @@ Four steps:
   in the graph step), and every layer of the path runs as one call of the
   `tf.function` of its kind of layer (`_one_shot_groups.piece_caller`,
   traced when the kind is first sampled), under a `tf.GradientTape`; the
-  optimizer gets the paths' variables and summed gradients only.
+  optimizer gets the paths' variables and summed gradients only (Keras'
+  SGD and Adam / AdamW in one fused kernel per variable, `apply_update`).
 - compiled (default without a Python `sampler` elsewhere): the path is an int32
   tensor drawn inside the step, every decision slot dispatches with
   `tf.switch_case`, and Keras traces `train_step` once (`tf.function`).
@@ -37,7 +38,6 @@ per-replica statistics (see `keras_nas._distribute_tensorflow`).
 
 from __future__ import annotations
 
-import functools
 import weakref
 from typing import Any
 
@@ -48,6 +48,7 @@ from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet._path_update_tensorflow import apply_update
 
 #: True dispatches every slot over its kinds of layer (`grouped_switch`):
 #: ~1.6x less trace CPU and ~45% less peak memory on the DARTS cell space,
@@ -167,15 +168,57 @@ def pieces() -> dict:
     }
 
 
+class _HandlePiece:
+    """A layer's piece on its variables (`_darts_graph.call` with
+    handles), its variables and its kinds' keys read once (per call, the
+    walk over the layer's sublayers and the key, made of its
+    configuration, cost about as much as the call of the piece)."""
+
+    def __init__(self, layer):
+        self.layer = weakref.ref(layer)
+        self.frozen = not layer.trainable
+        self.trainable = list(layer.trainable_variables)
+        self.non_trainable = list(layer.non_trainable_variables)
+        self.keys: dict = {}
+
+    def __call__(self, inputs, training=None):
+        training = bool(training)
+        at = (tuple(inputs.shape), inputs.dtype, training)
+        key = self.keys.get(at)
+        if key is None:
+            key = self.keys[at] = _darts_graph._key(
+                self.layer(), inputs, None, training, True
+            )
+        entry = _darts_graph._FUNCTIONS.get(key)
+        if entry is None or entry[0]() is None:  # made, or made again
+            fn = _darts_graph.function_for(
+                self.layer(),
+                inputs,
+                None,
+                training,
+                _darts_graph._apply_layer,
+                True,
+            )
+        else:
+            fn = entry[1]
+        return fn(
+            [v.value for v in self.trainable],
+            [v.value for v in self.non_trainable],
+            inputs,
+            None,
+        )
+
+
+_HANDLE_PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _handle_piece(layer):
-    if not layer.variables:
+    piece = _HANDLE_PIECES.get(layer)
+    if piece is None or piece.frozen != (not layer.trainable):
+        piece = _HANDLE_PIECES[layer] = _HandlePiece(layer)
+    if not (piece.trainable or piece.non_trainable):
         return layer
-    return functools.partial(
-        _darts_graph.call,
-        layer,
-        op_weights=None,
-        direct=_darts_graph._apply_layer,
-    )
+    return piece
 
 
 def piecewise(model) -> bool:
@@ -224,7 +267,7 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
             elif g is not None:
                 grads[i] = g if grads[i] is None else grads[i] + g
         losses.append(loss)
-    model.optimizer.apply(grads, variables)
+    apply_update(model.optimizer, grads, variables)
     loss = losses[0] if len(losses) == 1 else tf.add_n(losses) / len(losses)
     return distribute.unscale_loss(loss), y_pred
 

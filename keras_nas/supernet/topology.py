@@ -380,6 +380,21 @@ class Topology:
                     layers.append(layer)
         return layers + list(self.head)
 
+    def run_layers(self, path: tuple) -> list:
+        """Every layer `forward` calls on `path`, connected to the output
+        or not: the stem, the cell layers, each slot's chosen op layer
+        (once), the head."""
+        indices = [int(v) for v in self.path_indices(path)]
+        layers = list(self.stem) + list(self.cell_layers)
+        seen = set()
+        for cell in range(self.num_cells):
+            for slot, branches in self.cell_slots(cell):
+                layer = branches[indices[slot]][0]
+                if id(layer) not in seen:
+                    seen.add(id(layer))
+                    layers.append(layer)
+        return layers + list(self.head)
+
     def op_layer(self, key: tuple):
         """The shared layer of an op key."""
         index = self.op_index.get(key)
