@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from keras_nas._backend import variable_creation_scope
 from keras_nas._validation import check_positive_int
 from keras_nas.supernet.torch_style import (
     EpochCosineDecay,
@@ -169,9 +170,10 @@ class BilevelOptimizer(keras.optimizers.Optimizer):
             return
         weights = [v for v in variables if not is_arch(v)]
         arch = [v for v in variables if is_arch(v)]
-        self.weights_optimizer.build(weights)
-        self.arch_optimizer.build(arch)
-        super().build(variables)
+        with variable_creation_scope():  # the slots, cheaply
+            self.weights_optimizer.build(weights)
+            self.arch_optimizer.build(arch)
+            super().build(variables)
 
     @property
     def variables(self):

@@ -48,7 +48,11 @@ import keras_tuner
 import numpy as np
 from keras import ops
 
-from keras_nas._backend import backend_module, current_backend
+from keras_nas._backend import (
+    backend_module,
+    current_backend,
+    variable_creation_scope,
+)
 from keras_nas._hp_values import random_values
 from keras_nas._validation import check_positive_int
 from keras_nas.blocks.genotypes import Genotype, NasBench201Genotype
@@ -230,7 +234,8 @@ class HyperNetwork(keras.Model):
         self.hyperparameters = keras_tuner.HyperParameters()
         self.space.declare_hyperparameters(self.hyperparameters)
         self.body = body_class(spec, embedding_dim, seed, name="body")
-        self.body.build()
+        with variable_creation_scope():  # many variables, cheaply
+            self.body.build()
         self.built = True
 
     # ------------------------------------------------------------------
@@ -264,7 +269,8 @@ class HyperNetwork(keras.Model):
             **kwargs,
         )
         if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+            with variable_creation_scope():
+                self.optimizer.build(self.trainable_variables)
 
     # ------------------------------------------------------------------
     # Architectures.

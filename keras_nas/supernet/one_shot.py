@@ -34,7 +34,7 @@ import keras_tuner
 import numpy as np
 from keras import ops
 
-from keras_nas._backend import backend_module
+from keras_nas._backend import backend_module, variable_creation_scope
 from keras_nas._hp_values import random_values, rng_from_json, rng_to_json
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet._one_shot_eval import PathEvaluation
@@ -232,7 +232,8 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         self.topology.make_layers(
             self.stem, self.cell_layers, self.op_layers, self.head
         )
-        self.topology.build()
+        with variable_creation_scope():
+            self.topology.build()
         self.built = True
         # The compiled step records its sampled path here.
         self._last_indices = self.add_weight(
@@ -490,8 +491,15 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         )
         # Built now (the supernet always is), so that `load_weights` also
         # restores the optimizer's state.
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+        self._build_optimizer()
+
+    def _build_optimizer(self) -> None:
+        """Builds the optimizer's state if it is not (its many slot
+        variables cheaply: `variable_creation_scope`)."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            with variable_creation_scope():
+                optimizer.build(self.trainable_variables)
 
     def _wanted_mode(self) -> str:
         python_sampler = not (
@@ -538,9 +546,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
             self.jit_compile = mode == "compiled" and jit
             # Keras' test/predict functions follow run_eagerly too.
             self.test_function = self.predict_function = None
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.trainable_variables)
+        self._build_optimizer()
         if not self._pieces:
             return super().make_train_function(force=force)
         # The piecewise step runs in Python (its pieces are compiled).
@@ -557,8 +563,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         if values is None:
             values = self._next_training_values()
         path = self._to_path(values)
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+        self._build_optimizer()
         loss, y_pred = _steps_module().apply_path_gradients(
             self, x, y, sample_weight, path
         )

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_nas._backend import variable_creation_scope
 from keras_nas._validation import (
     check_choice,
     check_number,
@@ -248,7 +249,8 @@ class ProxylessSupernet(keras.Model):
         self._make_layers()
         add_metric_trackers(self)
         self.latency_tracker = keras.metrics.Mean(name="expected_latency")
-        self.build((None,) + tuple(space.input_shape))
+        with variable_creation_scope():  # many variables, cheaply
+            self.build((None,) + tuple(space.input_shape))
 
     def _make_layers(self) -> None:
         space = self.space
@@ -503,9 +505,12 @@ class ProxylessSupernet(keras.Model):
         bilevel = self.optimizer
         if bilevel.built:
             return
-        bilevel.weights_optimizer.build(self.weight_variables)
-        bilevel.arch_optimizer.build(self.arch_variables)
-        keras.optimizers.Optimizer.build(bilevel, self.trainable_variables)
+        with variable_creation_scope():  # the slots, cheaply
+            bilevel.weights_optimizer.build(self.weight_variables)
+            bilevel.arch_optimizer.build(self.arch_variables)
+            keras.optimizers.Optimizer.build(
+                bilevel, self.trainable_variables
+            )
 
     def get_compile_config(self):
         if not self.compiled:
