@@ -270,14 +270,42 @@ def _zero_insert(y, strides, axis):
     return z[:, :keep] if axis == 1 else z[:, :, :keep]
 
 
+def _kernel_grad(xp, upstream, size, dilation, strides):
+    """The depthwise kernel's gradient, `(size * size, C)`: per tap, the
+    sum over samples and positions of the tap's window of the padded
+    input `xp` times `upstream`, one sample at a time (a scan). The taps'
+    reductions over the whole batch read the two tensors once per tap;
+    per sample they stay in the cache (paper configuration, batch 16,
+    32x32x32, k=5: 27-29 -> 8-10 ms CPU; not slower at the micro
+    configuration's sizes; benchmarks/RESULTS.md, #13 z13)."""
+    out_hw = tuple(upstream.shape[1:3])
+
+    def sample(total, pair):
+        xs, us = (ops.expand_dims(t, 0) for t in pair)
+        taps = [
+            ops.sum(
+                _window(xs, i * dilation, j * dilation, out_hw, strides) * us,
+                axis=(0, 1, 2),
+            )
+            for i in range(size)
+            for j in range(size)
+        ]
+        return total + ops.stack(taps), None
+
+    zeros = ops.zeros((size * size, upstream.shape[-1]), upstream.dtype)
+    total, _ = ops.scan(sample, zeros, (xp, upstream))
+    return total
+
+
 def _shifted_depthwise(x, kernel, strides, size, dilation):
     """`_depthwise` as sums over the kernel's taps of shifted (strided)
     windows of the padded input times the tap's per-channel weights, with
     the same sums for its gradients: the input's is the correlation of the
     (zero-inserted) upstream gradient with the flipped kernel, the
-    kernel's one reduction per tap. Equal to the convolution up to float32
-    rounding; on XLA's CPU backend ~20x faster forward and backward than
-    its grouped convolution (micro configuration; benchmarks/RESULTS.md).
+    kernel's one reduction per tap and sample (`_kernel_grad`). Equal to
+    the convolution up to float32 rounding; on XLA's CPU backend ~20x
+    faster forward and backward than its grouped convolution (micro
+    configuration; benchmarks/RESULTS.md).
     """
     pad = dilation * (size // 2)
     height, width = x.shape[1], x.shape[2]
@@ -301,17 +329,7 @@ def _shifted_depthwise(x, kernel, strides, size, dilation):
             d_x = _taps(
                 dzp, kernel[::-1, ::-1], (height, width), 1, dilation
             )
-            d_kernel = ops.stack(
-                [
-                    ops.sum(
-                        _window(xp, i * dilation, j * dilation, out_hw, strides)
-                        * upstream,
-                        axis=(0, 1, 2),
-                    )
-                    for i in range(size)
-                    for j in range(size)
-                ]
-            )
+            d_kernel = _kernel_grad(xp, upstream, size, dilation, strides)
             return d_x, ops.reshape(d_kernel, kernel.shape)
 
         return out, grad
@@ -349,7 +367,7 @@ def _conv_group(layer, group, relu_x, training, plan_):
         kernels = [
             _pad_kernel(op.depthwise[r].kernel, group.kernel) for op in members
         ]
-        pointwise = ops.stack([op.pointwise[r].kernel[0, 0] for op in members])
+        pointwise = [op.pointwise[r].kernel[0, 0] for op in members]
         if r == 0:
             x = relu_x if n == 1 else ops.concatenate([relu_x] * n, axis=-1)
             z = _depthwise(
@@ -364,8 +382,7 @@ def _conv_group(layer, group, relu_x, training, plan_):
             z = _depthwise(
                 x, ops.concatenate(kernels, axis=2), 1, group.kernel, 1
             )
-        z = _split_last(z, n, x.shape[-1] // n)
-        y = ops.einsum("bhwmc,mcf->bhwmf", z, pointwise)
+        y = _pointwise(z, pointwise)
         if r < group.repeats - 1:
             bns = [op.bns[r] for op in members]
             y = _split_last(
@@ -374,6 +391,28 @@ def _conv_group(layer, group, relu_x, training, plan_):
                 y.shape[-1],
             )
     return y
+
+
+def _pointwise(z, kernels):
+    """The members' pointwise convolutions of `z` (B, H, W, M * C), member
+    `m`'s `kernels[m]` (C, F) on its own channels: (B, H, W, M, F).
+
+    On XLA's CPU in the piecewise JAX step (`_shifted`) one matmul with
+    the block-diagonal kernel (its zero blocks add exact zeros): the
+    batched einsum transposes `z` to the members' major order and back,
+    copies that cost ~5x the convolution they follow (paper
+    configuration; benchmarks/RESULTS.md, #13 z13)."""
+    n = len(kernels)
+    if n > 1 and _shifted():
+        c, f = kernels[0].shape
+        rows = [
+            ops.pad(k, [[0, 0], [m * f, (n - 1 - m) * f]])
+            for m, k in enumerate(kernels)
+        ]
+        y = ops.matmul(z, ops.concatenate(rows, axis=0))
+        return _split_last(y, n, f)
+    z = _split_last(z, n, z.shape[-1] // n)
+    return ops.einsum("bhwmc,mcf->bhwmf", z, ops.stack(kernels))
 
 
 def _reduce(op, relu_x):
@@ -413,7 +452,10 @@ def call(layer, plan_: Plan, inputs, op_weights, training=None):
     weights = ops.cast(op_weights, inputs.dtype)
     w = ops.take(weights, [layer._active[k] for k in order])
     y = _split_last(y, len(order), filters)
-    out = ops.einsum("bhwnf,n->bhwf", y, w)
+    if _shifted():  # as a contraction, y is transposed first (_pointwise)
+        out = ops.sum(y * ops.expand_dims(w, -1), axis=-2)
+    else:
+        out = ops.einsum("bhwnf,n->bhwf", y, w)
     if plan_.identity is not None:
         out = out + weights[layer._active[plan_.identity]] * inputs
     return out
