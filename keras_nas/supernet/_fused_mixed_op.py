@@ -32,7 +32,9 @@ plan, inputs, op_weights, training)` evaluates it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import math
 
 import keras
 from keras import ops
@@ -337,6 +339,77 @@ def _shifted_depthwise(x, kernel, strides, size, dilation):
     return depthwise(x, kernel)
 
 
+def _placed(part, offset, strides, padded_hw):
+    """`part` (the values of a tap's strided window) added back at the
+    window's positions of a zero tensor of the padded input's size."""
+    z = _zero_insert(_zero_insert(part, strides, 1), strides, 2)
+    (i, j), (height, width) = offset, padded_hw
+    return ops.pad(
+        z,
+        [[0, 0], [i, height - i - z.shape[1]], [j, width - j - z.shape[2]]]
+        + [[0, 0]],
+    )
+
+
+def _shifted_max_pool(x, size, strides):
+    """Max pooling (`Pool`, odd `size`, -inf padding of `size // 2` on
+    every side) as the maximum of shifted (strided) windows, with the
+    gradient of the same form: each output's upstream value goes to the
+    first window position (row-major) holding its maximum, as XLA's
+    select-and-scatter does. On XLA's CPU backend the built-in gradient
+    costs ~5x the pooling (paper configuration; benchmarks/RESULTS.md,
+    #13 z13)."""
+    pad = size // 2
+    height, width = x.shape[1], x.shape[2]
+    out_hw = ((height - 1) // strides + 1, (width - 1) // strides + 1)
+    taps = [(i, j) for i in range(size) for j in range(size)]
+    padding = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+
+    @ops.custom_gradient
+    def max_pool(x):
+        xp = ops.pad(x, padding, constant_values=-math.inf)
+        windows = [_window(xp, i, j, out_hw, strides) for i, j in taps]
+        out = functools.reduce(ops.maximum, windows)
+        # The first tap holding the maximum, kept for the backward pass
+        # (int8; computed there from the windows, XLA's CPU backend fused
+        # it into every tap's term of the input's gradient: ~3x slower).
+        first = functools.reduce(
+            ops.minimum,
+            [
+                ops.where(ops.equal(w, out), t, len(taps))
+                for t, w in enumerate(windows)
+            ],
+        )
+        first = ops.cast(first, "int8")
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            zeros = ops.zeros_like(upstream)
+            d_xp = None
+            for t, (i, j) in enumerate(taps):
+                part = _placed(
+                    ops.where(ops.equal(first, t), upstream, zeros),
+                    (i, j),
+                    strides,
+                    (height + 2 * pad, width + 2 * pad),
+                )
+                d_xp = part if d_xp is None else d_xp + part
+            return d_xp[:, pad : pad + height, pad : pad + width, :]
+
+        return out, grad
+
+    return max_pool(x)
+
+
+def _pool(layer, inputs):
+    """`layer(inputs)` of a fused `Pool`; max pooling as shifted windows
+    in the piecewise JAX step on XLA's CPU (`_shifted`)."""
+    if layer.pool_type == "max" and layer.pool_size % 2 and _shifted():
+        return _shifted_max_pool(inputs, layer.pool_size, layer.strides)
+    return layer.call(inputs)
+
+
 def _depthwise(x, kernel, strides, size, dilation):
     """The depthwise conv of `SepConv` (ops_version 2) at `strides`."""
     if _shifted():
@@ -437,7 +510,7 @@ def call(layer, plan_: Plan, inputs, op_weights, training=None):
     for group in plan_.groups:
         stacked.append(_conv_group(layer, group, relu_x, training, plan_))
     for p in plan_.pools:
-        stacked.append(ops.expand_dims(cands[p].layers[0].call(inputs), -2))
+        stacked.append(ops.expand_dims(_pool(cands[p].layers[0], inputs), -2))
     if plan_.reduce is not None:
         reduced = _reduce(cands[plan_.reduce], relu_x)
         stacked.append(ops.expand_dims(reduced, -2))
