@@ -50,6 +50,11 @@ _LOCAL = threading.local()
 #: micro configuration, first order: first call -14 s CPU, step +25%;
 #: for measurements: benchmarks/RESULTS.md).
 ALWAYS_WEIGHT_GRADS = False
+#: JAX: the alpha pass runs the weights pass's forward executable of an
+#: edge (its residuals serve both) and a backward that drops the
+#: weights' gradients (XLA removes their computation): one forward to
+#: compile per kind of edge, not two (benchmarks/RESULTS.md, #13 z13).
+SHARED_FORWARD = True
 #: JAX: XLA options of the edges' forward and backward executables.
 EDGE_OPTIONS = None
 
@@ -280,6 +285,11 @@ def _expand(mask, pullback, cotangent):
     return tuple(next(grads) if m else None for m in mask)
 
 
+def _without_weights(residuals, cotangent):
+    """`residuals(cotangent)` with the weights' gradients dropped."""
+    return (None, *residuals(cotangent)[1:])
+
+
 def _jax_edge(edge):
     """`edge` as a `jax.custom_vjp` function of jitted pieces.
 
@@ -326,23 +336,25 @@ def _jax_edge(edge):
         # A layer's piece (`call_layer`: no op weights) always computes
         # its weights' gradients: one variant to compile, a cheap backward.
         layer_piece = op_weights is None
-        mask = (
-            ALWAYS_WEIGHT_GRADS or layer_piece or _perturbed(trainable),
-            True,
-            not layer_piece,
+        weight_grads = (
+            ALWAYS_WEIGHT_GRADS or layer_piece or _perturbed(trainable)
         )
+        mask = (weight_grads or SHARED_FORWARD, True, not layer_piece)
         run = forwards.get(mask)
         if run is None:
             run = forwards[mask] = jax.jit(
                 functools.partial(forward, mask),
                 compiler_options=EDGE_OPTIONS,
             )
-        return run(
+        outputs, residuals = run(
             [p.value for p in trainable],
             [p.value for p in non_trainable],
             inputs.value,
             None if op_weights is None else op_weights.value,
         )
+        if mask[0] and not weight_grads:
+            residuals = jax.tree_util.Partial(_without_weights, residuals)
+        return outputs, residuals
 
     def bwd(residuals, cotangents):
         d_trainable, d_inputs, d_op_weights = backward(
