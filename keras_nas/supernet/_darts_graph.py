@@ -294,13 +294,14 @@ def _jax_edge(edge):
     """`edge` as a `jax.custom_vjp` function of jitted pieces.
 
     The forward pass (the edge's outputs and the residuals of its
-    backward pass) and the backward pass are each a `jax.jit` function
-    compiled once per kind of edge and per set of differentiated inputs
-    (with the weights' gradients or without: the alpha pass; the backward
-    pass with them costs ~4x the compile time of the one without, micro
-    configuration). Called eagerly
-    (the piecewise step, `_darts_jax.py`), every edge of a kind runs those
-    two executables; under an outer `jax.jit` they are inlined as before.
+    backward pass) is a `jax.jit` function compiled once per kind of edge
+    (with `SHARED_FORWARD`; else also per set of differentiated inputs),
+    the backward pass one per kind and set of gradients wanted (with the
+    weights' gradients or without: the alpha pass; the backward pass with
+    them costs ~4x the compile time of the one without, micro
+    configuration). Called eagerly (the piecewise step, `_darts_jax.py`),
+    every edge of a kind runs those executables; under an outer `jax.jit`
+    they are inlined as before.
     """
     jax = _backend_module()
     primal = jax.jit(edge)
@@ -331,8 +332,9 @@ def _jax_edge(edge):
     def fwd(trainable, non_trainable, inputs, op_weights):
         # The input's and the op weights' gradients always (the first
         # cells' inputs are constants in the alpha pass, the op weights in
-        # the weights pass): two variants to compile, with and without the
-        # weights' gradients, for every pass of either order.
+        # the weights pass); the weights' too with `SHARED_FORWARD` (the
+        # backward then drops them where not wanted), else two variants
+        # to compile, with and without them.
         # A layer's piece (`call_layer`: no op weights) always computes
         # its weights' gradients: one variant to compile, a cheap backward.
         layer_piece = op_weights is None
