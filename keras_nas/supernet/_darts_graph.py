@@ -50,6 +50,11 @@ _LOCAL = threading.local()
 #: micro configuration, first order: first call -14 s CPU, step +25%;
 #: for measurements: benchmarks/RESULTS.md).
 ALWAYS_WEIGHT_GRADS = False
+#: JAX: the alpha pass runs the weights pass's forward executable of an
+#: edge (its residuals serve both) and a backward that drops the
+#: weights' gradients (XLA removes their computation): one forward to
+#: compile per kind of edge, not two (benchmarks/RESULTS.md, #13 z13).
+SHARED_FORWARD = True
 #: JAX: XLA options of the edges' forward and backward executables.
 EDGE_OPTIONS = None
 
@@ -280,17 +285,23 @@ def _expand(mask, pullback, cotangent):
     return tuple(next(grads) if m else None for m in mask)
 
 
+def _without_weights(residuals, cotangent):
+    """`residuals(cotangent)` with the weights' gradients dropped."""
+    return (None, *residuals(cotangent)[1:])
+
+
 def _jax_edge(edge):
     """`edge` as a `jax.custom_vjp` function of jitted pieces.
 
     The forward pass (the edge's outputs and the residuals of its
-    backward pass) and the backward pass are each a `jax.jit` function
-    compiled once per kind of edge and per set of differentiated inputs
-    (with the weights' gradients or without: the alpha pass; the backward
-    pass with them costs ~4x the compile time of the one without, micro
-    configuration). Called eagerly
-    (the piecewise step, `_darts_jax.py`), every edge of a kind runs those
-    two executables; under an outer `jax.jit` they are inlined as before.
+    backward pass) is a `jax.jit` function compiled once per kind of edge
+    (with `SHARED_FORWARD`; else also per set of differentiated inputs),
+    the backward pass one per kind and set of gradients wanted (with the
+    weights' gradients or without: the alpha pass; the backward pass with
+    them costs ~4x the compile time of the one without, micro
+    configuration). Called eagerly (the piecewise step, `_darts_jax.py`),
+    every edge of a kind runs those executables; under an outer `jax.jit`
+    they are inlined as before.
     """
     jax = _backend_module()
     primal = jax.jit(edge)
@@ -321,28 +332,31 @@ def _jax_edge(edge):
     def fwd(trainable, non_trainable, inputs, op_weights):
         # The input's and the op weights' gradients always (the first
         # cells' inputs are constants in the alpha pass, the op weights in
-        # the weights pass): two variants to compile, with and without the
-        # weights' gradients, for every pass of either order.
+        # the weights pass); the weights' too with `SHARED_FORWARD` (the
+        # backward then drops them where not wanted), else two variants
+        # to compile, with and without them.
         # A layer's piece (`call_layer`: no op weights) always computes
         # its weights' gradients: one variant to compile, a cheap backward.
         layer_piece = op_weights is None
-        mask = (
-            ALWAYS_WEIGHT_GRADS or layer_piece or _perturbed(trainable),
-            True,
-            not layer_piece,
+        weight_grads = (
+            ALWAYS_WEIGHT_GRADS or layer_piece or _perturbed(trainable)
         )
+        mask = (weight_grads or SHARED_FORWARD, True, not layer_piece)
         run = forwards.get(mask)
         if run is None:
             run = forwards[mask] = jax.jit(
                 functools.partial(forward, mask),
                 compiler_options=EDGE_OPTIONS,
             )
-        return run(
+        outputs, residuals = run(
             [p.value for p in trainable],
             [p.value for p in non_trainable],
             inputs.value,
             None if op_weights is None else op_weights.value,
         )
+        if mask[0] and not weight_grads:
+            residuals = jax.tree_util.Partial(_without_weights, residuals)
+        return outputs, residuals
 
     def bwd(residuals, cotangents):
         d_trainable, d_inputs, d_op_weights = backward(

@@ -46,7 +46,7 @@ from keras_nas.supernet import _darts_graph, relaxations
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
-    global_norm,
+    flat_norm,
     lr_in_buffer,
     sgd_momentums,
     unpack_search,
@@ -163,7 +163,7 @@ def _virtual(model, w, gw, wov):
 
 def _perturbed(model, w, dw):
     """`w + eps dw`, `w - eps dw` and `eps = 0.01 / ||dw||`."""
-    eps = 0.01 / jax.numpy.maximum(global_norm(dw), 1e-12)
+    eps = 0.01 / jax.numpy.maximum(flat_norm(dw), 1e-12)
     w_pos = [v + eps * d for v, d in zip(w, dw, strict=False)]
     w_neg = [v - eps * d for v, d in zip(w, dw, strict=False)]
     return w_pos, w_neg, eps
@@ -268,7 +268,9 @@ def _arch_update(model, aov, grad_a, a):
 
 
 def _weights_update(model, wov, grad_w, w):
-    grad_w = clip_and_decay(grad_w, w, model.grad_clip, model.weight_decay)
+    grad_w = clip_and_decay(
+        grad_w, w, model.grad_clip, model.weight_decay, flat_norm
+    )
     return model.optimizer.weights_optimizer.stateless_apply(wov, grad_w, w)
 
 

@@ -32,7 +32,9 @@ plan, inputs, op_weights, training)` evaluates it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import math
 
 import keras
 from keras import ops
@@ -270,14 +272,42 @@ def _zero_insert(y, strides, axis):
     return z[:, :keep] if axis == 1 else z[:, :, :keep]
 
 
+def _kernel_grad(xp, upstream, size, dilation, strides):
+    """The depthwise kernel's gradient, `(size * size, C)`: per tap, the
+    sum over samples and positions of the tap's window of the padded
+    input `xp` times `upstream`, one sample at a time (a scan). The taps'
+    reductions over the whole batch read the two tensors once per tap;
+    per sample they stay in the cache (paper configuration, batch 16,
+    32x32x32, k=5: 27-29 -> 8-10 ms CPU; not slower at the micro
+    configuration's sizes; benchmarks/RESULTS.md, #13 z13)."""
+    out_hw = tuple(upstream.shape[1:3])
+
+    def sample(total, pair):
+        xs, us = (ops.expand_dims(t, 0) for t in pair)
+        taps = [
+            ops.sum(
+                _window(xs, i * dilation, j * dilation, out_hw, strides) * us,
+                axis=(0, 1, 2),
+            )
+            for i in range(size)
+            for j in range(size)
+        ]
+        return total + ops.stack(taps), None
+
+    zeros = ops.zeros((size * size, upstream.shape[-1]), upstream.dtype)
+    total, _ = ops.scan(sample, zeros, (xp, upstream))
+    return total
+
+
 def _shifted_depthwise(x, kernel, strides, size, dilation):
     """`_depthwise` as sums over the kernel's taps of shifted (strided)
     windows of the padded input times the tap's per-channel weights, with
     the same sums for its gradients: the input's is the correlation of the
     (zero-inserted) upstream gradient with the flipped kernel, the
-    kernel's one reduction per tap. Equal to the convolution up to float32
-    rounding; on XLA's CPU backend ~20x faster forward and backward than
-    its grouped convolution (micro configuration; benchmarks/RESULTS.md).
+    kernel's one reduction per tap and sample (`_kernel_grad`). Equal to
+    the convolution up to float32 rounding; on XLA's CPU backend ~20x
+    faster forward and backward than its grouped convolution (micro
+    configuration; benchmarks/RESULTS.md).
     """
     pad = dilation * (size // 2)
     height, width = x.shape[1], x.shape[2]
@@ -301,22 +331,83 @@ def _shifted_depthwise(x, kernel, strides, size, dilation):
             d_x = _taps(
                 dzp, kernel[::-1, ::-1], (height, width), 1, dilation
             )
-            d_kernel = ops.stack(
-                [
-                    ops.sum(
-                        _window(xp, i * dilation, j * dilation, out_hw, strides)
-                        * upstream,
-                        axis=(0, 1, 2),
-                    )
-                    for i in range(size)
-                    for j in range(size)
-                ]
-            )
+            d_kernel = _kernel_grad(xp, upstream, size, dilation, strides)
             return d_x, ops.reshape(d_kernel, kernel.shape)
 
         return out, grad
 
     return depthwise(x, kernel)
+
+
+def _placed(part, offset, strides, padded_hw):
+    """`part` (the values of a tap's strided window) added back at the
+    window's positions of a zero tensor of the padded input's size."""
+    z = _zero_insert(_zero_insert(part, strides, 1), strides, 2)
+    (i, j), (height, width) = offset, padded_hw
+    return ops.pad(
+        z,
+        [[0, 0], [i, height - i - z.shape[1]], [j, width - j - z.shape[2]]]
+        + [[0, 0]],
+    )
+
+
+def _shifted_max_pool(x, size, strides):
+    """Max pooling (`Pool`, odd `size`, -inf padding of `size // 2` on
+    every side) as the maximum of shifted (strided) windows, with the
+    gradient of the same form: each output's upstream value goes to the
+    first window position (row-major) holding its maximum, as XLA's
+    select-and-scatter does. On XLA's CPU backend the built-in gradient
+    costs ~5x the pooling (paper configuration; benchmarks/RESULTS.md,
+    #13 z13)."""
+    pad = size // 2
+    height, width = x.shape[1], x.shape[2]
+    out_hw = ((height - 1) // strides + 1, (width - 1) // strides + 1)
+    taps = [(i, j) for i in range(size) for j in range(size)]
+    padding = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+
+    @ops.custom_gradient
+    def max_pool(x):
+        xp = ops.pad(x, padding, constant_values=-math.inf)
+        windows = [_window(xp, i, j, out_hw, strides) for i, j in taps]
+        out = functools.reduce(ops.maximum, windows)
+        # The first tap holding the maximum, kept for the backward pass
+        # (int8; computed there from the windows, XLA's CPU backend fused
+        # it into every tap's term of the input's gradient: ~3x slower).
+        first = functools.reduce(
+            ops.minimum,
+            [
+                ops.where(ops.equal(w, out), t, len(taps))
+                for t, w in enumerate(windows)
+            ],
+        )
+        first = ops.cast(first, "int8")
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            zeros = ops.zeros_like(upstream)
+            d_xp = None
+            for t, (i, j) in enumerate(taps):
+                part = _placed(
+                    ops.where(ops.equal(first, t), upstream, zeros),
+                    (i, j),
+                    strides,
+                    (height + 2 * pad, width + 2 * pad),
+                )
+                d_xp = part if d_xp is None else d_xp + part
+            return d_xp[:, pad : pad + height, pad : pad + width, :]
+
+        return out, grad
+
+    return max_pool(x)
+
+
+def _pool(layer, inputs):
+    """`layer(inputs)` of a fused `Pool`; max pooling as shifted windows
+    in the piecewise JAX step on XLA's CPU (`_shifted`)."""
+    if layer.pool_type == "max" and layer.pool_size % 2 and _shifted():
+        return _shifted_max_pool(inputs, layer.pool_size, layer.strides)
+    return layer.call(inputs)
 
 
 def _depthwise(x, kernel, strides, size, dilation):
@@ -349,7 +440,7 @@ def _conv_group(layer, group, relu_x, training, plan_):
         kernels = [
             _pad_kernel(op.depthwise[r].kernel, group.kernel) for op in members
         ]
-        pointwise = ops.stack([op.pointwise[r].kernel[0, 0] for op in members])
+        pointwise = [op.pointwise[r].kernel[0, 0] for op in members]
         if r == 0:
             x = relu_x if n == 1 else ops.concatenate([relu_x] * n, axis=-1)
             z = _depthwise(
@@ -364,8 +455,7 @@ def _conv_group(layer, group, relu_x, training, plan_):
             z = _depthwise(
                 x, ops.concatenate(kernels, axis=2), 1, group.kernel, 1
             )
-        z = _split_last(z, n, x.shape[-1] // n)
-        y = ops.einsum("bhwmc,mcf->bhwmf", z, pointwise)
+        y = _pointwise(z, pointwise)
         if r < group.repeats - 1:
             bns = [op.bns[r] for op in members]
             y = _split_last(
@@ -374,6 +464,28 @@ def _conv_group(layer, group, relu_x, training, plan_):
                 y.shape[-1],
             )
     return y
+
+
+def _pointwise(z, kernels):
+    """The members' pointwise convolutions of `z` (B, H, W, M * C), member
+    `m`'s `kernels[m]` (C, F) on its own channels: (B, H, W, M, F).
+
+    On XLA's CPU in the piecewise JAX step (`_shifted`) one matmul with
+    the block-diagonal kernel (its zero blocks add exact zeros): the
+    batched einsum transposes `z` to the members' major order and back,
+    copies that cost ~5x the convolution they follow (paper
+    configuration; benchmarks/RESULTS.md, #13 z13)."""
+    n = len(kernels)
+    if n > 1 and _shifted():
+        c, f = kernels[0].shape
+        rows = [
+            ops.pad(k, [[0, 0], [m * f, (n - 1 - m) * f]])
+            for m, k in enumerate(kernels)
+        ]
+        y = ops.matmul(z, ops.concatenate(rows, axis=0))
+        return _split_last(y, n, f)
+    z = _split_last(z, n, z.shape[-1] // n)
+    return ops.einsum("bhwmc,mcf->bhwmf", z, ops.stack(kernels))
 
 
 def _reduce(op, relu_x):
@@ -398,7 +510,7 @@ def call(layer, plan_: Plan, inputs, op_weights, training=None):
     for group in plan_.groups:
         stacked.append(_conv_group(layer, group, relu_x, training, plan_))
     for p in plan_.pools:
-        stacked.append(ops.expand_dims(cands[p].layers[0].call(inputs), -2))
+        stacked.append(ops.expand_dims(_pool(cands[p].layers[0], inputs), -2))
     if plan_.reduce is not None:
         reduced = _reduce(cands[plan_.reduce], relu_x)
         stacked.append(ops.expand_dims(reduced, -2))
@@ -413,7 +525,10 @@ def call(layer, plan_: Plan, inputs, op_weights, training=None):
     weights = ops.cast(op_weights, inputs.dtype)
     w = ops.take(weights, [layer._active[k] for k in order])
     y = _split_last(y, len(order), filters)
-    out = ops.einsum("bhwnf,n->bhwf", y, w)
+    if _shifted():  # as a contraction, y is transposed first (_pointwise)
+        out = ops.sum(y * ops.expand_dims(w, -1), axis=-2)
+    else:
+        out = ops.einsum("bhwnf,n->bhwf", y, w)
     if plan_.identity is not None:
         out = out + weights[layer._active[plan_.identity]] * inputs
     return out

@@ -192,6 +192,23 @@ JAX_SCRIPT = textwrap.dedent(
             for variant in ("shifted", "fused")
             for a, b in zip(out[variant], out["per-op"])
         ]
+    # Max pooling as shifted windows: ties (rounded inputs) send the
+    # gradient to the first maximum of a window, as XLA's own gradient.
+    from keras_nas.blocks.pool_ops import Pool
+    from keras_nas.supernet import _fused_mixed_op
+
+    for strides in (1, 2):
+        x = np.round(rng.normal(size=(2, 6, 6, 3))).astype("float32")
+        up = rng.normal(size=(2, 6 // strides, 6 // strides, 3))
+        pool = Pool("max", 3, strides)
+        a, b = (
+            jax.value_and_grad(lambda x: keras.ops.sum(f(x) * up))(x)
+            for f in (
+                pool.call,
+                lambda x: _fused_mixed_op._shifted_max_pool(x, 3, strides),
+            )
+        )
+        errors += [float(np.abs(u - v).max()) for u, v in zip(a, b)]
     print("RESULT", json.dumps(errors))
     """
 )
