@@ -375,9 +375,16 @@ def function_for(layer, inputs, op_weights, training, direct, handles=False):
     `_make_handle_function`) instead of their values.
     """
     key = _key(layer, inputs, op_weights, training, handles)
+    return function_at(key, layer, direct, training)
+
+
+def function_at(key: Key, layer, direct, training):
+    """`function_for` of a `key` already made by `_key` from `layer`'s
+    call (for callers that keep the key: making it reads the layer's
+    configuration)."""
     entry = _FUNCTIONS.get(key)
     if entry is None or entry[0]() is None:
-        make = _make_handle_function if handles else _make_function
+        make = _make_handle_function if key.handles else _make_function
         entry = (weakref.ref(layer), make(layer, direct, training))
         _FUNCTIONS[key] = entry
     return entry[1]

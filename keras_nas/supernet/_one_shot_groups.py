@@ -46,6 +46,7 @@ from keras_nas.supernet import _darts_graph
 
 __all__ = [
     "Group",
+    "LayerRecord",
     "SlotGroups",
     "piece_caller",
     "run_group",
@@ -233,18 +234,43 @@ def run_group(group: Group, operands, member, training, wrap, convert=None):
     return _call(group, x, trainable, non_trainable, training, wrap)
 
 
-class _PieceLayer:
-    """A layer of the piecewise step, read once: its variables and, per
-    input shape and dtype, `training` and wrapper, its kind's shared
-    function (`Layer.variables` walks the layer's sublayers, and the kind
-    reads the layer's configuration: per call they cost more than the
-    call of the compiled piece)."""
+class LayerRecord:
+    """A layer of a piecewise step, read once: its variables (and, in a
+    subclass, what else its calls need). `Layer.variables` walks the
+    layer's sublayers, and a kind reads the layer's configuration: per
+    call they cost more than the call of the compiled piece. `of(layer)`
+    keeps one record per layer (weakly) and makes it again when the
+    layer's `trainable` flag changed."""
 
     def __init__(self, layer):
         self.layer = weakref.ref(layer)
         self.frozen = not layer.trainable
         self.trainable = list(layer.trainable_variables)
         self.non_trainable = list(layer.non_trainable_variables)
+
+    @property
+    def has_variables(self) -> bool:
+        return bool(self.trainable or self.non_trainable)
+
+    @classmethod
+    def of(cls, layer):
+        records = _RECORDS.setdefault(cls, weakref.WeakKeyDictionary())
+        record = records.get(layer)
+        if record is None or record.frozen != (not layer.trainable):
+            record = records[layer] = cls(layer)
+        return record
+
+
+# Record class -> {layer: record}.
+_RECORDS: dict = {}
+
+
+class _PieceLayer(LayerRecord):
+    """A `LayerRecord` with, per input shape and dtype, `training` and
+    wrapper, its kind's shared function."""
+
+    def __init__(self, layer):
+        super().__init__(layer)
         self.functions: dict = {}
 
     def function(self, x, training: bool, wrap: Callable):
@@ -258,9 +284,6 @@ class _PieceLayer:
             rep = _FUNCTIONS[(kind(layer, x), training, wrap)][0]
             entry = self.functions[key] = (rep, fn)
         return entry[1]
-
-
-_PIECE_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def piece_caller(
@@ -279,10 +302,8 @@ def piece_caller(
     ops)."""
 
     def use(layer):
-        known = _PIECE_LAYERS.get(layer)
-        if known is None or known.frozen != (not layer.trainable):
-            known = _PIECE_LAYERS[layer] = _PieceLayer(layer)
-        if not (every or known.trainable or known.non_trainable):
+        known = _PieceLayer.of(layer)
+        if not (every or known.has_variables):
             return layer
 
         def call(x, training=None):

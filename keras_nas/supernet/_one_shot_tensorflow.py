@@ -168,17 +168,14 @@ def pieces() -> dict:
     }
 
 
-class _HandlePiece:
+class _HandlePiece(groups.LayerRecord):
     """A layer's piece on its variables (`_darts_graph.call` with
-    handles), its variables and its kinds' keys read once (per call, the
-    walk over the layer's sublayers and the key, made of its
-    configuration, cost about as much as the call of the piece)."""
+    handles): a `LayerRecord` with its kinds' keys read once (per call,
+    the key, made of the layer's configuration, cost about as much as the
+    call of the piece)."""
 
     def __init__(self, layer):
-        self.layer = weakref.ref(layer)
-        self.frozen = not layer.trainable
-        self.trainable = list(layer.trainable_variables)
-        self.non_trainable = list(layer.non_trainable_variables)
+        super().__init__(layer)
         self.keys: dict = {}
 
     def __call__(self, inputs, training=None):
@@ -189,18 +186,9 @@ class _HandlePiece:
             key = self.keys[at] = _darts_graph._key(
                 self.layer(), inputs, None, training, True
             )
-        entry = _darts_graph._FUNCTIONS.get(key)
-        if entry is None or entry[0]() is None:  # made, or made again
-            fn = _darts_graph.function_for(
-                self.layer(),
-                inputs,
-                None,
-                training,
-                _darts_graph._apply_layer,
-                True,
-            )
-        else:
-            fn = entry[1]
+        fn = _darts_graph.function_at(
+            key, self.layer(), _darts_graph._apply_layer, training
+        )
         return fn(
             [v.value for v in self.trainable],
             [v.value for v in self.non_trainable],
@@ -209,16 +197,9 @@ class _HandlePiece:
         )
 
 
-_HANDLE_PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _handle_piece(layer):
-    piece = _HANDLE_PIECES.get(layer)
-    if piece is None or piece.frozen != (not layer.trainable):
-        piece = _HANDLE_PIECES[layer] = _HandlePiece(layer)
-    if not (piece.trainable or piece.non_trainable):
-        return layer
-    return piece
+    piece = _HandlePiece.of(layer)
+    return piece if piece.has_variables else layer
 
 
 def piecewise(model) -> bool:
