@@ -363,35 +363,34 @@ class Topology:
     def path_layers(self, path: tuple) -> list:
         """The layers connected to the output on `path` (forward order)."""
         indices = [int(v) for v in self.path_indices(path)]
-        live = self.liveness(indices)
-        layers = list(self.stem) if live["stem"] else []
+        return self._layers_on(indices, self.liveness(indices))
+
+    def run_layers(self, path: tuple) -> list:
+        """Every layer `forward` calls on `path`, connected to the output
+        or not: the stem, the cell layers, each slot's chosen op layer
+        (once), the head."""
+        return self._layers_on([int(v) for v in self.path_indices(path)])
+
+    def _layers_on(self, indices: list, live: dict | None = None) -> list:
+        """The layers of the path of `indices` (forward order, each once)
+        that `live` (`liveness`) marks, all of them without it."""
+
+        def on(key) -> bool:
+            return live is None or live[key]
+
+        layers = list(self.stem) if on("stem") else []
         layers += [
             layer
             for i, layer in enumerate(self.cell_layers)
-            if live[("cell", i)]
+            if on(("cell", i))
         ]
         seen = set()
         for cell in range(self.num_cells):
             for slot, branches in self.cell_slots(cell):
                 layer = branches[indices[slot]][0]
                 i = self._positions[id(layer)]
-                if live[("op", i)] and i not in seen:
+                if on(("op", i)) and i not in seen:
                     seen.add(i)
-                    layers.append(layer)
-        return layers + list(self.head)
-
-    def run_layers(self, path: tuple) -> list:
-        """Every layer `forward` calls on `path`, connected to the output
-        or not: the stem, the cell layers, each slot's chosen op layer
-        (once), the head."""
-        indices = [int(v) for v in self.path_indices(path)]
-        layers = list(self.stem) + list(self.cell_layers)
-        seen = set()
-        for cell in range(self.num_cells):
-            for slot, branches in self.cell_slots(cell):
-                layer = branches[indices[slot]][0]
-                if id(layer) not in seen:
-                    seen.add(id(layer))
                     layers.append(layer)
         return layers + list(self.head)
 
