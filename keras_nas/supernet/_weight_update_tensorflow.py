@@ -201,9 +201,18 @@ def by_layer(variables, depth: int = LAYER_DEPTH) -> list:
 
 def _noinline(fn):
     """`fn` as a `tf.function` that stays one call in its caller's graph,
-    traced once per signature (the shapes of its arguments)."""
+    traced once per structure of its arguments (how many tensors of which
+    rank): a second shape of a structure traces it once more with the
+    differing dimensions unknown (`reduce_retracing`), which every later
+    shape reuses. The bodies are elementwise, so shapes teach grappler
+    nothing; each traced body is also instantiated and optimized once at
+    the first run (micro configuration: 17 -> 8 bodies per function;
+    benchmarks/RESULTS.md, branch c15-tf-first)."""
     return tf.function(
-        fn, autograph=False, experimental_attributes={"_noinline": True}
+        fn,
+        autograph=False,
+        reduce_retracing=True,
+        experimental_attributes={"_noinline": True},
     )
 
 
