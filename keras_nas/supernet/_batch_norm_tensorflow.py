@@ -128,11 +128,13 @@ def fused_batch_norm(model):
     own = []
     for layer in _batch_norm_layers(model):
         if "call" not in vars(layer):
-            # Past Keras' attribute tracking: a function, not state.
-            object.__setattr__(layer, "call", _fused_call(layer, layer.call))
+            # In the instance's dict, past Keras' attribute tracking: a
+            # function, not state (replicas' threads may overlap: each
+            # removes only what it set, and tolerates it gone).
+            vars(layer)["call"] = _fused_call(layer, layer.call)
             own.append(layer)
     try:
         yield
     finally:
         for layer in own:
-            object.__delattr__(layer, "call")
+            vars(layer).pop("call", None)

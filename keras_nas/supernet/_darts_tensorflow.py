@@ -68,6 +68,8 @@ def _variables(model, groups):
 
 def _pass(model, x, y, groups):
     variables = [v.value for v in _variables(model, groups)]
+    # Training-mode batch norms as one fused op each (fewer graph ops to
+    # trace and instantiate; _batch_norm_tensorflow.py).
     with (
         tf.GradientTape(watch_accessed_variables=False) as tape,
         fused_batch_norm(model),
