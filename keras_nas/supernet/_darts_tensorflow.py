@@ -41,6 +41,7 @@ from tensorflow.python.eager import context
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _darts_graph, relaxations
 from keras_nas.supernet import _weight_update_tensorflow as weight_update
+from keras_nas.supernet._batch_norm_tensorflow import fused_batch_norm
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -67,7 +68,12 @@ def _variables(model, groups):
 
 def _pass(model, x, y, groups):
     variables = [v.value for v in _variables(model, groups)]
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
+    # Training-mode batch norms as one fused op each (fewer graph ops to
+    # trace and instantiate; _batch_norm_tensorflow.py).
+    with (
+        tf.GradientTape(watch_accessed_variables=False) as tape,
+        fused_batch_norm(model),
+    ):
         tape.watch(variables)
         # The alpha pass of the binary relaxation runs two gated paths.
         logits = model(x, training=True, arch_pass="a" in groups)

@@ -213,26 +213,45 @@ def _pad_kernel(kernel, size):
 
 def _batch_norm(x, bns, training, plan_):
     """One batch normalization of `x`'s channels, `bns` side by side."""
-    momentum = plan_.momentum
+    momentum, epsilon = plan_.momentum, plan_.epsilon
     mean_parts = [ops.cast(bn.moving_mean, x.dtype) for bn in bns]
     var_parts = [ops.cast(bn.moving_variance, x.dtype) for bn in bns]
     moving_mean = ops.concatenate(mean_parts, axis=0)
     moving_var = ops.concatenate(var_parts, axis=0)
-    if training:
-        mean, variance = ops.moments(x, axes=[0, 1, 2])
-        new_mean = moving_mean * momentum + mean * (1.0 - momentum)
-        new_var = moving_var * momentum + variance * (1.0 - momentum)
-        n = len(bns)
-        new_means = ops.split(new_mean, n) if n > 1 else [new_mean]
-        new_vars = ops.split(new_var, n) if n > 1 else [new_var]
-        for bn, m, v in zip(bns, new_means, new_vars, strict=True):
-            bn.moving_mean.assign(m)
-            bn.moving_variance.assign(v)
+    if not training:
+        return ops.batch_normalization(
+            x, moving_mean, moving_var, axis=-1, epsilon=epsilon
+        )
+    if _fused_batch_norm(x):
+        outputs, mean, variance = _backend_batch_norm().normalize(x, epsilon)
     else:
-        mean, variance = moving_mean, moving_var
-    return ops.batch_normalization(
-        x, mean, variance, axis=-1, epsilon=plan_.epsilon
+        mean, variance = ops.moments(x, axes=[0, 1, 2])
+        outputs = ops.batch_normalization(
+            x, mean, variance, axis=-1, epsilon=epsilon
+        )
+    new_mean = moving_mean * momentum + mean * (1.0 - momentum)
+    new_var = moving_var * momentum + variance * (1.0 - momentum)
+    n = len(bns)
+    new_means = ops.split(new_mean, n) if n > 1 else [new_mean]
+    new_vars = ops.split(new_var, n) if n > 1 else [new_var]
+    for bn, m, v in zip(bns, new_means, new_vars, strict=True):
+        bn.moving_mean.assign(m)
+        bn.moving_variance.assign(v)
+    return outputs
+
+
+def _fused_batch_norm(x) -> bool:
+    """Whether `_batch_norm` in training mode runs TensorFlow's fused
+    kernel (`_batch_norm_tensorflow.normalize`: one op and one gradient
+    op instead of ~25 and ~30 per batch norm; float32 only)."""
+    return (
+        keras.backend.backend() == "tensorflow"
+        and keras.backend.standardize_dtype(x.dtype) == "float32"
     )
+
+
+def _backend_batch_norm():
+    return importlib.import_module("keras_nas.supernet._batch_norm_tensorflow")
 
 
 def _window(x, a, b, out_hw, strides):

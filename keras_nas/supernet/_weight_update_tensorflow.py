@@ -199,11 +199,25 @@ def by_layer(variables, depth: int = LAYER_DEPTH) -> list:
     return list(groups.values())
 
 
-def _noinline(fn):
+def _noinline(fn, relaxed: bool = False):
     """`fn` as a `tf.function` that stays one call in its caller's graph,
-    traced once per signature (the shapes of its arguments)."""
+    traced once per signature (the shapes of its arguments).
+
+    `relaxed` (for functions without outputs shaped by their arguments):
+    traced once per structure of the arguments (how many tensors of which
+    rank), a second shape of a structure tracing it once more with the
+    differing dimensions unknown (`reduce_retracing`), which every later
+    shape reuses; each traced body is also instantiated and optimized at
+    the first run (micro configuration: 17 -> 8 bodies each for the
+    update's two functions; benchmarks/RESULTS.md, branch c15-tf-first).
+    Not for the second order's moves: a relaxed trace of a function that
+    returns its variables' values failed on TF 2.21 (ranks 4 and 1 mixed).
+    """
     return tf.function(
-        fn, autograph=False, experimental_attributes={"_noinline": True}
+        fn,
+        autograph=False,
+        reduce_retracing=relaxed,
+        experimental_attributes={"_noinline": True},
     )
 
 
@@ -220,7 +234,7 @@ def _squared_norm(tensors):
     return tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors])
 
 
-_SQUARED_NORM = _noinline(_squared_norm)
+_SQUARED_NORM = _noinline(_squared_norm, relaxed=True)
 
 
 def squared_norm(tensors, groups) -> tf.Tensor:
@@ -245,7 +259,7 @@ def _apply_group(variables, momentums, grads, lr, momentum, scale, decay):
         )
 
 
-_APPLY_GROUP = _noinline(_apply_group)
+_APPLY_GROUP = _noinline(_apply_group, relaxed=True)
 
 
 def update(optimizer, grads, variables, clip, decay) -> None:
