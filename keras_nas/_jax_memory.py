@@ -16,10 +16,13 @@ the executable it needs:
 
 `compiles_released()`: within it, after every compilation (JAX's
 `/jax/core/compile/backend_compile_duration` event, in the compiling
-thread), JAX's lowering caches are emptied and glibc returns its free
+thread), JAX's lowering caches are emptied, and glibc returns its free
 memory to the system (`malloc_trim(0)`; nowhere else: a no-op without
-glibc). The executables stay cached, so nothing compiles twice; a call
-that misses the C++ cache for another reason (a function with host
+glibc) once per `TRIM_EVERY_S` seconds of compilation and where the
+context ends after compiling (a trim walks the heap, and what it gives
+back the next compilations fault in again: not after each of ~200 small
+compilations). The executables stay cached, so nothing compiles twice; a
+call that misses the C++ cache for another reason (a function with host
 callbacks or effects) lowers and compiles again if it is called after a
 release (benchmarks/RESULTS.md, #13 peak memory of the compiled step).
 The lowering caches are JAX's private names, looked up defensively: where
@@ -39,8 +42,13 @@ from jax._src.interpreters import pxla as _pxla
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
+#: Seconds of compilation between two trims of glibc's heap.
+TRIM_EVERY_S = 1.0
+
 _LOCK = threading.Lock()
 _DEPTH = [0]
+# Seconds of compilation since the last trim.
+_PENDING = [0.0]
 
 
 def _malloc_trim():
@@ -72,23 +80,27 @@ def _lowering_caches() -> list:
 _CACHES = _lowering_caches()
 
 
-def release() -> None:
-    """Empties JAX's lowering caches and trims glibc's heap (module doc)."""
-    for cache in _CACHES:
-        cache.cache_clear()
+def _trim() -> None:
+    _PENDING[0] = 0.0
     if _TRIM is not None:
         _TRIM(0)
 
 
 def _on_event(event, duration, **kwargs):
-    del duration, kwargs
-    if event == _COMPILE_EVENT:
-        release()
+    del kwargs
+    if event != _COMPILE_EVENT:
+        return
+    for cache in _CACHES:
+        cache.cache_clear()
+    _PENDING[0] += duration
+    if _PENDING[0] >= TRIM_EVERY_S:
+        _trim()
 
 
 @contextlib.contextmanager
 def compiles_released():
-    """`release()` after every compilation made within (any thread)."""
+    """JAX's lowering caches emptied after every compilation made within
+    (any thread), glibc's heap trimmed now and then (module doc)."""
     with _LOCK:
         _DEPTH[0] += 1
         if _DEPTH[0] == 1:
@@ -99,6 +111,8 @@ def compiles_released():
         with _LOCK:
             _DEPTH[0] -= 1
             if _DEPTH[0] == 0:
+                if _PENDING[0]:
+                    _trim()
                 with contextlib.suppress(AssertionError, ValueError):
                     # gone if the user cleared JAX's listeners meanwhile
                     jax.monitoring.unregister_event_duration_listener(
