@@ -41,6 +41,7 @@ import weakref
 import jax
 import keras
 
+from keras_nas._jax_memory import compiles_released
 from keras_nas._jax_state import update_metrics
 from keras_nas.supernet import _darts_graph, relaxations
 from keras_nas.supernet._darts_math import (
@@ -313,9 +314,10 @@ def _piecewise(model) -> bool:
 
 
 def _eager(step, model, state, data):
-    """`step` run in Python on the jitted pieces."""
+    """`step` run in Python on the jitted pieces; what each compilation
+    leaves behind given back as it ends (`_jax_memory`)."""
     data = jax.tree.map(jax.numpy.asarray, data)
-    with _darts_graph.piecewise():
+    with _darts_graph.piecewise(), compiles_released():
         return step(model, state, data)
 
 

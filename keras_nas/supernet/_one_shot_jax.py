@@ -46,6 +46,7 @@ import keras
 import numpy as np
 from keras.src.backend.jax.trainer import JAXTrainer
 
+from keras_nas._jax_memory import compiles_released
 from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
@@ -584,7 +585,10 @@ def _finish(model, data, losses, y_pred, state) -> tuple:
 def train_step(model, state, data) -> tuple:
     """`Model.train_step(state, data)` of the JAX trainer."""
     if model._train_mode == "compiled" and model._pieces:
-        return _pieces_train_step(model, state, data)
+        # Kinds of layer compile as paths first sample them: what each
+        # compilation leaves behind given back (`_jax_memory`).
+        with compiles_released():
+            return _pieces_train_step(model, state, data)
     if model._train_mode == "compiled" and model._fair:
         return _fair_train_step(model, state, data)
     if model._train_mode == "compiled":
