@@ -38,11 +38,14 @@ per-replica statistics (see `keras_nas._distribute_tensorflow`).
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any
 
 import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.python.eager import context as tf_context
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _darts_graph
@@ -202,6 +205,49 @@ def _handle_piece(layer):
     return piece if piece.has_variables else layer
 
 
+#: False: the pieces run with the context's function options (Grappler
+#: on; for measurements: benchmarks/).
+PLAIN_PIECES = True
+# Grappler leaves a graph of fewer nodes than this as it is (its own rule
+# for tiny graphs, 4 nodes by default): above any piece's size.
+_MIN_GRAPH_NODES = 1 << 30
+# The context's (serialized config, executor) -> the options without
+# Grappler's passes.
+_PLAIN: dict = {}
+
+
+@contextlib.contextmanager
+def plain_functions():
+    """Functions called eagerly in this thread (a piece, its gradient) are
+    instantiated without Grappler's graph rewrites: a piece is a few dozen
+    ops, instantiated once per kind and once more for its gradient, and
+    Grappler's passes cost more CPU there than they saved in the steps
+    measured (RESULTS.md, #13 e15). TensorFlow's thread-local function
+    call options get Grappler's `min_graph_nodes` above any piece's size
+    (the meta-optimizer still runs, so each function keeps only the
+    library functions it reaches; with the meta-optimizer disabled, the
+    peak memory grew ~50 MiB), and are set back on exit."""
+    if not PLAIN_PIECES:
+        yield
+        return
+    ctx = tf_context.context()
+    before = ctx.function_call_options
+    key = (before.config_proto_serialized, before.executor_type)
+    options = _PLAIN.get(key)
+    if options is None:
+        config = config_pb2.ConfigProto.FromString(key[0])
+        rewrite = config.graph_options.rewrite_options
+        rewrite.min_graph_nodes = _MIN_GRAPH_NODES
+        options = _PLAIN[key] = tf_context.FunctionCallOptions(
+            executor_type=key[1], config_proto=config
+        )
+    ctx.function_call_options = options
+    try:
+        yield
+    finally:
+        ctx.function_call_options = before
+
+
 def piecewise(model) -> bool:
     """Whether `model`'s compiled step runs piecewise: without a
     `tf.distribute` strategy and without `jit_compile=True` (XLA compiles
@@ -234,12 +280,14 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
     variables, grads, seen, losses = [], [], {}, []
     for path in paths:
         on_path = model.path_trainable_variables(path)
-        with tf.GradientTape() as tape:
-            y_pred = model._forward(x, path, True, use)
-            loss, scaled = indexed.training_loss(
-                model, x, y, y_pred, sample_weight
-            )
-        for v, g in zip(on_path, tape.gradient(scaled, on_path), strict=True):
+        with plain_functions():
+            with tf.GradientTape() as tape:
+                y_pred = model._forward(x, path, True, use)
+                loss, scaled = indexed.training_loss(
+                    model, x, y, y_pred, sample_weight
+                )
+            path_grads = tape.gradient(scaled, on_path)
+        for v, g in zip(on_path, path_grads, strict=True):
             i = seen.get(id(v))
             if i is None:
                 seen[id(v)] = len(variables)
