@@ -46,6 +46,7 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.eager import context as tf_context
+from tensorflow.python.ops import resource_variable_ops
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _darts_graph
@@ -175,11 +176,20 @@ class _HandlePiece(groups.LayerRecord):
     """A layer's piece on its variables (`_darts_graph.call` with
     handles): a `LayerRecord` with its kinds' keys read once (per call,
     the key, made of the layer's configuration, cost about as much as the
-    call of the piece)."""
+    call of the piece), and per kind the concrete function, called on the
+    variables' handles (`_call_flat`: the `tf.function`'s binding of its
+    nested arguments and its cache lookup cost ~0.5 ms CPU a call, more
+    than a small piece's forward pass; RESULTS.md, #13 e15)."""
 
     def __init__(self, layer):
         super().__init__(layer)
         self.keys: dict = {}
+        self.concrete: dict = {}
+        variables = [v.value for v in self.trainable + self.non_trainable]
+        self.handles = [getattr(v, "handle", None) for v in variables]
+        # Read inside the function: watched here, as a call of the
+        # `tf.function` on the variables would.
+        self.watched = [v for v in variables if v.trainable]
 
     def __call__(self, inputs, training=None):
         training = bool(training)
@@ -192,12 +202,38 @@ class _HandlePiece(groups.LayerRecord):
         fn = _darts_graph.function_at(
             key, self.layer(), _darts_graph._apply_layer, training
         )
-        return fn(
+        entry = self.concrete.get(at)
+        if entry is None or entry[0] is not fn:
+            entry = self.concrete[at] = (fn, self._flat_call(fn, inputs))
+        if entry[1] is None:
+            return fn(
+                [v.value for v in self.trainable],
+                [v.value for v in self.non_trainable],
+                inputs,
+                None,
+            )
+        for v in self.watched:
+            resource_variable_ops.variable_accessed(v)
+        return entry[1]._call_flat([*self.handles, inputs], [])
+
+    def _flat_call(self, fn, inputs):
+        """`fn`'s concrete function for these arguments (traced if it is
+        not), or None where its flat inputs are not the variables'
+        handles and `inputs` (then the `tf.function` is called)."""
+        concrete = fn.get_concrete_function(
             [v.value for v in self.trainable],
             [v.value for v in self.non_trainable],
             inputs,
             None,
         )
+        flat = concrete.function_type.flat_inputs
+        if (
+            None in self.handles
+            or len(flat) != len(self.handles) + 1
+            or concrete.captured_inputs
+        ):
+            return None
+        return concrete
 
 
 def _handle_piece(layer):
