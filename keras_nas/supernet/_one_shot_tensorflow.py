@@ -38,11 +38,15 @@ per-replica statistics (see `keras_nas._distribute_tensorflow`).
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any
 
 import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.python.eager import context as tf_context
+from tensorflow.python.ops import resource_variable_ops
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _darts_graph
@@ -172,11 +176,20 @@ class _HandlePiece(groups.LayerRecord):
     """A layer's piece on its variables (`_darts_graph.call` with
     handles): a `LayerRecord` with its kinds' keys read once (per call,
     the key, made of the layer's configuration, cost about as much as the
-    call of the piece)."""
+    call of the piece), and per kind the concrete function, called on the
+    variables' handles (`_call_flat`: the `tf.function`'s binding of its
+    nested arguments and its cache lookup cost ~0.5 ms CPU a call, more
+    than a small piece's forward pass; RESULTS.md, #13 e15)."""
 
     def __init__(self, layer):
         super().__init__(layer)
         self.keys: dict = {}
+        self.concrete: dict = {}
+        variables = [v.value for v in self.trainable + self.non_trainable]
+        self.handles = [getattr(v, "handle", None) for v in variables]
+        # Read inside the function: watched here, as a call of the
+        # `tf.function` on the variables would.
+        self.watched = [v for v in variables if v.trainable]
 
     def __call__(self, inputs, training=None):
         training = bool(training)
@@ -189,17 +202,86 @@ class _HandlePiece(groups.LayerRecord):
         fn = _darts_graph.function_at(
             key, self.layer(), _darts_graph._apply_layer, training
         )
-        return fn(
+        entry = self.concrete.get(at)
+        if entry is None or entry[0] is not fn:
+            entry = self.concrete[at] = (fn, self._flat_call(fn, inputs))
+        if entry[1] is None:
+            return fn(
+                [v.value for v in self.trainable],
+                [v.value for v in self.non_trainable],
+                inputs,
+                None,
+            )
+        for v in self.watched:
+            resource_variable_ops.variable_accessed(v)
+        return entry[1]._call_flat([*self.handles, inputs], [])
+
+    def _flat_call(self, fn, inputs):
+        """`fn`'s concrete function for these arguments (traced if it is
+        not), or None where its flat inputs are not the variables'
+        handles and `inputs` (then the `tf.function` is called)."""
+        concrete = fn.get_concrete_function(
             [v.value for v in self.trainable],
             [v.value for v in self.non_trainable],
             inputs,
             None,
         )
+        flat = concrete.function_type.flat_inputs
+        if (
+            None in self.handles
+            or len(flat) != len(self.handles) + 1
+            or concrete.captured_inputs
+        ):
+            return None
+        return concrete
 
 
 def _handle_piece(layer):
     piece = _HandlePiece.of(layer)
     return piece if piece.has_variables else layer
+
+
+#: False: the pieces run with the context's function options (Grappler
+#: on; for measurements: benchmarks/).
+PLAIN_PIECES = True
+# Grappler leaves a graph of fewer nodes than this as it is (its own rule
+# for tiny graphs, 4 nodes by default): above any piece's size.
+_MIN_GRAPH_NODES = 1 << 30
+# The context's (serialized config, executor) -> the options without
+# Grappler's passes.
+_PLAIN: dict = {}
+
+
+@contextlib.contextmanager
+def plain_functions():
+    """Functions called eagerly in this thread (a piece, its gradient) are
+    instantiated without Grappler's graph rewrites: a piece is a few dozen
+    ops, instantiated once per kind and once more for its gradient, and
+    Grappler's passes cost more CPU there than they saved in the steps
+    measured (RESULTS.md, #13 e15). TensorFlow's thread-local function
+    call options get Grappler's `min_graph_nodes` above any piece's size
+    (the meta-optimizer still runs, so each function keeps only the
+    library functions it reaches; with the meta-optimizer disabled, the
+    peak memory grew ~50 MiB), and are set back on exit."""
+    if not PLAIN_PIECES:
+        yield
+        return
+    ctx = tf_context.context()
+    before = ctx.function_call_options
+    key = (before.config_proto_serialized, before.executor_type)
+    options = _PLAIN.get(key)
+    if options is None:
+        config = config_pb2.ConfigProto.FromString(key[0])
+        rewrite = config.graph_options.rewrite_options
+        rewrite.min_graph_nodes = _MIN_GRAPH_NODES
+        options = _PLAIN[key] = tf_context.FunctionCallOptions(
+            executor_type=key[1], config_proto=config
+        )
+    ctx.function_call_options = options
+    try:
+        yield
+    finally:
+        ctx.function_call_options = before
 
 
 def piecewise(model) -> bool:
@@ -234,12 +316,14 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
     variables, grads, seen, losses = [], [], {}, []
     for path in paths:
         on_path = model.path_trainable_variables(path)
-        with tf.GradientTape() as tape:
-            y_pred = model._forward(x, path, True, use)
-            loss, scaled = indexed.training_loss(
-                model, x, y, y_pred, sample_weight
-            )
-        for v, g in zip(on_path, tape.gradient(scaled, on_path), strict=True):
+        with plain_functions():
+            with tf.GradientTape() as tape:
+                y_pred = model._forward(x, path, True, use)
+                loss, scaled = indexed.training_loss(
+                    model, x, y, y_pred, sample_weight
+                )
+            path_grads = tape.gradient(scaled, on_path)
+        for v, g in zip(on_path, path_grads, strict=True):
             i = seen.get(id(v))
             if i is None:
                 seen[id(v)] = len(variables)

@@ -33,6 +33,7 @@ import keras
 import keras_tuner
 import numpy as np
 from keras import ops
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from keras_nas._backend import backend_module, variable_creation_scope
 from keras_nas._hp_values import random_values, rng_from_json, rng_to_json
@@ -284,7 +285,6 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         """Uniformly random hyperparameter values of one path (SPOS)."""
         return random_values(self.hyperparameters, rng or self._rng)
 
-
     def _to_path(self, values: Any) -> tuple:
         """Hyperparameters / genotype -> hashable internal path."""
         return self.topology.to_path(values)
@@ -313,12 +313,10 @@ class OneShotSupernet(PathEvaluation, keras.Model):
                     out.append(v)
         return out
 
-
     def op_layer(self, cell: int, *key: Any) -> keras.layers.Layer:
         """The shared layer of an op: `(cell, node, input, op)` for the cell
         space, `(cell, edge_index, op)` for NAS-Bench-201."""
         return self.topology.op_layer((cell, *key))
-
 
     def set_active_path(self, values: Any) -> None:
         """Sets the path `call`, `evaluate` and `predict` use by default."""
@@ -398,7 +396,6 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         self.last_values, self.last_trace = dict(values), trace
         return values
 
-
     # ------------------------------------------------------------------
     # Forward pass.
     # ------------------------------------------------------------------
@@ -409,8 +406,16 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         dispatch = python_dispatch(indices, training, use)
         return self.topology.forward(x, dispatch, training, use)
 
-
     def call(self, inputs, training=None, path=None):
+        if in_symbolic_scope():
+            # Keras' shape inference (`fit`'s first call builds the
+            # metrics and the loss from the model's output spec): the
+            # output is (batch, classes) of the classifier's dtype on any
+            # path, without tracing a path's layers (0.14 s CPU at the
+            # tiny configuration; RESULTS.md, #13 e15).
+            layer = self.head[-1] if self.head else self
+            shape = self.compute_output_shape(ops.shape(inputs))
+            return ops.zeros(shape, layer.compute_dtype)
         if path is None and getattr(self, "_sampling_call", False):
             # Inside the compiled JAX step (see `_one_shot_jax`).
             return _steps_module().compiled_call(self, inputs, training)
@@ -575,31 +580,56 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         JAX), with the compiled or the eager step (see `compile`)."""
         return _steps_module().train_step(self, *args)
 
-
-    @property
-    def losses(self):
-        """Keras' `losses` (the `add_loss` losses of the supernet and its
-        layers, then its weights' regularization losses), the layers and
-        the regularized weights listed once: a supernet's layers and
-        variables are all made when it is constructed, and Keras' walk
-        over its ~1,000 layers and their weights, per training step, cost
-        1.4 ms CPU (tiny) to 4.8 ms (micro configuration)."""
-        if self._losses_override:
-            return self._losses_override
+    def _sublayers(self) -> tuple[list, bool]:
+        """The supernet's layers (Keras' `_flatten_layers`) and whether a
+        weight has a regularizer, read once built: its layers and
+        variables are all made when it is constructed, and Keras walks
+        its ~1,000 layers and their weights for `losses` and `metrics`
+        at every step (`losses`: 1.4 ms CPU tiny, 4.8 ms micro)."""
         sources = self.__dict__.get("_loss_sources")
         if sources is None:
             sources = (
                 list(self._flatten_layers(include_self=False)),
                 any(v.regularizer is not None for v in self.weights),
             )
-            object.__setattr__(self, "_loss_sources", sources)  # untracked
-        layers, regularized = sources
+            if self.built:
+                object.__setattr__(self, "_loss_sources", sources)
+        return sources
+
+    @property
+    def losses(self):
+        """Keras' `losses` (the `add_loss` losses of the supernet and its
+        layers, then its weights' regularization losses), over the layers
+        listed once (`_sublayers`)."""
+        if self._losses_override:
+            return self._losses_override
+        layers, regularized = self._sublayers()
         losses = self._get_own_losses()
         for layer in layers:
             losses.extend(layer._get_own_losses())
         if regularized:
             losses.extend(self._get_regularization_losses())
         return losses
+
+    @property
+    def metrics(self):
+        """Keras' `metrics` (its walk recurses into every layer's
+        sublayers: ~4 ms CPU a step, tiny). While no layer tracks a
+        metric of its own (`_sublayers`), the compiled ones and the
+        supernet's own, in Keras' order."""
+        layers, _ = self._sublayers()
+        if any(layer._metrics for layer in layers):
+            return super().metrics
+        metrics = []
+        if self.compiled:
+            if self._loss_tracker is not None:
+                metrics.append(self._loss_tracker)
+            if self._compile_metrics is not None:
+                metrics.append(self._compile_metrics)
+            if self._compile_loss is not None:
+                metrics.extend(self._compile_loss.metrics)
+        metrics.extend(self._metrics)
+        return metrics
 
     def __setattr__(self, name, value):
         if name == "_jax_state":
@@ -618,7 +648,6 @@ class OneShotSupernet(PathEvaluation, keras.Model):
     # ------------------------------------------------------------------
     # Serialization.
     # ------------------------------------------------------------------
-
 
     def get_config(self) -> dict[str, Any]:
         config = {"name": self.name, "trainable": self.trainable}

@@ -71,6 +71,13 @@ def test_first_step_compiles_only_the_sampled_kinds():
     net.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert _kinds() - before == seen
     assert _traces() == traces  # no piece traced again
+    # Keras' metrics, listed without its walk over the layers.
+    assert net.metrics == keras.Model.metrics.fget(net)
+    assert [m.name for m in net.metrics] == ["loss", "compile_metrics"]
+    # Shape inference (`fit`'s symbolic build) gets the output's spec.
+    with keras.SymbolicScope():
+        out = net(x[:5], training=False)
+    assert tuple(out.shape) == (5, 3) and out.dtype == net(x[:5]).dtype
 
 
 @pytest.mark.parametrize("sampler", [None, "fair"])
