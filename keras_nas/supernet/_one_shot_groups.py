@@ -187,28 +187,34 @@ def write_back(group: Group, new, member) -> None:
                 v.assign(ops.where(hit, value, v.value))
 
 
-def shared_function(layer, x, training: bool, wrap: Callable):
+def shared_function(
+    layer, x, training: bool, wrap: Callable, direct: Callable | None = None
+):
     """`fn(trainable, non_trainable, x) -> (y, new)`: `layer`'s kind run
     statelessly on the given values, made once per kind of layer, input
-    shape and `training` (`wrap`: the backend's `tf.function` / `jax.jit`).
+    shape and `training` (`wrap`: the backend's `tf.function` / `jax.jit`;
+    `direct(layer, x, training)`, if given, computes the layer's output
+    instead of its call).
 
     `new` is `[packed new non-trainable values]` when training a layer
     with such variables (batch norm), else `[]` (one packed output: on
     TensorFlow every output of a function gets its own zero gradient at
     every call site).
     """
-    key = (kind(layer, x), bool(training), wrap)
+    key = (kind(layer, x), bool(training), direct, wrap)
     entry = _FUNCTIONS.get(key)
     if entry is None or entry[0]() is None:
         ref = weakref.ref(layer)
 
+        def output(rep, x):
+            if direct is None:
+                return rep(x, training=training)
+            return direct(rep, x, training)
+
         def run(trainable, non_trainable, x):
             rep = ref()
             y, scope = _darts_graph._run_stateless(
-                rep,
-                trainable,
-                non_trainable,
-                lambda: rep(x, training=training),
+                rep, trainable, non_trainable, lambda: output(rep, x)
             )
             if not training or not non_trainable:
                 return y, []
@@ -266,22 +272,22 @@ _RECORDS: dict = {}
 
 
 class _PieceLayer(LayerRecord):
-    """A `LayerRecord` with, per input shape and dtype, `training` and
-    wrapper, its kind's shared function."""
+    """A `LayerRecord` with, per input shape and dtype, `training`,
+    `direct` and wrapper, its kind's shared function."""
 
     def __init__(self, layer):
         super().__init__(layer)
         self.functions: dict = {}
 
-    def function(self, x, training: bool, wrap: Callable):
-        key = (tuple(x.shape), str(x.dtype), training, wrap)
+    def function(self, x, training: bool, wrap: Callable, direct=None):
+        key = (tuple(x.shape), str(x.dtype), training, direct, wrap)
         entry = self.functions.get(key)
         # The function holds its kind's representative weakly: made again
         # (`shared_function`) if that layer is gone.
         if entry is None or entry[0]() is None:
             layer = self.layer()
-            fn = shared_function(layer, x, training, wrap)
-            rep = _FUNCTIONS[(kind(layer, x), training, wrap)][0]
+            fn = shared_function(layer, x, training, wrap, direct)
+            rep = _FUNCTIONS[(kind(layer, x), training, direct, wrap)][0]
             entry = self.functions[key] = (rep, fn)
         return entry[1]
 
@@ -327,7 +333,8 @@ def piece_caller(
 
 def shared_functions(wrap: Callable) -> dict:
     """The shared functions `wrap` made whose layers are alive (the pieces
-    a piecewise step compiled): `{(kind of layer, training, wrap): fn}`."""
+    a piecewise step compiled): `{(kind of layer, training, direct, wrap):
+    fn}`."""
     return {
         key: entry[1]
         for key, entry in _FUNCTIONS.items()

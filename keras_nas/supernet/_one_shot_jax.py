@@ -47,6 +47,7 @@ import numpy as np
 from keras.src.backend.jax.trainer import JAXTrainer
 
 from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _one_shot_chain_jax as chain
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _path_update as update
@@ -55,6 +56,10 @@ from keras_nas.supernet import _path_update_jax as update_jax
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # model -> {name: jitted piece of the piecewise step}
 _PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: The piecewise step's gradients chained by hand (`_one_shot_chain_jax`);
+#: False: an eager `jax.value_and_grad` over `custom_vjp` pieces (for
+#: measurements: benchmarks/).
+CHAINED = True
 
 
 def layer_caller(model):
@@ -369,6 +374,21 @@ def _metrics(model, metrics_vars, loss, x, y, y_pred, sample_weight):
     )
 
 
+def _loss_grad(model, y_pred, x, y, sample_weight):
+    """`(loss, gradient of the optimizer's scaled loss with respect to
+    y_pred)` of the chained piecewise step (jitted, `_piece`)."""
+
+    def scaled(y_pred):
+        with keras.StatelessScope():
+            loss, scaled = indexed.training_loss(
+                model, x, y, y_pred, sample_weight
+            )
+        return scaled, loss
+
+    (_, loss), grad = jax.value_and_grad(scaled, has_aux=True)(y_pred)
+    return loss, grad
+
+
 def _path_grads(model, step, state, data, path, positions):
     """`(loss, y_pred, non_trainable, grads)` of one Python path: eager
     `jax.value_and_grad` over the path's trainable values (`positions`:
@@ -377,7 +397,7 @@ def _path_grads(model, step, state, data, path, positions):
     non-trainable ones read back."""
     trainable, non_trainable = state
     x, y, sample_weight = data
-    on, read, states = positions
+    on, read, states, _ = positions
     variables = [step.trainable[i] for i in on]
     state_variables = [step.non_trainable[j] for j in states]
     use = groups.piece_caller(_wrap, every=True)
@@ -443,6 +463,13 @@ class _StepVariables:
             p for p in range(len(self.optimizer_variables)) if p not in owned
         ]
         self.whole = bool(getattr(self.optimizer, "use_ema", False))
+        # The loss and its scale are one jitted function of the output
+        # (`_loss_grad`): not with weights' regularization losses or a
+        # dynamic loss scale (values it would hold as constants).
+        self.chained = CHAINED and not (
+            any(getattr(v, "regularizer", None) for v in model.weights)
+            or isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        )
 
     def _positions(self, layer) -> tuple[list, list]:
         known = self.layers.get(id(layer))
@@ -456,13 +483,15 @@ class _StepVariables:
             )
         return known
 
-    def path(self, model, path) -> tuple[list, list, list]:
+    def path(self, model, path) -> tuple[list, list, list, set]:
         """Positions of the variables a step on `path` reads: `(trainable
         ones of the layers connected to the output: differentiated, the
         other trainable ones the forward reads, the non-trainable ones it
-        reads and writes)` (each layer's variables read once)."""
-        on, seen = [], set()
+        reads and writes, the ids of the layers connected to the output)`
+        (each layer's variables read once)."""
+        on, seen, live = [], set(), set()
         for layer in model._path_layers(path):
+            live.add(id(layer))
             for i in self._positions(layer)[0]:
                 if i not in seen:
                     seen.add(i)
@@ -478,7 +507,7 @@ class _StepVariables:
                 if ~j not in seen:
                     seen.add(~j)
                     states.append(j)
-        return on, read, states
+        return on, read, states, live
 
     def loaded(self, on) -> tuple:
         """`(trainable positions, optimizer positions)` an update of the
@@ -523,14 +552,17 @@ def _pieces_train_step(model, state, data) -> tuple:
     for row in rows:
         path = indexed.indices_path(model, row)
         positions = step.path(model, path)
-        loss, y_pred, non_trainable, path_grads = _path_grads(
-            model,
-            step,
-            (trainable, non_trainable),
-            (x, y, sample_weight),
-            path,
-            positions,
-        )
+        state = (trainable, non_trainable)
+        batch = (x, y, sample_weight)
+        if step.chained:
+            loss_grad = _piece(model, "loss_grad", _loss_grad)
+            loss, y_pred, non_trainable, path_grads = chain.path_grads(
+                model, step, state, batch, path, positions, loss_grad
+            )
+        else:
+            loss, y_pred, non_trainable, path_grads = _path_grads(
+                model, step, state, batch, path, positions
+            )
         for i, g in zip(positions[0], path_grads, strict=True):
             grads[i] = g if grads[i] is None else grads[i] + g
         losses.append(loss)
