@@ -282,16 +282,44 @@ def _current(scope, variable, old):
     return old if value is None else value
 
 
+def _sampler_variables(model) -> list:
+    """The variables the sampler reads and writes (a supernet's)."""
+    seed = getattr(model, "_path_seed", None)
+    variables = [
+        None if seed is None else seed.state,
+        getattr(model, "_last_indices", None),
+        getattr(model, "_fair_indices", None),
+    ]
+    return [v for v in variables if v is not None]
+
+
+def _sample(model, values) -> tuple:
+    """`(path indices, new values of `_sampler_variables`)`, drawn on
+    their `values` (jitted by the piecewise step: one compile, where
+    eagerly each of the draw's random ops compiled on its own)."""
+    variables = _sampler_variables(model)
+    mapping = list(zip(variables, values, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        indices = model._sample_indices()
+    pairs = zip(variables, values, strict=True)
+    return indices, [_current(scope, v, old) for v, old in pairs]
+
+
 def _draw(model, non_trainable, step=None) -> tuple:
     """The sampler's next path indices, drawn statelessly: `(indices, the
     non-trainable values with the sampler's state advanced)`. With the
     piecewise step's `step` (`_StepVariables`) only the sampler's
-    variables are mapped and read back."""
-    if step is None:
-        variables = model.non_trainable_variables
-        at = range(len(variables))
-    else:
-        variables, at = step.non_trainable, step.sampler
+    variables are read and written, by one jitted function."""
+    if step is not None:
+        indices, values = _piece(model, "sample", _sample)(
+            [non_trainable[j] for j in step.sampler]
+        )
+        new = list(non_trainable)
+        for j, value in zip(step.sampler, values, strict=True):
+            new[j] = value
+        return indices, new
+    variables = model.non_trainable_variables
+    at = range(len(variables))
     mapping = [(variables[j], non_trainable[j]) for j in at]
     with keras.StatelessScope(state_mapping=mapping) as scope:
         indices = model._sample_indices()
@@ -441,15 +469,8 @@ class _StepVariables:
             id(v): j for j, v in enumerate(self.non_trainable)
         }
         self.layers: dict = {}
-        # The variables the sampler reads and writes (a supernet's).
-        seed = getattr(model, "_path_seed", None)
-        sampler = [
-            None if seed is None else seed.state,
-            getattr(model, "_last_indices", None),
-            getattr(model, "_fair_indices", None),
-        ]
         self.sampler = [
-            self.state_position[id(v)] for v in sampler if v is not None
+            self.state_position[id(v)] for v in _sampler_variables(model)
         ]
         self.at = at = {
             id(v): p for p, v in enumerate(self.optimizer_variables)
