@@ -47,9 +47,11 @@ _PIECE, _ADD, _CONCAT = range(3)
 
 def _shifts(layer) -> bool:
     """Whether `_direct` computes `layer` with shifted slices: a version 2
-    `SepConv` / `DilConv` (exactly those classes) of an odd kernel."""
+    `SepConv` / `DilConv` (exactly those classes) of an odd kernel, in
+    float32."""
     return (
         type(layer) in (SepConv, DilConv)
+        and layer.dtype_policy.name == "float32"
         and layer.ops_version >= 2
         and layer.kernel_size % 2 == 1
         and all(d.depth_multiplier == 1 for d in layer.depthwise)
