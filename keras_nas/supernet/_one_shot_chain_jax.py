@@ -99,8 +99,13 @@ def _vjp_piece(run):
 
 
 @jax.jit
-def _backward(pullback, cotangent):
-    return pullback(cotangent)
+def _backward(pullback, cotangent, squared):
+    """The pullback's `(trainable cotangents, input cotangent)` and
+    `squared` plus the squares of the former summed (`global_clipnorm`)."""
+    d_trainable, d_x = pullback(cotangent)
+    for d in d_trainable:
+        squared = squared + jnp.sum(jnp.square(d))
+    return d_trainable, d_x, squared
 
 
 @functools.cache
@@ -188,19 +193,22 @@ class _Tape:
         self.entries.append((_CONCAT, out.index, indices, sizes, axis))
         return out
 
-    def backward(self, out: _Value, cotangent) -> dict:
-        """`{trainable position: gradient}` of the live layers, from the
-        cotangent of `out`."""
+    def backward(self, out: _Value, cotangent) -> tuple:
+        """`({trainable position: gradient}, their summed squares)` of the
+        live layers, from the cotangent of `out` (the squares None where a
+        layer ran twice: a square of the sum is needed)."""
         cts = {out.index: cotangent}
         grads: dict = {}
+        squared, once = _zero(), True
         for entry in reversed(self.entries):
             g = cts.pop(entry[1], None)
             if g is None:
                 continue
             if entry[0] == _PIECE:
-                d_trainable, d_x = _backward(entry[4], g)
+                d_trainable, d_x, squared = _backward(entry[4], g, squared)
                 _send(cts, entry[2], d_x)
                 for i, d in zip(entry[3], d_trainable, strict=True):
+                    once = once and i not in grads
                     _send(grads, i, d)
             elif entry[0] == _ADD:
                 _send(cts, entry[2], g)
@@ -210,7 +218,12 @@ class _Tape:
                 for index, part in zip(entry[2], parts, strict=True):
                     _send(cts, index, part)
         self.entries = []
-        return grads
+        return grads, squared if once else None
+
+
+@functools.cache
+def _zero():
+    return jnp.zeros((), "float32")
 
 
 def _send(sums: dict, key, value) -> None:
@@ -218,19 +231,20 @@ def _send(sums: dict, key, value) -> None:
 
 
 def path_grads(model, step, state, data, path, positions, loss_grad):
-    """`(loss, y_pred, non_trainable, grads)` of one Python path, as
-    `_one_shot_jax._path_grads` computes them: the recorded forward of the
-    path's pieces, `loss_grad(y_pred, x, y, sample_weight) -> (loss, the
-    scaled loss's gradient)` (jitted), the backward walked by hand.
-    `positions`: `_StepVariables.path` (`grads` follow its first list)."""
+    """`(loss, y_pred, non_trainable, grads, squared)` of one Python path,
+    as `_one_shot_jax._path_grads` computes the first four: the recorded
+    forward of the path's pieces, `loss_grad(y_pred, x, y, sample_weight)
+    -> (loss, the scaled loss's gradient)` (jitted), the backward walked
+    by hand. `positions`: `_StepVariables.path` (`grads` follow its `on`);
+    `squared`: the gradients' summed squares (or None)."""
     trainable, non_trainable = state
     x, y, sample_weight = data
-    on, live = positions[0], positions[3]
-    tape = _Tape(step, trainable, non_trainable, live)
+    tape = _Tape(step, trainable, non_trainable, positions.live)
     y_pred = model._forward(tape.value(x), path, True, tape.use)
     loss, d_pred = loss_grad(y_pred.array, x, y, sample_weight)
-    grads = tape.backward(y_pred, d_pred)
+    grads, squared = tape.backward(y_pred, d_pred)
     out = [
-        grads[i] if i in grads else jnp.zeros_like(trainable[i]) for i in on
+        grads[i] if i in grads else jnp.zeros_like(trainable[i])
+        for i in positions.on
     ]
-    return loss, y_pred.array, tape.non_trainable, out
+    return loss, y_pred.array, tape.non_trainable, out, squared

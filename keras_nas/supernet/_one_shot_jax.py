@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -425,7 +425,7 @@ def _path_grads(model, step, state, data, path, positions):
     non-trainable ones read back."""
     trainable, non_trainable = state
     x, y, sample_weight = data
-    on, read, states, _ = positions
+    on, read, states = positions.on, positions.read, positions.states
     variables = [step.trainable[i] for i in on]
     state_variables = [step.non_trainable[j] for j in states]
     use = groups.piece_caller(_wrap, every=True)
@@ -451,6 +451,17 @@ def _path_grads(model, step, state, data, path, positions):
     for j, value in zip(states, new, strict=True):
         non_trainable[j] = value
     return loss, y_pred, non_trainable, grads
+
+
+class _Positions(NamedTuple):
+    """The variables a step on one path reads, as positions in the
+    model's lists (`_StepVariables.path`)."""
+
+    on: list  # trainable, of the layers connected to the output
+    read: list  # the other trainable ones the forward reads
+    states: list  # the non-trainable ones the forward reads and writes
+    live: set  # ids of the layers connected to the output
+    chunks: list  # `on` per layer
 
 
 class _StepVariables:
@@ -504,19 +515,17 @@ class _StepVariables:
             )
         return known
 
-    def path(self, model, path) -> tuple[list, list, list, set]:
-        """Positions of the variables a step on `path` reads: `(trainable
-        ones of the layers connected to the output: differentiated, the
-        other trainable ones the forward reads, the non-trainable ones it
-        reads and writes, the ids of the layers connected to the output)`
-        (each layer's variables read once)."""
-        on, seen, live = [], set(), set()
+    def path(self, model, path) -> _Positions:
+        """Positions of the variables a step on `path` reads (each
+        layer's variables read once; `_Positions`)."""
+        on, seen, live, chunks = [], set(), set(), []
         for layer in model._path_layers(path):
             live.add(id(layer))
-            for i in self._positions(layer)[0]:
-                if i not in seen:
-                    seen.add(i)
-                    on.append(i)
+            chunk = [i for i in self._positions(layer)[0] if i not in seen]
+            seen.update(chunk)
+            on.extend(chunk)
+            if chunk:
+                chunks.append(chunk)
         read, states = [], []
         for layer in model.topology.run_layers(path):
             trainable, non_trainable = self._positions(layer)
@@ -528,7 +537,7 @@ class _StepVariables:
                 if ~j not in seen:
                     seen.add(~j)
                     states.append(j)
-        return on, read, states, live
+        return _Positions(on, read, states, live, chunks)
 
     def loaded(self, on) -> tuple:
         """`(trainable positions, optimizer positions)` an update of the
@@ -569,7 +578,7 @@ def _pieces_train_step(model, state, data) -> tuple:
     idx, non_trainable = _draw(model, non_trainable, step)
     rows = np.asarray(idx).reshape(-1, idx.shape[-1])
     grads = [None] * len(trainable)
-    losses = []
+    losses, squared = [], None
     for row in rows:
         path = indexed.indices_path(model, row)
         positions = step.path(model, path)
@@ -577,14 +586,16 @@ def _pieces_train_step(model, state, data) -> tuple:
         batch = (x, y, sample_weight)
         if step.chained:
             loss_grad = _piece(model, "loss_grad", _loss_grad)
-            loss, y_pred, non_trainable, path_grads = chain.path_grads(
-                model, step, state, batch, path, positions, loss_grad
+            loss, y_pred, non_trainable, path_grads, squared = (
+                chain.path_grads(
+                    model, step, state, batch, path, positions, loss_grad
+                )
             )
         else:
             loss, y_pred, non_trainable, path_grads = _path_grads(
                 model, step, state, batch, path, positions
             )
-        for i, g in zip(positions[0], path_grads, strict=True):
+        for i, g in zip(positions.on, path_grads, strict=True):
             grads[i] = g if grads[i] is None else grads[i] + g
         losses.append(loss)
     # Other optimizers: eagerly, as the eager step, the optimizer gets the
@@ -599,8 +610,18 @@ def _pieces_train_step(model, state, data) -> tuple:
     if rule is not None and update.supported(
         [grads[i] for i in on], [step.trainable[i] for i in on]
     ):
+        # One path: an update per layer, the gradients' squares summed
+        # by the backward pass (several: per variable, summed here).
+        one = len(rows) == 1
         trainable, optimizer_vars = update_jax.apply_rule(
-            model, step, rule, grads, on, (trainable, optimizer_vars)
+            model,
+            step,
+            rule,
+            grads,
+            on,
+            (trainable, optimizer_vars),
+            chunks=positions.chunks if one else None,
+            squared=squared if one else None,
         )
         return _finish(model, (x, y, sample_weight), losses, y_pred, (
             trainable, non_trainable, optimizer_vars, metrics_vars
