@@ -39,8 +39,9 @@ from keras_nas.blocks.conv_ops import DilConv, SepConv
 from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _fused_mixed_op as fused
 from keras_nas.supernet import _one_shot_groups as groups
+from keras_nas.supernet import _one_shot_indexed as indexed
 
-__all__ = ["path_grads"]
+__all__ = ["loss_grad", "path_grads"]
 
 _PIECE, _ADD, _CONCAT = range(3)
 
@@ -228,6 +229,21 @@ def _zero():
 
 def _send(sums: dict, key, value) -> None:
     sums[key] = value if key not in sums else sums[key] + value
+
+
+def loss_grad(model, y_pred, x, y, sample_weight):
+    """`(loss, gradient of the optimizer's scaled loss with respect to
+    y_pred)` (jitted per model by `_one_shot_jax`)."""
+
+    def scaled(y_pred):
+        with keras.StatelessScope():
+            loss, scaled = indexed.training_loss(
+                model, x, y, y_pred, sample_weight
+            )
+        return scaled, loss
+
+    (_, loss), grad = jax.value_and_grad(scaled, has_aux=True)(y_pred)
+    return loss, grad
 
 
 def path_grads(model, step, state, data, path, positions, loss_grad):

@@ -5,13 +5,16 @@ variables held in `state`. Four steps:
 
 - piecewise (the compiled step on the cell space, without a
   `keras.distribution` or `jit_compile=False`): the step runs in Python;
-  the paths are drawn eagerly from the supernet's `SeedGenerator`, each
-  path's loss is differentiated by an eager `jax.value_and_grad` in which
-  every layer is one call of its kind's `jax.custom_vjp` function of a
-  jitted forward and a jitted backward pass (`_darts_graph._jax_edge`,
-  compiled when the kind is first sampled); the optimizer gets the paths'
-  variables only (Keras' SGD and Adam / AdamW: one function jitted per
-  shape per variable, `_path_update_jax`), the metrics update is jitted.
+  the paths are drawn from the supernet's `SeedGenerator` (one jitted
+  draw), every layer of a path is one call of its kind's jitted forward,
+  which returns its vjp's pullback, and the backward pass is walked by
+  hand in reverse (`_one_shot_chain_jax`; with weights' regularizers or
+  a `LossScaleOptimizer`, or `CHAINED = False`: an eager
+  `jax.value_and_grad` over `jax.custom_vjp` pieces,
+  `_darts_graph._jax_edge`); kinds compile when first sampled; the
+  optimizer gets the paths' variables only (Keras' SGD and Adam / AdamW:
+  one jitted call per layer, `_path_update_jax`), the metrics update is
+  jitted.
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
   the step (`keras.random` with the supernet's `SeedGenerator`, whose state
@@ -402,21 +405,6 @@ def _metrics(model, metrics_vars, loss, x, y, y_pred, sample_weight):
     )
 
 
-def _loss_grad(model, y_pred, x, y, sample_weight):
-    """`(loss, gradient of the optimizer's scaled loss with respect to
-    y_pred)` of the chained piecewise step (jitted, `_piece`)."""
-
-    def scaled(y_pred):
-        with keras.StatelessScope():
-            loss, scaled = indexed.training_loss(
-                model, x, y, y_pred, sample_weight
-            )
-        return scaled, loss
-
-    (_, loss), grad = jax.value_and_grad(scaled, has_aux=True)(y_pred)
-    return loss, grad
-
-
 def _path_grads(model, step, state, data, path, positions):
     """`(loss, y_pred, non_trainable, grads)` of one Python path: eager
     `jax.value_and_grad` over the path's trainable values (`positions`:
@@ -585,7 +573,7 @@ def _pieces_train_step(model, state, data) -> tuple:
         state = (trainable, non_trainable)
         batch = (x, y, sample_weight)
         if step.chained:
-            loss_grad = _piece(model, "loss_grad", _loss_grad)
+            loss_grad = _piece(model, "loss_grad", chain.loss_grad)
             loss, y_pred, non_trainable, path_grads, squared = (
                 chain.path_grads(
                     model, step, state, batch, path, positions, loss_grad
