@@ -33,11 +33,15 @@ only).
 
 from __future__ import annotations
 
+import functools
+import inspect
+import types
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 from keras.backend import standardize_dtype
@@ -99,12 +103,79 @@ class SlotGroups:
         return group, member
 
 
+@functools.cache
+def _parameters(cls) -> tuple:
+    """The names of `cls`'s constructor arguments (not `name`, `dtype`,
+    `*args`, `**kwargs`)."""
+    return tuple(
+        p.name
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name not in ("name", "dtype")
+    )
+
+
+_UNKNOWN = object()
+# Objects that do not enter a layer's forward pass: their class is enough.
+_INERT = (
+    keras.initializers.Initializer,
+    keras.regularizers.Regularizer,
+    keras.constraints.Constraint,
+)
+
+
+def _plain(value):
+    """`value` as a key: plain data as it is, a module-level function by
+    its qualified name, an initializer, regularizer or constraint by its
+    class; else `_UNKNOWN`."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        items = tuple(_plain(v) for v in value)
+        return _UNKNOWN if any(v is _UNKNOWN for v in items) else items
+    if isinstance(value, _INERT):
+        return type(value).__qualname__
+    name = getattr(value, "__qualname__", "<")
+    if isinstance(value, types.FunctionType) and "<" not in name:
+        return f"{value.__module__}.{name}"
+    return _UNKNOWN
+
+
+def _arguments(layer) -> str | None:
+    """`layer`'s constructor arguments read from its attributes of the
+    same names, with its dtype policy and trainability, as a key; None if
+    one is missing or not plain (`_plain`)."""
+    items = []
+    for name in _parameters(type(layer)):
+        value = _plain(getattr(layer, name, _UNKNOWN))
+        if value is _UNKNOWN:
+            return None
+        items.append((name, value))
+    items.append(("dtype", layer.dtype_policy.name))
+    items.append(("trainable", layer.trainable))
+    return repr(items)
+
+
+def _config(layer) -> str:
+    """`layer`'s configuration as a key (`_darts_graph._config`). On JAX,
+    of a Keras layer that does not name its arguments (`_config_names`),
+    its constructor's arguments (`_arguments`) where they are plain:
+    `get_config` serializes its dtype policy and initializers, which
+    imports TensorFlow in a JAX process (~500 MiB resident, ~2 s CPU in the
+    first one-shot step; benchmarks/RESULTS.md, #13 f15)."""
+    if keras.backend.backend() == "jax" and not getattr(
+        type(layer), "_config_names", ()
+    ):
+        key = _arguments(layer)
+        if key is not None:
+            return key
+    return _darts_graph._config(layer)
+
+
 def kind(layer, operand) -> tuple:
-    config = dict(layer.get_config())
-    config.pop("name", None)
     return (
         type(layer),
-        repr(sorted(config.items())),
+        _config(layer),
         tuple(operand.shape),
         str(operand.dtype),
         tuple((tuple(v.shape), str(v.dtype)) for v in layer.variables),
@@ -187,28 +258,34 @@ def write_back(group: Group, new, member) -> None:
                 v.assign(ops.where(hit, value, v.value))
 
 
-def shared_function(layer, x, training: bool, wrap: Callable):
+def shared_function(
+    layer, x, training: bool, wrap: Callable, direct: Callable | None = None
+):
     """`fn(trainable, non_trainable, x) -> (y, new)`: `layer`'s kind run
     statelessly on the given values, made once per kind of layer, input
-    shape and `training` (`wrap`: the backend's `tf.function` / `jax.jit`).
+    shape and `training` (`wrap`: the backend's `tf.function` / `jax.jit`;
+    `direct(layer, x, training)`, if given, computes the layer's output
+    instead of its call).
 
     `new` is `[packed new non-trainable values]` when training a layer
     with such variables (batch norm), else `[]` (one packed output: on
     TensorFlow every output of a function gets its own zero gradient at
     every call site).
     """
-    key = (kind(layer, x), bool(training), wrap)
+    key = (kind(layer, x), bool(training), direct, wrap)
     entry = _FUNCTIONS.get(key)
     if entry is None or entry[0]() is None:
         ref = weakref.ref(layer)
 
+        def output(rep, x):
+            if direct is None:
+                return rep(x, training=training)
+            return direct(rep, x, training)
+
         def run(trainable, non_trainable, x):
             rep = ref()
             y, scope = _darts_graph._run_stateless(
-                rep,
-                trainable,
-                non_trainable,
-                lambda: rep(x, training=training),
+                rep, trainable, non_trainable, lambda: output(rep, x)
             )
             if not training or not non_trainable:
                 return y, []
@@ -266,22 +343,22 @@ _RECORDS: dict = {}
 
 
 class _PieceLayer(LayerRecord):
-    """A `LayerRecord` with, per input shape and dtype, `training` and
-    wrapper, its kind's shared function."""
+    """A `LayerRecord` with, per input shape and dtype, `training`,
+    `direct` and wrapper, its kind's shared function."""
 
     def __init__(self, layer):
         super().__init__(layer)
         self.functions: dict = {}
 
-    def function(self, x, training: bool, wrap: Callable):
-        key = (tuple(x.shape), str(x.dtype), training, wrap)
+    def function(self, x, training: bool, wrap: Callable, direct=None):
+        key = (tuple(x.shape), str(x.dtype), training, direct, wrap)
         entry = self.functions.get(key)
         # The function holds its kind's representative weakly: made again
         # (`shared_function`) if that layer is gone.
         if entry is None or entry[0]() is None:
             layer = self.layer()
-            fn = shared_function(layer, x, training, wrap)
-            rep = _FUNCTIONS[(kind(layer, x), training, wrap)][0]
+            fn = shared_function(layer, x, training, wrap, direct)
+            rep = _FUNCTIONS[(kind(layer, x), training, direct, wrap)][0]
             entry = self.functions[key] = (rep, fn)
         return entry[1]
 
@@ -327,7 +404,8 @@ def piece_caller(
 
 def shared_functions(wrap: Callable) -> dict:
     """The shared functions `wrap` made whose layers are alive (the pieces
-    a piecewise step compiled): `{(kind of layer, training, wrap): fn}`."""
+    a piecewise step compiled): `{(kind of layer, training, direct, wrap):
+    fn}`."""
     return {
         key: entry[1]
         for key, entry in _FUNCTIONS.items()

@@ -5,13 +5,16 @@ variables held in `state`. Four steps:
 
 - piecewise (the compiled step on the cell space, without a
   `keras.distribution` or `jit_compile=False`): the step runs in Python;
-  the paths are drawn eagerly from the supernet's `SeedGenerator`, each
-  path's loss is differentiated by an eager `jax.value_and_grad` in which
-  every layer is one call of its kind's `jax.custom_vjp` function of a
-  jitted forward and a jitted backward pass (`_darts_graph._jax_edge`,
-  compiled when the kind is first sampled); the optimizer gets the paths'
-  variables only (Keras' SGD and Adam / AdamW: one function jitted per
-  shape per variable, `_path_update_jax`), the metrics update is jitted.
+  the paths are drawn from the supernet's `SeedGenerator` (one jitted
+  draw), every layer of a path is one call of its kind's jitted forward,
+  which returns its vjp's pullback, and the backward pass is walked by
+  hand in reverse (`_one_shot_chain_jax`; with weights' regularizers or
+  a `LossScaleOptimizer`, or `CHAINED = False`: an eager
+  `jax.value_and_grad` over `jax.custom_vjp` pieces,
+  `_darts_graph._jax_edge`); kinds compile when first sampled; the
+  optimizer gets the paths' variables only (Keras' SGD and Adam / AdamW:
+  one jitted call per layer, `_path_update_jax`), the metrics update is
+  jitted.
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
   the step (`keras.random` with the supernet's `SeedGenerator`, whose state
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +51,7 @@ from keras.src.backend.jax.trainer import JAXTrainer
 
 from keras_nas._jax_memory import compiles_released
 from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _one_shot_chain_jax as chain
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet import _path_update as update
@@ -56,6 +60,10 @@ from keras_nas.supernet import _path_update_jax as update_jax
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # model -> {name: jitted piece of the piecewise step}
 _PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: The piecewise step's gradients chained by hand (`_one_shot_chain_jax`);
+#: False: an eager `jax.value_and_grad` over `custom_vjp` pieces (for
+#: measurements: benchmarks/).
+CHAINED = True
 
 
 def layer_caller(model):
@@ -278,16 +286,44 @@ def _current(scope, variable, old):
     return old if value is None else value
 
 
+def _sampler_variables(model) -> list:
+    """The variables the sampler reads and writes (a supernet's)."""
+    seed = getattr(model, "_path_seed", None)
+    variables = [
+        None if seed is None else seed.state,
+        getattr(model, "_last_indices", None),
+        getattr(model, "_fair_indices", None),
+    ]
+    return [v for v in variables if v is not None]
+
+
+def _sample(model, values) -> tuple:
+    """`(path indices, new values of `_sampler_variables`)`, drawn on
+    their `values` (jitted by the piecewise step: one compile, where
+    eagerly each of the draw's random ops compiled on its own)."""
+    variables = _sampler_variables(model)
+    mapping = list(zip(variables, values, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        indices = model._sample_indices()
+    pairs = zip(variables, values, strict=True)
+    return indices, [_current(scope, v, old) for v, old in pairs]
+
+
 def _draw(model, non_trainable, step=None) -> tuple:
     """The sampler's next path indices, drawn statelessly: `(indices, the
     non-trainable values with the sampler's state advanced)`. With the
     piecewise step's `step` (`_StepVariables`) only the sampler's
-    variables are mapped and read back."""
-    if step is None:
-        variables = model.non_trainable_variables
-        at = range(len(variables))
-    else:
-        variables, at = step.non_trainable, step.sampler
+    variables are read and written, by one jitted function."""
+    if step is not None:
+        indices, values = _piece(model, "sample", _sample)(
+            [non_trainable[j] for j in step.sampler]
+        )
+        new = list(non_trainable)
+        for j, value in zip(step.sampler, values, strict=True):
+            new[j] = value
+        return indices, new
+    variables = model.non_trainable_variables
+    at = range(len(variables))
     mapping = [(variables[j], non_trainable[j]) for j in at]
     with keras.StatelessScope(state_mapping=mapping) as scope:
         indices = model._sample_indices()
@@ -378,7 +414,7 @@ def _path_grads(model, step, state, data, path, positions):
     non-trainable ones read back."""
     trainable, non_trainable = state
     x, y, sample_weight = data
-    on, read, states = positions
+    on, read, states = positions.on, positions.read, positions.states
     variables = [step.trainable[i] for i in on]
     state_variables = [step.non_trainable[j] for j in states]
     use = groups.piece_caller(_wrap, every=True)
@@ -406,6 +442,17 @@ def _path_grads(model, step, state, data, path, positions):
     return loss, y_pred, non_trainable, grads
 
 
+class _Positions(NamedTuple):
+    """The variables a step on one path reads, as positions in the
+    model's lists (`_StepVariables.path`)."""
+
+    on: list  # trainable, of the layers connected to the output
+    read: list  # the other trainable ones the forward reads
+    states: list  # the non-trainable ones the forward reads and writes
+    live: set  # ids of the layers connected to the output
+    chunks: list  # `on` per layer
+
+
 class _StepVariables:
     """The model's variable lists as the piecewise step uses them, read
     once per model and optimizer (each `model.trainable_variables` walks
@@ -422,15 +469,8 @@ class _StepVariables:
             id(v): j for j, v in enumerate(self.non_trainable)
         }
         self.layers: dict = {}
-        # The variables the sampler reads and writes (a supernet's).
-        seed = getattr(model, "_path_seed", None)
-        sampler = [
-            None if seed is None else seed.state,
-            getattr(model, "_last_indices", None),
-            getattr(model, "_fair_indices", None),
-        ]
         self.sampler = [
-            self.state_position[id(v)] for v in sampler if v is not None
+            self.state_position[id(v)] for v in _sampler_variables(model)
         ]
         self.at = at = {
             id(v): p for p, v in enumerate(self.optimizer_variables)
@@ -444,6 +484,13 @@ class _StepVariables:
             p for p in range(len(self.optimizer_variables)) if p not in owned
         ]
         self.whole = bool(getattr(self.optimizer, "use_ema", False))
+        # The loss and its scale are one jitted function of the output
+        # (`_loss_grad`): not with weights' regularization losses or a
+        # dynamic loss scale (values it would hold as constants).
+        self.chained = CHAINED and not (
+            any(getattr(v, "regularizer", None) for v in model.weights)
+            or isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        )
 
     def _positions(self, layer) -> tuple[list, list]:
         known = self.layers.get(id(layer))
@@ -457,17 +504,17 @@ class _StepVariables:
             )
         return known
 
-    def path(self, model, path) -> tuple[list, list, list]:
-        """Positions of the variables a step on `path` reads: `(trainable
-        ones of the layers connected to the output: differentiated, the
-        other trainable ones the forward reads, the non-trainable ones it
-        reads and writes)` (each layer's variables read once)."""
-        on, seen = [], set()
+    def path(self, model, path) -> _Positions:
+        """Positions of the variables a step on `path` reads (each
+        layer's variables read once; `_Positions`)."""
+        on, seen, live, chunks = [], set(), set(), []
         for layer in model._path_layers(path):
-            for i in self._positions(layer)[0]:
-                if i not in seen:
-                    seen.add(i)
-                    on.append(i)
+            live.add(id(layer))
+            chunk = [i for i in self._positions(layer)[0] if i not in seen]
+            seen.update(chunk)
+            on.extend(chunk)
+            if chunk:
+                chunks.append(chunk)
         read, states = [], []
         for layer in model.topology.run_layers(path):
             trainable, non_trainable = self._positions(layer)
@@ -479,7 +526,7 @@ class _StepVariables:
                 if ~j not in seen:
                     seen.add(~j)
                     states.append(j)
-        return on, read, states
+        return _Positions(on, read, states, live, chunks)
 
     def loaded(self, on) -> tuple:
         """`(trainable positions, optimizer positions)` an update of the
@@ -520,19 +567,24 @@ def _pieces_train_step(model, state, data) -> tuple:
     idx, non_trainable = _draw(model, non_trainable, step)
     rows = np.asarray(idx).reshape(-1, idx.shape[-1])
     grads = [None] * len(trainable)
-    losses = []
+    losses, squared = [], None
     for row in rows:
         path = indexed.indices_path(model, row)
         positions = step.path(model, path)
-        loss, y_pred, non_trainable, path_grads = _path_grads(
-            model,
-            step,
-            (trainable, non_trainable),
-            (x, y, sample_weight),
-            path,
-            positions,
-        )
-        for i, g in zip(positions[0], path_grads, strict=True):
+        state = (trainable, non_trainable)
+        batch = (x, y, sample_weight)
+        if step.chained:
+            loss_grad = _piece(model, "loss_grad", chain.loss_grad)
+            loss, y_pred, non_trainable, path_grads, squared = (
+                chain.path_grads(
+                    model, step, state, batch, path, positions, loss_grad
+                )
+            )
+        else:
+            loss, y_pred, non_trainable, path_grads = _path_grads(
+                model, step, state, batch, path, positions
+            )
+        for i, g in zip(positions.on, path_grads, strict=True):
             grads[i] = g if grads[i] is None else grads[i] + g
         losses.append(loss)
     # Other optimizers: eagerly, as the eager step, the optimizer gets the
@@ -547,8 +599,18 @@ def _pieces_train_step(model, state, data) -> tuple:
     if rule is not None and update.supported(
         [grads[i] for i in on], [step.trainable[i] for i in on]
     ):
+        # One path: an update per layer, the gradients' squares summed
+        # by the backward pass (several: per variable, summed here).
+        one = len(rows) == 1
         trainable, optimizer_vars = update_jax.apply_rule(
-            model, step, rule, grads, on, (trainable, optimizer_vars)
+            model,
+            step,
+            rule,
+            grads,
+            on,
+            (trainable, optimizer_vars),
+            chunks=positions.chunks if one else None,
+            squared=squared if one else None,
         )
         return _finish(model, (x, y, sample_weight), losses, y_pred, (
             trainable, non_trainable, optimizer_vars, metrics_vars

@@ -58,6 +58,7 @@ import numpy as np
 __all__ = [
     "TOPOLOGIES",
     "Topology",
+    "concatenate",
     "identity",
     "make_spec",
     "python_dispatch",
@@ -163,6 +164,17 @@ def python_dispatch(indices, training, use: Callable = identity):
         return use(layer)(operands[position], training=training)
 
     return dispatch
+
+
+def concatenate(values: list, axis: int = -1):
+    """`keras.ops.concatenate(values, axis)`, or the values' own
+    `keras_nas_concatenate` where they have one (the recorded forward of
+    JAX's piecewise one-shot step, `_one_shot_chain_jax`). For the glue
+    between a topology's layers."""
+    own = getattr(values[0], "keras_nas_concatenate", None)
+    if own is not None:
+        return own(values, axis)
+    return keras.ops.concatenate(values, axis=axis)
 
 
 def switch_dispatch(indices, switch: Callable, training):

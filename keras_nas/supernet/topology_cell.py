@@ -215,7 +215,7 @@ class CellTopology(tp.Topology):
                     h = dispatch(slot, branches, states[: node + 2])
                     total = h if total is None else total + h
                 states.append(total)
-            s0, s1 = s1, kops.concatenate(states[2:], axis=-1)
+            s0, s1 = s1, tp.concatenate(states[2:], axis=-1)
         return s1
 
     def liveness(self, indices) -> dict[Any, Any]:

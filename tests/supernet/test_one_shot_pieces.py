@@ -112,6 +112,48 @@ def test_piecewise_step_equals_the_switch_step(sampler, monkeypatch):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+CHAINED = """
+import keras, numpy as np
+from keras_nas.supernet import _one_shot_jax as steps
+from keras_nas.supernet.one_shot import OneShotSupernet
+from keras_nas.spaces import CellSearchSpace
+space = CellSearchSpace(
+    input_shape=(8, 8, 1), num_classes=4, num_nodes=1, num_cells=3,
+    filters=4, ops=("none", "skip_connect", "sep_conv_3x3"))
+rng = np.random.default_rng(0)
+x = rng.normal(size=(32, 8, 8, 1)).astype("float32")
+y = rng.integers(0, 4, size=32).astype("int32")
+nets = []
+for chained in (True, False):
+    net = OneShotSupernet(space, seed=0)
+    net.compile(optimizer=keras.optimizers.SGD(
+        0.1, momentum=0.9, weight_decay=1e-3, global_clipnorm=0.5))
+    if nets:
+        net.set_weights(nets[0].get_weights())
+    nets.append(net)
+for _ in range(2):
+    for net, chained in zip(nets, (True, False)):
+        steps.CHAINED = chained
+        steps._STEP_VARIABLES.pop(net, None)
+        net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert nets[0].last_path == nets[1].last_path
+    states = [
+        net.trainable_variables + net.non_trainable_variables
+        + net.optimizer.variables for net in nets]
+    for a, b in zip(*states, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+print("CHAINED_OK")
+"""
+
+
+def test_jax_chained_gradients_equal_jax_value_and_grad(run_on_backend):
+    """JAX: the piecewise step's backward pass chained by hand (with the
+    separable convolutions' shifted slices and the update per layer) ==
+    `jax.value_and_grad` over the pieces (`_one_shot_jax.CHAINED =
+    False`): the same weights, statistics and optimizer state."""
+    assert "CHAINED_OK" in run_on_backend(CHAINED, "jax", timeout=600)
+
+
 def test_the_path_functions_hold_the_supernet_weakly():
     # `evaluate_path`'s traced forward is cached by the supernet, weakly:
     # the cached function must not keep it (nor its variables) alive.

@@ -84,8 +84,17 @@ SCRIPT = textwrap.dedent(
                      [v.value for v in step.optimizer_variables])
             full = [keras.ops.convert_to_tensor(g) if i in on else None
                     for i, g in enumerate(grads)]
+            # Step 2 in one call per "layer"; step 3 with the gradients'
+            # summed squares given (as the piecewise step's backward pass).
+            chunks = [on[:2], on[2:]] if k == 1 else None
+            squared = None
+            if k == 2:
+                squared = keras.ops.convert_to_tensor(
+                    sum(float(np.sum(np.square(grads[i]))) for i in on),
+                    "float32")
             trainable, optimizer_vars = backend_update.apply_rule(
-                model, step, update.rule(opt), full, on, state)
+                model, step, update.rule(opt), full, on, state,
+                chunks=chunks, squared=squared)
             for v, value in zip(step.trainable, trainable):
                 v.assign(value)
             for v, value in zip(step.optimizer_variables, optimizer_vars):

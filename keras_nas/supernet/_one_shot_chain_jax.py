@@ -1,0 +1,266 @@
+"""JAX's piecewise one-shot step differentiated by hand.
+
+The piecewise step (`_one_shot_jax`) runs every layer of the sampled path
+as one call of its kind's compiled piece. Differentiated by an eager
+`jax.value_and_grad` over the Python forward, every piece is a
+`jax.custom_vjp` and every sum and concatenation between them a primitive
+that JAX's linearize and transpose machinery processes in Python: about
+as much CPU time as the pieces' executions (benchmarks/RESULTS.md, #13
+a14, f15). Here the forward is recorded instead:
+
+- every layer is one call of its kind's jitted forward, which returns the
+  layer's output, its new moving statistics and the pullback of a
+  `jax.vjp` (a pytree of residual arrays);
+- the values between the layers are `_Value`s: their sums and their
+  concatenation (`topology.concatenate`) run eagerly and are recorded;
+- the backward pass walks the record in reverse from the loss's gradient
+  (one jitted function of the head's output), calling each live layer's
+  pullback through one jitted function (`_backward`), adding the
+  cotangents of a value used more than once and splitting those of a
+  concatenation. Layers not connected to the output (`liveness`) run
+  forward (their moving statistics move) and get no gradient, as before.
+
+Separable and dilated convolutions (`SepConv`, `DilConv`, version 2 ops)
+run their depthwise convolutions as sums of shifted slices on XLA's CPU
+(`_fused_mixed_op._depthwise`, as the DARTS piecewise step): XLA's
+grouped convolution is several times slower there at these sizes.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import keras
+
+from keras_nas.blocks.conv_ops import DilConv, SepConv
+from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _fused_mixed_op as fused
+from keras_nas.supernet import _one_shot_groups as groups
+from keras_nas.supernet import _one_shot_indexed as indexed
+
+__all__ = ["loss_grad", "path_grads"]
+
+_PIECE, _ADD, _CONCAT = range(3)
+
+
+def _shifts(layer) -> bool:
+    """Whether `_direct` computes `layer` with shifted slices: a version 2
+    `SepConv` / `DilConv` (exactly those classes) of an odd kernel, in
+    float32."""
+    return (
+        type(layer) in (SepConv, DilConv)
+        and layer.dtype_policy.name == "float32"
+        and layer.ops_version >= 2
+        and layer.kernel_size % 2 == 1
+        and all(d.depth_multiplier == 1 for d in layer.depthwise)
+    )
+
+
+def _direct(layer, x, training):
+    """`layer(x, training=training)`, a separable convolution's depthwise
+    convolutions as in the DARTS piecewise step (`_fused_mixed_op`)."""
+    if not _shifts(layer):
+        return layer(x, training=training)
+    with _darts_graph.piecewise():
+        for r in range(layer.repeats):
+            x = keras.ops.relu(x)
+            kernel = keras.ops.convert_to_tensor(layer.depthwise[r].kernel)
+            x = fused._depthwise(
+                x,
+                kernel,
+                layer.strides if r == 0 else 1,
+                layer.kernel_size,
+                layer.dilation_rate,
+            )
+            x = layer.pointwise[r](x)
+            x = layer.bns[r](x, training=training)
+    return x
+
+
+def _vjp_piece(run):
+    """`run(trainable, non_trainable, x) -> (y, new)` of a kind of layer
+    (`_one_shot_groups.shared_function`) as one jitted function returning
+    `(y, the new moving statistics (a list), the pullback of y with
+    respect to the trainable values and x)`."""
+
+    def forward(trainable, non_trainable, x):
+        def output(trainable, x):
+            y, new = run(trainable, non_trainable, x)
+            if new:
+                new = _darts_graph._unpack(new[0], non_trainable)
+            return y, new
+
+        y, pullback, new = jax.vjp(output, trainable, x, has_aux=True)
+        return y, new, pullback
+
+    return jax.jit(forward)
+
+
+@jax.jit
+def _backward(pullback, cotangent, squared):
+    """The pullback's `(trainable cotangents, input cotangent)` and
+    `squared` plus the squares of the former summed (`global_clipnorm`)."""
+    d_trainable, d_x = pullback(cotangent)
+    for d in d_trainable:
+        squared = squared + jnp.sum(jnp.square(d))
+    return d_trainable, d_x, squared
+
+
+@functools.cache
+def _splitter(sizes: tuple, axis: int):
+    """A jitted split of a concatenation's cotangent into its parts."""
+    cuts = list(itertools.accumulate(sizes))[:-1]
+    return jax.jit(lambda g: tuple(jnp.split(g, cuts, axis=axis)))
+
+
+class _Value:
+    """A tensor of the recorded forward: its array and its tape index."""
+
+    __slots__ = ("array", "index", "tape")
+
+    def __init__(self, array, tape, index):
+        self.array, self.tape, self.index = array, tape, index
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    def __add__(self, other):
+        if not isinstance(other, _Value):
+            return NotImplemented
+        return self.tape.add(self, other)
+
+    def keras_nas_concatenate(self, values, axis):
+        """`topology.concatenate` of recorded values."""
+        return self.tape.concatenate(values, axis)
+
+
+class _Tape:
+    """The recorded forward of one path (see the module)."""
+
+    def __init__(self, step, trainable, non_trainable, live):
+        self.step, self.trainable, self.live = step, trainable, live
+        self.non_trainable = list(non_trainable)
+        self.entries: list[tuple] = []
+        self.count = 0
+
+    def value(self, array) -> _Value:
+        self.count += 1
+        return _Value(array, self, self.count - 1)
+
+    def use(self, layer):
+        """`use(layer)` of `topology.forward`: a recorded piece call."""
+
+        def call(x, training=None):
+            return self.piece(layer, x, bool(training))
+
+        return call
+
+    def piece(self, layer, x, training):
+        t_pos, n_pos = self.step._positions(layer)
+        fn = groups._PieceLayer.of(layer).function(
+            x.array, training, _vjp_piece, _direct
+        )
+        nt = self.non_trainable
+        y, new, pullback = fn(
+            [self.trainable[i] for i in t_pos],
+            [nt[j] for j in n_pos],
+            x.array,
+        )
+        for j, value in zip(n_pos, new, strict=True):
+            nt[j] = value
+        out = self.value(y)
+        if id(layer) in self.live:
+            self.entries.append((_PIECE, out.index, x.index, t_pos, pullback))
+        return out
+
+    def add(self, a, b) -> _Value:
+        out = self.value(a.array + b.array)
+        self.entries.append((_ADD, out.index, a.index, b.index))
+        return out
+
+    def concatenate(self, values, axis) -> _Value:
+        arrays = [v.array for v in values]
+        out = self.value(jnp.concatenate(arrays, axis=axis))
+        sizes = tuple(a.shape[axis] for a in arrays)
+        indices = tuple(v.index for v in values)
+        self.entries.append((_CONCAT, out.index, indices, sizes, axis))
+        return out
+
+    def backward(self, out: _Value, cotangent) -> tuple:
+        """`({trainable position: gradient}, their summed squares)` of the
+        live layers, from the cotangent of `out` (the squares None where a
+        layer ran twice: a square of the sum is needed)."""
+        cts = {out.index: cotangent}
+        grads: dict = {}
+        squared, once = _zero(), True
+        for entry in reversed(self.entries):
+            g = cts.pop(entry[1], None)
+            if g is None:
+                continue
+            if entry[0] == _PIECE:
+                d_trainable, d_x, squared = _backward(entry[4], g, squared)
+                _send(cts, entry[2], d_x)
+                for i, d in zip(entry[3], d_trainable, strict=True):
+                    once = once and i not in grads
+                    _send(grads, i, d)
+            elif entry[0] == _ADD:
+                _send(cts, entry[2], g)
+                _send(cts, entry[3], g)
+            else:
+                parts = _splitter(entry[3], entry[4])(g)
+                for index, part in zip(entry[2], parts, strict=True):
+                    _send(cts, index, part)
+        self.entries = []
+        return grads, squared if once else None
+
+
+@functools.cache
+def _zero():
+    return jnp.zeros((), "float32")
+
+
+def _send(sums: dict, key, value) -> None:
+    sums[key] = value if key not in sums else sums[key] + value
+
+
+def loss_grad(model, y_pred, x, y, sample_weight):
+    """`(loss, gradient of the optimizer's scaled loss with respect to
+    y_pred)` (jitted per model by `_one_shot_jax`)."""
+
+    def scaled(y_pred):
+        with keras.StatelessScope():
+            loss, scaled = indexed.training_loss(
+                model, x, y, y_pred, sample_weight
+            )
+        return scaled, loss
+
+    (_, loss), grad = jax.value_and_grad(scaled, has_aux=True)(y_pred)
+    return loss, grad
+
+
+def path_grads(model, step, state, data, path, positions, loss_grad):
+    """`(loss, y_pred, non_trainable, grads, squared)` of one Python path,
+    as `_one_shot_jax._path_grads` computes the first four: the recorded
+    forward of the path's pieces, `loss_grad(y_pred, x, y, sample_weight)
+    -> (loss, the scaled loss's gradient)` (jitted), the backward walked
+    by hand. `positions`: `_StepVariables.path` (`grads` follow its `on`);
+    `squared`: the gradients' summed squares (or None)."""
+    trainable, non_trainable = state
+    x, y, sample_weight = data
+    tape = _Tape(step, trainable, non_trainable, positions.live)
+    y_pred = model._forward(tape.value(x), path, True, tape.use)
+    loss, d_pred = loss_grad(y_pred.array, x, y, sample_weight)
+    grads, squared = tape.backward(y_pred, d_pred)
+    out = [
+        grads[i] if i in grads else jnp.zeros_like(trainable[i])
+        for i in positions.on
+    ]
+    return loss, y_pred.array, tape.non_trainable, out, squared
