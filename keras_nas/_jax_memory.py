@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import sys
 import threading
 
 import jax
-from jax._src import pjit as _pjit
-from jax._src.interpreters import pxla as _pxla
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -70,10 +69,15 @@ _TRIM = _malloc_trim()
 def _lowering_caches() -> list:
     """JAX's caches of lowered modules (`cache_clear` objects); those not
     found in this JAX release are left out."""
-    caches = [
-        getattr(_pxla, "_cached_lowering_to_hlo", None),
-        getattr(_pjit, "_pjit_lower", None),
-    ]
+    caches = []
+    for module, name in (
+        ("jax._src.interpreters.pxla", "_cached_lowering_to_hlo"),
+        ("jax._src.pjit", "_pjit_lower"),
+    ):
+        try:
+            caches.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
     return [c for c in caches if hasattr(c, "cache_clear")]
 
 
