@@ -49,6 +49,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "_distribute_tensorflow",
             "_lazy",
             "_jax_state",
+            "_jax_memory",
             "_serializable",
             "_metric_names",
             "_hp_values",
