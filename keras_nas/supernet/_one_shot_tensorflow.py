@@ -39,6 +39,7 @@ per-replica statistics (see `keras_nas._distribute_tensorflow`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from typing import Any
 
@@ -67,7 +68,7 @@ _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_caller(model):
-    """Returns `use(layer)`: the layer's call as a cached `tf.function`."""
+    """Returns `use(layer)`: the layer's call as a cached `LayerFunction`."""
     cache = _CALLERS.get(model)
     if cache is None:
         cache = _CALLERS[model] = {}
@@ -75,14 +76,71 @@ def layer_caller(model):
     def use(layer):
         fn = cache.get(id(layer))
         if fn is None:
-
-            def call(inputs, training=None, layer=layer):
-                return layer(inputs, training=training)
-
-            fn = cache[id(layer)] = tf.function(call, reduce_retracing=True)
+            fn = cache[id(layer)] = LayerFunction(layer)
         return fn
 
     return use
+
+
+def _call(layer, inputs, training=None):
+    return layer(inputs, training=training)
+
+
+def _call_weak(ref, inputs, training=None):
+    return ref()(inputs, training=training)
+
+
+def _batch_free(x):
+    """`x`'s `TensorSpec` with the batch (first) dimension unknown."""
+    shape = tuple(x.shape)
+    return tf.TensorSpec((None, *shape[1:]) if shape else (), x.dtype)
+
+
+def _signature(inputs, training) -> tuple:
+    """What a `LayerFunction` traces once for: `training` and the inputs'
+    dtypes and shapes without the batch dimension."""
+    return training, tuple(
+        (str(x.dtype), tuple(x.shape)[1:]) for x in tf.nest.flatten(inputs)
+    )
+
+
+class LayerFunction:
+    """`layer(inputs, training=...)` as one `tf.function` of its own.
+
+    Traced once per `training` value (and input dtypes and
+    non-batch shapes), with the batch dimension unknown: batches of any
+    size (a short last batch included) run the same graph. The Python
+    function is a `functools.partial` per layer, so TensorFlow's
+    frequent-retracing detector (keyed by the function's code) counts each
+    layer's traces apart instead of taking the first traces of many layers
+    for retraces of one function. With `weak=True` the layer is held
+    weakly (for caches keyed weakly by the layer).
+    """
+
+    __slots__ = ("_fn", "_traced")
+
+    def __init__(self, layer, weak: bool = False):
+        call = (
+            functools.partial(_call_weak, weakref.ref(layer))
+            if weak
+            else functools.partial(_call, layer)
+        )
+        self._fn = tf.function(call, reduce_retracing=True)
+        self._traced = set()
+
+    def __call__(self, inputs, training=None):
+        if training is not None and not isinstance(training, bool):
+            return self._fn(inputs, training)  # a tensor: TF's dispatch
+        key = _signature(inputs, training)
+        if key not in self._traced:
+            specs = tf.nest.map_structure(_batch_free, inputs)
+            self._fn.get_concrete_function(specs, training)
+            self._traced.add(key)
+        return self._fn(inputs, training)
+
+    def tracing_count(self) -> int:
+        """How many graphs TensorFlow traced for this layer."""
+        return self._fn.experimental_get_tracing_count()
 
 
 def switch(index, branches, operands, training):
