@@ -105,42 +105,51 @@ def _signature(inputs, training) -> tuple:
 
 
 class LayerFunction:
-    """`layer(inputs, training=...)` as one `tf.function` of its own.
+    """`layer(inputs, training=...)` as `tf.function`s of its own.
 
-    Traced once per `training` value (and input dtypes and
-    non-batch shapes), with the batch dimension unknown: batches of any
-    size (a short last batch included) run the same graph. The Python
-    function is a `functools.partial` per layer, so TensorFlow's
-    frequent-retracing detector (keyed by the function's code) counts each
-    layer's traces apart instead of taking the first traces of many layers
-    for retraces of one function. With `weak=True` the layer is held
-    weakly (for caches keyed weakly by the layer).
+    One function per `training` value (and input dtypes and non-batch
+    shapes), traced once with the batch dimension unknown
+    (`input_signature`): batches of any size (a short last batch
+    included) run the same graph. Each function's Python function is a
+    `functools.partial` of its own, so TensorFlow's frequent-retracing
+    detector (keyed by the function's code) counts each one's traces
+    apart instead of taking the first traces of many layers for retraces
+    of one function. With `weak=True` the layer is held weakly (for
+    caches keyed weakly by the layer).
     """
 
-    __slots__ = ("_fn", "_traced")
+    __slots__ = ("_call", "_functions")
 
     def __init__(self, layer, weak: bool = False):
-        call = (
+        self._call = (
             functools.partial(_call_weak, weakref.ref(layer))
             if weak
             else functools.partial(_call, layer)
         )
-        self._fn = tf.function(call, reduce_retracing=True)
-        self._traced = set()
+        self._functions: dict = {}
 
     def __call__(self, inputs, training=None):
         if training is not None and not isinstance(training, bool):
-            return self._fn(inputs, training)  # a tensor: TF's dispatch
-        key = _signature(inputs, training)
-        if key not in self._traced:
-            specs = tf.nest.map_structure(_batch_free, inputs)
-            self._fn.get_concrete_function(specs, training)
-            self._traced.add(key)
-        return self._fn(inputs, training)
+            key, call = None, self._call  # a tensor: traced per call site
+        else:
+            key = _signature(inputs, training)
+            call = functools.partial(self._call, training=training)
+        fn = self._functions.get(key)
+        if fn is None:
+            if key is None:
+                fn = tf.function(call, reduce_retracing=True)
+            else:
+                specs = tf.nest.map_structure(_batch_free, inputs)
+                fn = tf.function(call, input_signature=[specs])
+            self._functions[key] = fn
+        return fn(inputs) if key is not None else fn(inputs, training)
 
     def tracing_count(self) -> int:
         """How many graphs TensorFlow traced for this layer."""
-        return self._fn.experimental_get_tracing_count()
+        return sum(
+            fn.experimental_get_tracing_count()
+            for fn in self._functions.values()
+        )
 
 
 def switch(index, branches, operands, training):
