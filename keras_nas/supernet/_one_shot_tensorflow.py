@@ -39,6 +39,7 @@ per-replica statistics (see `keras_nas._distribute_tensorflow`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from typing import Any
 
@@ -67,7 +68,7 @@ _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_caller(model):
-    """Returns `use(layer)`: the layer's call as a cached `tf.function`."""
+    """Returns `use(layer)`: the layer's call as a cached `LayerFunction`."""
     cache = _CALLERS.get(model)
     if cache is None:
         cache = _CALLERS[model] = {}
@@ -75,14 +76,80 @@ def layer_caller(model):
     def use(layer):
         fn = cache.get(id(layer))
         if fn is None:
-
-            def call(inputs, training=None, layer=layer):
-                return layer(inputs, training=training)
-
-            fn = cache[id(layer)] = tf.function(call, reduce_retracing=True)
+            fn = cache[id(layer)] = LayerFunction(layer)
         return fn
 
     return use
+
+
+def _call(layer, inputs, training=None):
+    return layer(inputs, training=training)
+
+
+def _call_weak(ref, inputs, training=None):
+    return ref()(inputs, training=training)
+
+
+def _batch_free(x):
+    """`x`'s `TensorSpec` with the batch (first) dimension unknown."""
+    shape = tuple(x.shape)
+    return tf.TensorSpec((None, *shape[1:]) if shape else (), x.dtype)
+
+
+def _signature(inputs, training) -> tuple:
+    """What a `LayerFunction` traces once for: `training` and the inputs'
+    dtypes and shapes without the batch dimension."""
+    return training, tuple(
+        (str(x.dtype), tuple(x.shape)[1:]) for x in tf.nest.flatten(inputs)
+    )
+
+
+class LayerFunction:
+    """`layer(inputs, training=...)` as `tf.function`s of its own.
+
+    One function per `training` value (and input dtypes and non-batch
+    shapes), traced once with the batch dimension unknown
+    (`input_signature`): batches of any size (a short last batch
+    included) run the same graph. Each function's Python function is a
+    `functools.partial` of its own, so TensorFlow's frequent-retracing
+    detector (keyed by the function's code) counts each one's traces
+    apart instead of taking the first traces of many layers for retraces
+    of one function. With `weak=True` the layer is held weakly (for
+    caches keyed weakly by the layer).
+    """
+
+    __slots__ = ("_call", "_functions")
+
+    def __init__(self, layer, weak: bool = False):
+        self._call = (
+            functools.partial(_call_weak, weakref.ref(layer))
+            if weak
+            else functools.partial(_call, layer)
+        )
+        self._functions: dict = {}
+
+    def __call__(self, inputs, training=None):
+        if training is not None and not isinstance(training, bool):
+            key, call = None, self._call  # a tensor: traced per call site
+        else:
+            key = _signature(inputs, training)
+            call = functools.partial(self._call, training=training)
+        fn = self._functions.get(key)
+        if fn is None:
+            if key is None:
+                fn = tf.function(call, reduce_retracing=True)
+            else:
+                specs = tf.nest.map_structure(_batch_free, inputs)
+                fn = tf.function(call, input_signature=[specs])
+            self._functions[key] = fn
+        return fn(inputs) if key is not None else fn(inputs, training)
+
+    def tracing_count(self) -> int:
+        """How many graphs TensorFlow traced for this layer."""
+        return sum(
+            fn.experimental_get_tracing_count()
+            for fn in self._functions.values()
+        )
 
 
 def switch(index, branches, operands, training):

@@ -32,10 +32,9 @@ import weakref
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
-from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _proxyless_paths as paths
 from keras_nas.supernet._darts_tensorflow import test_step
-from keras_nas.supernet._one_shot_tensorflow import switch
+from keras_nas.supernet._one_shot_tensorflow import LayerFunction, switch
 
 __all__ = [
     "JIT_COMPILE",
@@ -61,13 +60,7 @@ def layer_caller(layer):
         return layer
     fn = _CALLERS.get(layer)
     if fn is None:
-
-        def call(layer, inputs, training=None):
-            return layer(inputs, training=training)
-
-        fn = _CALLERS[layer] = tf.function(
-            _darts_graph.weakly_bound(call, layer), reduce_retracing=True
-        )
+        fn = _CALLERS[layer] = LayerFunction(layer, weak=True)
     return fn
 
 

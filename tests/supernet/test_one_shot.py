@@ -1,5 +1,6 @@
 """Tests of the single-path one-shot supernet (SPOS / ENAS shared weights)."""
 
+import logging
 import textwrap
 
 import keras
@@ -460,3 +461,37 @@ def test_predict_path_short_last_batch_keeps_one_compiled_shape():
     whole = net.predict_path(values, x, batch_size=40)
     assert parts.shape == whole.shape == (40, NB201.num_classes)
     np.testing.assert_allclose(parts, whole, atol=1e-5)
+
+
+def test_eager_path_functions_trace_once_per_mode_without_warning():
+    """The eager step and per-path evaluation run every layer as its own
+    `tf.function`: traced once per `training` value with the batch size
+    left unknown (short last batches run the same graph), and counted
+    apart by TensorFlow's frequent-retracing detector (no "triggered
+    tf.function retracing" warning, as the ENAS search printed)."""
+    messages = []
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Handler()
+    tf.get_logger().addHandler(handler)
+    try:
+        x, y = _data(40)  # batches of 16, 16 and 8
+        net = OneShotSupernet(TINY, seed=0)
+        net.compile(optimizer=keras.optimizers.SGD(0.1), step="eager")
+        net.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            values = net.sample_values(rng)
+            probs = net.predict_path(values, x, batch_size=16)
+            whole = net.predict_path(values, x, batch_size=40)
+            np.testing.assert_allclose(probs, whole, rtol=1e-5, atol=1e-6)
+            net.evaluate_path(values, x, y, batch_size=16)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m]
+    functions = list(tf_step._CALLERS[net].values())
+    assert functions
+    assert {fn.tracing_count() for fn in functions} <= {1, 2}
