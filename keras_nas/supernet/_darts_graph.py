@@ -29,9 +29,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import itertools
 import math
 import threading
+import types
 import weakref
 from typing import Any, NamedTuple
 
@@ -101,17 +103,76 @@ def piecewise():
         _LOCAL.piecewise = before
 
 
+@functools.cache
+def _parameters(cls) -> tuple:
+    """The names of `cls`'s constructor arguments (not `name`, `dtype`,
+    `*args`, `**kwargs`)."""
+    return tuple(
+        p.name
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name not in ("name", "dtype")
+    )
+
+
+_UNKNOWN = object()
+# Objects that do not enter a layer's forward pass: their class is enough.
+_INERT = (
+    keras.initializers.Initializer,
+    keras.regularizers.Regularizer,
+    keras.constraints.Constraint,
+)
+
+
+def _plain(value):
+    """`value` as a key: plain data as it is, a module-level function by
+    its qualified name, an initializer, regularizer or constraint by its
+    class; else `_UNKNOWN`."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        items = tuple(_plain(v) for v in value)
+        return _UNKNOWN if any(v is _UNKNOWN for v in items) else items
+    if isinstance(value, _INERT):
+        return type(value).__qualname__
+    name = getattr(value, "__qualname__", "<")
+    if isinstance(value, types.FunctionType) and "<" not in name:
+        return f"{value.__module__}.{name}"
+    return _UNKNOWN
+
+
+def _arguments(layer) -> str | None:
+    """`layer`'s constructor arguments read from its attributes of the
+    same names, with its dtype policy and trainability, as a key; None if
+    one is missing or not plain (`_plain`)."""
+    items = []
+    for name in _parameters(type(layer)):
+        value = _plain(getattr(layer, name, _UNKNOWN))
+        if value is _UNKNOWN:
+            return None
+        items.append((name, value))
+    items.append(("dtype", layer.dtype_policy.name))
+    items.append(("trainable", layer.trainable))
+    return repr(items)
+
+
 def _config(layer) -> str:
     """`layer`'s config as a key. On JAX, of a layer that names its
     constructor's arguments (`_config_names`), those, its dtype policy and
-    trainability: Keras' `get_config` serializes the dtype policy, which
+    trainability; of another layer (Keras' own), its constructor's
+    arguments read from its attributes where they are plain
+    (`_arguments`): Keras' `get_config` serializes the dtype policy, which
     imports TensorFlow in a JAX process (~520 MiB resident, micro
-    configuration; benchmarks/RESULTS.md, #13 glue pieces)."""
+    configuration; benchmarks/RESULTS.md, #13 glue pieces, f15)."""
     names = getattr(type(layer), "_config_names", ())
-    if keras.backend.backend() == "jax" and names:
-        items = [(n, getattr(layer, n)) for n in names]
-        items += [("dtype", layer.dtype_policy.name)]
-        return repr(items + [("trainable", layer.trainable)])
+    if keras.backend.backend() == "jax":
+        if names:
+            items = [(n, getattr(layer, n)) for n in names]
+            items += [("dtype", layer.dtype_policy.name)]
+            return repr(items + [("trainable", layer.trainable)])
+        key = _arguments(layer)
+        if key is not None:
+            return key
     config = layer.get_config()
     config.pop("name", None)
     return repr(sorted(config.items()))

@@ -33,15 +33,11 @@ only).
 
 from __future__ import annotations
 
-import functools
-import inspect
-import types
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
 from keras import ops
 from keras.backend import standardize_dtype
@@ -103,79 +99,10 @@ class SlotGroups:
         return group, member
 
 
-@functools.cache
-def _parameters(cls) -> tuple:
-    """The names of `cls`'s constructor arguments (not `name`, `dtype`,
-    `*args`, `**kwargs`)."""
-    return tuple(
-        p.name
-        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
-        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        and p.name not in ("name", "dtype")
-    )
-
-
-_UNKNOWN = object()
-# Objects that do not enter a layer's forward pass: their class is enough.
-_INERT = (
-    keras.initializers.Initializer,
-    keras.regularizers.Regularizer,
-    keras.constraints.Constraint,
-)
-
-
-def _plain(value):
-    """`value` as a key: plain data as it is, a module-level function by
-    its qualified name, an initializer, regularizer or constraint by its
-    class; else `_UNKNOWN`."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (tuple, list)):
-        items = tuple(_plain(v) for v in value)
-        return _UNKNOWN if any(v is _UNKNOWN for v in items) else items
-    if isinstance(value, _INERT):
-        return type(value).__qualname__
-    name = getattr(value, "__qualname__", "<")
-    if isinstance(value, types.FunctionType) and "<" not in name:
-        return f"{value.__module__}.{name}"
-    return _UNKNOWN
-
-
-def _arguments(layer) -> str | None:
-    """`layer`'s constructor arguments read from its attributes of the
-    same names, with its dtype policy and trainability, as a key; None if
-    one is missing or not plain (`_plain`)."""
-    items = []
-    for name in _parameters(type(layer)):
-        value = _plain(getattr(layer, name, _UNKNOWN))
-        if value is _UNKNOWN:
-            return None
-        items.append((name, value))
-    items.append(("dtype", layer.dtype_policy.name))
-    items.append(("trainable", layer.trainable))
-    return repr(items)
-
-
-def _config(layer) -> str:
-    """`layer`'s configuration as a key (`_darts_graph._config`). On JAX,
-    of a Keras layer that does not name its arguments (`_config_names`),
-    its constructor's arguments (`_arguments`) where they are plain:
-    `get_config` serializes its dtype policy and initializers, which
-    imports TensorFlow in a JAX process (~500 MiB resident, ~2 s CPU in the
-    first one-shot step; benchmarks/RESULTS.md, #13 f15)."""
-    if keras.backend.backend() == "jax" and not getattr(
-        type(layer), "_config_names", ()
-    ):
-        key = _arguments(layer)
-        if key is not None:
-            return key
-    return _darts_graph._config(layer)
-
-
 def kind(layer, operand) -> tuple:
     return (
         type(layer),
-        _config(layer),
+        _darts_graph._config(layer),
         tuple(operand.shape),
         str(operand.dtype),
         tuple((tuple(v.shape), str(v.dtype)) for v in layer.variables),
