@@ -28,6 +28,8 @@ import weakref
 import keras
 import tensorflow as tf
 
+from keras_nas.supernet import _darts_math
+
 # model -> the Keras batch normalization layers it holds.
 _LAYERS = weakref.WeakKeyDictionary()
 
@@ -81,6 +83,15 @@ def normalize(inputs, epsilon, scale=None, offset=None):
     return outputs, mean, variance * factor
 
 
+def batch_normalize(x, epsilon):
+    """`_darts_math.batch_normalize` of the fused `MixedOp`'s stacked
+    batch norms: `normalize`'s one op (and one gradient op) in float32,
+    Keras' ops otherwise."""
+    if keras.backend.standardize_dtype(x.dtype) == "float32":
+        return normalize(x, epsilon)
+    return _darts_math.batch_normalize(x, epsilon)
+
+
 def _fused_call(layer, keras_call):
     """`layer.call` through `normalize` where eligible."""
 
@@ -95,15 +106,15 @@ def _fused_call(layer, keras_call):
             keras.ops.convert_to_tensor(layer.gamma) if layer.scale else None,
             keras.ops.convert_to_tensor(layer.beta) if layer.center else None,
         )
-        momentum = layer.momentum
-        moving_mean = keras.ops.convert_to_tensor(layer.moving_mean)
-        moving_variance = keras.ops.convert_to_tensor(layer.moving_variance)
-        layer.moving_mean.assign(
-            moving_mean * momentum + mean * (1.0 - momentum)
-        )
-        layer.moving_variance.assign(
-            moving_variance * momentum + variance * (1.0 - momentum)
-        )
+        for moving, value in (
+            (layer.moving_mean, mean),
+            (layer.moving_variance, variance),
+        ):
+            moving.assign(
+                _darts_math.moving_average(
+                    keras.ops.convert_to_tensor(moving), value, layer.momentum
+                )
+            )
         return outputs
 
     return call

@@ -20,6 +20,7 @@ __all__ = [
     "flat_norm",
     "global_norm",
     "lr_in_buffer",
+    "moving_average",
     "sgd_momentums",
     "unpack_search",
     "virtual_step",
@@ -137,3 +138,20 @@ def unpack_search(data):
             f"structure {structure}"
         ) from e
     return xt, yt, xv, yv
+
+
+def moving_average(moving, value, momentum):
+    """A batch normalization's moving statistic updated as Keras does:
+    `moving * momentum + value * (1 - momentum)`."""
+    return moving * momentum + value * (1.0 - momentum)
+
+
+def batch_normalize(x, epsilon):
+    """Training-mode batch normalization of `x`'s last axis, without
+    scale or offset: the outputs, the batch mean and the biased batch
+    variance (what Keras' moving averages take)."""
+    mean, variance = ops.moments(x, axes=list(range(len(x.shape) - 1)))
+    outputs = ops.batch_normalization(
+        x, mean, variance, axis=-1, epsilon=epsilon
+    )
+    return outputs, mean, variance

@@ -39,8 +39,9 @@ import math
 import keras
 from keras import ops
 
+from keras_nas._backend import backend_module
 from keras_nas.blocks import ops as nas_ops
-from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _darts_graph, _darts_math
 
 #: (backend, platform) pairs on which the depthwise convolutions of the
 #: piecewise JAX step (`_darts_jax.py`) are computed as sums of shifted
@@ -222,15 +223,11 @@ def _batch_norm(x, bns, training, plan_):
         return ops.batch_normalization(
             x, moving_mean, moving_var, axis=-1, epsilon=epsilon
         )
-    if _fused_batch_norm(x):
-        outputs, mean, variance = _backend_batch_norm().normalize(x, epsilon)
-    else:
-        mean, variance = ops.moments(x, axes=[0, 1, 2])
-        outputs = ops.batch_normalization(
-            x, mean, variance, axis=-1, epsilon=epsilon
-        )
-    new_mean = moving_mean * momentum + mean * (1.0 - momentum)
-    new_var = moving_var * momentum + variance * (1.0 - momentum)
+    outputs, mean, variance = backend_module(
+        "keras_nas.supernet", "_batch_norm", "The fused MixedOp"
+    ).batch_normalize(x, epsilon)
+    new_mean = _darts_math.moving_average(moving_mean, mean, momentum)
+    new_var = _darts_math.moving_average(moving_var, variance, momentum)
     n = len(bns)
     new_means = ops.split(new_mean, n) if n > 1 else [new_mean]
     new_vars = ops.split(new_var, n) if n > 1 else [new_var]
@@ -238,20 +235,6 @@ def _batch_norm(x, bns, training, plan_):
         bn.moving_mean.assign(m)
         bn.moving_variance.assign(v)
     return outputs
-
-
-def _fused_batch_norm(x) -> bool:
-    """Whether `_batch_norm` in training mode runs TensorFlow's fused
-    kernel (`_batch_norm_tensorflow.normalize`: one op and one gradient
-    op instead of ~25 and ~30 per batch norm; float32 only)."""
-    return (
-        keras.backend.backend() == "tensorflow"
-        and keras.backend.standardize_dtype(x.dtype) == "float32"
-    )
-
-
-def _backend_batch_norm():
-    return importlib.import_module("keras_nas.supernet._batch_norm_tensorflow")
 
 
 def _window(x, a, b, out_hw, strides):
