@@ -51,6 +51,7 @@ from tensorflow.python.ops import resource_variable_ops
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _one_shot_chain_tensorflow as chain
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet._path_update_tensorflow import apply_update
@@ -258,8 +259,9 @@ class _HandlePiece(groups.LayerRecord):
         # `tf.function` on the variables would.
         self.watched = [v for v in variables if v.trainable]
 
-    def __call__(self, inputs, training=None):
-        training = bool(training)
+    def _entry(self, inputs, training: bool) -> list:
+        """`[function, concrete function or None, chained pair or
+        unset]` of the kind at this input shape and dtype."""
         at = (tuple(inputs.shape), inputs.dtype, training)
         key = self.keys.get(at)
         if key is None:
@@ -271,7 +273,24 @@ class _HandlePiece(groups.LayerRecord):
         )
         entry = self.concrete.get(at)
         if entry is None or entry[0] is not fn:
-            entry = self.concrete[at] = (fn, self._flat_call(fn, inputs))
+            entry = self.concrete[at] = [fn, self._flat_call(fn, inputs), 0]
+        return entry
+
+    def pair(self, inputs, training: bool):
+        """The chained step's forward and backward functions of this call
+        (`_one_shot_chain_tensorflow._Pair`), None where the call runs as
+        a `tf.function` (then under a tape)."""
+        entry = self._entry(inputs, training)
+        if entry[2] == 0:
+            entry[2] = None
+            if entry[1] is not None:
+                entry[2] = chain.Pair.of(entry[1], [*self.handles, inputs])
+        return entry[2]
+
+    def __call__(self, inputs, training=None):
+        training = bool(training)
+        entry = self._entry(inputs, training)
+        fn = entry[0]
         if entry[1] is None:
             return fn(
                 [v.value for v in self.trainable],
@@ -351,6 +370,19 @@ def plain_functions():
         ctx.function_call_options = before
 
 
+#: False: the piecewise step differentiates its pieces under a
+#: `tf.GradientTape` (for measurements and tests).
+CHAINED = True
+
+
+def _chained(model) -> bool:
+    """Whether the piecewise step's backward pass is chained by hand
+    (`_one_shot_chain_tensorflow`): unless `CHAINED` is False or a weight
+    has a regularizer (its loss's gradient reaches the weight directly,
+    past the output)."""
+    return CHAINED and not model._sublayers()[1]
+
+
 def piecewise(model) -> bool:
     """Whether `model`'s compiled step runs piecewise: without a
     `tf.distribute` strategy and without `jit_compile=True` (XLA compiles
@@ -381,15 +413,27 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
     predictions.
     """
     variables, grads, seen, losses = [], [], {}, []
+    chained = use is _handle_piece and _chained(model)
     for path in paths:
-        on_path = model.path_trainable_variables(path)
         with plain_functions():
-            with tf.GradientTape() as tape:
-                y_pred = model._forward(x, path, True, use)
-                loss, scaled = indexed.training_loss(
-                    model, x, y, y_pred, sample_weight
+            if chained:
+                loss, y_pred, on_path, path_grads = chain.path_grads(
+                    model,
+                    x,
+                    y,
+                    sample_weight,
+                    path,
+                    _HandlePiece.of,
+                    indexed.training_loss,
                 )
-            path_grads = tape.gradient(scaled, on_path)
+            else:
+                on_path = model.path_trainable_variables(path)
+                with tf.GradientTape() as tape:
+                    y_pred = model._forward(x, path, True, use)
+                    loss, scaled = indexed.training_loss(
+                        model, x, y, y_pred, sample_weight
+                    )
+                path_grads = tape.gradient(scaled, on_path)
         for v, g in zip(on_path, path_grads, strict=True):
             i = seen.get(id(v))
             if i is None:
