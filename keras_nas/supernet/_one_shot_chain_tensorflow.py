@@ -219,6 +219,7 @@ class _Tape:
         self.entries = []
         return grads
 
+
 def _identity(x, training=None):
     return x
 
@@ -227,15 +228,14 @@ def _send(sums: dict, key, value) -> None:
     sums[key] = value if key not in sums else sums[key] + value
 
 
-def path_grads(model, x, y, sample_weight, path, record, training_loss):
+def path_grads(model, x, y, sample_weight, path, record, loss_gradient):
     """`(loss, y_pred, variables, grads)` of one Python path, as the tape
     step computes them: the recorded forward of the path's pieces
-    (`record(layer)`: its `_HandlePiece`), the gradient of the optimizer's
-    scaled loss (`training_loss(model, x, y, y_pred, sample_weight) ->
-    (loss, scaled)`) with respect to the output, the backward walked by
-    hand. `variables`: the path's trainable variables, as
-    `path_trainable_variables` lists them (read from the records), `grads`
-    theirs (None where none came)."""
+    (`record(layer)`: its `_HandlePiece`), `loss_gradient(x, y, y_pred,
+    sample_weight) -> (loss, the gradient of the optimizer's scaled loss
+    with respect to y_pred)`, the backward walked by hand. `variables`:
+    the path's trainable variables, as `path_trainable_variables` lists
+    them (read from the records), `grads` theirs (None where none came)."""
     layers = model._path_layers(path)
     variables, seen = [], set()
     for layer in layers:
@@ -245,11 +245,6 @@ def path_grads(model, x, y, sample_weight, path, record, training_loss):
                 variables.append(v)
     tape = _Tape(record, {id(layer) for layer in layers})
     y_pred = model._forward(tape.value(x), path, True, tape.use)
-    with tf.GradientTape() as loss_tape:
-        loss_tape.watch(y_pred.array)
-        loss, scaled = training_loss(
-            model, x, y, y_pred.array, sample_weight
-        )
-    d_pred = loss_tape.gradient(scaled, y_pred.array)
+    loss, d_pred = loss_gradient(x, y, y_pred.array, sample_weight)
     grads = tape.backward(y_pred, d_pred)
     return loss, y_pred.array, variables, [grads.get(id(v)) for v in variables]

@@ -394,6 +394,26 @@ def piecewise(model) -> bool:
     )
 
 
+def piecewise_train_function(model, keras_function):
+    """Keras' train function of the piecewise step (`keras_function`, made
+    with `run_eagerly`) without its wrappers of a traced step: a batch of
+    a `tf.data` iterator goes to `train_step` directly, not through an
+    `Optional`, the default strategy's `run` and the reduction of its
+    outputs over one replica (~2 ms CPU a step at the tiny configuration;
+    RESULTS.md, #13 j16); several steps per execution or another iterator
+    go through `keras_function`."""
+    step = model._autoconvert_optionals(model.train_step)
+
+    def function(iterator):
+        if model.steps_per_execution == 1 and isinstance(
+            iterator, tf.data.Iterator
+        ):
+            return step(iterator.get_next())
+        return keras_function(iterator)
+
+    return function
+
+
 def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
     """Eager step: trains one batch on the Python `path`, every layer a
     call of its own cached `tf.function` (`layer_caller`)."""
@@ -424,7 +444,7 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
                     sample_weight,
                     path,
                     _HandlePiece.of,
-                    indexed.training_loss,
+                    _step_function(model, _loss_gradient),
                 )
             else:
                 on_path = model.path_trainable_variables(path)
@@ -539,6 +559,40 @@ def apply_fair_gradients(model, x, y, sample_weight, paths) -> Any:
     return distribute.unscale_loss(loss), y_pred
 
 
+def _loss_gradient(model, x, y, y_pred, sample_weight) -> tuple:
+    """`(loss, gradient of the optimizer's scaled loss with respect to
+    y_pred)` (`indexed.training_loss`)."""
+    with tf.GradientTape() as tape:
+        tape.watch(y_pred)
+        loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
+    return loss, tape.gradient(scaled, y_pred)
+
+
+def _record_metrics(model, x, y, y_pred, sample_weight, loss) -> dict:
+    """The step's loss tracker and compiled metrics updated; their
+    results (as Keras' `train_step` ends)."""
+    model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _step_function(model, fn):
+    """`fn(model, ...)` of the piecewise step as a `tf.function` of the
+    model's (held weakly), traced once per input signature: the loss, its
+    gradient and the metrics are ~100 small eager ops, ~8 ms CPU a step
+    at the tiny configuration (RESULTS.md, #13 j16)."""
+    cache = _FUNCTIONS.get(model)
+    if cache is None:
+        cache = _FUNCTIONS[model] = {}
+    function = cache.get(fn)
+    if function is None:
+        function = cache[fn] = tf.function(
+            _darts_graph.weakly_bound(fn, model),
+            reduce_retracing=True,
+            autograph=False,
+        )
+    return function
+
+
 def train_step(model, data) -> dict:
     """`Model.train_step(data)` of the TensorFlow trainer."""
     if model._train_mode != "compiled":
@@ -552,8 +606,9 @@ def train_step(model, data) -> dict:
         loss, y_pred = apply_paths_gradients(
             model, x, y, sample_weight, paths, piece_caller(model)
         )
-        model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
-        return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        with plain_functions():
+            metrics = _step_function(model, _record_metrics)
+            return metrics(x, y, y_pred, sample_weight, loss)
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients
     loss, y_pred = apply(model, x, y, sample_weight, idx)
     model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
