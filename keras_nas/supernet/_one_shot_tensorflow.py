@@ -66,6 +66,8 @@ from keras_nas.supernet._path_update_tensorflow import apply_update
 GROUPED = False
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# model -> {function of the piecewise step: its tf.function}.
+_STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_caller(model):
@@ -403,6 +405,9 @@ def piecewise_train_function(model, keras_function):
     RESULTS.md, #13 j16); several steps per execution or another iterator
     go through `keras_function`."""
     step = model._autoconvert_optionals(model.train_step)
+    # Made again with Keras' (after `compile`): the step's functions trace
+    # the compiled loss, metrics and optimizer.
+    _STEP_FUNCTIONS.pop(model, None)
 
     def function(iterator):
         if model.steps_per_execution == 1 and isinstance(
@@ -580,9 +585,9 @@ def _step_function(model, fn):
     model's (held weakly), traced once per input signature: the loss, its
     gradient and the metrics are ~100 small eager ops, ~8 ms CPU a step
     at the tiny configuration (RESULTS.md, #13 j16)."""
-    cache = _FUNCTIONS.get(model)
+    cache = _STEP_FUNCTIONS.get(model)
     if cache is None:
-        cache = _FUNCTIONS[model] = {}
+        cache = _STEP_FUNCTIONS[model] = {}
     function = cache.get(fn)
     if function is None:
         function = cache[fn] = tf.function(

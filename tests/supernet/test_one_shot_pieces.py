@@ -187,6 +187,23 @@ def test_tf_chained_backward_equals_the_tape(sampler, monkeypatch):
     assert pairs and all(isinstance(p, chain.Pair) for p in pairs)
 
 
+def test_tf_step_functions_follow_compile():
+    """TF: the piecewise step's loss and metrics functions are traced
+    again after `compile` (new metrics, loss and optimizer)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(16, 8, 8, 2)).astype("float32")
+    y = rng.integers(0, 3, size=16).astype("int32")
+    net = OneShotSupernet(POOLS, seed=0)
+    net.compile(optimizer=_optimizer())
+    history = net.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    top2 = keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")
+    net.compile(optimizer=_optimizer(), metrics=[top2])
+    history = net.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert net._pieces and set(history.history) == {"loss", "top2"}
+    assert net.optimizer.iterations.numpy() == 1
+
+
 CHAINED = """
 import keras, numpy as np
 from keras_nas.supernet import _one_shot_jax as steps
