@@ -8,9 +8,12 @@ Four steps:
   drawn eagerly from the supernet's `SeedGenerator` (the same numbers as
   in the graph step), and every layer of the path runs as one call of the
   `tf.function` of its kind of layer (`_one_shot_groups.piece_caller`,
-  traced when the kind is first sampled), under a `tf.GradientTape`; the
-  optimizer gets the paths' variables and summed gradients only (Keras'
-  SGD and Adam / AdamW in one fused kernel per variable, `apply_update`).
+  traced when the kind is first sampled), its backward pass chained by
+  hand (`_one_shot_chain_tensorflow`: TensorFlow's forward and backward
+  functions of each piece, no `tf.GradientTape`), the loss's gradient
+  and the metrics each one `tf.function` of the model; the optimizer gets
+  the paths' variables and summed gradients only (Keras' SGD and Adam /
+  AdamW in one fused kernel per variable, `apply_update`).
 - compiled (default without a Python `sampler` elsewhere): the path is an int32
   tensor drawn inside the step, every decision slot dispatches with
   `tf.switch_case`, and Keras traces `train_step` once (`tf.function`).
