@@ -119,6 +119,9 @@ def test_piecewise_step_equals_the_switch_step(sampler, monkeypatch):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+_TF_ONLY = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's step"
+)
 POOLS = CellSearchSpace(
     input_shape=(8, 8, 2),
     num_classes=3,
@@ -135,6 +138,7 @@ POOLS = CellSearchSpace(
 )
 
 
+@_TF_ONLY
 @pytest.mark.parametrize("sampler", [None, "fair"])
 def test_tf_chained_backward_equals_the_tape(sampler, monkeypatch):
     """TF: the piecewise step's backward pass chained by hand (pools and
@@ -187,6 +191,7 @@ def test_tf_chained_backward_equals_the_tape(sampler, monkeypatch):
     assert pairs and all(isinstance(p, chain.Pair) for p in pairs)
 
 
+@_TF_ONLY
 def test_tf_step_functions_follow_compile():
     """TF: the piecewise step's loss and metrics functions are traced
     again after `compile` (new metrics, loss and optimizer)."""
