@@ -8,9 +8,12 @@ Four steps:
   drawn eagerly from the supernet's `SeedGenerator` (the same numbers as
   in the graph step), and every layer of the path runs as one call of the
   `tf.function` of its kind of layer (`_one_shot_groups.piece_caller`,
-  traced when the kind is first sampled), under a `tf.GradientTape`; the
-  optimizer gets the paths' variables and summed gradients only (Keras'
-  SGD and Adam / AdamW in one fused kernel per variable, `apply_update`).
+  traced when the kind is first sampled), its backward pass chained by
+  hand (`_one_shot_chain_tensorflow`: TensorFlow's forward and backward
+  functions of each piece, no `tf.GradientTape`), the loss's gradient
+  and the metrics each one `tf.function` of the model; the optimizer gets
+  the paths' variables and summed gradients only (Keras' SGD and Adam /
+  AdamW in one fused kernel per variable, `apply_update`).
 - compiled (default without a Python `sampler` elsewhere): the path is an int32
   tensor drawn inside the step, every decision slot dispatches with
   `tf.switch_case`, and Keras traces `train_step` once (`tf.function`).
@@ -51,6 +54,7 @@ from tensorflow.python.ops import resource_variable_ops
 
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet import _darts_graph
+from keras_nas.supernet import _one_shot_chain_tensorflow as chain
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet._path_update_tensorflow import apply_update
@@ -65,6 +69,8 @@ from keras_nas.supernet._path_update_tensorflow import apply_update
 GROUPED = False
 _CALLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# model -> {function of the piecewise step: its tf.function}.
+_STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_caller(model):
@@ -258,8 +264,9 @@ class _HandlePiece(groups.LayerRecord):
         # `tf.function` on the variables would.
         self.watched = [v for v in variables if v.trainable]
 
-    def __call__(self, inputs, training=None):
-        training = bool(training)
+    def _entry(self, inputs, training: bool) -> list:
+        """`[function, concrete function or None, chained pair or
+        unset]` of the kind at this input shape and dtype."""
         at = (tuple(inputs.shape), inputs.dtype, training)
         key = self.keys.get(at)
         if key is None:
@@ -271,7 +278,24 @@ class _HandlePiece(groups.LayerRecord):
         )
         entry = self.concrete.get(at)
         if entry is None or entry[0] is not fn:
-            entry = self.concrete[at] = (fn, self._flat_call(fn, inputs))
+            entry = self.concrete[at] = [fn, self._flat_call(fn, inputs), 0]
+        return entry
+
+    def pair(self, inputs, training: bool):
+        """The chained step's forward and backward functions of this call
+        (`_one_shot_chain_tensorflow._Pair`), None where the call runs as
+        a `tf.function` (then under a tape)."""
+        entry = self._entry(inputs, training)
+        if entry[2] == 0:
+            entry[2] = None
+            if entry[1] is not None:
+                entry[2] = chain.Pair.of(entry[1], [*self.handles, inputs])
+        return entry[2]
+
+    def __call__(self, inputs, training=None):
+        training = bool(training)
+        entry = self._entry(inputs, training)
+        fn = entry[0]
         if entry[1] is None:
             return fn(
                 [v.value for v in self.trainable],
@@ -351,6 +375,19 @@ def plain_functions():
         ctx.function_call_options = before
 
 
+#: False: the piecewise step differentiates its pieces under a
+#: `tf.GradientTape` (for measurements and tests).
+CHAINED = True
+
+
+def _chained(model) -> bool:
+    """Whether the piecewise step's backward pass is chained by hand
+    (`_one_shot_chain_tensorflow`): unless `CHAINED` is False or a weight
+    has a regularizer (its loss's gradient reaches the weight directly,
+    past the output)."""
+    return CHAINED and not model._sublayers()[1]
+
+
 def piecewise(model) -> bool:
     """Whether `model`'s compiled step runs piecewise: without a
     `tf.distribute` strategy and without `jit_compile=True` (XLA compiles
@@ -360,6 +397,29 @@ def piecewise(model) -> bool:
         or tf.distribute.has_strategy()
         or model._jit
     )
+
+
+def piecewise_train_function(model, keras_function):
+    """Keras' train function of the piecewise step (`keras_function`, made
+    with `run_eagerly`) without its wrappers of a traced step: a batch of
+    a `tf.data` iterator goes to `train_step` directly, not through an
+    `Optional`, the default strategy's `run` and the reduction of its
+    outputs over one replica (~2 ms CPU a step at the tiny configuration;
+    RESULTS.md, #13 j16); several steps per execution or another iterator
+    go through `keras_function`."""
+    step = model._autoconvert_optionals(model.train_step)
+    # Made again with Keras' (after `compile`): the step's functions trace
+    # the compiled loss, metrics and optimizer.
+    _STEP_FUNCTIONS.pop(model, None)
+
+    def function(iterator):
+        if model.steps_per_execution == 1 and isinstance(
+            iterator, tf.data.Iterator
+        ):
+            return step(iterator.get_next())
+        return keras_function(iterator)
+
+    return function
 
 
 def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
@@ -381,15 +441,27 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
     predictions.
     """
     variables, grads, seen, losses = [], [], {}, []
+    chained = use is _handle_piece and _chained(model)
     for path in paths:
-        on_path = model.path_trainable_variables(path)
         with plain_functions():
-            with tf.GradientTape() as tape:
-                y_pred = model._forward(x, path, True, use)
-                loss, scaled = indexed.training_loss(
-                    model, x, y, y_pred, sample_weight
+            if chained:
+                loss, y_pred, on_path, path_grads = chain.path_grads(
+                    model,
+                    x,
+                    y,
+                    sample_weight,
+                    path,
+                    _HandlePiece.of,
+                    _step_function(model, _loss_gradient),
                 )
-            path_grads = tape.gradient(scaled, on_path)
+            else:
+                on_path = model.path_trainable_variables(path)
+                with tf.GradientTape() as tape:
+                    y_pred = model._forward(x, path, True, use)
+                    loss, scaled = indexed.training_loss(
+                        model, x, y, y_pred, sample_weight
+                    )
+                path_grads = tape.gradient(scaled, on_path)
         for v, g in zip(on_path, path_grads, strict=True):
             i = seen.get(id(v))
             if i is None:
@@ -495,6 +567,40 @@ def apply_fair_gradients(model, x, y, sample_weight, paths) -> Any:
     return distribute.unscale_loss(loss), y_pred
 
 
+def _loss_gradient(model, x, y, y_pred, sample_weight) -> tuple:
+    """`(loss, gradient of the optimizer's scaled loss with respect to
+    y_pred)` (`indexed.training_loss`)."""
+    with tf.GradientTape() as tape:
+        tape.watch(y_pred)
+        loss, scaled = indexed.training_loss(model, x, y, y_pred, sample_weight)
+    return loss, tape.gradient(scaled, y_pred)
+
+
+def _record_metrics(model, x, y, y_pred, sample_weight, loss) -> dict:
+    """The step's loss tracker and compiled metrics updated; their
+    results (as Keras' `train_step` ends)."""
+    model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _step_function(model, fn):
+    """`fn(model, ...)` of the piecewise step as a `tf.function` of the
+    model's (held weakly), traced once per input signature: the loss, its
+    gradient and the metrics are ~100 small eager ops, ~8 ms CPU a step
+    at the tiny configuration (RESULTS.md, #13 j16)."""
+    cache = _STEP_FUNCTIONS.get(model)
+    if cache is None:
+        cache = _STEP_FUNCTIONS[model] = {}
+    function = cache.get(fn)
+    if function is None:
+        function = cache[fn] = tf.function(
+            _darts_graph.weakly_bound(fn, model),
+            reduce_retracing=True,
+            autograph=False,
+        )
+    return function
+
+
 def train_step(model, data) -> dict:
     """`Model.train_step(data)` of the TensorFlow trainer."""
     if model._train_mode != "compiled":
@@ -508,8 +614,9 @@ def train_step(model, data) -> dict:
         loss, y_pred = apply_paths_gradients(
             model, x, y, sample_weight, paths, piece_caller(model)
         )
-        model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
-        return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        with plain_functions():
+            metrics = _step_function(model, _record_metrics)
+            return metrics(x, y, y_pred, sample_weight, loss)
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients
     loss, y_pred = apply(model, x, y, sample_weight, idx)
     model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])

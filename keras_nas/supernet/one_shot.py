@@ -555,11 +555,16 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         if not self._pieces:
             return super().make_train_function(force=force)
         # The piecewise step runs in Python (its pieces are compiled).
+        made = force or self.train_function is None
         self.run_eagerly = True
         try:
-            return super().make_train_function(force=force)
+            super().make_train_function(force=force)
         finally:
             self.run_eagerly = False
+        lean = getattr(_steps_module(), "piecewise_train_function", None)
+        if made and lean is not None:
+            self.train_function = lean(self, self.train_function)
+        return self.train_function
 
     def _train_on_path(self, data, values=None) -> dict[str, Any]:
         """The eager step: one batch on a Python-sampled path (`values`,

@@ -13,7 +13,10 @@ import pytest
 from _one_shot_testing import TINY
 from _one_shot_testing import data as _data
 
+from keras_nas.blocks.pool_ops import Identity
 from keras_nas.spaces import CellSearchSpace
+from keras_nas.supernet import _one_shot_chain_tensorflow as chain
+from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_tensorflow as tf_step
 from keras_nas.supernet import one_shot
 from keras_nas.supernet.one_shot import OneShotSupernet
@@ -57,10 +60,14 @@ def test_first_step_compiles_only_the_sampled_kinds():
     net.fit(x[:16], y[:16], epochs=1, batch_size=16, verbose=0)  # one step
     assert net._train_mode == "compiled" and net._pieces
     first = _kinds() - before
-    # Only the layers the path runs (with variables) have pieces: at most
-    # one per such layer, of their classes.
+    # Only the layers the path runs (but the identity) have pieces: at
+    # most one per such layer, of their classes.
     path = net.last_path
-    layers = [layer for layer in net.path_layers(path) if layer.variables]
+    layers = [
+        layer
+        for layer in net.topology.run_layers(path)
+        if type(layer) is not Identity
+    ]
     assert 0 < len(first) <= len(layers)
     assert {key[0] for key in first} <= {type(layer) for layer in layers}
     # Until every kind is sampled; then an epoch compiles nothing.
@@ -116,10 +123,101 @@ def test_piecewise_step_equals_the_switch_step(sampler, monkeypatch):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+_TF_ONLY = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's step"
+)
+POOLS = CellSearchSpace(
+    input_shape=(8, 8, 2),
+    num_classes=3,
+    ops=(
+        "none",
+        "skip_connect",
+        "max_pool_3x3",
+        "avg_pool_3x3",
+        "sep_conv_3x3",
+    ),
+    num_nodes=2,
+    num_cells=3,
+    filters=3,
+)
+
+
+@_TF_ONLY
+@pytest.mark.parametrize("sampler", [None, "fair"])
+def test_tf_chained_backward_equals_the_tape(sampler, monkeypatch):
+    """TF: the piecewise step's backward pass chained by hand (pools and
+    the head's pooling as pieces, the loss and metrics as functions) ==
+    the pieces under a `tf.GradientTape` (`CHAINED = False`): the same
+    paths, weights, statistics and optimizer state, to float32 rounding
+    (the gradients of a value used several times are summed in another
+    order)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 8, 8, 2)).astype("float32")
+    y = rng.integers(0, 3, size=32).astype("int32")
+    nets = []
+    for _ in range(2):
+        net = OneShotSupernet(POOLS, seed=0, sampler=sampler)
+        net.compile(
+            optimizer=keras.optimizers.SGD(
+                0.1, momentum=0.9, weight_decay=1e-3, global_clipnorm=0.5
+            )
+        )
+        if nets:
+            net.set_weights(nets[0].get_weights())
+        nets.append(net)
+    for _ in range(2):
+        for net, chained in zip(nets, (True, False), strict=True):
+            monkeypatch.setattr(tf_step, "CHAINED", chained)
+            history = net.fit(
+                x, y, epochs=1, batch_size=16, shuffle=False, verbose=0
+            )
+            assert net._pieces
+        assert nets[0].last_paths == nets[1].last_paths
+        states = [
+            n.trainable_variables
+            + n.non_trainable_variables
+            + n.optimizer.variables
+            for n in nets
+        ]
+        for a, b in zip(*states, strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert np.isfinite(history.history["loss"][0])
+    # The pieces connected to the output ran as TensorFlow's forward and
+    # backward pairs (not as a tape's fallback; 0: never differentiated).
+    records = groups._RECORDS[tf_step._HandlePiece]
+    pairs = [
+        entry[2]
+        for layer, record in records.items()
+        if layer in nets[0]._sublayers()[0]
+        for entry in record.concrete.values()
+        if entry[2] != 0
+    ]
+    assert pairs and all(isinstance(p, chain.Pair) for p in pairs)
+
+
+@_TF_ONLY
+def test_tf_step_functions_follow_compile():
+    """TF: the piecewise step's loss and metrics functions are traced
+    again after `compile` (new metrics, loss and optimizer)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(16, 8, 8, 2)).astype("float32")
+    y = rng.integers(0, 3, size=16).astype("int32")
+    net = OneShotSupernet(POOLS, seed=0)
+    net.compile(optimizer=_optimizer())
+    history = net.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    top2 = keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")
+    net.compile(optimizer=_optimizer(), metrics=[top2])
+    history = net.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert net._pieces and set(history.history) == {"loss", "top2"}
+    assert net.optimizer.iterations.numpy() == 1
+
+
 CHAINED = """
 import keras, numpy as np
 from keras_nas.supernet import _one_shot_jax as steps
 from keras_nas.supernet.one_shot import OneShotSupernet
+from keras_nas.blocks.pool_ops import Identity
 from keras_nas.spaces import CellSearchSpace
 space = CellSearchSpace(
     input_shape=(8, 8, 1), num_classes=4, num_nodes=1, num_cells=3,
