@@ -32,6 +32,11 @@ ODD = CellSearchSpace(
 )
 
 
+_TF_ONLY = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's step"
+)
+
+
 def _optimizer():
     return keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
 
@@ -46,10 +51,7 @@ def _kinds() -> set:
     return set(tf_step.pieces())
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="counts TensorFlow's traced pieces (JAX: the subprocess tests)",
-)
+@_TF_ONLY
 def test_first_step_compiles_only_the_sampled_kinds():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 6, 6, 2)).astype("float32")
@@ -123,9 +125,6 @@ def test_piecewise_step_equals_the_switch_step(sampler, monkeypatch):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
-_TF_ONLY = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="TensorFlow's step"
-)
 POOLS = CellSearchSpace(
     input_shape=(8, 8, 2),
     num_classes=3,
