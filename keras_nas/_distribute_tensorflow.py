@@ -78,6 +78,8 @@ from typing import Any
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer as _keras_trainer
 
+from keras_nas._gc import deferred_collection
+
 __all__ = [
     "apply",
     "mean_gradients",
@@ -217,7 +219,8 @@ def _mend_keras_multi_worker() -> None:
                 for _, _, it in iterator:
                     data_batch = next(it)
                     break
-            with unnamed_variables():
+            # The optimizer's state without automatic collections (_gc.py).
+            with unnamed_variables(), deferred_collection():
                 self._symbolic_build(data_batch=data_batch)
             return None
         if strategy is None or iterator is None or not _multi_worker(strategy):

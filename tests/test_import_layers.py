@@ -38,9 +38,12 @@ PACKAGE = "keras_nas"
 
 # Lowest first. Each row: (layer name, units in it).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # The Python process's state (the garbage collector): imports nothing.
+    ("process", ("_gc",)),
     (
-        # Import no other keras_nas module (the root `keras_nas/__init__.py`
-        # only `_serializable`; its export table is lazy).
+        # Import no other keras_nas module but `_gc` (the root
+        # `keras_nas/__init__.py` only `_serializable`; its export table
+        # is lazy).
         "foundations",
         (
             PACKAGE,

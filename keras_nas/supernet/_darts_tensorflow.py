@@ -58,12 +58,15 @@ _LOCAL = threading.local()
 
 
 def _variables(model, groups):
-    """The variables a pass differentiates: "w", "a" or "aw" (alpha first)."""
-    return {
-        "w": model.weight_variables,
-        "a": model.arch_variables,
-        "aw": model.arch_variables + model.weight_variables,
-    }[groups]
+    """The variables a pass differentiates: "w", "a" or "aw" (alpha first).
+
+    Only the lists asked for: each is a walk over every layer of the model
+    (~5 ms at the micro configuration, on every eager step)."""
+    if groups == "w":
+        return model.weight_variables
+    if groups == "a":
+        return model.arch_variables
+    return model.arch_variables + model.weight_variables
 
 
 def _pass(model, x, y, groups):

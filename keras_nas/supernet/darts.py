@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from keras_nas._backend import backend_module, variable_creation_scope
+from keras_nas._gc import deferred_collection, first_call_deferred
 from keras_nas._validation import (
     MAX_CELLS,
     MAX_FILTERS,
@@ -301,17 +302,20 @@ class DartsSupernet(keras.Model):
         # "mixed_bfloat16"`): Keras passes it to no sublayer itself.
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.dtype_policy)
-        try:
-            with nas_ops._version_scope(self.ops_version):
-                if self.search_space == "nb201":
-                    darts_nb201.make_layers(self)
-                else:
-                    self._make_layers()
-                self._make_classifier()
-        finally:
-            keras.config.set_dtype_policy(previous_policy)
-        add_metric_trackers(self)
-        self.build((None,) + self.image_shape)
+        # The layers made and built without automatic garbage collections
+        # (keras_nas/_gc.py).
+        with deferred_collection():
+            try:
+                with nas_ops._version_scope(self.ops_version):
+                    if self.search_space == "nb201":
+                        darts_nb201.make_layers(self)
+                    else:
+                        self._make_layers()
+                    self._make_classifier()
+            finally:
+                keras.config.set_dtype_policy(previous_policy)
+            add_metric_trackers(self)
+            self.build((None,) + self.image_shape)
 
     @classmethod
     def from_space(cls, space: Any, **kwargs) -> DartsSupernet:
@@ -594,7 +598,14 @@ class DartsSupernet(keras.Model):
         # JAX: compiled piecewise (_darts_jax.py); TensorFlow: Keras'.
         make = getattr(self._steps, "make_train_function", None)
         whole = super().make_train_function
-        return make(self, force, whole) if make else whole(force)
+        if make:
+            make(self, force, whole)
+        else:
+            whole(force)
+        # Its first call traces or compiles the step without automatic
+        # garbage collections (keras_nas/_gc.py).
+        self.train_function = first_call_deferred(self.train_function)
+        return self.train_function
 
     def make_test_function(self, force=False):
         make = getattr(self._steps, "make_test_function", None)

@@ -36,6 +36,7 @@ from keras import ops
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from keras_nas._backend import backend_module, variable_creation_scope
+from keras_nas._gc import deferred_collection, first_call_deferred
 from keras_nas._hp_values import random_values, rng_from_json, rng_to_json
 from keras_nas.supernet import _one_shot_indexed as indexed
 from keras_nas.supernet._one_shot_eval import PathEvaluation
@@ -230,11 +231,13 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         self.cell_layers: list[keras.layers.Layer] = []
         self.stem: list[keras.layers.Layer] = []
         self.head: list[keras.layers.Layer] = []
-        self.topology.make_layers(
-            self.stem, self.cell_layers, self.op_layers, self.head
-        )
-        with variable_creation_scope():
-            self.topology.build()
+        # Without automatic garbage collections (keras_nas/_gc.py).
+        with deferred_collection():
+            self.topology.make_layers(
+                self.stem, self.cell_layers, self.op_layers, self.head
+            )
+            with variable_creation_scope():
+                self.topology.build()
         self.built = True
         # The compiled step records its sampled path here.
         self._last_indices = self.add_weight(
@@ -551,19 +554,22 @@ class OneShotSupernet(PathEvaluation, keras.Model):
             self.jit_compile = mode == "compiled" and jit
             # Keras' test/predict functions follow run_eagerly too.
             self.test_function = self.predict_function = None
-        self._build_optimizer()
+        with deferred_collection():  # the slots (keras_nas/_gc.py)
+            self._build_optimizer()
         if not self._pieces:
-            return super().make_train_function(force=force)
-        # The piecewise step runs in Python (its pieces are compiled).
-        made = force or self.train_function is None
-        self.run_eagerly = True
-        try:
             super().make_train_function(force=force)
-        finally:
-            self.run_eagerly = False
-        lean = getattr(_steps_module(), "piecewise_train_function", None)
-        if made and lean is not None:
-            self.train_function = lean(self, self.train_function)
+        else:  # the piecewise step runs in Python (its pieces compiled)
+            made = force or self.train_function is None
+            self.run_eagerly = True
+            try:
+                super().make_train_function(force=force)
+            finally:
+                self.run_eagerly = False
+            lean = getattr(_steps_module(), "piecewise_train_function", None)
+            if made and lean is not None:
+                self.train_function = lean(self, self.train_function)
+        # Its first call traces: no automatic collection (keras_nas/_gc.py).
+        self.train_function = first_call_deferred(self.train_function)
         return self.train_function
 
     def _train_on_path(self, data, values=None) -> dict[str, Any]:

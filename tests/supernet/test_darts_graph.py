@@ -189,6 +189,9 @@ def test_fit_traces_one_function_per_step_as_keras_steps():
         finally:
             tracing_compilation.trace_function = trace
         states.append(_state(model))
+        # The first call traced without automatic garbage collections
+        # (keras_nas/_gc.py); the collector is back on.
+        assert model.train_function.called and gc.isenabled()
     # (trace_function is called on every call: it looks up the cache)
     steps = {n for n in traced[1] if "step_on" in n}
     assert steps == {"one_step_on_iterator"}, steps

@@ -61,6 +61,8 @@ def test_first_step_compiles_only_the_sampled_kinds():
     before = _kinds()
     net.fit(x[:16], y[:16], epochs=1, batch_size=16, verbose=0)  # one step
     assert net._train_mode == "compiled" and net._pieces
+    # Run without automatic garbage collections (keras_nas/_gc.py).
+    assert net.train_function.called and gc.isenabled()
     first = _kinds() - before
     # Only the layers the path runs (but the identity) have pieces: at
     # most one per such layer, of their classes.
