@@ -211,47 +211,84 @@ def _pad_kernel(kernel, size):
     return ops.pad(kernel, [[p, p], [p, p], [0, 0], [0, 0]])
 
 
-def _batch_norm(x, bns, training, plan_):
-    """One batch normalization of `x`'s channels, `bns` side by side."""
-    momentum, epsilon = plan_.momentum, plan_.epsilon
+def _moving(x, bns):
+    """`bns`' moving means and variances side by side, in `x`'s dtype."""
     mean_parts = [ops.cast(bn.moving_mean, x.dtype) for bn in bns]
     var_parts = [ops.cast(bn.moving_variance, x.dtype) for bn in bns]
-    moving_mean = ops.concatenate(mean_parts, axis=0)
-    moving_var = ops.concatenate(var_parts, axis=0)
-    if not training:
-        return ops.batch_normalization(
-            x, moving_mean, moving_var, axis=-1, epsilon=epsilon
-        )
-    if _fused_batch_norm(x):
-        outputs, mean, variance = _backend_batch_norm().normalize(x, epsilon)
-    else:
-        mean, variance = ops.moments(x, axes=[0, 1, 2])
-        outputs = ops.batch_normalization(
-            x, mean, variance, axis=-1, epsilon=epsilon
-        )
-    new_mean = moving_mean * momentum + mean * (1.0 - momentum)
-    new_var = moving_var * momentum + variance * (1.0 - momentum)
+    return ops.concatenate(mean_parts, 0), ops.concatenate(var_parts, 0)
+
+
+def _update_moving(bns, moving, mean, variance, momentum):
+    """`bns`' moving statistics updated with the batch's, side by side."""
+    new_mean = moving[0] * momentum + mean * (1.0 - momentum)
+    new_var = moving[1] * momentum + variance * (1.0 - momentum)
     n = len(bns)
     new_means = ops.split(new_mean, n) if n > 1 else [new_mean]
     new_vars = ops.split(new_var, n) if n > 1 else [new_var]
     for bn, m, v in zip(bns, new_means, new_vars, strict=True):
         bn.moving_mean.assign(m)
         bn.moving_variance.assign(v)
+
+
+def _batch_norm(x, bns, training, plan_):
+    """One batch normalization of `x`'s channels, `bns` side by side."""
+    moving = _moving(x, bns)
+    if not training:
+        return ops.batch_normalization(
+            x, *moving, axis=-1, epsilon=plan_.epsilon
+        )
+    if _fused_batch_norm(x):
+        outputs, mean, variance = _backend_batch_norm().normalize(
+            x, plan_.epsilon
+        )
+    else:
+        mean, variance = ops.moments(x, axes=[0, 1, 2])
+        outputs = ops.batch_normalization(
+            x, mean, variance, axis=-1, epsilon=plan_.epsilon
+        )
+    _update_moving(bns, moving, mean, variance, plan_.momentum)
     return outputs
 
 
+def _normalized_sum(x, bns, training, plan_, weights):
+    """`_batch_norm(x)`'s `n` blocks of channels weighted by `weights`
+    (`(n,)`) and summed: (B, H, W, n * F) -> (B, H, W, F). On JAX in
+    training mode one function whose backward pass keeps one tensor of
+    `x`'s size (`_batch_norm_jax.normalized_sum`)."""
+    n = weights.shape[0]
+    if training and _fused_batch_norm(x) and _jax():
+        moving = _moving(x, bns)
+        out, mean, variance = _backend_batch_norm().normalized_sum(
+            x, weights, plan_.epsilon
+        )
+        _update_moving(bns, moving, mean, variance, plan_.momentum)
+        return out
+    y = _split_last(_batch_norm(x, bns, training, plan_), n, x.shape[-1] // n)
+    if _shifted():  # as a contraction, y is transposed first (_pointwise)
+        return ops.sum(y * ops.expand_dims(weights, -1), axis=-2)
+    return ops.einsum("bhwnf,n->bhwf", y, weights)
+
+
+def _jax() -> bool:
+    return keras.backend.backend() == "jax"
+
+
 def _fused_batch_norm(x) -> bool:
-    """Whether `_batch_norm` in training mode runs TensorFlow's fused
-    kernel (`_batch_norm_tensorflow.normalize`: one op and one gradient
-    op instead of ~25 and ~30 per batch norm; float32 only)."""
-    return (
-        keras.backend.backend() == "tensorflow"
-        and keras.backend.standardize_dtype(x.dtype) == "float32"
+    """Whether `_batch_norm` in training mode runs the backend's own
+    function (float32 only): TensorFlow's fused kernel
+    (`_batch_norm_tensorflow.normalize`: one op and one gradient op
+    instead of ~25 and ~30 per batch norm), on JAX a `custom_vjp` that
+    keeps only the output for the backward pass (`_batch_norm_jax`)."""
+    backend = keras.backend.backend()
+    return backend in ("tensorflow", "jax") and (
+        keras.backend.standardize_dtype(x.dtype) == "float32"
     )
 
 
 def _backend_batch_norm():
-    return importlib.import_module("keras_nas.supernet._batch_norm_tensorflow")
+    return importlib.import_module(
+        f"keras_nas.supernet._batch_norm_{keras.backend.backend()}"
+    )
 
 
 def _window(x, a, b, out_hw, strides):
@@ -318,7 +355,7 @@ def _kernel_grad(xp, upstream, size, dilation, strides):
     return total
 
 
-def _shifted_depthwise(x, kernel, strides, size, dilation):
+def _shifted_depthwise(x, kernel, strides, size, dilation, copies=1):
     """`_depthwise` as sums over the kernel's taps of shifted (strided)
     windows of the padded input times the tap's per-channel weights, with
     the same sums for its gradients: the input's is the correlation of the
@@ -327,6 +364,12 @@ def _shifted_depthwise(x, kernel, strides, size, dilation):
     the convolution up to float32 rounding; on XLA's CPU backend ~20x
     faster forward and backward than its grouped convolution (micro
     configuration; benchmarks/RESULTS.md).
+
+    The input is `copies` copies of `x` side by side along the channels;
+    the backward pass keeps `x` alone and pads it again (every edge's
+    residuals of a pass are alive at once in the piecewise step: the
+    padded copies were ~1.4 MiB of an edge's 5.3 at the micro
+    configuration; benchmarks/RESULTS.md, #13 i16).
     """
     pad = dilation * (size // 2)
     height, width = x.shape[1], x.shape[2]
@@ -335,10 +378,14 @@ def _shifted_depthwise(x, kernel, strides, size, dilation):
     def padded(t, after_h, after_w):
         return ops.pad(t, [[0, 0], [pad, after_h], [pad, after_w], [0, 0]])
 
+    def copied(t):
+        return t if copies == 1 else ops.concatenate([t] * copies, axis=-1)
+
     @ops.custom_gradient
     def depthwise(x, kernel):
-        xp = padded(x, pad, pad)
-        out = _taps(xp, kernel, out_hw, strides, dilation)
+        out = _taps(
+            padded(copied(x), pad, pad), kernel, out_hw, strides, dilation
+        )
 
         def grad(*args, upstream=None):
             if upstream is None:
@@ -347,9 +394,10 @@ def _shifted_depthwise(x, kernel, strides, size, dilation):
             dzp = padded(
                 dz, height + pad - dz.shape[1], width + pad - dz.shape[2]
             )
-            d_x = _taps(
-                dzp, kernel[::-1, ::-1], (height, width), 1, dilation
-            )
+            d_x = _taps(dzp, kernel[::-1, ::-1], (height, width), 1, dilation)
+            if copies > 1:
+                d_x = ops.sum(_split_last(d_x, copies, x.shape[-1]), -2)
+            xp = padded(copied(x), pad, pad)
             d_kernel = _kernel_grad(xp, upstream, size, dilation, strides)
             return d_x, ops.reshape(d_kernel, kernel.shape)
 
@@ -429,10 +477,13 @@ def _pool(layer, inputs):
     return layer.call(inputs)
 
 
-def _depthwise(x, kernel, strides, size, dilation):
-    """The depthwise conv of `SepConv` (ops_version 2) at `strides`."""
+def _depthwise(x, kernel, strides, size, dilation, copies=1):
+    """The depthwise conv of `SepConv` (ops_version 2) at `strides` of
+    `copies` copies of `x` side by side along the channels."""
     if _shifted():
-        return _shifted_depthwise(x, kernel, strides, size, dilation)
+        return _shifted_depthwise(x, kernel, strides, size, dilation, copies)
+    if copies > 1:
+        x = ops.concatenate([x] * copies, axis=-1)
     if strides > 1 and dilation == 1:
         pad = size // 2
         x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -461,13 +512,13 @@ def _conv_group(layer, group, relu_x, training, plan_):
         ]
         pointwise = [op.pointwise[r].kernel[0, 0] for op in members]
         if r == 0:
-            x = relu_x if n == 1 else ops.concatenate([relu_x] * n, axis=-1)
             z = _depthwise(
-                x,
+                relu_x,
                 ops.concatenate(kernels, axis=2),
                 layer.strides,
                 group.kernel,
                 group.dilation,
+                copies=n,
             )
         else:
             x = ops.relu(_merge_last(y))
@@ -534,20 +585,14 @@ def call(layer, plan_: Plan, inputs, op_weights, training=None):
         reduced = _reduce(cands[plan_.reduce], relu_x)
         stacked.append(ops.expand_dims(reduced, -2))
     y = stacked[0] if len(stacked) == 1 else ops.concatenate(stacked, -2)
-    filters = y.shape[-1]
     last = [cands[m].bns[-1] for g in plan_.groups for m in g.members]
     last += [cands[p].layers[1] for p in plan_.pools]
     if plan_.reduce is not None:
         last.append(cands[plan_.reduce].bn)
-    y = _batch_norm(_merge_last(y), last, training, plan_)
     order = plan_.normalized()
     weights = ops.cast(op_weights, inputs.dtype)
     w = ops.take(weights, [layer._active[k] for k in order])
-    y = _split_last(y, len(order), filters)
-    if _shifted():  # as a contraction, y is transposed first (_pointwise)
-        out = ops.sum(y * ops.expand_dims(w, -1), axis=-2)
-    else:
-        out = ops.einsum("bhwnf,n->bhwf", y, w)
+    out = _normalized_sum(_merge_last(y), last, training, plan_, w)
     if plan_.identity is not None:
         out = out + weights[layer._active[plan_.identity]] * inputs
     return out
