@@ -212,29 +212,64 @@ def _pad_kernel(kernel, size):
     return ops.pad(kernel, [[p, p], [p, p], [0, 0], [0, 0]])
 
 
-def _batch_norm(x, bns, training, plan_):
-    """One batch normalization of `x`'s channels, `bns` side by side."""
-    momentum, epsilon = plan_.momentum, plan_.epsilon
+def _moving(x, bns):
+    """`bns`' moving means and variances side by side, in `x`'s dtype."""
     mean_parts = [ops.cast(bn.moving_mean, x.dtype) for bn in bns]
     var_parts = [ops.cast(bn.moving_variance, x.dtype) for bn in bns]
-    moving_mean = ops.concatenate(mean_parts, axis=0)
-    moving_var = ops.concatenate(var_parts, axis=0)
-    if not training:
-        return ops.batch_normalization(
-            x, moving_mean, moving_var, axis=-1, epsilon=epsilon
-        )
-    outputs, mean, variance = backend_module(
-        "keras_nas.supernet", "_batch_norm", "The fused MixedOp"
-    ).batch_normalize(x, epsilon)
-    new_mean = _darts_math.moving_average(moving_mean, mean, momentum)
-    new_var = _darts_math.moving_average(moving_var, variance, momentum)
+    return ops.concatenate(mean_parts, 0), ops.concatenate(var_parts, 0)
+
+
+def _update_moving(bns, moving, mean, variance, momentum):
+    """`bns`' moving statistics updated with the batch's, side by side."""
+    new_mean = _darts_math.moving_average(moving[0], mean, momentum)
+    new_var = _darts_math.moving_average(moving[1], variance, momentum)
     n = len(bns)
     new_means = ops.split(new_mean, n) if n > 1 else [new_mean]
     new_vars = ops.split(new_var, n) if n > 1 else [new_var]
     for bn, m, v in zip(bns, new_means, new_vars, strict=True):
         bn.moving_mean.assign(m)
         bn.moving_variance.assign(v)
+
+
+def _batch_norms():
+    """This backend's batch norms of the fused `MixedOp` (training mode):
+    `_batch_norm_tensorflow` (one fused kernel) or `_batch_norm_jax` (a
+    lean backward pass)."""
+    return backend_module("keras_nas.supernet", "_batch_norm", "MixedOp")
+
+
+def _batch_norm(x, bns, training, plan_):
+    """One batch normalization of `x`'s channels, `bns` side by side."""
+    moving = _moving(x, bns)
+    if not training:
+        return ops.batch_normalization(
+            x, *moving, axis=-1, epsilon=plan_.epsilon
+        )
+    outputs, mean, variance = _batch_norms().batch_normalize(
+        x, plan_.epsilon
+    )
+    _update_moving(bns, moving, mean, variance, plan_.momentum)
     return outputs
+
+
+def _normalized_sum(x, bns, training, plan_, weights):
+    """`_batch_norm(x)`'s `n` blocks of channels weighted by `weights`
+    (`(n,)`) and summed: (B, H, W, n * F) -> (B, H, W, F). Where the
+    backend has it, in float32 and training mode, one function whose
+    backward pass keeps one tensor of `x`'s size
+    (`_batch_norm_jax.normalized_sum`)."""
+    n = weights.shape[0]
+    fused = getattr(_batch_norms(), "normalized_sum", None)
+    float32 = keras.backend.standardize_dtype(x.dtype) == "float32"
+    if training and fused and float32:
+        moving = _moving(x, bns)
+        out, mean, variance = fused(x, weights, plan_.epsilon)
+        _update_moving(bns, moving, mean, variance, plan_.momentum)
+        return out
+    y = _split_last(_batch_norm(x, bns, training, plan_), n, x.shape[-1] // n)
+    if _shifted():  # as a contraction, y is transposed first (_pointwise)
+        return ops.sum(y * ops.expand_dims(weights, -1), axis=-2)
+    return ops.einsum("bhwnf,n->bhwf", y, weights)
 
 
 def _window(x, a, b, out_hw, strides):
@@ -517,20 +552,14 @@ def call(layer, plan_: Plan, inputs, op_weights, training=None):
         reduced = _reduce(cands[plan_.reduce], relu_x)
         stacked.append(ops.expand_dims(reduced, -2))
     y = stacked[0] if len(stacked) == 1 else ops.concatenate(stacked, -2)
-    filters = y.shape[-1]
     last = [cands[m].bns[-1] for g in plan_.groups for m in g.members]
     last += [cands[p].layers[1] for p in plan_.pools]
     if plan_.reduce is not None:
         last.append(cands[plan_.reduce].bn)
-    y = _batch_norm(_merge_last(y), last, training, plan_)
     order = plan_.normalized()
     weights = ops.cast(op_weights, inputs.dtype)
     w = ops.take(weights, [layer._active[k] for k in order])
-    y = _split_last(y, len(order), filters)
-    if _shifted():  # as a contraction, y is transposed first (_pointwise)
-        out = ops.sum(y * ops.expand_dims(w, -1), axis=-2)
-    else:
-        out = ops.einsum("bhwnf,n->bhwf", y, w)
+    out = _normalized_sum(_merge_last(y), last, training, plan_, w)
     if plan_.identity is not None:
         out = out + weights[layer._active[plan_.identity]] * inputs
     return out
