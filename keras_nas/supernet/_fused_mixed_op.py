@@ -231,7 +231,7 @@ def _update_moving(bns, moving, mean, variance, momentum):
         bn.moving_variance.assign(v)
 
 
-def _batch_norms():
+def _batch_norm_module():
     """This backend's batch norms of the fused `MixedOp` (training mode):
     `_batch_norm_tensorflow` (one fused kernel) or `_batch_norm_jax` (a
     lean backward pass)."""
@@ -245,7 +245,7 @@ def _batch_norm(x, bns, training, plan_):
         return ops.batch_normalization(
             x, *moving, axis=-1, epsilon=plan_.epsilon
         )
-    outputs, mean, variance = _batch_norms().batch_normalize(
+    outputs, mean, variance = _batch_norm_module().batch_normalize(
         x, plan_.epsilon
     )
     _update_moving(bns, moving, mean, variance, plan_.momentum)
@@ -259,7 +259,7 @@ def _normalized_sum(x, bns, training, plan_, weights):
     backward pass keeps one tensor of `x`'s size
     (`_batch_norm_jax.normalized_sum`)."""
     n = weights.shape[0]
-    fused = getattr(_batch_norms(), "normalized_sum", None)
+    fused = getattr(_batch_norm_module(), "normalized_sum", None)
     float32 = keras.backend.standardize_dtype(x.dtype) == "float32"
     if training and fused and float32:
         moving = _moving(x, bns)
