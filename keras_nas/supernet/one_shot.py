@@ -536,10 +536,17 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         """Picks the compiled or eager step (see `compile`), then builds
         Keras' train function."""
         mode = self._wanted_mode()
+        steps = _steps_module()
+        # A Python sampler's paths run piecewise too where the backend's
+        # pieces take a Python path (JAX: `PYTHON_PATHS`), unless
+        # `step="eager"` was asked for.
+        python_paths = self._step == "auto" and getattr(
+            steps, "PYTHON_PATHS", False
+        )
         pieces = (
-            mode == "compiled"
+            (mode == "compiled" or python_paths)
             and self.topology.name in PIECEWISE
-            and _steps_module().piecewise(self)
+            and steps.piecewise(self)
         )
         if mode != self._train_mode or pieces != self._pieces:
             self._train_mode, self._pieces = mode, pieces
@@ -559,7 +566,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         try:
             return super().make_train_function(force=force)
         finally:
-            self.run_eagerly = False
+            self.run_eagerly = mode == "eager"
 
     def _train_on_path(self, data, values=None) -> dict[str, Any]:
         """The eager step: one batch on a Python-sampled path (`values`,
