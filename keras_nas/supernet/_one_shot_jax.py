@@ -30,11 +30,12 @@ variables held in `state`. Four steps:
   step run one after the other on the batch in a `jax.lax.scan` (traced
   once) of Keras' stateless loss-and-gradient function, their gradients
   are summed, one optimizer update, masked to the union of the paths.
-- eager (a Python `sampler`, or `step="eager"`): loads `state` into the
-  variables, differentiates the loss with `jax.value_and_grad` over the
-  sampled path's trainable variables only (the others are read, not
-  differentiated), applies the optimizer to those variables and returns
-  the updated state.
+- eager (a Python `sampler`, or `step="eager"`; on the cell space with
+  `step="auto"` a Python sampler's path runs piecewise: `PYTHON_PATHS`):
+  loads `state` into the variables, differentiates the loss with
+  `jax.value_and_grad` over the sampled path's trainable variables only
+  (the others are read, not differentiated), applies the optimizer to
+  those variables and returns the updated state.
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ _PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: False: an eager `jax.value_and_grad` over `custom_vjp` pieces (for
 #: measurements: benchmarks/).
 CHAINED = True
-#: A Python sampler's paths (`step="auto"`) run on the piecewise step's
-#: pieces too (`OneShotSupernet.make_train_function`).
+#: A Python sampler's paths (`step="auto"`) run piecewise too.
 PYTHON_PATHS = True
 
 

@@ -467,7 +467,9 @@ class OneShotSupernet(PathEvaluation, keras.Model):
                 choice (required by a Python `sampler`, e.g. the ENAS
                 controller), the step runs eagerly. `"auto"` (default):
                 compiled when `sampler` is None, "uniform" or "fair",
-                else eager; decided again at every `fit`. All update
+                else eager (on JAX, the cell space: a Python sampler's
+                paths run on the piecewise step's pieces); decided again
+                at every `fit`. All update
                 exactly the sampled paths' variables and optimizer slots.
             **kwargs: other `keras.Model.compile` arguments.
                 `run_eagerly=True` means `step="eager"`; `jit_compile`
@@ -537,9 +539,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         Keras' train function."""
         mode = self._wanted_mode()
         steps = _steps_module()
-        # A Python sampler's paths run piecewise too where the backend's
-        # pieces take a Python path (JAX: `PYTHON_PATHS`), unless
-        # `step="eager"` was asked for.
+        # JAX's pieces also take a Python sampler's path (`PYTHON_PATHS`).
         python_paths = self._step == "auto" and getattr(
             steps, "PYTHON_PATHS", False
         )
