@@ -28,6 +28,7 @@ grouped convolution is several times slower there at these sizes.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 
@@ -196,20 +197,31 @@ class _Tape:
 
     def backward(self, out: _Value, cotangent) -> tuple:
         """`({trainable position: gradient}, their summed squares)` of the
-        live layers, from the cotangent of `out` (the squares None where a
-        layer ran twice: a square of the sum is needed)."""
+        live layers, from the cotangent of `out`. The squares are summed
+        by the backward pass, those of a layer that ran twice (a node's
+        two inputs through the same op) of its summed gradients after it
+        (one small compile per shape of such a layer's variables, where
+        summing every gradient's compiled one per shape of the path)."""
         cts = {out.index: cotangent}
         grads: dict = {}
-        squared, once = _zero(), True
+        runs = collections.Counter(
+            tuple(e[3]) for e in self.entries if e[0] == _PIECE
+        )
+        twice = [key for key, n in runs.items() if n > 1 and key]
+        squared = _zero()
         for entry in reversed(self.entries):
             g = cts.pop(entry[1], None)
             if g is None:
                 continue
             if entry[0] == _PIECE:
-                d_trainable, d_x, squared = _backward(entry[4], g, squared)
+                if runs[tuple(entry[3])] > 1:
+                    d_trainable, d_x, _ = _backward(entry[4], g, _zero())
+                else:
+                    d_trainable, d_x, squared = _backward(
+                        entry[4], g, squared
+                    )
                 _send(cts, entry[2], d_x)
                 for i, d in zip(entry[3], d_trainable, strict=True):
-                    once = once and i not in grads
                     _send(grads, i, d)
             elif entry[0] == _ADD:
                 _send(cts, entry[2], g)
@@ -219,7 +231,16 @@ class _Tape:
                 for index, part in zip(entry[2], parts, strict=True):
                     _send(cts, index, part)
         self.entries = []
-        return grads, squared if once else None
+        for key in twice:
+            for i in key:
+                if i in grads:
+                    squared = _add_squares(squared, grads[i])
+        return grads, squared
+
+
+@jax.jit
+def _add_squares(squared, g):
+    return squared + jnp.sum(jnp.square(g))
 
 
 @functools.cache

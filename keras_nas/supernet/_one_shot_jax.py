@@ -30,11 +30,12 @@ variables held in `state`. Four steps:
   step run one after the other on the batch in a `jax.lax.scan` (traced
   once) of Keras' stateless loss-and-gradient function, their gradients
   are summed, one optimizer update, masked to the union of the paths.
-- eager (a Python `sampler`, or `step="eager"`): loads `state` into the
-  variables, differentiates the loss with `jax.value_and_grad` over the
-  sampled path's trainable variables only (the others are read, not
-  differentiated), applies the optimizer to those variables and returns
-  the updated state.
+- eager (a Python `sampler`, or `step="eager"`; on the cell space with
+  `step="auto"` a Python sampler's path runs piecewise: `PYTHON_PATHS`):
+  loads `state` into the variables, differentiates the loss with
+  `jax.value_and_grad` over the sampled path's trainable variables only
+  (the others are read, not differentiated), applies the optimizer to
+  those variables and returns the updated state.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ _PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: False: an eager `jax.value_and_grad` over `custom_vjp` pieces (for
 #: measurements: benchmarks/).
 CHAINED = True
+#: A Python sampler's paths (`step="auto"`) run piecewise too.
+PYTHON_PATHS = True
 
 
 def layer_caller(model):
@@ -554,22 +557,26 @@ def _step_variables(model, state) -> _StepVariables:
     return step
 
 
-def _pieces_train_step(model, state, data) -> tuple:
+def _pieces_train_step(model, state, data, path=None) -> tuple:
     """The piecewise step: the path (or the `m` paths of a strictly fair
     step) drawn eagerly from the supernet's `SeedGenerator` (the paths the
-    jitted switch step draws), each path's loss differentiated in Python
-    over the jitted pieces of its layers' kinds, the summed gradients
-    handed to the optimizer with the paths' variables only."""
+    jitted switch step draws), or the given Python `path` (a Python
+    sampler's), each path's loss differentiated in Python over the jitted
+    pieces of its layers' kinds, the summed gradients handed to the
+    optimizer with the paths' variables only."""
     step = _step_variables(model, state)
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     data = jax.tree.map(jnp.asarray, data)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    idx, non_trainable = _draw(model, non_trainable, step)
-    rows = np.asarray(idx).reshape(-1, idx.shape[-1])
+    if path is None:
+        idx, non_trainable = _draw(model, non_trainable, step)
+        rows = np.asarray(idx).reshape(-1, idx.shape[-1])
+        paths = [indexed.indices_path(model, row) for row in rows]
+    else:
+        paths = [path]
     grads = [None] * len(trainable)
     losses, squared = [], None
-    for row in rows:
-        path = indexed.indices_path(model, row)
+    for path in paths:
         positions = step.path(model, path)
         state = (trainable, non_trainable)
         batch = (x, y, sample_weight)
@@ -601,7 +608,7 @@ def _pieces_train_step(model, state, data) -> tuple:
     ):
         # One path: an update per layer, the gradients' squares summed
         # by the backward pass (several: per variable, summed here).
-        one = len(rows) == 1
+        one = len(paths) == 1
         trainable, optimizer_vars = update_jax.apply_rule(
             model,
             step,
@@ -646,11 +653,15 @@ def _finish(model, data, losses, y_pred, state) -> tuple:
 
 def train_step(model, state, data) -> tuple:
     """`Model.train_step(state, data)` of the JAX trainer."""
-    if model._train_mode == "compiled" and model._pieces:
+    if model._pieces:
         # Kinds of layer compile as paths first sample them: what each
-        # compilation leaves behind given back (`_jax_memory`).
+        # compilation leaves behind given back (`_jax_memory`). A Python
+        # sampler's path (ENAS' controller) runs on the same pieces.
+        path = None
+        if model._train_mode != "compiled":
+            path = model._to_path(model._next_training_values())
         with compiles_released():
-            return _pieces_train_step(model, state, data)
+            return _pieces_train_step(model, state, data, path)
     if model._train_mode == "compiled" and model._fair:
         return _fair_train_step(model, state, data)
     if model._train_mode == "compiled":

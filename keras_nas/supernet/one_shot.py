@@ -470,7 +470,9 @@ class OneShotSupernet(PathEvaluation, keras.Model):
                 choice (required by a Python `sampler`, e.g. the ENAS
                 controller), the step runs eagerly. `"auto"` (default):
                 compiled when `sampler` is None, "uniform" or "fair",
-                else eager; decided again at every `fit`. All update
+                else eager (on JAX, the cell space: a Python sampler's
+                paths run on the piecewise step's pieces); decided again
+                at every `fit`. All update
                 exactly the sampled paths' variables and optimizer slots.
             **kwargs: other `keras.Model.compile` arguments.
                 `run_eagerly=True` means `step="eager"`; `jit_compile`
@@ -539,10 +541,15 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         """Picks the compiled or eager step (see `compile`), then builds
         Keras' train function."""
         mode = self._wanted_mode()
+        steps = _steps_module()
+        # JAX's pieces also take a Python sampler's path (`PYTHON_PATHS`).
+        python_paths = self._step == "auto" and getattr(
+            steps, "PYTHON_PATHS", False
+        )
         pieces = (
-            mode == "compiled"
+            (mode == "compiled" or python_paths)
             and self.topology.name in PIECEWISE
-            and _steps_module().piecewise(self)
+            and steps.piecewise(self)
         )
         if mode != self._train_mode or pieces != self._pieces:
             self._train_mode, self._pieces = mode, pieces
@@ -564,7 +571,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
             try:
                 super().make_train_function(force=force)
             finally:
-                self.run_eagerly = False
+                self.run_eagerly = mode == "eager"
             lean = getattr(_steps_module(), "piecewise_train_function", None)
             if made and lean is not None:
                 self.train_function = lean(self, self.train_function)

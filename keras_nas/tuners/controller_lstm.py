@@ -189,11 +189,17 @@ class LSTMController(Controller):
             for i, name in enumerate(names):
                 h, c = self._cell(params, x, h, c, ops)
                 log_probs = ops.log_softmax(self._logits(params, h, name, ops))
-                logp = logp + ops.take(log_probs, actions[i])
-                entropy = entropy - ops.sum(ops.exp(log_probs) * log_probs)
-                x = ops.take(
-                    params[f"embedding/{name}"], actions[i : i + 1], axis=0
+                # The action's entries picked by one-hot products instead
+                # of gathers (whose gradients are scatters): the same
+                # values and gradients (the other terms are exact zeros),
+                # XLA compiles the gradient ~25% faster (JAX: 15 -> 12 s
+                # CPU for the cell space's 32 decisions; RESULTS.md).
+                hot = ops.one_hot(
+                    actions[i], log_probs.shape[-1], dtype=log_probs.dtype
                 )
+                logp = logp + ops.sum(hot * log_probs)
+                entropy = entropy - ops.sum(ops.exp(log_probs) * log_probs)
+                x = ops.matmul(hot[None, :], params[f"embedding/{name}"])
             return -advantage * logp - self.entropy_weight * entropy
 
         return loss

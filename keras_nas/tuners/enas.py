@@ -299,10 +299,13 @@ class Enas(_base.NasTuner):
         finally:
             net.sampler = own_sampler
         rewards = self._train_controller(x_val, y_val)
+        # In batches of the rewards' size: the compiled path function
+        # (JAX: jitted per batch shape) is compiled once for both.
         score = net.evaluate_path(
             trial.hyperparameters.values,
             x_val,
             y_val,
+            batch_size=min(self.reward_batch_size, len(x_val)),
         )
         self._save_supernet()
         metrics = {

@@ -257,6 +257,49 @@ def test_jax_chained_gradients_equal_jax_value_and_grad(run_on_backend):
     assert "CHAINED_OK" in run_on_backend(CHAINED, "jax", timeout=600)
 
 
+PYTHON_PATHS = """
+import keras, numpy as np
+from keras_nas.supernet.one_shot import OneShotSupernet
+from keras_nas.spaces import CellSearchSpace
+space = CellSearchSpace(
+    input_shape=(8, 8, 1), num_classes=4, num_nodes=2, num_cells=3,
+    filters=4, ops=("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3"))
+rng = np.random.default_rng(0)
+x = rng.normal(size=(32, 8, 8, 1)).astype("float32")
+y = rng.integers(0, 4, size=32).astype("int32")
+nets = []
+for step in ("auto", "eager"):
+    net = OneShotSupernet(space, seed=0)
+    net.compile(optimizer=keras.optimizers.SGD(
+        0.1, momentum=0.9, nesterov=True), step=step)
+    if nets:
+        net.set_weights(nets[0].get_weights())
+    # The same Python-drawn paths for both (as ENAS' controller).
+    net.sampler = lambda rng, net=net: net.sample_values(rng)
+    nets.append(net)
+for _ in range(2):
+    for net in nets:
+        net.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+        assert net._train_mode == "eager"
+    assert nets[0]._pieces and not nets[1]._pieces
+    assert nets[0].last_path == nets[1].last_path
+    assert nets[0].run_eagerly and nets[1].run_eagerly
+    states = [
+        net.trainable_variables + net.non_trainable_variables
+        + net.optimizer.variables for net in nets]
+    for a, b in zip(*states, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+print("PYTHON_PATHS_OK")
+"""
+
+
+def test_jax_python_sampler_runs_on_the_pieces(run_on_backend):
+    """JAX: a Python sampler's paths (ENAS' controller) train on the
+    piecewise step's pieces with `step="auto"`: the same paths, weights,
+    statistics and optimizer state as the eager step (`step="eager"`)."""
+    assert "PYTHON_PATHS_OK" in run_on_backend(PYTHON_PATHS, "jax", timeout=600)
+
+
 def test_the_path_functions_hold_the_supernet_weakly():
     # `evaluate_path`'s traced forward is cached by the supernet, weakly:
     # the cached function must not keep it (nor its variables) alive.
