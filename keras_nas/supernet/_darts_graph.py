@@ -59,6 +59,12 @@ ALWAYS_WEIGHT_GRADS = False
 SHARED_FORWARD = True
 #: JAX: XLA options of the edges' forward and backward executables.
 EDGE_OPTIONS = None
+#: JAX: XLA options of the copies that pack and unpack an edge's
+#: residuals in the piecewise step (`_packed_residuals`: LLVM's
+#: optimizations cost compile time, a copy gains nothing from them).
+PACK_OPTIONS = {"xla_backend_optimization_level": 0}
+#: JAX: residuals of more bytes stay as they are (not copied).
+PACK_MAX_BYTES = 65536
 
 
 def _backend_module():
@@ -353,9 +359,10 @@ def _without_weights(residuals, cotangent):
 
 def _packed_residuals(residuals):
     """Traced: `residuals` (a pytree of arrays, an edge's pullback) as a
-    callable pytree that holds one array per dtype (the leaves flattened
-    and concatenated; weakly typed ones as they are) and returns
-    `residuals` when called (`_unpacked_residuals`).
+    callable pytree that holds its small leaves (up to `PACK_MAX_BYTES`,
+    not weakly typed) as one array per dtype, flattened and concatenated,
+    and the others as they are, and returns `residuals` when called
+    (`_unpacked_residuals`).
 
     Called eagerly, every array an edge's forward pass returns to the
     outer `jax.value_and_grad` becomes a constant of its linearized jaxpr
@@ -363,16 +370,21 @@ def _packed_residuals(residuals):
     Python objects) that lives until the backward pass: ~6,300 of them a
     DARTS micro step, each surviving the collector's young generations
     (a full collection, ~0.35 s CPU, every ~2 steps; benchmarks/
-    RESULTS.md, #13 l16). Packed, an edge returns 2-3 arrays instead of
-    ~80. The packing and unpacking are pieces of their own (`_jax_edge`):
-    the forward and backward executables stay as they were, and copies
-    are exact, so are the gradients.
+    RESULTS.md, #13 l16). A micro edge's ~50 residuals are ~35 small
+    ones (batch-norm statistics, weights) and ~15 activations: packed,
+    ~17 arrays, of which only the small ones are copied. The packing and
+    unpacking are pieces of their own (`_jax_edge`; in the piecewise step
+    only): the forward and backward executables stay as they were, and
+    copies are exact, so are the gradients.
     """
     jax = _backend_module()
     leaves, treedef = jax.tree_util.tree_flatten(residuals)
     dtypes, parts, slots, loose = [], [], [], []
     for leaf in leaves:
-        if jax.typeof(leaf).weak_type:
+        if (
+            jax.typeof(leaf).weak_type
+            or leaf.size * leaf.dtype.itemsize > PACK_MAX_BYTES
+        ):
             slots.append((None, len(loose), 0, ()))
             loose.append(leaf)
             continue
@@ -403,6 +415,12 @@ def _unpacked_residuals(treedef, slots, packed, loose):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def _packed(residuals) -> bool:
+    """Whether `residuals` were packed by `_packed_residuals`."""
+    fn = getattr(residuals, "func", None)
+    return getattr(fn, "func", None) is _unpacked_residuals
+
+
 def _call(fn):
     return fn()
 
@@ -427,8 +445,8 @@ def _jax_edge(edge):
         lambda residuals, cotangent: residuals(cotangent),
         compiler_options=EDGE_OPTIONS,
     )
-    pack = jax.jit(_packed_residuals)
-    unpack = jax.jit(_call)
+    pack = jax.jit(_packed_residuals, compiler_options=PACK_OPTIONS)
+    unpack = jax.jit(_call, compiler_options=PACK_OPTIONS)
 
     def forward(mask, trainable, non_trainable, inputs, op_weights):
         groups = (trainable, inputs, op_weights)
@@ -475,11 +493,15 @@ def _jax_edge(edge):
         )
         if mask[0] and not weight_grads:
             residuals = jax.tree_util.Partial(_without_weights, residuals)
-        return outputs, pack(residuals)
+        if in_piecewise():  # traced into an outer step: as it was
+            residuals = pack(residuals)
+        return outputs, residuals
 
     def bwd(residuals, cotangents):
+        if _packed(residuals):
+            residuals = unpack(residuals)
         d_trainable, d_inputs, d_op_weights = backward(
-            unpack(residuals), cotangents[0]
+            residuals, cotangents[0]
         )
         return d_trainable, None, d_inputs, d_op_weights
 
