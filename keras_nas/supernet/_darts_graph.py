@@ -370,12 +370,12 @@ def _packed_residuals(residuals):
     Python objects) that lives until the backward pass: ~6,300 of them a
     DARTS micro step, each surviving the collector's young generations
     (a full collection, ~0.35 s CPU, every ~2 steps; benchmarks/
-    RESULTS.md, #13 l16). A micro edge's ~50 residuals are ~35 small
-    ones (batch-norm statistics, weights) and ~15 activations: packed,
-    ~17 arrays, of which only the small ones are copied. The packing and
-    unpacking are pieces of their own (`_jax_edge`; in the piecewise step
-    only): the forward and backward executables stay as they were, and
-    copies are exact, so are the gradients.
+    RESULTS.md, #13 l16). Packed, a micro edge returns 2-3 arrays, not
+    ~50. The forward pass packs them (in the piecewise step only); a
+    piece of its own unpacks them before the backward pass
+    (`_unpacked_tree`), which stays as it was: unpacked inside it, XLA
+    fuses it differently (last-bit differences). Copies are exact, so
+    are the gradients.
     """
     jax = _backend_module()
     leaves, treedef = jax.tree_util.tree_flatten(residuals)
@@ -405,24 +405,37 @@ def _packed_residuals(residuals):
 
 def _unpacked_residuals(treedef, slots, packed, loose):
     """Traced: the residuals that `_packed_residuals` packed."""
+    small = iter(_small_leaves(slots, packed))
+    leaves = [loose[s[1]] if s[0] is None else next(small) for s in slots]
+    return _backend_module().tree_util.tree_unflatten(treedef, leaves)
+
+
+def _small_leaves(slots, packed):
+    """The packed leaves of `_packed_residuals`, in order."""
     jax = _backend_module()
-    leaves = [
-        loose[start]
-        if group is None
-        else jax.numpy.reshape(packed[group][start : start + size], shape)
+    return [
+        jax.numpy.reshape(packed[group][start : start + size], shape)
         for group, start, size, shape in slots
+        if group is not None
     ]
-    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
-def _packed(residuals) -> bool:
-    """Whether `residuals` were packed by `_packed_residuals`."""
+def _unpacked(residuals, small_leaves):
+    """`residuals` as `_packed_residuals` received them, where packed
+    (eagerly: the packed leaves by the piece `small_leaves`, of the
+    slots and the packed arrays)."""
+    jax = _backend_module()
     fn = getattr(residuals, "func", None)
-    return getattr(fn, "func", None) is _unpacked_residuals
-
-
-def _call(fn):
-    return fn()
+    if fn is _without_weights:
+        inner = _unpacked(residuals.args[0], small_leaves)
+        return jax.tree_util.Partial(_without_weights, inner)
+    if getattr(fn, "func", None) is not _unpacked_residuals:
+        return residuals
+    treedef, slots = fn.args
+    packed, loose = residuals.args
+    small = iter(small_leaves(slots, packed))
+    leaves = [loose[s[1]] if s[0] is None else next(small) for s in slots]
+    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def _jax_edge(edge):
@@ -445,8 +458,9 @@ def _jax_edge(edge):
         lambda residuals, cotangent: residuals(cotangent),
         compiler_options=EDGE_OPTIONS,
     )
-    pack = jax.jit(_packed_residuals, compiler_options=PACK_OPTIONS)
-    unpack = jax.jit(_call, compiler_options=PACK_OPTIONS)
+    small_leaves = jax.jit(
+        _small_leaves, static_argnums=0, compiler_options=PACK_OPTIONS
+    )
 
     def forward(mask, trainable, non_trainable, inputs, op_weights):
         groups = (trainable, inputs, op_weights)
@@ -460,7 +474,10 @@ def _jax_edge(edge):
         args = [g for g, m in zip(groups, mask, strict=True) if m]
         outputs, pullback, new = jax.vjp(diff, *args, has_aux=True)
         expand = functools.partial(_expand, mask)
-        return (outputs, new), jax.tree_util.Partial(expand, pullback)
+        residuals = jax.tree_util.Partial(expand, pullback)
+        if in_piecewise():  # traced into an outer step: as it was
+            residuals = _packed_residuals(residuals)
+        return (outputs, new), residuals
 
     @jax.custom_vjp
     def fn(trainable, non_trainable, inputs, op_weights):
@@ -493,13 +510,10 @@ def _jax_edge(edge):
         )
         if mask[0] and not weight_grads:
             residuals = jax.tree_util.Partial(_without_weights, residuals)
-        if in_piecewise():  # traced into an outer step: as it was
-            residuals = pack(residuals)
         return outputs, residuals
 
     def bwd(residuals, cotangents):
-        if _packed(residuals):
-            residuals = unpack(residuals)
+        residuals = _unpacked(residuals, small_leaves)
         d_trainable, d_inputs, d_op_weights = backward(
             residuals, cotangents[0]
         )
