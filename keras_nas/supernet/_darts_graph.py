@@ -59,12 +59,6 @@ ALWAYS_WEIGHT_GRADS = False
 SHARED_FORWARD = True
 #: JAX: XLA options of the edges' forward and backward executables.
 EDGE_OPTIONS = None
-#: JAX: XLA options of the copies that pack and unpack an edge's
-#: residuals in the piecewise step (`_packed_residuals`: LLVM's
-#: optimizations cost compile time, a copy gains nothing from them).
-PACK_OPTIONS = {"xla_backend_optimization_level": 0}
-#: JAX: residuals of more bytes stay as they are (not copied).
-PACK_MAX_BYTES = 65536
 
 
 def _backend_module():
@@ -357,87 +351,6 @@ def _without_weights(residuals, cotangent):
     return (None, *residuals(cotangent)[1:])
 
 
-def _packed_residuals(residuals):
-    """Traced: `residuals` (a pytree of arrays, an edge's pullback) as a
-    callable pytree that holds its small leaves (up to `PACK_MAX_BYTES`,
-    not weakly typed) as one array per dtype, flattened and concatenated,
-    and the others as they are, and returns `residuals` when called
-    (`_unpacked_residuals`).
-
-    Called eagerly, every array an edge's forward pass returns to the
-    outer `jax.value_and_grad` becomes a constant of its linearized jaxpr
-    (the array, a tracer, a variable, a `weakref.finalize` record: ~8
-    Python objects) that lives until the backward pass: ~6,300 of them a
-    DARTS micro step, each surviving the collector's young generations
-    (a full collection, ~0.35 s CPU, every ~2 steps; benchmarks/
-    RESULTS.md, #13 l16). Packed, a micro edge returns 2-3 arrays, not
-    ~50. The forward pass packs them (in the piecewise step only); a
-    piece of its own unpacks them before the backward pass
-    (`_unpacked_tree`), which stays as it was: unpacked inside it, XLA
-    fuses it differently (last-bit differences). Copies are exact, so
-    are the gradients.
-    """
-    jax = _backend_module()
-    leaves, treedef = jax.tree_util.tree_flatten(residuals)
-    dtypes, parts, slots, loose = [], [], [], []
-    for leaf in leaves:
-        if (
-            jax.typeof(leaf).weak_type
-            or leaf.size * leaf.dtype.itemsize > PACK_MAX_BYTES
-        ):
-            slots.append((None, len(loose), 0, ()))
-            loose.append(leaf)
-            continue
-        dtype = jax.numpy.dtype(leaf.dtype)
-        if dtype not in dtypes:
-            dtypes.append(dtype)
-            parts.append([])
-        group = dtypes.index(dtype)
-        start = sum(p.size for p in parts[group])
-        slots.append((group, start, leaf.size, tuple(leaf.shape)))
-        parts[group].append(jax.numpy.ravel(leaf))
-    packed = [
-        p[0] if len(p) == 1 else jax.numpy.concatenate(p) for p in parts
-    ]
-    unpack = functools.partial(_unpacked_residuals, treedef, tuple(slots))
-    return jax.tree_util.Partial(unpack, packed, loose)
-
-
-def _unpacked_residuals(treedef, slots, packed, loose):
-    """Traced: the residuals that `_packed_residuals` packed."""
-    small = iter(_small_leaves(slots, packed))
-    leaves = [loose[s[1]] if s[0] is None else next(small) for s in slots]
-    return _backend_module().tree_util.tree_unflatten(treedef, leaves)
-
-
-def _small_leaves(slots, packed):
-    """The packed leaves of `_packed_residuals`, in order."""
-    jax = _backend_module()
-    return [
-        jax.numpy.reshape(packed[group][start : start + size], shape)
-        for group, start, size, shape in slots
-        if group is not None
-    ]
-
-
-def _unpacked(residuals, small_leaves):
-    """`residuals` as `_packed_residuals` received them, where packed
-    (eagerly: the packed leaves by the piece `small_leaves`, of the
-    slots and the packed arrays)."""
-    jax = _backend_module()
-    fn = getattr(residuals, "func", None)
-    if fn is _without_weights:
-        inner = _unpacked(residuals.args[0], small_leaves)
-        return jax.tree_util.Partial(_without_weights, inner)
-    if getattr(fn, "func", None) is not _unpacked_residuals:
-        return residuals
-    treedef, slots = fn.args
-    packed, loose = residuals.args
-    small = iter(small_leaves(slots, packed))
-    leaves = [loose[s[1]] if s[0] is None else next(small) for s in slots]
-    return jax.tree_util.tree_unflatten(treedef, leaves)
-
-
 def _jax_edge(edge):
     """`edge` as a `jax.custom_vjp` function of jitted pieces.
 
@@ -458,9 +371,6 @@ def _jax_edge(edge):
         lambda residuals, cotangent: residuals(cotangent),
         compiler_options=EDGE_OPTIONS,
     )
-    small_leaves = jax.jit(
-        _small_leaves, static_argnums=0, compiler_options=PACK_OPTIONS
-    )
 
     def forward(mask, trainable, non_trainable, inputs, op_weights):
         groups = (trainable, inputs, op_weights)
@@ -474,10 +384,7 @@ def _jax_edge(edge):
         args = [g for g, m in zip(groups, mask, strict=True) if m]
         outputs, pullback, new = jax.vjp(diff, *args, has_aux=True)
         expand = functools.partial(_expand, mask)
-        residuals = jax.tree_util.Partial(expand, pullback)
-        if in_piecewise():  # traced into an outer step: as it was
-            residuals = _packed_residuals(residuals)
-        return (outputs, new), residuals
+        return (outputs, new), jax.tree_util.Partial(expand, pullback)
 
     @jax.custom_vjp
     def fn(trainable, non_trainable, inputs, op_weights):
@@ -513,7 +420,6 @@ def _jax_edge(edge):
         return outputs, residuals
 
     def bwd(residuals, cotangents):
-        residuals = _unpacked(residuals, small_leaves)
         d_trainable, d_inputs, d_op_weights = backward(
             residuals, cotangents[0]
         )
