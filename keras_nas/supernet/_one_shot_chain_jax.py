@@ -11,8 +11,9 @@ a14, f15). Here the forward is recorded instead:
 - every layer is one call of its kind's jitted forward, which returns the
   layer's output, its new moving statistics and the pullback of a
   `jax.vjp` (a pytree of residual arrays);
-- the values between the layers are `_Value`s: their sums and their
-  concatenation (`topology.concatenate`) run eagerly and are recorded;
+- the values between the layers are `Value`s: their sums and their
+  concatenation (`topology.concatenate`) run eagerly and are recorded
+  (`_one_shot_chain`, shared with TensorFlow);
 - the backward pass walks the record in reverse from the loss's gradient
   (one jitted function of the head's output), calling each live layer's
   pullback through one jitted function (`_backward`), adding the
@@ -41,10 +42,10 @@ from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _fused_mixed_op as fused
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet._one_shot_chain import PIECE, Recorder, Value, send
 
 __all__ = ["loss_grad", "path_grads"]
 
-_PIECE, _ADD, _CONCAT = range(3)
 
 
 def _shifts(layer) -> bool:
@@ -117,52 +118,13 @@ def _splitter(sizes: tuple, axis: int):
     return jax.jit(lambda g: tuple(jnp.split(g, cuts, axis=axis)))
 
 
-class _Value:
-    """A tensor of the recorded forward: its array and its tape index."""
-
-    __slots__ = ("array", "index", "tape")
-
-    def __init__(self, array, tape, index):
-        self.array, self.tape, self.index = array, tape, index
-
-    @property
-    def shape(self):
-        return self.array.shape
-
-    @property
-    def dtype(self):
-        return self.array.dtype
-
-    def __add__(self, other):
-        if not isinstance(other, _Value):
-            return NotImplemented
-        return self.tape.add(self, other)
-
-    def keras_nas_concatenate(self, values, axis):
-        """`topology.concatenate` of recorded values."""
-        return self.tape.concatenate(values, axis)
-
-
-class _Tape:
+class _Tape(Recorder):
     """The recorded forward of one path (see the module)."""
 
     def __init__(self, step, trainable, non_trainable, live):
+        super().__init__()
         self.step, self.trainable, self.live = step, trainable, live
         self.non_trainable = list(non_trainable)
-        self.entries: list[tuple] = []
-        self.count = 0
-
-    def value(self, array) -> _Value:
-        self.count += 1
-        return _Value(array, self, self.count - 1)
-
-    def use(self, layer):
-        """`use(layer)` of `topology.forward`: a recorded piece call."""
-
-        def call(x, training=None):
-            return self.piece(layer, x, bool(training))
-
-        return call
 
     def piece(self, layer, x, training):
         t_pos, n_pos = self.step._positions(layer)
@@ -179,23 +141,16 @@ class _Tape:
             nt[j] = value
         out = self.value(y)
         if id(layer) in self.live:
-            self.entries.append((_PIECE, out.index, x.index, t_pos, pullback))
+            self.entries.append((PIECE, out.index, x.index, t_pos, pullback))
         return out
 
-    def add(self, a, b) -> _Value:
-        out = self.value(a.array + b.array)
-        self.entries.append((_ADD, out.index, a.index, b.index))
-        return out
+    def _concat(self, arrays, axis):
+        return jnp.concatenate(arrays, axis=axis)
 
-    def concatenate(self, values, axis) -> _Value:
-        arrays = [v.array for v in values]
-        out = self.value(jnp.concatenate(arrays, axis=axis))
-        sizes = tuple(a.shape[axis] for a in arrays)
-        indices = tuple(v.index for v in values)
-        self.entries.append((_CONCAT, out.index, indices, sizes, axis))
-        return out
+    def _split(self, cotangent, sizes, axis):
+        return _splitter(sizes, axis)(cotangent)
 
-    def backward(self, out: _Value, cotangent) -> tuple:
+    def backward(self, out: Value, cotangent) -> tuple:
         """`({trainable position: gradient}, their summed squares)` of the
         live layers, from the cotangent of `out`. The squares are summed
         by the backward pass, those of a layer that ran twice (a node's
@@ -205,7 +160,7 @@ class _Tape:
         cts = {out.index: cotangent}
         grads: dict = {}
         runs = collections.Counter(
-            tuple(e[3]) for e in self.entries if e[0] == _PIECE
+            tuple(e[3]) for e in self.entries if e[0] == PIECE
         )
         twice = [key for key, n in runs.items() if n > 1 and key]
         squared = _zero()
@@ -213,23 +168,18 @@ class _Tape:
             g = cts.pop(entry[1], None)
             if g is None:
                 continue
-            if entry[0] == _PIECE:
+            if entry[0] == PIECE:
                 if runs[tuple(entry[3])] > 1:
                     d_trainable, d_x, _ = _backward(entry[4], g, _zero())
                 else:
                     d_trainable, d_x, squared = _backward(
                         entry[4], g, squared
                     )
-                _send(cts, entry[2], d_x)
+                send(cts, entry[2], d_x)
                 for i, d in zip(entry[3], d_trainable, strict=True):
-                    _send(grads, i, d)
-            elif entry[0] == _ADD:
-                _send(cts, entry[2], g)
-                _send(cts, entry[3], g)
+                    send(grads, i, d)
             else:
-                parts = _splitter(entry[3], entry[4])(g)
-                for index, part in zip(entry[2], parts, strict=True):
-                    _send(cts, index, part)
+                self.send_back(entry, g, cts)
         self.entries = []
         for key in twice:
             for i in key:
@@ -246,10 +196,6 @@ def _add_squares(squared, g):
 @functools.cache
 def _zero():
     return jnp.zeros((), "float32")
-
-
-def _send(sums: dict, key, value) -> None:
-    sums[key] = value if key not in sums else sums[key] + value
 
 
 def loss_grad(model, y_pred, x, y, sample_weight):

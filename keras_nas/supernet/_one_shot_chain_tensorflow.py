@@ -17,8 +17,9 @@ JAX's chained step does (`_one_shot_chain_jax`):
   function, `Pair`: the same kernels, the same values), layers without
   variables (pooling, the head's global pooling) too; the identity is its
   input;
-- the values between the layers are `_Value`s: their sums and their
-  concatenation (`topology.concatenate`) run eagerly and are recorded;
+- the values between the layers are `Value`s: their sums and their
+  concatenation (`topology.concatenate`) run eagerly and are recorded
+  (`_one_shot_chain`, shared with JAX);
 - the backward pass walks the record in reverse from the loss's gradient
   (taken on a tape of the loss alone), adding the gradients of a value
   used more than once and splitting those of a concatenation. Layers not
@@ -39,10 +40,16 @@ from tensorflow.python.framework import ops as tf_ops
 from tensorflow.python.ops import gradients_util
 
 from keras_nas.blocks.pool_ops import Identity
+from keras_nas.supernet._one_shot_chain import (
+    PIECE,
+    TAPED,
+    Recorder,
+    Value,
+    send,
+)
 
 __all__ = ["Pair", "path_grads"]
 
-_PIECE, _TAPED, _ADD, _CONCAT = range(4)
 _FIRST_ORDER = gradients_util.POSSIBLE_GRADIENT_TYPES_FIRST_ORDER
 
 
@@ -104,41 +111,14 @@ class Pair:
         return run(self.calls[1], args)
 
 
-class _Value:
-    """A tensor of the recorded forward: its value and its tape index."""
-
-    __slots__ = ("array", "index", "tape")
-
-    def __init__(self, array, tape, index):
-        self.array, self.tape, self.index = array, tape, index
-
-    @property
-    def shape(self):
-        return self.array.shape
-
-    @property
-    def dtype(self):
-        return self.array.dtype
-
-    def __add__(self, other):
-        if not isinstance(other, _Value):
-            return NotImplemented
-        return self.tape.add(self, other)
-
-    def keras_nas_concatenate(self, values, axis):
-        """`topology.concatenate` of recorded values."""
-        return self.tape.concatenate(values, axis)
-
-
-class _Tape:
+class _Tape(Recorder):
     """The recorded forward of one path (see the module). `record(layer)`:
     the layer's `_HandlePiece`; `live`: the ids of the layers connected
     to the output."""
 
     def __init__(self, record, live):
+        super().__init__()
         self.record, self.live = record, live
-        self.entries: list[tuple] = []
-        self.count = 0
         # The functions run as `AtomicFunction.call_flat` runs them, past
         # its per-call Python (the call options read once, no tape to
         # pause, no resource outputs): ~40 us CPU a call, 2 a piece.
@@ -152,21 +132,14 @@ class _Tape:
         """The function `call` (`(name, number of outputs)`) on `args`."""
         return execute.execute(call[0], call[1], args, self.attrs, self.ctx)
 
-    def value(self, array) -> _Value:
-        self.count += 1
-        return _Value(array, self, self.count - 1)
-
     def use(self, layer):
-        """`use(layer)` of `topology.forward`: a recorded piece call."""
+        """`use(layer)` of `topology.forward`: a recorded piece call (the
+        identity: its input)."""
         if type(layer) is Identity:
             return _identity
+        return super().use(layer)
 
-        def call(x, training=None):
-            return self.piece(layer, x, bool(training))
-
-        return call
-
-    def piece(self, layer, x, training) -> _Value:
+    def piece(self, layer, x, training) -> Value:
         record = self.record(layer)
         if id(layer) not in self.live:
             return self.value(record(x.array, training))
@@ -177,28 +150,21 @@ class _Tape:
                 y = record(x.array, training)
             out = self.value(y)
             self.entries.append(
-                (_TAPED, out.index, x.index, tape, (x.array, y), record)
+                (TAPED, out.index, x.index, tape, (x.array, y), record)
             )
             return out
         outputs = self.run(pair.calls[0], [*record.handles, x.array])
         out = self.value(outputs[0])
-        self.entries.append((_PIECE, out.index, x.index, pair, outputs, record))
+        self.entries.append((PIECE, out.index, x.index, pair, outputs, record))
         return out
 
-    def add(self, a, b) -> _Value:
-        out = self.value(a.array + b.array)
-        self.entries.append((_ADD, out.index, a.index, b.index))
-        return out
+    def _concat(self, arrays, axis):
+        return tf.concat(arrays, axis)
 
-    def concatenate(self, values, axis) -> _Value:
-        arrays = [v.array for v in values]
-        out = self.value(tf.concat(arrays, axis))
-        sizes = [a.shape[axis] for a in arrays]
-        indices = tuple(v.index for v in values)
-        self.entries.append((_CONCAT, out.index, indices, sizes, axis))
-        return out
+    def _split(self, cotangent, sizes, axis):
+        return tf.split(cotangent, list(sizes), axis=axis)
 
-    def backward(self, out: _Value, cotangent) -> dict:
+    def backward(self, out: Value, cotangent) -> dict:
         """`{id(variable): gradient}` of the live layers' trainable
         variables, from the cotangent of `out`."""
         cts = {out.index: cotangent}
@@ -208,7 +174,7 @@ class _Tape:
             if g is None:
                 continue
             kind = entry[0]
-            if kind == _PIECE:
+            if kind == PIECE:
                 _, _, x_index, pair, outputs, record = entry
                 trainable = record.trainable
                 n = len(record.handles)
@@ -218,35 +184,26 @@ class _Tape:
                     strict=True,
                 ):
                     if i == n:
-                        _send(cts, x_index, d)
+                        send(cts, x_index, d)
                     elif i < len(trainable):
-                        _send(grads, id(trainable[i]), d)
-            elif kind == _TAPED:
+                        send(grads, id(trainable[i]), d)
+            elif kind == TAPED:
                 _, _, x_index, tape, (x, y), record = entry
                 variables = [v.value for v in record.trainable]
                 d_x, *d_vars = tape.gradient(y, [x, *variables], g)
                 if d_x is not None:
-                    _send(cts, x_index, d_x)
+                    send(cts, x_index, d_x)
                 for v, d in zip(record.trainable, d_vars, strict=True):
                     if d is not None:
-                        _send(grads, id(v), d)
-            elif kind == _ADD:
-                _send(cts, entry[2], g)
-                _send(cts, entry[3], g)
+                        send(grads, id(v), d)
             else:
-                parts = tf.split(g, entry[3], axis=entry[4])
-                for index, part in zip(entry[2], parts, strict=True):
-                    _send(cts, index, part)
+                self.send_back(entry, g, cts)
         self.entries = []
         return grads
 
 
 def _identity(x, training=None):
     return x
-
-
-def _send(sums: dict, key, value) -> None:
-    sums[key] = value if key not in sums else sums[key] + value
 
 
 def path_grads(model, x, y, sample_weight, path, record, loss_gradient):
