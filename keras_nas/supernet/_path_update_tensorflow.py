@@ -1,12 +1,13 @@
 """The piecewise one-shot step's optimizer update on TensorFlow
 (`_path_update`): eagerly, one fused training kernel per variable.
 
-Each variable's handle, its slots' handles and its weight decay flag are
-read once per optimizer (`_Variables`), and the kernels are run as the
-generated op wrappers run them, without `tf.raw_ops`' dispatch: Keras'
-`Variable.value`, the slot lookup by the variable's key and the checks
-per variable cost more Python than the kernels (~5 ms CPU a step at the
-tiny configuration, ~80 variables; RESULTS.md, #13 p17). Eager ops, not a
+Each variable's handle, its slots' handles, its shape and its weight
+decay flag are read once per optimizer (`_Variables`), and the kernels
+are run as the generated op wrappers run them, without `tf.raw_ops`'
+dispatch: Keras' `Variable.value`, the slot lookup by the variable's key
+and the checks per variable cost more Python than the kernels (~5 ms CPU
+a step at the tiny configuration, ~80 variables; RESULTS.md, #13 p17).
+`global_clipnorm`'s squares are summed per shape (`_squares`). Eager ops, not a
 function: a function's call runs on TensorFlow's inter-op thread, ~90 us
 CPU a call inside a step, against ~10 us for an eager kernel, and
 TensorFlow instantiates a function again for every new combination of its
@@ -35,20 +36,32 @@ _TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _F32 = tf.float32
 
 
-def _clip(rule, grads) -> tuple[list, Any]:
+def _squares(grads, shapes) -> Any:
+    """The gradients' summed `L2Loss`: those of one shape stacked and
+    reduced in one op (~25 shapes among ~190 gradients at the micro
+    configuration: ~50 eager ops instead of ~190; the same squares summed
+    in another order)."""
+    groups: dict = {}
+    for g, shape in zip(grads, shapes, strict=True):
+        groups.setdefault(shape, []).append(g)
+    squares = [
+        gen_nn_ops.l2_loss(group[0] if len(group) == 1 else tf.stack(group))
+        for group in groups.values()
+    ]
+    return squares[0] if len(squares) == 1 else gen_math_ops.add_n(squares)
+
+
+def _clip(rule, grads, shapes) -> tuple[list, Any]:
     """Keras' `_clip_gradients` (TensorFlow's `_clip_by_norm`): `(grads,
     scale)`. The factor of `global_clipnorm` is returned, not applied
     (None: nothing to scale): SGD's kernels take it in the learning rate
     (`g * lr * scale`: the same product, another rounding), Adam's in the
-    gradients. The global norm sums each gradient's `L2Loss` (one op per
-    gradient; the same squares summed in another order)."""
+    gradients; its norm is from `_squares` (`shapes`: the variables')."""
     if rule.clip == "clipnorm":
         return [tf.clip_by_norm(g, rule.clipnorm) for g in grads], None
     if rule.clip == "global_clipnorm":
         clip = rule.global_clipnorm
-        squares = [gen_nn_ops.l2_loss(g) for g in grads]
-        total = squares[0] if len(squares) == 1 else gen_math_ops.add_n(squares)
-        norm = tf.sqrt(2.0 * total)
+        norm = tf.sqrt(2.0 * _squares(grads, shapes))
         scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
         return grads, scale
     if rule.clip == "clipvalue":
@@ -59,7 +72,7 @@ def _clip(rule, grads) -> tuple[list, Any]:
 
 class _Variables:
     """Per variable of one optimizer: `(variable, handle, slots' handles,
-    decay, whether the update may run on it)`, read once (`_path_update`:
+    decay, whether the update may run on it, shape)`, read once (`_path_update`:
     `supported`, `slots`, `decays`); made again when the optimizer's rule
     or its list of variables changes."""
 
@@ -90,7 +103,7 @@ class _Variables:
         slots = update.slots(optimizer, rule, [v])[0]
         decay = update.decays(optimizer, rule, [v])[0]
         handles = tuple(s.value.handle for s in slots)
-        e = (v, v.value.handle, handles, decay, ok)
+        e = (v, v.value.handle, handles, decay, ok, tuple(v.shape))
         self.entries[id(v)] = e
         return e
 
@@ -138,7 +151,7 @@ def apply_update(optimizer, grads, variables) -> None:
             g = tf.cast(g, _F32)
         entries.append(e)
         cast.append(g)
-    grads, scale = _clip(rule, cast)
+    grads, scale = _clip(rule, cast, [e[5] for e in entries])
     lr = tf.cast(optimizer.learning_rate, _F32)
     step_lr = lr
     if scale is not None:
