@@ -429,7 +429,9 @@ def apply_path_gradients(model, x, y, sample_weight, path: tuple) -> Any:
     return apply_paths_gradients(model, x, y, sample_weight, [path], use)
 
 
-def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
+def apply_paths_gradients(
+    model, x, y, sample_weight, paths, use, metrics=None
+) -> Any:
     """Trains one batch on the Python `paths` (one, or the `m` paths of a
     strictly fair step), eagerly; `use(layer)` is what a layer's call runs
     (the piecewise step: its kind's compiled piece, `piece_caller`).
@@ -438,10 +440,24 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
     the optimizer, in one update with the paths' gradients summed, so the
     other ops get no update at all (no momentum, no weight decay,
     untouched optimizer slots). Returns the mean loss and the last path's
-    predictions.
+    predictions. Given a list `metrics`, the chained step of one path
+    updates the loss tracker and the compiled metrics in the function of
+    its loss's gradient and appends their results to it (one call less).
     """
     variables, grads, seen, losses = [], [], {}, []
     chained = use is _handle_piece and _chained(model)
+    fused = chained and metrics is not None and len(paths) == 1
+    loss_gradient = None
+    if fused:
+        step = _step_function(model, _loss_gradient_metrics)
+
+        def loss_gradient(*args):
+            loss, d_pred, results = step(*args)
+            metrics.append(results)
+            return loss, d_pred
+
+    elif chained:
+        loss_gradient = _step_function(model, _loss_gradient)
     for path in paths:
         with plain_functions():
             if chained:
@@ -452,7 +468,7 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
                     sample_weight,
                     path,
                     _HandlePiece.of,
-                    _step_function(model, _loss_gradient),
+                    loss_gradient,
                 )
             else:
                 on_path = model.path_trainable_variables(path)
@@ -462,6 +478,10 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
                         model, x, y, y_pred, sample_weight
                     )
                 path_grads = tape.gradient(scaled, on_path)
+        losses.append(loss)
+        if len(paths) == 1:  # its variables are distinct
+            variables, grads = on_path, list(path_grads)
+            break
         for v, g in zip(on_path, path_grads, strict=True):
             i = seen.get(id(v))
             if i is None:
@@ -470,8 +490,8 @@ def apply_paths_gradients(model, x, y, sample_weight, paths, use) -> Any:
                 grads.append(g)
             elif g is not None:
                 grads[i] = g if grads[i] is None else grads[i] + g
-        losses.append(loss)
-    apply_update(model.optimizer, grads, variables)
+    with plain_functions():
+        apply_update(model.optimizer, grads, variables)
     loss = losses[0] if len(losses) == 1 else tf.add_n(losses) / len(losses)
     return distribute.unscale_loss(loss), y_pred
 
@@ -576,6 +596,22 @@ def _loss_gradient(model, x, y, y_pred, sample_weight) -> tuple:
     return loss, tape.gradient(scaled, y_pred)
 
 
+def _draw(model):
+    """The piecewise step's path tensor (`model._sample_indices`): the
+    draw's ~10 small eager ops and the recording of the path are one
+    function call (~1.5 ms CPU a step at the tiny configuration; RESULTS.md,
+    #13 p17)."""
+    return model._sample_indices()
+
+
+def _loss_gradient_metrics(model, x, y, y_pred, sample_weight) -> tuple:
+    """`_loss_gradient`, then `_record_metrics` with its loss (one path,
+    one replica: the loss is the batch mean)."""
+    loss, d_pred = _loss_gradient(model, x, y, y_pred, sample_weight)
+    results = _record_metrics(model, x, y, y_pred, sample_weight, loss)
+    return loss, d_pred, results
+
+
 def _record_metrics(model, x, y, y_pred, sample_weight, loss) -> dict:
     """The step's loss tracker and compiled metrics updated; their
     results (as Keras' `train_step` ends)."""
@@ -607,16 +643,21 @@ def train_step(model, data) -> dict:
         values = distribute.once(model._next_training_values)
         return model._train_on_path(data, values)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    idx = model._sample_indices()
-    if model._pieces:  # drawn eagerly: the same paths as in the graph
+    if model._pieces:  # drawn as in the graph step: the same paths
+        with plain_functions():
+            idx = _step_function(model, _draw)()
         rows = idx.numpy().reshape(-1, idx.shape[-1])
         paths = [indexed.indices_path(model, row) for row in rows]
+        metrics: list = []
         loss, y_pred = apply_paths_gradients(
-            model, x, y, sample_weight, paths, piece_caller(model)
+            model, x, y, sample_weight, paths, piece_caller(model), metrics
         )
+        if metrics:
+            return metrics[0]
         with plain_functions():
             metrics = _step_function(model, _record_metrics)
             return metrics(x, y, y_pred, sample_weight, loss)
+    idx = model._sample_indices()
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients
     loss, y_pred = apply(model, x, y, sample_weight, idx)
     model._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
