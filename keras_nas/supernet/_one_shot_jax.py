@@ -453,7 +453,7 @@ class _Positions(NamedTuple):
     read: list  # the other trainable ones the forward reads
     states: list  # the non-trainable ones the forward reads and writes
     live: set  # ids of the layers connected to the output
-    chunks: list  # `on` per layer
+    chunks: list  # `on` per layer (`_one_shot_chain_jax.units`)
 
 
 class _StepVariables:
@@ -513,11 +513,12 @@ class _StepVariables:
         on, seen, live, chunks = [], set(), set(), []
         for layer in model._path_layers(path):
             live.add(id(layer))
-            chunk = [i for i in self._positions(layer)[0] if i not in seen]
-            seen.update(chunk)
-            on.extend(chunk)
-            if chunk:
-                chunks.append(chunk)
+            for unit in chain.units(layer):  # a layer, or its repeats
+                chunk = [i for i in self._positions(unit)[0] if i not in seen]
+                seen.update(chunk)
+                on.extend(chunk)
+                if chunk:
+                    chunks.append(chunk)
         read, states = [], []
         for layer in model.topology.run_layers(path):
             trainable, non_trainable = self._positions(layer)
