@@ -21,17 +21,8 @@ a14, f15). Here the forward is recorded instead:
   concatenation. Layers not connected to the output (`liveness`) run
   forward (their moving statistics move) and get no gradient, as before.
 
-Separable and dilated convolutions (`SepConv`, `DilConv`, version 2 ops)
-run their depthwise convolutions as sums of shifted slices on XLA's CPU
-(`_fused_mixed_op._depthwise`, as the DARTS piecewise step): XLA's
-grouped convolution is several times slower there at these sizes. A
-`SepConv` of several repeats runs as one piece per repeat (`_Repeat`:
-ReLU, depthwise, pointwise, batch norm), compiled per kind of repeat: the
-second repeat of a stride-1 `sep_conv_kxk` is the same kind as its first,
-and as the repeats of the same op on the next cells of that width, so
-each kind of depthwise convolution compiles once (micro configuration:
-the separable convolutions' compiles about halved; benchmarks/RESULTS.md,
-#13 o17). The optimizer updates such a layer per repeat too (`units`).
+What a layer's piece computes and how a layer is cut into pieces (a
+`SepConv` per repeat) is `_one_shot_pieces_jax`'s.
 """
 
 from __future__ import annotations
@@ -39,179 +30,16 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
-import weakref
 
 import jax
 import jax.numpy as jnp
 import keras
 
-from keras_nas.blocks.conv_ops import DilConv, SepConv
-from keras_nas.supernet import _darts_graph
-from keras_nas.supernet import _fused_mixed_op as fused
-from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet import _one_shot_pieces_jax as pieces
 from keras_nas.supernet._one_shot_chain import PIECE, Recorder, Value, send
 
-__all__ = ["loss_grad", "path_grads", "units"]
-
-
-def _shifts(layer) -> bool:
-    """Whether `_direct` computes `layer` with shifted slices: a version 2
-    `SepConv` / `DilConv` (exactly those classes) of an odd kernel, in
-    float32."""
-    return (
-        type(layer) in (SepConv, DilConv)
-        and layer.dtype_policy.name == "float32"
-        and layer.ops_version >= 2
-        and layer.kernel_size % 2 == 1
-        and all(d.depth_multiplier == 1 for d in layer.depthwise)
-    )
-
-
-def _direct(layer, x, training):
-    """`layer(x, training=training)`, a separable convolution's depthwise
-    convolutions as in the DARTS piecewise step (`_fused_mixed_op`)."""
-    if not _shifts(layer):
-        return layer(x, training=training)
-    with _darts_graph.piecewise():
-        for r in range(layer.repeats):
-            x = keras.ops.relu(x)
-            kernel = keras.ops.convert_to_tensor(layer.depthwise[r].kernel)
-            x = fused._depthwise(
-                x,
-                kernel,
-                layer.strides if r == 0 else 1,
-                layer.kernel_size,
-                layer.dilation_rate,
-            )
-            x = layer.pointwise[r](x)
-            x = layer.bns[r](x, training=training)
-    return x
-
-
-class _Repeat:
-    """Repeat `r` of a shifted `SepConv` (`_shifts`) as a piece of its own:
-    its sublayers (depthwise, pointwise, batch norm) and, per input shape,
-    dtype and `training`, its kind's jitted forward (`_vjp_piece`)."""
-
-    def __init__(self, layer, r):
-        self.sublayers = (layer.depthwise[r], layer.pointwise[r], layer.bns[r])
-        self.strides = layer.strides if r == 0 else 1
-        self.size, self.dilation = layer.kernel_size, layer.dilation_rate
-        self.functions: dict = {}
-
-    @property
-    def trainable_variables(self) -> list:
-        return [v for s in self.sublayers for v in s.trainable_variables]
-
-    @property
-    def non_trainable_variables(self) -> list:
-        return [v for s in self.sublayers for v in s.non_trainable_variables]
-
-    def kind(self, x, training) -> tuple:
-        return (
-            _Repeat,
-            self.strides,
-            self.size,
-            self.dilation,
-            tuple(map(_darts_graph._config, self.sublayers)),
-            tuple(x.shape),
-            str(x.dtype),
-            tuple((tuple(v.shape), str(v.dtype)) for v in self.variables),
-            bool(training),
-        )
-
-    @property
-    def variables(self) -> list:
-        return self.trainable_variables + self.non_trainable_variables
-
-    def output(self, x, training):
-        """The repeat's output on the current values of its variables."""
-        depthwise, pointwise, bn = self.sublayers
-        with _darts_graph.piecewise():
-            x = keras.ops.relu(x)
-            kernel = keras.ops.convert_to_tensor(depthwise.kernel)
-            x = fused._depthwise(
-                x, kernel, self.strides, self.size, self.dilation
-            )
-            return bn(pointwise(x), training=training)
-
-    def function(self, x, training: bool):
-        key = (tuple(x.shape), str(x.dtype), training)
-        entry = self.functions.get(key)
-        if entry is None or entry[0]() is None:
-            entry = self.functions[key] = _repeat_function(self, x, training)
-        return entry[1]
-
-
-# kind of repeat -> (weak reference to the representative's batch norm,
-# jitted forward).
-_REPEAT_FUNCTIONS: dict = {}
-# layer -> its `_Repeat`s (or None: the layer is one piece).
-_REPEATS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _repeat_function(rep: _Repeat, x, training: bool) -> tuple:
-    """`(weak reference, fn)`: the jitted forward of `rep`'s kind, made
-    on its first repeat (the representative, held weakly)."""
-    key = rep.kind(x, training)
-    entry = _REPEAT_FUNCTIONS.get(key)
-    if entry is None or entry[0]() is None:
-        ref = weakref.ref(rep)
-
-        def run(trainable, non_trainable, x):
-            block = ref()
-            y, scope = _darts_graph._run_stateless(
-                block, trainable, non_trainable,
-                lambda: block.output(x, training),
-            )
-            if not training or not non_trainable:
-                return y, []
-            return y, [
-                _darts_graph.packed_statistics(block, non_trainable, scope)
-            ]
-
-        entry = _REPEAT_FUNCTIONS[key] = (ref, _vjp_piece(run))
-    return entry
-
-
-def _repeats(layer):
-    """`layer`'s `_Repeat`s where it runs per repeat (a shifted `SepConv`
-    of several repeats), else None."""
-    try:
-        return _REPEATS[layer]
-    except KeyError:
-        pass
-    parts = None
-    if _shifts(layer) and layer.repeats > 1:
-        parts = tuple(_Repeat(layer, r) for r in range(layer.repeats))
-    _REPEATS[layer] = parts
-    return parts
-
-
-def units(layer) -> tuple:
-    """The parts of `layer` run as one piece each (and updated by one
-    call each): its `_Repeat`s, or the layer itself."""
-    return _repeats(layer) or (layer,)
-
-
-def _vjp_piece(run):
-    """`run(trainable, non_trainable, x) -> (y, new)` of a kind of layer
-    (`_one_shot_groups.shared_function`) as one jitted function returning
-    `(y, the new moving statistics (a list), the pullback of y with
-    respect to the trainable values and x)`."""
-
-    def forward(trainable, non_trainable, x):
-        def output(trainable, x):
-            y, new = run(trainable, non_trainable, x)
-            if new:
-                new = _darts_graph._unpack(new[0], non_trainable)
-            return y, new
-
-        y, pullback, new = jax.vjp(output, trainable, x, has_aux=True)
-        return y, new, pullback
-
-    return jax.jit(forward)
+__all__ = ["loss_grad", "path_grads"]
 
 
 @jax.jit
@@ -241,14 +69,9 @@ class _Tape(Recorder):
 
     def piece(self, layer, x, training):
         live = id(layer) in self.live
-        parts = _repeats(layer)
-        if parts is None:
-            fn = groups._PieceLayer.of(layer).function(
-                x.array, training, _vjp_piece, _direct
-            )
-            return self._call(layer, fn, x, live)
-        for part in parts:
-            x = self._call(part, part.function(x.array, training), x, live)
+        for unit in pieces.units(layer):
+            fn = pieces.function(unit, x.array, training)
+            x = self._call(unit, fn, x, live)
         return x
 
     def _call(self, unit, fn, x, live):

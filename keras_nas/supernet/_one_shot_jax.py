@@ -55,6 +55,7 @@ from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _one_shot_chain_jax as chain
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet import _one_shot_pieces_jax as pieces
 from keras_nas.supernet import _path_update as update
 from keras_nas.supernet import _path_update_jax as update_jax
 
@@ -513,7 +514,7 @@ class _StepVariables:
         on, seen, live, chunks = [], set(), set(), []
         for layer in model._path_layers(path):
             live.add(id(layer))
-            for unit in chain.units(layer):  # a layer, or its repeats
+            for unit in pieces.units(layer):  # a layer, or its repeats
                 chunk = [i for i in self._positions(unit)[0] if i not in seen]
                 seen.update(chunk)
                 on.extend(chunk)
