@@ -100,44 +100,50 @@ class _Tape(Recorder):
     def backward(self, out: Value, cotangent) -> tuple:
         """`({trainable position: gradient}, their summed squares)` of the
         live layers, from the cotangent of `out`. The squares are summed
-        by the backward pass, those of a layer that ran twice (a node's
-        two inputs through the same op) of its summed gradients after it
-        (one small compile per shape of such a layer's variables, where
-        summing every gradient's compiled one per shape of the path)."""
+        by the backward pass; a piece that ran more than once (a node's
+        two inputs through the same op) gets its calls' gradients summed
+        and their squares added after the walk, by one call per such piece
+        (`_summed`: one compile per structure of its variables, where
+        adding each gradient compiled one per shape)."""
         cts = {out.index: cotangent}
         grads: dict = {}
         runs = collections.Counter(
             tuple(e[3]) for e in self.entries if e[0] == PIECE
         )
-        twice = [key for key, n in runs.items() if n > 1 and key]
+        twice = {key: [] for key, n in runs.items() if n > 1 and key}
         squared = _zero()
         for entry in reversed(self.entries):
             g = cts.pop(entry[1], None)
             if g is None:
                 continue
-            if entry[0] == PIECE:
-                if runs[tuple(entry[3])] > 1:
-                    d_trainable, d_x, _ = _backward(entry[4], g, _zero())
-                else:
-                    d_trainable, d_x, squared = _backward(
-                        entry[4], g, squared
-                    )
-                send(cts, entry[2], d_x)
-                for i, d in zip(entry[3], d_trainable, strict=True):
-                    send(grads, i, d)
-            else:
+            if entry[0] != PIECE:
                 self.send_back(entry, g, cts)
+                continue
+            key = tuple(entry[3])
+            if key in twice:
+                d_trainable, d_x, _ = _backward(entry[4], g, _zero())
+                twice[key].append(d_trainable)
+            else:
+                d_trainable, d_x, squared = _backward(entry[4], g, squared)
+                for i, d in zip(key, d_trainable, strict=True):
+                    send(grads, i, d)
+            send(cts, entry[2], d_x)
         self.entries = []
-        for key in twice:
-            for i in key:
-                if i in grads:
-                    squared = _add_squares(squared, grads[i])
+        for key, parts in twice.items():
+            if parts:
+                total, squared = _summed(squared, parts)
+                grads.update(zip(key, total, strict=True))
         return grads, squared
 
 
 @jax.jit
-def _add_squares(squared, g):
-    return squared + jnp.sum(jnp.square(g))
+def _summed(squared, parts):
+    """The gradients of a piece's calls (`parts`) summed, and `squared`
+    plus the sums' squares."""
+    total = [functools.reduce(jnp.add, ds) for ds in zip(*parts, strict=True)]
+    for d in total:
+        squared = squared + jnp.sum(jnp.square(d))
+    return total, squared
 
 
 @functools.cache
@@ -165,8 +171,9 @@ def path_grads(model, step, state, data, path, positions, loss_grad):
     as `_one_shot_jax._path_grads` computes the first four: the recorded
     forward of the path's pieces, `loss_grad(y_pred, x, y, sample_weight)
     -> (loss, the scaled loss's gradient)` (jitted), the backward walked
-    by hand. `positions`: `_StepVariables.path` (`grads` follow its `on`);
-    `squared`: the gradients' summed squares (or None)."""
+    by hand. `positions`: `_one_shot_variables_jax.StepVariables.path`
+    (`grads` follow its `on`); `squared`: the gradients' summed squares
+    (or None)."""
     trainable, non_trainable = state
     x, y, sample_weight = data
     tape = _Tape(step, trainable, non_trainable, positions.live)

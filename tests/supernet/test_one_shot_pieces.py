@@ -237,7 +237,6 @@ for chained in (True, False):
 for _ in range(2):
     for net, chained in zip(nets, (True, False)):
         steps.CHAINED = chained
-        steps._STEP_VARIABLES.pop(net, None)
         net.fit(x, y, epochs=1, batch_size=32, verbose=0)
     assert nets[0].last_path == nets[1].last_path
     states = [
