@@ -13,8 +13,8 @@ variables held in `state`. Four steps:
   `jax.value_and_grad` over `jax.custom_vjp` pieces,
   `_darts_graph._jax_edge`); kinds compile when first sampled; the
   optimizer gets the paths' variables only (Keras' SGD and Adam / AdamW:
-  one jitted call per layer, `_path_update_jax`), the metrics update is
-  jitted.
+  one jitted call per layer or `SepConv` repeat, `_path_update_jax`), the
+  metrics update is jitted.
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
   the step (`keras.random` with the supernet's `SeedGenerator`, whose state
@@ -291,7 +291,7 @@ def _current(scope, variable, old):
 
 
 def _sample(model, values) -> tuple:
-    """`(path indices, new values of `_sampler_variables`)`, drawn on
+    """`(path indices, new values of `sampler_variables`)`, drawn on
     their `values` (jitted by the piecewise step: one compile, where
     eagerly each of the draw's random ops compiled on its own)."""
     variables = variables_jax.sampler_variables(model)

@@ -44,7 +44,7 @@ class Positions(NamedTuple):
     read: list  # the other trainable ones the forward reads
     states: list  # the non-trainable ones the forward reads and writes
     live: set  # ids of the layers connected to the output
-    chunks: list  # `on` per layer (`_one_shot_chain_jax.units`)
+    chunks: list  # `on` per unit (`_one_shot_pieces_jax.units`)
 
 
 class StepVariables:
