@@ -71,10 +71,16 @@ def variable_creation_scope() -> contextlib.AbstractContextManager:
     one TensorFlow-side name (Keras' `name` and `path`, which the
     optimizers and `.keras` files go by, are kept): eager TensorFlow makes
     a new kernel for every distinct variable name, ~0.6 ms a variable
-    (`keras_nas._distribute_tensorflow.unnamed_variables`). Elsewhere,
-    nothing.
+    (`keras_nas._distribute_tensorflow.unnamed_variables`). On JAX the
+    variables of constant initial values (optimizer slots, batch-norm
+    statistics) are filled from NumPy, without an XLA compilation per
+    shape (`keras_nas._variables_jax`). Elsewhere, nothing.
     """
-    if current_backend() != "tensorflow":
+    backend = current_backend()
+    if backend == "jax":
+        module = importlib.import_module("keras_nas._variables_jax")
+        return module.construction_scope()
+    if backend != "tensorflow":
         return contextlib.nullcontext()
     module = importlib.import_module("keras_nas._distribute_tensorflow")
     return module.construction_scope()

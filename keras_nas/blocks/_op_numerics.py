@@ -163,10 +163,11 @@ class _HostDraw(keras.initializers.Initializer):
                 low, high = -limit, limit
             rng = np.random.default_rng(init.seed % 2**63)
             values = rng.uniform(low, high, size=shape).astype(np.float32)
-        dtype = keras.backend.standardize_dtype(dtype)
-        if dtype == "float32":
-            return values
-        return ops.convert_to_tensor(values, dtype=dtype)
+        # With the dtype named: on JAX a NumPy array converted without one
+        # is staged by an XLA compilation per shape (#13 o17).
+        return ops.convert_to_tensor(
+            values, dtype=keras.backend.standardize_dtype(dtype)
+        )
 
 
 def _fan(mode: str, shape: Sequence[int]) -> float:

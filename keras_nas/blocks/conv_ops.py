@@ -145,6 +145,10 @@ class ReLUConvBN(_VersionedOp):
         _build(self.bn, shape)
 
     def call(self, inputs, training=None):
+        return self.bn(self.unnormalized(inputs), training=training)
+
+    def unnormalized(self, inputs):
+        """The output before the batch norm (`bn`)."""
         x = ops.relu(inputs)
         for conv, pads in zip(self.convs, self._pads, strict=True):
             if pads is not None:
@@ -152,7 +156,7 @@ class ReLUConvBN(_VersionedOp):
             x = conv(x)
         if self.dilation_rate > 1 and self.strides > 1:
             x = _subsample(x)
-        return self.bn(x, training=training)
+        return x
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -368,10 +372,15 @@ class FactorizedReduce(_VersionedOp):
         _build(self.bn, self.compute_output_shape(shape))
 
     def call(self, inputs, training=None):
+        return self.bn(self.unnormalized(inputs), training=training)
+
+    def unnormalized(self, inputs):
+        """The output before the batch norm (`bn`)."""
         x = ops.relu(inputs)
         shifted = ops.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
-        x = ops.concatenate([self.conv_1(x), self.conv_2(shifted)], axis=-1)
-        return self.bn(x, training=training)
+        return ops.concatenate(
+            [self.conv_1(x), self.conv_2(shifted)], axis=-1
+        )
 
     def compute_output_shape(self, input_shape):
         return _out_shape(input_shape, 2, self.filters)

@@ -116,3 +116,43 @@ def _normalized_sum_bwd(epsilon, residuals, cotangents):
 
 
 normalized_sum.defvjp(_normalized_sum_fwd, _normalized_sum_bwd)
+
+
+def _keras_statistics(x, gamma, beta, epsilon):
+    """Keras' training-mode arithmetic (`ops.moments`, JAX's
+    `batch_normalization`): `(y, mean, variance, rstd)`."""
+    mean = jnp.mean(x, _AXES)
+    variance = jnp.var(x, axis=_AXES)
+    rstd = jax.lax.rsqrt(variance + epsilon)
+    inv = rstd * gamma
+    return x * inv + (beta - mean * inv), mean, variance, rstd
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def scaled_normalize(x, gamma, beta, epsilon):
+    """`(outputs, mean, variance)` of a Keras `BatchNormalization` in
+    training mode with scale `gamma` and offset `beta` (per channel of
+    NHWC `x`), the outputs as Keras computes them; its backward pass
+    keeps `x` and the statistics (one tensor of the input's size), where
+    JAX's differentiation of Keras' ops keeps several (the one-shot
+    pieces, #13 o17)."""
+    y, mean, variance, _ = _keras_statistics(x, gamma, beta, epsilon)
+    return y, mean, variance
+
+
+def _scaled_normalize_fwd(x, gamma, beta, epsilon):
+    y, mean, variance, rstd = _keras_statistics(x, gamma, beta, epsilon)
+    return (y, mean, variance), (x, mean, rstd, gamma)
+
+
+def _scaled_normalize_bwd(epsilon, residuals, cotangents):
+    del epsilon
+    x, mean, rstd, gamma = residuals
+    dy = cotangents[0]
+    normalized = (x - mean) * rstd
+    d_gamma = jnp.sum(dy * normalized, _AXES)
+    d_beta = jnp.sum(dy, _AXES)
+    return _input_grad(normalized, rstd, dy * gamma), d_gamma, d_beta
+
+
+scaled_normalize.defvjp(_scaled_normalize_fwd, _scaled_normalize_bwd)

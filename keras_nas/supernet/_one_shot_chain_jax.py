@@ -21,10 +21,8 @@ a14, f15). Here the forward is recorded instead:
   concatenation. Layers not connected to the output (`liveness`) run
   forward (their moving statistics move) and get no gradient, as before.
 
-Separable and dilated convolutions (`SepConv`, `DilConv`, version 2 ops)
-run their depthwise convolutions as sums of shifted slices on XLA's CPU
-(`_fused_mixed_op._depthwise`, as the DARTS piecewise step): XLA's
-grouped convolution is several times slower there at these sizes.
+What a layer's piece computes and how a layer is cut into pieces (a
+`SepConv` per repeat) is `_one_shot_pieces_jax`'s.
 """
 
 from __future__ import annotations
@@ -37,68 +35,11 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from keras_nas.blocks.conv_ops import DilConv, SepConv
-from keras_nas.supernet import _darts_graph
-from keras_nas.supernet import _fused_mixed_op as fused
-from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet import _one_shot_pieces_jax as pieces
 from keras_nas.supernet._one_shot_chain import PIECE, Recorder, Value, send
 
 __all__ = ["loss_grad", "path_grads"]
-
-
-
-def _shifts(layer) -> bool:
-    """Whether `_direct` computes `layer` with shifted slices: a version 2
-    `SepConv` / `DilConv` (exactly those classes) of an odd kernel, in
-    float32."""
-    return (
-        type(layer) in (SepConv, DilConv)
-        and layer.dtype_policy.name == "float32"
-        and layer.ops_version >= 2
-        and layer.kernel_size % 2 == 1
-        and all(d.depth_multiplier == 1 for d in layer.depthwise)
-    )
-
-
-def _direct(layer, x, training):
-    """`layer(x, training=training)`, a separable convolution's depthwise
-    convolutions as in the DARTS piecewise step (`_fused_mixed_op`)."""
-    if not _shifts(layer):
-        return layer(x, training=training)
-    with _darts_graph.piecewise():
-        for r in range(layer.repeats):
-            x = keras.ops.relu(x)
-            kernel = keras.ops.convert_to_tensor(layer.depthwise[r].kernel)
-            x = fused._depthwise(
-                x,
-                kernel,
-                layer.strides if r == 0 else 1,
-                layer.kernel_size,
-                layer.dilation_rate,
-            )
-            x = layer.pointwise[r](x)
-            x = layer.bns[r](x, training=training)
-    return x
-
-
-def _vjp_piece(run):
-    """`run(trainable, non_trainable, x) -> (y, new)` of a kind of layer
-    (`_one_shot_groups.shared_function`) as one jitted function returning
-    `(y, the new moving statistics (a list), the pullback of y with
-    respect to the trainable values and x)`."""
-
-    def forward(trainable, non_trainable, x):
-        def output(trainable, x):
-            y, new = run(trainable, non_trainable, x)
-            if new:
-                new = _darts_graph._unpack(new[0], non_trainable)
-            return y, new
-
-        y, pullback, new = jax.vjp(output, trainable, x, has_aux=True)
-        return y, new, pullback
-
-    return jax.jit(forward)
 
 
 @jax.jit
@@ -127,10 +68,16 @@ class _Tape(Recorder):
         self.non_trainable = list(non_trainable)
 
     def piece(self, layer, x, training):
-        t_pos, n_pos = self.step._positions(layer)
-        fn = groups._PieceLayer.of(layer).function(
-            x.array, training, _vjp_piece, _direct
-        )
+        live = id(layer) in self.live
+        for unit in pieces.units(layer):
+            fn = pieces.function(unit, x.array, training)
+            x = self._call(unit, fn, x, live)
+        return x
+
+    def _call(self, unit, fn, x, live):
+        """`unit`'s piece `fn` on `x`: its output, recorded (`live`: with
+        its pullback), the new moving statistics written."""
+        t_pos, n_pos = self.step._positions(unit)
         nt = self.non_trainable
         y, new, pullback = fn(
             [self.trainable[i] for i in t_pos],
@@ -140,7 +87,7 @@ class _Tape(Recorder):
         for j, value in zip(n_pos, new, strict=True):
             nt[j] = value
         out = self.value(y)
-        if id(layer) in self.live:
+        if live:
             self.entries.append((PIECE, out.index, x.index, t_pos, pullback))
         return out
 
@@ -153,44 +100,50 @@ class _Tape(Recorder):
     def backward(self, out: Value, cotangent) -> tuple:
         """`({trainable position: gradient}, their summed squares)` of the
         live layers, from the cotangent of `out`. The squares are summed
-        by the backward pass, those of a layer that ran twice (a node's
-        two inputs through the same op) of its summed gradients after it
-        (one small compile per shape of such a layer's variables, where
-        summing every gradient's compiled one per shape of the path)."""
+        by the backward pass; a piece that ran more than once (a node's
+        two inputs through the same op) gets its calls' gradients summed
+        and their squares added after the walk, by one call per such piece
+        (`_summed`: one compile per structure of its variables, where
+        adding each gradient compiled one per shape)."""
         cts = {out.index: cotangent}
         grads: dict = {}
         runs = collections.Counter(
             tuple(e[3]) for e in self.entries if e[0] == PIECE
         )
-        twice = [key for key, n in runs.items() if n > 1 and key]
+        twice = {key: [] for key, n in runs.items() if n > 1 and key}
         squared = _zero()
         for entry in reversed(self.entries):
             g = cts.pop(entry[1], None)
             if g is None:
                 continue
-            if entry[0] == PIECE:
-                if runs[tuple(entry[3])] > 1:
-                    d_trainable, d_x, _ = _backward(entry[4], g, _zero())
-                else:
-                    d_trainable, d_x, squared = _backward(
-                        entry[4], g, squared
-                    )
-                send(cts, entry[2], d_x)
-                for i, d in zip(entry[3], d_trainable, strict=True):
-                    send(grads, i, d)
-            else:
+            if entry[0] != PIECE:
                 self.send_back(entry, g, cts)
+                continue
+            key = tuple(entry[3])
+            if key in twice:
+                d_trainable, d_x, _ = _backward(entry[4], g, _zero())
+                twice[key].append(d_trainable)
+            else:
+                d_trainable, d_x, squared = _backward(entry[4], g, squared)
+                for i, d in zip(key, d_trainable, strict=True):
+                    send(grads, i, d)
+            send(cts, entry[2], d_x)
         self.entries = []
-        for key in twice:
-            for i in key:
-                if i in grads:
-                    squared = _add_squares(squared, grads[i])
+        for key, parts in twice.items():
+            if parts:
+                total, squared = _summed(squared, parts)
+                grads.update(zip(key, total, strict=True))
         return grads, squared
 
 
 @jax.jit
-def _add_squares(squared, g):
-    return squared + jnp.sum(jnp.square(g))
+def _summed(squared, parts):
+    """The gradients of a piece's calls (`parts`) summed, and `squared`
+    plus the sums' squares."""
+    total = [functools.reduce(jnp.add, ds) for ds in zip(*parts, strict=True)]
+    for d in total:
+        squared = squared + jnp.sum(jnp.square(d))
+    return total, squared
 
 
 @functools.cache
@@ -218,8 +171,9 @@ def path_grads(model, step, state, data, path, positions, loss_grad):
     as `_one_shot_jax._path_grads` computes the first four: the recorded
     forward of the path's pieces, `loss_grad(y_pred, x, y, sample_weight)
     -> (loss, the scaled loss's gradient)` (jitted), the backward walked
-    by hand. `positions`: `_StepVariables.path` (`grads` follow its `on`);
-    `squared`: the gradients' summed squares (or None)."""
+    by hand. `positions`: `_one_shot_variables_jax.StepVariables.path`
+    (`grads` follow its `on`); `squared`: the gradients' summed squares
+    (or None)."""
     trainable, non_trainable = state
     x, y, sample_weight = data
     tape = _Tape(step, trainable, non_trainable, positions.live)

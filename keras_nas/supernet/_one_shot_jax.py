@@ -13,8 +13,8 @@ variables held in `state`. Four steps:
   `jax.value_and_grad` over `jax.custom_vjp` pieces,
   `_darts_graph._jax_edge`); kinds compile when first sampled; the
   optimizer gets the paths' variables only (Keras' SGD and Adam / AdamW:
-  one jitted call per layer, `_path_update_jax`), the metrics update is
-  jitted.
+  one jitted call per layer or `SepConv` repeat, `_path_update_jax`), the
+  metrics update is jitted.
 - compiled (default without a Python `sampler`): Keras' own stateless,
   jitted JAX step, with the model's forward pass drawing the path inside
   the step (`keras.random` with the supernet's `SeedGenerator`, whose state
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +55,7 @@ from keras_nas.supernet import _darts_graph
 from keras_nas.supernet import _one_shot_chain_jax as chain
 from keras_nas.supernet import _one_shot_groups as groups
 from keras_nas.supernet import _one_shot_indexed as indexed
+from keras_nas.supernet import _one_shot_variables_jax as variables_jax
 from keras_nas.supernet import _path_update as update
 from keras_nas.supernet import _path_update_jax as update_jax
 
@@ -289,22 +290,11 @@ def _current(scope, variable, old):
     return old if value is None else value
 
 
-def _sampler_variables(model) -> list:
-    """The variables the sampler reads and writes (a supernet's)."""
-    seed = getattr(model, "_path_seed", None)
-    variables = [
-        None if seed is None else seed.state,
-        getattr(model, "_last_indices", None),
-        getattr(model, "_fair_indices", None),
-    ]
-    return [v for v in variables if v is not None]
-
-
 def _sample(model, values) -> tuple:
-    """`(path indices, new values of `_sampler_variables`)`, drawn on
+    """`(path indices, new values of `sampler_variables`)`, drawn on
     their `values` (jitted by the piecewise step: one compile, where
     eagerly each of the draw's random ops compiled on its own)."""
-    variables = _sampler_variables(model)
+    variables = variables_jax.sampler_variables(model)
     mapping = list(zip(variables, values, strict=True))
     with keras.StatelessScope(state_mapping=mapping) as scope:
         indices = model._sample_indices()
@@ -315,7 +305,7 @@ def _sample(model, values) -> tuple:
 def _draw(model, non_trainable, step=None) -> tuple:
     """The sampler's next path indices, drawn statelessly: `(indices, the
     non-trainable values with the sampler's state advanced)`. With the
-    piecewise step's `step` (`_StepVariables`) only the sampler's
+    piecewise step's `step` (`StepVariables`) only the sampler's
     variables are read and written, by one jitted function."""
     if step is not None:
         indices, values = _piece(model, "sample", _sample)(
@@ -412,9 +402,9 @@ def _metrics(model, metrics_vars, loss, x, y, y_pred, sample_weight):
 def _path_grads(model, step, state, data, path, positions):
     """`(loss, y_pred, non_trainable, grads)` of one Python path: eager
     `jax.value_and_grad` over the path's trainable values (`positions`:
-    `_StepVariables.path`), every layer a call of its kind's jitted
-    pieces. Only the variables the forward reads are mapped, and only its
-    non-trainable ones read back."""
+    `_one_shot_variables_jax.StepVariables.path`), every layer a call of
+    its kind's jitted pieces. Only the variables the forward reads are
+    mapped, and only its non-trainable ones read back."""
     trainable, non_trainable = state
     x, y, sample_weight = data
     on, read, states = positions.on, positions.read, positions.states
@@ -445,118 +435,6 @@ def _path_grads(model, step, state, data, path, positions):
     return loss, y_pred, non_trainable, grads
 
 
-class _Positions(NamedTuple):
-    """The variables a step on one path reads, as positions in the
-    model's lists (`_StepVariables.path`)."""
-
-    on: list  # trainable, of the layers connected to the output
-    read: list  # the other trainable ones the forward reads
-    states: list  # the non-trainable ones the forward reads and writes
-    live: set  # ids of the layers connected to the output
-    chunks: list  # `on` per layer
-
-
-class _StepVariables:
-    """The model's variable lists as the piecewise step uses them, read
-    once per model and optimizer (each `model.trainable_variables` walks
-    every layer: ~750 variables at the tiny size, called per variable of
-    the path it cost more than the step's compiled pieces)."""
-
-    def __init__(self, model):
-        self.optimizer = model.optimizer
-        self.trainable = model.trainable_variables
-        self.non_trainable = model.non_trainable_variables
-        self.optimizer_variables = model.optimizer.variables
-        self.position = {id(v): i for i, v in enumerate(self.trainable)}
-        self.state_position = {
-            id(v): j for j, v in enumerate(self.non_trainable)
-        }
-        self.layers: dict = {}
-        self.sampler = [
-            self.state_position[id(v)] for v in _sampler_variables(model)
-        ]
-        self.at = at = {
-            id(v): p for p, v in enumerate(self.optimizer_variables)
-        }
-        slots = indexed.optimizer_slots(self.optimizer, self.trainable)
-        # Per trainable variable its slots' positions; the optimizer's
-        # other variables (iterations, learning rate, ...) are global.
-        self.slots = [[at[id(w)] for w in v_slots] for v_slots in slots]
-        owned = {p for positions in self.slots for p in positions}
-        self.shared = [
-            p for p in range(len(self.optimizer_variables)) if p not in owned
-        ]
-        self.whole = bool(getattr(self.optimizer, "use_ema", False))
-        # The loss and its scale are one jitted function of the output
-        # (`_loss_grad`): not with weights' regularization losses or a
-        # dynamic loss scale (values it would hold as constants).
-        self.chained = CHAINED and not (
-            any(getattr(v, "regularizer", None) for v in model.weights)
-            or isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
-        )
-
-    def _positions(self, layer) -> tuple[list, list]:
-        known = self.layers.get(id(layer))
-        if known is None:
-            known = self.layers[id(layer)] = (
-                [self.position[id(v)] for v in layer.trainable_variables],
-                [
-                    self.state_position[id(v)]
-                    for v in layer.non_trainable_variables
-                ],
-            )
-        return known
-
-    def path(self, model, path) -> _Positions:
-        """Positions of the variables a step on `path` reads (each
-        layer's variables read once; `_Positions`)."""
-        on, seen, live, chunks = [], set(), set(), []
-        for layer in model._path_layers(path):
-            live.add(id(layer))
-            chunk = [i for i in self._positions(layer)[0] if i not in seen]
-            seen.update(chunk)
-            on.extend(chunk)
-            if chunk:
-                chunks.append(chunk)
-        read, states = [], []
-        for layer in model.topology.run_layers(path):
-            trainable, non_trainable = self._positions(layer)
-            for i in trainable:
-                if i not in seen:
-                    seen.add(i)
-                    read.append(i)
-            for j in non_trainable:
-                if ~j not in seen:
-                    seen.add(~j)
-                    states.append(j)
-        return _Positions(on, read, states, live, chunks)
-
-    def loaded(self, on) -> tuple:
-        """`(trainable positions, optimizer positions)` an update of the
-        variables `on` reads or writes: those, their slots and the
-        optimizer's global variables (everything with an EMA)."""
-        if self.whole:
-            everything = range(len(self.optimizer_variables))
-            return range(len(self.trainable)), everything
-        return on, self.shared + [p for i in on for p in self.slots[i]]
-
-
-_STEP_VARIABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _step_variables(model, state) -> _StepVariables:
-    step = _STEP_VARIABLES.get(model)
-    if (
-        step is None
-        or step.optimizer is not model.optimizer
-        or len(step.trainable) != len(state[0])
-        or len(step.non_trainable) != len(state[1])
-        or len(step.optimizer_variables) != len(state[2])
-    ):
-        step = _STEP_VARIABLES[model] = _StepVariables(model)
-    return step
-
-
 def _pieces_train_step(model, state, data, path=None) -> tuple:
     """The piecewise step: the path (or the `m` paths of a strictly fair
     step) drawn eagerly from the supernet's `SeedGenerator` (the paths the
@@ -564,9 +442,9 @@ def _pieces_train_step(model, state, data, path=None) -> tuple:
     sampler's), each path's loss differentiated in Python over the jitted
     pieces of its layers' kinds, the summed gradients handed to the
     optimizer with the paths' variables only."""
-    step = _step_variables(model, state)
+    step = variables_jax.step_variables(model, state)
     trainable, non_trainable, optimizer_vars, metrics_vars = state
-    data = jax.tree.map(jnp.asarray, data)
+    data = jax.device_put(data)  # NumPy batches: no staging compile
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     if path is None:
         idx, non_trainable = _draw(model, non_trainable, step)
@@ -580,7 +458,7 @@ def _pieces_train_step(model, state, data, path=None) -> tuple:
         positions = step.path(model, path)
         state = (trainable, non_trainable)
         batch = (x, y, sample_weight)
-        if step.chained:
+        if CHAINED and step.chainable:
             loss_grad = _piece(model, "loss_grad", chain.loss_grad)
             loss, y_pred, non_trainable, path_grads, squared = (
                 chain.path_grads(

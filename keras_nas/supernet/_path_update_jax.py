@@ -90,9 +90,15 @@ def _global_scale(rule, grads, squared=None):
     squares."""
     if rule.clip != "global_clipnorm":
         return _one()
-    clip = rule.global_clipnorm
     if squared is None:
         squared = functools.reduce(jnp.add, [_squared(g) for g in grads])
+    return _clip_scale(squared, rule.global_clipnorm)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _clip_scale(squared, clip):
+    """Keras' `clip_by_global_norm` factor of the summed squares (one
+    compile, where its eager ops compiled one each)."""
     norm = jnp.sqrt(squared)
     return clip * jnp.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
 

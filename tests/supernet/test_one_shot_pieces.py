@@ -237,7 +237,6 @@ for chained in (True, False):
 for _ in range(2):
     for net, chained in zip(nets, (True, False)):
         steps.CHAINED = chained
-        steps._STEP_VARIABLES.pop(net, None)
         net.fit(x, y, epochs=1, batch_size=32, verbose=0)
     assert nets[0].last_path == nets[1].last_path
     states = [
@@ -310,3 +309,68 @@ def test_the_path_functions_hold_the_supernet_weakly():
     del net
     gc.collect()
     assert ref() is None
+
+
+PIECES = """
+import jax, jax.numpy as jnp, keras, numpy as np
+from keras_nas._backend import variable_creation_scope
+from keras_nas.blocks.conv_ops import FactorizedReduce, ReLUConvBN, SepConv
+from keras_nas.supernet import _one_shot_pieces_jax as pieces
+from keras_nas.supernet._one_shot_chain_jax import _backward
+initialize = keras.Variable._initialize_with_initializer
+with variable_creation_scope():  # zeros and ones from NumPy, no compile
+    v = keras.Variable(initializer="zeros", shape=(3, 5), dtype="float32")
+    w = keras.Variable(initializer="ones", shape=(7, 2), dtype="float32")
+assert keras.Variable._initialize_with_initializer == initialize
+assert np.all(v.numpy() == 0) and np.all(w.numpy() == 1)
+rng = np.random.default_rng(0)
+x = jnp.asarray(rng.normal(size=(4, 6, 6, 4)).astype("float32"))
+sep, sep2 = SepConv(4, 3), SepConv(4, 3)
+layers = [sep, sep2, SepConv(4, 5, strides=2), ReLUConvBN(4, 1),
+          FactorizedReduce(4)]
+for layer in layers:
+    layer.build(x.shape)
+units = pieces.units(sep)
+assert len(units) == 2 and pieces.units(sep2)[0] is not units[0]
+fns = [pieces.function(u, x, True) for u in units + pieces.units(sep2)]
+assert all(fn is fns[0] for fn in fns)  # one kind: one compile
+for layer in layers[2:]:
+    def keras_call(values, x):
+        mapping = list(zip(layer.trainable_variables, values))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            y = layer(x, training=True)
+        return y, [scope.get_current_value(v)
+                   for v in layer.non_trainable_variables]
+    values = [v.value for v in layer.trainable_variables]
+    y, vjp_fn, stats = jax.vjp(keras_call, values, x, has_aux=True)
+    stats = dict(zip(map(id, layer.non_trainable_variables), stats))
+    out, chain = x, []
+    for unit in pieces.units(layer):
+        t = [v.value for v in unit.trainable_variables]
+        n = [v.value for v in unit.non_trainable_variables]
+        out, new, pullback = pieces.function(unit, out, True)(t, n, out)
+        for v, value in zip(unit.non_trainable_variables, new):
+            np.testing.assert_allclose(value, stats[id(v)], atol=2e-5)
+        chain.append((unit, pullback))
+    np.testing.assert_allclose(out, y, atol=2e-5)
+    dy = jnp.asarray(rng.normal(size=y.shape).astype("float32"))
+    d_values, d_x = vjp_fn(dy)
+    g, grads = dy, {}
+    for unit, pullback in reversed(chain):
+        d_t, g, _ = _backward(pullback, g, jnp.zeros((), "float32"))
+        grads.update(zip(map(id, unit.trainable_variables), d_t))
+    np.testing.assert_allclose(g, d_x, atol=2e-4)
+    for v, d in zip(layer.trainable_variables, d_values):
+        np.testing.assert_allclose(grads[id(v)], d, atol=2e-4)
+print("PIECES_OK")
+"""
+
+
+def test_jax_pieces_equal_the_layers_calls(run_on_backend):
+    """JAX: a stride-1 `SepConv`'s two repeats and those of another such
+    layer share one compiled piece; a strided `SepConv` (per repeat),
+    `ReLUConvBN` and `FactorizedReduce` (their batch norms' lean backward
+    pass) give the outputs, moving statistics and gradients of JAX's
+    differentiation of their Keras calls; constant-initialized variables
+    made in `variable_creation_scope` hold their values."""
+    assert "PIECES_OK" in run_on_backend(PIECES, "jax", timeout=300)

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     from keras_nas.supernet import _path_update as update
     JAX = keras.backend.backend() == "jax"
     if JAX:
-        from keras_nas.supernet import _one_shot_jax as steps
+        from keras_nas.supernet import _one_shot_variables_jax as variables_jax
         from keras_nas.supernet import _path_update_jax as backend_update
     else:
         from keras_nas.supernet import (
@@ -79,7 +79,7 @@ SCRIPT = textwrap.dedent(
                     opt, [keras.ops.convert_to_tensor(grads[i]) for i in on],
                     [variables[i] for i in on])
                 continue
-            step = steps._StepVariables(model)
+            step = variables_jax.StepVariables(model)
             state = ([v.value for v in step.trainable],
                      [v.value for v in step.optimizer_variables])
             full = [keras.ops.convert_to_tensor(g) if i in on else None
