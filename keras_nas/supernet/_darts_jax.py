@@ -44,6 +44,7 @@ import keras
 from keras_nas._jax_memory import compiles_released
 from keras_nas._jax_state import update_metrics
 from keras_nas.supernet import _darts_graph, relaxations
+from keras_nas.supernet import _weight_update_jax as weight_update
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -257,7 +258,7 @@ def train_step(model, state, data):
             a = _rescale(model, old_a, a, seed, draw)
         updates += [(arch_loss,), (yv, logits_v)]
     (loss, (logits, ntv)), grad_w = _grads(model, 0)(w, a, ntv, xt, yt)
-    w, wov = _piece(model, "weights_update", _weights_update)(wov, grad_w, w)
+    w, wov = _update_weights(model, wov, grad_w, w)
     updates = [(loss,), (yt, logits)] + updates
     logs, mv = _piece(model, "metrics", _train_metrics)(mv, updates)
     return logs, (_merge(model, w, a), ntv, wov + aov, mv)
@@ -266,6 +267,81 @@ def train_step(model, state, data):
 def _arch_update(model, aov, grad_a, a):
     grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
     return model.optimizer.arch_optimizer.stateless_apply(aov, grad_a, a)
+
+
+def _update_weights(model, wov, grad_w, w):
+    """The weights' step: in the piecewise step, for `TorchSGD`, one
+    call per layer (`_weight_update_jax`), else one piece."""
+    opt = model.optimizer.weights_optimizer
+    plan = _update_plan(model) if _darts_graph.in_piecewise() else None
+    if plan is None:
+        return _piece(model, "weights_update", _weights_update)(wov, grad_w, w)
+    groups, iteration, buffers = plan
+    lr, wov_iteration = _piece(model, "weights_lr", _weights_lr)(wov)
+    scale = None
+    if model.grad_clip:
+        scale = _piece(model, "clip_scale", _clip_scale)(grad_w)
+    w, new_buffers = weight_update.update(
+        opt,
+        groups,
+        w,
+        [wov[p] for p in buffers],
+        grad_w,
+        lr,
+        scale,
+        model.weight_decay,
+    )
+    wov = list(wov)
+    wov[iteration] = wov_iteration
+    for p, value in zip(buffers, new_buffers, strict=True):
+        wov[p] = value
+    return w, wov
+
+
+# model -> (its weights' groups, the positions of the weights optimizer's
+# iteration count and of each weight's momentum buffer), or None.
+_PLANS = weakref.WeakKeyDictionary()
+
+
+def _update_plan(model):
+    """How `_update_weights` runs `_weight_update_jax.update` on `model`
+    (None: it does not apply). Made once per model."""
+    opt = model.optimizer.weights_optimizer
+    if model in _PLANS and _PLANS[model][0] is opt:
+        return _PLANS[model][1]
+    trainable = model.trainable_variables
+    variables = [trainable[i] for i in _split_indices(model)[0]]
+    plan = None
+    if weight_update.applies(opt, variables):
+        index = {id(v): k for k, v in enumerate(opt.variables)}
+        buffers = []
+        if opt.momentum:
+            buffers = [
+                index[id(opt.momentums[opt._get_variable_index(v)])]
+                for v in variables
+            ]
+        plan = (
+            weight_update.groups(variables),
+            index[id(opt.iterations)],
+            buffers,
+        )
+    _PLANS[model] = (opt, plan)
+    return plan
+
+
+def _weights_lr(model, wov):
+    """The weights optimizer's learning rate at its step (float32) and
+    its step count plus one."""
+    opt = model.optimizer.weights_optimizer
+    mapping = list(zip(opt.variables, wov, strict=False))
+    with keras.StatelessScope(state_mapping=mapping):
+        lr = keras.ops.cast(opt.learning_rate, "float32")
+        iterations = opt.iterations.value
+    return lr, iterations + 1
+
+
+def _clip_scale(model, grads):
+    return weight_update.clip_scale(grads, model.grad_clip)
 
 
 def _weights_update(model, wov, grad_w, w):
