@@ -389,7 +389,9 @@ def _jax_edge(edge):
     they are inlined as before.
     """
     jax = _backend_module()
-    options = _edge_options()
+    # Options only for the piecewise step's functions (called eagerly; a
+    # nested `jax.jit` takes none, and the key tells the two apart).
+    options = _edge_options() if in_piecewise() else None
     primal = jax.jit(edge, compiler_options=options)
     forwards = {}
     backward = jax.jit(
