@@ -16,13 +16,14 @@ configuration, first order: ~80 s CPU). Instead the step runs in Python on
 separately jitted pieces, each compiled once per shape and reused by every
 call: each kind of edge's forward and backward pass (`_darts_graph._jax_edge`,
 a `jax.custom_vjp` of two `jax.jit` functions), the optimizers' updates
-with their clipping and decay over the flat weight lists, the unrolled step
-of the second order and the metrics, and of the glue: each kind of cell
-preprocessing layer (`_darts_graph.call_layer`, forward and backward as
-an edge's), the split of a cell's op weights into rows and the loss; what
-lies between (stem, node sums, head) runs op by op, each op compiled once
-per shape. Under a `keras.distribution` the whole step is jitted as before
-(the pieces are then inlined).
+with their clipping and decay (`TorchSGD`'s one call per layer, compiled
+once per kind of layer: `_weight_update_jax`), the unrolled step of the
+second order and the metrics, and of the glue: each kind of cell
+preprocessing layer and the stem's two layers (`_darts_graph.call_layer`,
+forward and backward as an edge's), the split of a cell's op weights into
+rows and the loss; what lies between (node sums, head) runs op by op,
+each op compiled once per shape. Under a `keras.distribution` the whole
+step is jitted as before (the pieces are then inlined).
 
 A later process can skip most compilations: JAX's persistent compilation
 cache, the user's opt-in (keras-nas sets nothing), e.g.
