@@ -274,7 +274,9 @@ def _update_weights(model, wov, grad_w, w):
     """The weights' step: in the piecewise step, for `TorchSGD`, one
     call per layer (`_weight_update_jax`), else one piece."""
     opt = model.optimizer.weights_optimizer
-    plan = _update_plan(model) if _darts_graph.in_piecewise() else None
+    plan = None
+    if _darts_graph.in_piecewise():
+        plan = _update_plan(model, len(w))
     if plan is None:
         return _piece(model, "weights_update", _weights_update)(wov, grad_w, w)
     groups, iteration, buffers = plan
@@ -299,17 +301,20 @@ def _update_weights(model, wov, grad_w, w):
     return w, wov
 
 
-# model -> (its weights' groups, the positions of the weights optimizer's
-# iteration count and of each weight's momentum buffer), or None.
+# model -> (weights optimizer, count of weights, plan): the plan is the
+# weights' groups, the positions of the optimizer's iteration count and
+# of each weight's momentum buffer, or None.
 _PLANS = weakref.WeakKeyDictionary()
 
 
-def _update_plan(model):
-    """How `_update_weights` runs `_weight_update_jax.update` on `model`
-    (None: it does not apply). Made once per model."""
+def _update_plan(model, count):
+    """How `_update_weights` runs `_weight_update_jax.update` on `model`'s
+    `count` weights (None: it does not apply). Made once per model,
+    weights optimizer and count of weights."""
     opt = model.optimizer.weights_optimizer
-    if model in _PLANS and _PLANS[model][0] is opt:
-        return _PLANS[model][1]
+    cached = _PLANS.get(model)
+    if cached is not None and cached[0] is opt and cached[1] == count:
+        return cached[2]
     trainable = model.trainable_variables
     variables = [trainable[i] for i in _split_indices(model)[0]]
     plan = None
@@ -326,7 +331,7 @@ def _update_plan(model):
             index[id(opt.iterations)],
             buffers,
         )
-    _PLANS[model] = (opt, plan)
+    _PLANS[model] = (opt, count, plan)
     return plan
 
 

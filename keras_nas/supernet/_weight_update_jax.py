@@ -88,6 +88,7 @@ def _group_function(momentum: float, decay: float):
     def run(values, buffers, grads, lr, scale):
         new_values, new_buffers = [], []
         for k, (v, g) in enumerate(zip(values, grads, strict=True)):
+            g = g.astype(v.dtype)  # `clip_and_decay`'s full precision
             if scale is not None:
                 g = g * scale
             if decay:
