@@ -77,7 +77,7 @@ SCRIPT = textwrap.dedent(
                 kinds=kinds(),
                 second=len(second),
                 # TorchSGD's step one call per layer (_weight_update_jax).
-                per_layer=_darts_jax._PLANS[m][2] is not None,
+                per_layer=_darts_jax._PLANS.get(m, (0, 0, None))[2] is not None,
             )
         a, b = runs[True], runs[False]
         out[order] = dict(
