@@ -57,8 +57,13 @@ ALWAYS_WEIGHT_GRADS = False
 #: weights' gradients (XLA removes their computation): one forward to
 #: compile per kind of edge, not two (benchmarks/RESULTS.md, #13 z13).
 SHARED_FORWARD = True
-#: JAX: XLA options of the edges' forward and backward executables.
-EDGE_OPTIONS = None
+#: JAX on the CPU: XLA options of the edges' and layers' executables
+#: (where this XLA takes them: `_edge_options`). XLA's loop emitters
+#: instead of its MLIR fusion emitters: micro configuration, first
+#: order, the first step's compilations ~-5 s CPU and its peak memory
+#: ~-90 MiB, the step not slower (benchmarks/RESULTS.md, #13 n17).
+EDGE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+_CHECKED_OPTIONS: dict = {}
 
 
 def _backend_module():
@@ -351,6 +356,25 @@ def _without_weights(residuals, cotangent):
     return (None, *residuals(cotangent)[1:])
 
 
+def _edge_options():
+    """`EDGE_OPTIONS` on JAX's CPU backend where its XLA takes them (one
+    trial compilation per process and options), else None."""
+    jax = _backend_module()
+    if not EDGE_OPTIONS or jax.default_backend() != "cpu":
+        return None
+    key = tuple(sorted(EDGE_OPTIONS.items()))
+    if key not in _CHECKED_OPTIONS:
+        options = dict(EDGE_OPTIONS)
+        try:
+            jax.jit(lambda x: x + 1, compiler_options=options).lower(
+                1.0
+            ).compile()
+        except jax.errors.JaxRuntimeError:  # an XLA without these options
+            options = None
+        _CHECKED_OPTIONS[key] = options
+    return _CHECKED_OPTIONS[key]
+
+
 def _jax_edge(edge):
     """`edge` as a `jax.custom_vjp` function of jitted pieces.
 
@@ -365,11 +389,14 @@ def _jax_edge(edge):
     they are inlined as before.
     """
     jax = _backend_module()
-    primal = jax.jit(edge)
+    # Options only for the piecewise step's functions (called eagerly; a
+    # nested `jax.jit` takes none, and the key tells the two apart).
+    options = _edge_options() if in_piecewise() else None
+    primal = jax.jit(edge, compiler_options=options)
     forwards = {}
     backward = jax.jit(
         lambda residuals, cotangent: residuals(cotangent),
-        compiler_options=EDGE_OPTIONS,
+        compiler_options=options,
     )
 
     def forward(mask, trainable, non_trainable, inputs, op_weights):
@@ -407,7 +434,7 @@ def _jax_edge(edge):
         if run is None:
             run = forwards[mask] = jax.jit(
                 functools.partial(forward, mask),
-                compiler_options=EDGE_OPTIONS,
+                compiler_options=options,
             )
         outputs, residuals = run(
             [p.value for p in trainable],

@@ -16,13 +16,14 @@ configuration, first order: ~80 s CPU). Instead the step runs in Python on
 separately jitted pieces, each compiled once per shape and reused by every
 call: each kind of edge's forward and backward pass (`_darts_graph._jax_edge`,
 a `jax.custom_vjp` of two `jax.jit` functions), the optimizers' updates
-with their clipping and decay over the flat weight lists, the unrolled step
-of the second order and the metrics, and of the glue: each kind of cell
-preprocessing layer (`_darts_graph.call_layer`, forward and backward as
-an edge's), the split of a cell's op weights into rows and the loss; what
-lies between (stem, node sums, head) runs op by op, each op compiled once
-per shape. Under a `keras.distribution` the whole step is jitted as before
-(the pieces are then inlined).
+with their clipping and decay (`TorchSGD`'s one call per layer, compiled
+once per kind of layer: `_weight_update_jax`), the unrolled step of the
+second order and the metrics, and of the glue: each kind of cell
+preprocessing layer and the stem's two layers (`_darts_graph.call_layer`,
+forward and backward as an edge's), the split of a cell's op weights into
+rows and the loss; what lies between (node sums, head) runs op by op,
+each op compiled once per shape. Under a `keras.distribution` the whole
+step is jitted as before (the pieces are then inlined).
 
 A later process can skip most compilations: JAX's persistent compilation
 cache, the user's opt-in (keras-nas sets nothing), e.g.
@@ -44,6 +45,7 @@ import keras
 from keras_nas._jax_memory import compiles_released
 from keras_nas._jax_state import update_metrics
 from keras_nas.supernet import _darts_graph, relaxations
+from keras_nas.supernet import _weight_update_jax as weight_update
 from keras_nas.supernet._darts_math import (
     clip_and_decay,
     cross_entropy,
@@ -257,7 +259,7 @@ def train_step(model, state, data):
             a = _rescale(model, old_a, a, seed, draw)
         updates += [(arch_loss,), (yv, logits_v)]
     (loss, (logits, ntv)), grad_w = _grads(model, 0)(w, a, ntv, xt, yt)
-    w, wov = _piece(model, "weights_update", _weights_update)(wov, grad_w, w)
+    w, wov = _update_weights(model, wov, grad_w, w)
     updates = [(loss,), (yt, logits)] + updates
     logs, mv = _piece(model, "metrics", _train_metrics)(mv, updates)
     return logs, (_merge(model, w, a), ntv, wov + aov, mv)
@@ -266,6 +268,86 @@ def train_step(model, state, data):
 def _arch_update(model, aov, grad_a, a):
     grad_a = clip_and_decay(grad_a, a, None, model.arch_weight_decay)
     return model.optimizer.arch_optimizer.stateless_apply(aov, grad_a, a)
+
+
+def _update_weights(model, wov, grad_w, w):
+    """The weights' step: in the piecewise step, for `TorchSGD`, one
+    call per layer (`_weight_update_jax`), else one piece."""
+    opt = model.optimizer.weights_optimizer
+    plan = None
+    if _darts_graph.in_piecewise():
+        plan = _update_plan(model, len(w))
+    if plan is None:
+        return _piece(model, "weights_update", _weights_update)(wov, grad_w, w)
+    groups, iteration, buffers = plan
+    lr, wov_iteration = _piece(model, "weights_lr", _weights_lr)(wov)
+    scale = None
+    if model.grad_clip:
+        scale = _piece(model, "clip_scale", _clip_scale)(grad_w)
+    w, new_buffers = weight_update.update(
+        opt,
+        groups,
+        w,
+        [wov[p] for p in buffers],
+        grad_w,
+        lr,
+        scale,
+        model.weight_decay,
+    )
+    wov = list(wov)
+    wov[iteration] = wov_iteration
+    for p, value in zip(buffers, new_buffers, strict=True):
+        wov[p] = value
+    return w, wov
+
+
+# model -> (weights optimizer, count of weights, plan): the plan is the
+# weights' groups, the positions of the optimizer's iteration count and
+# of each weight's momentum buffer, or None.
+_PLANS = weakref.WeakKeyDictionary()
+
+
+def _update_plan(model, count):
+    """How `_update_weights` runs `_weight_update_jax.update` on `model`'s
+    `count` weights (None: it does not apply). Made once per model,
+    weights optimizer and count of weights."""
+    opt = model.optimizer.weights_optimizer
+    cached = _PLANS.get(model)
+    if cached is not None and cached[0] is opt and cached[1] == count:
+        return cached[2]
+    trainable = model.trainable_variables
+    variables = [trainable[i] for i in _split_indices(model)[0]]
+    plan = None
+    if weight_update.applies(opt, variables):
+        index = {id(v): k for k, v in enumerate(opt.variables)}
+        buffers = []
+        if opt.momentum:
+            buffers = [
+                index[id(opt.momentums[opt._get_variable_index(v)])]
+                for v in variables
+            ]
+        plan = (
+            weight_update.groups(variables),
+            index[id(opt.iterations)],
+            buffers,
+        )
+    _PLANS[model] = (opt, count, plan)
+    return plan
+
+
+def _weights_lr(model, wov):
+    """The weights optimizer's learning rate at its step (float32) and
+    its step count plus one."""
+    opt = model.optimizer.weights_optimizer
+    mapping = list(zip(opt.variables, wov, strict=False))
+    with keras.StatelessScope(state_mapping=mapping):
+        lr = keras.ops.cast(opt.learning_rate, "float32")
+        iterations = opt.iterations.value
+    return lr, iterations + 1
+
+
+def _clip_scale(model, grads):
+    return weight_update.clip_scale(grads, model.grad_clip)
 
 
 def _weights_update(model, wov, grad_w, w):

@@ -15,6 +15,8 @@ from keras import ops
 from keras_nas.supernet.torch_style import TorchSGD
 
 __all__ = [
+    "LAYER_DEPTH",
+    "by_layer",
     "clip_and_decay",
     "cross_entropy",
     "flat_norm",
@@ -30,6 +32,21 @@ __all__ = [
 def _full_precision(x):
     dtype = keras.backend.standardize_dtype(x.dtype)
     return ops.cast(x, "float32") if dtype in ("float16", "bfloat16") else x
+
+
+#: Path components that name a group's layer (`by_layer`): the model, a
+#: cell, a layer of the cell (an edge, a preprocessing block).
+LAYER_DEPTH = 3
+
+
+def by_layer(variables, depth: int = LAYER_DEPTH) -> list:
+    """Indices of `variables` grouped by the first `depth` components of
+    their paths (the layer that holds them), in first-seen order."""
+    groups: dict = {}
+    for i, v in enumerate(variables):
+        key = "/".join(v.path.split("/")[:depth])
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
 
 
 def cross_entropy(y, logits):

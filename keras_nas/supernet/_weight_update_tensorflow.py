@@ -44,7 +44,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_nas import _distribute_tensorflow as distribute
-from keras_nas.supernet._darts_math import global_norm, virtual_step
+from keras_nas.supernet._darts_math import (
+    by_layer,
+    global_norm,
+    virtual_step,
+)
 from keras_nas.supernet.torch_style import TorchSGD
 
 __all__ = [
@@ -60,9 +64,6 @@ __all__ = [
     "weights_for_unrolling",
 ]
 
-#: Path components that name a group's layer (`by_layer`): the model, a
-#: cell, a layer of the cell (an edge, a preprocessing block).
-LAYER_DEPTH = 3
 
 
 def _full_precision(g):
@@ -187,16 +188,6 @@ def apply(optimizer, grads, variables) -> None:
                 use_nesterov=False,
             )
         optimizer.iterations.assign_add(1)
-
-
-def by_layer(variables, depth: int = LAYER_DEPTH) -> list:
-    """Indices of `variables` grouped by the first `depth` components of
-    their paths (the layer that holds them), in first-seen order."""
-    groups: dict = {}
-    for i, v in enumerate(variables):
-        key = "/".join(v.path.split("/")[:depth])
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())
 
 
 def _noinline(fn, relaxed: bool = False):

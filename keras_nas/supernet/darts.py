@@ -47,7 +47,7 @@ from keras_nas.spaces.nas_bench_201_space import (
     NasBench201SearchSpace,
     nb201_hyperparameters_from_genotype,
 )
-from keras_nas.supernet import darts_nb201, relaxations
+from keras_nas.supernet import _darts_graph, darts_nb201, relaxations
 from keras_nas.supernet.bilevel import (
     ARCH_NAMES,
     BETA_NAMES,
@@ -456,7 +456,13 @@ class DartsSupernet(keras.Model):
     def call(self, inputs, training=None, arch_pass=False):
         # arch_pass: the alpha pass' forward (binary: two gated paths).
         weights = relaxations.cell_weights(self, training, arch_pass)
-        x = self.stem_bn(self.stem_conv(inputs), training=training)
+        # JAX's piecewise step: each stem layer one compiled piece, not
+        # ~50 ops compiled one by one (_darts_graph.call_layer).
+        x = _darts_graph.call_layer(
+            self.stem_bn,
+            _darts_graph.call_layer(self.stem_conv, inputs, training),
+            training,
+        )
         if self.search_space == "nb201":
             w, b = weights[False]
             return self.classifier(

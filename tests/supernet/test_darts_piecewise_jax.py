@@ -9,8 +9,9 @@ weights, then `evaluate`s; weights, alphas, batch-norm statistics and
 metrics agree to 1e-5 (float32 rounding of differently fused XLA
 computations; the steps move weights by ~0.01 or more). The piecewise step
 compiles one forward pass per kind of edge (the alpha pass runs the weights
-pass's) and one per kind of cell preprocessing layer, for both orders, not
-one per edge or layer, and its second step compiles nothing.
+pass's) and one per kind of cell preprocessing layer and stem layer, for
+both orders, not one per edge or layer, its second step compiles nothing,
+and `TorchSGD`'s update runs one call per layer (`_weight_update_jax`).
 """
 
 import json
@@ -75,6 +76,8 @@ SCRIPT = textwrap.dedent(
                            for n in first),
                 kinds=kinds(),
                 second=len(second),
+                # TorchSGD's step one call per layer (_weight_update_jax).
+                per_layer=_darts_jax._PLANS.get(m, (0, 0, None))[2] is not None,
             )
         a, b = runs[True], runs[False]
         out[order] = dict(
@@ -86,6 +89,7 @@ SCRIPT = textwrap.dedent(
                           for k in b["logs"]),
             forwards=a["forwards"], second=a["second"],
             compiled=a["compiled"], pieces=a["pieces"], kinds=a["kinds"],
+            per_layer=a["per_layer"],
         )
     del m
     gc.collect()
@@ -105,14 +109,16 @@ def test_piecewise_step_equals_whole_step(run_on_backend):
         assert r["max_change"] > 1e-3, r
         assert r["max_diff"] <= TOLERANCE, r
         assert r["logs_diff"] <= TOLERANCE, r
-        # 10 edges of 3 kinds and 4 preprocessing layers of 3 kinds: one
-        # forward per kind (the alpha pass runs the weights pass's,
-        # `SHARED_FORWARD`; the second order's model may reuse the
-        # first's: none then).
+        # 10 edges of 3 kinds, 4 preprocessing layers of 3 kinds and the
+        # stem's 2 layers: one forward per kind (the alpha pass runs the
+        # weights pass's, `SHARED_FORWARD`; the second order's model may
+        # reuse the first's: none then).
         edges, layers = r["kinds"]
         assert r["forwards"] <= edges + layers, r
         assert r["second"] == 0, r
+        assert r["per_layer"], r
     edges, layers = result["1"]["kinds"]
-    assert (edges, layers) == (3, 3), result
+    # 3 kinds of preprocessing, the stem's convolution and batch norm.
+    assert (edges, layers) == (3, 5), result
     assert result["collected"] == [True, True], result
     assert result["1"]["forwards"] == edges + layers, result
