@@ -27,7 +27,9 @@ Four steps:
   one optimizer update masked to the union of the paths' variables.
 - eager (a Python `sampler`, e.g. the ENAS controller, or `step="eager"`):
   the path is a Python choice and only its variables are handed to the
-  optimizer; every layer call runs as its own cached `tf.function`.
+  optimizer; every layer call runs as its own cached `tf.function`. On the
+  cell space with `step="auto"` a Python sampler's path runs on the
+  piecewise step instead (`PYTHON_PATHS`).
 
 Under a `tf.distribute` strategy (`fit` inside `strategy.scope()`) every
 replica trains the same path: the compiled steps draw it from the mirrored
@@ -375,6 +377,11 @@ def plain_functions():
         ctx.function_call_options = before
 
 
+#: A Python sampler's paths (`step="auto"`, e.g. ENAS' controller) train
+#: on the piecewise step's pieces too (`_piece_paths`); False: on the eager
+#: step (`layer_caller` under a tape), as before (for measurements).
+PYTHON_PATHS = True
+
 #: False: the piecewise step differentiates its pieces under a
 #: `tf.GradientTape` (for measurements and tests).
 CHAINED = True
@@ -637,26 +644,40 @@ def _step_function(model, fn):
     return function
 
 
+def _piece_paths(model) -> list:
+    """The paths of a piecewise step: a Python sampler's next one (ENAS'
+    controller; `PYTHON_PATHS`), or drawn eagerly from the supernet's
+    `SeedGenerator` (the same paths as the graph step draws)."""
+    if model._train_mode != "compiled":
+        return [model._to_path(model._next_training_values())]
+    with plain_functions():  # drawn as in the graph step: the same paths
+        idx = _step_function(model, _draw)()
+    rows = idx.numpy().reshape(-1, idx.shape[-1])
+    return [indexed.indices_path(model, row) for row in rows]
+
+
 def train_step(model, data) -> dict:
     """`Model.train_step(data)` of the TensorFlow trainer."""
-    if model._train_mode != "compiled":
+    if model._train_mode != "compiled" and not model._pieces:
         values = distribute.once(model._next_training_values)
         return model._train_on_path(data, values)
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    if model._pieces:  # drawn as in the graph step: the same paths
-        with plain_functions():
-            idx = _step_function(model, _draw)()
-        rows = idx.numpy().reshape(-1, idx.shape[-1])
-        paths = [indexed.indices_path(model, row) for row in rows]
+    if model._pieces:
         metrics: list = []
         loss, y_pred = apply_paths_gradients(
-            model, x, y, sample_weight, paths, piece_caller(model), metrics
+            model,
+            x,
+            y,
+            sample_weight,
+            _piece_paths(model),
+            piece_caller(model),
+            metrics,
         )
         if metrics:
             return metrics[0]
         with plain_functions():
-            metrics = _step_function(model, _record_metrics)
-            return metrics(x, y, y_pred, sample_weight, loss)
+            record = _step_function(model, _record_metrics)
+            return record(x, y, y_pred, sample_weight, loss)
     idx = model._sample_indices()
     apply = apply_fair_gradients if model._fair else apply_indexed_gradients
     loss, y_pred = apply(model, x, y, sample_weight, idx)

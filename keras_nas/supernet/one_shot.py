@@ -102,8 +102,8 @@ class OneShotSupernet(PathEvaluation, keras.Model):
     TensorFlow) every slot dispatches with a real branch
     (`keras.ops.switch`) in one traced (TensorFlow graph) or jitted (JAX)
     step for all paths, whose off-path updates are masked. Both equal the
-    eager step on the same path. With a Python `sampler` (or
-    `step="eager"`) the path is a Python choice and the step runs eagerly.
+    eager step on the same path. A Python `sampler`'s path runs on the
+    pieces (cell space) or eagerly (elsewhere, or with `step="eager"`).
     Tracing the switch step is a one-time cost that grows with the number
     of candidate ops (tens of seconds on a CPU for a small NAS-Bench-201
     supernet, minutes for the DARTS cell space: why the cell space runs
@@ -470,8 +470,8 @@ class OneShotSupernet(PathEvaluation, keras.Model):
                 choice (required by a Python `sampler`, e.g. the ENAS
                 controller), the step runs eagerly. `"auto"` (default):
                 compiled when `sampler` is None, "uniform" or "fair",
-                else eager (on JAX, the cell space: a Python sampler's
-                paths run on the piecewise step's pieces); decided again
+                else eager (on the cell space a Python sampler's paths
+                run on the piecewise step's pieces); decided again
                 at every `fit`. All update
                 exactly the sampled paths' variables and optimizer slots.
             **kwargs: other `keras.Model.compile` arguments.
@@ -542,7 +542,7 @@ class OneShotSupernet(PathEvaluation, keras.Model):
         Keras' train function."""
         mode = self._wanted_mode()
         steps = _steps_module()
-        # JAX's pieces also take a Python sampler's path (`PYTHON_PATHS`).
+        # The pieces also take a Python sampler's path (`PYTHON_PATHS`).
         python_paths = self._step == "auto" and getattr(
             steps, "PYTHON_PATHS", False
         )

@@ -5,11 +5,13 @@ The step runs in Python over one compiled function per kind of layer
 """
 
 import gc
+import logging
 import weakref
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from _one_shot_testing import TINY
 from _one_shot_testing import data as _data
 
@@ -297,6 +299,61 @@ def test_jax_python_sampler_runs_on_the_pieces(run_on_backend):
     piecewise step's pieces with `step="auto"`: the same paths, weights,
     statistics and optimizer state as the eager step (`step="eager"`)."""
     assert "PYTHON_PATHS_OK" in run_on_backend(PYTHON_PATHS, "jax", timeout=600)
+
+
+@_TF_ONLY
+def test_tf_python_sampler_runs_on_the_pieces(monkeypatch):
+    """TF: a Python sampler's paths (ENAS' controller) train on the
+    piecewise step's pieces with `step="auto"`: the same paths, weights,
+    statistics and optimizer state as the eager step (`step="eager"`), to
+    float32 rounding, without a retracing warning; with `PYTHON_PATHS`
+    off, `step="auto"` is the eager step again (bitwise)."""
+    messages = []
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 8, 8, 2)).astype("float32")
+    y = rng.integers(0, 3, size=32).astype("int32")
+    nets = []
+    for step in ("auto", "eager", "auto"):
+        net = OneShotSupernet(POOLS, seed=0)
+        net.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+            step=step,
+        )
+        if nets:
+            net.set_weights(nets[0].get_weights())
+        # The same Python-drawn paths for all (as ENAS' controller).
+        net.sampler = lambda rng, net=net: net.sample_values(rng)
+        nets.append(net)
+    pieces, eager, off = nets  # `off`: run with PYTHON_PATHS off
+    handler = Handler()
+    tf.get_logger().addHandler(handler)
+    try:
+        for _ in range(2):
+            for net in nets:
+                monkeypatch.setattr(tf_step, "PYTHON_PATHS", net is not off)
+                net.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+                assert net._train_mode == "eager" and net.run_eagerly
+            assert pieces._pieces and not eager._pieces and not off._pieces
+            assert pieces.last_path == eager.last_path == off.last_path
+            states = [
+                n.trainable_variables
+                + n.non_trainable_variables
+                + n.optimizer.variables
+                for n in nets
+            ]
+            for a, b, c in zip(*states, strict=True):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+                np.testing.assert_array_equal(c.numpy(), b.numpy())
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m]
+    # The pieces' net never ran a layer as the eager step's function.
+    assert pieces not in tf_step._CALLERS and eager in tf_step._CALLERS
 
 
 def test_the_path_functions_hold_the_supernet_weakly():
