@@ -39,6 +39,17 @@ _TF_ONLY = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Seeded initial weights (here, and in the scripts run on another
+    backend). The comparisons hold to float32 rounding only while rounding
+    moves no max pooling's winner and no ReLU's sign: a near tie routes a
+    gradient elsewhere, an O(1) difference. Unseeded weights met one about
+    once in ten draws (JAX pieces vs eager step; benchmarks/RESULTS.md,
+    "Merged tree checks (2026-12-05 m")."""
+    keras.utils.set_random_seed(0)
+
+
 def _optimizer():
     return keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-3)
 
@@ -218,6 +229,7 @@ def test_tf_step_functions_follow_compile():
 
 CHAINED = """
 import keras, numpy as np
+keras.utils.set_random_seed(0)
 from keras_nas.supernet import _one_shot_jax as steps
 from keras_nas.supernet.one_shot import OneShotSupernet
 from keras_nas.blocks.pool_ops import Identity
@@ -260,6 +272,7 @@ def test_jax_chained_gradients_equal_jax_value_and_grad(run_on_backend):
 
 PYTHON_PATHS = """
 import keras, numpy as np
+keras.utils.set_random_seed(0)
 from keras_nas.supernet.one_shot import OneShotSupernet
 from keras_nas.spaces import CellSearchSpace
 space = CellSearchSpace(
