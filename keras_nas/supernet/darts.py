@@ -45,12 +45,9 @@ from keras_nas.blocks import registry
 from keras_nas.spaces.cell_space import CellSearchSpace
 from keras_nas.spaces.nas_bench_201_space import (
     NasBench201SearchSpace,
-    nb201_hyperparameters_from_genotype,
 )
 from keras_nas.supernet import _darts_graph, darts_nb201, relaxations
 from keras_nas.supernet.bilevel import (
-    ARCH_NAMES,
-    BETA_NAMES,
     BilevelOptimizer,
     add_metric_trackers,
     as_bilevel,
@@ -65,7 +62,10 @@ from keras_nas.supernet.darts_cells import (
     num_edges,
 )
 from keras_nas.supernet.darts_data import SearchData, search_data
-from keras_nas.supernet.darts_derive import derive_genotype, softmax
+from keras_nas.supernet.darts_derive import (
+    GenotypeDerivation,
+    derive_genotype,
+)
 
 # The layers, optimizers, data and derivation of a DARTS search are defined
 # in their own modules and importable from here, as before.
@@ -94,9 +94,8 @@ def step_module():
     return backend_module("keras_nas.supernet", "_darts", "DARTS")
 
 
-
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class DartsSupernet(keras.Model):
+class DartsSupernet(GenotypeDerivation, keras.Model):
     """The DARTS search network, trained with `fit` (Liu et al., ICLR 2019).
 
     A stem (3x3 conv with `3 * filters` channels and batch norm), `num_cells`
@@ -465,9 +464,7 @@ class DartsSupernet(keras.Model):
         )
         if self.search_space == "nb201":
             w, b = weights[False]
-            return self.classifier(
-                darts_nb201.forward(self, x, w, b, training)
-            )
+            return self.classifier(darts_nb201.forward(self, x, w, b, training))
         s0 = s1 = x
         for cell in self.cells:
             w, b = weights[cell.reduction]
@@ -641,70 +638,6 @@ class DartsSupernet(keras.Model):
         grads = self._steps.arch_gradients(self, train_batch, val_batch)
         return [np.asarray(keras.ops.convert_to_numpy(g)) for g in grads]
 
-    # -------------------------------------------------------- derivation
-
-    def arch_weights(self) -> dict[str, np.ndarray]:
-        """The softmax of `alpha_normal` and `alpha_reduce` (numpy; only
-        "normal" for nb201)."""
-        out = {}
-        for kind, name in zip(
-            ("normal", "reduce"), ARCH_NAMES[: self._kinds], strict=False
-        ):
-            alpha = keras.ops.convert_to_numpy(getattr(self, name))
-            out[kind] = softmax(alpha)
-        return out
-
-    def edge_weights(self) -> dict[str, np.ndarray] | None:
-        """PC-DARTS' per-node softmax of `beta_normal`/`beta_reduce`
-        (numpy), or None without `partial_channels`."""
-        if self.partial_channels == 1:
-            return None
-        out = {}
-        for kind, name in zip(
-            ("normal", "reduce"), BETA_NAMES[: self._kinds], strict=False
-        ):
-            beta = getattr(self, name)
-            out[kind] = keras.ops.convert_to_numpy(
-                relaxations.node_softmax(beta, self._node_sizes())
-            )
-        return out
-
-    def derive_genotype(self) -> Any:
-        """The discrete architecture of the current `alpha`: a `Genotype`
-        (see `derive_genotype`; PC-DARTS weighs each edge's op weights by
-        its beta weight first) or, for nb201, a `NasBench201Genotype` (the
-        argmax op of every edge; see `derive_nb201_genotype`)."""
-        if self.search_space == "nb201":
-            return darts_nb201.derive_nb201_genotype(
-                self.alpha_normal, self.candidate_ops
-            )
-        betas = self.edge_weights() or {}
-        return derive_genotype(
-            self.alpha_normal,
-            self.alpha_reduce,
-            ops=self.candidate_ops,
-            num_nodes=self.num_nodes,
-            edge_weights_normal=betas.get("normal"),
-            edge_weights_reduce=betas.get("reduce"),
-        )
-
-    def derive_hyperparameters(
-        self, num_cells: int | None = None, filters: int | None = None
-    ) -> dict[str, Any]:
-        """The derived genotype as `CellSearchSpace` hyperparameter values.
-
-        Args:
-            num_cells: if given, added as the `num_cells` value.
-            filters: if given, added as the `filters` value.
-        """
-        from keras_nas.spaces.cell_space import hyperparameters_from_genotype
-
-        if self.search_space == "nb201":
-            return nb201_hyperparameters_from_genotype(self.derive_genotype())
-        return hyperparameters_from_genotype(
-            self.derive_genotype(), num_cells=num_cells, filters=filters
-        )
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -731,4 +664,3 @@ class DartsSupernet(keras.Model):
         return config
 
     from_config = nas_ops._legacy_from_config(keras.Model)
-

@@ -3,6 +3,10 @@
 `derive_genotype` keeps, for every node of a cell, the two strongest incoming
 edges with their strongest op other than `none` (Liu et al., "DARTS:
 Differentiable Architecture Search", ICLR 2019, section 2.4).
+`GenotypeDerivation` is the part of `DartsSupernet` that reads its
+architecture weights (`arch_weights`, `edge_weights`, `derive_genotype`,
+`derive_hyperparameters`); it relies on the supernet's `alpha_*`/`beta_*`
+variables and its search-space attributes.
 """
 
 from __future__ import annotations
@@ -16,9 +20,15 @@ import numpy as np
 from keras_nas._validation import MAX_NODES, check_positive_int
 from keras_nas.blocks import registry
 from keras_nas.blocks.genotypes import Genotype
+from keras_nas.spaces.cell_space import hyperparameters_from_genotype
+from keras_nas.spaces.nas_bench_201_space import (
+    nb201_hyperparameters_from_genotype,
+)
+from keras_nas.supernet import darts_nb201, relaxations
+from keras_nas.supernet.bilevel import ARCH_NAMES, BETA_NAMES
 from keras_nas.supernet.darts_cells import check_ops, num_edges
 
-__all__ = ["derive_genotype", "softmax"]
+__all__ = ["GenotypeDerivation", "derive_genotype", "softmax"]
 
 
 def softmax(a: np.ndarray) -> np.ndarray:
@@ -113,3 +123,67 @@ def derive_genotype(
         reduce=cells["reduce"],
         reduce_concat=concat,
     )
+
+
+class GenotypeDerivation:
+    """Mixin of `DartsSupernet`: its architecture weights, read out."""
+
+    def arch_weights(self) -> dict[str, np.ndarray]:
+        """The softmax of `alpha_normal` and `alpha_reduce` (numpy; only
+        "normal" for nb201)."""
+        out = {}
+        for kind, name in zip(
+            ("normal", "reduce"), ARCH_NAMES[: self._kinds], strict=False
+        ):
+            alpha = keras.ops.convert_to_numpy(getattr(self, name))
+            out[kind] = softmax(alpha)
+        return out
+
+    def edge_weights(self) -> dict[str, np.ndarray] | None:
+        """PC-DARTS' per-node softmax of `beta_normal`/`beta_reduce`
+        (numpy), or None without `partial_channels`."""
+        if self.partial_channels == 1:
+            return None
+        out = {}
+        for kind, name in zip(
+            ("normal", "reduce"), BETA_NAMES[: self._kinds], strict=False
+        ):
+            beta = getattr(self, name)
+            out[kind] = keras.ops.convert_to_numpy(
+                relaxations.node_softmax(beta, self._node_sizes())
+            )
+        return out
+
+    def derive_genotype(self) -> Any:
+        """The discrete architecture of the current `alpha`: a `Genotype`
+        (see `derive_genotype`; PC-DARTS weighs each edge's op weights by
+        its beta weight first) or, for nb201, a `NasBench201Genotype` (the
+        argmax op of every edge; see `derive_nb201_genotype`)."""
+        if self.search_space == "nb201":
+            return darts_nb201.derive_nb201_genotype(
+                self.alpha_normal, self.candidate_ops
+            )
+        betas = self.edge_weights() or {}
+        return derive_genotype(
+            self.alpha_normal,
+            self.alpha_reduce,
+            ops=self.candidate_ops,
+            num_nodes=self.num_nodes,
+            edge_weights_normal=betas.get("normal"),
+            edge_weights_reduce=betas.get("reduce"),
+        )
+
+    def derive_hyperparameters(
+        self, num_cells: int | None = None, filters: int | None = None
+    ) -> dict[str, Any]:
+        """The derived genotype as `CellSearchSpace` hyperparameter values.
+
+        Args:
+            num_cells: if given, added as the `num_cells` value.
+            filters: if given, added as the `filters` value.
+        """
+        if self.search_space == "nb201":
+            return nb201_hyperparameters_from_genotype(self.derive_genotype())
+        return hyperparameters_from_genotype(
+            self.derive_genotype(), num_cells=num_cells, filters=filters
+        )
