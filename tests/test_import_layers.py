@@ -50,6 +50,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "_validation",
             "_backend",
             "_distribute_tensorflow",
+            "_variables_jax",
             "_lazy",
             "_jax_state",
             "_jax_memory",
