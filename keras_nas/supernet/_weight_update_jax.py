@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from keras_nas.supernet._darts_math import by_layer, flat_norm
-from keras_nas.supernet.torch_style import TorchSGD
+from keras_nas.supernet.torch_style import fusable
 
 __all__ = ["applies", "clip_scale", "groups", "update"]
 
@@ -44,28 +44,9 @@ OPTIONS = {"xla_backend_optimization_level": 0}
 
 
 def applies(optimizer, variables) -> bool:
-    """Whether `update` runs `optimizer`'s step on `variables` (a built
-    `TorchSGD` without Keras-side clipping, decay, EMA, accumulation or
-    loss scale; float32 weights without constraints)."""
-    if (
-        not isinstance(optimizer, TorchSGD)
-        or type(optimizer).update_step is not TorchSGD.update_step
-        or not optimizer.built
-        or optimizer.use_ema
-        or optimizer.clipnorm
-        or optimizer.clipvalue
-        or optimizer.global_clipnorm
-        or optimizer.weight_decay
-        or optimizer.gradient_accumulation_steps
-        or optimizer.loss_scale_factor is not None
-    ):
-        return False
-    return all(
-        v.dtype == "float32"
-        and v.constraint is None
-        and not getattr(v, "overwrite_with_gradient", False)
-        for v in variables
-    )
+    """Whether `update` runs `optimizer`'s step on `variables`
+    (`torch_style.fusable`)."""
+    return fusable(optimizer, variables)
 
 
 def groups(variables) -> list:

@@ -49,7 +49,7 @@ from keras_nas.supernet._darts_math import (
     global_norm,
     virtual_step,
 )
-from keras_nas.supernet.torch_style import TorchSGD
+from keras_nas.supernet.torch_style import fusable
 
 __all__ = [
     "LayerWeights",
@@ -131,33 +131,21 @@ def clip_and_decay(grads, variables, clip, decay):
 
 
 def _fusable(optimizer, grads, variables) -> bool:
-    """Whether `apply` may use the fused kernel for `optimizer`."""
+    """Whether `apply` may use the fused kernel for `optimizer`: its step
+    is `TorchSGD`'s alone (`torch_style.fusable`) with momentum, outside a
+    `tf.distribute` strategy, on dense float32 gradients."""
     if (
-        not isinstance(optimizer, TorchSGD)
-        or type(optimizer).update_step is not TorchSGD.update_step
-        or not optimizer.built
+        not fusable(optimizer, variables)
         or not optimizer.momentum
-        or optimizer.use_ema
-        or optimizer.clipnorm
-        or optimizer.clipvalue
-        or optimizer.global_clipnorm
-        or optimizer.weight_decay
-        or optimizer.gradient_accumulation_steps
-        or optimizer.loss_scale_factor is not None
         or tf.distribute.has_strategy()
     ):
         return False
-    for g, v in zip(grads, variables, strict=True):
-        if (
-            g is None
-            or isinstance(g, tf.IndexedSlices)
-            or v.dtype != "float32"
-            or g.dtype != tf.float32
-            or v.constraint is not None
-            or getattr(v, "overwrite_with_gradient", False)
-        ):
-            return False
-    return True
+    return all(
+        g is not None
+        and not isinstance(g, tf.IndexedSlices)
+        and g.dtype == tf.float32
+        for g in grads
+    )
 
 
 def apply(optimizer, grads, variables) -> None:

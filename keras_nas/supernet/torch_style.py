@@ -87,6 +87,34 @@ class TorchSGD(keras.optimizers.SGD):
         return config
 
 
+def fusable(optimizer: Any, variables: Any) -> bool:
+    """Whether `optimizer`'s step on `variables` is `TorchSGD.update_step`
+    alone: a built `TorchSGD` (its own `update_step`) without Keras-side
+    clipping, weight decay, EMA, gradient accumulation or loss scale, on
+    float32 variables without constraints or overwrite-with-gradient. The
+    DARTS weights updates that run this step in kernels of their own
+    (`_weight_update_tensorflow`, `_weight_update_jax`) ask it first."""
+    if (
+        not isinstance(optimizer, TorchSGD)
+        or type(optimizer).update_step is not TorchSGD.update_step
+        or not optimizer.built
+        or optimizer.use_ema
+        or optimizer.clipnorm
+        or optimizer.clipvalue
+        or optimizer.global_clipnorm
+        or optimizer.weight_decay
+        or optimizer.gradient_accumulation_steps
+        or optimizer.loss_scale_factor is not None
+    ):
+        return False
+    return all(
+        v.dtype == "float32"
+        and v.constraint is None
+        and not getattr(v, "overwrite_with_gradient", False)
+        for v in variables
+    )
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class TorchAdam(keras.optimizers.Adam):
     """Adam with PyTorch's epsilon: `m_hat / (sqrt(v_hat) + epsilon)`.
