@@ -227,9 +227,24 @@ def test_tf_step_functions_follow_compile():
     assert net.optimizer.iterations.numpy() == 1
 
 
-CHAINED = """
+# The scripts run on another backend (`run_on_backend`) start seeded
+# (`_seeded`) and compare their nets' weights, statistics and optimizer
+# state with `same_state`.
+SCRIPT_START = """
 import keras, numpy as np
 keras.utils.set_random_seed(0)
+
+def same_state(nets):
+    states = [
+        net.trainable_variables + net.non_trainable_variables
+        + net.optimizer.variables for net in nets]
+    for a, b in zip(*states, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+"""
+
+CHAINED = (
+    SCRIPT_START
+    + """
 from keras_nas.supernet import _one_shot_jax as steps
 from keras_nas.supernet.one_shot import OneShotSupernet
 from keras_nas.blocks.pool_ops import Identity
@@ -253,13 +268,10 @@ for _ in range(2):
         steps.CHAINED = chained
         net.fit(x, y, epochs=1, batch_size=32, verbose=0)
     assert nets[0].last_path == nets[1].last_path
-    states = [
-        net.trainable_variables + net.non_trainable_variables
-        + net.optimizer.variables for net in nets]
-    for a, b in zip(*states, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    same_state(nets)
 print("CHAINED_OK")
 """
+)
 
 
 def test_jax_chained_gradients_equal_jax_value_and_grad(run_on_backend):
@@ -270,9 +282,9 @@ def test_jax_chained_gradients_equal_jax_value_and_grad(run_on_backend):
     assert "CHAINED_OK" in run_on_backend(CHAINED, "jax", timeout=600)
 
 
-PYTHON_PATHS = """
-import keras, numpy as np
-keras.utils.set_random_seed(0)
+PYTHON_PATHS = (
+    SCRIPT_START
+    + """
 from keras_nas.supernet.one_shot import OneShotSupernet
 from keras_nas.spaces import CellSearchSpace
 space = CellSearchSpace(
@@ -298,13 +310,10 @@ for _ in range(2):
     assert nets[0]._pieces and not nets[1]._pieces
     assert nets[0].last_path == nets[1].last_path
     assert nets[0].run_eagerly and nets[1].run_eagerly
-    states = [
-        net.trainable_variables + net.non_trainable_variables
-        + net.optimizer.variables for net in nets]
-    for a, b in zip(*states, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    same_state(nets)
 print("PYTHON_PATHS_OK")
 """
+)
 
 
 def test_jax_python_sampler_runs_on_the_pieces(run_on_backend):
