@@ -18,6 +18,7 @@ __all__ = [
     "LAYER_DEPTH",
     "by_layer",
     "clip_and_decay",
+    "clip_factor",
     "cross_entropy",
     "flat_norm",
     "global_norm",
@@ -69,8 +70,7 @@ def clip_and_decay(
     """
     grads = [_full_precision(g) for g in grads]
     if clip:
-        norm = (norm_fn or global_norm)(grads)
-        scale = ops.minimum(1.0, clip / ops.maximum(norm, 1e-12))
+        scale = clip_factor((norm_fn or global_norm)(grads), clip)
         grads = [g * scale for g in grads]
     if decay:
         grads = [
@@ -78,6 +78,12 @@ def clip_and_decay(
             for g, v in zip(grads, values, strict=False)
         ]
     return grads
+
+
+def clip_factor(norm, clip: float):
+    """`clip_grad_norm_`'s factor of gradients of global norm `norm`:
+    `min(1, clip / norm)` (the norm at least 1e-12)."""
+    return ops.minimum(1.0, clip / ops.maximum(norm, 1e-12))
 
 
 def virtual_step(

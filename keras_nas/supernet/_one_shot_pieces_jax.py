@@ -40,7 +40,7 @@ from keras_nas.blocks.conv_ops import (
     ReLUConvBN,
     SepConv,
 )
-from keras_nas.supernet import _batch_norm_jax, _darts_graph
+from keras_nas.supernet import _batch_norm_jax, _darts_graph, _darts_math
 from keras_nas.supernet import _fused_mixed_op as fused
 from keras_nas.supernet import _one_shot_groups as groups
 
@@ -85,13 +85,13 @@ def _batch_norm(bn, x, training):
     y, mean, variance = _batch_norm_jax.scaled_normalize(
         x, gamma, beta, bn.epsilon
     )
-    momentum = bn.momentum
-    bn.moving_mean.assign(
-        bn.moving_mean.value * momentum + mean * (1.0 - momentum)
-    )
-    bn.moving_variance.assign(
-        bn.moving_variance.value * momentum + variance * (1.0 - momentum)
-    )
+    for moving, batch in (
+        (bn.moving_mean, mean),
+        (bn.moving_variance, variance),
+    ):
+        moving.assign(
+            _darts_math.moving_average(moving.value, batch, bn.momentum)
+        )
     return y
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import keras
 
+from keras_nas.supernet.torch_style import plain_variable
+
 __all__ = ["Rule", "decays", "rule", "slots", "supported"]
 
 _SGD = keras.optimizers.SGD
@@ -115,13 +117,7 @@ def supported(grads, variables) -> bool:
     """Whether the update may run on these variables (float32, no
     constraint, no `overwrite_with_gradient`, a dense gradient each)."""
     for g, v in zip(grads, variables, strict=True):
-        if (
-            g is None
-            or not hasattr(g, "shape")
-            or v.dtype != "float32"
-            or v.constraint is not None
-            or getattr(v, "overwrite_with_gradient", False)
-        ):
+        if g is None or not hasattr(g, "shape") or not plain_variable(v):
             return False
     return True
 

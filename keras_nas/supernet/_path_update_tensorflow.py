@@ -17,7 +17,7 @@ resource inputs' shapes.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 from tensorflow.python.ops import (
@@ -28,6 +28,7 @@ from tensorflow.python.ops import (
 )
 
 from keras_nas.supernet import _path_update as update
+from keras_nas.supernet.torch_style import plain_variable
 
 __all__ = ["apply_update"]
 
@@ -70,11 +71,21 @@ def _clip(rule, grads, shapes) -> tuple[list, Any]:
     return grads, None
 
 
+class _Entry(NamedTuple):
+    """One variable of an optimizer, as the update reads it."""
+
+    variable: Any
+    handle: Any
+    slots: tuple  # the slots' handles, in the rule's order
+    decay: bool  # the weight decay applies
+    plain: bool  # the update may run on it (`plain_variable`)
+    shape: tuple
+
+
 class _Variables:
-    """Per variable of one optimizer: `(variable, handle, slots' handles,
-    decay, whether the update may run on it, shape)`, read once (`_path_update`:
-    `supported`, `slots`, `decays`); made again when the optimizer's rule
-    or its list of variables changes."""
+    """Per variable of one optimizer its `_Entry`, read once
+    (`_path_update`: `supported`, `slots`, `decays`); made again when the
+    optimizer's rule or its list of variables changes."""
 
     def __init__(self, optimizer, rule):
         self.optimizer, self.rule = weakref.ref(optimizer), rule
@@ -90,21 +101,20 @@ class _Variables:
             and len(indices) == self.size
         )
 
-    def entry(self, v) -> tuple:
+    def entry(self, v) -> _Entry:
         e = self.entries.get(id(v))
-        if e is not None and e[0] is v:
+        if e is not None and e.variable is v:
             return e
         optimizer, rule = self.optimizer(), self.rule
-        ok = (
-            v.dtype == "float32"
-            and v.constraint is None
-            and not getattr(v, "overwrite_with_gradient", False)
-        )
         slots = update.slots(optimizer, rule, [v])[0]
-        decay = update.decays(optimizer, rule, [v])[0]
-        handles = tuple(s.value.handle for s in slots)
-        e = (v, v.value.handle, handles, decay, ok, tuple(v.shape))
-        self.entries[id(v)] = e
+        e = self.entries[id(v)] = _Entry(
+            v,
+            v.value.handle,
+            tuple(s.value.handle for s in slots),
+            update.decays(optimizer, rule, [v])[0],
+            plain_variable(v),
+            tuple(v.shape),
+        )
         return e
 
 
@@ -144,14 +154,14 @@ def apply_update(optimizer, grads, variables) -> None:
         # A tensor's `shape` is made per access (~20 us): checked only
         # for other values.
         tensor = isinstance(g, tf.Tensor)
-        if not e[4] or not (tensor or _dense(g)):
+        if not e.plain or not (tensor or _dense(g)):
             optimizer.apply(grads, variables)
             return
         if not tensor or g.dtype != _F32:
             g = tf.cast(g, _F32)
         entries.append(e)
         cast.append(g)
-    grads, scale = _clip(rule, cast, [e[5] for e in entries])
+    grads, scale = _clip(rule, cast, [e.shape for e in entries])
     lr = tf.cast(optimizer.learning_rate, _F32)
     step_lr = lr
     if scale is not None:
@@ -162,8 +172,8 @@ def apply_update(optimizer, grads, variables) -> None:
     if rule.weight_decay is not None:
         wd = tf.constant(rule.weight_decay, _F32)
         for e in entries:
-            if e[3]:
-                v = e[0].value
+            if e.decay:
+                v = e.variable.value
                 v.assign_sub(v * wd * lr)
     if rule.kind == "adam":
         step = tf.cast(optimizer.iterations + 1, _F32)
@@ -173,9 +183,9 @@ def apply_update(optimizer, grads, variables) -> None:
         epsilon = tf.constant(rule.epsilon, _F32)
         for g, e in zip(grads, entries, strict=True):
             gen_training_ops.resource_apply_adam(
-                e[1],
-                e[2][0],
-                e[2][1],
+                e.handle,
+                e.slots[0],
+                e.slots[1],
                 powers[0],
                 powers[1],
                 lr,
@@ -191,8 +201,8 @@ def apply_update(optimizer, grads, variables) -> None:
         nesterov = rule.nesterov
         for g, e in zip(grads, entries, strict=True):
             gen_training_ops.resource_apply_keras_momentum(
-                e[1],
-                e[2][0],
+                e.handle,
+                e.slots[0],
                 step_lr,
                 g,
                 momentum,
@@ -202,7 +212,7 @@ def apply_update(optimizer, grads, variables) -> None:
     else:
         for g, e in zip(grads, entries, strict=True):
             gen_training_ops.resource_apply_gradient_descent(
-                e[1], step_lr, g, use_locking=False
+                e.handle, step_lr, g, use_locking=False
             )
     gen_resource_variable_ops.assign_add_variable_op(
         optimizer.iterations.value.handle,

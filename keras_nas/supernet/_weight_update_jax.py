@@ -34,7 +34,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from keras_nas.supernet._darts_math import by_layer, flat_norm
+from keras_nas.supernet._darts_math import by_layer, clip_factor, flat_norm
 from keras_nas.supernet.torch_style import fusable
 
 __all__ = ["applies", "clip_scale", "groups", "update"]
@@ -56,8 +56,7 @@ def groups(variables) -> list:
 
 def clip_scale(grads, clip):
     """`_darts_math.clip_and_decay`'s factor: `min(1, clip / norm)`."""
-    norm = flat_norm(grads)
-    return jnp.minimum(1.0, clip / jnp.maximum(norm, 1e-12))
+    return clip_factor(flat_norm(grads), clip)
 
 
 @functools.cache

@@ -46,6 +46,7 @@ import tensorflow as tf
 from keras_nas import _distribute_tensorflow as distribute
 from keras_nas.supernet._darts_math import (
     by_layer,
+    clip_factor,
     global_norm,
     virtual_step,
 )
@@ -119,7 +120,7 @@ def clip_and_decay(grads, variables, clip, decay):
     stacked = stacking.stack(grads)
     if clip:
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(s)) for s in stacked]))
-        scale = tf.minimum(clip / tf.maximum(norm, 1e-12), 1.0)
+        scale = clip_factor(norm, clip)
         stacked = [s * scale for s in stacked]
     if decay:
         values = stacking.stack(
@@ -256,7 +257,7 @@ def update(optimizer, grads, variables, clip, decay) -> None:
     scale = None
     if clip:
         norm = tf.sqrt(squared_norm(grads, groups))
-        scale = tf.minimum(clip / tf.maximum(norm, 1e-12), 1.0)
+        scale = clip_factor(norm, clip)
     with tf.name_scope(optimizer.name):
         momentums = [
             optimizer.momentums[optimizer._get_variable_index(v)].value

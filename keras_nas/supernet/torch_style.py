@@ -87,11 +87,22 @@ class TorchSGD(keras.optimizers.SGD):
         return config
 
 
+def plain_variable(variable: Any) -> bool:
+    """Whether an update written outside Keras' optimizer may step
+    `variable`: float32, without a constraint or
+    `overwrite_with_gradient` (which Keras' `apply` would honour)."""
+    return (
+        variable.dtype == "float32"
+        and variable.constraint is None
+        and not getattr(variable, "overwrite_with_gradient", False)
+    )
+
+
 def fusable(optimizer: Any, variables: Any) -> bool:
     """Whether `optimizer`'s step on `variables` is `TorchSGD.update_step`
     alone: a built `TorchSGD` (its own `update_step`) without Keras-side
     clipping, weight decay, EMA, gradient accumulation or loss scale, on
-    float32 variables without constraints or overwrite-with-gradient. The
+    plain variables (`plain_variable`). The
     DARTS weights updates that run this step in kernels of their own
     (`_weight_update_tensorflow`, `_weight_update_jax`) ask it first."""
     if (
@@ -107,12 +118,7 @@ def fusable(optimizer: Any, variables: Any) -> bool:
         or optimizer.loss_scale_factor is not None
     ):
         return False
-    return all(
-        v.dtype == "float32"
-        and v.constraint is None
-        and not getattr(v, "overwrite_with_gradient", False)
-        for v in variables
-    )
+    return all(plain_variable(v) for v in variables)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
